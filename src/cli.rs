@@ -1,0 +1,58 @@
+//! Command-line flags (clap derive). Every flag is documented in README.md.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rpc",
+    version,
+    about = "Agent host driven over stdio: line-delimited JSON commands in, frames out (protocol v1)."
+)]
+pub struct Cli {
+    /// Where sessions and installed extensions live [default: $AGENT_RPC_HOME,
+    /// else $XDG_DATA_HOME/agent-rpc, else ~/.local/share/agent-rpc].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Resume a session: by id, or the most recently updated one without an id.
+    #[arg(long = "continue", value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+    pub continue_session: Option<String>,
+
+    /// Model id, e.g. `echo:echo:echo-1` (<plugin>:<provider>:<model>); overrides a resumed session's model.
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+
+    /// A provider extension directory or its plugin.json (repeatable).
+    #[arg(long = "extension", value_name = "PATH")]
+    pub extensions: Vec<PathBuf>,
+
+    /// Working directory of the session [default: the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// System prompt sent with every provider request.
+    #[arg(long, value_name = "TEXT")]
+    pub system_prompt: Option<String>,
+
+    /// Largest accepted command line in bytes (newline excluded).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Seconds a provider may stay silent mid-stream before the turn fails.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub provider_idle_timeout: u64,
+
+    /// Seconds an extension has to answer `initialize`.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub init_timeout: u64,
+
+    /// Most provider rounds in one turn.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_rounds: u32,
+
+    /// Log filter for stderr (e.g. `debug`, `agent_rpc=trace`) [default: $RUST_LOG, else `warn`].
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}

@@ -1,0 +1,301 @@
+//! The dispatch loop: one `select!` over commands, turn reports, deferred
+//! answers, signals and the stdout-closed notice. It owns all host state.
+//!
+//! Nothing in the loop awaits a turn or a provider: turns run as tasks and
+//! report back over `turn_rx`; slow reads (`get_available_models`,
+//! `list_sessions`) answer from their own tasks. That is what keeps every
+//! read-only command fast in the middle of a stream.
+
+mod commands;
+mod turn;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::TurnMsg;
+use crate::protocol::{ErrorFrame, Frame, PromptParams, ResponseFrame};
+use crate::provider::Providers;
+use crate::session::{Session, SessionFile, Store};
+use crate::transport::{Inbound, Outbox};
+
+/// How long a cancelled turn may take to report before the host stops
+/// waiting for it on exit. Turns normally report within the cancel grace.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
+/// Settings fixed at start-up.
+pub struct Settings {
+    pub cwd: String,
+    pub system_prompt: Option<String>,
+    pub max_rounds: u32,
+    pub idle_timeout: Duration,
+    pub max_frame_bytes: usize,
+}
+
+/// A command queued to run as the next turn.
+struct Queued {
+    id: Value,
+    params: PromptParams,
+}
+
+/// The turn in flight.
+struct Running {
+    prompt_id: String,
+    id: Value,
+    command: &'static str,
+    cancel: CancellationToken,
+    steer: mpsc::UnboundedSender<String>,
+    /// `abort` commands waiting for this turn to end, and what each dropped.
+    aborts: Vec<(Value, Vec<Value>)>,
+    /// Follow-ups taken out of the queue by an abort, answered after the turn.
+    dropped: Vec<Queued>,
+}
+
+/// Answers computed off the loop, applied back on it.
+enum Deferred {
+    SetModel {
+        id: Value,
+        model: String,
+        result: Result<(), String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// `shutdown`, a signal, or end of input with nothing left to do.
+    Clean,
+    /// stdout is gone: nobody is listening, so nothing more is written.
+    StdoutClosed,
+}
+
+pub struct Host {
+    settings: Settings,
+    out: Outbox,
+    providers: Arc<Providers>,
+    store: Arc<Store>,
+    session: Session,
+    file: SessionFile,
+    model: watch::Sender<Option<String>>,
+    turn: Option<Running>,
+    queue: VecDeque<Queued>,
+    prompts_started: u64,
+    turn_tx: mpsc::UnboundedSender<(String, TurnMsg)>,
+    deferred_tx: mpsc::UnboundedSender<Deferred>,
+    eof: bool,
+    exit: Option<(Exit, Instant)>,
+}
+
+impl Host {
+    pub fn new(
+        settings: Settings,
+        out: Outbox,
+        providers: Arc<Providers>,
+        store: Store,
+        session: Session,
+        file: SessionFile,
+    ) -> (Self, HostChannels) {
+        let (turn_tx, turn_rx) = mpsc::unbounded_channel();
+        let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
+        let (model, _) = watch::channel(session.model.clone());
+        let host = Host {
+            settings,
+            out,
+            providers,
+            store: Arc::new(store),
+            session,
+            file,
+            model,
+            turn: None,
+            queue: VecDeque::new(),
+            prompts_started: 0,
+            turn_tx,
+            deferred_tx,
+            eof: false,
+            exit: None,
+        };
+        (
+            host,
+            HostChannels {
+                turn_rx,
+                deferred_rx,
+            },
+        )
+    }
+
+    /// Runs until the host should exit; returns the process exit code.
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut channels: HostChannels,
+        mut stdout_closed: oneshot::Receiver<std::io::Error>,
+    ) -> i32 {
+        let mut signals = Signals::new();
+        let mut stdout_open = true;
+        loop {
+            if self.ready_to_exit() {
+                break;
+            }
+            let exit_deadline = self.exit.map(|(_, at)| at + EXIT_GRACE);
+            tokio::select! {
+                line = inbound.recv(), if !self.eof && self.exit.is_none() => match line {
+                    Some(item) => self.on_inbound(item).await,
+                    None => self.on_eof(),
+                },
+                Some((prompt_id, msg)) = channels.turn_rx.recv() => {
+                    self.on_turn_msg(prompt_id, msg).await;
+                }
+                Some(d) = channels.deferred_rx.recv() => self.on_deferred(d).await,
+                _ = signals.next() => {
+                    tracing::info!("signal received; shutting down");
+                    self.begin_exit(Exit::Clean);
+                }
+                closed = &mut stdout_closed, if stdout_open => {
+                    stdout_open = false;
+                    if let Ok(e) = closed {
+                        tracing::info!("stdout closed ({e}); aborting and exiting");
+                        self.begin_exit(Exit::StdoutClosed);
+                    }
+                }
+                _ = sleep_until(exit_deadline), if exit_deadline.is_some() => {
+                    tracing::warn!("the running turn did not stop in time; exiting without it");
+                    break;
+                }
+            }
+        }
+        self.finish().await
+    }
+
+    fn ready_to_exit(&self) -> bool {
+        self.turn.is_none()
+            && (self.exit.is_some() || (self.eof && self.queue.is_empty()))
+    }
+
+    fn on_eof(&mut self) {
+        tracing::debug!("end of input");
+        self.eof = true;
+    }
+
+    /// Stops taking commands, aborts the running turn and drops the queue.
+    fn begin_exit(&mut self, kind: Exit) {
+        if self.exit.is_some() {
+            return;
+        }
+        self.exit = Some((kind, Instant::now()));
+        if let Some(turn) = &self.turn {
+            turn.cancel.cancel();
+        }
+    }
+
+    /// Persists, stops extensions and returns the exit code.
+    async fn finish(mut self) -> i32 {
+        // Queued follow-ups that never ran still get their one answer.
+        for q in std::mem::take(&mut self.queue) {
+            let mut body = Map::new();
+            body.insert("cancelled".into(), Value::Bool(true));
+            self.respond(q.id, "follow_up", true, body).await;
+        }
+        if let Err(e) = self.file.sync() {
+            tracing::error!("{e:#}");
+        }
+        tokio::time::timeout(Duration::from_millis(500), self.providers.shutdown())
+            .await
+            .ok();
+        0
+    }
+
+    async fn on_inbound(&mut self, item: Inbound) {
+        match item {
+            Inbound::TooLarge { bytes } => {
+                let err = ErrorFrame::new(
+                    Value::Null,
+                    crate::protocol::ErrorCode::FrameTooLarge,
+                    format!(
+                        "command line of {bytes} bytes exceeds the limit of {} bytes (--max-frame-bytes); it was discarded",
+                        self.settings.max_frame_bytes
+                    ),
+                );
+                self.send(Frame::Error(err)).await;
+            }
+            Inbound::Line(line) => match crate::protocol::decode_command(&line) {
+                Ok(envelope) => self.dispatch(envelope).await,
+                Err(err) => self.send(Frame::Error(err)).await,
+            },
+        }
+    }
+
+    async fn send(&self, frame: Frame) {
+        self.out.frame(&frame).await;
+    }
+
+    async fn respond(&self, id: Value, command: &'static str, ok: bool, body: Map<String, Value>) {
+        self.send(Frame::Response(ResponseFrame {
+            id,
+            command,
+            ok,
+            body,
+        }))
+        .await;
+    }
+
+    async fn reject(&self, id: Value, command: &'static str, err: ErrorFrame) {
+        let mut err = err.for_command(command);
+        err.id = id;
+        self.send(Frame::Error(err)).await;
+    }
+}
+
+/// Receivers the loop selects over, split from `Host` so `select!` can
+/// borrow them while handlers borrow the host.
+pub struct HostChannels {
+    turn_rx: mpsc::UnboundedReceiver<(String, TurnMsg)>,
+    deferred_rx: mpsc::UnboundedReceiver<Deferred>,
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// SIGTERM and SIGINT as one stream. If a handler cannot be installed the
+/// default disposition (exit) stays, which is still a clean enough end.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| tracing::warn!("cannot handle SIGTERM: {e}"))
+            .ok();
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| tracing::warn!("cannot handle SIGINT: {e}"))
+            .ok();
+        Signals { term, int }
+    }
+
+    async fn next(&mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    if s.recv().await.is_none() {
+                        std::future::pending::<()>().await
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.term) => {}
+            _ = recv(&mut self.int) => {}
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! agent-rpc: an agent host driven over stdio with line-delimited JSON
+//! (protocol v1, see SPEC.md).
+//!
+//! Layout:
+//! - [`cli`]: command-line flags.
+//! - [`protocol`]: wire types (commands in, frames out, error codes).
+//! - [`transport`]: the bounded stdin line reader and the single stdout writer.
+//! - [`host`]: the dispatch loop that owns all state and answers commands.
+//! - [`engine`]: one turn, from provider rounds to its outcome.
+//! - [`provider`]: model providers (subprocess extensions) and their registry.
+//! - [`message`]: conversation history shapes.
+//! - [`session`]: the JSONL session store.
+//! - [`startup`]: from flags to a running host, and start-up errors.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod cli;
+pub mod engine;
+pub mod host;
+pub mod message;
+pub mod protocol;
+pub mod provider;
+pub mod session;
+pub mod startup;
+pub mod transport;
+
+pub use startup::run;

@@ -1,0 +1,187 @@
+//! Conversation history: the shapes stored on disk, returned by
+//! `get_messages`, and (stripped of host markers) sent to providers.
+//!
+//! Messages are Anthropic-shaped because that is what extensions expect: a
+//! text-only message has a plain string `content`, anything else a list of
+//! typed blocks. The host's own markers (`aborted`, `error`, `stop_reason`)
+//! ride beside `role`/`content` and are dropped by [`Message::to_provider`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Blocks(Vec<Block>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block {
+    Text {
+        text: String,
+    },
+    Thinking {
+        thinking: String,
+        /// Providers that sign thinking need it sent back verbatim.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    ToolResult {
+        tool_use_id: String,
+        content: Value,
+        #[serde(default)]
+        is_error: bool,
+    },
+    Image {
+        source: Value,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: Content,
+    /// Why the provider ended this assistant message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// The turn was aborted while this message was streaming: it is partial.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub aborted: bool,
+    /// The turn failed while this message was streaming: it is partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Message {
+    pub fn user_text(text: impl Into<String>) -> Self {
+        Message::new(Role::User, Content::Text(text.into()))
+    }
+
+    pub fn new(role: Role, content: Content) -> Self {
+        Message {
+            role,
+            content,
+            stop_reason: None,
+            aborted: false,
+            error: None,
+        }
+    }
+
+    /// The `{role, content}` object a provider is sent.
+    pub fn to_provider(&self) -> Value {
+        json!({ "role": self.role, "content": self.content })
+    }
+
+    /// All the text of the message, for titles and directives.
+    pub fn text(&self) -> String {
+        match &self.content {
+            Content::Text(t) => t.clone(),
+            Content::Blocks(blocks) => {
+                let mut out = String::new();
+                for b in blocks {
+                    if let Block::Text { text } = b {
+                        out.push_str(text);
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Collects one assistant message from streamed pieces, merging consecutive
+/// deltas of the same kind into one block.
+#[derive(Debug, Default)]
+pub struct AssistantBuilder {
+    blocks: Vec<Block>,
+}
+
+impl AssistantBuilder {
+    pub fn text(&mut self, delta: &str) {
+        if let Some(Block::Text { text }) = self.blocks.last_mut() {
+            text.push_str(delta);
+        } else {
+            self.blocks.push(Block::Text {
+                text: delta.to_owned(),
+            });
+        }
+    }
+
+    pub fn thinking(&mut self, delta: &str) {
+        if let Some(Block::Thinking { thinking, .. }) = self.blocks.last_mut() {
+            thinking.push_str(delta);
+        } else {
+            self.blocks.push(Block::Thinking {
+                thinking: delta.to_owned(),
+                signature: None,
+            });
+        }
+    }
+
+    pub fn block(&mut self, block: Block) {
+        self.blocks.push(block);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// The tool calls the message asked for, in order.
+    pub fn tool_uses(&self) -> impl Iterator<Item = &Block> {
+        self.blocks
+            .iter()
+            .filter(|b| matches!(b, Block::ToolUse { .. }))
+    }
+
+    pub fn build(self) -> Message {
+        Message::new(Role::Assistant, Content::Blocks(self.blocks))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_only_user_message_has_string_content() {
+        let m = Message::user_text("hi");
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"role":"user","content":"hi"})
+        );
+    }
+
+    #[test]
+    fn builder_merges_deltas_and_markers_stay_off_the_provider_shape() {
+        let mut b = AssistantBuilder::default();
+        b.thinking("a");
+        b.thinking("b");
+        b.text("he");
+        b.text("llo");
+        let mut m = b.build();
+        m.aborted = true;
+        assert_eq!(
+            m.to_provider(),
+            json!({"role":"assistant","content":[
+                {"type":"thinking","thinking":"ab"},{"type":"text","text":"hello"}]})
+        );
+        let stored = serde_json::to_value(&m).unwrap();
+        assert_eq!(stored["aborted"], json!(true));
+        let back: Message = serde_json::from_value(stored).unwrap();
+        assert_eq!(back, m);
+    }
+}

@@ -1,0 +1,628 @@
+//! Provider extensions: subprocesses speaking JSON-RPC 2.0 over
+//! Content-Length frames (SynapsCLI-compatible).
+//!
+//! Each running extension is a [`Proc`] with three tasks, each owning one
+//! resource (helix-lsp style): a writer task owns the child's stdin, a reader
+//! task owns its stdout and routes responses by id (and stream events to the
+//! one streaming request), and a supervisor owns the `Child` itself, killing it
+//! on request and recording its exit status. A fourth task keeps a bounded
+//! tail of stderr for error messages. When the child dies every pending
+//! request is failed by dropping its sender, so no caller waits forever.
+
+use std::collections::HashMap;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{ChildStderr, ChildStdout, Command};
+use tokio::sync::{mpsc, watch};
+
+use super::framing::{self, Decoder};
+use super::manifest::Manifest;
+use super::{ModelInfo, ProviderEvent, ProviderInfo};
+use crate::protocol::Usage;
+
+/// Events buffered between the reader task and the turn. When the turn is
+/// slow (stdout blocked) the reader waits, the child's stdout pipe fills, and
+/// the extension itself is paused: memory stays bounded end to end.
+const STREAM_CAPACITY: usize = 256;
+
+/// Frames queued for the child's stdin. Requests are few; this only smooths
+/// bursts of cancels.
+const STDIN_CAPACITY: usize = 16;
+
+/// Bytes of the child's stderr kept for error messages.
+const STDERR_TAIL: usize = 4096;
+
+/// Environment variables an extension always inherits.
+const BASE_ENV: [&str; 5] = ["PATH", "HOME", "LANG", "TERM", "XDG_RUNTIME_DIR"];
+
+/// What a request's receiver gets.
+#[derive(Debug)]
+pub enum Incoming {
+    Event(ProviderEvent),
+    Result(Value),
+    Error(String),
+}
+
+#[derive(Default)]
+struct Routes {
+    pending: HashMap<u64, mpsc::Sender<Incoming>>,
+    /// The request that stream events belong to. Events carry no request id
+    /// in this protocol, so at most one stream is routed at a time and events
+    /// arriving with none active are dropped.
+    stream: Option<u64>,
+    /// Why the process can no longer be used.
+    dead: Option<String>,
+}
+
+impl Routes {
+    fn die(&mut self, reason: String) {
+        if self.dead.is_none() {
+            self.dead = Some(reason);
+        }
+        self.pending.clear();
+        self.stream = None;
+    }
+}
+
+/// A running extension process.
+pub struct Proc {
+    plugin_id: String,
+    stdin: mpsc::Sender<Vec<u8>>,
+    routes: Arc<Mutex<Routes>>,
+    next_id: AtomicU64,
+    kill: mpsc::Sender<()>,
+    exit: watch::Receiver<Option<ExitStatus>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn lock(routes: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
+    // A panic while holding this lock cannot leave Routes inconsistent in a
+    // way that matters more than losing the process, so poison is ignored.
+    routes.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Proc {
+    fn spawn(manifest: &Manifest) -> Result<Arc<Proc>, String> {
+        let mut cmd = Command::new(&manifest.command);
+        cmd.args(&manifest.args)
+            .current_dir(&manifest.root)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for name in BASE_ENV.iter().copied().chain(manifest.pass_env.iter().map(String::as_str)) {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+        cmd.envs(&manifest.env);
+        let mut child = cmd.spawn().map_err(|e| {
+            format!(
+                "extension {:?} could not start {}: {e}",
+                manifest.id,
+                manifest.command.display()
+            )
+        })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(format!("extension {:?}: pipes were not set up", manifest.id));
+        };
+
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let stderr_tail = Arc::new(Mutex::new(String::new()));
+        let (stdin_tx, mut stdin_rx) = mpsc::channel::<Vec<u8>>(STDIN_CAPACITY);
+        let (kill_tx, mut kill_rx) = mpsc::channel::<()>(1);
+        let (exit_tx, exit_rx) = watch::channel(None);
+
+        tokio::spawn(async move {
+            let mut stdin = stdin;
+            while let Some(frame) = stdin_rx.recv().await {
+                if stdin.write_all(&frame).await.is_err() || stdin.flush().await.is_err() {
+                    break;
+                }
+            }
+            // Dropping stdin closes the pipe: the extension sees EOF.
+        });
+
+        let id = manifest.id.clone();
+        let sup_routes = routes.clone();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status,
+                _ = kill_rx.recv() => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            match status {
+                Ok(status) => {
+                    tracing::debug!("extension {id} exited: {status}");
+                    lock(&sup_routes).die(format!("exited ({status})"));
+                    let _ = exit_tx.send(Some(status));
+                }
+                Err(e) => lock(&sup_routes).die(format!("could not be waited for: {e}")),
+            }
+        });
+
+        tokio::spawn(read_stdout(
+            manifest.id.clone(),
+            stdout,
+            routes.clone(),
+            stdin_tx.clone(),
+            kill_tx.clone(),
+        ));
+        tokio::spawn(read_stderr(manifest.id.clone(), stderr, stderr_tail.clone()));
+
+        Ok(Arc::new(Proc {
+            plugin_id: manifest.id.clone(),
+            stdin: stdin_tx,
+            routes,
+            next_id: AtomicU64::new(1),
+            kill: kill_tx,
+            exit: exit_rx,
+            stderr: stderr_tail,
+        }))
+    }
+
+    pub fn is_alive(&self) -> bool {
+        lock(&self.routes).dead.is_none()
+    }
+
+    /// Sends a request; its response (and, for a stream, its events) arrive
+    /// on the returned receiver, which closes if the process dies.
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Value,
+        stream: bool,
+    ) -> Result<(u64, mpsc::Receiver<Incoming>), String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+        {
+            let mut routes = lock(&self.routes);
+            if routes.dead.is_some() {
+                drop(routes);
+                return Err(self.failure_now());
+            }
+            routes.pending.insert(id, tx);
+            if stream {
+                routes.stream = Some(id);
+            }
+        }
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let frame = framing::encode(body.to_string().as_bytes());
+        if self.stdin.send(frame).await.is_err() {
+            return Err(self.failure().await);
+        }
+        Ok((id, rx))
+    }
+
+    /// A request whose only answer is its result.
+    pub async fn call(&self, method: &str, params: Value, timeout: Duration) -> Result<Value, String> {
+        let (_, mut rx) = self.request(method, params, false).await?;
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                match rx.recv().await {
+                    Some(Incoming::Result(v)) => return Ok(v),
+                    Some(Incoming::Error(e)) => return Err(e),
+                    Some(Incoming::Event(_)) => continue,
+                    None => return Err(self.failure().await),
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(r) => r.map_err(|e| self.with_stderr(format!("extension {:?}: {e}", self.plugin_id))),
+            Err(_) => Err(self.with_stderr(format!(
+                "extension {:?} did not answer {method} within {} s",
+                self.plugin_id,
+                timeout.as_secs_f32()
+            ))),
+        }
+    }
+
+    /// Fire-and-forget notification (e.g. `$/cancel_request`).
+    pub fn notify(&self, method: &str, params: Value) {
+        let body = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        let _ = self.stdin.try_send(framing::encode(body.to_string().as_bytes()));
+    }
+
+    /// Kills the process now; callers see it dead at once.
+    pub fn kill(&self, why: &str) {
+        lock(&self.routes).die(why.to_owned());
+        let _ = self.kill.try_send(());
+    }
+
+    /// Stops routing events to a request that is being abandoned, so stray
+    /// events it still sends never reach a later turn.
+    pub fn forget(&self, id: u64) {
+        let mut routes = lock(&self.routes);
+        routes.pending.remove(&id);
+        if routes.stream == Some(id) {
+            routes.stream = None;
+        }
+    }
+
+    /// Asks the extension to exit, then makes sure it does.
+    pub async fn shutdown(&self, grace: Duration) {
+        if self.is_alive() {
+            let _ = self.call("shutdown", Value::Null, grace).await;
+        }
+        self.kill("shut down");
+    }
+
+    /// A message that says what happened to the process: why it died, its
+    /// exit status when known within a moment, and its stderr tail.
+    pub async fn failure(&self) -> String {
+        let mut exit = self.exit.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_millis(300),
+            exit.wait_for(|s| s.is_some()),
+        )
+        .await;
+        self.failure_now()
+    }
+
+    fn failure_now(&self) -> String {
+        let reason = lock(&self.routes)
+            .dead
+            .clone()
+            .unwrap_or_else(|| "stopped answering".into());
+        let status = match *self.exit.borrow() {
+            Some(s) if !reason.contains("exited") => format!(", {s}"),
+            _ => String::new(),
+        };
+        self.with_stderr(format!(
+            "extension {:?} {reason}{status}",
+            self.plugin_id
+        ))
+    }
+
+    /// Appends the stderr tail, if there is one.
+    pub fn with_stderr(&self, message: String) -> String {
+        let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        let tail = tail.trim();
+        if tail.is_empty() {
+            message
+        } else {
+            format!("{message}; its stderr ends with: {tail}")
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RpcIn {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    params: Option<Value>,
+    #[serde(default)]
+    result: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+async fn read_stdout(
+    plugin: String,
+    mut stdout: ChildStdout,
+    routes: Arc<Mutex<Routes>>,
+    stdin: mpsc::Sender<Vec<u8>>,
+    kill: mpsc::Sender<()>,
+) {
+    let mut decoder = Decoder::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let reason = 'read: loop {
+        let n = match stdout.read(&mut chunk).await {
+            Ok(0) => break "closed its stdout".to_owned(),
+            Ok(n) => n,
+            Err(e) => break format!("stdout could not be read: {e}"),
+        };
+        decoder.push(&chunk[..n]);
+        loop {
+            let body = match decoder.next_frame() {
+                Ok(Some(body)) => body,
+                Ok(None) => break,
+                Err(e) => break 'read format!("sent a broken frame: {e}"),
+            };
+            let msg: RpcIn = match serde_json::from_slice(&body) {
+                Ok(m) => m,
+                Err(e) => break 'read format!("sent a frame that is not JSON-RPC: {e}"),
+            };
+            route(&plugin, msg, &routes, &stdin).await;
+        }
+    };
+    tracing::debug!("extension {plugin} reader ends: {reason}");
+    lock(&routes).die(reason);
+    // A process whose output cannot be framed any more is useless.
+    let _ = kill.try_send(());
+}
+
+async fn route(
+    plugin: &str,
+    msg: RpcIn,
+    routes: &Mutex<Routes>,
+    stdin: &mpsc::Sender<Vec<u8>>,
+) {
+    match (msg.method, msg.id) {
+        (Some(method), None) => {
+            if method != "provider.stream.event" {
+                tracing::debug!("extension {plugin}: ignoring notification {method}");
+                return;
+            }
+            let Some(event) = msg.params.and_then(parse_event) else {
+                return;
+            };
+            let target = {
+                let routes = lock(routes);
+                routes.stream.and_then(|id| routes.pending.get(&id).cloned())
+            };
+            if let Some(tx) = target {
+                let _ = tx.send(Incoming::Event(event)).await;
+            }
+        }
+        (Some(method), Some(id)) => {
+            // The host offers no methods to extensions yet.
+            let body = json!({"jsonrpc": "2.0", "id": id, "error": {
+                "code": -32601, "message": format!("method not found: {method}")}});
+            let _ = stdin.try_send(framing::encode(body.to_string().as_bytes()));
+        }
+        (None, Some(id)) => {
+            let Some(id) = id.as_u64() else { return };
+            let tx = {
+                let mut routes = lock(routes);
+                if routes.stream == Some(id) {
+                    routes.stream = None;
+                }
+                routes.pending.remove(&id)
+            };
+            let Some(tx) = tx else { return };
+            let answer = match (msg.result, msg.error) {
+                (_, Some(err)) => Incoming::Error(rpc_error_text(&err)),
+                (Some(result), None) => Incoming::Result(result),
+                (None, None) => Incoming::Result(Value::Null),
+            };
+            let _ = tx.send(answer).await;
+        }
+        (None, None) => tracing::debug!("extension {plugin}: ignoring a frame with no id or method"),
+    }
+}
+
+fn rpc_error_text(err: &Value) -> String {
+    match err.get("message").and_then(Value::as_str) {
+        Some(m) => match err.get("code") {
+            Some(code) => format!("{m} (code {code})"),
+            None => m.to_owned(),
+        },
+        None => err.to_string(),
+    }
+}
+
+/// Reads a stream event, flat (`{type, delta}`) or wrapped (`{event: {...}}`).
+pub fn parse_event(params: Value) -> Option<ProviderEvent> {
+    let mut ev = match params {
+        Value::Object(mut m) if !m.contains_key("type") && m.contains_key("event") => {
+            m.remove("event")?
+        }
+        other => other,
+    };
+    let obj = ev.as_object_mut()?;
+    let kind = obj.get("type")?.as_str()?.to_owned();
+    let mut take_str = |key: &str| match obj.remove(key) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    Some(match kind.as_str() {
+        "text" | "text_delta" => ProviderEvent::Text(take_str("delta").or_else(|| take_str("text"))?),
+        "thinking" | "thinking_delta" => {
+            ProviderEvent::Thinking(take_str("delta").or_else(|| take_str("thinking"))?)
+        }
+        "tool_use" => ProviderEvent::ToolUse {
+            id: take_str("id")?,
+            name: take_str("name")?,
+            input: obj.remove("input").unwrap_or_else(|| json!({})),
+        },
+        "usage" => {
+            let usage = obj.remove("usage").unwrap_or(ev);
+            ProviderEvent::Usage(serde_json::from_value::<Usage>(usage).ok()?)
+        }
+        "error" => ProviderEvent::Error(
+            take_str("message").unwrap_or_else(|| "the extension reported an error".into()),
+        ),
+        "done" => ProviderEvent::Done,
+        _ => return None,
+    })
+}
+
+async fn read_stderr(plugin: String, mut stderr: ChildStderr, tail: Arc<Mutex<String>>) {
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        let n = match stderr.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let text = String::from_utf8_lossy(&chunk[..n]);
+        tracing::debug!(target: "extension_stderr", "{plugin}: {}", text.trim_end());
+        let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+        tail.push_str(&text);
+        if tail.len() > STDERR_TAIL {
+            let mut cut = tail.len() - STDERR_TAIL;
+            while !tail.is_char_boundary(cut) {
+                cut += 1;
+            }
+            tail.drain(..cut);
+        }
+    }
+}
+
+/// One installed extension: its manifest, and the process when running.
+pub struct Extension {
+    pub manifest: Manifest,
+    proc: tokio::sync::Mutex<Option<Arc<Proc>>>,
+    providers: Mutex<Option<Arc<Vec<ProviderInfo>>>>,
+    init_timeout: Duration,
+}
+
+impl Extension {
+    pub fn new(manifest: Manifest, init_timeout: Duration) -> Self {
+        Extension {
+            manifest,
+            proc: tokio::sync::Mutex::new(None),
+            providers: Mutex::new(None),
+            init_timeout,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+
+    /// What `initialize` reported, if it has run.
+    pub fn known_providers(&self) -> Option<Arc<Vec<ProviderInfo>>> {
+        self.providers.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The running, initialised process, starting it if needed. Concurrent
+    /// callers share one start.
+    pub async fn proc(&self) -> Result<Arc<Proc>, String> {
+        let mut slot = self.proc.lock().await;
+        if let Some(p) = slot.as_ref() {
+            if p.is_alive() {
+                return Ok(p.clone());
+            }
+        }
+        *slot = None;
+        let proc = Proc::spawn(&self.manifest)?;
+        let params = json!({
+            "host_version": env!("CARGO_PKG_VERSION"),
+            // SynapsCLI's name for the same field, so its extensions see it.
+            "synaps_version": env!("CARGO_PKG_VERSION"),
+            "extension_protocol_version": 1,
+            "plugin_id": self.manifest.id,
+            "plugin_root": self.manifest.root,
+            "config": self.manifest.config,
+        });
+        let result = match proc.call("initialize", params, self.init_timeout).await {
+            Ok(r) => r,
+            Err(e) => {
+                proc.kill("failed to initialize");
+                return Err(format!("{e} (while initializing)"));
+            }
+        };
+        let providers = parse_capabilities(&result).map_err(|e| {
+            proc.kill("sent bad capabilities");
+            format!("extension {:?} answered initialize with {e}", self.manifest.id)
+        })?;
+        *self.providers.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(providers));
+        *slot = Some(proc.clone());
+        Ok(proc)
+    }
+
+    /// Provider list, starting the process if it never ran.
+    pub async fn providers(&self) -> Result<Arc<Vec<ProviderInfo>>, String> {
+        if let Some(p) = self.known_providers() {
+            return Ok(p);
+        }
+        self.proc().await?;
+        self.known_providers()
+            .ok_or_else(|| format!("extension {:?} reported no providers", self.manifest.id))
+    }
+
+    pub async fn shutdown(&self, grace: Duration) {
+        let proc = self.proc.lock().await.take();
+        if let Some(p) = proc {
+            p.shutdown(grace).await;
+        }
+    }
+}
+
+fn parse_capabilities(result: &Value) -> Result<Vec<ProviderInfo>, String> {
+    let list = result
+        .pointer("/capabilities/providers")
+        .and_then(Value::as_array)
+        .ok_or("no capabilities.providers list")?;
+    let mut out = Vec::new();
+    for p in list {
+        let id = p
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or("a provider without an id")?;
+        let models = p
+            .get("models")
+            .and_then(Value::as_array)
+            .map(|ms| {
+                ms.iter()
+                    .filter_map(|m| {
+                        let id = m.get("id")?.as_str()?.to_owned();
+                        let caps = m.get("capabilities");
+                        let flag = |k: &str, default: bool| {
+                            caps.and_then(|c| c.get(k))
+                                .and_then(Value::as_bool)
+                                .unwrap_or(default)
+                        };
+                        Some(ModelInfo {
+                            name: m
+                                .get("display_name")
+                                .and_then(Value::as_str)
+                                .unwrap_or(&id)
+                                .to_owned(),
+                            streaming: flag("streaming", true),
+                            tool_use: flag("tool_use", false),
+                            context_window: m.get("context_window").and_then(Value::as_u64),
+                            id,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(ProviderInfo {
+            id: id.to_owned(),
+            name: p
+                .get("display_name")
+                .and_then(Value::as_str)
+                .unwrap_or(id)
+                .to_owned(),
+            models,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_flat_and_wrapped() {
+        let e = parse_event(json!({"type":"text","delta":"hi"}));
+        assert!(matches!(e, Some(ProviderEvent::Text(ref t)) if t == "hi"));
+        let e = parse_event(json!({"event":{"type":"thinking","delta":"h"}}));
+        assert!(matches!(e, Some(ProviderEvent::Thinking(ref t)) if t == "h"));
+        let e = parse_event(json!({"type":"usage","input_tokens":3,"output_tokens":4}));
+        assert!(matches!(e, Some(ProviderEvent::Usage(u)) if u.input_tokens == 3 && u.output_tokens == 4));
+        let e = parse_event(json!({"type":"usage","usage":{"input_tokens":1}}));
+        assert!(matches!(e, Some(ProviderEvent::Usage(u)) if u.input_tokens == 1));
+        assert!(parse_event(json!({"type":"text"})).is_none());
+        assert!(parse_event(json!("x")).is_none());
+        assert!(matches!(parse_event(json!({"type":"done"})), Some(ProviderEvent::Done)));
+    }
+
+    #[test]
+    fn capabilities_parse() {
+        let caps = json!({"protocol_version":1,"capabilities":{"providers":[{"id":"p","display_name":"P",
+            "models":[{"id":"m","capabilities":{"streaming":false},"context_window":10}]}]}});
+        let ps = parse_capabilities(&caps).unwrap();
+        assert_eq!(ps[0].models[0].id, "m");
+        assert!(!ps[0].models[0].streaming);
+        assert!(parse_capabilities(&json!({})).is_err());
+    }
+}

@@ -1,0 +1,557 @@
+//! JSONL session store: one file per session, one writer per file.
+//!
+//! `sessions/<id>.jsonl` holds a header line then one entry per line, each
+//! appended with a single `write` as it happens, so a crash loses at most the
+//! line being written. Loading ignores a torn last line and truncates it away
+//! before appending again, so the file never carries garbage in the middle.
+//! The file is created lazily (on the first entry) so that a host started and
+//! closed without a prompt leaves nothing behind, and it is held under an
+//! exclusive OS lock (`flock`) for as long as this process uses it.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::message::{Message, Role};
+use crate::protocol::Usage;
+
+/// Bumped when an incompatible change is made to the file format.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Header {
+    pub version: u32,
+    pub id: String,
+    pub created_at: String,
+    pub cwd: String,
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// One line of a session file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Entry {
+    Session(Header),
+    Message {
+        ts: String,
+        message: Message,
+    },
+    ModelChange {
+        ts: String,
+        model: String,
+    },
+    /// Written when a turn ends: its outcome and the tokens it used.
+    TurnEnd {
+        ts: String,
+        prompt_id: String,
+        stop_reason: String,
+        usage: Usage,
+    },
+}
+
+/// Why a session could not be opened; the host maps these to error codes.
+#[derive(Debug)]
+pub enum OpenError {
+    InvalidId(String),
+    NotFound(String),
+    Locked(String),
+    Other(anyhow::Error),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::InvalidId(m) | OpenError::NotFound(m) | OpenError::Locked(m) => {
+                f.write_str(m)
+            }
+            OpenError::Other(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+/// RFC 3339 UTC timestamp with milliseconds.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// A new session id: time-ordered (UUIDv7), so ids sort by creation.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Session ids become file names, so only a safe alphabet is accepted.
+pub fn validate_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id != "."
+        && !id.contains("..")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid session id {:?}: use 1-128 letters, digits, '-', '_' or '.', without '..'",
+            id.chars().take(140).collect::<String>()
+        ))
+    }
+}
+
+/// Creates a directory (and parents) readable only by the owner.
+pub fn create_private_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("cannot create directory {}", path.display()))
+}
+
+/// The loaded state of a session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub header: Header,
+    pub model: Option<String>,
+    pub messages: Vec<Message>,
+    pub usage: Usage,
+    pub turns: u64,
+}
+
+impl Session {
+    pub fn new(id: String, cwd: String, model: Option<String>) -> Self {
+        Session {
+            header: Header {
+                version: FORMAT_VERSION,
+                id,
+                created_at: now(),
+                cwd,
+                model: model.clone(),
+            },
+            model,
+            messages: Vec::new(),
+            usage: Usage::default(),
+            turns: 0,
+        }
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        match entry {
+            Entry::Session(_) => {}
+            Entry::Message { message, .. } => self.messages.push(message),
+            Entry::ModelChange { model, .. } => self.model = Some(model),
+            Entry::TurnEnd { usage, .. } => {
+                self.usage.add(&usage);
+                self.turns += 1;
+            }
+        }
+    }
+
+    /// The first user message's text, shortened, for `list_sessions`.
+    pub fn title(&self) -> Option<String> {
+        let first = self.messages.iter().find(|m| m.role == Role::User)?;
+        let text = first.text();
+        let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let mut title: String = line.trim().chars().take(80).collect();
+        if line.trim().chars().count() > 80 {
+            title.push('…');
+        }
+        Some(title)
+    }
+}
+
+/// Parses a session file's bytes. Returns the session and the length of the
+/// valid prefix (everything up to the last complete, parseable line).
+pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
+    let mut lines = bytes.split_inclusive(|&b| b == b'\n');
+    let first = lines.next().ok_or_else(|| anyhow!("the file is empty"))?;
+    if first.last() != Some(&b'\n') {
+        return Err(anyhow!("the header line is incomplete"));
+    }
+    let header = match serde_json::from_slice::<Entry>(first) {
+        Ok(Entry::Session(h)) => h,
+        Ok(_) => return Err(anyhow!("the first line is not a session header")),
+        Err(e) => return Err(anyhow!("the header line is not valid: {e}")),
+    };
+    if header.version > FORMAT_VERSION {
+        return Err(anyhow!(
+            "format version {} is newer than this rpc understands ({FORMAT_VERSION}); upgrade rpc",
+            header.version
+        ));
+    }
+    let mut session = Session {
+        model: header.model.clone(),
+        header,
+        messages: Vec::new(),
+        usage: Usage::default(),
+        turns: 0,
+    };
+    let mut valid = first.len();
+    for (n, line) in lines.enumerate() {
+        if line.last() != Some(&b'\n') {
+            // A torn write from a crash: everything before it is intact.
+            tracing::warn!(
+                "ignoring an incomplete last line ({} bytes) in session {}",
+                line.len(),
+                session.header.id
+            );
+            break;
+        }
+        match serde_json::from_slice::<Entry>(line) {
+            Ok(entry) => session.apply(entry),
+            // A complete but unreadable line (written by a newer version, or
+            // damaged by hand) is skipped rather than losing the whole session.
+            Err(e) => tracing::warn!(
+                "skipping unreadable line {} of session {}: {e}",
+                n + 2,
+                session.header.id
+            ),
+        }
+        valid += line.len();
+    }
+    Ok((session, valid))
+}
+
+/// Where sessions live, and the writer of the one in use.
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(dir: PathBuf) -> Self {
+        Store { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path_of(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.jsonl"))
+    }
+
+    /// The id of the most recently written session, if any.
+    pub fn latest(&self) -> Result<Option<String>> {
+        let mut best: Option<(SystemTime, String)> = None;
+        for (id, path) in self.session_files()? {
+            let Ok(modified) = fs::metadata(&path).and_then(|m| m.modified()) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(t, _)| modified > *t) {
+                best = Some((modified, id));
+            }
+        }
+        Ok(best.map(|(_, id)| id))
+    }
+
+    fn session_files(&self) -> Result<Vec<(String, PathBuf)>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot list {}", self.dir.display()))
+            }
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if let Some(id) = name.strip_suffix(".jsonl") {
+                if validate_id(id).is_ok() {
+                    out.push((id.to_owned(), path));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens an existing session for writing: locks it, loads it, and cuts
+    /// off a torn last line.
+    pub fn open(&self, id: &str) -> Result<(Session, SessionFile), OpenError> {
+        validate_id(id).map_err(OpenError::InvalidId)?;
+        let path = self.path_of(id);
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(OpenError::NotFound(format!(
+                    "no session {id:?} in {} (list_sessions shows the ids there)",
+                    self.dir.display()
+                )))
+            }
+            Err(e) => {
+                return Err(OpenError::Other(
+                    anyhow!(e).context(format!("cannot open {}", path.display())),
+                ))
+            }
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked(format!(
+                    "session {id} is in use by another rpc process (lock on {})",
+                    path.display()
+                )))
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(OpenError::Other(
+                    anyhow!(e).context(format!("cannot lock {}", path.display())),
+                ))
+            }
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .map_err(OpenError::Other)?;
+        let (session, valid) = parse(&bytes)
+            .with_context(|| format!("session file {} is damaged", path.display()))
+            .map_err(OpenError::Other)?;
+        if valid < bytes.len() {
+            file.set_len(valid as u64)
+                .and_then(|()| file.sync_data())
+                .with_context(|| format!("cannot repair {}", path.display()))
+                .map_err(OpenError::Other)?;
+        }
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| OpenError::Other(e.into()))?;
+        let writer = SessionFile {
+            path,
+            header: session.header.clone(),
+            file: Some(file),
+            dirty: false,
+        };
+        Ok((session, writer))
+    }
+
+    /// A writer for a new session; the file appears with its first entry.
+    pub fn create(&self, header: Header) -> SessionFile {
+        SessionFile {
+            path: self.path_of(&header.id),
+            header,
+            file: None,
+            dirty: false,
+        }
+    }
+
+    /// Summaries of every session, newest first.
+    pub fn list(&self) -> Result<Vec<Summary>> {
+        let mut out = Vec::new();
+        for (id, path) in self.session_files()? {
+            let Ok(bytes) = fs::read(&path) else { continue };
+            let Ok((session, _)) = parse(&bytes) else {
+                continue;
+            };
+            let updated = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            out.push(Summary {
+                session_id: id,
+                created_at: session.header.created_at.clone(),
+                updated_at: humantime::format_rfc3339_millis(updated).to_string(),
+                message_count: session.messages.len(),
+                model: session.model.clone(),
+                title: session.title(),
+                cwd: session.header.cwd.clone(),
+                updated,
+            });
+        }
+        out.sort_by_key(|s| std::cmp::Reverse(s.updated));
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub session_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub message_count: usize,
+    pub model: Option<String>,
+    pub title: Option<String>,
+    pub cwd: String,
+    #[serde(skip)]
+    updated: SystemTime,
+}
+
+/// The append-only writer of one session file.
+pub struct SessionFile {
+    path: PathBuf,
+    header: Header,
+    file: Option<File>,
+    dirty: bool,
+}
+
+impl SessionFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one entry as one line with one write.
+    pub fn append(&mut self, entry: &Entry) -> Result<()> {
+        let mut line = serde_json::to_vec(entry).context("cannot encode a session entry")?;
+        line.push(b'\n');
+        let path = &self.path;
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(create_file(path, &self.header)?),
+        };
+        file.write_all(&line)
+            .with_context(|| format!("cannot write session file {}", path.display()))?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        if let (true, Some(file)) = (self.dirty, &self.file) {
+            file.sync_data()
+                .with_context(|| format!("cannot sync session file {}", self.path.display()))?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+}
+
+/// Creates the file with its header atomically: written to a temporary name,
+/// synced, then renamed, so no reader ever sees a file without a header.
+fn create_file(path: &Path, header: &Header) -> Result<File> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow!("session path {} has no directory", path.display()))?;
+    create_private_dir(dir)?;
+    let mut line = serde_json::to_vec(&Entry::Session(header.clone()))?;
+    line.push(b'\n');
+    let tmp = dir.join(format!(".{}.tmp", header.id));
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create session file {}", tmp.display()))?;
+    file.try_lock()
+        .map_err(|e| anyhow!("cannot lock {}: {e}", tmp.display()))?;
+    file.write_all(&line)
+        .and_then(|()| file.sync_data())
+        .with_context(|| format!("cannot write session file {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))?;
+    // The rename must itself be durable before entries are appended.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+
+    fn sample() -> Vec<u8> {
+        let mut s = Session::new("s1".into(), "/tmp".into(), Some("a:b:c".into()));
+        let mut out = Vec::new();
+        let mut push = |e: &Entry| {
+            out.extend(serde_json::to_vec(e).unwrap());
+            out.push(b'\n');
+        };
+        push(&Entry::Session(s.header.clone()));
+        for i in 0..3 {
+            push(&Entry::Message {
+                ts: now(),
+                message: Message::user_text(format!("m{i}")),
+            });
+        }
+        push(&Entry::TurnEnd {
+            ts: now(),
+            prompt_id: "p1".into(),
+            stop_reason: "end_turn".into(),
+            usage: Usage {
+                input_tokens: 3,
+                ..Usage::default()
+            },
+        });
+        s.messages.clear();
+        out
+    }
+
+    #[test]
+    fn ids_are_validated() {
+        for good in ["abc", "a-b_c.d", "0192f0e4-7c2a-7b4e-9d1e-3f5a6b7c8d9e"] {
+            assert!(validate_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "../x", "a..b", "x y", "é", &"a".repeat(129)] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn truncation_at_any_byte_keeps_every_complete_line() {
+        let bytes = sample();
+        let (full, len) = parse(&bytes).unwrap();
+        assert_eq!((full.messages.len(), full.turns, len), (3, 1, bytes.len()));
+        let header_len = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+        for cut in header_len..bytes.len() {
+            let (s, valid) = parse(&bytes[..cut]).unwrap();
+            let complete = bytes[..cut].iter().filter(|&&b| b == b'\n').count() - 1;
+            let expected_msgs = complete.min(3);
+            assert_eq!(s.messages.len(), expected_msgs, "cut at {cut}");
+            assert_eq!(&bytes[..valid], &bytes[..valid], "prefix");
+            assert!(valid <= cut && bytes[valid - 1] == b'\n');
+        }
+        for cut in 0..header_len {
+            assert!(parse(&bytes[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn open_repairs_a_torn_tail_and_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_path_buf());
+        let mut bytes = sample();
+        bytes.extend_from_slice(b"{\"type\":\"message\",\"ts\":\"x\",\"mess");
+        fs::write(store.path_of("s1"), &bytes).unwrap();
+        let (s, mut w) = store.open("s1").unwrap();
+        assert_eq!(s.messages.len(), 3);
+        assert!(matches!(store.open("s1"), Err(OpenError::Locked(_))));
+        w.append(&Entry::ModelChange {
+            ts: now(),
+            model: "x:y:z".into(),
+        })
+        .unwrap();
+        w.sync().unwrap();
+        drop(w);
+        let (s, _) = store.open("s1").unwrap();
+        assert_eq!(s.model.as_deref(), Some("x:y:z"));
+        assert!(matches!(store.open("nope"), Err(OpenError::NotFound(_))));
+        assert!(matches!(store.open("../x"), Err(OpenError::InvalidId(_))));
+    }
+
+    #[test]
+    fn new_files_are_private_and_created_on_first_entry() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("sessions"));
+        let s = Session::new("n1".into(), "/".into(), None);
+        let mut w = store.create(s.header.clone());
+        assert!(!store.path_of("n1").exists());
+        w.append(&Entry::Message {
+            ts: now(),
+            message: Message::user_text("hi"),
+        })
+        .unwrap();
+        let meta = fs::metadata(store.path_of("n1")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let dmeta = fs::metadata(store.dir()).unwrap();
+        assert_eq!(dmeta.permissions().mode() & 0o777, 0o700);
+        let list = store.list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].title.as_deref(), Some("hi"));
+    }
+}
