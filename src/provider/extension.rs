@@ -97,7 +97,11 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for name in BASE_ENV.iter().copied().chain(manifest.pass_env.iter().map(String::as_str)) {
+        for name in BASE_ENV
+            .iter()
+            .copied()
+            .chain(manifest.pass_env.iter().map(String::as_str))
+        {
             if let Some(v) = std::env::var_os(name) {
                 cmd.env(name, v);
             }
@@ -113,7 +117,10 @@ impl Proc {
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err(format!("extension {:?}: pipes were not set up", manifest.id));
+            return Err(format!(
+                "extension {:?}: pipes were not set up",
+                manifest.id
+            ));
         };
 
         let routes = Arc::new(Mutex::new(Routes::default()));
@@ -152,14 +159,21 @@ impl Proc {
             }
         });
 
+        // The reader holds the kill sender weakly: when the last `Proc` is
+        // dropped every strong sender is gone, which the supervisor takes as
+        // a kill. A strong clone here would keep a silent child alive forever.
         tokio::spawn(read_stdout(
             manifest.id.clone(),
             stdout,
             routes.clone(),
-            stdin_tx.clone(),
-            kill_tx.clone(),
+            stdin_tx.downgrade(),
+            kill_tx.downgrade(),
         ));
-        tokio::spawn(read_stderr(manifest.id.clone(), stderr, stderr_tail.clone()));
+        tokio::spawn(read_stderr(
+            manifest.id.clone(),
+            stderr,
+            stderr_tail.clone(),
+        ));
 
         Ok(Arc::new(Proc {
             plugin_id: manifest.id.clone(),
@@ -206,7 +220,12 @@ impl Proc {
     }
 
     /// A request whose only answer is its result.
-    pub async fn call(&self, method: &str, params: Value, timeout: Duration) -> Result<Value, String> {
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, String> {
         let (_, mut rx) = self.request(method, params, false).await?;
         let waited = tokio::time::timeout(timeout, async {
             loop {
@@ -220,7 +239,9 @@ impl Proc {
         })
         .await;
         match waited {
-            Ok(r) => r.map_err(|e| self.with_stderr(format!("extension {:?}: {e}", self.plugin_id))),
+            Ok(r) => {
+                r.map_err(|e| self.with_stderr(format!("extension {:?}: {e}", self.plugin_id)))
+            }
             Err(_) => Err(self.with_stderr(format!(
                 "extension {:?} did not answer {method} within {} s",
                 self.plugin_id,
@@ -232,7 +253,9 @@ impl Proc {
     /// Fire-and-forget notification (e.g. `$/cancel_request`).
     pub fn notify(&self, method: &str, params: Value) {
         let body = json!({"jsonrpc": "2.0", "method": method, "params": params});
-        let _ = self.stdin.try_send(framing::encode(body.to_string().as_bytes()));
+        let _ = self
+            .stdin
+            .try_send(framing::encode(body.to_string().as_bytes()));
     }
 
     /// Kills the process now; callers see it dead at once.
@@ -263,11 +286,8 @@ impl Proc {
     /// exit status when known within a moment, and its stderr tail.
     pub async fn failure(&self) -> String {
         let mut exit = self.exit.clone();
-        let _ = tokio::time::timeout(
-            Duration::from_millis(300),
-            exit.wait_for(|s| s.is_some()),
-        )
-        .await;
+        let _ =
+            tokio::time::timeout(Duration::from_millis(300), exit.wait_for(|s| s.is_some())).await;
         self.failure_now()
     }
 
@@ -280,10 +300,7 @@ impl Proc {
             Some(s) if !reason.contains("exited") => format!(", {s}"),
             _ => String::new(),
         };
-        self.with_stderr(format!(
-            "extension {:?} {reason}{status}",
-            self.plugin_id
-        ))
+        self.with_stderr(format!("extension {:?} {reason}{status}", self.plugin_id))
     }
 
     /// Appends the stderr tail, if there is one.
@@ -316,8 +333,8 @@ async fn read_stdout(
     plugin: String,
     mut stdout: ChildStdout,
     routes: Arc<Mutex<Routes>>,
-    stdin: mpsc::Sender<Vec<u8>>,
-    kill: mpsc::Sender<()>,
+    stdin: mpsc::WeakSender<Vec<u8>>,
+    kill: mpsc::WeakSender<()>,
 ) {
     let mut decoder = Decoder::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -344,14 +361,16 @@ async fn read_stdout(
     tracing::debug!("extension {plugin} reader ends: {reason}");
     lock(&routes).die(reason);
     // A process whose output cannot be framed any more is useless.
-    let _ = kill.try_send(());
+    if let Some(kill) = kill.upgrade() {
+        let _ = kill.try_send(());
+    }
 }
 
 async fn route(
     plugin: &str,
     msg: RpcIn,
     routes: &Mutex<Routes>,
-    stdin: &mpsc::Sender<Vec<u8>>,
+    stdin: &mpsc::WeakSender<Vec<u8>>,
 ) {
     match (msg.method, msg.id) {
         (Some(method), None) => {
@@ -364,7 +383,9 @@ async fn route(
             };
             let target = {
                 let routes = lock(routes);
-                routes.stream.and_then(|id| routes.pending.get(&id).cloned())
+                routes
+                    .stream
+                    .and_then(|id| routes.pending.get(&id).cloned())
             };
             if let Some(tx) = target {
                 let _ = tx.send(Incoming::Event(event)).await;
@@ -374,7 +395,9 @@ async fn route(
             // The host offers no methods to extensions yet.
             let body = json!({"jsonrpc": "2.0", "id": id, "error": {
                 "code": -32601, "message": format!("method not found: {method}")}});
-            let _ = stdin.try_send(framing::encode(body.to_string().as_bytes()));
+            if let Some(stdin) = stdin.upgrade() {
+                let _ = stdin.try_send(framing::encode(body.to_string().as_bytes()));
+            }
         }
         (None, Some(id)) => {
             let Some(id) = id.as_u64() else { return };
@@ -393,7 +416,9 @@ async fn route(
             };
             let _ = tx.send(answer).await;
         }
-        (None, None) => tracing::debug!("extension {plugin}: ignoring a frame with no id or method"),
+        (None, None) => {
+            tracing::debug!("extension {plugin}: ignoring a frame with no id or method")
+        }
     }
 }
 
@@ -422,7 +447,9 @@ pub fn parse_event(params: Value) -> Option<ProviderEvent> {
         _ => None,
     };
     Some(match kind.as_str() {
-        "text" | "text_delta" => ProviderEvent::Text(take_str("delta").or_else(|| take_str("text"))?),
+        "text" | "text_delta" => {
+            ProviderEvent::Text(take_str("delta").or_else(|| take_str("text"))?)
+        }
         "thinking" | "thinking_delta" => {
             ProviderEvent::Thinking(take_str("delta").or_else(|| take_str("thinking"))?)
         }
@@ -488,7 +515,10 @@ impl Extension {
 
     /// What `initialize` reported, if it has run.
     pub fn known_providers(&self) -> Option<Arc<Vec<ProviderInfo>>> {
-        self.providers.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.providers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The running, initialised process, starting it if needed. Concurrent
@@ -520,7 +550,10 @@ impl Extension {
         };
         let providers = parse_capabilities(&result).map_err(|e| {
             proc.kill("sent bad capabilities");
-            format!("extension {:?} answered initialize with {e}", self.manifest.id)
+            format!(
+                "extension {:?} answered initialize with {e}",
+                self.manifest.id
+            )
         })?;
         *self.providers.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(providers));
         *slot = Some(proc.clone());
@@ -608,12 +641,17 @@ mod tests {
         let e = parse_event(json!({"event":{"type":"thinking","delta":"h"}}));
         assert!(matches!(e, Some(ProviderEvent::Thinking(ref t)) if t == "h"));
         let e = parse_event(json!({"type":"usage","input_tokens":3,"output_tokens":4}));
-        assert!(matches!(e, Some(ProviderEvent::Usage(u)) if u.input_tokens == 3 && u.output_tokens == 4));
+        assert!(
+            matches!(e, Some(ProviderEvent::Usage(u)) if u.input_tokens == 3 && u.output_tokens == 4)
+        );
         let e = parse_event(json!({"type":"usage","usage":{"input_tokens":1}}));
         assert!(matches!(e, Some(ProviderEvent::Usage(u)) if u.input_tokens == 1));
         assert!(parse_event(json!({"type":"text"})).is_none());
         assert!(parse_event(json!("x")).is_none());
-        assert!(matches!(parse_event(json!({"type":"done"})), Some(ProviderEvent::Done)));
+        assert!(matches!(
+            parse_event(json!({"type":"done"})),
+            Some(ProviderEvent::Done)
+        ));
     }
 
     #[test]

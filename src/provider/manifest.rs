@@ -62,8 +62,8 @@ pub fn load(path: &Path) -> Result<Manifest> {
     } else {
         path.to_path_buf()
     };
-    let file = std::path::absolute(&file)
-        .with_context(|| format!("cannot resolve {}", file.display()))?;
+    let file =
+        std::path::absolute(&file).with_context(|| format!("cannot resolve {}", file.display()))?;
     let root = file
         .parent()
         .ok_or_else(|| anyhow!("{} has no parent directory", file.display()))?

@@ -25,7 +25,11 @@ use manifest::Manifest;
 pub enum ProviderEvent {
     Text(String),
     Thinking(String),
-    ToolUse { id: String, name: String, input: Value },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
     Usage(Usage),
     Error(String),
     Done,
@@ -188,7 +192,11 @@ impl Providers {
                     "extension {:?} has no provider {:?} (it has: {})",
                     parsed.plugin,
                     parsed.provider,
-                    providers.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", ")
+                    providers
+                        .iter()
+                        .map(|p| p.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             })?;
         provider
@@ -202,7 +210,12 @@ impl Providers {
                     parsed.plugin,
                     parsed.provider,
                     parsed.model,
-                    provider.models.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+                    provider
+                        .models
+                        .iter()
+                        .map(|m| m.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             })
     }
@@ -280,22 +293,15 @@ impl Providers {
         })
     }
 
+    /// Stops every running extension, all at once.
     pub async fn shutdown(&self) {
         let grace = Duration::from_millis(200);
-        let all = self.extensions.iter().map(|e| e.shutdown(grace));
-        futures_join_all(all).await;
-    }
-}
-
-/// Awaits a set of futures concurrently (a tiny stand-in for
-/// `futures::join_all`, to avoid a dependency for one call).
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
-    let mut set = Vec::new();
-    for f in futs {
-        set.push(Box::pin(f));
-    }
-    for f in set {
-        f.await;
+        let mut set = tokio::task::JoinSet::new();
+        for ext in &self.extensions {
+            let ext = ext.clone();
+            set.spawn(async move { ext.shutdown(grace).await });
+        }
+        while set.join_next().await.is_some() {}
     }
 }
 
