@@ -400,7 +400,9 @@ mod tests {
 
     #[test]
     fn message_update_is_compact() {
-        let ev = StreamEvent::TextDelta { delta: "tok ".into() };
+        let ev = StreamEvent::TextDelta {
+            delta: "tok ".into(),
+        };
         let frame = MessageUpdate {
             kind: "message_update",
             prompt_id: "p1",

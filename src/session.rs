@@ -253,9 +253,7 @@ impl Store {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot list {}", self.dir.display()))
-            }
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", self.dir.display())),
         };
         let mut out = Vec::new();
         for entry in entries.flatten() {
@@ -486,7 +484,17 @@ mod tests {
         for good in ["abc", "a-b_c.d", "0192f0e4-7c2a-7b4e-9d1e-3f5a6b7c8d9e"] {
             assert!(validate_id(good).is_ok(), "{good}");
         }
-        for bad in ["", ".", "..", "a/b", "../x", "a..b", "x y", "é", &"a".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a..b",
+            "x y",
+            "é",
+            &"a".repeat(129),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad}");
         }
     }

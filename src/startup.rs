@@ -46,7 +46,10 @@ pub fn run(cli: Cli) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "rpc: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "rpc: cannot start the async runtime: {e}"
+            );
             return EXIT_STARTUP;
         }
     };
@@ -55,9 +58,18 @@ pub fn run(cli: Cli) -> i32 {
         let prepared = match prepare(&cli) {
             Ok(p) => p,
             Err(e) => {
-                let _ = writeln!(std::io::stderr(), "rpc: {} ({})", e.message, e.code.as_str());
-                out.frame(&Frame::Error(ErrorFrame::new(Value::Null, e.code, e.message)))
-                    .await;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "rpc: {} ({})",
+                    e.message,
+                    e.code.as_str()
+                );
+                out.frame(&Frame::Error(ErrorFrame::new(
+                    Value::Null,
+                    e.code,
+                    e.message,
+                )))
+                .await;
                 return EXIT_STARTUP;
             }
         };
@@ -101,8 +113,12 @@ struct Prepared {
 fn prepare(cli: &Cli) -> Result<Prepared, StartupError> {
     let cwd = match &cli.cwd {
         Some(dir) => dir.clone(),
-        None => std::env::current_dir()
-            .map_err(|e| fail(ErrorCode::Internal, format!("cannot read the current directory: {e}")))?,
+        None => std::env::current_dir().map_err(|e| {
+            fail(
+                ErrorCode::Internal,
+                format!("cannot read the current directory: {e}"),
+            )
+        })?,
     };
     let cwd = cwd.canonicalize().map_err(|e| {
         fail(
@@ -117,8 +133,12 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartupError> {
         ));
     }
     let data_dir = data_dir(cli)?;
-    session::create_private_dir(&data_dir)
-        .map_err(|e| fail(ErrorCode::Internal, format!("data directory unusable: {e:#}")))?;
+    session::create_private_dir(&data_dir).map_err(|e| {
+        fail(
+            ErrorCode::Internal,
+            format!("data directory unusable: {e:#}"),
+        )
+    })?;
     let store = Store::new(data_dir.join("sessions"));
 
     let manifests = manifest::discover(&data_dir.join("extensions"), &cli.extensions)

@@ -171,8 +171,7 @@ impl Host {
     }
 
     fn ready_to_exit(&self) -> bool {
-        self.turn.is_none()
-            && (self.exit.is_some() || (self.eof && self.queue.is_empty()))
+        self.turn.is_none() && (self.exit.is_some() || (self.eof && self.queue.is_empty()))
     }
 
     fn on_eof(&mut self) {

@@ -173,8 +173,12 @@ impl Rpc {
 
     /// The next frame, failing the test after `READ_TIMEOUT`.
     pub fn recv(&mut self) -> Value {
-        self.recv_within(READ_TIMEOUT)
-            .unwrap_or_else(|| panic!("no frame within {READ_TIMEOUT:?}; stderr:\n{}", self.stderr()))
+        self.recv_within(READ_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "no frame within {READ_TIMEOUT:?}; stderr:\n{}",
+                self.stderr()
+            )
+        })
     }
 
     /// The next frame, or None after `timeout` (or at EOF).
@@ -327,9 +331,7 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     let mut frontier = vec![pid];
     while let Some(p) = frontier.pop() {
-        let Ok(children) =
-            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
-        else {
+        let Ok(children) = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")) else {
             continue;
         };
         for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
