@@ -20,9 +20,15 @@ pub struct Cli {
     #[arg(long = "continue", value_name = "ID", num_args = 0..=1, default_missing_value = "")]
     pub continue_session: Option<String>,
 
-    /// Model id, e.g. `echo:echo:echo-1` (<plugin>:<provider>:<model>); overrides a resumed session's model.
+    /// Model id: `provider/model` (e.g. `anthropic/claude-sonnet-5-5`, `ollama/qwen2.5:7b`),
+    /// `<plugin>:<provider>:<model>` for an extension, or a bare `claude-…`/`gpt-…` name;
+    /// overrides a resumed session's model.
     #[arg(long, value_name = "ID")]
     pub model: Option<String>,
+
+    /// Config file [default: $XDG_CONFIG_HOME/agent-rpc/config.toml, else ~/.config/agent-rpc/config.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// A provider extension directory or its plugin.json (repeatable).
     #[arg(long = "extension", value_name = "PATH")]

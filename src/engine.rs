@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::message::{AssistantBuilder, Block, Message};
-use crate::protocol::{ErrorCode, StreamEvent, Usage};
+use crate::protocol::{AutoRetryFrame, ErrorCode, Frame, StreamEvent, Usage};
 use crate::provider::{Completion, ProviderEvent, ProviderStream, Providers, Request, StreamItem};
 use crate::transport::Outbox;
 
@@ -285,6 +285,54 @@ async fn one_round(
                 };
                 ctx.out.update(prompt_id, &end).await;
                 builder.block(Block::ToolUse { id, name, input });
+            }
+            StreamItem::Event(ProviderEvent::ThinkingSignature(sig)) => builder.signature(&sig),
+            StreamItem::Event(ProviderEvent::ToolCallStart { id, name }) => {
+                let ev = StreamEvent::ToolcallStart {
+                    tool_call_id: id,
+                    name,
+                };
+                ctx.out.update(prompt_id, &ev).await;
+            }
+            StreamItem::Event(ProviderEvent::ToolCallDelta { id, delta }) => {
+                let ev = StreamEvent::ToolcallDelta {
+                    tool_call_id: id,
+                    delta,
+                };
+                ctx.out.update(prompt_id, &ev).await;
+            }
+            StreamItem::Event(ProviderEvent::ToolCallEnd { id, name, input }) => {
+                let ev = StreamEvent::ToolcallEnd {
+                    tool_call_id: id,
+                    name,
+                    input,
+                };
+                ctx.out.update(prompt_id, &ev).await;
+                if let StreamEvent::ToolcallEnd {
+                    tool_call_id,
+                    name,
+                    input,
+                } = ev
+                {
+                    builder.block(Block::ToolUse {
+                        id: tool_call_id,
+                        name,
+                        input,
+                    });
+                }
+            }
+            StreamItem::Event(ProviderEvent::Retry {
+                attempt,
+                delay_ms,
+                reason,
+            }) => {
+                let frame = Frame::AutoRetry(AutoRetryFrame {
+                    prompt_id: prompt_id.to_owned(),
+                    attempt,
+                    delay_ms,
+                    reason,
+                });
+                ctx.out.frame(&frame).await;
             }
             StreamItem::Event(ProviderEvent::Usage(u)) => last_usage = Some(u),
             StreamItem::Event(ProviderEvent::Done | ProviderEvent::Error(_)) => {}

@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - [`cli`]: command-line flags.
+//! - [`config`]: the optional config file (default model, HTTP endpoints).
 //! - [`protocol`]: wire types (commands in, frames out, error codes).
 //! - [`transport`]: the bounded stdin line reader and the single stdout writer.
 //! - [`host`]: the dispatch loop that owns all state and answers commands.
@@ -14,6 +15,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod host;
 pub mod message;

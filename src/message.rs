@@ -132,6 +132,13 @@ impl AssistantBuilder {
         }
     }
 
+    /// Attaches a signature to the thinking block being built.
+    pub fn signature(&mut self, sig: &str) {
+        if let Some(Block::Thinking { signature, .. }) = self.blocks.last_mut() {
+            signature.get_or_insert_with(String::new).push_str(sig);
+        }
+    }
+
     pub fn block(&mut self, block: Block) {
         self.blocks.push(block);
     }

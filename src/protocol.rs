@@ -311,6 +311,7 @@ pub enum Frame {
     Error(ErrorFrame),
     AgentStart(AgentStartFrame),
     AgentEnd(AgentEndFrame),
+    AutoRetry(AutoRetryFrame),
 }
 
 #[derive(Debug, Serialize)]
@@ -341,6 +342,16 @@ pub struct AgentStartFrame {
     /// The id of the `prompt` / `follow_up` command that started this turn.
     pub id: Value,
     pub command: &'static str,
+}
+
+/// An HTTP provider attempt failed before anything was shown; the host waits
+/// `delay_ms` and tries again.
+#[derive(Debug, Serialize)]
+pub struct AutoRetryFrame {
+    pub prompt_id: String,
+    pub attempt: u32,
+    pub delay_ms: u64,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]

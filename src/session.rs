@@ -52,6 +52,9 @@ pub enum Entry {
         prompt_id: String,
         stop_reason: String,
         usage: Usage,
+        /// What the turn cost, when the model's prices are known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
     },
 }
 
@@ -121,6 +124,8 @@ pub struct Session {
     pub messages: Vec<Message>,
     pub usage: Usage,
     pub turns: u64,
+    /// Sum of the priced turns; `None` while no turn had a known price.
+    pub cost_usd: Option<f64>,
 }
 
 impl Session {
@@ -137,6 +142,7 @@ impl Session {
             messages: Vec::new(),
             usage: Usage::default(),
             turns: 0,
+            cost_usd: None,
         }
     }
 
@@ -145,10 +151,17 @@ impl Session {
             Entry::Session(_) => {}
             Entry::Message { message, .. } => self.messages.push(message),
             Entry::ModelChange { model, .. } => self.model = Some(model),
-            Entry::TurnEnd { usage, .. } => {
-                self.usage.add(&usage);
-                self.turns += 1;
-            }
+            Entry::TurnEnd {
+                usage, cost_usd, ..
+            } => self.add_turn(&usage, cost_usd),
+        }
+    }
+
+    pub fn add_turn(&mut self, usage: &Usage, cost_usd: Option<f64>) {
+        self.usage.add(usage);
+        self.turns += 1;
+        if let Some(c) = cost_usd {
+            *self.cost_usd.get_or_insert(0.0) += c;
         }
     }
 
@@ -190,6 +203,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
         messages: Vec::new(),
         usage: Usage::default(),
         turns: 0,
+        cost_usd: None,
     };
     let mut valid = first.len();
     for (n, line) in lines.enumerate() {
@@ -474,6 +488,7 @@ mod tests {
                 input_tokens: 3,
                 ..Usage::default()
             },
+            cost_usd: None,
         });
         s.messages.clear();
         out

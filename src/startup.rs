@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cli::Cli;
+use crate::config;
 use crate::host::{Host, Settings};
 use crate::protocol::{ErrorCode, ErrorFrame, Frame, ReadyFrame, PROTOCOL_VERSION};
 use crate::provider::{manifest, Providers, Timeouts};
@@ -141,16 +142,21 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartupError> {
     })?;
     let store = Store::new(data_dir.join("sessions"));
 
+    let config =
+        config::load(cli.config.as_deref()).map_err(|e| fail(ErrorCode::InvalidParams, e))?;
     let manifests = manifest::discover(&data_dir.join("extensions"), &cli.extensions)
         .map_err(|e| fail(ErrorCode::InvalidParams, format!("{e:#}")))?;
-    let providers = Arc::new(Providers::new(
+    let providers = Providers::new(
         manifests,
+        &config,
         Timeouts {
             init: Duration::from_secs(cli.init_timeout),
             idle: Duration::from_secs(cli.provider_idle_timeout),
             cancel_grace: CANCEL_GRACE,
         },
-    ));
+    )
+    .map_err(|e| fail(ErrorCode::InvalidParams, format!("config: {e}")))?;
+    let providers = Arc::new(providers);
     if let Some(model) = &cli.model {
         providers
             .check_model_quick(model)

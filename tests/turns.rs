@@ -83,7 +83,7 @@ fn fixture_pids(rpc: &Rpc, mode: &str) -> Vec<u32> {
                     let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
                     args.iter()
                         .any(|a| *a == b"fakeprov.py" || a.ends_with(b"/fakeprov.py"))
-                        && args.iter().any(|a| *a == mode.as_bytes())
+                        && args.contains(&mode.as_bytes())
                 })
                 .unwrap_or(false)
         })

@@ -58,7 +58,7 @@ impl Host {
                     "output_tokens": u.output_tokens,
                     "cache_read_input_tokens": u.cache_read_input_tokens,
                     "cache_creation_input_tokens": u.cache_creation_input_tokens,
-                    "cost_usd": Value::Null,
+                    "cost_usd": self.session.cost_usd,
                 });
                 self.respond(id, name, true, body(b)).await;
             }

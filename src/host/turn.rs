@@ -129,6 +129,12 @@ impl Host {
             result,
             undelivered,
         } = outcome;
+        let cost_usd = self
+            .session
+            .model
+            .as_deref()
+            .and_then(|m| self.providers.price(m))
+            .map(|p| p.cost(&usage));
         let persisted = self
             .file
             .append(&Entry::TurnEnd {
@@ -136,10 +142,10 @@ impl Host {
                 prompt_id: prompt_id.clone(),
                 stop_reason: stop_reason.clone(),
                 usage,
+                cost_usd,
             })
             .and_then(|()| self.file.sync());
-        self.session.usage.add(&usage);
-        self.session.turns += 1;
+        self.session.add_turn(&usage, cost_usd);
 
         self.send(Frame::AgentEnd(AgentEndFrame {
             prompt_id: prompt_id.clone(),

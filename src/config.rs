@@ -1,0 +1,213 @@
+//! The optional config file: default model, named HTTP endpoints with their
+//! models, and HTTP retry/timeout settings.
+//!
+//! Read from `--config`, else `$XDG_CONFIG_HOME/agent-rpc/config.toml`, else
+//! `~/.config/agent-rpc/config.toml`; a missing default file is no config, a
+//! missing `--config` file is an error. Unknown keys are errors too (a typo
+//! silently ignored is a setting silently lost), and every error names the
+//! file, the line and the field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Model used when neither `--model` nor the session names one.
+    pub default_model: Option<String>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Anthropic Messages API.
+    Anthropic,
+    /// OpenAI-compatible Chat Completions API.
+    Openai,
+}
+
+/// `[providers.<name>]`: a named endpoint (or overrides of a built-in one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    #[serde(default)]
+    pub kind: Option<Kind>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the key; none for keyless local servers.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+}
+
+/// An extra model entry (or overrides for a catalogue one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    /// USD per million input tokens.
+    #[serde(default)]
+    pub input_price: Option<f64>,
+    /// USD per million output tokens.
+    #[serde(default)]
+    pub output_price: Option<f64>,
+    #[serde(default)]
+    pub cache_read_price: Option<f64>,
+    #[serde(default)]
+    pub cache_write_price: Option<f64>,
+}
+
+/// `[http]`: timeouts and retries for the HTTP providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub connect_timeout_secs: f64,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Total time retries may wait, over all attempts.
+    pub max_retry_secs: f64,
+    /// First backoff delay; doubles per attempt (with jitter).
+    pub retry_base_delay_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            connect_timeout_secs: 10.0,
+            max_retries: 4,
+            max_retry_secs: 60.0,
+            retry_base_delay_ms: 500,
+        }
+    }
+}
+
+/// The default location, if one can be found.
+pub fn default_path() -> Option<PathBuf> {
+    let base = std::env::var("XDG_CONFIG_HOME")
+        .ok()
+        .filter(|v| v.starts_with('/'))
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var("HOME")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".config"))
+        })?;
+    Some(base.join("agent-rpc/config.toml"))
+}
+
+/// Loads the config: `explicit` must exist; the default path may not.
+pub fn load(explicit: Option<&Path>) -> Result<Config, String> {
+    let (path, required) = match explicit {
+        Some(p) => (p.to_path_buf(), true),
+        None => match default_path() {
+            Some(p) => (p, false),
+            None => return Ok(Config::default()),
+        },
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(Config::default())
+        }
+        Err(e) => return Err(format!("cannot read config file {}: {e}", path.display())),
+    };
+    parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+/// Parses config text; errors carry the line, column and field.
+pub fn parse(text: &str) -> Result<Config, String> {
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let Some(span) = e.span() else {
+            return e.message().to_owned();
+        };
+        let start = span.start.min(text.len());
+        let line_no = text[..start].matches('\n').count() + 1;
+        format!("line {line_no}{}: {}", field_at(text, start), e.message())
+    })?;
+    for (name, p) in &config.providers {
+        if name.is_empty() || name.contains(['/', ':']) || name.contains(char::is_whitespace) {
+            return Err(format!(
+                "[providers.{name}]: a provider name may not be empty or contain '/', ':' or spaces"
+            ));
+        }
+        if let Some(url) = &p.base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "[providers.{name}] field base_url: {url:?} must start with http:// or https://"
+                ));
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// ", field <table>.<key>" for the `key = value` line holding `offset`, so
+/// a type error names what to fix even when the parser's message does not.
+fn field_at(text: &str, offset: usize) -> String {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let Some((key, _)) = line.split_once('=') else {
+        return String::new();
+    };
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(['[', ']']).to_owned());
+    match table {
+        Some(t) => format!(", field {t}.{}", key.trim()),
+        None => format!(", field {}", key.trim()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_ollama_endpoint() {
+        let c = parse(
+            r#"
+default_model = "ollama/qwen2.5:7b"
+[providers.ollama]
+kind = "openai"
+base_url = "http://localhost:11434/v1"
+[[providers.ollama.models]]
+id = "qwen2.5:7b"
+context_window = 32768
+"#,
+        )
+        .unwrap();
+        let p = &c.providers["ollama"];
+        assert_eq!(p.kind, Some(Kind::Openai));
+        assert_eq!(p.models[0].context_window, Some(32768));
+        assert_eq!(c.http.max_retries, 4);
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let e = parse("default_model = \"x\"\n[providers.a]\nkindd = \"openai\"\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("kindd"), "{e}");
+        let e = parse("[providers.a]\nkind = \"grpc\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("grpc"), "{e}");
+        let e = parse("[providers.a]\nbase_url = \"localhost\"\n").unwrap_err();
+        assert!(e.contains("base_url"), "{e}");
+        let e = parse("[http]\nmax_retries = \"many\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("max_retries"), "{e}");
+    }
+}

@@ -1,0 +1,334 @@
+//! Anthropic Messages API: request body and SSE event decoding.
+//!
+//! Stream shape: `message_start` (input usage) → per content block
+//! `content_block_start` / `content_block_delta`* / `content_block_stop` →
+//! `message_delta` (stop reason, output usage) → `message_stop`. A body that
+//! ends before `message_stop` was cut and fails the round.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use super::http::{ApiError, Decoder};
+use super::sse;
+use super::{Completion, ProviderEvent, Request};
+use crate::protocol::Usage;
+
+/// The API version header sent with every request.
+pub const API_VERSION: &str = "2023-06-01";
+
+/// `max_tokens` is required by the API; used when the catalogue has none.
+pub const DEFAULT_MAX_TOKENS: u64 = 8192;
+
+/// The request body for `model`.
+pub fn body(model: &str, max_tokens: u64, req: &Request) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(model));
+    body.insert(
+        "max_tokens".into(),
+        json!(req.max_tokens.unwrap_or(max_tokens)),
+    );
+    body.insert("stream".into(), json!(true));
+    if let Some(system) = req.system_prompt.as_deref().filter(|s| !s.is_empty()) {
+        body.insert("system".into(), json!(system));
+    }
+    body.insert("messages".into(), Value::Array(messages(&req.messages)));
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t["name"],
+                    "description": t["description"],
+                    "input_schema": t.get("input_schema").or(t.get("parameters")).cloned()
+                        .unwrap_or_else(|| json!({"type": "object"})),
+                })
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(t) = req.temperature {
+        body.insert("temperature".into(), json!(t));
+    }
+    Value::Object(body)
+}
+
+/// History → API messages. The API wants alternating roles and no empty
+/// content, while the history may hold two user messages in a row (after a
+/// failed turn) or an aborted empty answer; neighbours with the same role are
+/// merged and empty ones dropped. Thinking without a signature cannot be sent
+/// back (the API rejects it), so it is left out.
+fn messages(history: &[Value]) -> Vec<Value> {
+    let mut out: Vec<(String, Vec<Value>)> = Vec::new();
+    for m in history {
+        let role = m["role"].as_str().unwrap_or("user").to_owned();
+        let blocks: Vec<Value> = match &m["content"] {
+            Value::String(s) if s.is_empty() => Vec::new(),
+            Value::String(s) => vec![json!({"type": "text", "text": s})],
+            Value::Array(blocks) => blocks
+                .iter()
+                .filter(|b| match b["type"].as_str() {
+                    Some("thinking") => b.get("signature").is_some_and(Value::is_string),
+                    Some("text") => b["text"].as_str().is_some_and(|t| !t.is_empty()),
+                    _ => true,
+                })
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        if blocks.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some((last, existing)) if *last == role => existing.extend(blocks),
+            _ => out.push((role, blocks)),
+        }
+    }
+    out.into_iter()
+        .map(|(role, blocks)| json!({"role": role, "content": blocks}))
+        .collect()
+}
+
+/// A tool call being streamed.
+struct ToolCall {
+    id: String,
+    name: String,
+    json: String,
+}
+
+#[derive(Default)]
+pub struct AnthropicDecoder {
+    usage: Usage,
+    stop_reason: Option<String>,
+    tools: HashMap<u64, ToolCall>,
+    started: bool,
+}
+
+impl AnthropicDecoder {
+    pub fn new() -> Self {
+        AnthropicDecoder::default()
+    }
+}
+
+fn read_usage(into: &mut Usage, u: &Value) {
+    let get = |k: &str| u.get(k).and_then(Value::as_u64);
+    if let Some(v) = get("input_tokens") {
+        into.input_tokens = v;
+    }
+    if let Some(v) = get("output_tokens") {
+        into.output_tokens = v;
+    }
+    if let Some(v) = get("cache_read_input_tokens") {
+        into.cache_read_input_tokens = v;
+    }
+    if let Some(v) = get("cache_creation_input_tokens") {
+        into.cache_creation_input_tokens = v;
+    }
+}
+
+impl Decoder for AnthropicDecoder {
+    fn event(
+        &mut self,
+        ev: &sse::Event,
+        out: &mut Vec<ProviderEvent>,
+    ) -> Result<Option<Completion>, ApiError> {
+        let data: Value = serde_json::from_str(&ev.data).map_err(|e| {
+            ApiError::fatal(format!(
+                "malformed stream event {:?}: {e}",
+                ev.data.chars().take(120).collect::<String>()
+            ))
+        })?;
+        let kind = data["type"].as_str().unwrap_or(ev.event.as_str());
+        match kind {
+            "message_start" => {
+                self.started = true;
+                read_usage(&mut self.usage, &data["message"]["usage"]);
+            }
+            "content_block_start" => {
+                let index = data["index"].as_u64().unwrap_or(0);
+                let block = &data["content_block"];
+                match block["type"].as_str() {
+                    Some("tool_use") => {
+                        let id = block["id"].as_str().unwrap_or_default().to_owned();
+                        let name = block["name"].as_str().unwrap_or_default().to_owned();
+                        out.push(ProviderEvent::ToolCallStart {
+                            id: id.clone(),
+                            name: name.clone(),
+                        });
+                        self.tools.insert(
+                            index,
+                            ToolCall {
+                                id,
+                                name,
+                                json: String::new(),
+                            },
+                        );
+                    }
+                    Some("text") => {
+                        if let Some(t) = block["text"].as_str().filter(|t| !t.is_empty()) {
+                            out.push(ProviderEvent::Text(t.to_owned()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "content_block_delta" => {
+                let index = data["index"].as_u64().unwrap_or(0);
+                let delta = &data["delta"];
+                let text = |k: &str| delta[k].as_str().unwrap_or_default().to_owned();
+                match delta["type"].as_str() {
+                    Some("text_delta") => out.push(ProviderEvent::Text(text("text"))),
+                    Some("thinking_delta") => out.push(ProviderEvent::Thinking(text("thinking"))),
+                    Some("signature_delta") => {
+                        out.push(ProviderEvent::ThinkingSignature(text("signature")))
+                    }
+                    Some("input_json_delta") => {
+                        if let Some(call) = self.tools.get_mut(&index) {
+                            let piece = text("partial_json");
+                            call.json.push_str(&piece);
+                            out.push(ProviderEvent::ToolCallDelta {
+                                id: call.id.clone(),
+                                delta: piece,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "content_block_stop" => {
+                let index = data["index"].as_u64().unwrap_or(0);
+                if let Some(call) = self.tools.remove(&index) {
+                    out.push(finish_tool_call(call)?);
+                }
+            }
+            "message_delta" => {
+                if let Some(r) = data["delta"]["stop_reason"].as_str() {
+                    self.stop_reason = Some(r.to_owned());
+                }
+                read_usage(&mut self.usage, &data["usage"]);
+            }
+            "message_stop" => {
+                out.push(ProviderEvent::Usage(self.usage));
+                return Ok(Some(Completion {
+                    content: Vec::new(),
+                    stop_reason: self.stop_reason.take(),
+                    usage: Some(self.usage),
+                }));
+            }
+            "error" => {
+                let err = &data["error"];
+                let kind = err["type"].as_str().unwrap_or("error");
+                let message = err["message"].as_str().unwrap_or("no message");
+                return Err(ApiError {
+                    message: format!("{kind}: {message}"),
+                    retryable: matches!(
+                        kind,
+                        "overloaded_error" | "api_error" | "rate_limit_error"
+                    ),
+                });
+            }
+            // `ping` and event types added later are ignored.
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    fn eof(&mut self, _out: &mut Vec<ProviderEvent>) -> Result<Completion, ApiError> {
+        Err(ApiError {
+            message: if self.started {
+                "the stream ended before message_stop (cut off)".into()
+            } else {
+                "the response ended without any stream event".into()
+            },
+            retryable: true,
+        })
+    }
+}
+
+fn finish_tool_call(call: ToolCall) -> Result<ProviderEvent, ApiError> {
+    let input = if call.json.trim().is_empty() {
+        json!({})
+    } else {
+        serde_json::from_str(&call.json).map_err(|e| {
+            ApiError::fatal(format!(
+                "tool call {} ({}) has invalid JSON input: {e}",
+                call.id, call.name
+            ))
+        })?
+    };
+    Ok(ProviderEvent::ToolCallEnd {
+        id: call.id,
+        name: call.name,
+        input,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(d: &mut AnthropicDecoder, data: Value) -> (Vec<ProviderEvent>, Option<Completion>) {
+        let mut out = Vec::new();
+        let done = d
+            .event(
+                &sse::Event {
+                    event: String::new(),
+                    data: data.to_string(),
+                },
+                &mut out,
+            )
+            .unwrap();
+        (out, done)
+    }
+
+    #[test]
+    fn assembles_tool_input_and_usage() {
+        let mut d = AnthropicDecoder::new();
+        feed(
+            &mut d,
+            json!({"type":"message_start","message":{"usage":{"input_tokens":10,"cache_read_input_tokens":4}}}),
+        );
+        let (out, _) = feed(
+            &mut d,
+            json!({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t1","name":"read"}}),
+        );
+        assert!(matches!(&out[0], ProviderEvent::ToolCallStart { id, .. } if id == "t1"));
+        for piece in ["{\"pa", "th\": \"a", ".txt\"}"] {
+            feed(
+                &mut d,
+                json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":piece}}),
+            );
+        }
+        let (out, _) = feed(&mut d, json!({"type":"content_block_stop","index":1}));
+        assert!(
+            matches!(&out[0], ProviderEvent::ToolCallEnd { input, .. } if input == &json!({"path":"a.txt"}))
+        );
+        feed(
+            &mut d,
+            json!({"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":7}}),
+        );
+        let (_, done) = feed(&mut d, json!({"type":"message_stop"}));
+        let done = done.unwrap();
+        assert_eq!(done.stop_reason.as_deref(), Some("tool_use"));
+        let u = done.usage.unwrap();
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.cache_read_input_tokens),
+            (10, 7, 4)
+        );
+    }
+
+    #[test]
+    fn merges_same_role_neighbours_and_drops_unsigned_thinking() {
+        let history = vec![
+            json!({"role":"user","content":"a"}),
+            json!({"role":"user","content":"b"}),
+            json!({"role":"assistant","content":[{"type":"thinking","thinking":"x"},{"type":"text","text":""}]}),
+            json!({"role":"assistant","content":[{"type":"thinking","thinking":"y","signature":"s"},{"type":"text","text":"ok"}]}),
+        ];
+        let m = messages(&history);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0]["content"].as_array().unwrap().len(), 2);
+        assert_eq!(m[1]["content"][0]["signature"], "s");
+    }
+}

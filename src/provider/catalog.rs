@@ -1,0 +1,297 @@
+//! Built-in catalogue of Anthropic and OpenAI models: context windows,
+//! output limits and prices, so `get_available_models` can list them and
+//! `get_session_stats.cost_usd` can price them.
+//!
+//! Checked against the vendors' model and pricing pages on 2026-11-21.
+//! Prices are USD per million tokens at the standard tier. Models not listed
+//! still work (any id is passed through); they just have no price.
+
+use crate::protocol::Usage;
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: f64,
+    pub cache_write: f64,
+}
+
+impl Price {
+    pub fn cost(&self, u: &Usage) -> f64 {
+        (u.input_tokens as f64 * self.input
+            + u.output_tokens as f64 * self.output
+            + u.cache_read_input_tokens as f64 * self.cache_read
+            + u.cache_creation_input_tokens as f64 * self.cache_write)
+            / 1_000_000.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub id: String,
+    pub name: String,
+    pub context_window: Option<u64>,
+    pub max_tokens: Option<u64>,
+    pub price: Option<Price>,
+}
+
+/// (id, name, context window, max output, input, output, cache read, cache write)
+type Row = (&'static str, &'static str, u64, u64, f64, f64, f64, f64);
+
+const ANTHROPIC: &[Row] = &[
+    (
+        "claude-fable-5-1",
+        "Claude Fable 5.1",
+        1_000_000,
+        128_000,
+        10.0,
+        50.0,
+        0.25,
+        12.5,
+    ),
+    (
+        "claude-opus-5-5",
+        "Claude Opus 5.5",
+        1_000_000,
+        128_000,
+        4.0,
+        20.0,
+        0.2,
+        5.0,
+    ),
+    (
+        "claude-sonnet-5-5",
+        "Claude Sonnet 5.5",
+        1_000_000,
+        128_000,
+        2.0,
+        10.0,
+        0.1,
+        2.5,
+    ),
+    // Haiku 5.5 bills prompts over 100K tokens at 5x; the lower band is listed.
+    (
+        "claude-haiku-5-5",
+        "Claude Haiku 5.5",
+        1_000_000,
+        128_000,
+        0.1,
+        0.5,
+        0.01,
+        0.125,
+    ),
+    (
+        "claude-opus-5",
+        "Claude Opus 5",
+        1_000_000,
+        128_000,
+        5.0,
+        25.0,
+        0.5,
+        6.25,
+    ),
+    (
+        "claude-sonnet-5",
+        "Claude Sonnet 5",
+        1_000_000,
+        128_000,
+        2.0,
+        10.0,
+        0.2,
+        2.5,
+    ),
+    (
+        "claude-opus-4-5",
+        "Claude Opus 4.5",
+        200_000,
+        64_000,
+        5.0,
+        25.0,
+        0.5,
+        6.25,
+    ),
+    (
+        "claude-haiku-4-5",
+        "Claude Haiku 4.5",
+        200_000,
+        64_000,
+        1.0,
+        5.0,
+        0.1,
+        1.25,
+    ),
+    (
+        "claude-sonnet-4-5",
+        "Claude Sonnet 4.5",
+        200_000,
+        64_000,
+        3.0,
+        15.0,
+        0.3,
+        3.75,
+    ),
+];
+
+/// OpenAI bills cache writes only on GPT-5.6 and later (1.25x input); older
+/// models cache implicitly, so their write price is the input price.
+const OPENAI: &[Row] = &[
+    (
+        "gpt-6.2-astra",
+        "GPT-6.2 Astra",
+        1_050_000,
+        128_000,
+        8.0,
+        40.0,
+        0.4,
+        10.0,
+    ),
+    (
+        "gpt-6.2-sol",
+        "GPT-6.2 Sol",
+        1_050_000,
+        128_000,
+        2.0,
+        10.0,
+        0.1,
+        2.5,
+    ),
+    (
+        "gpt-6.1-terra",
+        "GPT-6.1 Terra",
+        1_050_000,
+        128_000,
+        1.0,
+        5.0,
+        0.05,
+        1.25,
+    ),
+    (
+        "gpt-6.1-sol",
+        "GPT-6.1 Sol",
+        1_050_000,
+        128_000,
+        2.0,
+        10.0,
+        0.1,
+        2.5,
+    ),
+    (
+        "gpt-6-luna",
+        "GPT-6 Luna",
+        1_050_000,
+        128_000,
+        0.1,
+        0.5,
+        0.01,
+        0.125,
+    ),
+    (
+        "gpt-5.6-sol",
+        "GPT-5.6 Sol",
+        1_050_000,
+        128_000,
+        5.0,
+        30.0,
+        0.5,
+        6.25,
+    ),
+    (
+        "gpt-5.5", "GPT-5.5", 1_050_000, 128_000, 5.0, 30.0, 0.5, 5.0,
+    ),
+    (
+        "gpt-5.4", "GPT-5.4", 1_050_000, 128_000, 2.5, 15.0, 0.25, 2.5,
+    ),
+    (
+        "gpt-5.4-mini",
+        "GPT-5.4 mini",
+        400_000,
+        128_000,
+        0.75,
+        4.5,
+        0.075,
+        0.75,
+    ),
+    ("gpt-4.1", "GPT-4.1", 1_047_576, 32_768, 2.0, 8.0, 0.5, 2.0),
+    ("gpt-4o", "GPT-4o", 128_000, 16_384, 2.5, 10.0, 1.25, 2.5),
+    (
+        "gpt-4o-mini",
+        "GPT-4o mini",
+        128_000,
+        16_384,
+        0.15,
+        0.6,
+        0.075,
+        0.15,
+    ),
+    ("o3", "o3", 200_000, 100_000, 2.0, 8.0, 0.5, 2.0),
+];
+
+fn specs(rows: &[Row]) -> Vec<ModelSpec> {
+    rows.iter()
+        .map(
+            |&(id, name, ctx, max, input, output, cache_read, cache_write)| ModelSpec {
+                id: id.into(),
+                name: name.into(),
+                context_window: Some(ctx),
+                max_tokens: Some(max),
+                price: Some(Price {
+                    input,
+                    output,
+                    cache_read,
+                    cache_write,
+                }),
+            },
+        )
+        .collect()
+}
+
+pub fn anthropic() -> Vec<ModelSpec> {
+    specs(ANTHROPIC)
+}
+
+pub fn openai() -> Vec<ModelSpec> {
+    specs(OPENAI)
+}
+
+/// The built-in provider a bare model name belongs to, if it is well known.
+pub fn provider_of_bare(model: &str) -> Option<&'static str> {
+    let openai_prefix = ["gpt-", "chatgpt-", "o1", "o3", "o4", "codex-"]
+        .iter()
+        .any(|p| model.starts_with(p));
+    if model.starts_with("claude-") {
+        Some("anthropic")
+    } else if openai_prefix {
+        Some("openai")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_is_per_million() {
+        let p = anthropic()
+            .into_iter()
+            .find(|m| m.id == "claude-sonnet-4-5")
+            .unwrap();
+        let u = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 100_000,
+            cache_read_input_tokens: 0,
+            cache_creation_input_tokens: 0,
+        };
+        assert!((p.price.unwrap().cost(&u) - 4.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bare_names_resolve() {
+        assert_eq!(provider_of_bare("claude-opus-5-5"), Some("anthropic"));
+        assert_eq!(provider_of_bare("gpt-4o-mini"), Some("openai"));
+        assert_eq!(provider_of_bare("o3"), Some("openai"));
+        assert_eq!(provider_of_bare("llama3"), None);
+    }
+}

@@ -1,0 +1,390 @@
+//! OpenAI-compatible Chat Completions: request body and SSE chunk decoding.
+//!
+//! One body serves OpenAI itself and the compatible servers (OpenRouter,
+//! Groq, Together, DeepSeek, Mistral, xAI, Ollama, vLLM, llama.cpp, LM
+//! Studio). Chunks are `data: {choices: [{delta, finish_reason}]}` ending
+//! with `data: [DONE]`; usage comes in a last chunk when the server honours
+//! `stream_options.include_usage`, and is simply absent when it does not.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use super::http::{ApiError, Decoder};
+use super::sse;
+use super::{Completion, ProviderEvent, Request};
+use crate::protocol::Usage;
+
+/// The request body. `max_tokens_field` is `max_completion_tokens` for
+/// OpenAI itself (its reasoning models refuse `max_tokens`) and `max_tokens`
+/// for compatible servers, which mostly know only the older name.
+pub fn body(model: &str, req: &Request, max_tokens_field: &str) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(model));
+    body.insert("stream".into(), json!(true));
+    body.insert("stream_options".into(), json!({"include_usage": true}));
+    body.insert("messages".into(), Value::Array(messages(req)));
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                json!({"type": "function", "function": {
+                    "name": t["name"],
+                    "description": t["description"],
+                    "parameters": t.get("input_schema").or(t.get("parameters")).cloned()
+                        .unwrap_or_else(|| json!({"type": "object"})),
+                }})
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(n) = req.max_tokens {
+        body.insert(max_tokens_field.into(), json!(n));
+    }
+    if let Some(t) = req.temperature {
+        body.insert("temperature".into(), json!(t));
+    }
+    Value::Object(body)
+}
+
+/// Anthropic-shaped history → chat messages: tool results become `tool`
+/// messages, tool calls become `tool_calls`, thinking is not sent back.
+fn messages(req: &Request) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(system) = req.system_prompt.as_deref().filter(|s| !s.is_empty()) {
+        out.push(json!({"role": "system", "content": system}));
+    }
+    for m in &req.messages {
+        let role = m["role"].as_str().unwrap_or("user");
+        let blocks = match &m["content"] {
+            Value::String(s) => {
+                if !s.is_empty() {
+                    out.push(json!({"role": role, "content": s}));
+                }
+                continue;
+            }
+            Value::Array(b) => b,
+            _ => continue,
+        };
+        let mut text = String::new();
+        let mut parts = Vec::new();
+        let mut calls = Vec::new();
+        for b in blocks {
+            match b["type"].as_str() {
+                Some("text") => {
+                    let t = b["text"].as_str().unwrap_or_default();
+                    text.push_str(t);
+                    parts.push(json!({"type": "text", "text": t}));
+                }
+                Some("image") => {
+                    let src = &b["source"];
+                    let url = format!(
+                        "data:{};base64,{}",
+                        src["media_type"].as_str().unwrap_or("image/png"),
+                        src["data"].as_str().unwrap_or_default()
+                    );
+                    parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
+                }
+                Some("tool_use") => calls.push(json!({
+                    "id": b["id"], "type": "function",
+                    "function": {"name": b["name"], "arguments": b["input"].to_string()},
+                })),
+                Some("tool_result") => {
+                    let content = match &b["content"] {
+                        Value::String(s) => s.clone(),
+                        Value::Array(items) => items
+                            .iter()
+                            .filter_map(|i| i["text"].as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        other => other.to_string(),
+                    };
+                    out.push(json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}));
+                }
+                _ => {}
+            }
+        }
+        if role == "assistant" {
+            if text.is_empty() && calls.is_empty() {
+                continue;
+            }
+            let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
+            if !calls.is_empty() {
+                msg["tool_calls"] = Value::Array(calls);
+            }
+            out.push(msg);
+        } else if parts.iter().any(|p| p["type"] == "image_url") {
+            out.push(json!({"role": role, "content": parts}));
+        } else if !text.is_empty() {
+            out.push(json!({"role": role, "content": text}));
+        }
+    }
+    out
+}
+
+struct ToolCall {
+    id: String,
+    name: String,
+    args: String,
+    started: bool,
+}
+
+#[derive(Default)]
+pub struct OpenAiDecoder {
+    usage: Option<Usage>,
+    finish: Option<String>,
+    /// Tool calls by their `index`, in order.
+    tools: BTreeMap<u64, ToolCall>,
+    any_chunk: bool,
+}
+
+impl OpenAiDecoder {
+    pub fn new() -> Self {
+        OpenAiDecoder::default()
+    }
+
+    fn complete(&mut self, out: &mut Vec<ProviderEvent>) -> Result<Completion, ApiError> {
+        for (_, call) in std::mem::take(&mut self.tools) {
+            if !call.started {
+                out.push(ProviderEvent::ToolCallStart {
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                });
+            }
+            let input = if call.args.trim().is_empty() {
+                json!({})
+            } else {
+                serde_json::from_str(&call.args).map_err(|e| {
+                    ApiError::fatal(format!(
+                        "tool call {} ({}) has invalid JSON arguments: {e}",
+                        call.id, call.name
+                    ))
+                })?
+            };
+            out.push(ProviderEvent::ToolCallEnd {
+                id: call.id,
+                name: call.name,
+                input,
+            });
+        }
+        if let Some(u) = self.usage {
+            out.push(ProviderEvent::Usage(u));
+        }
+        Ok(Completion {
+            content: Vec::new(),
+            stop_reason: self.finish.take().map(|f| stop_reason(&f)),
+            usage: self.usage,
+        })
+    }
+}
+
+/// Chat Completions finish reasons in the host's (Anthropic) vocabulary.
+fn stop_reason(finish: &str) -> String {
+    match finish {
+        "stop" => "end_turn",
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        other => other,
+    }
+    .to_owned()
+}
+
+impl Decoder for OpenAiDecoder {
+    fn event(
+        &mut self,
+        ev: &sse::Event,
+        out: &mut Vec<ProviderEvent>,
+    ) -> Result<Option<Completion>, ApiError> {
+        if ev.data.trim() == "[DONE]" {
+            return self.complete(out).map(Some);
+        }
+        let chunk: Value = serde_json::from_str(&ev.data).map_err(|e| {
+            ApiError::fatal(format!(
+                "malformed stream chunk {:?}: {e}",
+                ev.data.chars().take(120).collect::<String>()
+            ))
+        })?;
+        self.any_chunk = true;
+        if let Some(err) = chunk.get("error") {
+            let message = err["message"].as_str().unwrap_or("no message");
+            let kind = err["type"]
+                .as_str()
+                .or(err["code"].as_str())
+                .unwrap_or("error");
+            return Err(ApiError::fatal(format!("{kind}: {message}")));
+        }
+        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+            let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
+            let cached = u["prompt_tokens_details"]["cached_tokens"]
+                .as_u64()
+                .unwrap_or(0);
+            self.usage = Some(Usage {
+                input_tokens: prompt.saturating_sub(cached),
+                output_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
+                cache_read_input_tokens: cached,
+                cache_creation_input_tokens: 0,
+            });
+        }
+        let Some(choice) = chunk["choices"].get(0) else {
+            return Ok(None);
+        };
+        let delta = &choice["delta"];
+        for key in ["reasoning_content", "reasoning"] {
+            if let Some(t) = delta[key].as_str().filter(|t| !t.is_empty()) {
+                out.push(ProviderEvent::Thinking(t.to_owned()));
+            }
+        }
+        if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+            out.push(ProviderEvent::Text(t.to_owned()));
+        }
+        if let Some(calls) = delta["tool_calls"].as_array() {
+            for (n, c) in calls.iter().enumerate() {
+                let index = c["index"].as_u64().unwrap_or(n as u64);
+                let call = self.tools.entry(index).or_insert_with(|| ToolCall {
+                    id: String::new(),
+                    name: String::new(),
+                    args: String::new(),
+                    started: false,
+                });
+                if let Some(id) = c["id"].as_str().filter(|s| !s.is_empty()) {
+                    call.id = id.to_owned();
+                }
+                if let Some(name) = c["function"]["name"].as_str().filter(|s| !s.is_empty()) {
+                    call.name.push_str(name);
+                }
+                if !call.started && !call.id.is_empty() && !call.name.is_empty() {
+                    call.started = true;
+                    out.push(ProviderEvent::ToolCallStart {
+                        id: call.id.clone(),
+                        name: call.name.clone(),
+                    });
+                }
+                if let Some(args) = c["function"]["arguments"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                {
+                    call.args.push_str(args);
+                    if call.started {
+                        out.push(ProviderEvent::ToolCallDelta {
+                            id: call.id.clone(),
+                            delta: args.to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            self.finish = Some(f.to_owned());
+        }
+        Ok(None)
+    }
+
+    fn eof(&mut self, out: &mut Vec<ProviderEvent>) -> Result<Completion, ApiError> {
+        // Some servers close without `[DONE]` after a finish reason; that is
+        // a complete answer. Without a finish reason the stream was cut.
+        if self.finish.is_some() {
+            return self.complete(out);
+        }
+        Err(ApiError {
+            message: if self.any_chunk {
+                "the stream ended without a finish reason or [DONE] (cut off)".into()
+            } else {
+                "the response ended without any stream chunk".into()
+            },
+            retryable: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(d: &mut OpenAiDecoder, data: &str) -> (Vec<ProviderEvent>, Option<Completion>) {
+        let mut out = Vec::new();
+        let done = d
+            .event(
+                &sse::Event {
+                    event: String::new(),
+                    data: data.into(),
+                },
+                &mut out,
+            )
+            .unwrap();
+        (out, done)
+    }
+
+    #[test]
+    fn assembles_interleaved_tool_calls() {
+        let mut d = OpenAiDecoder::new();
+        feed(
+            &mut d,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"read","arguments":""}}]}}]}"#,
+        );
+        feed(
+            &mut d,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"c2","function":{"name":"ls","arguments":"{}"}}]}}]}"#,
+        );
+        feed(
+            &mut d,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"path\":"}}]}}]}"#,
+        );
+        feed(
+            &mut d,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"a\"}"}}]},"finish_reason":"tool_calls"}]}"#,
+        );
+        feed(
+            &mut d,
+            r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":4}}}"#,
+        );
+        let (out, done) = feed(&mut d, "[DONE]");
+        let ends: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                ProviderEvent::ToolCallEnd { id, input, .. } => Some((id.clone(), input.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            ends,
+            vec![("c1".into(), json!({"path":"a"})), ("c2".into(), json!({}))]
+        );
+        let done = done.unwrap();
+        assert_eq!(done.stop_reason.as_deref(), Some("tool_use"));
+        let u = done.usage.unwrap();
+        assert_eq!(
+            (u.input_tokens, u.cache_read_input_tokens, u.output_tokens),
+            (6, 4, 3)
+        );
+    }
+
+    #[test]
+    fn a_cut_stream_is_an_error() {
+        let mut d = OpenAiDecoder::new();
+        feed(&mut d, r#"{"choices":[{"delta":{"content":"hi"}}]}"#);
+        assert!(d.eof(&mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn history_maps_to_chat_messages() {
+        let req = Request {
+            messages: vec![
+                json!({"role":"user","content":"hi"}),
+                json!({"role":"assistant","content":[{"type":"thinking","thinking":"x"},{"type":"text","text":"ok"},{"type":"tool_use","id":"c1","name":"ls","input":{}}]}),
+                json!({"role":"user","content":[{"type":"tool_result","tool_use_id":"c1","content":"a.txt","is_error":false}]}),
+            ],
+            system_prompt: Some("be nice".into()),
+            tools: vec![],
+            max_tokens: None,
+            temperature: None,
+        };
+        let m = messages(&req);
+        assert_eq!(m[0], json!({"role":"system","content":"be nice"}));
+        assert_eq!(m[2]["tool_calls"][0]["function"]["arguments"], "{}");
+        assert_eq!(
+            m[3],
+            json!({"role":"tool","tool_call_id":"c1","content":"a.txt"})
+        );
+    }
+}

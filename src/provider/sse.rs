@@ -1,0 +1,202 @@
+//! Server-sent events parser (the WHATWG `text/event-stream` rules).
+//!
+//! A pure state machine over pushed byte chunks, so chunk boundaries can fall
+//! anywhere (inside a field name, between `\r` and `\n`, inside a multi-byte
+//! character) and the result is the same. Lines end with `\n`, `\r\n` or a
+//! lone `\r`; `data:` lines join with `\n`; `:` lines are comments; an empty
+//! line dispatches the event. One event's data is capped so a server that
+//! never sends a blank line cannot grow memory without bound.
+
+/// Largest accepted event (all its `data:` lines together).
+pub const MAX_EVENT: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The `event:` field, empty when absent (the spec's "message").
+    pub event: String,
+    pub data: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an SSE event exceeded {} MiB", MAX_EVENT / (1024 * 1024))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Parser {
+    buf: Vec<u8>,
+    pos: usize,
+    /// The previous chunk ended in `\r`: a `\n` starting the next one belongs
+    /// to the same line end.
+    skip_lf: bool,
+    event: String,
+    data: String,
+    has_data: bool,
+}
+
+impl Parser {
+    pub fn new() -> Self {
+        Parser::default()
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next complete event, `Ok(None)` when more input is needed.
+    pub fn next_event(&mut self) -> Result<Option<Event>, TooLarge> {
+        loop {
+            if self.skip_lf && self.pos < self.buf.len() {
+                if self.buf[self.pos] == b'\n' {
+                    self.pos += 1;
+                }
+                self.skip_lf = false;
+            }
+            let rest = &self.buf[self.pos..];
+            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                if rest.len() + self.data.len() > MAX_EVENT {
+                    return Err(TooLarge);
+                }
+                return Ok(None);
+            };
+            let line_end = self.pos + end;
+            let cr = self.buf[line_end] == b'\r';
+            let mut next = line_end + 1;
+            if cr {
+                match self.buf.get(next) {
+                    Some(b'\n') => next += 1,
+                    Some(_) => {}
+                    None => self.skip_lf = true,
+                }
+            }
+            let line = String::from_utf8_lossy(&self.buf[self.pos..line_end]).into_owned();
+            self.pos = next;
+            if let Some(event) = self.line(&line)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    fn line(&mut self, line: &str) -> Result<Option<Event>, TooLarge> {
+        if line.is_empty() {
+            if !self.has_data {
+                self.event.clear();
+                return Ok(None);
+            }
+            let mut data = std::mem::take(&mut self.data);
+            if data.ends_with('\n') {
+                data.pop();
+            }
+            self.has_data = false;
+            return Ok(Some(Event {
+                event: std::mem::take(&mut self.event),
+                data,
+            }));
+        }
+        if line.starts_with(':') {
+            return Ok(None);
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "data" => {
+                if self.data.len() + value.len() > MAX_EVENT {
+                    return Err(TooLarge);
+                }
+                self.data.push_str(value);
+                self.data.push('\n');
+                self.has_data = true;
+            }
+            "event" => self.event = value.to_owned(),
+            // `id` and `retry` matter only to reconnecting browsers.
+            _ => {}
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(chunks: &[&[u8]]) -> Vec<Event> {
+        let mut p = Parser::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            p.push(c);
+            while let Some(e) = p.next_event().unwrap() {
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    fn ev(event: &str, data: &str) -> Event {
+        Event {
+            event: event.into(),
+            data: data.into(),
+        }
+    }
+
+    const STREAM: &[u8] = b": hello\n\nevent: message_start\ndata: {\"a\":1}\n\n\
+event: ping\r\ndata: {\"type\":\r\ndata: \"ping\"}\r\n\r\n\
+data:no-space\rdata: x\r\r\
+id: 7\nretry: 10\ndata: caf\xc3\xa9\n\n\
+event: lonely\n\n\
+data: [DONE]\n\n";
+
+    fn expected() -> Vec<Event> {
+        vec![
+            ev("message_start", "{\"a\":1}"),
+            ev("ping", "{\"type\":\n\"ping\"}"),
+            ev("", "no-space\nx"),
+            ev("", "café"),
+            ev("", "[DONE]"),
+        ]
+    }
+
+    #[test]
+    fn parses_fields_comments_and_line_endings() {
+        assert_eq!(parse(&[STREAM]), expected());
+    }
+
+    #[test]
+    fn any_single_split_gives_the_same_events() {
+        for i in 0..=STREAM.len() {
+            let (a, b) = STREAM.split_at(i);
+            assert_eq!(parse(&[a, b]), expected(), "split at {i}");
+        }
+    }
+
+    #[test]
+    fn byte_by_byte_gives_the_same_events() {
+        let chunks: Vec<&[u8]> = STREAM.chunks(1).collect();
+        assert_eq!(parse(&chunks), expected());
+    }
+
+    #[test]
+    fn an_endless_event_is_refused() {
+        let mut p = Parser::new();
+        let line = vec![b'x'; 1024 * 1024];
+        let mut result = Ok(None);
+        p.push(b"data: ");
+        for _ in 0..20 {
+            p.push(&line);
+            result = p.next_event();
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(TooLarge));
+    }
+}

@@ -1,0 +1,171 @@
+//! One provider round in flight, whatever the provider kind.
+//!
+//! Extensions deliver through the process's request routing; HTTP rounds run
+//! as a task that sends [`StreamMsg`]s. Either way the turn sees the same
+//! [`StreamItem`]s, and cancelling follows each kind's own rules: an
+//! extension is asked, given a grace, then killed; an HTTP task is simply
+//! dropped, which closes the connection at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::extension::{Incoming, Proc};
+use super::{Completion, ProviderEvent};
+use crate::message::Block;
+use crate::protocol::Usage;
+
+/// What an HTTP round task sends.
+#[derive(Debug)]
+pub enum StreamMsg {
+    Event(ProviderEvent),
+    Done(Completion),
+    Failed(String),
+}
+
+/// What a round yields to the turn.
+pub enum StreamItem {
+    Event(ProviderEvent),
+    Done(Completion),
+}
+
+enum Kind {
+    Extension {
+        proc: Arc<Proc>,
+        id: u64,
+        rx: mpsc::Receiver<Incoming>,
+        grace: Duration,
+    },
+    Http {
+        rx: mpsc::Receiver<StreamMsg>,
+        task: AbortOnDrop,
+    },
+}
+
+/// Aborts the HTTP task when the round is dropped on any path, so a round
+/// can never outlive its turn.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub struct ProviderStream {
+    kind: Kind,
+}
+
+impl ProviderStream {
+    pub(super) fn extension(
+        proc: Arc<Proc>,
+        id: u64,
+        rx: mpsc::Receiver<Incoming>,
+        grace: Duration,
+    ) -> Self {
+        ProviderStream {
+            kind: Kind::Extension {
+                proc,
+                id,
+                rx,
+                grace,
+            },
+        }
+    }
+
+    pub(super) fn http(rx: mpsc::Receiver<StreamMsg>, task: JoinHandle<()>) -> Self {
+        ProviderStream {
+            kind: Kind::Http {
+                rx,
+                task: AbortOnDrop(task),
+            },
+        }
+    }
+
+    /// The next event or the final answer; `Err` when the round failed.
+    pub async fn next(&mut self) -> Result<StreamItem, String> {
+        match &mut self.kind {
+            Kind::Extension { proc, rx, .. } => match rx.recv().await {
+                Some(Incoming::Event(ProviderEvent::Error(message))) => {
+                    Err(proc.with_stderr(format!("the provider reported an error: {message}")))
+                }
+                Some(Incoming::Event(e)) => Ok(StreamItem::Event(e)),
+                Some(Incoming::Result(v)) => Ok(StreamItem::Done(parse_completion(v))),
+                Some(Incoming::Error(e)) => {
+                    Err(proc.with_stderr(format!("the provider failed the request: {e}")))
+                }
+                None => Err(proc.failure().await),
+            },
+            Kind::Http { rx, .. } => match rx.recv().await {
+                Some(StreamMsg::Event(e)) => Ok(StreamItem::Event(e)),
+                Some(StreamMsg::Done(c)) => Ok(StreamItem::Done(c)),
+                Some(StreamMsg::Failed(e)) => Err(e),
+                None => Err("the provider task ended without an answer".into()),
+            },
+        }
+    }
+
+    /// Cancels the round. An extension gets `$/cancel_request` and a short
+    /// grace before it is killed; an HTTP stream is dropped at once.
+    pub async fn cancel(self) {
+        match self.kind {
+            Kind::Extension {
+                proc,
+                id,
+                mut rx,
+                grace,
+            } => {
+                proc.notify("$/cancel_request", json!({ "id": id }));
+                let finished = tokio::time::timeout(grace, async {
+                    loop {
+                        match rx.recv().await {
+                            Some(Incoming::Event(_)) => continue,
+                            _ => return,
+                        }
+                    }
+                })
+                .await;
+                if finished.is_err() {
+                    tracing::info!("extension ignored cancel; killing it");
+                    proc.kill("was killed after ignoring a cancel");
+                }
+                proc.forget(id);
+            }
+            Kind::Http { task, .. } => drop(task),
+        }
+    }
+
+    /// Gives up on a stalled round. A stalled extension is killed, since it
+    /// may still be producing output for it.
+    pub fn abandon(self, why: &str) {
+        match self.kind {
+            Kind::Extension { proc, .. } => proc.kill(why),
+            Kind::Http { task, .. } => drop(task),
+        }
+    }
+}
+
+fn parse_completion(v: Value) -> Completion {
+    let content = v
+        .get("content")
+        .and_then(|c| serde_json::from_value::<Vec<Block>>(c.clone()).ok())
+        .or_else(|| {
+            v.get("content")
+                .and_then(Value::as_str)
+                .map(|t| vec![Block::Text { text: t.to_owned() }])
+        })
+        .unwrap_or_default();
+    Completion {
+        content,
+        stop_reason: v
+            .get("stop_reason")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        usage: v
+            .get("usage")
+            .and_then(|u| serde_json::from_value::<Usage>(u.clone()).ok()),
+    }
+}
