@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::cli::Cli;
 use crate::config;
-use crate::host::{Host, Settings};
+use crate::host::{Host, Settings, Signals};
 use crate::protocol::{ErrorCode, ErrorFrame, Frame, ReadyFrame, PROTOCOL_VERSION};
 use crate::provider::{manifest, Providers, Timeouts};
 use crate::session::{self, Entry, OpenError, Session, SessionFile, Store};
@@ -81,6 +81,9 @@ pub fn run(cli: Cli) -> i32 {
             file,
             providers,
         } = prepared;
+        // Handlers go in before `ready`: from then on a signal must act like
+        // `shutdown`, never kill the process with the session half-written.
+        let signals = Signals::new();
         out.frame(&Frame::Ready(ReadyFrame {
             protocol_version: PROTOCOL_VERSION,
             version: env!("CARGO_PKG_VERSION"),
@@ -94,7 +97,7 @@ pub fn run(cli: Cli) -> i32 {
         providers.warm_up();
         let inbound = transport::spawn_reader(std::io::stdin(), cli.max_frame_bytes);
         let (host, channels) = Host::new(settings, out, providers, store, session, file);
-        host.run(inbound, channels, closed).await
+        host.run(inbound, channels, closed, signals).await
     });
     // Dropping the runtime drops every task still holding an outbox (and
     // kills extension processes); then the writer has flushed everything.

@@ -69,8 +69,9 @@ impl Host {
             Command::GetAvailableModels => {
                 // Extensions may still be starting: answer from a task so the
                 // loop keeps serving while they do.
+                let token = self.outstanding(&id, name);
                 let providers = self.providers.clone();
-                let out = self.out.clone();
+                let tx = self.deferred_tx.clone();
                 tokio::spawn(async move {
                     let models = providers.available_models().await;
                     let frame = Frame::Response(ResponseFrame {
@@ -79,7 +80,7 @@ impl Host {
                         ok: true,
                         body: body(json!({ "models": models })),
                     });
-                    out.frame(&frame).await;
+                    let _ = tx.send(Deferred::Answer { token, frame });
                 });
             }
             Command::NewSession => {
@@ -89,8 +90,9 @@ impl Host {
                 self.new_session(id).await;
             }
             Command::ListSessions => {
+                let token = self.outstanding(&id, name);
                 let store = self.store.clone();
-                let out = self.out.clone();
+                let tx = self.deferred_tx.clone();
                 tokio::spawn(async move {
                     let listed = tokio::task::spawn_blocking(move || store.list()).await;
                     let frame = match listed {
@@ -109,7 +111,7 @@ impl Host {
                                 .for_command(name),
                         ),
                     };
-                    out.frame(&frame).await;
+                    let _ = tx.send(Deferred::Answer { token, frame });
                 });
             }
             Command::Shutdown => {
@@ -171,17 +173,34 @@ impl Host {
         }
         // The provider and model names are known once the extension has
         // started; checking them may wait for that, so it runs off the loop.
+        let token = self.outstanding(&id, "set_model");
         let providers = self.providers.clone();
         let tx = self.deferred_tx.clone();
         tokio::spawn(async move {
             let result = providers.check_model(&model).await.map(|_| ());
-            let _ = tx.send(Deferred::SetModel { id, model, result });
+            let _ = tx.send(Deferred::SetModel {
+                token,
+                id,
+                model,
+                result,
+            });
         });
     }
 
     pub(super) async fn on_deferred(&mut self, d: Deferred) {
+        let token = match &d {
+            Deferred::SetModel { token, .. } | Deferred::Answer { token, .. } => *token,
+        };
+        if self.outstanding.remove(&token).is_none() {
+            // Already answered at exit; a second answer would break the
+            // one-answer rule.
+            return;
+        }
         match d {
-            Deferred::SetModel { id, model, result } => match result {
+            Deferred::Answer { frame, .. } => self.send(frame).await,
+            Deferred::SetModel {
+                id, model, result, ..
+            } => match result {
                 Ok(()) => match self.change_model(model.clone()) {
                     Ok(()) => {
                         self.respond(id, "set_model", true, body(json!({ "model": model })))

@@ -56,13 +56,23 @@ struct Running {
     dropped: Vec<Queued>,
 }
 
-/// Answers computed off the loop, applied back on it.
+/// Answers computed off the loop, applied back on it. Each carries the
+/// token under which the loop counts it as outstanding.
 enum Deferred {
     SetModel {
+        token: u64,
         id: Value,
         model: String,
         result: Result<(), String>,
     },
+    /// A finished answer to write as it is.
+    Answer { token: u64, frame: Frame },
+}
+
+/// A command whose answer is being computed by a task.
+struct Outstanding {
+    id: Value,
+    command: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +98,10 @@ pub struct Host {
     deferred_tx: mpsc::UnboundedSender<Deferred>,
     eof: bool,
     exit: Option<(Exit, Instant)>,
+    /// Answers still being computed: the host does not exit before they are
+    /// written, so every command read gets its one answer.
+    outstanding: std::collections::HashMap<u64, Outstanding>,
+    next_token: u64,
 }
 
 impl Host {
@@ -117,6 +131,8 @@ impl Host {
             deferred_tx,
             eof: false,
             exit: None,
+            outstanding: std::collections::HashMap::new(),
+            next_token: 0,
         };
         (
             host,
@@ -133,8 +149,8 @@ impl Host {
         mut inbound: mpsc::Receiver<Inbound>,
         mut channels: HostChannels,
         mut stdout_closed: oneshot::Receiver<std::io::Error>,
+        mut signals: Signals,
     ) -> i32 {
-        let mut signals = Signals::new();
         let mut stdout_open = true;
         loop {
             if self.ready_to_exit() {
@@ -162,7 +178,7 @@ impl Host {
                     }
                 }
                 _ = sleep_until(exit_deadline), if exit_deadline.is_some() => {
-                    tracing::warn!("the running turn did not stop in time; exiting without it");
+                    tracing::warn!("the running turn or an answer did not finish in time; exiting without it");
                     break;
                 }
             }
@@ -171,7 +187,22 @@ impl Host {
     }
 
     fn ready_to_exit(&self) -> bool {
-        self.turn.is_none() && (self.exit.is_some() || (self.eof && self.queue.is_empty()))
+        self.turn.is_none()
+            && self.outstanding.is_empty()
+            && (self.exit.is_some() || (self.eof && self.queue.is_empty()))
+    }
+
+    /// Registers a command answered later by a task; returns its token.
+    fn outstanding(&mut self, id: &Value, command: &'static str) -> u64 {
+        self.next_token += 1;
+        self.outstanding.insert(
+            self.next_token,
+            Outstanding {
+                id: id.clone(),
+                command,
+            },
+        );
+        self.next_token
     }
 
     fn on_eof(&mut self) {
@@ -192,6 +223,17 @@ impl Host {
 
     /// Persists, stops extensions and returns the exit code.
     async fn finish(mut self) -> i32 {
+        // Answers that could not finish before the exit deadline still get
+        // their one answer, saying why.
+        for (_, o) in std::mem::take(&mut self.outstanding) {
+            let err = ErrorFrame::new(
+                o.id,
+                crate::protocol::ErrorCode::Internal,
+                "not answered: the host is shutting down",
+            )
+            .for_command(o.command);
+            self.send(Frame::Error(err)).await;
+        }
         // Queued follow-ups that never ran still get their one answer.
         for q in std::mem::take(&mut self.queue) {
             let mut body = Map::new();
@@ -262,15 +304,17 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// SIGTERM and SIGINT as one stream. If a handler cannot be installed the
-/// default disposition (exit) stays, which is still a clean enough end.
-struct Signals {
+/// SIGTERM and SIGINT as one stream. Created before `ready` is written, so a
+/// signal at any moment after it acts like `shutdown`. If a handler cannot be
+/// installed the default disposition (exit) stays.
+pub struct Signals {
     term: Option<tokio::signal::unix::Signal>,
     int: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
-    fn new() -> Self {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
         use tokio::signal::unix::{signal, SignalKind};
         let term = signal(SignalKind::terminate())
             .map_err(|e| tracing::warn!("cannot handle SIGTERM: {e}"))

@@ -491,12 +491,25 @@ async fn read_stderr(plugin: String, mut stderr: ChildStderr, tail: Arc<Mutex<St
     }
 }
 
+/// Where an extension's start stands, for readers that must not wait long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    Idle,
+    Starting,
+    Ready,
+    Failed(String),
+}
+
 /// One installed extension: its manifest, and the process when running.
 pub struct Extension {
     pub manifest: Manifest,
     proc: tokio::sync::Mutex<Option<Arc<Proc>>>,
     providers: Mutex<Option<Arc<Vec<ProviderInfo>>>>,
     init_timeout: Duration,
+    status: watch::Sender<Status>,
+    /// Start attempts so far; lets a caller that waited on another's start
+    /// take that start's failure instead of trying again at once.
+    attempts: AtomicU64,
 }
 
 impl Extension {
@@ -506,6 +519,8 @@ impl Extension {
             proc: tokio::sync::Mutex::new(None),
             providers: Mutex::new(None),
             init_timeout,
+            status: watch::Sender::new(Status::Idle),
+            attempts: AtomicU64::new(0),
         }
     }
 
@@ -524,6 +539,7 @@ impl Extension {
     /// The running, initialised process, starting it if needed. Concurrent
     /// callers share one start.
     pub async fn proc(&self) -> Result<Arc<Proc>, String> {
+        let seen = self.attempts.load(Ordering::Acquire);
         let mut slot = self.proc.lock().await;
         if let Some(p) = slot.as_ref() {
             if p.is_alive() {
@@ -531,6 +547,24 @@ impl Extension {
             }
         }
         *slot = None;
+        if self.attempts.load(Ordering::Acquire) != seen {
+            if let Status::Failed(e) = &*self.status.borrow() {
+                return Err(e.clone());
+            }
+        }
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        self.status.send_replace(Status::Starting);
+        let started = self.start().await;
+        self.status.send_replace(match &started {
+            Ok(_) => Status::Ready,
+            Err(e) => Status::Failed(e.clone()),
+        });
+        let proc = started?;
+        *slot = Some(proc.clone());
+        Ok(proc)
+    }
+
+    async fn start(&self) -> Result<Arc<Proc>, String> {
         let proc = Proc::spawn(&self.manifest)?;
         let params = json!({
             "host_version": env!("CARGO_PKG_VERSION"),
@@ -556,8 +590,46 @@ impl Extension {
             )
         })?;
         *self.providers.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(providers));
-        *slot = Some(proc.clone());
         Ok(proc)
+    }
+
+    /// The provider list for a listing: what is known now, waiting at most
+    /// until `deadline` for a start in progress, and never starting twice.
+    pub async fn providers_by(
+        self: &Arc<Self>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Arc<Vec<ProviderInfo>>, String> {
+        if let Some(p) = self.known_providers() {
+            return Ok(p);
+        }
+        if *self.status.borrow() == Status::Idle {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _ = me.proc().await;
+            });
+        }
+        let mut status = self.status.subscribe();
+        let settled = tokio::time::timeout_at(
+            deadline,
+            status.wait_for(|s| matches!(s, Status::Ready | Status::Failed(_))),
+        )
+        .await;
+        if let Some(p) = self.known_providers() {
+            return Ok(p);
+        }
+        match settled {
+            Ok(Ok(s)) => match &*s {
+                Status::Failed(e) => Err(e.clone()),
+                _ => Err(format!(
+                    "extension {:?} reported no providers",
+                    self.manifest.id
+                )),
+            },
+            _ => Err(format!(
+                "extension {:?} is still starting (initialize not answered yet)",
+                self.manifest.id
+            )),
+        }
     }
 
     /// Provider list, starting the process if it never ran.

@@ -17,6 +17,9 @@ use super::manifest::Manifest;
 use super::{anthropic, openai, ModelEntry, ModelInfo, ProviderStream, Request};
 use crate::config::{Config, Kind};
 
+/// Longest a model listing waits for extensions that are still starting.
+const LISTING_WAIT: Duration = Duration::from_secs(2);
+
 /// Events buffered between an HTTP round task and the turn.
 const HTTP_STREAM_CAPACITY: usize = 256;
 
@@ -183,8 +186,11 @@ impl Providers {
     /// the catalogue and configured models of every HTTP endpoint.
     pub async fn available_models(&self) -> Vec<ModelEntry> {
         let mut out = Vec::new();
+        // Extensions still starting get a short, shared wait: the answer must
+        // come fast even when one of them hangs in initialize.
+        let deadline = tokio::time::Instant::now() + LISTING_WAIT;
         for ext in &self.extensions {
-            match ext.providers().await {
+            match ext.providers_by(deadline).await {
                 Ok(providers) => {
                     for p in providers.iter() {
                         for m in &p.models {
