@@ -81,8 +81,14 @@ impl Message {
         }
     }
 
-    /// The `{role, content}` object a provider is sent.
+    /// The `{role, content}` object a provider is sent. Text-only content
+    /// becomes a plain string, as extensions expect for either role.
     pub fn to_provider(&self) -> Value {
+        if let Content::Blocks(blocks) = &self.content {
+            if !blocks.is_empty() && blocks.iter().all(|b| matches!(b, Block::Text { .. })) {
+                return json!({ "role": self.role, "content": self.text() });
+            }
+        }
         json!({ "role": self.role, "content": self.content })
     }
 

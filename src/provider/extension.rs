@@ -107,6 +107,7 @@ impl Proc {
             }
         }
         cmd.envs(&manifest.env);
+        die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| {
             format!(
                 "extension {:?} could not start {}: {e}",
@@ -231,17 +232,21 @@ impl Proc {
             loop {
                 match rx.recv().await {
                     Some(Incoming::Result(v)) => return Ok(v),
-                    Some(Incoming::Error(e)) => return Err(e),
+                    Some(Incoming::Error(e)) => {
+                        return Err(self.with_stderr(format!(
+                            "extension {:?} answered {method} with an error: {e}",
+                            self.plugin_id
+                        )))
+                    }
                     Some(Incoming::Event(_)) => continue,
+                    // Already names the extension and carries its stderr.
                     None => return Err(self.failure().await),
                 }
             }
         })
         .await;
         match waited {
-            Ok(r) => {
-                r.map_err(|e| self.with_stderr(format!("extension {:?}: {e}", self.plugin_id)))
-            }
+            Ok(r) => r,
             Err(_) => Err(self.with_stderr(format!(
                 "extension {:?} did not answer {method} within {} s",
                 self.plugin_id,
@@ -296,11 +301,12 @@ impl Proc {
             .dead
             .clone()
             .unwrap_or_else(|| "stopped answering".into());
-        let status = match *self.exit.borrow() {
-            Some(s) if !reason.contains("exited") => format!(", {s}"),
-            _ => String::new(),
+        // The exit status says more than "closed its stdout" when known.
+        let what = match *self.exit.borrow() {
+            Some(s) if !reason.contains("exited") => format!("exited ({s}) after it {reason}"),
+            _ => reason,
         };
-        self.with_stderr(format!("extension {:?} {reason}{status}", self.plugin_id))
+        self.with_stderr(format!("extension {:?} {what}", self.plugin_id))
     }
 
     /// Appends the stderr tail, if there is one.
@@ -313,6 +319,25 @@ impl Proc {
             format!("{message}; its stderr ends with: {tail}")
         }
     }
+}
+
+/// Has the kernel kill the child when the host dies, even by SIGKILL, when
+/// `kill_on_drop` never gets to run. Without it an extension that ignores
+/// stdin EOF would outlive a killed host forever.
+fn die_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // one async-signal-safe syscall.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
 }
 
 #[derive(Deserialize)]
@@ -579,7 +604,7 @@ impl Extension {
             Ok(r) => r,
             Err(e) => {
                 proc.kill("failed to initialize");
-                return Err(format!("{e} (while initializing)"));
+                return Err(e);
             }
         };
         let providers = parse_capabilities(&result).map_err(|e| {

@@ -18,7 +18,7 @@ use super::{anthropic, openai, ModelEntry, ModelInfo, ProviderStream, Request};
 use crate::config::{Config, Kind};
 
 /// Longest a model listing waits for extensions that are still starting.
-const LISTING_WAIT: Duration = Duration::from_secs(2);
+const LISTING_WAIT: Duration = Duration::from_millis(750);
 
 /// Events buffered between an HTTP round task and the turn.
 const HTTP_STREAM_CAPACITY: usize = 256;
