@@ -8,6 +8,7 @@
 //! - [`transport`]: the bounded stdin line reader and the single stdout writer.
 //! - [`host`]: the dispatch loop that owns all state and answers commands.
 //! - [`engine`]: one turn, from provider rounds to its outcome.
+//! - [`tools`]: the built-in tools (read, write, edit, bash, ls, find, grep).
 //! - [`provider`]: model providers (subprocess extensions) and their registry.
 //! - [`message`]: conversation history shapes.
 //! - [`session`]: the JSONL session store.
@@ -23,6 +24,7 @@ pub mod protocol;
 pub mod provider;
 pub mod session;
 pub mod startup;
+pub mod tools;
 pub mod transport;
 
 pub use startup::run;

@@ -22,6 +22,7 @@ mod grep;
 mod ls;
 pub mod paths;
 mod read;
+mod walk;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -149,7 +150,9 @@ pub fn preview(name: &str, input: &Value, cwd: &Path) -> Result<Preview, String>
 }
 
 fn unknown(name: &str) -> String {
-    format!("unknown tool `{name}`; the built-in tools are read, write, edit, bash, ls, find and grep")
+    format!(
+        "unknown tool `{name}`; the built-in tools are read, write, edit, bash, ls, find and grep"
+    )
 }
 
 /// Runs blocking file-system work off the async threads. A read-only tool
@@ -171,6 +174,22 @@ where
                 ToolOutput::error(format!("the tool failed unexpectedly: {e}"))
             }
         },
+    }
+}
+
+/// Runs blocking work that must not be reported as aborted halfway: a
+/// write that was already under way finishes (it is atomic and quick), and
+/// the model is told what really happened.
+async fn unabortable<F>(work: F) -> ToolOutput
+where
+    F: FnOnce() -> Result<String, String> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.into(),
+        Err(e) => {
+            tracing::error!(error = %e, "tool task failed");
+            ToolOutput::error(format!("the tool failed unexpectedly: {e}"))
+        }
     }
 }
 
@@ -220,9 +239,17 @@ mod tests {
         let out = run("rm", &json!({}), &ctx).await;
         assert!(out.is_error && out.content.contains("unknown tool `rm`"));
         let out = run("read", &json!({"path": 5}), &ctx).await;
-        assert!(out.is_error && out.content.contains("`path`"), "{}", out.content);
+        assert!(
+            out.is_error && out.content.contains("`path`"),
+            "{}",
+            out.content
+        );
         let out = run("read", &json!("a.txt"), &ctx).await;
-        assert!(out.is_error && out.content.contains("object"), "{}", out.content);
+        assert!(
+            out.is_error && out.content.contains("object"),
+            "{}",
+            out.content
+        );
         assert!(preview("nope", &json!({}), &ctx.cwd).is_err());
     }
 }

@@ -55,8 +55,9 @@ pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf, String> {
                             "cannot resolve `{path}`: too many levels of symbolic links"
                         ));
                     }
-                    let target = fs::read_link(&candidate)
-                        .map_err(|e| format!("cannot read the link `{}`: {e}", candidate.display()))?;
+                    let target = fs::read_link(&candidate).map_err(|e| {
+                        format!("cannot read the link `{}`: {e}", candidate.display())
+                    })?;
                     // `real` holds no symlinks, so the target's `..` can be
                     // applied lexically against it.
                     let mut next = real.join(target);
@@ -141,7 +142,10 @@ mod tests {
         let up = resolve(&cwd, "../outside.txt").unwrap();
         assert_eq!(up, cwd.parent().unwrap().join("outside.txt"));
         assert!(!is_inside(&up, std::slice::from_ref(&cwd)));
-        assert_eq!(resolve(&cwd, "/etc/../tmp").unwrap(), canon(Path::new("/tmp")));
+        assert_eq!(
+            resolve(&cwd, "/etc/../tmp").unwrap(),
+            canon(Path::new("/tmp"))
+        );
         assert!(resolve(&cwd, "").is_err());
     }
 

@@ -1,0 +1,467 @@
+//! `bash {command, timeout_ms?}`: one shell command in the session's
+//! working directory.
+//!
+//! The command runs as `bash -c` (or `sh -c` where bash is missing) in a
+//! process group of its own, so everything it starts can be killed with
+//! one `kill(-pgid, SIGKILL)`: on timeout, on abort, when the command ends,
+//! and when this future is dropped (see [`Group`]). stdout and stderr share
+//! one pipe, as with `2>&1`, so the output keeps the order in which it was
+//! written; each line also goes to `ctx.updates` as it arrives. Only the
+//! tail of a long output is kept, since the end of a build or test log is
+//! what matters.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+use tokio::process::{Child, Command};
+
+mod output;
+
+use super::args::Args;
+use super::{Preview, ToolCtx, ToolOutput};
+use output::Collector;
+
+const DEFAULT_TIMEOUT_MS: u64 = 120_000;
+const MAX_TIMEOUT_MS: u64 = 600_000;
+/// Bytes read from the pipe at a time.
+const READ_CHUNK_BYTES: usize = 8 * 1024;
+/// After the shell exits, how long processes it left in the background may
+/// keep the output open before the group is killed.
+const EXIT_GRACE: Duration = Duration::from_millis(200);
+/// After a kill, how long to wait for the last output and the exit. Keeps
+/// an abort well inside the 200 ms the host promises.
+const KILL_DRAIN: Duration = Duration::from_millis(100);
+/// How much of the command a preview title shows.
+const TITLE_CHARS: usize = 120;
+
+pub(super) fn definition() -> Value {
+    json!({
+        "name": "bash",
+        "description": "Run a shell command with `bash -c` in the working directory. stdout and \
+            stderr are returned together, followed by the exit status. Output over 50 KB keeps \
+            only the end. The default timeout is 120000 ms (at most 600000). stdin is empty, so \
+            interactive commands cannot prompt. Processes the command leaves running in the \
+            background are stopped when it finishes.",
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "command": {"type": "string", "description": "The command line to run."},
+                "timeout_ms": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS,
+                    "description": "Kill the command after this many milliseconds (default 120000)."}
+            },
+            "required": ["command"]
+        }
+    })
+}
+
+struct Input {
+    command: String,
+    timeout_ms: u64,
+}
+
+fn parse(input: &Value) -> Result<Input, String> {
+    let args = Args::new("bash", input)?;
+    let command = args.string("command")?;
+    if command.trim().is_empty() {
+        return Err("bash: `command` is empty".to_owned());
+    }
+    let timeout_ms = args.opt_u64("timeout_ms")?.unwrap_or(DEFAULT_TIMEOUT_MS);
+    if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
+        return Err(format!(
+            "bash: `timeout_ms` must be between 1 and {MAX_TIMEOUT_MS} (10 minutes), got {timeout_ms}"
+        ));
+    }
+    Ok(Input {
+        command: command.to_owned(),
+        timeout_ms,
+    })
+}
+
+pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
+    let i = parse(input)?;
+    let first = i.command.lines().next().unwrap_or_default();
+    let mut title: String = first.chars().take(TITLE_CHARS).collect();
+    if title.len() < i.command.trim_end().len() {
+        title.push('…');
+    }
+    Ok(Preview {
+        title: format!("Run `{title}`"),
+        diff: None,
+        paths: vec![cwd.to_path_buf()],
+    })
+}
+
+/// How the command ended.
+enum End {
+    Exited(io::Result<ExitStatus>),
+    TimedOut,
+    Aborted,
+}
+
+pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
+    let i = match parse(input) {
+        Ok(i) => i,
+        Err(e) => return ToolOutput::error(e),
+    };
+    // A missing directory would surface as "bash: not found" from spawn.
+    if !ctx.cwd.is_dir() {
+        return ToolOutput::error(format!(
+            "bash: the working directory {} does not exist",
+            ctx.cwd.display()
+        ));
+    }
+    let (mut child, mut out_pipe) = match spawn(&i.command, ctx) {
+        Ok(c) => c,
+        Err(e) => return ToolOutput::error(format!("bash: cannot start the shell: {e}")),
+    };
+    let mut group = Group::new(child.id());
+
+    let mut output = Collector::new(&ctx.updates);
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    let deadline = tokio::time::sleep(Duration::from_millis(i.timeout_ms));
+    tokio::pin!(deadline);
+    let mut open = true;
+    let end = loop {
+        tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => break End::Aborted,
+            _ = &mut deadline => break End::TimedOut,
+            read = out_pipe.read(&mut buf), if open => match read {
+                Ok(n) if n > 0 => output.push(&buf[..n]),
+                // End of file: every writer has closed the pipe.
+                _ => open = false,
+            },
+            status = child.wait() => break End::Exited(status),
+        }
+    };
+
+    let mut lingered = false;
+    match end {
+        End::Exited(_) => {
+            if open {
+                let drained = drain(&mut out_pipe, &mut buf, &mut output);
+                lingered = tokio::time::timeout(EXIT_GRACE, drained).await.is_err();
+            }
+            group.kill();
+            if lingered {
+                let drained = drain(&mut out_pipe, &mut buf, &mut output);
+                let _ = tokio::time::timeout(KILL_DRAIN, drained).await;
+            }
+        }
+        End::TimedOut | End::Aborted => {
+            group.kill();
+            let last = async {
+                let _ = child.wait().await;
+                drain(&mut out_pipe, &mut buf, &mut output).await;
+            };
+            let _ = tokio::time::timeout(KILL_DRAIN, last).await;
+        }
+    }
+
+    let (status, is_error) = match end {
+        End::Exited(Ok(st)) => (describe(st), !st.success()),
+        End::Exited(Err(e)) => (format!("the shell's exit status is unknown: {e}"), true),
+        End::TimedOut => (format!("timed out after {} ms", i.timeout_ms), true),
+        End::Aborted => ("aborted".to_owned(), true),
+    };
+    tracing::debug!(%status, "bash finished");
+    let mut content = output.finish();
+    if content.is_empty() {
+        content.push_str("(no output)\n");
+    } else if !content.ends_with('\n') {
+        content.push('\n');
+    }
+    content.push('\n');
+    content.push_str(&status);
+    if lingered {
+        content.push_str("\n(processes it left running in the background were killed)");
+    }
+    ToolOutput { content, is_error }
+}
+
+/// Starts the shell with stdout and stderr on one new pipe and returns the
+/// pipe's read end.
+fn spawn(line: &str, ctx: &ToolCtx) -> io::Result<(Child, pipe::Receiver)> {
+    for shell in ["bash", "sh"] {
+        let (reader, writer) = io::pipe()?;
+        let mut cmd = Command::new(shell);
+        cmd.arg("-c")
+            .arg(line)
+            .current_dir(&ctx.cwd)
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone()?)
+            .stderr(writer)
+            .process_group(0)
+            .kill_on_drop(true);
+        for name in &ctx.env_remove {
+            cmd.env_remove(name);
+        }
+        let spawned = cmd.spawn();
+        // Our copies of the write end must close, or end of file would
+        // never come.
+        drop(cmd);
+        match spawned {
+            Ok(child) => {
+                let reader = pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
+                return Ok((child, reader));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && shell == "bash" => {
+                tracing::debug!("bash is not installed; using sh");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        "neither bash nor sh was found",
+    ))
+}
+
+/// The command's process group. Dropping it (normally, or because the
+/// tool's future was dropped mid-run) kills every process in the group, so
+/// nothing the command started outlives the call.
+struct Group {
+    pgid: Option<libc::pid_t>,
+}
+
+impl Group {
+    fn new(pid: Option<u32>) -> Self {
+        // `process_group(0)` made the child the leader of a group whose id
+        // is its pid. 0 and 1 would make kill(2) hit our own group or every
+        // process, so such ids are never used.
+        let pgid = pid
+            .and_then(|p| libc::pid_t::try_from(p).ok())
+            .filter(|&p| p > 1);
+        Self { pgid }
+    }
+
+    fn kill(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            // SAFETY: kill(2) takes plain integers and touches no memory of
+            // ours; `pgid > 1`, so `-pgid` names exactly the command's group.
+            let rc = unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            if rc != 0 {
+                // ESRCH: everything in the group had already exited.
+                tracing::trace!(pgid, "process group already gone");
+            }
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads until every writer has closed the pipe.
+async fn drain(pipe: &mut pipe::Receiver, buf: &mut [u8], output: &mut Collector<'_>) {
+    while let Ok(n) = pipe.read(buf).await {
+        if n == 0 {
+            break;
+        }
+        output.push(&buf[..n]);
+    }
+}
+
+fn describe(st: ExitStatus) -> String {
+    if let Some(code) = st.code() {
+        return format!("exit code {code}");
+    }
+    match st.signal() {
+        Some(sig) => {
+            let name = match sig {
+                libc::SIGHUP => " (SIGHUP)",
+                libc::SIGINT => " (SIGINT)",
+                libc::SIGABRT => " (SIGABRT)",
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGPIPE => " (SIGPIPE)",
+                libc::SIGTERM => " (SIGTERM)",
+                _ => "",
+            };
+            format!("killed by signal {sig}{name}")
+        }
+        None => format!("ended: {st}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::test_util::ctx;
+    use std::time::Instant;
+
+    async fn bash(c: &ToolCtx, command: &str) -> ToolOutput {
+        run(&json!({"command": command}), c).await
+    }
+
+    #[tokio::test]
+    async fn output_status_and_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, mut rx) = ctx(dir.path());
+        let out = bash(&c, "echo hello; echo oops >&2; pwd").await;
+        let cwd = c.cwd.display().to_string();
+        assert_eq!(
+            out,
+            ToolOutput::ok(format!("hello\noops\n{cwd}\n\nexit code 0"))
+        );
+        let mut updates = Vec::new();
+        while let Ok(u) = rx.try_recv() {
+            updates.push(u);
+        }
+        assert_eq!(updates, vec!["hello".to_owned(), "oops".to_owned(), cwd]);
+
+        let out = bash(&c, "printf 'no newline'; exit 3").await;
+        assert_eq!(out, ToolOutput::error("no newline\n\nexit code 3"));
+        let out = bash(&c, "true").await;
+        assert_eq!(out, ToolOutput::ok("(no output)\n\nexit code 0"));
+        let out = bash(&c, "kill -TERM $$").await;
+        assert_eq!(
+            out,
+            ToolOutput::error("(no output)\n\nkilled by signal 15 (SIGTERM)")
+        );
+    }
+
+    #[tokio::test]
+    async fn long_output_keeps_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _rx) = ctx(dir.path());
+        let out = bash(&c, "seq 1 30000").await;
+        assert!(!out.is_error);
+        assert!(out.content.starts_with('['), "{}", &out.content[..100]);
+        let first = out.content.lines().next().unwrap();
+        assert!(first.contains("bytes of earlier output dropped"), "{first}");
+        assert!(out.content.ends_with("30000\n\nexit code 0"));
+        assert!(out.content.len() <= output::MAX_OUTPUT_BYTES + 200);
+        // The kept part starts on a whole line.
+        let second = out.content.lines().nth(1).unwrap();
+        let n: u32 = second.parse().unwrap();
+        assert!(out.content.contains(&format!("\n{}\n", n + 1)));
+    }
+
+    fn gone(pid: &str) -> bool {
+        // A killed child may linger as a zombie until init reaps it; that
+        // is dead for our purposes.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z')),
+        }
+    }
+
+    async fn wait_gone(pid: &str) -> bool {
+        for _ in 0..50 {
+            if gone(pid) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _rx) = ctx(dir.path());
+        let started = Instant::now();
+        let out = run(
+            &json!({"command": "sleep 30 & echo $!; wait", "timeout_ms": 300}),
+            &c,
+        )
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(out.is_error);
+        assert!(
+            out.content.ends_with("\n\ntimed out after 300 ms"),
+            "{}",
+            out.content
+        );
+        let pid = out.content.lines().next().unwrap().trim().to_owned();
+        assert!(pid.parse::<u32>().is_ok(), "{pid}");
+        assert!(wait_gone(&pid).await, "background sleep {pid} survived");
+    }
+
+    #[tokio::test]
+    async fn background_children_do_not_outlive_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _rx) = ctx(dir.path());
+        let started = Instant::now();
+        // The background sleep holds stdout open after the shell exits.
+        let out = bash(&c, "sleep 30 & echo $!").await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(!out.is_error, "{}", out.content);
+        assert!(out.content.contains("exit code 0"));
+        let pid = out.content.lines().next().unwrap().trim().to_owned();
+        assert!(wait_gone(&pid).await, "background sleep {pid} survived");
+    }
+
+    #[tokio::test]
+    async fn cancel_returns_promptly() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _rx) = ctx(dir.path());
+        let cancel = c.cancel.clone();
+        let cancelled_at = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            cancel.cancel();
+            Instant::now()
+        });
+        let out = bash(&c, "sleep 30 & echo $!; wait").await;
+        let returned = Instant::now();
+        let cancelled_at = cancelled_at.await.unwrap();
+        assert!(returned.duration_since(cancelled_at) < Duration::from_secs(1));
+        assert!(out.is_error);
+        assert!(out.content.ends_with("\n\naborted"), "{}", out.content);
+        let pid = out.content.lines().next().unwrap().trim().to_owned();
+        assert!(wait_gone(&pid).await, "background sleep {pid} survived");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_future_kills_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _rx) = ctx(dir.path());
+        let pidfile = c.cwd.join("pid");
+        let cmd = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let fut = bash(&c, &cmd);
+        let _ = tokio::time::timeout(Duration::from_millis(300), fut).await;
+        let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
+        assert!(wait_gone(&pid).await, "background sleep {pid} survived");
+    }
+
+    #[tokio::test]
+    async fn env_remove_hides_variables() {
+        // A name no other test uses, so setting it cannot disturb them.
+        std::env::set_var("AGENT_RPC_TOOLS_TEST_SECRET", "s3cret");
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, _rx) = ctx(dir.path());
+        let cmd = "echo \"k=${AGENT_RPC_TOOLS_TEST_SECRET-unset}\"";
+        assert!(bash(&c, cmd).await.content.starts_with("k=s3cret\n"));
+        c.env_remove = vec!["AGENT_RPC_TOOLS_TEST_SECRET".to_owned()];
+        assert!(bash(&c, cmd).await.content.starts_with("k=unset\n"));
+    }
+
+    #[test]
+    fn input_checks_and_preview() {
+        let e = parse(&json!({"command": "ls", "timeout_ms": 700000}))
+            .err()
+            .unwrap();
+        assert!(e.contains("`timeout_ms`"), "{e}");
+        assert!(parse(&json!({"command": " "})).is_err());
+        let p = preview(
+            &json!({"command": "cargo test\necho done"}),
+            Path::new("/p"),
+        )
+        .unwrap();
+        assert_eq!(p.title, "Run `cargo test…`");
+        assert_eq!(p.paths, vec![Path::new("/p").to_path_buf()]);
+    }
+}

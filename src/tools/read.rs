@@ -1,0 +1,355 @@
+//! `read {path, offset?, limit?}`: a text file with `cat -n` line numbers.
+//!
+//! The file is streamed line by line and each line is capped while it is
+//! read, so a huge file or a minified one-line file costs only what is
+//! shown. When the output stops early, the closing note gives the exact
+//! `offset` to continue from.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::args::Args;
+use super::fsutil::{looks_binary, open_error, BINARY_SNIFF_BYTES};
+use super::{blocking, paths, Preview, ToolCtx, ToolOutput};
+
+const DEFAULT_LIMIT: u64 = 2000;
+/// Longer lines are cut; one minified line should not fill the context.
+const MAX_LINE_CHARS: usize = 2000;
+/// Room for `MAX_LINE_CHARS` characters of up to 4 bytes each.
+const MAX_LINE_BYTES: usize = MAX_LINE_CHARS * 4;
+/// The whole result stays under this, whatever `limit` says.
+const MAX_OUTPUT_BYTES: usize = 50 * 1024;
+/// Counting the lines after the cut costs a scan; past this much the note
+/// says "more" instead of a total.
+const MAX_COUNT_BYTES: u64 = 64 * 1024 * 1024;
+
+pub(super) fn definition() -> Value {
+    json!({
+        "name": "read",
+        "description": "Read a text file. Lines are numbered like `cat -n` (number, tab, line). \
+            Reads up to 2000 lines (and about 50 KB) from `offset`; a note at the end says which \
+            offset to use to read further. Lines over 2000 characters are cut. Binary files and \
+            directories are refused (use ls for directories).",
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File to read, absolute or relative to the working directory."},
+                "offset": {"type": "integer", "minimum": 1, "description": "1-based line number to start at (default 1)."},
+                "limit": {"type": "integer", "minimum": 1, "description": "Maximum number of lines to return (default 2000)."}
+            },
+            "required": ["path"]
+        }
+    })
+}
+
+struct Input {
+    path: PathBuf,
+    shown: String,
+    offset: u64,
+    limit: u64,
+}
+
+fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
+    let args = Args::new("read", input)?;
+    let raw = args.string("path")?;
+    let offset = args.opt_u64("offset")?.unwrap_or(1);
+    if offset == 0 {
+        return Err("read: `offset` is 1-based; the first line is 1".to_owned());
+    }
+    let limit = args.opt_u64("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 {
+        return Err("read: `limit` must be at least 1".to_owned());
+    }
+    let path = paths::resolve(cwd, raw).map_err(|e| format!("read: {e}"))?;
+    let shown = paths::display(cwd, &path);
+    Ok(Input {
+        path,
+        shown,
+        offset,
+        limit,
+    })
+}
+
+pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
+    let i = parse(input, cwd)?;
+    Ok(Preview {
+        title: format!("Read {}", i.shown),
+        diff: None,
+        paths: vec![i.path],
+    })
+}
+
+pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
+    let i = match parse(input, &ctx.cwd) {
+        Ok(i) => i,
+        Err(e) => return ToolOutput::error(e),
+    };
+    blocking(ctx, move |cancel| read_file(&i, &cancel)).await
+}
+
+/// Why the output stopped before the end of the file.
+enum Cut {
+    Limit,
+    Size,
+}
+
+fn read_file(i: &Input, cancel: &CancellationToken) -> Result<String, String> {
+    let shown = &i.shown;
+    let meta = fs::metadata(&i.path).map_err(|e| open_error(e, shown))?;
+    if meta.is_dir() {
+        return Err(format!("{shown} is a directory; use ls to list it"));
+    }
+    // Opening a FIFO or a device could block forever or never end.
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    let mut file = File::open(&i.path).map_err(|e| open_error(e, shown))?;
+    let mut head = Vec::with_capacity(BINARY_SNIFF_BYTES);
+    (&mut file)
+        .take(BINARY_SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if looks_binary(&head) {
+        return Err(format!(
+            "{shown} is a binary file ({} bytes); read shows text files only",
+            meta.len()
+        ));
+    }
+    let mut reader = BufReader::new(io::Cursor::new(head).chain(file));
+    let io_err = |e: io::Error| format!("cannot read {shown}: {e}");
+
+    let mut out = String::new();
+    let mut buf = Vec::new();
+    let mut line_no: u64 = 0;
+    let mut shown_lines: u64 = 0;
+    let mut cut = None;
+    while let Some(byte_cut) = next_line(&mut reader, &mut buf, MAX_LINE_BYTES).map_err(io_err)? {
+        line_no += 1;
+        if line_no < i.offset {
+            continue;
+        }
+        if shown_lines == i.limit {
+            cut = Some(Cut::Limit);
+            break;
+        }
+        let line = format_line(line_no, &buf, byte_cut);
+        if out.len() + line.len() > MAX_OUTPUT_BYTES {
+            cut = Some(Cut::Size);
+            break;
+        }
+        out.push_str(&line);
+        shown_lines += 1;
+        if cancel.is_cancelled() {
+            return Err("aborted".to_owned());
+        }
+    }
+
+    if line_no == 0 {
+        return Ok(format!("({shown} is empty)"));
+    }
+    if shown_lines == 0 && cut.is_none() {
+        return Err(format!(
+            "offset {} is past the end of {shown}, which has {line_no} lines",
+            i.offset
+        ));
+    }
+    let Some(cut) = cut else {
+        return Ok(out);
+    };
+    // `line_no` is the first line not shown; it was read, so count it too.
+    let last = line_no - 1;
+    let total = match count_lines(&mut reader).map_err(io_err)? {
+        Some(rest) => format!("{}", line_no + rest),
+        None => "more".to_owned(),
+    };
+    let why = match cut {
+        Cut::Limit => String::new(),
+        Cut::Size => format!("Output capped at {} KB. ", MAX_OUTPUT_BYTES / 1024),
+    };
+    out.push_str(&format!(
+        "\n[{why}Showing lines {}-{last} of {total}. Use offset={line_no} to read more.]",
+        i.offset
+    ));
+    Ok(out)
+}
+
+/// `cat -n` style: the number right-aligned in six columns, a tab, the line.
+fn format_line(n: u64, raw: &[u8], byte_cut: bool) -> String {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let text = String::from_utf8_lossy(raw);
+    let cut_chars = text.char_indices().nth(MAX_LINE_CHARS).map(|(i, _)| i);
+    match cut_chars {
+        Some(at) => format!(
+            "{n:>6}\t{}… [line cut at {MAX_LINE_CHARS} characters]\n",
+            &text[..at]
+        ),
+        None if byte_cut => format!("{n:>6}\t{text}… [line cut at {MAX_LINE_CHARS} characters]\n"),
+        None => format!("{n:>6}\t{text}\n"),
+    }
+}
+
+/// Reads one line (without its `\n`) into `buf`, keeping at most `cap`
+/// bytes and skipping the rest. `None` at end of file; otherwise whether
+/// the line was cut.
+fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> io::Result<Option<bool>> {
+    buf.clear();
+    let mut any = false;
+    let mut cut = false;
+    loop {
+        let avail = reader.fill_buf()?;
+        if avail.is_empty() {
+            return Ok(any.then_some(cut));
+        }
+        any = true;
+        let newline = avail.iter().position(|&b| b == b'\n');
+        let chunk = &avail[..newline.unwrap_or(avail.len())];
+        let room = cap.saturating_sub(buf.len());
+        if chunk.len() > room {
+            cut = true;
+        }
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = newline.map_or(avail.len(), |i| i + 1);
+        reader.consume(used);
+        if newline.is_some() {
+            return Ok(Some(cut));
+        }
+    }
+}
+
+/// Lines left in the reader, or `None` when there is too much to count.
+fn count_lines(reader: &mut impl BufRead) -> io::Result<Option<u64>> {
+    let mut lines = 0;
+    let mut scanned: u64 = 0;
+    let mut last = b'\n';
+    loop {
+        let avail = reader.fill_buf()?;
+        if avail.is_empty() {
+            break;
+        }
+        lines += avail.iter().filter(|&&b| b == b'\n').count() as u64;
+        last = avail[avail.len() - 1];
+        let n = avail.len();
+        reader.consume(n);
+        scanned += n as u64;
+        if scanned > MAX_COUNT_BYTES {
+            return Ok(None);
+        }
+    }
+    // A last line without its newline is still a line.
+    Ok(Some(lines + u64::from(last != b'\n')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::test_util::ctx;
+
+    async fn read(dir: &Path, input: Value) -> ToolOutput {
+        let (c, _rx) = ctx(dir);
+        run(&input, &c).await
+    }
+
+    fn numbered(n: usize) -> String {
+        (1..=n).map(|i| format!("line {i}\n")).collect()
+    }
+
+    #[tokio::test]
+    async fn numbers_lines_like_cat_n() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.txt"), "alpha\nbeta\r\ngamma").unwrap();
+        let out = read(dir.path(), json!({"path": "a.txt"})).await;
+        assert!(!out.is_error);
+        assert_eq!(out.content, "     1\talpha\n     2\tbeta\n     3\tgamma\n");
+    }
+
+    #[tokio::test]
+    async fn offset_and_limit_with_a_note_to_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("n.txt"), numbered(10)).unwrap();
+        let out = read(
+            dir.path(),
+            json!({"path": "n.txt", "offset": 3, "limit": 2}),
+        )
+        .await;
+        assert_eq!(
+            out.content,
+            "     3\tline 3\n     4\tline 4\n\n[Showing lines 3-4 of 10. Use offset=5 to read more.]"
+        );
+        let out = read(dir.path(), json!({"path": "n.txt", "offset": 9})).await;
+        assert_eq!(out.content, "     9\tline 9\n    10\tline 10\n");
+        let out = read(dir.path(), json!({"path": "n.txt", "offset": 11})).await;
+        assert!(
+            out.is_error && out.content.contains("past the end"),
+            "{}",
+            out.content
+        );
+        let out = read(dir.path(), json!({"path": "n.txt", "offset": 0})).await;
+        assert!(out.is_error && out.content.contains("`offset`"));
+    }
+
+    #[tokio::test]
+    async fn default_limit_is_2000_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("big.txt"), "x\n".repeat(2500)).unwrap();
+        let out = read(dir.path(), json!({"path": "big.txt"})).await;
+        assert!(out.content.contains("  2000\tx\n"));
+        assert!(!out.content.contains("  2001\t"));
+        assert!(out
+            .content
+            .ends_with("[Showing lines 1-2000 of 2500. Use offset=2001 to read more.]"));
+    }
+
+    #[tokio::test]
+    async fn output_is_capped_by_size_and_long_lines_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "y".repeat(3000);
+        let text = format!("{long}\n").repeat(100);
+        fs::write(dir.path().join("wide.txt"), text).unwrap();
+        let out = read(dir.path(), json!({"path": "wide.txt"})).await;
+        assert!(out.content.len() <= MAX_OUTPUT_BYTES + 200);
+        let first = out.content.lines().next().unwrap();
+        assert!(first.ends_with("… [line cut at 2000 characters]"));
+        assert_eq!(first.matches('y').count(), 2000);
+        assert!(
+            out.content.contains(
+                "[Output capped at 50 KB. Showing lines 1-25 of 100. Use offset=26 to read more.]"
+            ),
+            "{}",
+            &out.content[out.content.len() - 120..]
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_binaries_directories_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("b.bin"), b"ab\0cd").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        let out = read(dir.path(), json!({"path": "b.bin"})).await;
+        assert!(
+            out.is_error && out.content.contains("b.bin is a binary file"),
+            "{}",
+            out.content
+        );
+        let out = read(dir.path(), json!({"path": "sub"})).await;
+        assert!(
+            out.is_error && out.content.contains("use ls"),
+            "{}",
+            out.content
+        );
+        let out = read(dir.path(), json!({"path": "nope.txt"})).await;
+        assert_eq!(out, ToolOutput::error("nope.txt does not exist"));
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let out = read(dir.path(), json!({"path": "fifo"})).await;
+            assert_eq!(out, ToolOutput::error("fifo is not a regular file"));
+        }
+        fs::write(dir.path().join("empty.txt"), "").unwrap();
+        let out = read(dir.path(), json!({"path": "empty.txt"})).await;
+        assert_eq!(out, ToolOutput::ok("(empty.txt is empty)"));
+    }
+}

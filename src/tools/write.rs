@@ -1,0 +1,167 @@
+//! `write {path, content}`: create or overwrite a whole file.
+//!
+//! Parent directories are created as needed and the file is replaced
+//! atomically (see [`super::fsutil::atomic_write`]). The preview diffs the
+//! old text against the new so the user sees what an overwrite loses.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::args::Args;
+use super::fsutil::{atomic_write, read_text};
+use super::{diff, paths, unabortable, Preview, ToolCtx, ToolOutput};
+
+/// Past this size an existing file is not diffed for the prompt; the title
+/// still says it is being overwritten.
+const MAX_DIFF_INPUT_BYTES: u64 = 4 * 1024 * 1024;
+
+pub(super) fn definition() -> Value {
+    json!({
+        "name": "write",
+        "description": "Write a file, replacing it entirely if it exists. Parent directories are \
+            created. Prefer edit for changing part of an existing file.",
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File to write, absolute or relative to the working directory."},
+                "content": {"type": "string", "description": "The complete new content of the file."}
+            },
+            "required": ["path", "content"]
+        }
+    })
+}
+
+struct Input {
+    path: PathBuf,
+    shown: String,
+    content: String,
+}
+
+fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
+    let args = Args::new("write", input)?;
+    let raw = args.string("path")?;
+    let content = args.string("content")?.to_owned();
+    let path = paths::resolve(cwd, raw).map_err(|e| format!("write: {e}"))?;
+    let shown = paths::display(cwd, &path);
+    Ok(Input {
+        path,
+        shown,
+        content,
+    })
+}
+
+pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
+    let i = parse(input, cwd)?;
+    let bytes = i.content.len();
+    let (title, diff) = match fs::metadata(&i.path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(format!("write: {} is a directory", i.shown));
+        }
+        Ok(meta) if meta.len() > MAX_DIFF_INPUT_BYTES => (
+            format!(
+                "Overwrite {} ({bytes} bytes; the old file is too large to diff)",
+                i.shown
+            ),
+            None,
+        ),
+        Ok(_) => match read_text(&i.path, &i.shown) {
+            Ok(old) => (
+                format!("Overwrite {} ({bytes} bytes)", i.shown),
+                Some(diff::unified(&old, &i.content, &i.shown, &i.shown)),
+            ),
+            Err(why) => (
+                format!("Overwrite {} ({bytes} bytes; {why})", i.shown),
+                None,
+            ),
+        },
+        Err(_) => (
+            format!("Create {} ({bytes} bytes)", i.shown),
+            Some(diff::unified("", &i.content, "/dev/null", &i.shown)),
+        ),
+    };
+    Ok(Preview {
+        title,
+        diff,
+        paths: vec![i.path],
+    })
+}
+
+pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
+    let i = match parse(input, &ctx.cwd) {
+        Ok(i) => i,
+        Err(e) => return ToolOutput::error(e),
+    };
+    unabortable(move || write_file(&i)).await
+}
+
+fn write_file(i: &Input) -> Result<String, String> {
+    let created = atomic_write(&i.path, i.content.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", i.shown))?;
+    let verb = if created { "Created" } else { "Replaced" };
+    Ok(format!(
+        "{verb} {} ({} bytes written)",
+        i.shown,
+        i.content.len()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::test_util::ctx;
+
+    #[tokio::test]
+    async fn creates_parents_then_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _rx) = ctx(dir.path());
+        let input = json!({"path": "a/b/new.txt", "content": "hello\n"});
+        let p = preview(&input, &c.cwd).unwrap();
+        assert_eq!(p.title, "Create a/b/new.txt (6 bytes)");
+        assert_eq!(p.paths, vec![c.cwd.join("a/b/new.txt")]);
+        assert_eq!(
+            p.diff.as_deref(),
+            Some("--- /dev/null\n+++ a/b/new.txt\n@@ -0,0 +1 @@\n+hello\n")
+        );
+        let out = run(&input, &c).await;
+        assert_eq!(out, ToolOutput::ok("Created a/b/new.txt (6 bytes written)"));
+        assert_eq!(
+            fs::read_to_string(c.cwd.join("a/b/new.txt")).unwrap(),
+            "hello\n"
+        );
+
+        let input = json!({"path": "a/b/new.txt", "content": "bye\n"});
+        let p = preview(&input, &c.cwd).unwrap();
+        assert_eq!(p.title, "Overwrite a/b/new.txt (4 bytes)");
+        assert!(p.diff.unwrap().contains("-hello\n+bye\n"));
+        let out = run(&input, &c).await;
+        assert_eq!(
+            out,
+            ToolOutput::ok("Replaced a/b/new.txt (4 bytes written)")
+        );
+        assert_eq!(
+            fs::read_to_string(c.cwd.join("a/b/new.txt")).unwrap(),
+            "bye\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_directories_and_names_missing_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _rx) = ctx(dir.path());
+        fs::create_dir(c.cwd.join("d")).unwrap();
+        let out = run(&json!({"path": "d", "content": "x"}), &c).await;
+        assert!(
+            out.is_error && out.content.contains("directory"),
+            "{}",
+            out.content
+        );
+        assert!(preview(&json!({"path": "d", "content": "x"}), &c.cwd).is_err());
+        let out = run(&json!({"path": "x.txt"}), &c).await;
+        assert_eq!(
+            out,
+            ToolOutput::error("write: missing required field `content` (a string)")
+        );
+    }
+}
