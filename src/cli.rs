@@ -54,6 +54,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub init_timeout: u64,
 
+    /// What tools may do without asking: ask (default), accept-edits, allow-all, read-only.
+    /// Overrides a resumed session's mode.
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub permission_mode: Option<crate::permissions::Mode>,
+
     /// Most provider rounds in one turn.
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub max_rounds: u32,

@@ -7,7 +7,8 @@
 //! - [`protocol`]: wire types (commands in, frames out, error codes).
 //! - [`transport`]: the bounded stdin line reader and the single stdout writer.
 //! - [`host`]: the dispatch loop that owns all state and answers commands.
-//! - [`engine`]: one turn, from provider rounds to its outcome.
+//! - [`engine`]: one turn: provider rounds, tool calls, steering, abort.
+//! - [`permissions`]: the gate deciding which tool calls run, ask or are refused.
 //! - [`tools`]: the built-in tools (read, write, edit, bash, ls, find, grep).
 //! - [`provider`]: model providers (subprocess extensions) and their registry.
 //! - [`message`]: conversation history shapes.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod host;
 pub mod message;
+pub mod permissions;
 pub mod protocol;
 pub mod provider;
 pub mod session;

@@ -90,6 +90,19 @@ pub struct SetModelParams {
     pub model: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct PermissionResponseParams {
+    pub request_id: String,
+    pub decision: crate::permissions::Decision,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SetPermissionModeParams {
+    pub mode: crate::permissions::Mode,
+}
+
 #[derive(Debug, Clone)]
 pub enum Command {
     Prompt(PromptParams),
@@ -97,6 +110,8 @@ pub enum Command {
     Steer(MessageParams),
     FollowUp(PromptParams),
     SetModel(SetModelParams),
+    PermissionResponse(PermissionResponseParams),
+    SetPermissionMode(SetPermissionModeParams),
     GetState,
     GetSessionStats,
     GetMessages,
@@ -115,6 +130,8 @@ impl Command {
             Command::Steer(_) => "steer",
             Command::FollowUp(_) => "follow_up",
             Command::SetModel(_) => "set_model",
+            Command::PermissionResponse(_) => "permission_response",
+            Command::SetPermissionMode(_) => "set_permission_mode",
             Command::GetState => "get_state",
             Command::GetSessionStats => "get_session_stats",
             Command::GetMessages => "get_messages",
@@ -127,8 +144,9 @@ impl Command {
 }
 
 /// Every command name, for the `unknown_command` message.
-const COMMAND_NAMES: &str = "prompt, abort, steer, follow_up, set_model, get_state, \
-get_session_stats, get_messages, get_available_models, new_session, list_sessions, shutdown";
+const COMMAND_NAMES: &str = "prompt, abort, steer, follow_up, set_model, permission_response, \
+set_permission_mode, get_state, get_session_stats, get_messages, get_available_models, \
+new_session, list_sessions, shutdown";
 
 /// Decodes one inbound line (without its newline) into a command.
 pub fn decode_command(line: &[u8]) -> Result<Envelope, ErrorFrame> {
@@ -186,6 +204,8 @@ pub fn decode_command(line: &[u8]) -> Result<Envelope, ErrorFrame> {
         "follow_up" => Command::FollowUp(params(&id, &kind, obj)?),
         "steer" => Command::Steer(params(&id, &kind, obj)?),
         "set_model" => Command::SetModel(params(&id, &kind, obj)?),
+        "permission_response" => Command::PermissionResponse(params(&id, &kind, obj)?),
+        "set_permission_mode" => Command::SetPermissionMode(params(&id, &kind, obj)?),
         "abort" => Command::Abort,
         "get_state" => Command::GetState,
         "get_session_stats" => Command::GetSessionStats,
@@ -312,6 +332,57 @@ pub enum Frame {
     AgentStart(AgentStartFrame),
     AgentEnd(AgentEndFrame),
     AutoRetry(AutoRetryFrame),
+    ToolExecutionStart(ToolExecutionStartFrame),
+    ToolExecutionUpdate(ToolExecutionUpdateFrame),
+    ToolExecutionEnd(ToolExecutionEndFrame),
+    PermissionRequest(PermissionRequestFrame),
+    PermissionCancelled(PermissionCancelledFrame),
+}
+
+#[derive(Debug, Serialize)]
+pub struct ToolExecutionStartFrame {
+    pub prompt_id: String,
+    pub tool_call_id: String,
+    pub name: String,
+    pub input: Value,
+}
+
+/// Incremental tool output (one line of bash output, without its newline).
+#[derive(Debug, Serialize)]
+pub struct ToolExecutionUpdateFrame {
+    pub prompt_id: String,
+    pub tool_call_id: String,
+    pub output: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ToolExecutionEndFrame {
+    pub prompt_id: String,
+    pub tool_call_id: String,
+    pub result: String,
+    pub is_error: bool,
+}
+
+/// The host asks the client whether a tool call may run.
+#[derive(Debug, Serialize)]
+pub struct PermissionRequestFrame {
+    pub request_id: String,
+    pub prompt_id: String,
+    pub tool_call_id: String,
+    pub tool: String,
+    pub input: Value,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// A path the call touches resolves outside the working directory.
+    pub outside_cwd: bool,
+}
+
+/// A permission request that no longer needs an answer (the turn was aborted).
+#[derive(Debug, Serialize)]
+pub struct PermissionCancelledFrame {
+    pub request_id: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]

@@ -46,6 +46,11 @@ pub enum Entry {
         ts: String,
         model: String,
     },
+    /// `set_permission_mode`: the mode from here on.
+    PermissionMode {
+        ts: String,
+        mode: crate::permissions::Mode,
+    },
     /// Written when a turn ends: its outcome and the tokens it used.
     TurnEnd {
         ts: String,
@@ -126,6 +131,8 @@ pub struct Session {
     pub turns: u64,
     /// Sum of the priced turns; `None` while no turn had a known price.
     pub cost_usd: Option<f64>,
+    /// The last permission mode set in this session.
+    pub permission_mode: Option<crate::permissions::Mode>,
 }
 
 impl Session {
@@ -143,6 +150,7 @@ impl Session {
             usage: Usage::default(),
             turns: 0,
             cost_usd: None,
+            permission_mode: None,
         }
     }
 
@@ -151,6 +159,7 @@ impl Session {
             Entry::Session(_) => {}
             Entry::Message { message, .. } => self.messages.push(message),
             Entry::ModelChange { model, .. } => self.model = Some(model),
+            Entry::PermissionMode { mode, .. } => self.permission_mode = Some(mode),
             Entry::TurnEnd {
                 usage, cost_usd, ..
             } => self.add_turn(&usage, cost_usd),
@@ -204,6 +213,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
         usage: Usage::default(),
         turns: 0,
         cost_usd: None,
+        permission_mode: None,
     };
     let mut valid = first.len();
     for (n, line) in lines.enumerate() {

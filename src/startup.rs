@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::cli::Cli;
 use crate::config;
 use crate::host::{Host, Settings, Signals};
+use crate::permissions::{Gate, Mode};
 use crate::protocol::{ErrorCode, ErrorFrame, Frame, ReadyFrame, PROTOCOL_VERSION};
 use crate::provider::{manifest, Providers, Timeouts};
 use crate::session::{self, Entry, OpenError, Session, SessionFile, Store};
@@ -80,6 +81,7 @@ pub fn run(cli: Cli) -> i32 {
             session,
             file,
             providers,
+            gate,
         } = prepared;
         // Handlers go in before `ready`: from then on a signal must act like
         // `shutdown`, never kill the process with the session half-written.
@@ -96,7 +98,7 @@ pub fn run(cli: Cli) -> i32 {
         .await;
         providers.warm_up();
         let inbound = transport::spawn_reader(std::io::stdin(), cli.max_frame_bytes);
-        let (host, channels) = Host::new(settings, out, providers, store, session, file);
+        let (host, channels) = Host::new(settings, out, providers, store, session, file, gate);
         host.run(inbound, channels, closed, signals).await
     });
     // Dropping the runtime drops every task still holding an outbox (and
@@ -108,6 +110,7 @@ pub fn run(cli: Cli) -> i32 {
 
 struct Prepared {
     settings: Settings,
+    gate: Arc<Gate>,
     store: Store,
     session: Session,
     file: SessionFile,
@@ -208,8 +211,25 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartupError> {
             session.model = Some(model.clone());
         }
     }
+    if let Some(mode) = cli.permission_mode {
+        if session.permission_mode != Some(mode) && cli.continue_session.is_some() {
+            file.append(&Entry::PermissionMode {
+                ts: session::now(),
+                mode,
+            })
+            .map_err(|e| fail(ErrorCode::Internal, format!("{e:#}")))?;
+        }
+        session.permission_mode = Some(mode);
+    }
+    let gate = Arc::new(Gate::new(
+        session.permission_mode.unwrap_or(Mode::Ask),
+        vec![cwd.clone()],
+    ));
     Ok(Prepared {
+        gate,
         settings: Settings {
+            cwd_path: cwd.clone(),
+            env_remove: Arc::new(secret_vars(&providers)),
             cwd: cwd_text,
             system_prompt: cli.system_prompt.clone(),
             max_rounds: cli.max_rounds,
@@ -221,6 +241,20 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartupError> {
         file,
         providers,
     })
+}
+
+/// Variables that hold credentials: every provider's key variable and any
+/// `*_API_KEY`. Tool processes (bash) do not inherit them.
+fn secret_vars(providers: &Providers) -> Vec<String> {
+    let mut names = providers.key_vars();
+    for (name, _) in std::env::vars_os() {
+        if let Some(name) = name.to_str() {
+            if name.ends_with("_API_KEY") && !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names
 }
 
 fn env_nonempty(name: &str) -> Option<String> {

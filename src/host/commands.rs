@@ -33,6 +33,39 @@ impl Host {
                 }
             }
             Command::Abort => self.abort(id).await,
+            Command::PermissionResponse(p) => {
+                let answer = crate::permissions::Answer {
+                    decision: p.decision,
+                    message: p.message,
+                };
+                if self.gate.answer(&p.request_id, answer) {
+                    self.respond(id, name, true, Map::new()).await;
+                } else {
+                    let err = ErrorFrame::new(
+                        id.clone(),
+                        ErrorCode::NotFound,
+                        format!(
+                            "no open permission request {:?} (it was answered, cancelled by an abort, or never existed)",
+                            p.request_id
+                        ),
+                    );
+                    self.reject(id, name, err).await;
+                }
+            }
+            Command::SetPermissionMode(p) => {
+                let entry = Entry::PermissionMode {
+                    ts: session::now(),
+                    mode: p.mode,
+                };
+                if let Err(e) = self.file.append(&entry) {
+                    let err = ErrorFrame::new(id.clone(), ErrorCode::Internal, format!("{e:#}"));
+                    return self.reject(id, name, err).await;
+                }
+                self.gate.set_mode(p.mode);
+                self.session.permission_mode = Some(p.mode);
+                let b = json!({ "mode": p.mode });
+                self.respond(id, name, true, body(b)).await;
+            }
             Command::Steer(params) => self.steer(id, params.message).await,
             Command::SetModel(params) => self.set_model(id, params.model).await,
             Command::GetState => {
@@ -44,6 +77,7 @@ impl Host {
                     "message_count": self.session.messages.len(),
                     "queued": self.queue.len(),
                     "cwd": self.settings.cwd,
+                    "permission_mode": self.gate.mode(),
                 });
                 self.respond(id, name, true, body(b)).await;
             }
@@ -244,6 +278,8 @@ impl Host {
         );
         // Replacing the writer drops the old file and with it the lock.
         self.file = self.store.create(session.header.clone());
+        // `allow_always` grants belong to the session they were given in.
+        self.gate.reset();
         self.session = session;
         let b = json!({ "session_id": self.session.header.id });
         self.respond(id, "new_session", true, body(b)).await;

@@ -31,6 +31,10 @@ const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// Settings fixed at start-up.
 pub struct Settings {
     pub cwd: String,
+    /// The same directory as a path, for tools.
+    pub cwd_path: std::path::PathBuf,
+    /// Variables tool processes must not inherit (API keys).
+    pub env_remove: Arc<Vec<String>>,
     pub system_prompt: Option<String>,
     pub max_rounds: u32,
     pub idle_timeout: Duration,
@@ -85,6 +89,7 @@ enum Exit {
 
 pub struct Host {
     settings: Settings,
+    gate: Arc<crate::permissions::Gate>,
     out: Outbox,
     providers: Arc<Providers>,
     store: Arc<Store>,
@@ -112,12 +117,14 @@ impl Host {
         store: Store,
         session: Session,
         file: SessionFile,
+        gate: Arc<crate::permissions::Gate>,
     ) -> (Self, HostChannels) {
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
         let host = Host {
             settings,
+            gate,
             out,
             providers,
             store: Arc::new(store),
@@ -208,6 +215,9 @@ impl Host {
     fn on_eof(&mut self) {
         tracing::debug!("end of input");
         self.eof = true;
+        // Nobody is left to answer permission prompts: deny them instead of
+        // letting a piped prompt hang.
+        self.gate.close();
     }
 
     /// Stops taking commands, aborts the running turn and drops the queue.
@@ -216,6 +226,7 @@ impl Host {
             return;
         }
         self.exit = Some((kind, Instant::now()));
+        self.gate.close();
         if let Some(turn) = &self.turn {
             turn.cancel.cancel();
         }

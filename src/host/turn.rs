@@ -67,6 +67,9 @@ impl Host {
             host: report_tx,
             cancel: cancel.clone(),
             steers: steer_rx,
+            gate: self.gate.clone(),
+            cwd: self.settings.cwd_path.clone(),
+            env_remove: self.settings.env_remove.clone(),
         };
         tokio::spawn(engine::run(spec, ctx));
         // Tag the turn's reports with its prompt id so a late report from an

@@ -244,6 +244,18 @@ impl Providers {
             .map(|m| m.id)
     }
 
+    /// The environment variables that hold provider keys.
+    pub fn key_vars(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .endpoints
+            .values()
+            .filter_map(|e| e.api_key_env.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Prices of a model, when known (catalogue or config).
     pub fn price(&self, id: &str) -> Option<Price> {
         match endpoints::parse(id).ok()? {

@@ -85,6 +85,12 @@ impl ProviderStream {
         }
     }
 
+    /// HTTP rounds time out (and retry) on their own; an extension round
+    /// needs the turn to watch for silence.
+    pub fn needs_idle_timeout(&self) -> bool {
+        matches!(self.kind, Kind::Extension { .. })
+    }
+
     /// The next event or the final answer; `Err` when the round failed.
     pub async fn next(&mut self) -> Result<StreamItem, String> {
         match &mut self.kind {

@@ -1,24 +1,30 @@
-//! One turn: provider rounds turned into `message_update` events, steers
-//! delivered between rounds, and abort handled in order.
+//! One turn: provider rounds turned into events, the model's tool calls
+//! executed (behind the permission gate) round after round, steers delivered
+//! between rounds, and abort handled in order.
 //!
 //! A turn runs as its own task so the dispatch loop never waits on it. It
-//! writes deltas straight to the [`Outbox`] and reports to the host through a
+//! writes events straight to the [`Outbox`] and reports to the host through a
 //! channel: each finished message as it is complete (so the host persists it
 //! at once), then one [`TurnMsg::Done`]. The host writes `agent_end` and the
-//! response after `Done`, which puts them after every delta of the turn.
-//! Abort follows "cancel, grace, force, then report": the provider is asked to
-//! cancel, killed if it does not stop within the grace, and the partial
+//! response after `Done`, which puts them after every event of the turn.
+//! Abort follows "cancel, grace, force, then report": the provider or tool is
+//! asked to stop, killed if it does not within the grace, and the partial
 //! message is handed back marked `aborted`.
 
+mod round;
+mod tool_calls;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::message::{AssistantBuilder, Block, Message};
-use crate::protocol::{AutoRetryFrame, ErrorCode, Frame, StreamEvent, Usage};
-use crate::provider::{Completion, ProviderEvent, ProviderStream, Providers, Request, StreamItem};
+use crate::message::{AssistantBuilder, Block, Content, Message, Role};
+use crate::permissions::Gate;
+use crate::protocol::{ErrorCode, StreamEvent, Usage};
+use crate::provider::{Providers, Request};
 use crate::transport::Outbox;
 
 /// What a turn needs besides the shared services.
@@ -66,6 +72,10 @@ pub struct TurnCtx {
     pub host: mpsc::UnboundedSender<TurnMsg>,
     pub cancel: CancellationToken,
     pub steers: mpsc::UnboundedReceiver<String>,
+    pub gate: Arc<Gate>,
+    pub cwd: PathBuf,
+    /// Environment variables tool processes must not inherit (API keys).
+    pub env_remove: Arc<Vec<String>>,
 }
 
 /// Runs the turn to its end and reports `Done`.
@@ -101,8 +111,8 @@ fn failed(error: String) -> Stop {
     Stop::Failed(ErrorCode::ProviderError, error)
 }
 
-/// Provider rounds until the model ends its turn with nothing left to
-/// deliver. Returns the final stop reason.
+/// Provider rounds until the model ends its turn with no tool calls and
+/// nothing left to deliver. Returns the final stop reason.
 async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<String, Stop> {
     let TurnSpec {
         prompt_id,
@@ -112,6 +122,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         max_rounds,
         idle_timeout,
     } = spec;
+    let tools = crate::tools::definitions();
     let mut round = 0;
     loop {
         round += 1;
@@ -124,7 +135,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         let request = Request {
             messages: history.iter().map(Message::to_provider).collect(),
             system_prompt: system_prompt.clone(),
-            tools: Vec::new(),
+            tools: tools.clone(),
             max_tokens: None,
             temperature: None,
         };
@@ -134,18 +145,20 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
             s = ctx.providers.stream(&model_id, &request) => s.map_err(failed)?,
         };
         let mut builder = AssistantBuilder::default();
-        let outcome = one_round(&prompt_id, stream, ctx, &mut builder, idle_timeout).await;
+        let outcome = round::one_round(&prompt_id, stream, ctx, &mut builder, idle_timeout).await;
         let (completion, round_usage) = match outcome {
             Ok(done) => done,
             Err((stop, round_usage)) => {
                 usage.add(&round_usage);
                 if !builder.is_empty() {
+                    let calls = tool_ids(&builder);
                     let mut partial = builder.build();
                     match &stop {
                         Stop::Cancelled => partial.aborted = true,
                         Stop::Failed(_, e) => partial.error = Some(e.clone()),
                     }
                     let _ = ctx.host.send(TurnMsg::Append(partial));
+                    close_calls(ctx, &calls, &stop);
                 }
                 return Err(stop);
             }
@@ -167,12 +180,31 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         let stop_reason = completion
             .stop_reason
             .unwrap_or_else(|| "end_turn".to_owned());
+        let calls: Vec<Block> = builder.tool_uses().cloned().collect();
         if !builder.is_empty() {
             let mut message = builder.build();
             message.stop_reason = Some(stop_reason.clone());
             history.push(message.clone());
             let _ = ctx.host.send(TurnMsg::Append(message));
         }
+
+        if !calls.is_empty() {
+            // The model asked for tools: run them, hand back the results
+            // (with any steers) and go round again.
+            let mut results = tool_calls::execute(&prompt_id, &calls, ctx).await;
+            let cancelled = results.cancelled;
+            for s in drain(&mut ctx.steers) {
+                results.blocks.push(Block::Text { text: s });
+            }
+            let message = Message::new(Role::User, Content::Blocks(results.blocks));
+            history.push(message.clone());
+            let _ = ctx.host.send(TurnMsg::Append(message));
+            if cancelled {
+                return Err(Stop::Cancelled);
+            }
+            continue;
+        }
+
         // The end of a round is the safe point for steering. The channel is
         // closed before the last look, so a steer is either seen here or
         // refused to the client, never silently lost.
@@ -188,6 +220,40 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         history.push(message.clone());
         let _ = ctx.host.send(TurnMsg::Append(message));
     }
+}
+
+fn tool_ids(builder: &AssistantBuilder) -> Vec<String> {
+    builder
+        .tool_uses()
+        .filter_map(|b| match b {
+            Block::ToolUse { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Answers tool calls that will never run, so the history stays valid for
+/// the next request (every provider rejects a tool call without a result).
+fn close_calls(ctx: &TurnCtx, ids: &[String], stop: &Stop) {
+    if ids.is_empty() {
+        return;
+    }
+    let why = match stop {
+        Stop::Cancelled => "not run: the turn was aborted",
+        Stop::Failed(..) => "not run: the turn failed",
+    };
+    let blocks = ids
+        .iter()
+        .map(|id| Block::ToolResult {
+            tool_use_id: id.clone(),
+            content: why.into(),
+            is_error: true,
+        })
+        .collect();
+    let _ = ctx.host.send(TurnMsg::Append(Message::new(
+        Role::User,
+        Content::Blocks(blocks),
+    )));
 }
 
 fn drain(rx: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
@@ -213,133 +279,12 @@ async fn current_model(
     };
     let Some(chosen) = chosen else {
         return Err(failed(
-            "no model is available: start rpc with --extension <dir> (see README, \
-             \"Provider extensions\") and pick a model with --model or set_model"
+            "no model is available: set ANTHROPIC_API_KEY or OPENAI_API_KEY, configure a \
+             provider in the config file, or start rpc with --extension <dir>; then pick a \
+             model with --model or set_model (see README)"
                 .to_owned(),
         ));
     };
     let _ = ctx.host.send(TurnMsg::ModelChosen(chosen.clone()));
     Ok(chosen)
-}
-
-type RoundError = (Stop, Usage);
-
-/// Forwards one provider round. On failure the builder keeps what arrived.
-async fn one_round(
-    prompt_id: &str,
-    mut stream: ProviderStream,
-    ctx: &TurnCtx,
-    builder: &mut AssistantBuilder,
-    idle: Duration,
-) -> Result<(Completion, Usage), RoundError> {
-    let mut last_usage: Option<Usage> = None;
-    loop {
-        let item = tokio::select! {
-            biased;
-            _ = ctx.cancel.cancelled() => {
-                stream.cancel().await;
-                return Err((Stop::Cancelled, last_usage.unwrap_or_default()));
-            }
-            item = tokio::time::timeout(idle, stream.next()) => item,
-        };
-        let item = match item {
-            Ok(Ok(item)) => item,
-            Ok(Err(e)) => return Err((failed(e), last_usage.unwrap_or_default())),
-            Err(_) => {
-                stream.abandon("was killed after sending nothing within the idle timeout");
-                return Err((
-                    failed(format!(
-                        "the provider sent nothing for {} s (--provider-idle-timeout); \
-                         the extension was stopped",
-                        idle.as_secs()
-                    )),
-                    last_usage.unwrap_or_default(),
-                ));
-            }
-        };
-        match item {
-            StreamItem::Event(ProviderEvent::Text(delta)) => {
-                let ev = StreamEvent::TextDelta { delta };
-                ctx.out.update(prompt_id, &ev).await;
-                if let StreamEvent::TextDelta { delta } = &ev {
-                    builder.text(delta);
-                }
-            }
-            StreamItem::Event(ProviderEvent::Thinking(delta)) => {
-                let ev = StreamEvent::ThinkingDelta { delta };
-                ctx.out.update(prompt_id, &ev).await;
-                if let StreamEvent::ThinkingDelta { delta } = &ev {
-                    builder.thinking(delta);
-                }
-            }
-            StreamItem::Event(ProviderEvent::ToolUse { id, name, input }) => {
-                let start = StreamEvent::ToolcallStart {
-                    tool_call_id: id.clone(),
-                    name: name.clone(),
-                };
-                ctx.out.update(prompt_id, &start).await;
-                let end = StreamEvent::ToolcallEnd {
-                    tool_call_id: id.clone(),
-                    name: name.clone(),
-                    input: input.clone(),
-                };
-                ctx.out.update(prompt_id, &end).await;
-                builder.block(Block::ToolUse { id, name, input });
-            }
-            StreamItem::Event(ProviderEvent::ThinkingSignature(sig)) => builder.signature(&sig),
-            StreamItem::Event(ProviderEvent::ToolCallStart { id, name }) => {
-                let ev = StreamEvent::ToolcallStart {
-                    tool_call_id: id,
-                    name,
-                };
-                ctx.out.update(prompt_id, &ev).await;
-            }
-            StreamItem::Event(ProviderEvent::ToolCallDelta { id, delta }) => {
-                let ev = StreamEvent::ToolcallDelta {
-                    tool_call_id: id,
-                    delta,
-                };
-                ctx.out.update(prompt_id, &ev).await;
-            }
-            StreamItem::Event(ProviderEvent::ToolCallEnd { id, name, input }) => {
-                let ev = StreamEvent::ToolcallEnd {
-                    tool_call_id: id,
-                    name,
-                    input,
-                };
-                ctx.out.update(prompt_id, &ev).await;
-                if let StreamEvent::ToolcallEnd {
-                    tool_call_id,
-                    name,
-                    input,
-                } = ev
-                {
-                    builder.block(Block::ToolUse {
-                        id: tool_call_id,
-                        name,
-                        input,
-                    });
-                }
-            }
-            StreamItem::Event(ProviderEvent::Retry {
-                attempt,
-                delay_ms,
-                reason,
-            }) => {
-                let frame = Frame::AutoRetry(AutoRetryFrame {
-                    prompt_id: prompt_id.to_owned(),
-                    attempt,
-                    delay_ms,
-                    reason,
-                });
-                ctx.out.frame(&frame).await;
-            }
-            StreamItem::Event(ProviderEvent::Usage(u)) => last_usage = Some(u),
-            StreamItem::Event(ProviderEvent::Done | ProviderEvent::Error(_)) => {}
-            StreamItem::Done(completion) => {
-                let usage = completion.usage.or(last_usage).unwrap_or_default();
-                return Ok((completion, usage));
-            }
-        }
-    }
 }

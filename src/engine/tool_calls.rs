@@ -1,0 +1,187 @@
+//! Executing the model's tool calls of one round: the permission gate first,
+//! then the tool with its output streamed as `tool_execution_update`, and a
+//! `tool_result` block for every call, whatever happened to it.
+//!
+//! Calls run one after another in the order the model gave them, so a
+//! permission prompt is never shown for a call whose predecessor has not
+//! finished, and the results read in the order the model expects.
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::TurnCtx;
+use crate::message::Block;
+use crate::permissions::{Decision, Verdict};
+use crate::protocol::{
+    Frame, PermissionCancelledFrame, PermissionRequestFrame, ToolExecutionEndFrame,
+    ToolExecutionStartFrame, ToolExecutionUpdateFrame,
+};
+use crate::tools::{self, paths, ToolCtx, ToolOutput};
+
+/// The results of a round's calls, and whether the turn was aborted.
+pub(super) struct Results {
+    pub blocks: Vec<Block>,
+    pub cancelled: bool,
+}
+
+pub(super) async fn execute(prompt_id: &str, calls: &[Block], ctx: &TurnCtx) -> Results {
+    let mut blocks = Vec::with_capacity(calls.len());
+    for call in calls {
+        let Block::ToolUse { id, name, input } = call else {
+            continue;
+        };
+        if ctx.cancel.is_cancelled() {
+            // Every call still gets a result: providers reject a tool call
+            // left unanswered in the history.
+            blocks.push(result(id, "not run: the turn was aborted".into(), true));
+            continue;
+        }
+        ctx.out
+            .frame(&Frame::ToolExecutionStart(ToolExecutionStartFrame {
+                prompt_id: prompt_id.to_owned(),
+                tool_call_id: id.clone(),
+                name: name.clone(),
+                input: input.clone(),
+            }))
+            .await;
+        let output = one(prompt_id, id, name, input, ctx).await;
+        ctx.out
+            .frame(&Frame::ToolExecutionEnd(ToolExecutionEndFrame {
+                prompt_id: prompt_id.to_owned(),
+                tool_call_id: id.clone(),
+                result: output.content.clone(),
+                is_error: output.is_error,
+            }))
+            .await;
+        blocks.push(result(id, output.content, output.is_error));
+    }
+    Results {
+        blocks,
+        cancelled: ctx.cancel.is_cancelled(),
+    }
+}
+
+fn result(id: &str, content: String, is_error: bool) -> Block {
+    Block::ToolResult {
+        tool_use_id: id.to_owned(),
+        content: Value::String(content),
+        is_error,
+    }
+}
+
+fn error(content: String) -> ToolOutput {
+    ToolOutput {
+        content,
+        is_error: true,
+    }
+}
+
+/// One call: decide, maybe ask, then run.
+async fn one(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx) -> ToolOutput {
+    if !tools::known(name) {
+        // `run` words the error (it lists the tools that exist).
+        return tools::run(name, input, &tool_ctx(ctx, mpsc::unbounded_channel().0)).await;
+    }
+    let preview = match tools::preview(name, input, &ctx.cwd) {
+        Ok(p) => p,
+        Err(e) => return error(e),
+    };
+    let outside = preview
+        .paths
+        .iter()
+        .any(|p| !paths::is_inside(p, ctx.gate.roots()));
+    match ctx.gate.verdict(name, tools::is_read_only(name), outside) {
+        Verdict::Run => {}
+        Verdict::Refuse(why) => return error(why),
+        Verdict::Ask => {
+            let (request_id, answer) = match ctx.gate.ask(name) {
+                Ok(q) => q,
+                Err(why) => return error(why.to_owned()),
+            };
+            ctx.out
+                .frame(&Frame::PermissionRequest(PermissionRequestFrame {
+                    request_id: request_id.clone(),
+                    prompt_id: prompt_id.to_owned(),
+                    tool_call_id: id.to_owned(),
+                    tool: name.to_owned(),
+                    input: input.clone(),
+                    title: preview.title,
+                    diff: preview.diff,
+                    outside_cwd: outside,
+                }))
+                .await;
+            let answer = tokio::select! {
+                biased;
+                _ = ctx.cancel.cancelled() => {
+                    ctx.gate.cancel(&request_id);
+                    ctx.out
+                        .frame(&Frame::PermissionCancelled(PermissionCancelledFrame {
+                            request_id,
+                            reason: "the turn was aborted".into(),
+                        }))
+                        .await;
+                    return error("not run: the turn was aborted".into());
+                }
+                a = answer => a,
+            };
+            match answer {
+                Ok(a) if a.decision != Decision::Deny => {}
+                Ok(a) => {
+                    return error(match a.message {
+                        Some(m) if !m.trim().is_empty() => {
+                            format!("the user denied this {name} call: {m}")
+                        }
+                        _ => format!("the user denied this {name} call"),
+                    })
+                }
+                Err(_) => {
+                    return error(format!(
+                        "the permission request for this {name} call was dropped"
+                    ))
+                }
+            }
+        }
+    }
+    run(prompt_id, id, name, input, ctx).await
+}
+
+/// Runs the tool, forwarding its incremental output as it comes.
+async fn run(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx) -> ToolOutput {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let output = {
+        let tctx = tool_ctx(ctx, tx);
+        let running = tools::run(name, input, &tctx);
+        tokio::pin!(running);
+        loop {
+            tokio::select! {
+                out = &mut running => break out,
+                Some(line) = rx.recv() => update(prompt_id, id, line, ctx).await,
+            }
+        }
+    };
+    // What the tool sent after its last select is the tail. Not awaited:
+    // a sender a tool left in a task must not hold the turn.
+    while let Ok(line) = rx.try_recv() {
+        update(prompt_id, id, line, ctx).await;
+    }
+    output
+}
+
+async fn update(prompt_id: &str, id: &str, output: String, ctx: &TurnCtx) {
+    ctx.out
+        .frame(&Frame::ToolExecutionUpdate(ToolExecutionUpdateFrame {
+            prompt_id: prompt_id.to_owned(),
+            tool_call_id: id.to_owned(),
+            output,
+        }))
+        .await;
+}
+
+fn tool_ctx(ctx: &TurnCtx, updates: mpsc::UnboundedSender<String>) -> ToolCtx {
+    ToolCtx {
+        cwd: ctx.cwd.clone(),
+        cancel: ctx.cancel.child_token(),
+        updates,
+        env_remove: ctx.env_remove.to_vec(),
+    }
+}

@@ -1,0 +1,247 @@
+//! The permission gate: which tool calls run, which are refused, and which
+//! wait for the client's answer.
+//!
+//! Shared by the turn (which asks) and the dispatch loop (which receives
+//! `permission_response` and knows when stdin closed) as one `Arc`. Pending
+//! questions are oneshot senders keyed by request id, so an answer reaches
+//! exactly the call that asked, and dropping a question (abort) makes a
+//! late answer `not_found` rather than a stray decision.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// How much the host may do without asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Read-only tools run; write, edit and bash ask.
+    Ask,
+    /// Edits inside the working directory run; bash and anything outside ask.
+    AcceptEdits,
+    /// Nothing asks.
+    AllowAll,
+    /// Mutating tools are refused.
+    ReadOnly,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Ask => "ask",
+            Mode::AcceptEdits => "accept-edits",
+            Mode::AllowAll => "allow-all",
+            Mode::ReadOnly => "read-only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        [Mode::Ask, Mode::AcceptEdits, Mode::AllowAll, Mode::ReadOnly]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// The client's answer to a permission request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    AllowOnce,
+    AllowAlways,
+    Deny,
+}
+
+/// What the gate says about one call before anyone is asked.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Run,
+    Ask,
+    Refuse(String),
+}
+
+/// An answer, with the client's message for a denial.
+#[derive(Debug)]
+pub struct Answer {
+    pub decision: Decision,
+    pub message: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Open questions: request id → (tool, where the answer goes).
+    pending: HashMap<String, (String, oneshot::Sender<Answer>)>,
+    always: HashSet<String>,
+    /// stdin closed: nobody can answer any more.
+    closed: bool,
+    next: u64,
+}
+
+pub struct Gate {
+    mode: Mutex<Mode>,
+    /// The working directory and other roots edits may touch freely.
+    roots: Vec<PathBuf>,
+    state: Mutex<State>,
+}
+
+/// Message given to the model when a question cannot be answered.
+pub const NO_CLIENT: &str =
+    "denied automatically: the client closed stdin, so nobody can answer permission prompts";
+
+impl Gate {
+    pub fn new(mode: Mode, roots: Vec<PathBuf>) -> Self {
+        Gate {
+            mode: Mutex::new(mode),
+            roots,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn mode(&self) -> Mode {
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
+    }
+
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    /// Forgets `allow_always` grants (a new session starts clean).
+    pub fn reset(&self) {
+        self.state().always.clear();
+    }
+
+    /// The rule table. `outside` is true when a path the call touches
+    /// resolves (symlinks included) outside every root.
+    pub fn verdict(&self, tool: &str, read_only: bool, outside: bool) -> Verdict {
+        let mode = self.mode();
+        if mode == Mode::AllowAll {
+            return Verdict::Run;
+        }
+        if !read_only && mode == Mode::ReadOnly {
+            return Verdict::Refuse(format!(
+                "refused: the permission mode is read-only, so {tool} cannot run"
+            ));
+        }
+        if outside {
+            return Verdict::Ask;
+        }
+        if read_only || self.state().always.contains(tool) {
+            return Verdict::Run;
+        }
+        match (mode, tool) {
+            (Mode::AcceptEdits, "write" | "edit") => Verdict::Run,
+            _ => Verdict::Ask,
+        }
+    }
+
+    /// Registers a question. `Err` when nobody can answer (stdin closed).
+    pub fn ask(&self, tool: &str) -> Result<(String, oneshot::Receiver<Answer>), &'static str> {
+        let mut st = self.state();
+        if st.closed {
+            return Err(NO_CLIENT);
+        }
+        st.next += 1;
+        let id = format!("perm-{}", st.next);
+        let (tx, rx) = oneshot::channel();
+        st.pending.insert(id.clone(), (tool.to_owned(), tx));
+        Ok((id, rx))
+    }
+
+    /// Drops a question nobody will wait for any more (abort).
+    pub fn cancel(&self, id: &str) {
+        self.state().pending.remove(id);
+    }
+
+    /// Delivers the client's answer. False when no such question is open.
+    pub fn answer(&self, id: &str, answer: Answer) -> bool {
+        let mut st = self.state();
+        let Some((tool, tx)) = st.pending.remove(id) else {
+            return false;
+        };
+        if answer.decision == Decision::AllowAlways {
+            st.always.insert(tool);
+        }
+        // The asker may have gone in the meantime; the answer is then moot.
+        let _ = tx.send(answer);
+        true
+    }
+
+    /// stdin closed: deny what is pending and everything asked later.
+    pub fn close(&self) {
+        let mut st = self.state();
+        st.closed = true;
+        for (_, (_, tx)) in st.pending.drain() {
+            let _ = tx.send(Answer {
+                decision: Decision::Deny,
+                message: Some(NO_CLIENT.into()),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_by_mode() {
+        let g = Gate::new(Mode::Ask, vec![]);
+        assert_eq!(g.verdict("read", true, false), Verdict::Run);
+        assert_eq!(g.verdict("read", true, true), Verdict::Ask);
+        assert_eq!(g.verdict("write", false, false), Verdict::Ask);
+        g.set_mode(Mode::AcceptEdits);
+        assert_eq!(g.verdict("edit", false, false), Verdict::Run);
+        assert_eq!(g.verdict("edit", false, true), Verdict::Ask);
+        assert_eq!(g.verdict("bash", false, false), Verdict::Ask);
+        g.set_mode(Mode::ReadOnly);
+        assert!(matches!(
+            g.verdict("bash", false, false),
+            Verdict::Refuse(_)
+        ));
+        assert_eq!(g.verdict("grep", true, false), Verdict::Run);
+        g.set_mode(Mode::AllowAll);
+        assert_eq!(g.verdict("bash", false, true), Verdict::Run);
+    }
+
+    #[test]
+    fn answers_reach_the_asker_and_allow_always_sticks() {
+        let g = Gate::new(Mode::Ask, vec![]);
+        let (id, mut rx) = g.ask("bash").unwrap();
+        let deny = Answer {
+            decision: Decision::Deny,
+            message: None,
+        };
+        assert!(!g.answer("perm-99", deny));
+        let always = Answer {
+            decision: Decision::AllowAlways,
+            message: None,
+        };
+        assert!(g.answer(&id, always));
+        assert_eq!(rx.try_recv().unwrap().decision, Decision::AllowAlways);
+        assert_eq!(g.verdict("bash", false, false), Verdict::Run);
+        assert_eq!(
+            g.verdict("bash", false, true),
+            Verdict::Ask,
+            "outside still asks"
+        );
+    }
+
+    #[test]
+    fn closing_denies_pending_and_future_questions() {
+        let g = Gate::new(Mode::Ask, vec![]);
+        let (_, mut rx) = g.ask("write").unwrap();
+        g.close();
+        assert_eq!(rx.try_recv().unwrap().decision, Decision::Deny);
+        assert!(g.ask("write").is_err());
+    }
+}
