@@ -21,6 +21,17 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub tools: ToolsConfig,
+}
+
+/// `[tools]`: what tool processes may see.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// Credential variables bash may nonetheless inherit (by default every
+    /// provider key variable and every `*_API_KEY` is removed).
+    pub keep_env: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

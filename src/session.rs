@@ -299,7 +299,14 @@ impl Store {
     pub fn open(&self, id: &str) -> Result<(Session, SessionFile), OpenError> {
         validate_id(id).map_err(OpenError::InvalidId)?;
         let path = self.path_of(id);
-        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+        // O_NOFOLLOW: a session file that is a symlink could point anywhere;
+        // the host writes only real files inside its sessions directory.
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(OpenError::NotFound(format!(
@@ -346,6 +353,7 @@ impl Store {
             path,
             header: session.header.clone(),
             file: Some(file),
+            len: valid as u64,
             dirty: false,
         };
         Ok((session, writer))
@@ -357,6 +365,7 @@ impl Store {
             path: self.path_of(&header.id),
             header,
             file: None,
+            len: 0,
             dirty: false,
         }
     }
@@ -406,6 +415,9 @@ pub struct SessionFile {
     path: PathBuf,
     header: Header,
     file: Option<File>,
+    /// Bytes of complete lines in the file: where a failed append is cut
+    /// back to, so a half-written line never stays in the middle.
+    len: u64,
     dirty: bool,
 }
 
@@ -421,10 +433,22 @@ impl SessionFile {
         let path = &self.path;
         let file = match &mut self.file {
             Some(f) => f,
-            None => self.file.insert(create_file(path, &self.header)?),
+            None => {
+                let (f, len) = create_file(path, &self.header)?;
+                self.len = len;
+                self.file.insert(f)
+            }
         };
-        file.write_all(&line)
-            .with_context(|| format!("cannot write session file {}", path.display()))?;
+        if let Err(e) = file.write_all(&line) {
+            // Disk full or a file-size limit can leave part of the line:
+            // cut it off so the next append starts on a line boundary. The
+            // file is opened for append, so the offset follows the length.
+            if let Err(cut) = file.set_len(self.len) {
+                tracing::error!("cannot cut a partial line off {}: {cut}", path.display());
+            }
+            return Err(e).with_context(|| format!("cannot write session file {}", path.display()));
+        }
+        self.len += line.len() as u64;
         self.dirty = true;
         Ok(())
     }
@@ -442,19 +466,21 @@ impl SessionFile {
 
 /// Creates the file with its header atomically: written to a temporary name,
 /// synced, then renamed, so no reader ever sees a file without a header.
-fn create_file(path: &Path, header: &Header) -> Result<File> {
+fn create_file(path: &Path, header: &Header) -> Result<(File, u64)> {
     let dir = path
         .parent()
         .ok_or_else(|| anyhow!("session path {} has no directory", path.display()))?;
     create_private_dir(dir)?;
     let mut line = serde_json::to_vec(&Entry::Session(header.clone()))?;
     line.push(b'\n');
-    let tmp = dir.join(format!(".{}.tmp", header.id));
+    // A fresh name, created exclusively and never through a symlink, so a
+    // planted link cannot redirect the write outside the data dir.
+    let tmp = dir.join(format!(".{}.{}.tmp", header.id, std::process::id()));
     let mut file = OpenOptions::new()
         .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
+        .append(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("cannot create session file {}", tmp.display()))?;
@@ -463,12 +489,19 @@ fn create_file(path: &Path, header: &Header) -> Result<File> {
     file.write_all(&line)
         .and_then(|()| file.sync_data())
         .with_context(|| format!("cannot write session file {}", tmp.display()))?;
+    if path.symlink_metadata().is_ok() {
+        let _ = fs::remove_file(&tmp);
+        return Err(anyhow!(
+            "session file {} already exists; not replacing it",
+            path.display()
+        ));
+    }
     fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))?;
     // The rename must itself be durable before entries are appended.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(file)
+    Ok((file, line.len() as u64))
 }
 
 #[cfg(test)]

@@ -42,6 +42,13 @@ fn fail(code: ErrorCode, message: impl Into<String>) -> StartupError {
 
 /// Runs the host to completion and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    // A file-size limit (RLIMIT_FSIZE) must make a write fail with EFBIG,
+    // which the session store handles, not kill the host with SIGXFSZ.
+    // SAFETY: setting a signal's disposition to SIG_IGN before any thread
+    // that could rely on it exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -229,7 +236,7 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartupError> {
         gate,
         settings: Settings {
             cwd_path: cwd.clone(),
-            env_remove: Arc::new(secret_vars(&providers)),
+            env_remove: Arc::new(secret_vars(&providers, &config.tools.keep_env)),
             cwd: cwd_text,
             system_prompt: cli.system_prompt.clone(),
             max_rounds: cli.max_rounds,
@@ -245,7 +252,7 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartupError> {
 
 /// Variables that hold credentials: every provider's key variable and any
 /// `*_API_KEY`. Tool processes (bash) do not inherit them.
-fn secret_vars(providers: &Providers) -> Vec<String> {
+fn secret_vars(providers: &Providers, keep: &[String]) -> Vec<String> {
     let mut names = providers.key_vars();
     for (name, _) in std::env::vars_os() {
         if let Some(name) = name.to_str() {
@@ -254,6 +261,7 @@ fn secret_vars(providers: &Providers) -> Vec<String> {
             }
         }
     }
+    names.retain(|n| !keep.contains(n));
     names
 }
 

@@ -58,6 +58,8 @@ struct Running {
     aborts: Vec<(Value, Vec<Value>)>,
     /// Follow-ups taken out of the queue by an abort, answered after the turn.
     dropped: Vec<Queued>,
+    /// The first failure to write one of this turn's messages.
+    persist_error: Option<String>,
 }
 
 /// Answers computed off the loop, applied back on it. Each carries the

@@ -91,6 +91,7 @@ impl Host {
             steer: steer_tx,
             aborts: Vec::new(),
             dropped: Vec::new(),
+            persist_error: None,
         });
     }
 
@@ -106,9 +107,12 @@ impl Host {
                     message,
                 };
                 if let Err(e) = self.file.append(&entry) {
-                    // The turn goes on (the client still sees it); the
-                    // failure is logged and the next sync reports again.
+                    // The turn goes on (the client still sees it); its
+                    // response will say that its messages were not saved.
                     tracing::error!("{e:#}");
+                    if let Some(turn) = self.turn.as_mut() {
+                        turn.persist_error.get_or_insert(format!("{e:#}"));
+                    }
                 }
                 if let Entry::Message { message, .. } = entry {
                     self.session.messages.push(message);
@@ -161,7 +165,24 @@ impl Host {
         body.insert("prompt_id".into(), json!(prompt_id));
         body.insert("stop_reason".into(), json!(stop_reason));
         body.insert("usage".into(), json!(usage));
+        let persist_error = turn
+            .persist_error
+            .clone()
+            .or_else(|| persisted.err().map(|e| format!("{e:#}")));
         let ok = match result {
+            // An answer the session could not keep is not a success: the
+            // client must learn that a restart would lose it.
+            TurnResult::Ok if persist_error.is_some() => {
+                body.insert("code".into(), json!(ErrorCode::Internal));
+                body.insert(
+                    "error".into(),
+                    json!(format!(
+                        "{}; the answer was shown but is not saved in the session",
+                        persist_error.as_deref().unwrap_or_default()
+                    )),
+                );
+                false
+            }
             TurnResult::Ok => true,
             TurnResult::Cancelled => {
                 body.insert("cancelled".into(), json!(true));
@@ -181,10 +202,8 @@ impl Host {
             // The turn failed before it could deliver them.
             body.insert("dropped".into(), Value::Array(steers.clone()));
         }
-        if let Err(e) = persisted {
-            // The answer reached the client but may not survive a crash:
-            // say so rather than pretend.
-            body.insert("persist_error".into(), json!(format!("{e:#}")));
+        if let Some(e) = persist_error {
+            body.insert("persist_error".into(), json!(e));
         }
         self.respond(turn.id, turn.command, ok, body).await;
 
