@@ -68,16 +68,46 @@ pub struct PromptParams {
 
 /// Extra content sent with a prompt. Images travel as base64, Anthropic style.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(try_from = "RawAttachment")]
 pub enum Attachment {
-    Text {
-        text: String,
-    },
-    Image {
-        #[serde(alias = "mime_type")]
-        media_type: String,
-        data: String,
-    },
+    Text { text: String },
+    Image { media_type: String, data: String },
+}
+
+/// The wire shape of an attachment: a plain struct, so a mistyped field is
+/// reported with its own path (`attachments[0].data`), which an internally
+/// tagged enum would hide.
+#[derive(Deserialize)]
+struct RawAttachment {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default, alias = "mime_type")]
+    media_type: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
+}
+
+impl TryFrom<RawAttachment> for Attachment {
+    type Error = String;
+
+    fn try_from(raw: RawAttachment) -> Result<Self, String> {
+        match raw.kind.as_str() {
+            "text" => Ok(Attachment::Text {
+                text: raw.text.ok_or("a text attachment needs a string `text`")?,
+            }),
+            "image" => Ok(Attachment::Image {
+                media_type: raw
+                    .media_type
+                    .ok_or("an image attachment needs a string `media_type`")?,
+                data: raw.data.ok_or("an image attachment needs base64 `data`")?,
+            }),
+            other => Err(format!(
+                "unknown attachment type {other:?}; use \"text\" or \"image\""
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,12 +230,16 @@ pub fn decode_command(line: &[u8]) -> Result<Envelope, ErrorFrame> {
         }
     };
     let command = match kind.as_str() {
-        "prompt" => Command::Prompt(params(&id, &kind, obj)?),
-        "follow_up" => Command::FollowUp(params(&id, &kind, obj)?),
-        "steer" => Command::Steer(params(&id, &kind, obj)?),
-        "set_model" => Command::SetModel(params(&id, &kind, obj)?),
-        "permission_response" => Command::PermissionResponse(params(&id, &kind, obj)?),
-        "set_permission_mode" => Command::SetPermissionMode(params(&id, &kind, obj)?),
+        "prompt" => Command::Prompt(params(&id, "prompt", obj)?),
+        "follow_up" => Command::FollowUp(params(&id, "follow_up", obj)?),
+        "steer" => Command::Steer(params(&id, "steer", obj)?),
+        "set_model" => Command::SetModel(params(&id, "set_model", obj)?),
+        "permission_response" => {
+            Command::PermissionResponse(params(&id, "permission_response", obj)?)
+        }
+        "set_permission_mode" => {
+            Command::SetPermissionMode(params(&id, "set_permission_mode", obj)?)
+        }
         "abort" => Command::Abort,
         "get_state" => Command::GetState,
         "get_session_stats" => Command::GetSessionStats,
@@ -226,17 +260,21 @@ pub fn decode_command(line: &[u8]) -> Result<Envelope, ErrorFrame> {
     Ok(Envelope { id, command })
 }
 
+/// The command's own fields. Errors name the field (`attachments[0].data:
+/// invalid type: …`), since serde's own message often does not.
 fn params<T: serde::de::DeserializeOwned>(
     id: &Value,
-    kind: &str,
+    kind: &'static str,
     obj: Map<String, Value>,
 ) -> Result<T, ErrorFrame> {
-    serde_json::from_value(Value::Object(obj)).map_err(|e| {
-        ErrorFrame::new(
-            id.clone(),
-            ErrorCode::InvalidParams,
-            format!("invalid {kind} command: {e}"),
-        )
+    serde_path_to_error::deserialize(Value::Object(obj)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = if path == "." {
+            format!("invalid {kind} command: {}", e.inner())
+        } else {
+            format!("invalid {kind} command: field `{path}`: {}", e.inner())
+        };
+        ErrorFrame::new(id.clone(), ErrorCode::InvalidParams, message).for_command(kind)
     })
 }
 
