@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::message::{AssistantBuilder, Block, Content, Message, Role};
 use crate::permissions::Gate;
 use crate::protocol::{ErrorCode, StreamEvent, Usage};
-use crate::provider::{Providers, Request};
+use crate::provider::{Completion, Providers, Request};
 use crate::transport::Outbox;
 
 /// What a turn needs besides the shared services.
@@ -164,10 +164,19 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
             }
         };
         usage.add(&round_usage);
-        if builder.is_empty() {
+        let Completion {
+            content,
+            stop_reason,
+            ..
+        } = completion;
+        if !builder.is_empty() {
+            // The result repeats what was streamed; let it go now rather
+            // than hold a long answer twice while it is stored.
+            drop(content);
+        } else {
             // A non-streaming model (or a stream that sent only its result):
             // show the client what the final answer holds.
-            for block in completion.content {
+            for block in content {
                 if let Block::Text { text } = &block {
                     let ev = StreamEvent::TextDelta {
                         delta: text.clone(),
@@ -177,14 +186,30 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
                 builder.block(block);
             }
         }
-        let stop_reason = completion
-            .stop_reason
-            .unwrap_or_else(|| "end_turn".to_owned());
+        let stop_reason = stop_reason.unwrap_or_else(|| "end_turn".to_owned());
         let calls: Vec<Block> = builder.tool_uses().cloned().collect();
+        // The end of a round is the safe point for steering. Without tool
+        // calls the channel is closed before the last look, so a steer is
+        // either seen here or refused to the client, never silently lost.
+        let steers = if calls.is_empty() {
+            let mut steers = drain(&mut ctx.steers);
+            if steers.is_empty() {
+                ctx.steers.close();
+                steers = drain(&mut ctx.steers);
+            }
+            steers
+        } else {
+            Vec::new()
+        };
+        let another_round = !calls.is_empty() || !steers.is_empty();
         if !builder.is_empty() {
             let mut message = builder.build();
             message.stop_reason = Some(stop_reason.clone());
-            history.push(message.clone());
+            // The turn keeps its own copy only if it goes round again; a
+            // long answer is otherwise held once, by the host.
+            if another_round {
+                history.push(message.clone());
+            }
             let _ = ctx.host.send(TurnMsg::Append(message));
         }
 
@@ -203,15 +228,6 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
                 return Err(Stop::Cancelled);
             }
             continue;
-        }
-
-        // The end of a round is the safe point for steering. The channel is
-        // closed before the last look, so a steer is either seen here or
-        // refused to the client, never silently lost.
-        let mut steers = drain(&mut ctx.steers);
-        if steers.is_empty() {
-            ctx.steers.close();
-            steers = drain(&mut ctx.steers);
         }
         if steers.is_empty() {
             return Ok(stop_reason);

@@ -55,17 +55,33 @@ pub struct Decoder {
     pos: usize,
     /// Body length once the header block has been parsed.
     body_len: Option<usize>,
+    /// A large body being filled in place: its bytes go straight into an
+    /// exactly sized buffer instead of the shared one, so a 16 MiB frame
+    /// costs 16 MiB once, not a doubling buffer plus a copy.
+    large: Option<Vec<u8>>,
 }
+
+/// Bodies above this size are assembled in their own buffer.
+const LARGE_BODY: usize = 64 * 1024;
 
 impl Decoder {
     pub fn new() -> Self {
         Decoder::default()
     }
 
-    pub fn push(&mut self, chunk: &[u8]) {
+    pub fn push(&mut self, mut chunk: &[u8]) {
+        if let (Some(body), Some(len)) = (&mut self.large, self.body_len) {
+            let take = (len - body.len()).min(chunk.len());
+            body.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+        }
         if self.pos > 0 && self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
+            if self.buf.capacity() > 1024 * 1024 {
+                // A burst grew it; do not keep the memory for good.
+                self.buf.shrink_to(LARGE_BODY);
+            }
         } else if self.pos > 64 * 1024 {
             self.buf.drain(..self.pos);
             self.pos = 0;
@@ -77,6 +93,13 @@ impl Decoder {
     /// error the stream is unusable (framing is lost).
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
         loop {
+            if let (Some(body), Some(len)) = (&self.large, self.body_len) {
+                if body.len() < len {
+                    return Ok(None);
+                }
+                self.body_len = None;
+                return Ok(self.large.take());
+            }
             let pending = &self.buf[self.pos..];
             if let Some(len) = self.body_len {
                 if pending.len() < len {
@@ -119,8 +142,16 @@ impl Decoder {
                     length = Some(n);
                 }
             }
-            self.body_len = Some(length.ok_or(FrameError::MissingLength)?);
+            let len = length.ok_or(FrameError::MissingLength)?;
+            self.body_len = Some(len);
             self.pos += end + 4;
+            if len > LARGE_BODY {
+                let mut body = Vec::with_capacity(len);
+                let available = (self.buf.len() - self.pos).min(len);
+                body.extend_from_slice(&self.buf[self.pos..self.pos + available]);
+                self.pos += available;
+                self.large = Some(body);
+            }
         }
     }
 }
@@ -155,6 +186,19 @@ mod tests {
         for i in 0..stream.len() {
             let (a, b) = stream.split_at(i);
             assert_eq!(decode_all(&[a, b]).unwrap(), want, "split at {i}");
+        }
+    }
+
+    #[test]
+    fn large_bodies_assemble_in_place_across_splits() {
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut stream = encode(b"small");
+        stream.extend(encode(&big));
+        stream.extend(encode(b"after"));
+        let want = vec![b"small".to_vec(), big.clone(), b"after".to_vec()];
+        for split in [1, 10, 30, 4096, 65_536, 100_000, stream.len() - 3] {
+            let chunks: Vec<&[u8]> = stream.chunks(split).collect();
+            assert_eq!(decode_all(&chunks).unwrap(), want, "chunks of {split}");
         }
     }
 

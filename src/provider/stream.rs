@@ -154,16 +154,15 @@ impl ProviderStream {
     }
 }
 
-fn parse_completion(v: Value) -> Completion {
-    let content = v
-        .get("content")
-        .and_then(|c| serde_json::from_value::<Vec<Block>>(c.clone()).ok())
-        .or_else(|| {
-            v.get("content")
-                .and_then(Value::as_str)
-                .map(|t| vec![Block::Text { text: t.to_owned() }])
-        })
-        .unwrap_or_default();
+/// The final result of a round. Strings are moved out of the value rather
+/// than cloned: for a long answer the result repeats every streamed delta,
+/// and copying it would double the turn's peak memory.
+fn parse_completion(mut v: Value) -> Completion {
+    let content = match v.get_mut("content").map(Value::take) {
+        Some(Value::String(text)) => vec![Block::Text { text }],
+        Some(blocks @ Value::Array(_)) => serde_json::from_value(blocks).unwrap_or_default(),
+        _ => Vec::new(),
+    };
     Completion {
         content,
         stop_reason: v
@@ -171,7 +170,8 @@ fn parse_completion(v: Value) -> Completion {
             .and_then(Value::as_str)
             .map(str::to_owned),
         usage: v
-            .get("usage")
-            .and_then(|u| serde_json::from_value::<Usage>(u.clone()).ok()),
+            .get_mut("usage")
+            .map(Value::take)
+            .and_then(|u| serde_json::from_value::<Usage>(u).ok()),
     }
 }
