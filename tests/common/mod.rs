@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -114,24 +115,28 @@ impl Spawn {
             }
         });
         let err_buf = Arc::new(Mutex::new(String::new()));
+        let err_done = Arc::new(AtomicBool::new(false));
         let sink = err_buf.clone();
+        let done = err_done.clone();
         std::thread::spawn(move || {
             let mut stderr = stderr;
             let mut buf = [0u8; 4096];
             while let Ok(n) = stderr.read(&mut buf) {
                 if n == 0 {
-                    return;
+                    break;
                 }
                 sink.lock()
                     .unwrap()
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
+            done.store(true, Ordering::Release);
         });
         Rpc {
             child,
             stdin,
             rx,
             stderr: err_buf,
+            stderr_done: err_done,
             data,
             _owned: owned,
             seen: Vec::new(),
@@ -144,6 +149,8 @@ pub struct Rpc {
     stdin: Option<ChildStdin>,
     rx: Receiver<Value>,
     stderr: Arc<Mutex<String>>,
+    /// The stderr thread saw end of file: everything is in `stderr`.
+    stderr_done: Arc<AtomicBool>,
     pub data: PathBuf,
     _owned: Option<TempDir>,
     /// Every frame read so far, in order.
@@ -236,11 +243,17 @@ impl Rpc {
         v
     }
 
-    /// Waits for the process to exit, killing it after `timeout`.
+    /// Waits for the process to exit, killing it after `timeout`. After an
+    /// exit it also waits (briefly) until stderr is fully read, so a test
+    /// that then checks `stderr()` does not race the reader thread.
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(s) = self.child.try_wait().expect("try_wait") {
+                let drained = Instant::now() + Duration::from_secs(3);
+                while !self.stderr_done.load(Ordering::Acquire) && Instant::now() < drained {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
                 return Some(s);
             }
             if Instant::now() > deadline {
