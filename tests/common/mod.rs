@@ -3,6 +3,8 @@
 //! hang fails the test in seconds instead of stalling CI.
 #![allow(dead_code)]
 
+pub mod fake_http;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
