@@ -12,7 +12,9 @@ use std::io::{Read, Write};
 use std::thread::JoinHandle;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::protocol::{Frame, MessageUpdate, StreamEvent};
 
@@ -22,10 +24,14 @@ use crate::protocol::{Frame, MessageUpdate, StreamEvent};
 /// burst of small commands flow without a context switch per line.
 const INBOUND_CAPACITY: usize = 32;
 
-/// Frames buffered for the writer thread. Large enough that a fast stream
-/// rarely waits on the writer, small enough (a few hundred KB of deltas) that a
-/// stalled client cannot make the host grow.
+/// Messages buffered for the writer thread (a message is one frame or a
+/// batch of them).
 const OUTBOUND_CAPACITY: usize = 1024;
+
+/// Bytes buffered for the writer thread. The real bound on what a stalled
+/// client can make the host hold: large enough that a fast stream rarely
+/// waits on the writer, small next to the memory targets.
+const OUTBOUND_BYTES: usize = 1024 * 1024;
 
 /// How much stdin is read at once.
 const READ_CHUNK: usize = 64 * 1024;
@@ -169,7 +175,16 @@ pub fn spawn_reader(mut input: impl Read + Send + 'static, max: usize) -> mpsc::
 /// The sending side of stdout. Cloned into every task that emits frames.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Queued>,
+    /// One permit per byte in flight to the writer (see `OUTBOUND_BYTES`).
+    budget: Arc<Semaphore>,
+}
+
+/// Bytes on their way to stdout, holding their share of the byte budget
+/// until the writer has taken them.
+struct Queued {
+    bytes: Vec<u8>,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Outbox {
@@ -188,6 +203,45 @@ impl Outbox {
         .await
     }
 
+    /// Appends a `message_update` line to `buf`, for a caller that batches
+    /// the frames of one burst into a single [`Outbox::lines`].
+    pub fn encode_update(buf: &mut Vec<u8>, prompt_id: &str, event: &StreamEvent) {
+        let frame = MessageUpdate {
+            kind: "message_update",
+            prompt_id,
+            event,
+        };
+        let mark = buf.len();
+        if serde_json::to_writer(&mut *buf, &frame).is_err() {
+            buf.truncate(mark);
+            tracing::error!("a frame could not be serialised; dropped");
+            return;
+        }
+        buf.push(b'\n');
+    }
+
+    /// Queues several complete lines as one unit: one channel message and
+    /// at most one wake-up of the writer for a whole burst of deltas.
+    pub async fn lines(&self, lines: Vec<u8>) -> bool {
+        self.send(lines).await
+    }
+
+    /// Waits for room in the byte budget, then queues. A frame larger than
+    /// the whole budget takes all of it, so it still goes out alone.
+    async fn send(&self, bytes: Vec<u8>) -> bool {
+        let need = bytes.len().clamp(1, OUTBOUND_BYTES) as u32;
+        let Ok(permit) = self.budget.clone().acquire_many_owned(need).await else {
+            return false;
+        };
+        self.tx
+            .send(Queued {
+                bytes,
+                _permit: permit,
+            })
+            .await
+            .is_ok()
+    }
+
     async fn line(&self, value: &impl Serialize) -> bool {
         let mut line = Vec::with_capacity(96);
         // Serialising our own types into a Vec cannot fail: no map has
@@ -197,7 +251,7 @@ impl Outbox {
             return true;
         }
         line.push(b'\n');
-        self.tx.send(line).await.is_ok()
+        self.send(line).await
     }
 }
 
@@ -221,20 +275,23 @@ impl Writer {
 pub fn spawn_writer(
     mut out: impl Write + Send + 'static,
 ) -> (Outbox, Writer, oneshot::Receiver<std::io::Error>) {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(OUTBOUND_CAPACITY);
+    let (tx, mut rx) = mpsc::channel::<Queued>(OUTBOUND_CAPACITY);
+    let budget = Arc::new(Semaphore::new(OUTBOUND_BYTES));
     let (closed_tx, closed_rx) = oneshot::channel();
     let join = std::thread::Builder::new()
         .name("stdout".into())
         .spawn(move || {
             let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
             while let Some(first) = rx.blocking_recv() {
-                batch.extend_from_slice(&first);
+                // Copying into the batch releases the message's budget: what
+                // the writer holds is bounded by the batch size below.
+                batch.extend_from_slice(&first.bytes);
                 // Everything already queued goes out in one write: one syscall
                 // per burst instead of one per frame, and nothing waits for
                 // more output before it is written.
                 while batch.len() < 256 * 1024 {
                     match rx.try_recv() {
-                        Ok(next) => batch.extend_from_slice(&next),
+                        Ok(next) => batch.extend_from_slice(&next.bytes),
                         Err(_) => break,
                     }
                 }
@@ -255,7 +312,7 @@ pub fn spawn_writer(
             None
         }
     };
-    (Outbox { tx }, Writer { join }, closed_rx)
+    (Outbox { tx, budget }, Writer { join }, closed_rx)
 }
 
 #[cfg(test)]

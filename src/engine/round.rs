@@ -1,5 +1,10 @@
 //! One provider round: the stream forwarded as `message_update` events while
 //! the assistant message is assembled, with abort and the idle timeout.
+//!
+//! Events that are already waiting are encoded into one batch and handed to
+//! the stdout writer together when the stream has nothing more ready, so a
+//! fast provider costs one channel message and one writer wake-up per burst
+//! rather than per delta, while a slow one still sees each delta at once.
 
 use std::time::Duration;
 
@@ -7,8 +12,13 @@ use super::{failed, Stop, TurnCtx};
 use crate::message::{AssistantBuilder, Block};
 use crate::protocol::{AutoRetryFrame, Frame, StreamEvent, Usage};
 use crate::provider::{Completion, ProviderEvent, ProviderStream, StreamItem};
+use crate::transport::Outbox;
 
 type RoundError = (Stop, Usage);
+
+/// A batch is handed to the writer at this size even mid-burst, which
+/// bounds both its memory and how long a delta waits in it.
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// The stream's next item, bounded by the idle timeout where the stream
 /// does not keep its own.
@@ -23,6 +33,38 @@ async fn next(
     }
 }
 
+/// Frames of one burst, written out as one unit.
+struct Batch<'a> {
+    out: &'a Outbox,
+    prompt_id: &'a str,
+    buf: Vec<u8>,
+}
+
+impl Batch<'_> {
+    async fn update(&mut self, event: &StreamEvent) {
+        Outbox::encode_update(&mut self.buf, self.prompt_id, event);
+        if self.buf.len() >= BATCH_BYTES {
+            self.flush().await;
+        }
+    }
+
+    async fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            // Not pre-sized: a burst of one delta must not pin kilobytes
+            // while it waits in the writer's queue (the byte budget counts
+            // lengths, so spare capacity would escape it).
+            let lines = std::mem::take(&mut self.buf);
+            self.out.lines(lines).await;
+        }
+    }
+
+    /// A frame of its own, after everything batched before it.
+    async fn frame(&mut self, frame: &Frame) {
+        self.flush().await;
+        self.out.frame(frame).await;
+    }
+}
+
 /// Forwards one provider round. On failure the builder keeps what arrived.
 pub(super) async fn one_round(
     prompt_id: &str,
@@ -31,15 +73,49 @@ pub(super) async fn one_round(
     builder: &mut AssistantBuilder,
     idle: Duration,
 ) -> Result<(Completion, Usage), RoundError> {
+    let mut batch = Batch {
+        out: &ctx.out,
+        prompt_id,
+        buf: Vec::new(),
+    };
+    let result = forward(&mut stream, ctx, builder, idle, &mut batch).await;
+    // Whatever the outcome, the deltas shown so far go out before the
+    // turn reports it (agent_end must follow every delta).
+    batch.flush().await;
+    match result {
+        Err((Stop::Cancelled, usage)) => {
+            stream.cancel().await;
+            Err((Stop::Cancelled, usage))
+        }
+        other => other,
+    }
+}
+
+async fn forward(
+    stream: &mut ProviderStream,
+    ctx: &TurnCtx,
+    builder: &mut AssistantBuilder,
+    idle: Duration,
+    batch: &mut Batch<'_>,
+) -> Result<(Completion, Usage), RoundError> {
     let mut last_usage: Option<Usage> = None;
     loop {
-        let item = tokio::select! {
-            biased;
-            _ = ctx.cancel.cancelled() => {
-                stream.cancel().await;
-                return Err((Stop::Cancelled, last_usage.unwrap_or_default()));
+        if ctx.cancel.is_cancelled() {
+            return Err((Stop::Cancelled, last_usage.unwrap_or_default()));
+        }
+        let item = match stream.try_next() {
+            Some(item) => Ok(item),
+            None => {
+                // Nothing more is ready: show what the burst brought, then wait.
+                batch.flush().await;
+                tokio::select! {
+                    biased;
+                    _ = ctx.cancel.cancelled() => {
+                        return Err((Stop::Cancelled, last_usage.unwrap_or_default()));
+                    }
+                    item = next(stream, idle) => item,
+                }
             }
-            item = next(&mut stream, idle) => item,
         };
         let item = match item {
             Ok(Ok(item)) => item,
@@ -59,14 +135,14 @@ pub(super) async fn one_round(
         match item {
             StreamItem::Event(ProviderEvent::Text(delta)) => {
                 let ev = StreamEvent::TextDelta { delta };
-                ctx.out.update(prompt_id, &ev).await;
+                batch.update(&ev).await;
                 if let StreamEvent::TextDelta { delta } = &ev {
                     builder.text(delta);
                 }
             }
             StreamItem::Event(ProviderEvent::Thinking(delta)) => {
                 let ev = StreamEvent::ThinkingDelta { delta };
-                ctx.out.update(prompt_id, &ev).await;
+                batch.update(&ev).await;
                 if let StreamEvent::ThinkingDelta { delta } = &ev {
                     builder.thinking(delta);
                 }
@@ -76,13 +152,13 @@ pub(super) async fn one_round(
                     tool_call_id: id.clone(),
                     name: name.clone(),
                 };
-                ctx.out.update(prompt_id, &start).await;
+                batch.update(&start).await;
                 let end = StreamEvent::ToolcallEnd {
                     tool_call_id: id.clone(),
                     name: name.clone(),
                     input: input.clone(),
                 };
-                ctx.out.update(prompt_id, &end).await;
+                batch.update(&end).await;
                 builder.block(Block::ToolUse { id, name, input });
             }
             StreamItem::Event(ProviderEvent::ThinkingSignature(sig)) => builder.signature(&sig),
@@ -91,14 +167,14 @@ pub(super) async fn one_round(
                     tool_call_id: id,
                     name,
                 };
-                ctx.out.update(prompt_id, &ev).await;
+                batch.update(&ev).await;
             }
             StreamItem::Event(ProviderEvent::ToolCallDelta { id, delta }) => {
                 let ev = StreamEvent::ToolcallDelta {
                     tool_call_id: id,
                     delta,
                 };
-                ctx.out.update(prompt_id, &ev).await;
+                batch.update(&ev).await;
             }
             StreamItem::Event(ProviderEvent::ToolCallEnd { id, name, input }) => {
                 let ev = StreamEvent::ToolcallEnd {
@@ -106,7 +182,7 @@ pub(super) async fn one_round(
                     name,
                     input,
                 };
-                ctx.out.update(prompt_id, &ev).await;
+                batch.update(&ev).await;
                 if let StreamEvent::ToolcallEnd {
                     tool_call_id,
                     name,
@@ -126,12 +202,12 @@ pub(super) async fn one_round(
                 reason,
             }) => {
                 let frame = Frame::AutoRetry(AutoRetryFrame {
-                    prompt_id: prompt_id.to_owned(),
+                    prompt_id: batch.prompt_id.to_owned(),
                     attempt,
                     delay_ms,
                     reason,
                 });
-                ctx.out.frame(&frame).await;
+                batch.frame(&frame).await;
             }
             StreamItem::Event(ProviderEvent::Usage(u)) => last_usage = Some(u),
             StreamItem::Event(ProviderEvent::Done | ProviderEvent::Error(_)) => {}

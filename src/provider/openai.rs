@@ -6,7 +6,10 @@
 //! with `data: [DONE]`; usage comes in a last chunk when the server honours
 //! `stream_options.include_usage`, and is simply absent when it does not.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+use serde::Deserialize;
 
 use serde_json::{json, Map, Value};
 
@@ -123,6 +126,74 @@ fn messages(req: &Request) -> Vec<Value> {
     out
 }
 
+/// One streamed chunk, read with borrowed strings: a delta's text is
+/// copied once (into its event) and nothing else is allocated, where a
+/// generic `Value` would build a map per object.
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<ChunkUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Default, Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<ToolCallChunk<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallChunk<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    function: Option<FunctionChunk<'a>>,
+}
+
+#[derive(Default, Deserialize)]
+struct FunctionChunk<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ChunkUsage {
+    // Optional throughout: some compatible servers send nulls here.
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
 struct ToolCall {
     id: String,
     name: String,
@@ -199,14 +270,14 @@ impl Decoder for OpenAiDecoder {
         if ev.data.trim() == "[DONE]" {
             return self.complete(out).map(Some);
         }
-        let chunk: Value = serde_json::from_str(&ev.data).map_err(|e| {
+        let chunk: Chunk<'_> = serde_json::from_str(&ev.data).map_err(|e| {
             ApiError::fatal(format!(
                 "malformed stream chunk {:?}: {e}",
                 ev.data.chars().take(120).collect::<String>()
             ))
         })?;
         self.any_chunk = true;
-        if let Some(err) = chunk.get("error") {
+        if let Some(err) = chunk.error {
             let message = err["message"].as_str().unwrap_or("no message");
             let kind = err["type"]
                 .as_str()
@@ -214,68 +285,67 @@ impl Decoder for OpenAiDecoder {
                 .unwrap_or("error");
             return Err(ApiError::fatal(format!("{kind}: {message}")));
         }
-        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
-            let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
-            let cached = u["prompt_tokens_details"]["cached_tokens"]
-                .as_u64()
+        if let Some(u) = chunk.usage {
+            let cached = u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
                 .unwrap_or(0);
             self.usage = Some(Usage {
-                input_tokens: prompt.saturating_sub(cached),
-                output_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
+                input_tokens: u.prompt_tokens.unwrap_or(0).saturating_sub(cached),
+                output_tokens: u.completion_tokens.unwrap_or(0),
                 cache_read_input_tokens: cached,
                 cache_creation_input_tokens: 0,
             });
         }
-        let Some(choice) = chunk["choices"].get(0) else {
+        let Some(choice) = chunk.choices.into_iter().next() else {
             return Ok(None);
         };
-        let delta = &choice["delta"];
-        for key in ["reasoning_content", "reasoning"] {
-            if let Some(t) = delta[key].as_str().filter(|t| !t.is_empty()) {
-                out.push(ProviderEvent::Thinking(t.to_owned()));
+        let delta = choice.delta.unwrap_or_default();
+        for t in [delta.reasoning_content, delta.reasoning]
+            .into_iter()
+            .flatten()
+        {
+            if !t.is_empty() {
+                out.push(ProviderEvent::Thinking(t.into_owned()));
             }
         }
-        if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-            out.push(ProviderEvent::Text(t.to_owned()));
+        if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
+            out.push(ProviderEvent::Text(t.into_owned()));
         }
-        if let Some(calls) = delta["tool_calls"].as_array() {
-            for (n, c) in calls.iter().enumerate() {
-                let index = c["index"].as_u64().unwrap_or(n as u64);
-                let call = self.tools.entry(index).or_insert_with(|| ToolCall {
-                    id: String::new(),
-                    name: String::new(),
-                    args: String::new(),
-                    started: false,
+        for (n, c) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+            let index = c.index.unwrap_or(n as u64);
+            let call = self.tools.entry(index).or_insert_with(|| ToolCall {
+                id: String::new(),
+                name: String::new(),
+                args: String::new(),
+                started: false,
+            });
+            if let Some(id) = c.id.filter(|s| !s.is_empty()) {
+                call.id = id.into_owned();
+            }
+            let function = c.function.unwrap_or_default();
+            if let Some(name) = function.name.filter(|s| !s.is_empty()) {
+                call.name.push_str(&name);
+            }
+            if !call.started && !call.id.is_empty() && !call.name.is_empty() {
+                call.started = true;
+                out.push(ProviderEvent::ToolCallStart {
+                    id: call.id.clone(),
+                    name: call.name.clone(),
                 });
-                if let Some(id) = c["id"].as_str().filter(|s| !s.is_empty()) {
-                    call.id = id.to_owned();
-                }
-                if let Some(name) = c["function"]["name"].as_str().filter(|s| !s.is_empty()) {
-                    call.name.push_str(name);
-                }
-                if !call.started && !call.id.is_empty() && !call.name.is_empty() {
-                    call.started = true;
-                    out.push(ProviderEvent::ToolCallStart {
+            }
+            if let Some(args) = function.arguments.filter(|s| !s.is_empty()) {
+                call.args.push_str(&args);
+                if call.started {
+                    out.push(ProviderEvent::ToolCallDelta {
                         id: call.id.clone(),
-                        name: call.name.clone(),
+                        delta: args.into_owned(),
                     });
                 }
-                if let Some(args) = c["function"]["arguments"]
-                    .as_str()
-                    .filter(|s| !s.is_empty())
-                {
-                    call.args.push_str(args);
-                    if call.started {
-                        out.push(ProviderEvent::ToolCallDelta {
-                            id: call.id.clone(),
-                            delta: args.to_owned(),
-                        });
-                    }
-                }
             }
         }
-        if let Some(f) = choice["finish_reason"].as_str() {
-            self.finish = Some(f.to_owned());
+        if let Some(f) = choice.finish_reason {
+            self.finish = Some(f.into_owned());
         }
         Ok(None)
     }

@@ -34,7 +34,7 @@ pub struct Parser {
     /// to the same line end.
     skip_lf: bool,
     event: String,
-    data: String,
+    data: Vec<u8>,
     has_data: bool,
 }
 
@@ -61,67 +61,81 @@ impl Parser {
                 self.skip_lf = false;
             }
             let rest = &self.buf[self.pos..];
-            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else {
                 if rest.len() + self.data.len() > MAX_EVENT {
                     return Err(TooLarge);
                 }
                 return Ok(None);
             };
+            // The same cap whether the line arrived whole or in pieces.
+            if end > MAX_EVENT {
+                return Err(TooLarge);
+            }
             let line_end = self.pos + end;
-            let cr = self.buf[line_end] == b'\r';
             let mut next = line_end + 1;
-            if cr {
+            if self.buf[line_end] == b'\r' {
                 match self.buf.get(next) {
                     Some(b'\n') => next += 1,
                     Some(_) => {}
                     None => self.skip_lf = true,
                 }
             }
-            let line = String::from_utf8_lossy(&self.buf[self.pos..line_end]).into_owned();
+            let start = self.pos;
             self.pos = next;
-            if let Some(event) = self.line(&line)? {
-                return Ok(Some(event));
+            // Fields are read straight from the buffer: one copy of a data
+            // line (into the event), none for the line itself.
+            let line = &self.buf[start..line_end];
+            if line.is_empty() {
+                if let Some(event) = self.dispatch() {
+                    return Ok(Some(event));
+                }
+                continue;
+            }
+            if line[0] == b':' {
+                continue;
+            }
+            let (field, value) = match memchr::memchr(b':', line) {
+                Some(i) => {
+                    let v = &line[i + 1..];
+                    (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+                }
+                None => (line, &[][..]),
+            };
+            match field {
+                b"data" => {
+                    if self.data.len() + value.len() > MAX_EVENT {
+                        return Err(TooLarge);
+                    }
+                    self.data.extend_from_slice(value);
+                    self.data.push(b'\n');
+                    self.has_data = true;
+                }
+                b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
+                // `id` and `retry` matter only to reconnecting browsers.
+                _ => {}
             }
         }
     }
 
-    fn line(&mut self, line: &str) -> Result<Option<Event>, TooLarge> {
-        if line.is_empty() {
-            if !self.has_data {
-                self.event.clear();
-                return Ok(None);
-            }
-            let mut data = std::mem::take(&mut self.data);
-            if data.ends_with('\n') {
-                data.pop();
-            }
-            self.has_data = false;
-            return Ok(Some(Event {
-                event: std::mem::take(&mut self.event),
-                data,
-            }));
+    /// An empty line: the event collected so far, if it has data.
+    fn dispatch(&mut self) -> Option<Event> {
+        if !self.has_data {
+            self.event.clear();
+            return None;
         }
-        if line.starts_with(':') {
-            return Ok(None);
+        let mut data = std::mem::take(&mut self.data);
+        if data.last() == Some(&b'\n') {
+            data.pop();
         }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
-        };
-        match field {
-            "data" => {
-                if self.data.len() + value.len() > MAX_EVENT {
-                    return Err(TooLarge);
-                }
-                self.data.push_str(value);
-                self.data.push('\n');
-                self.has_data = true;
-            }
-            "event" => self.event = value.to_owned(),
-            // `id` and `retry` matter only to reconnecting browsers.
-            _ => {}
-        }
-        Ok(None)
+        self.has_data = false;
+        // Lines were split on ASCII bytes only, so a multi-byte character is
+        // never cut; invalid UTF-8 from a broken server is replaced, not fatal.
+        let data = String::from_utf8(data)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Some(Event {
+            event: std::mem::take(&mut self.event),
+            data,
+        })
     }
 }
 

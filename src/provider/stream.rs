@@ -91,6 +91,29 @@ impl ProviderStream {
         matches!(self.kind, Kind::Extension { .. })
     }
 
+    /// An item that is already waiting, without waiting for one. `None` when
+    /// nothing is ready (or the stream ended: [`ProviderStream::next`] then
+    /// says how).
+    pub fn try_next(&mut self) -> Option<Result<StreamItem, String>> {
+        match &mut self.kind {
+            Kind::Extension { proc, rx, .. } => match rx.try_recv().ok()? {
+                Incoming::Event(ProviderEvent::Error(message)) => Some(Err(
+                    proc.with_stderr(format!("the provider reported an error: {message}"))
+                )),
+                Incoming::Event(e) => Some(Ok(StreamItem::Event(e))),
+                Incoming::Result(v) => Some(Ok(StreamItem::Done(parse_completion(v)))),
+                Incoming::Error(e) => Some(Err(
+                    proc.with_stderr(format!("the provider failed the request: {e}"))
+                )),
+            },
+            Kind::Http { rx, .. } => match rx.try_recv().ok()? {
+                StreamMsg::Event(e) => Some(Ok(StreamItem::Event(e))),
+                StreamMsg::Done(c) => Some(Ok(StreamItem::Done(c))),
+                StreamMsg::Failed(e) => Some(Err(e)),
+            },
+        }
+    }
+
     /// The next event or the final answer; `Err` when the round failed.
     pub async fn next(&mut self) -> Result<StreamItem, String> {
         match &mut self.kind {
@@ -146,10 +169,10 @@ impl ProviderStream {
 
     /// Gives up on a stalled round. A stalled extension is killed, since it
     /// may still be producing output for it.
-    pub fn abandon(self, why: &str) {
-        match self.kind {
+    pub fn abandon(&self, why: &str) {
+        match &self.kind {
             Kind::Extension { proc, .. } => proc.kill(why),
-            Kind::Http { task, .. } => drop(task),
+            Kind::Http { task, .. } => task.0.abort(),
         }
     }
 }
