@@ -111,7 +111,9 @@ impl Decoder {
                 return Ok(Some(body));
             }
             let Some(end) = find(pending, b"\r\n\r\n") else {
-                if pending.len() > MAX_HEADER {
+                // The terminator may be split across chunks: up to three of
+                // its bytes can be pending beyond a header of full size.
+                if pending.len() > MAX_HEADER + 3 {
                     return Err(FrameError::HeaderTooLong);
                 }
                 return Ok(None);
