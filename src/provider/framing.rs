@@ -204,6 +204,21 @@ mod tests {
         }
     }
 
+    /// Regression (found by the property tests): a header block of nearly
+    /// the full cap was refused when its terminator arrived split.
+    #[test]
+    fn the_header_cap_does_not_depend_on_chunking() {
+        let pad = "x".repeat(MAX_HEADER - "Content-Length: 2\r\nX-Pad: ".len());
+        let stream = format!("Content-Length: 2\r\nX-Pad: {pad}\r\n\r\nok");
+        let bytes = stream.as_bytes();
+        let whole = decode_all(&[bytes]);
+        assert_eq!(whole, Ok(vec![b"ok".to_vec()]));
+        for i in 0..bytes.len() {
+            let (a, b) = bytes.split_at(i);
+            assert_eq!(decode_all(&[a, b]), whole, "split at {i}");
+        }
+    }
+
     #[test]
     fn rejects_what_it_cannot_trust() {
         assert_eq!(

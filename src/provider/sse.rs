@@ -198,6 +198,28 @@ data: [DONE]\n\n";
         assert_eq!(parse(&chunks), expected());
     }
 
+    /// Regression (found by the property tests): an over-long comment line
+    /// passed when it arrived whole but was refused when it arrived in pieces.
+    #[test]
+    fn the_line_cap_does_not_depend_on_chunking() {
+        let mut line = b": ".to_vec();
+        line.extend(std::iter::repeat_n(b'x', MAX_EVENT + 1));
+        line.extend_from_slice(b"\n\ndata: ok\n\n");
+        let mut whole = Parser::new();
+        whole.push(&line);
+        assert_eq!(whole.next_event(), Err(TooLarge));
+        let mut pieces = Parser::new();
+        let mut result = Ok(None);
+        for chunk in line.chunks(1 << 20) {
+            pieces.push(chunk);
+            result = pieces.next_event();
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(TooLarge));
+    }
+
     #[test]
     fn an_endless_event_is_refused() {
         let mut p = Parser::new();
