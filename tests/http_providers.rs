@@ -20,7 +20,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::fake_http::FakeServer;
+use common::fake_http::{Api, FakeServer};
 use common::*;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -38,60 +38,24 @@ const RETRY_CONFIG: &str =
 
 // ------------------------------------------------------------------ the APIs
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Api {
-    Anthropic,
-    OpenAi,
+/// The test keys, per API.
+trait TestKeys {
+    fn key(self) -> &'static str;
+    /// The part of the key that must never show up anywhere.
+    fn secret(self) -> &'static str;
 }
 
-impl Api {
-    fn model(self) -> &'static str {
-        match self {
-            Api::Anthropic => "anthropic/claude-sonnet-5-5",
-            Api::OpenAi => "openai/gpt-4o-mini",
-        }
-    }
-    fn kind(self) -> &'static str {
-        match self {
-            Api::Anthropic => "anthropic",
-            Api::OpenAi => "openai",
-        }
-    }
-    fn key_var(self) -> &'static str {
-        match self {
-            Api::Anthropic => "ANTHROPIC_API_KEY",
-            Api::OpenAi => "OPENAI_API_KEY",
-        }
-    }
+impl TestKeys for Api {
     fn key(self) -> &'static str {
         match self {
             Api::Anthropic => ANTHROPIC_KEY,
             Api::OpenAi => OPENAI_KEY,
         }
     }
-    /// The part of the key that must never show up anywhere.
     fn secret(self) -> &'static str {
         match self {
             Api::Anthropic => "SECRET123",
             Api::OpenAi => "SECRET456",
-        }
-    }
-    fn base_var(self) -> &'static str {
-        match self {
-            Api::Anthropic => "ANTHROPIC_BASE_URL",
-            Api::OpenAi => "OPENAI_BASE_URL",
-        }
-    }
-    fn base_url(self, port: u16) -> String {
-        match self {
-            Api::Anthropic => format!("http://127.0.0.1:{port}"),
-            Api::OpenAi => format!("http://127.0.0.1:{port}/v1"),
-        }
-    }
-    fn path(self) -> &'static str {
-        match self {
-            Api::Anthropic => "/v1/messages",
-            Api::OpenAi => "/v1/chat/completions",
         }
     }
 }

@@ -18,7 +18,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::fake_http::FakeServer;
+use common::fake_http::{Api, FakeServer};
 use common::*;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -1046,46 +1046,6 @@ fn steer_during_tool_round_reaches_the_next_request() {
 }
 
 // ---------------------------------------------------------------- 13/14. HTTP fakes
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Api {
-    Anthropic,
-    OpenAi,
-}
-
-impl Api {
-    fn model(self) -> &'static str {
-        match self {
-            Api::Anthropic => "anthropic/claude-sonnet-5-5",
-            Api::OpenAi => "openai/gpt-4o-mini",
-        }
-    }
-    fn key_var(self) -> &'static str {
-        match self {
-            Api::Anthropic => "ANTHROPIC_API_KEY",
-            Api::OpenAi => "OPENAI_API_KEY",
-        }
-    }
-    fn base_var(self) -> &'static str {
-        match self {
-            Api::Anthropic => "ANTHROPIC_BASE_URL",
-            Api::OpenAi => "OPENAI_BASE_URL",
-        }
-    }
-    fn base_url(self, port: u16) -> String {
-        match self {
-            Api::Anthropic => format!("http://127.0.0.1:{port}"),
-            Api::OpenAi => format!("http://127.0.0.1:{port}/v1"),
-        }
-    }
-    /// The call ids the fake gives, in order.
-    fn call_id(self, n: usize) -> String {
-        match self {
-            Api::Anthropic => format!("toolu_{n}"),
-            Api::OpenAi => format!("call_{n}"),
-        }
-    }
-}
 
 fn http_host(api: Api, srv: &FakeServer, cwd: &Path) -> Rpc {
     let mut rpc = Spawn::new()

@@ -163,3 +163,56 @@ pub fn http_get_json(port: u16, path: &str) -> Value {
     }
     serde_json::from_slice(&raw[head_end..head_end + length]).expect("JSON body")
 }
+
+/// The two HTTP APIs the fake serves, and how the host is pointed at each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Anthropic,
+    OpenAi,
+}
+
+impl Api {
+    pub fn model(self) -> &'static str {
+        match self {
+            Api::Anthropic => "anthropic/claude-sonnet-5-5",
+            Api::OpenAi => "openai/gpt-4o-mini",
+        }
+    }
+    pub fn kind(self) -> &'static str {
+        match self {
+            Api::Anthropic => "anthropic",
+            Api::OpenAi => "openai",
+        }
+    }
+    pub fn key_var(self) -> &'static str {
+        match self {
+            Api::Anthropic => "ANTHROPIC_API_KEY",
+            Api::OpenAi => "OPENAI_API_KEY",
+        }
+    }
+    pub fn base_var(self) -> &'static str {
+        match self {
+            Api::Anthropic => "ANTHROPIC_BASE_URL",
+            Api::OpenAi => "OPENAI_BASE_URL",
+        }
+    }
+    pub fn base_url(self, port: u16) -> String {
+        match self {
+            Api::Anthropic => format!("http://127.0.0.1:{port}"),
+            Api::OpenAi => format!("http://127.0.0.1:{port}/v1"),
+        }
+    }
+    pub fn path(self) -> &'static str {
+        match self {
+            Api::Anthropic => "/v1/messages",
+            Api::OpenAi => "/v1/chat/completions",
+        }
+    }
+    /// The tool-call ids the fake gives, in order.
+    pub fn call_id(self, n: usize) -> String {
+        match self {
+            Api::Anthropic => format!("toolu_{n}"),
+            Api::OpenAi => format!("call_{n}"),
+        }
+    }
+}
