@@ -236,6 +236,18 @@ impl Host {
 
     /// Persists, stops extensions and returns the exit code.
     async fn finish(mut self) -> i32 {
+        // A turn that did not stop by the exit deadline is closed here as
+        // aborted, so its prompt still gets agent_end and its response.
+        if let Some(prompt_id) = self.turn.as_ref().map(|t| t.prompt_id.clone()) {
+            self.end_turn(crate::engine::TurnOutcome {
+                prompt_id,
+                stop_reason: "aborted".into(),
+                usage: Default::default(),
+                result: crate::engine::TurnResult::Cancelled,
+                undelivered: Vec::new(),
+            })
+            .await;
+        }
         // Answers that could not finish before the exit deadline still get
         // their one answer, saying why.
         for (_, o) in std::mem::take(&mut self.outstanding) {

@@ -127,7 +127,7 @@ impl Host {
         }
     }
 
-    async fn end_turn(&mut self, outcome: TurnOutcome) {
+    pub(super) async fn end_turn(&mut self, outcome: TurnOutcome) {
         let Some(turn) = self.turn.take() else { return };
         let TurnOutcome {
             prompt_id,
