@@ -396,6 +396,12 @@ fn hang_mid_stream_fails_after_idle_timeout_keeps_partial_and_kills_the_process(
         error.contains("idle") || error.contains("sent nothing"),
         "names the idle timeout: {error}"
     );
+    // Regression (docs audit): the message named neither the extension nor
+    // its stderr, unlike every other extension failure.
+    assert!(
+        error.contains("extension \"hang\""),
+        "names the extension: {error}"
+    );
     assert_eq!(text_of(&frames), "partial ");
     assert_eq!(frames.last().unwrap()["type"], "agent_end");
     let last = last_message(&mut rpc);

@@ -694,7 +694,10 @@ fn stdin_eof_denies_permission_and_exits() {
     assert_eq!(end["is_error"], true, "{end}");
     let result = end["result"].as_str().unwrap();
     assert!(
-        result.contains("stdin") && result.contains("denied"),
+        result.contains("stdin")
+            && result.contains("denied")
+            // Regression (docs audit): it read "the user denied …".
+            && !result.contains("the user"),
         "says nobody can answer: {result}"
     );
     assert!(d.get("piped.txt").is_none());

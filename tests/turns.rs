@@ -847,3 +847,54 @@ fn flood_of_20000_deltas_arrives_whole_with_bounded_memory() {
     eprintln!("host VmHWM after 20000 deltas: {hwm} KiB");
     assert!(hwm < 64 * 1024, "host peak RSS {hwm} KiB >= 64 MiB");
 }
+
+/// Regression (found by the docs audit): set_models sent before the
+/// extension had started were applied in the order their checks finished,
+/// so the earlier one could win, and a prompt sent right after them ran on
+/// whatever model was set at that moment.
+#[test]
+fn set_models_apply_in_order_and_a_prompt_waits_for_them() {
+    let mut rpc = Spawn::new().ext("echo").start();
+    rpc.ready();
+    // One write, so all three arrive before the extension has answered
+    // initialize.
+    rpc.send_raw(
+        concat!(
+            r#"{"type":"set_model","id":"a","model":"echo:echo:echo-1"}"#,
+            "\n",
+            r#"{"type":"set_model","id":"b","model":"echo:echo:echo-complete"}"#,
+            "\n",
+            r#"{"type":"prompt","id":"p","message":"after both"}"#,
+            "\n",
+        )
+        .as_bytes(),
+    );
+    let (before, resp) = rpc.until("prompt response", |v| {
+        v["type"] == "response" && v["id"] == "p"
+    });
+    let order: Vec<String> = before
+        .iter()
+        .chain(std::iter::once(&resp))
+        .filter(|f| f["type"] == "response" || f["type"] == "agent_start")
+        .map(|f| format!("{}:{}", f["type"].as_str().unwrap_or(""), f["id"]))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "response:\"a\"",
+            "response:\"b\"",
+            "agent_start:\"p\"",
+            "response:\"p\""
+        ]
+    );
+    assert_eq!(resp["ok"], true, "{resp}");
+    // echo-complete does not stream: the whole answer comes as one delta.
+    let deltas: Vec<&Value> = before
+        .iter()
+        .filter(|f| f["type"] == "message_update")
+        .collect();
+    assert_eq!(deltas.len(), 1, "{deltas:?}");
+    assert_eq!(deltas[0]["event"]["delta"], "after both");
+    let state = rpc.call(json!({"type": "get_state"}), "s");
+    assert_eq!(state["model"], "echo:echo:echo-complete");
+}

@@ -121,15 +121,9 @@ async fn forward(
             Ok(Ok(item)) => item,
             Ok(Err(e)) => return Err((failed(e), last_usage.unwrap_or_default())),
             Err(_) => {
+                let message = stream.idle_failure(idle.as_secs());
                 stream.abandon("was killed after sending nothing within the idle timeout");
-                return Err((
-                    failed(format!(
-                        "the provider sent nothing for {} s (--provider-idle-timeout); \
-                         the extension was stopped",
-                        idle.as_secs()
-                    )),
-                    last_usage.unwrap_or_default(),
-                ));
+                return Err((failed(message), last_usage.unwrap_or_default()));
             }
         };
         match item {

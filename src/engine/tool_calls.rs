@@ -128,11 +128,13 @@ async fn one(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx
                 Ok(a) if a.decision != Decision::Deny => {}
                 Ok(a) => {
                     return error(match a.message {
+                        // Nobody denied it: nobody could answer.
+                        Some(m) if m == crate::permissions::NO_CLIENT => m,
                         Some(m) if !m.trim().is_empty() => {
                             format!("the user denied this {name} call: {m}")
                         }
                         _ => format!("the user denied this {name} call"),
-                    })
+                    });
                 }
                 Err(_) => {
                     return error(format!(

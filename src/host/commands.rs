@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Deferred, Exit, Host, Queued};
+use super::{Deferred, Exit, Held, Host, Queued};
 use crate::protocol::{Command, Envelope, ErrorCode, ErrorFrame, Frame, ResponseFrame};
 use crate::session::{self, Entry, Session};
 
@@ -20,14 +20,28 @@ impl Host {
         let name = command.name();
         match command {
             Command::Prompt(params) => {
-                if self.turn.is_some() {
+                if self.turn.is_some() || !self.held.is_empty() {
                     return self.busy(id, name).await;
+                }
+                if !self.model_checks.is_empty() {
+                    self.held.push_back(Held {
+                        id,
+                        command: name,
+                        params,
+                    });
+                    return;
                 }
                 self.start_turn(id, name, params).await;
             }
             Command::FollowUp(params) => {
                 if self.turn.is_some() {
                     self.queue.push_back(Queued { id, params });
+                } else if !self.model_checks.is_empty() || !self.held.is_empty() {
+                    self.held.push_back(Held {
+                        id,
+                        command: name,
+                        params,
+                    });
                 } else {
                     self.start_turn(id, name, params).await;
                 }
@@ -205,9 +219,16 @@ impl Host {
             let err = ErrorFrame::new(id.clone(), ErrorCode::NotFound, e);
             return self.reject(id, "set_model", err).await;
         }
-        // The provider and model names are known once the extension has
-        // started; checking them may wait for that, so it runs off the loop.
+        if self.model_checks.is_empty() {
+            if let Some(result) = self.providers.check_model_now(&model) {
+                return self.apply_set_model(id, model, result).await;
+            }
+        }
+        // An extension's provider and model names are known once it has
+        // started; checking them may wait for that, so it runs off the loop,
+        // and later set_models queue behind it to keep their order.
         let token = self.outstanding(&id, "set_model");
+        self.model_checks.push_back(token);
         let providers = self.providers.clone();
         let tx = self.deferred_tx.clone();
         tokio::spawn(async move {
@@ -222,34 +243,68 @@ impl Host {
     }
 
     pub(super) async fn on_deferred(&mut self, d: Deferred) {
-        let token = match &d {
-            Deferred::SetModel { token, .. } | Deferred::Answer { token, .. } => *token,
-        };
-        if self.outstanding.remove(&token).is_none() {
-            // Already answered at exit; a second answer would break the
-            // one-answer rule.
-            return;
-        }
         match d {
-            Deferred::Answer { frame, .. } => self.send(frame).await,
+            Deferred::Answer { token, frame } => {
+                if self.outstanding.remove(&token).is_some() {
+                    self.send(frame).await;
+                }
+                // Otherwise it was already answered at exit; a second
+                // answer would break the one-answer rule.
+            }
             Deferred::SetModel {
-                id, model, result, ..
-            } => match result {
-                Ok(()) => match self.change_model(model.clone()) {
-                    Ok(()) => {
-                        self.respond(id, "set_model", true, body(json!({ "model": model })))
-                            .await
-                    }
-                    Err(e) => {
-                        let err = ErrorFrame::new(id.clone(), ErrorCode::Internal, e);
-                        self.reject(id, "set_model", err).await;
-                    }
-                },
+                token,
+                id,
+                model,
+                result,
+            } => {
+                self.model_results.insert(token, (id, model, result));
+                self.apply_model_checks().await;
+            }
+        }
+    }
+
+    /// Applies finished `set_model` checks in arrival order, then starts a
+    /// prompt that was waiting for them.
+    async fn apply_model_checks(&mut self) {
+        while let Some(&token) = self.model_checks.front() {
+            let Some((id, model, result)) = self.model_results.remove(&token) else {
+                return;
+            };
+            self.model_checks.pop_front();
+            if self.outstanding.remove(&token).is_some() {
+                self.apply_set_model(id, model, result).await;
+            }
+        }
+        if self.model_checks.is_empty() && self.turn.is_none() && self.exit.is_none() {
+            if let Some(h) = self.held.pop_front() {
+                self.start_turn(h.id, h.command, h.params).await;
+                // Follow-ups held behind it run after it, in order.
+                for h in std::mem::take(&mut self.held) {
+                    self.queue.push_back(Queued {
+                        id: h.id,
+                        params: h.params,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn apply_set_model(&mut self, id: Value, model: String, result: Result<(), String>) {
+        match result {
+            Ok(()) => match self.change_model(model.clone()) {
+                Ok(()) => {
+                    self.respond(id, "set_model", true, body(json!({ "model": model })))
+                        .await
+                }
                 Err(e) => {
-                    let err = ErrorFrame::new(id.clone(), ErrorCode::NotFound, e);
+                    let err = ErrorFrame::new(id.clone(), ErrorCode::Internal, e);
                     self.reject(id, "set_model", err).await;
                 }
             },
+            Err(e) => {
+                let err = ErrorFrame::new(id.clone(), ErrorCode::NotFound, e);
+                self.reject(id, "set_model", err).await;
+            }
         }
     }
 

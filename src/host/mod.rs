@@ -47,6 +47,14 @@ struct Queued {
     params: PromptParams,
 }
 
+/// A prompt or follow-up that arrived while a `set_model` sent before it
+/// was still being checked: it runs once the model it was meant for is set.
+struct Held {
+    id: Value,
+    command: &'static str,
+    params: PromptParams,
+}
+
 /// The turn in flight.
 struct Running {
     prompt_id: String,
@@ -109,6 +117,11 @@ pub struct Host {
     /// written, so every command read gets its one answer.
     outstanding: std::collections::HashMap<u64, Outstanding>,
     next_token: u64,
+    /// `set_model` checks in the order the commands arrived; results are
+    /// applied in this order whatever order they finish in.
+    model_checks: VecDeque<u64>,
+    model_results: std::collections::HashMap<u64, (Value, String, Result<(), String>)>,
+    held: VecDeque<Held>,
 }
 
 impl Host {
@@ -142,6 +155,9 @@ impl Host {
             exit: None,
             outstanding: std::collections::HashMap::new(),
             next_token: 0,
+            model_checks: VecDeque::new(),
+            model_results: std::collections::HashMap::new(),
+            held: VecDeque::new(),
         };
         (
             host,
@@ -198,7 +214,7 @@ impl Host {
     fn ready_to_exit(&self) -> bool {
         self.turn.is_none()
             && self.outstanding.is_empty()
-            && (self.exit.is_some() || (self.eof && self.queue.is_empty()))
+            && (self.exit.is_some() || (self.eof && self.queue.is_empty() && self.held.is_empty()))
     }
 
     /// Registers a command answered later by a task; returns its token.
@@ -259,7 +275,13 @@ impl Host {
             .for_command(o.command);
             self.send(Frame::Error(err)).await;
         }
-        // Queued follow-ups that never ran still get their one answer.
+        // Held prompts and queued follow-ups that never ran still get their
+        // one answer.
+        for h in std::mem::take(&mut self.held) {
+            let mut body = Map::new();
+            body.insert("cancelled".into(), Value::Bool(true));
+            self.respond(h.id, h.command, true, body).await;
+        }
         for q in std::mem::take(&mut self.queue) {
             let mut body = Map::new();
             body.insert("cancelled".into(), Value::Bool(true));

@@ -38,7 +38,8 @@ pub fn parse(id: &str) -> Result<Target<'_>, String> {
         Some(provider) => Ok(Target::Http { provider, model: id }),
         None => Err(format!(
             "model id {id:?} is not recognised: use provider/model (e.g. anthropic/claude-sonnet-5-5, \
-             ollama/qwen2.5:7b) or <plugin>:<provider>:<model> for an extension \
+             ollama/qwen2.5:7b), <plugin>:<provider>:<model> for an extension, or a bare \
+             claude-…, gpt-…, chatgpt-…, o1…, o3…, o4… or codex-… name \
              (get_available_models lists the ids)"
         )),
     }

@@ -57,6 +57,12 @@ pub struct Manifest {
 
 /// Reads `plugin.json` from a directory, or the file itself.
 pub fn load(path: &Path) -> Result<Manifest> {
+    if !path.exists() {
+        bail!(
+            "extension path {} does not exist (give a plugin directory or its plugin.json)",
+            path.display()
+        );
+    }
     let file = if path.is_dir() {
         path.join("plugin.json")
     } else {
@@ -121,7 +127,12 @@ pub fn load(path: &Path) -> Result<Manifest> {
         root,
         command,
         args: ext.args,
-        config: ext.config,
+        // SynapsCLI sends an object; an absent config is an empty one.
+        config: if ext.config.is_null() {
+            Value::Object(Default::default())
+        } else {
+            ext.config
+        },
         env: ext.env,
         pass_env: ext.pass_env,
     })

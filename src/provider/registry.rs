@@ -17,6 +17,47 @@ use super::manifest::Manifest;
 use super::{anthropic, openai, ModelEntry, ModelInfo, ProviderStream, Request};
 use crate::config::{Config, Kind};
 
+/// A model of an extension's reported providers, or what it has instead.
+fn find_ext_model(
+    parsed: &super::ExtModelId<'_>,
+    providers: &[super::ProviderInfo],
+) -> Result<ModelInfo, String> {
+    let provider = providers
+        .iter()
+        .find(|p| p.id == parsed.provider)
+        .ok_or_else(|| {
+            format!(
+                "extension {:?} has no provider {:?} (it has: {})",
+                parsed.plugin,
+                parsed.provider,
+                providers
+                    .iter()
+                    .map(|p| p.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+    provider
+        .models
+        .iter()
+        .find(|m| m.id == parsed.model)
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "provider {}:{} has no model {:?} (it has: {})",
+                parsed.plugin,
+                parsed.provider,
+                parsed.model,
+                provider
+                    .models
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
 /// Longest a model listing waits for extensions that are still starting.
 const LISTING_WAIT: Duration = Duration::from_millis(750);
 
@@ -146,40 +187,24 @@ impl Providers {
             .extension(parsed.plugin)
             .ok_or("unreachable: checked above")?;
         let providers = ext.providers().await?;
-        let provider = providers
-            .iter()
-            .find(|p| p.id == parsed.provider)
-            .ok_or_else(|| {
-                format!(
-                    "extension {:?} has no provider {:?} (it has: {})",
-                    parsed.plugin,
-                    parsed.provider,
-                    providers
-                        .iter()
-                        .map(|p| p.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
-        provider
-            .models
-            .iter()
-            .find(|m| m.id == parsed.model)
-            .cloned()
-            .ok_or_else(|| {
-                format!(
-                    "provider {}:{} has no model {:?} (it has: {})",
-                    parsed.plugin,
-                    parsed.provider,
-                    parsed.model,
-                    provider
-                        .models
-                        .iter()
-                        .map(|m| m.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+        find_ext_model(&parsed, &providers)
+    }
+
+    /// The full check when it needs no waiting: always for HTTP ids, and for
+    /// an extension that has already reported its models. `None` when the
+    /// extension must start first.
+    pub fn check_model_now(&self, id: &str) -> Option<Result<(), String>> {
+        if let Err(e) = self.check_model_quick(id) {
+            return Some(Err(e));
+        }
+        match endpoints::parse(id) {
+            Ok(Target::Extension(parsed)) => {
+                let providers = self.extension(parsed.plugin)?.known_providers()?;
+                Some(find_ext_model(&parsed, &providers).map(|_| ()))
+            }
+            Ok(Target::Http { .. }) => Some(Ok(())),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// Every model: extension models (starting extensions if needed), then
@@ -236,6 +261,19 @@ impl Providers {
     pub async fn default_model(&self) -> Option<String> {
         if let Some(m) = &self.default_model {
             return Some(m.clone());
+        }
+        // Unlike a listing, a turn can wait for its extensions to report
+        // (each bounded by its initialize timeout): skipping a slow one
+        // would pick a different model than a moment later.
+        for ext in &self.extensions {
+            if let Ok(providers) = ext.providers().await {
+                if let Some((p, m)) = providers
+                    .iter()
+                    .find_map(|p| p.models.first().map(|m| (p, m)))
+                {
+                    return Some(format!("{}:{}:{}", ext.id(), p.id, m.id));
+                }
+            }
         }
         self.available_models()
             .await

@@ -167,6 +167,15 @@ impl ProviderStream {
         }
     }
 
+    /// The message for a round that went silent for `secs`.
+    pub fn idle_failure(&self, secs: u64) -> String {
+        let what = format!("sent nothing for {secs} s (--provider-idle-timeout) and was stopped");
+        match &self.kind {
+            Kind::Extension { proc, .. } => proc.describe(&what),
+            Kind::Http { .. } => format!("the provider {what}"),
+        }
+    }
+
     /// Gives up on a stalled round. A stalled extension is killed, since it
     /// may still be producing output for it.
     pub fn abandon(&self, why: &str) {

@@ -310,6 +310,11 @@ impl Proc {
         self.with_stderr(format!("extension {:?} {what}", self.plugin_id))
     }
 
+    /// "extension <id> <what>", with the stderr tail.
+    pub fn describe(&self, what: &str) -> String {
+        self.with_stderr(format!("extension {:?} {what}", self.plugin_id))
+    }
+
     /// Appends the stderr tail, if there is one.
     pub fn with_stderr(&self, message: String) -> String {
         let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
