@@ -402,16 +402,7 @@ impl Raw {
     }
 
     fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_timeout(&mut self.child, timeout)
     }
 }
 
@@ -473,20 +464,7 @@ fn disk_sessions_path_is_a_file_rejects_the_prompt_naming_it() {
 
     for id in ["p1", "p2"] {
         let (frames, err) = prompt(&mut rpc, id, "hello there");
-        assert_eq!(err["type"], "error", "the prompt must be rejected: {err}");
-        assert_eq!(err["code"], "internal", "{err}");
-        assert_eq!(err["id"], id, "{err}");
-        assert_eq!(err["command"], "prompt", "{err}");
-        let msg = err["message"].as_str().unwrap_or("");
-        assert!(
-            msg.contains(&blocker.display().to_string()),
-            "the message names the path {}: {msg}",
-            blocker.display()
-        );
-        assert!(
-            frames.iter().all(|f| f["type"] != "agent_start"),
-            "a rejected prompt never starts a turn: {frames:?}"
-        );
+        assert_rejected_naming(&frames, &err, id, &blocker);
     }
     let st = get_state(&mut rpc, "s1");
     assert_eq!(st["streaming"], false, "{st}");
@@ -502,6 +480,25 @@ fn disk_sessions_path_is_a_file_rejects_the_prompt_naming_it() {
     assert_eq!(st["message_count"], 2, "{st}");
     finish(rpc);
     assert_eq!(assert_sessions_parse(data.path()), 1);
+}
+
+/// A prompt the disk refused: an `internal` error under its id and command,
+/// naming `path`, and no turn started.
+fn assert_rejected_naming(frames: &[Value], err: &Value, id: &str, path: &Path) {
+    assert_eq!(err["type"], "error", "the prompt must be rejected: {err}");
+    assert_eq!(err["code"], "internal", "{err}");
+    assert_eq!(err["id"], id, "{err}");
+    assert_eq!(err["command"], "prompt", "{err}");
+    let msg = err["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "the message names the path {}: {msg}",
+        path.display()
+    );
+    assert!(
+        frames.iter().all(|f| f["type"] != "agent_start"),
+        "a rejected prompt never starts a turn: {frames:?}"
+    );
 }
 
 /// 1b. The sessions directory is made unwritable (0500) before the first
@@ -532,19 +529,7 @@ fn disk_unwritable_sessions_dir_rejects_the_prompt_naming_it() {
     let (frames, err) = prompt(&mut rpc, "p1", "hello there");
     // Restore first, so a failure below does not leave an undeletable dir.
     std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o700)).unwrap();
-    assert_eq!(err["type"], "error", "the prompt must be rejected: {err}");
-    assert_eq!(err["code"], "internal", "{err}");
-    assert_eq!(err["id"], "p1", "{err}");
-    let msg = err["message"].as_str().unwrap_or("");
-    assert!(
-        msg.contains(&sessions.display().to_string()),
-        "the message names the path {}: {msg}",
-        sessions.display()
-    );
-    assert!(
-        frames.iter().all(|f| f["type"] != "agent_start"),
-        "{frames:?}"
-    );
+    assert_rejected_naming(&frames, &err, "p1", &sessions);
     let st = get_state(&mut rpc, "s1");
     assert_eq!(st["message_count"], 0, "{st}");
     assert_eq!(ok_prompt(&mut rpc, "p2", "works now"), "works now");

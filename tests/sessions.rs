@@ -736,17 +736,10 @@ fn run_with_env(env: &[(&str, &Path)], input: &str) -> (Vec<Value>, ExitStatus, 
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("rpc did not exit within 15 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let Some(status) = common::wait_timeout(&mut child, Duration::from_secs(15)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("rpc did not exit within 15 s");
     };
     let frames = out
         .join()

@@ -249,22 +249,16 @@ impl Rpc {
     /// exit it also waits (briefly) until stderr is fully read, so a test
     /// that then checks `stderr()` does not race the reader thread.
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                let drained = Instant::now() + Duration::from_secs(3);
-                while !self.stderr_done.load(Ordering::Acquire) && Instant::now() < drained {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let Some(s) = wait_timeout(&mut self.child, timeout) else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return None;
+        };
+        let drained = Instant::now() + Duration::from_secs(3);
+        while !self.stderr_done.load(Ordering::Acquire) && Instant::now() < drained {
+            std::thread::sleep(Duration::from_millis(2));
         }
+        Some(s)
     }
 
     /// Every remaining frame until stdout closes (bounded by `timeout`).
@@ -308,6 +302,21 @@ impl Drop for Rpc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The child's exit status, or None if it is still running after `timeout`
+/// (the caller decides whether to kill it).
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
