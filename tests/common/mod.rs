@@ -7,7 +7,7 @@ pub mod fake_http;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -100,21 +100,43 @@ impl Spawn {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
+            let mut line = Vec::new();
             loop {
                 line.clear();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {
-                        let v: Value = serde_json::from_str(line.trim_end()).unwrap_or_else(|e| {
-                            json!({"type": "NOT_JSON", "line": line.clone(), "error": e.to_string()})
-                        });
-                        if tx.send(v).is_err() {
-                            return;
-                        }
-                    }
+                // Bytes, not a String: output that is not UTF-8 must reach
+                // the test as a NOT_JSON frame, not end the reader silently
+                // (which would make every "no more output" check pass).
+                let v = match reader.read_until(b'\n', &mut line) {
+                    Ok(0) => return,
+                    Ok(_) => serde_json::from_slice(line.trim_ascii_end()).unwrap_or_else(|e| {
+                        let text = String::from_utf8_lossy(&line).into_owned();
+                        json!({"type": "NOT_JSON", "line": text, "error": e.to_string()})
+                    }),
+                    Err(e) => json!({"type": "NOT_JSON", "line": "", "error": e.to_string()}),
+                };
+                if tx.send(v).is_err() {
+                    return;
                 }
             }
+        });
+        // Writes go through a thread so that a host that stops reading stdin
+        // fails the test on its next read timeout instead of hanging it.
+        let stdin = stdin.map(|mut stdin| {
+            let (wtx, wrx) = mpsc::channel::<Vec<u8>>();
+            std::thread::spawn(move || {
+                for bytes in wrx {
+                    if stdin
+                        .write_all(&bytes)
+                        .and_then(|()| stdin.flush())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                // Channel closed (close_stdin or drop): stdin closes here,
+                // after everything queued was written.
+            });
+            wtx
         });
         let err_buf = Arc::new(Mutex::new(String::new()));
         let err_done = Arc::new(AtomicBool::new(false));
@@ -148,7 +170,7 @@ impl Spawn {
 
 pub struct Rpc {
     pub child: Child,
-    stdin: Option<ChildStdin>,
+    stdin: Option<mpsc::Sender<Vec<u8>>>,
     rx: Receiver<Value>,
     stderr: Arc<Mutex<String>>,
     /// The stderr thread saw end of file: everything is in `stderr`.
@@ -171,9 +193,8 @@ impl Rpc {
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(bytes).expect("write to rpc");
-        stdin.flush().expect("flush");
+        let stdin = self.stdin.as_ref().expect("stdin open");
+        stdin.send(bytes.to_vec()).expect("stdin writer alive");
     }
 
     pub fn close_stdin(&mut self) {
@@ -272,6 +293,7 @@ impl Rpc {
             }
             match self.rx.recv_timeout(left) {
                 Ok(v) => {
+                    assert_ne!(v["type"], "NOT_JSON", "stdout carried a non-JSON line: {v}");
                     self.seen.push(v.clone());
                     out.push(v)
                 }
