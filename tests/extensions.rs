@@ -746,6 +746,21 @@ fn get_available_models_answers_quickly_while_an_extension_hangs_in_initialize()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     assert!(ids.contains(&ECHO), "{answer}");
+    // SPEC §2: the stuck one is listed, unavailable, saying why.
+    let stuck = answer["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "hang-init:*")
+        .unwrap_or_else(|| panic!("the stuck extension is listed: {answer}"));
+    assert_eq!(stuck["available"], false, "{stuck}");
+    assert!(
+        stuck["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("still starting"),
+        "{stuck}"
+    );
     finish(rpc);
 }
 

@@ -1297,7 +1297,8 @@ fn get_available_models_pending_at_eof_is_answered_even_if_an_extension_hangs() 
     rpc.send(json!({"type": "get_available_models", "id": "a"}));
     rpc.close_stdin();
     rpc.drain(Duration::from_secs(15));
-    rpc.wait(Duration::from_secs(3));
+    let status = rpc.wait(Duration::from_secs(3)).expect("exits after EOF");
+    assert_eq!(status.code(), Some(0), "{status:?}");
     let n = answers_of(&rpc.seen, &json!("a")).len();
     assert_eq!(
         n, 1,
@@ -1538,7 +1539,7 @@ fn signal_right_after_ready_still_acts_like_shutdown() {
         let mut killer = armed_kill(sig, rpc.pid());
         rpc.ready();
         killer.stdin.take().unwrap().write_all(b"go\n").unwrap();
-        let _ = killer.wait();
+        common::wait_timeout(&mut killer, Duration::from_secs(5)).expect("kill ran");
         let status = rpc.wait(Duration::from_secs(3)).expect("exits");
         assert_eq!(
             status.code(),

@@ -898,3 +898,44 @@ fn set_models_apply_in_order_and_a_prompt_waits_for_them() {
     let state = rpc.call(json!({"type": "get_state"}), "s");
     assert_eq!(state["model"], "echo:echo:echo-complete");
 }
+
+/// SPEC §2: attachments follow the message text as blocks, in order, in the
+/// history and in what the provider is sent; `mime_type` is accepted for
+/// `media_type`.
+#[test]
+fn attachments_become_blocks_after_the_text() {
+    let mut rpc = Spawn::new().ext("echo").model("echo:echo:echo-1").start();
+    rpc.ready();
+    rpc.send(
+        json!({"type": "prompt", "id": "a", "message": "look [[show=messages]]",
+        "attachments": [
+            {"type": "text", "text": "notes"},
+            {"type": "image", "mime_type": "image/png", "data": "iVBORw0KGgo="}
+        ]}),
+    );
+    let (frames, resp) = rpc.until("prompt response", |v| {
+        v["type"] == "response" && v["id"] == "a"
+    });
+    assert_eq!(resp["ok"], true, "{resp}");
+    let want = json!([
+        {"type": "text", "text": "look [[show=messages]]"},
+        {"type": "text", "text": "notes"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    ]);
+    let sent: Value = serde_json::from_str(&text_of(&frames)).expect("the echo is JSON");
+    assert_eq!(sent[0]["content"], want, "what the provider got: {sent}");
+    let msgs = rpc.call(json!({"type": "get_messages"}), "m");
+    assert_eq!(msgs["messages"][0]["content"], want, "{msgs}");
+}
+
+/// An explicit `"id": null` is the same as no id: answered with `id: null`.
+#[test]
+fn an_explicit_null_id_is_answered_with_null() {
+    let mut rpc = Spawn::new().start();
+    rpc.ready();
+    rpc.send_raw(b"{\"type\":\"get_state\",\"id\":null}\n");
+    let v = rpc.recv();
+    assert_eq!(v["type"], "response", "{v}");
+    assert_eq!(v["command"], "get_state", "{v}");
+    assert_eq!(v["id"], Value::Null, "{v}");
+}
