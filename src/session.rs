@@ -31,6 +31,10 @@ pub struct Header {
     pub cwd: String,
     #[serde(default)]
     pub model: Option<String>,
+    /// The permission mode the session was started with, when one was
+    /// given; later changes are `permission_mode` entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<crate::permissions::Mode>,
 }
 
 /// One line of a session file.
@@ -144,6 +148,7 @@ impl Session {
                 created_at: now(),
                 cwd,
                 model: model.clone(),
+                permission_mode: None,
             },
             model,
             messages: Vec::new(),
@@ -208,12 +213,12 @@ pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
     }
     let mut session = Session {
         model: header.model.clone(),
+        permission_mode: header.permission_mode,
         header,
         messages: Vec::new(),
         usage: Usage::default(),
         turns: 0,
         cost_usd: None,
-        permission_mode: None,
     };
     let mut valid = first.len();
     for (n, line) in lines.enumerate() {

@@ -179,7 +179,10 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartupError> {
     let cwd_text = cwd.to_string_lossy().into_owned();
     let (mut session, mut file) = match &cli.continue_session {
         None => {
-            let s = Session::new(session::new_id(), cwd_text.clone(), cli.model.clone());
+            let mut s = Session::new(session::new_id(), cwd_text.clone(), cli.model.clone());
+            // Kept in the header (written with the first entry) so that a
+            // later --continue resumes with the mode the session began with.
+            s.header.permission_mode = cli.permission_mode;
             let f = store.create(s.header.clone());
             (s, f)
         }

@@ -647,6 +647,7 @@ fn header() -> impl Strategy<Value = Header> {
             created_at: "2025-01-01T00:00:00.000Z".into(),
             cwd,
             model,
+            permission_mode: None,
         })
 }
 

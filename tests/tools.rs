@@ -1181,3 +1181,29 @@ fn http_anthropic_parallel_calls() {
 fn http_openai_parallel_calls() {
     http_parallel_calls(Api::OpenAi);
 }
+
+/// Regression (code review): `--permission-mode` given to a new session was
+/// not recorded, so `--continue` of that session fell back to `ask`.
+#[test]
+fn a_mode_given_at_start_survives_continue() {
+    let d = Dirs::new();
+    let data = tempfile::tempdir().unwrap();
+    let mut rpc = echo_spawn(&d.cwd, "accept-edits").data(data.path()).start();
+    let id = rpc.ready()["session_id"].as_str().unwrap().to_owned();
+    run_ok(&mut rpc, "1", "hello");
+    shutdown(rpc);
+
+    let mut again = Spawn::new()
+        .env("XDG_CONFIG_HOME", NO_CONFIG_HOME)
+        .ext("echo")
+        .data(data.path())
+        .arg("--cwd")
+        .arg(d.cwd.to_str().unwrap())
+        .arg("--continue")
+        .arg(&id)
+        .start();
+    again.ready();
+    let st = again.call(json!({"type": "get_state"}), "s");
+    assert_eq!(st["permission_mode"], "accept-edits", "{st}");
+    shutdown(again);
+}

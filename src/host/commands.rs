@@ -326,11 +326,15 @@ impl Host {
             let err = ErrorFrame::new(id.clone(), ErrorCode::Internal, format!("{e:#}"));
             return self.reject(id, "new_session", err).await;
         }
-        let session = Session::new(
+        let mut session = Session::new(
             session::new_id(),
             self.settings.cwd.clone(),
             self.session.model.clone(),
         );
+        // The mode in effect carries over, and is recorded so that resuming
+        // the new session keeps it.
+        session.header.permission_mode = Some(self.gate.mode());
+        session.permission_mode = Some(self.gate.mode());
         // Replacing the writer drops the old file and with it the lock.
         self.file = self.store.create(session.header.clone());
         // `allow_always` grants belong to the session they were given in.
