@@ -80,7 +80,7 @@ fn error(content: String) -> ToolOutput {
 async fn one(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx) -> ToolOutput {
     if !tools::known(name) {
         // `run` words the error (it lists the tools that exist).
-        return tools::run(name, input, &tool_ctx(ctx, mpsc::unbounded_channel().0)).await;
+        return tools::run(name, input, &tool_ctx(ctx, mpsc::channel(1).0)).await;
     }
     let preview = match tools::preview(name, input, &ctx.cwd) {
         Ok(p) => p,
@@ -149,7 +149,7 @@ async fn one(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx
 
 /// Runs the tool, forwarding its incremental output as it comes.
 async fn run(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx) -> ToolOutput {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(tools::UPDATE_CAPACITY);
     let output = {
         let tctx = tool_ctx(ctx, tx);
         let running = tools::run(name, input, &tctx);
@@ -179,7 +179,7 @@ async fn update(prompt_id: &str, id: &str, output: String, ctx: &TurnCtx) {
         .await;
 }
 
-fn tool_ctx(ctx: &TurnCtx, updates: mpsc::UnboundedSender<String>) -> ToolCtx {
+fn tool_ctx(ctx: &TurnCtx, updates: mpsc::Sender<String>) -> ToolCtx {
     ToolCtx {
         cwd: ctx.cwd.clone(),
         cancel: ctx.cancel.child_token(),

@@ -45,6 +45,9 @@ pub fn restore_signals(cmd: &mut tokio::process::Command) {
     }
 }
 
+/// Incremental output lines buffered between a tool and the turn.
+pub const UPDATE_CAPACITY: usize = 1024;
+
 /// Where and how one tool call runs.
 pub struct ToolCtx {
     /// The session's working directory, canonical.
@@ -53,7 +56,10 @@ pub struct ToolCtx {
     pub cancel: CancellationToken,
     /// Incremental output (bash lines, without their newline) for
     /// `tool_execution_update` events. A closed receiver is fine.
-    pub updates: mpsc::UnboundedSender<String>,
+    /// Bounded ([`UPDATE_CAPACITY`]): when the client does not keep up,
+    /// further lines are skipped rather than buffered; the tool's result
+    /// still carries the output.
+    pub updates: mpsc::Sender<String>,
     /// Environment variable names that bash children must not inherit (API
     /// keys).
     pub env_remove: Vec<String>,
@@ -212,8 +218,8 @@ pub(crate) mod test_util {
     use super::*;
 
     /// A context rooted at `dir` whose update receiver is handed back.
-    pub fn ctx(dir: &Path) -> (ToolCtx, mpsc::UnboundedReceiver<String>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn ctx(dir: &Path) -> (ToolCtx, mpsc::Receiver<String>) {
+        let (tx, rx) = mpsc::channel(UPDATE_CAPACITY);
         let cwd = match dir.canonicalize() {
             Ok(c) => c,
             Err(_) => dir.to_path_buf(),

@@ -17,11 +17,11 @@ const MAX_LINE_BYTES: usize = 8 * 1024;
 pub(super) struct Collector<'a> {
     tail: Tail,
     line: Vec<u8>,
-    updates: &'a mpsc::UnboundedSender<String>,
+    updates: &'a mpsc::Sender<String>,
 }
 
 impl<'a> Collector<'a> {
-    pub(super) fn new(updates: &'a mpsc::UnboundedSender<String>) -> Self {
+    pub(super) fn new(updates: &'a mpsc::Sender<String>) -> Self {
         Self {
             tail: Tail::new(MAX_OUTPUT_BYTES),
             line: Vec::new(),
@@ -47,10 +47,12 @@ impl<'a> Collector<'a> {
     fn send_line(&mut self) {
         let line = std::mem::take(&mut self.line);
         let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        // Nobody listening is fine: updates are a courtesy to the client.
+        // Updates are a courtesy to the client: with nobody listening, or a
+        // client that is not reading, the line is skipped (the result keeps
+        // the output) instead of piling up in memory.
         let _ = self
             .updates
-            .send(String::from_utf8_lossy(line).into_owned());
+            .try_send(String::from_utf8_lossy(line).into_owned());
     }
 
     pub(super) fn finish(mut self) -> String {
@@ -130,7 +132,7 @@ mod tests {
 
     #[test]
     fn collector_sends_whole_lines() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(crate::tools::UPDATE_CAPACITY);
         let mut c = Collector::new(&tx);
         c.push(b"one\ntw");
         c.push(b"o\r\nthree");
