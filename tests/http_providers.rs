@@ -907,7 +907,9 @@ both!(abort_mid_stream_closes_the_connection);
 fn abort_mid_stream_closes_the_connection(api: Api) {
     let srv = FakeServer::start();
     let mut rpc = start(api, &srv);
-    rpc.send(json!({"type": "prompt", "id": "1", "message": "[[n=200 delay_ms=50 id=ab]]"}));
+    rpc.send(
+        json!({"type": "prompt", "id": "1", "message": "[[n=200 delay_ms=50 usage_in=37 id=ab]]"}),
+    );
     rpc.until("first delta", |f| {
         f["type"] == "message_update" && f["event"]["type"] == "text_delta"
     });
@@ -920,6 +922,12 @@ fn abort_mid_stream_closes_the_connection(api: Api) {
         took < Duration::from_secs(1),
         "agent_end {took:?} after abort"
     );
+    // Anthropic reports input usage up front: an aborted round still counts
+    // it (regression: it was only taken from message_stop, so it was 0).
+    // The OpenAI stream sends usage only at its end, so there it is unknown.
+    if api == Api::Anthropic {
+        assert_eq!(end["usage"]["input_tokens"], 37, "{end}");
+    }
     let resp = rpc.answer(&json!("1"));
     assert_eq!(resp["ok"], true, "{resp}");
     assert_eq!(resp["cancelled"], true, "{resp}");

@@ -144,6 +144,9 @@ impl Decoder for AnthropicDecoder {
             "message_start" => {
                 self.started = true;
                 read_usage(&mut self.usage, &data["message"]["usage"]);
+                // Reported as it arrives, so an aborted or failed round
+                // still counts the input it was charged for.
+                out.push(ProviderEvent::Usage(self.usage));
             }
             "content_block_start" => {
                 let index = data["index"].as_u64().unwrap_or(0);
@@ -207,6 +210,7 @@ impl Decoder for AnthropicDecoder {
                     self.stop_reason = Some(r.to_owned());
                 }
                 read_usage(&mut self.usage, &data["usage"]);
+                out.push(ProviderEvent::Usage(self.usage));
             }
             "message_stop" => {
                 out.push(ProviderEvent::Usage(self.usage));
