@@ -135,7 +135,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         let request = Request {
             messages: history.iter().map(Message::to_provider).collect(),
             system_prompt: system_prompt.clone(),
-            tools: tools.clone(),
+            tools,
             max_tokens: None,
             temperature: None,
         };

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Deferred, Exit, Held, Host, Queued};
+use super::{Deferred, Held, Host, Queued};
 use crate::protocol::{Command, Envelope, ErrorCode, ErrorFrame, Frame, ResponseFrame};
 use crate::session::{self, Entry, Session};
 
@@ -164,7 +164,7 @@ impl Host {
             }
             Command::Shutdown => {
                 self.respond(id, name, true, Map::new()).await;
-                self.begin_exit(Exit::Clean);
+                self.begin_exit();
             }
         }
     }

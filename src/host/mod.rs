@@ -89,14 +89,6 @@ struct Outstanding {
     command: &'static str,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Exit {
-    /// `shutdown`, a signal, or end of input with nothing left to do.
-    Clean,
-    /// stdout is gone: nobody is listening, so nothing more is written.
-    StdoutClosed,
-}
-
 pub struct Host {
     settings: Settings,
     gate: Arc<crate::permissions::Gate>,
@@ -112,7 +104,9 @@ pub struct Host {
     turn_tx: mpsc::UnboundedSender<(String, TurnMsg)>,
     deferred_tx: mpsc::UnboundedSender<Deferred>,
     eof: bool,
-    exit: Option<(Exit, Instant)>,
+    /// Set when the host began to exit (shutdown, a signal, stdout gone):
+    /// no more commands are read, and the running turn gets `EXIT_GRACE`.
+    exit: Option<Instant>,
     /// Answers still being computed: the host does not exit before they are
     /// written, so every command read gets its one answer.
     outstanding: std::collections::HashMap<u64, Outstanding>,
@@ -181,7 +175,7 @@ impl Host {
             if self.ready_to_exit() {
                 break;
             }
-            let exit_deadline = self.exit.map(|(_, at)| at + EXIT_GRACE);
+            let exit_deadline = self.exit.map(|at| at + EXIT_GRACE);
             tokio::select! {
                 line = inbound.recv(), if !self.eof && self.exit.is_none() => match line {
                     Some(item) => self.on_inbound(item).await,
@@ -193,13 +187,13 @@ impl Host {
                 Some(d) = channels.deferred_rx.recv() => self.on_deferred(d).await,
                 _ = signals.next() => {
                     tracing::info!("signal received; shutting down");
-                    self.begin_exit(Exit::Clean);
+                    self.begin_exit();
                 }
                 closed = &mut stdout_closed, if stdout_open => {
                     stdout_open = false;
                     if let Ok(e) = closed {
                         tracing::info!("stdout closed ({e}); aborting and exiting");
-                        self.begin_exit(Exit::StdoutClosed);
+                        self.begin_exit();
                     }
                 }
                 _ = sleep_until(exit_deadline), if exit_deadline.is_some() => {
@@ -239,11 +233,11 @@ impl Host {
     }
 
     /// Stops taking commands, aborts the running turn and drops the queue.
-    fn begin_exit(&mut self, kind: Exit) {
+    fn begin_exit(&mut self) {
         if self.exit.is_some() {
             return;
         }
-        self.exit = Some((kind, Instant::now()));
+        self.exit = Some(Instant::now());
         self.gate.close();
         if let Some(turn) = &self.turn {
             turn.cancel.cancel();

@@ -98,7 +98,8 @@ pub struct ModelEntry {
 pub struct Request {
     pub messages: Vec<Value>,
     pub system_prompt: Option<String>,
-    pub tools: Vec<Value>,
+    /// The tool definitions offered to the model (built once, see `tools::definitions`).
+    pub tools: &'static [Value],
     pub max_tokens: Option<u64>,
     pub temperature: Option<f64>,
 }

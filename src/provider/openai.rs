@@ -445,7 +445,7 @@ mod tests {
                 json!({"role":"user","content":[{"type":"tool_result","tool_use_id":"c1","content":"a.txt","is_error":false}]}),
             ],
             system_prompt: Some("be nice".into()),
-            tools: vec![],
+            tools: &[],
             max_tokens: None,
             temperature: None,
         };

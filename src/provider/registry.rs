@@ -318,7 +318,8 @@ impl Providers {
                     "model": parsed.model,
                     "messages": req.messages,
                     "system_prompt": req.system_prompt,
-                    "tools": req.tools,
+                    // A model that declares no tool use is not offered tools.
+                    "tools": if info.tool_use { req.tools } else { &[] },
                     "temperature": req.temperature,
                     "max_tokens": req.max_tokens,
                 });

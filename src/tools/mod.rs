@@ -112,16 +112,20 @@ pub struct Preview {
 
 /// Name, description and input schema of every built-in tool, in the shape
 /// providers expect: `[{name, description, input_schema}]`.
-pub fn definitions() -> Vec<Value> {
-    vec![
-        read::definition(),
-        write::definition(),
-        edit::definition(),
-        bash::definition(),
-        ls::definition(),
-        find::definition(),
-        grep::definition(),
-    ]
+/// Built once: every provider round sends them.
+pub fn definitions() -> &'static [Value] {
+    static DEFINITIONS: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(|| {
+        vec![
+            read::definition(),
+            write::definition(),
+            edit::definition(),
+            bash::definition(),
+            ls::definition(),
+            find::definition(),
+            grep::definition(),
+        ]
+    });
+    &DEFINITIONS
 }
 
 /// Tools that never change anything, so callers may run them without asking.
@@ -243,7 +247,7 @@ mod tests {
     fn definitions_cover_every_known_tool() {
         let defs = definitions();
         assert_eq!(defs.len(), 7);
-        for d in &defs {
+        for d in defs {
             let name = d["name"].as_str().unwrap_or_default();
             assert!(known(name), "{name}");
             assert!(d["description"].as_str().is_some_and(|s| !s.is_empty()));
