@@ -105,6 +105,11 @@ impl Default for HttpConfig {
     }
 }
 
+/// An environment variable's value; an empty one counts as unset.
+pub fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
 /// The default location, if one can be found.
 pub fn default_path() -> Option<PathBuf> {
     let base = std::env::var("XDG_CONFIG_HOME")

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cli::Cli;
-use crate::config;
+use crate::config::{self, env_nonempty};
 use crate::host::{Host, Settings, Signals};
 use crate::permissions::{Gate, Mode};
 use crate::protocol::{ErrorCode, ErrorFrame, Frame, ReadyFrame, PROTOCOL_VERSION};
@@ -266,10 +266,6 @@ fn secret_vars(providers: &Providers, keep: &[String]) -> Vec<String> {
     }
     names.retain(|n| !keep.contains(n));
     names
-}
-
-fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// `--data-dir`, else `$AGENT_RPC_HOME`, else `$XDG_DATA_HOME/agent-rpc`,

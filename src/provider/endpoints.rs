@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::catalog::{self, ModelSpec, Price};
-use crate::config::{Config, Kind, ModelConfig};
+use crate::config::{env_nonempty, Config, Kind, ModelConfig};
 
 /// Where a model id points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,10 +99,6 @@ impl Endpoint {
             Kind::Openai => format!("{}/chat/completions", self.base_url),
         }
     }
-}
-
-fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// (name, base URL, key variable) of OpenAI-compatible services known by name.

@@ -96,21 +96,8 @@ impl ProviderStream {
     /// says how).
     pub fn try_next(&mut self) -> Option<Result<StreamItem, String>> {
         match &mut self.kind {
-            Kind::Extension { proc, rx, .. } => match rx.try_recv().ok()? {
-                Incoming::Event(ProviderEvent::Error(message)) => Some(Err(
-                    proc.with_stderr(format!("the provider reported an error: {message}"))
-                )),
-                Incoming::Event(e) => Some(Ok(StreamItem::Event(e))),
-                Incoming::Result(v) => Some(Ok(StreamItem::Done(parse_completion(v)))),
-                Incoming::Error(e) => Some(Err(
-                    proc.with_stderr(format!("the provider failed the request: {e}"))
-                )),
-            },
-            Kind::Http { rx, .. } => match rx.try_recv().ok()? {
-                StreamMsg::Event(e) => Some(Ok(StreamItem::Event(e))),
-                StreamMsg::Done(c) => Some(Ok(StreamItem::Done(c))),
-                StreamMsg::Failed(e) => Some(Err(e)),
-            },
+            Kind::Extension { proc, rx, .. } => Some(from_extension(proc, rx.try_recv().ok()?)),
+            Kind::Http { rx, .. } => Some(from_http(rx.try_recv().ok()?)),
         }
     }
 
@@ -118,20 +105,11 @@ impl ProviderStream {
     pub async fn next(&mut self) -> Result<StreamItem, String> {
         match &mut self.kind {
             Kind::Extension { proc, rx, .. } => match rx.recv().await {
-                Some(Incoming::Event(ProviderEvent::Error(message))) => {
-                    Err(proc.with_stderr(format!("the provider reported an error: {message}")))
-                }
-                Some(Incoming::Event(e)) => Ok(StreamItem::Event(e)),
-                Some(Incoming::Result(v)) => Ok(StreamItem::Done(parse_completion(v))),
-                Some(Incoming::Error(e)) => {
-                    Err(proc.with_stderr(format!("the provider failed the request: {e}")))
-                }
+                Some(msg) => from_extension(proc, msg),
                 None => Err(proc.failure().await),
             },
             Kind::Http { rx, .. } => match rx.recv().await {
-                Some(StreamMsg::Event(e)) => Ok(StreamItem::Event(e)),
-                Some(StreamMsg::Done(c)) => Ok(StreamItem::Done(c)),
-                Some(StreamMsg::Failed(e)) => Err(e),
+                Some(msg) => from_http(msg),
                 None => Err("the provider task ended without an answer".into()),
             },
         }
@@ -183,6 +161,29 @@ impl ProviderStream {
             Kind::Extension { proc, .. } => proc.kill(why),
             Kind::Http { task, .. } => task.0.abort(),
         }
+    }
+}
+
+/// What an extension's message means for the round. An `error` stream
+/// event fails it like an error response does.
+fn from_extension(proc: &Proc, msg: Incoming) -> Result<StreamItem, String> {
+    match msg {
+        Incoming::Event(ProviderEvent::Error(message)) => {
+            Err(proc.with_stderr(format!("the provider reported an error: {message}")))
+        }
+        Incoming::Event(e) => Ok(StreamItem::Event(e)),
+        Incoming::Result(v) => Ok(StreamItem::Done(parse_completion(v))),
+        Incoming::Error(e) => {
+            Err(proc.with_stderr(format!("the provider failed the request: {e}")))
+        }
+    }
+}
+
+fn from_http(msg: StreamMsg) -> Result<StreamItem, String> {
+    match msg {
+        StreamMsg::Event(e) => Ok(StreamItem::Event(e)),
+        StreamMsg::Done(c) => Ok(StreamItem::Done(c)),
+        StreamMsg::Failed(e) => Err(e),
     }
 }
 
