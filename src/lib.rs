@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod error;
 pub mod host;
 pub mod message;
 pub mod permissions;

@@ -17,8 +17,8 @@ use std::time::SystemTime;
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::message::Usage;
 use crate::message::{Message, Role};
-use crate::protocol::Usage;
 
 /// Bumped when an incompatible change is made to the file format.
 pub const FORMAT_VERSION: u32 = 1;

@@ -21,9 +21,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::message::Usage;
 use crate::message::{AssistantBuilder, Block, Content, Message, Role};
 use crate::permissions::Gate;
-use crate::protocol::{ErrorCode, StreamEvent, Usage};
+use crate::protocol::{ErrorCode, StreamEvent};
 use crate::provider::{Completion, Providers, Request};
 use crate::transport::Outbox;
 

@@ -9,8 +9,9 @@
 use std::time::Duration;
 
 use super::{failed, Stop, TurnCtx};
+use crate::message::Usage;
 use crate::message::{AssistantBuilder, Block};
-use crate::protocol::{AutoRetryFrame, Frame, StreamEvent, Usage};
+use crate::protocol::{AutoRetryFrame, Frame, StreamEvent};
 use crate::provider::{Completion, ProviderEvent, ProviderStream, StreamItem};
 use crate::transport::Outbox;
 

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use super::http::{ApiError, Decoder};
 use super::sse;
 use super::{Completion, ProviderEvent, Request};
-use crate::protocol::Usage;
+use crate::message::Usage;
 
 /// The API version header sent with every request.
 pub const API_VERSION: &str = "2023-06-01";

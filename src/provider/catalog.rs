@@ -6,7 +6,7 @@
 //! Prices are USD per million tokens at the standard tier. Models not listed
 //! still work (any id is passed through); they just have no price.
 
-use crate::protocol::Usage;
+use crate::message::Usage;
 
 /// USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::message::Block;
-use crate::protocol::Usage;
+use crate::message::Usage;
 
 pub use registry::{Providers, Timeouts};
 pub use stream::{ProviderStream, StreamItem, StreamMsg};

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use super::http::{ApiError, Decoder};
 use super::sse;
 use super::{Completion, ProviderEvent, Request};
-use crate::protocol::Usage;
+use crate::message::Usage;
 
 /// The request body. `max_tokens_field` is `max_completion_tokens` for
 /// OpenAI itself (its reasoning models refuse `max_tokens`) and `max_tokens`

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use super::extension::{Incoming, Proc};
 use super::{Completion, ProviderEvent};
 use crate::message::Block;
-use crate::protocol::Usage;
+use crate::message::Usage;
 
 /// What an HTTP round task sends.
 #[derive(Debug)]

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use super::super::framing::{self, Decoder};
 use super::super::manifest::Manifest;
 use super::super::ProviderEvent;
-use crate::protocol::Usage;
+use crate::message::Usage;
 
 /// Events buffered between the reader task and the turn. When the turn is
 /// slow (stdout blocked) the reader waits, the child's stdout pipe fills, and
