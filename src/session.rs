@@ -12,6 +12,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{anyhow, Context, Result};
@@ -42,9 +43,11 @@ pub struct Header {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Entry {
     Session(Header),
+    /// Shared with the history in memory: a message is written, kept and
+    /// sent to providers without being copied.
     Message {
         ts: String,
-        message: Message,
+        message: Arc<Message>,
     },
     ModelChange {
         ts: String,
@@ -130,7 +133,7 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
 pub struct Session {
     pub header: Header,
     pub model: Option<String>,
-    pub messages: Vec<Message>,
+    pub messages: Vec<Arc<Message>>,
     pub usage: Usage,
     pub turns: u64,
     /// Sum of the priced turns; `None` while no turn had a known price.
@@ -525,7 +528,7 @@ mod tests {
         for i in 0..3 {
             push(&Entry::Message {
                 ts: now(),
-                message: Message::user_text(format!("m{i}")),
+                message: Message::user_text(format!("m{i}")).into(),
             });
         }
         push(&Entry::TurnEnd {
@@ -614,7 +617,7 @@ mod tests {
         assert!(!store.path_of("n1").exists());
         w.append(&Entry::Message {
             ts: now(),
-            message: Message::user_text("hi"),
+            message: Message::user_text("hi").into(),
         })
         .unwrap();
         let meta = fs::metadata(store.path_of("n1")).unwrap();

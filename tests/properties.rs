@@ -622,7 +622,7 @@ fn message() -> impl Strategy<Value = Message> {
 /// Entries after the header: mostly messages, some of the other kinds.
 fn entry() -> impl Strategy<Value = Entry> {
     prop_oneof![
-        6 => (short_text(), message()).prop_map(|(ts, message)| Entry::Message { ts, message }),
+        6 => (short_text(), message()).prop_map(|(ts, message)| Entry::Message { ts, message: message.into() }),
         1 => (short_text(), short_text()).prop_map(|(ts, model)| Entry::ModelChange { ts, model }),
         1 => (short_text(), any::<u32>()).prop_map(|(ts, n)| Entry::TurnEnd {
             ts,

@@ -31,8 +31,9 @@ use crate::transport::Outbox;
 /// What a turn needs besides the shared services.
 pub struct TurnSpec {
     pub prompt_id: String,
-    /// The history including the user message that started the turn.
-    pub history: Vec<Message>,
+    /// The history including the user message that started the turn,
+    /// shared with the host's copy: starting a turn copies pointers only.
+    pub history: Vec<Arc<Message>>,
     pub model: watch::Receiver<Option<String>>,
     pub system_prompt: Option<String>,
     pub max_rounds: u32,
@@ -43,7 +44,7 @@ pub struct TurnSpec {
 #[derive(Debug)]
 pub enum TurnMsg {
     /// A message to add to the history (and to disk) now.
-    Append(Message),
+    Append(Arc<Message>),
     /// No model was set; the turn picked this default.
     ModelChosen(String),
     Done(TurnOutcome),
@@ -70,13 +71,38 @@ pub enum TurnResult {
 pub struct TurnCtx {
     pub providers: Arc<Providers>,
     pub out: Outbox,
-    pub host: mpsc::UnboundedSender<TurnMsg>,
+    pub host: Reports,
     pub cancel: CancellationToken,
     pub steers: mpsc::UnboundedReceiver<String>,
     pub gate: Arc<Gate>,
     pub cwd: PathBuf,
     /// Environment variables tool processes must not inherit (API keys).
     pub env_remove: Arc<Vec<String>>,
+}
+
+/// The turn's line to the host. Every report carries the turn's prompt id,
+/// so a late report from a finished turn can never be taken for the current
+/// one's, without a relay task per turn to tag them.
+pub struct Reports {
+    prompt_id: String,
+    tx: mpsc::UnboundedSender<(String, TurnMsg)>,
+}
+
+impl Reports {
+    pub fn new(prompt_id: String, tx: mpsc::UnboundedSender<(String, TurnMsg)>) -> Self {
+        Reports { prompt_id, tx }
+    }
+
+    /// Sends a report; a host that has gone has nothing left to tell.
+    pub fn send(&self, msg: TurnMsg) {
+        let _ = self.tx.send((self.prompt_id.clone(), msg));
+    }
+
+    fn append(&self, message: Message) -> Arc<Message> {
+        let message = Arc::new(message);
+        self.send(TurnMsg::Append(message.clone()));
+        message
+    }
 }
 
 /// Runs the turn to its end and reports `Done`.
@@ -94,7 +120,7 @@ pub async fn run(spec: TurnSpec, mut ctx: TurnCtx) {
         Err(Stop::Cancelled) => ("aborted".to_owned(), TurnResult::Cancelled),
         Err(Stop::Failed(code, error)) => ("error".to_owned(), TurnResult::Failed { code, error }),
     };
-    let _ = ctx.host.send(TurnMsg::Done(TurnOutcome {
+    ctx.host.send(TurnMsg::Done(TurnOutcome {
         prompt_id,
         stop_reason,
         usage,
@@ -134,7 +160,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         }
         let model_id = current_model(&model, ctx).await?;
         let request = Request {
-            messages: history.iter().map(Message::to_provider).collect(),
+            messages: history.iter().map(|m| m.to_provider()).collect(),
             system_prompt: system_prompt.clone(),
             tools,
             max_tokens: None,
@@ -158,7 +184,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
                         Stop::Cancelled => partial.aborted = true,
                         Stop::Failed(_, e) => partial.error = Some(e.clone()),
                     }
-                    let _ = ctx.host.send(TurnMsg::Append(partial));
+                    ctx.host.append(partial);
                     close_calls(ctx, &calls, &stop);
                 }
                 return Err(stop);
@@ -206,12 +232,10 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         if !builder.is_empty() {
             let mut message = builder.build();
             message.stop_reason = Some(stop_reason.clone());
-            // The turn keeps its own copy only if it goes round again; a
-            // long answer is otherwise held once, by the host.
+            let message = ctx.host.append(message);
             if another_round {
-                history.push(message.clone());
+                history.push(message);
             }
-            let _ = ctx.host.send(TurnMsg::Append(message));
         }
 
         if !calls.is_empty() {
@@ -223,8 +247,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
                 results.blocks.push(Block::Text { text: s });
             }
             let message = Message::new(Role::User, Content::Blocks(results.blocks));
-            history.push(message.clone());
-            let _ = ctx.host.send(TurnMsg::Append(message));
+            history.push(ctx.host.append(message));
             if cancelled {
                 return Err(Stop::Cancelled);
             }
@@ -234,8 +257,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
             return Ok(stop_reason);
         }
         let message = Message::user_text(steers.join("\n\n"));
-        history.push(message.clone());
-        let _ = ctx.host.send(TurnMsg::Append(message));
+        history.push(ctx.host.append(message));
     }
 }
 
@@ -267,10 +289,8 @@ fn close_calls(ctx: &TurnCtx, ids: &[String], stop: &Stop) {
             is_error: true,
         })
         .collect();
-    let _ = ctx.host.send(TurnMsg::Append(Message::new(
-        Role::User,
-        Content::Blocks(blocks),
-    )));
+    ctx.host
+        .append(Message::new(Role::User, Content::Blocks(blocks)));
 }
 
 fn drain(rx: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
@@ -302,6 +322,6 @@ async fn current_model(
                 .to_owned(),
         ));
     };
-    let _ = ctx.host.send(TurnMsg::ModelChosen(chosen.clone()));
+    ctx.host.send(TurnMsg::ModelChosen(chosen.clone()));
     Ok(chosen)
 }

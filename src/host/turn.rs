@@ -2,12 +2,14 @@
 //! happen, then the ordered end of a turn (`agent_end`, the prompt's
 //! response, dropped follow-ups, abort responses) and the next queued turn.
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Host, Running};
-use crate::engine::{self, TurnCtx, TurnMsg, TurnOutcome, TurnResult, TurnSpec};
+use crate::engine::{self, Reports, TurnCtx, TurnMsg, TurnOutcome, TurnResult, TurnSpec};
 use crate::message::{Block, Content, Message, Role};
 use crate::protocol::{
     AgentEndFrame, AgentStartFrame, Attachment, ErrorCode, ErrorFrame, Frame, PromptParams,
@@ -24,7 +26,7 @@ impl Host {
         command: &'static str,
         params: PromptParams,
     ) {
-        let message = user_message(params);
+        let message = Arc::new(user_message(params));
         let entry = Entry::Message {
             ts: session::now(),
             message,
@@ -52,7 +54,6 @@ impl Host {
 
         let cancel = CancellationToken::new();
         let (steer_tx, steer_rx) = mpsc::unbounded_channel();
-        let (report_tx, mut report_rx) = mpsc::unbounded_channel();
         let spec = TurnSpec {
             prompt_id: prompt_id.clone(),
             history: self.session.messages.clone(),
@@ -64,7 +65,7 @@ impl Host {
         let ctx = TurnCtx {
             providers: self.providers.clone(),
             out: self.out.clone(),
-            host: report_tx,
+            host: Reports::new(prompt_id.clone(), self.turn_tx.clone()),
             cancel: cancel.clone(),
             steers: steer_rx,
             gate: self.gate.clone(),
@@ -72,17 +73,6 @@ impl Host {
             env_remove: self.settings.env_remove.clone(),
         };
         tokio::spawn(engine::run(spec, ctx));
-        // Tag the turn's reports with its prompt id so a late report from an
-        // old turn can never be taken for the current one's.
-        let tagged = self.turn_tx.clone();
-        let pid = prompt_id.clone();
-        tokio::spawn(async move {
-            while let Some(msg) = report_rx.recv().await {
-                if tagged.send((pid.clone(), msg)).is_err() {
-                    return;
-                }
-            }
-        });
         self.turn = Some(Running {
             prompt_id,
             id,
