@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -126,7 +127,7 @@ pub fn default_path() -> Option<PathBuf> {
 }
 
 /// Loads the config: `explicit` must exist; the default path may not.
-pub fn load(explicit: Option<&Path>) -> Result<Config, String> {
+pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
     let (path, required) = match explicit {
         Some(p) => (p.to_path_buf(), true),
         None => match default_path() {
@@ -139,32 +140,32 @@ pub fn load(explicit: Option<&Path>) -> Result<Config, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
             return Ok(Config::default())
         }
-        Err(e) => return Err(format!("cannot read config file {}: {e}", path.display())),
+        Err(e) => bail!("cannot read config file {}: {e}", path.display()),
     };
-    parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    parse(&text).with_context(|| format!("config file {}", path.display()))
 }
 
 /// Parses config text; errors carry the line, column and field.
-pub fn parse(text: &str) -> Result<Config, String> {
+pub fn parse(text: &str) -> anyhow::Result<Config> {
     let config: Config = toml::from_str(text).map_err(|e| {
         let Some(span) = e.span() else {
-            return e.message().to_owned();
+            return anyhow!("{}", e.message());
         };
         let start = span.start.min(text.len());
         let line_no = text[..start].matches('\n').count() + 1;
-        format!("line {line_no}{}: {}", field_at(text, start), e.message())
+        anyhow!("line {line_no}{}: {}", field_at(text, start), e.message())
     })?;
     for (name, p) in &config.providers {
         if name.is_empty() || name.contains(['/', ':']) || name.contains(char::is_whitespace) {
-            return Err(format!(
+            bail!(
                 "[providers.{name}]: a provider name may not be empty or contain '/', ':' or spaces"
-            ));
+            );
         }
         if let Some(url) = &p.base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!(
+                bail!(
                     "[providers.{name}] field base_url: {url:?} must start with http:// or https://"
-                ));
+                );
             }
         }
     }
@@ -217,13 +218,14 @@ context_window = 32768
 
     #[test]
     fn errors_name_line_and_field() {
-        let e = parse("default_model = \"x\"\n[providers.a]\nkindd = \"openai\"\n").unwrap_err();
+        let err = |text: &str| format!("{:#}", parse(text).unwrap_err());
+        let e = err("default_model = \"x\"\n[providers.a]\nkindd = \"openai\"\n");
         assert!(e.contains("line 3") && e.contains("kindd"), "{e}");
-        let e = parse("[providers.a]\nkind = \"grpc\"\n").unwrap_err();
+        let e = err("[providers.a]\nkind = \"grpc\"\n");
         assert!(e.contains("line 2") && e.contains("grpc"), "{e}");
-        let e = parse("[providers.a]\nbase_url = \"localhost\"\n").unwrap_err();
+        let e = err("[providers.a]\nbase_url = \"localhost\"\n");
         assert!(e.contains("base_url"), "{e}");
-        let e = parse("[http]\nmax_retries = \"many\"\n").unwrap_err();
+        let e = err("[http]\nmax_retries = \"many\"\n");
         assert!(e.contains("line 2") && e.contains("max_retries"), "{e}");
     }
 }

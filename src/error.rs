@@ -12,7 +12,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::protocol::{ErrorCode, ErrorFrame};
+pub use crate::protocol::ErrorCode;
+use crate::protocol::{CommandName, ErrorFrame};
 
 /// An error a client will see with a code: what failed, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +31,7 @@ impl Coded {
     }
 
     /// The `error` frame answering command `command` sent with `id`.
-    pub fn frame(self, id: Value, command: &'static str) -> ErrorFrame {
+    pub fn frame(self, id: Value, command: CommandName) -> ErrorFrame {
         ErrorFrame::new(id, self.code, self.message).for_command(command)
     }
 }

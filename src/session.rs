@@ -18,8 +18,8 @@ use std::time::SystemTime;
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::message::Usage;
-use crate::message::{Message, Role};
+use crate::error::{Coded, ErrorCode, WithCode};
+use crate::message::{Message, Role, Usage};
 
 /// Bumped when an incompatible change is made to the file format.
 pub const FORMAT_VERSION: u32 = 1;
@@ -70,26 +70,6 @@ pub enum Entry {
     },
 }
 
-/// Why a session could not be opened; the host maps these to error codes.
-#[derive(Debug)]
-pub enum OpenError {
-    InvalidId(String),
-    NotFound(String),
-    Locked(String),
-    Other(anyhow::Error),
-}
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpenError::InvalidId(m) | OpenError::NotFound(m) | OpenError::Locked(m) => {
-                f.write_str(m)
-            }
-            OpenError::Other(e) => write!(f, "{e:#}"),
-        }
-    }
-}
-
 /// RFC 3339 UTC timestamp with milliseconds.
 pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
@@ -101,7 +81,7 @@ pub fn new_id() -> String {
 }
 
 /// Session ids become file names, so only a safe alphabet is accepted.
-pub fn validate_id(id: &str) -> Result<(), String> {
+pub fn validate_id(id: &str) -> Result<(), Coded> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id != "."
@@ -112,9 +92,12 @@ pub fn validate_id(id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "invalid session id {:?}: use 1-128 letters, digits, '-', '_' or '.', without '..'",
-            id.chars().take(140).collect::<String>()
+        Err(Coded::new(
+            ErrorCode::InvalidParams,
+            format!(
+                "invalid session id {:?}: use 1-128 letters, digits, '-', '_' or '.', without '..'",
+                id.chars().take(140).collect::<String>()
+            ),
         ))
     }
 }
@@ -303,9 +286,10 @@ impl Store {
     }
 
     /// Opens an existing session for writing: locks it, loads it, and cuts
-    /// off a torn last line.
-    pub fn open(&self, id: &str) -> Result<(Session, SessionFile), OpenError> {
-        validate_id(id).map_err(OpenError::InvalidId)?;
+    /// off a torn last line. The error's code says why it could not be
+    /// opened: a bad id, no such session, in use, or anything else.
+    pub fn open(&self, id: &str) -> Result<(Session, SessionFile), Coded> {
+        validate_id(id)?;
         let path = self.path_of(id);
         // O_NOFOLLOW: a session file that is a symlink could point anywhere;
         // the host writes only real files inside its sessions directory.
@@ -317,46 +301,49 @@ impl Store {
         {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(OpenError::NotFound(format!(
-                    "no session {id:?} in {} (list_sessions shows the ids there)",
-                    self.dir.display()
-                )))
+                return Err(Coded::new(
+                    ErrorCode::NotFound,
+                    format!(
+                        "no session {id:?} in {} (list_sessions shows the ids there)",
+                        self.dir.display()
+                    ),
+                ))
             }
             Err(e) => {
-                return Err(OpenError::Other(
-                    anyhow!(e).context(format!("cannot open {}", path.display())),
-                ))
+                return Err(anyhow!(e).context(format!("cannot open {}", path.display())))
+                    .code(ErrorCode::Internal)
             }
         };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                return Err(OpenError::Locked(format!(
-                    "session {id} is in use by another rpc process (lock on {})",
-                    path.display()
-                )))
+                return Err(Coded::new(
+                    ErrorCode::SessionLocked,
+                    format!(
+                        "session {id} is in use by another rpc process (lock on {})",
+                        path.display()
+                    ),
+                ))
             }
             Err(TryLockError::Error(e)) => {
-                return Err(OpenError::Other(
-                    anyhow!(e).context(format!("cannot lock {}", path.display())),
-                ))
+                return Err(anyhow!(e).context(format!("cannot lock {}", path.display())))
+                    .code(ErrorCode::Internal)
             }
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .with_context(|| format!("cannot read {}", path.display()))
-            .map_err(OpenError::Other)?;
+            .code(ErrorCode::Internal)?;
         let (session, valid) = parse(&bytes)
             .with_context(|| format!("session file {} is damaged", path.display()))
-            .map_err(OpenError::Other)?;
+            .code(ErrorCode::Internal)?;
         if valid < bytes.len() {
             file.set_len(valid as u64)
                 .and_then(|()| file.sync_data())
                 .with_context(|| format!("cannot repair {}", path.display()))
-                .map_err(OpenError::Other)?;
+                .code(ErrorCode::Internal)?;
         }
-        file.seek(SeekFrom::End(0))
-            .map_err(|e| OpenError::Other(e.into()))?;
+        file.seek(SeekFrom::End(0)).code(ErrorCode::Internal)?;
         let writer = SessionFile {
             path,
             header: session.header.clone(),
@@ -593,7 +580,10 @@ mod tests {
         fs::write(store.path_of("s1"), &bytes).unwrap();
         let (s, mut w) = store.open("s1").unwrap();
         assert_eq!(s.messages.len(), 3);
-        assert!(matches!(store.open("s1"), Err(OpenError::Locked(_))));
+        assert_eq!(
+            store.open("s1").err().map(|e| e.code),
+            Some(ErrorCode::SessionLocked)
+        );
         w.append(&Entry::ModelChange {
             ts: now(),
             model: "x:y:z".into(),
@@ -603,8 +593,14 @@ mod tests {
         drop(w);
         let (s, _) = store.open("s1").unwrap();
         assert_eq!(s.model.as_deref(), Some("x:y:z"));
-        assert!(matches!(store.open("nope"), Err(OpenError::NotFound(_))));
-        assert!(matches!(store.open("../x"), Err(OpenError::InvalidId(_))));
+        assert_eq!(
+            store.open("nope").err().map(|e| e.code),
+            Some(ErrorCode::NotFound)
+        );
+        assert_eq!(
+            store.open("../x").err().map(|e| e.code),
+            Some(ErrorCode::InvalidParams)
+        );
     }
 
     #[test]

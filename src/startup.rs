@@ -6,19 +6,21 @@
 //! frame on stdout, the same message on stderr, and exit status 2.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use serde_json::Value;
 
 use crate::cli::Cli;
-use crate::config::{self, env_nonempty};
-use crate::host::{Host, Settings, Signals};
+use crate::config::{self, env_nonempty, Config};
+use crate::error::{Coded, WithCode};
+use crate::host::{Host, Parts, Settings, Signals};
 use crate::permissions::{Gate, Mode};
 use crate::protocol::{ErrorCode, ErrorFrame, Frame, ReadyFrame, PROTOCOL_VERSION};
 use crate::provider::{manifest, Providers, Timeouts};
-use crate::session::{self, Entry, OpenError, Session, SessionFile, Store};
+use crate::session::{self, Entry, Session, SessionFile, Store};
 use crate::transport;
 
 /// Exit status for a start-up failure.
@@ -27,18 +29,6 @@ const EXIT_STARTUP: i32 = 2;
 /// How long an extension has to finish a cancelled request before it is
 /// killed. Short, because abort must end the turn within 200 ms.
 const CANCEL_GRACE: Duration = Duration::from_millis(100);
-
-struct StartupError {
-    code: ErrorCode,
-    message: String,
-}
-
-fn fail(code: ErrorCode, message: impl Into<String>) -> StartupError {
-    StartupError {
-        code,
-        message: message.into(),
-    }
-}
 
 /// Runs the host to completion and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
@@ -105,7 +95,15 @@ pub fn run(cli: Cli) -> i32 {
         .await;
         providers.warm_up();
         let inbound = transport::spawn_reader(std::io::stdin(), cli.max_frame_bytes);
-        let (host, channels) = Host::new(settings, out, providers, store, session, file, gate);
+        let (host, channels) = Host::new(Parts {
+            settings,
+            gate,
+            out,
+            providers,
+            store,
+            session,
+            file,
+        });
         host.run(inbound, channels, closed, signals).await
     });
     // Dropping the runtime drops every task still holding an outbox (and
@@ -115,6 +113,7 @@ pub fn run(cli: Cli) -> i32 {
     code
 }
 
+/// Everything the host is started with, ready before `ready` is written.
 struct Prepared {
     settings: Settings,
     gate: Arc<Gate>,
@@ -124,111 +123,23 @@ struct Prepared {
     providers: Arc<Providers>,
 }
 
-fn prepare(cli: &Cli) -> Result<Prepared, StartupError> {
-    let cwd = match &cli.cwd {
-        Some(dir) => dir.clone(),
-        None => std::env::current_dir().map_err(|e| {
-            fail(
-                ErrorCode::Internal,
-                format!("cannot read the current directory: {e}"),
-            )
-        })?,
-    };
-    let cwd = cwd.canonicalize().map_err(|e| {
-        fail(
-            ErrorCode::InvalidParams,
-            format!("working directory {} is not usable: {e}", cwd.display()),
-        )
-    })?;
-    if !cwd.is_dir() {
-        return Err(fail(
-            ErrorCode::InvalidParams,
-            format!("working directory {} is not a directory", cwd.display()),
-        ));
-    }
+/// From flags to the host's parts, step by step; each step's error carries
+/// the code the start-up `error` frame shows.
+fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
+    let cwd = working_dir(cli)?;
     let data_dir = data_dir(cli)?;
-    session::create_private_dir(&data_dir).map_err(|e| {
-        fail(
-            ErrorCode::Internal,
-            format!("data directory unusable: {e:#}"),
-        )
-    })?;
+    session::create_private_dir(&data_dir)
+        .context("data directory unusable")
+        .code(ErrorCode::Internal)?;
     let store = Store::new(data_dir.join("sessions"));
-
-    let config =
-        config::load(cli.config.as_deref()).map_err(|e| fail(ErrorCode::InvalidParams, e))?;
-    let manifests = manifest::discover(&data_dir.join("extensions"), &cli.extensions)
-        .map_err(|e| fail(ErrorCode::InvalidParams, format!("{e:#}")))?;
-    let providers = Providers::new(
-        manifests,
-        &config,
-        Timeouts {
-            init: Duration::from_secs(cli.init_timeout),
-            idle: Duration::from_secs(cli.provider_idle_timeout),
-            cancel_grace: CANCEL_GRACE,
-        },
-    )
-    .map_err(|e| fail(ErrorCode::InvalidParams, format!("config: {e}")))?;
-    let providers = Arc::new(providers);
-    if let Some(model) = &cli.model {
-        providers
-            .check_model_quick(model)
-            .map_err(|e| fail(ErrorCode::NotFound, format!("--model: {e}")))?;
-    }
-
+    let config = config::load(cli.config.as_deref()).code(ErrorCode::InvalidParams)?;
+    let providers = providers(cli, &config, &data_dir)?;
     let cwd_text = cwd.to_string_lossy().into_owned();
-    let (mut session, mut file) = match &cli.continue_session {
-        None => {
-            let mut s = Session::new(session::new_id(), cwd_text.clone(), cli.model.clone());
-            // Kept in the header (written with the first entry) so that a
-            // later --continue resumes with the mode the session began with.
-            s.header.permission_mode = cli.permission_mode;
-            let f = store.create(s.header.clone());
-            (s, f)
-        }
-        Some(id) => {
-            let id = if id.is_empty() {
-                store
-                    .latest()
-                    .map_err(|e| fail(ErrorCode::Internal, format!("{e:#}")))?
-                    .ok_or_else(|| {
-                        fail(
-                            ErrorCode::NotFound,
-                            format!("no session to continue in {}", store.dir().display()),
-                        )
-                    })?
-            } else {
-                id.clone()
-            };
-            store.open(&id).map_err(|e| {
-                let code = match e {
-                    OpenError::InvalidId(_) => ErrorCode::InvalidParams,
-                    OpenError::NotFound(_) => ErrorCode::NotFound,
-                    OpenError::Locked(_) => ErrorCode::SessionLocked,
-                    OpenError::Other(_) => ErrorCode::Internal,
-                };
-                fail(code, e.to_string())
-            })?
-        }
-    };
-    if let Some(model) = &cli.model {
-        if session.model.as_ref() != Some(model) && cli.continue_session.is_some() {
-            file.append(&Entry::ModelChange {
-                ts: session::now(),
-                model: model.clone(),
-            })
-            .map_err(|e| fail(ErrorCode::Internal, format!("{e:#}")))?;
-            session.model = Some(model.clone());
-        }
+    let (mut session, mut file) = open_session(cli, &store, &cwd_text)?;
+    if cli.continue_session.is_some() {
+        apply_overrides(cli, &mut session, &mut file).code(ErrorCode::Internal)?;
     }
     if let Some(mode) = cli.permission_mode {
-        if session.permission_mode != Some(mode) && cli.continue_session.is_some() {
-            file.append(&Entry::PermissionMode {
-                ts: session::now(),
-                mode,
-            })
-            .map_err(|e| fail(ErrorCode::Internal, format!("{e:#}")))?;
-        }
         session.permission_mode = Some(mode);
     }
     let gate = Arc::new(Gate::new(
@@ -238,7 +149,7 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartupError> {
     Ok(Prepared {
         gate,
         settings: Settings {
-            cwd_path: cwd.clone(),
+            cwd_path: cwd,
             env_remove: Arc::new(secret_vars(&providers, &config.tools.keep_env)),
             cwd: cwd_text,
             system_prompt: cli.system_prompt.clone(),
@@ -251,6 +162,93 @@ fn prepare(cli: &Cli) -> Result<Prepared, StartupError> {
         file,
         providers,
     })
+}
+
+/// `--cwd` or the current directory, canonical.
+fn working_dir(cli: &Cli) -> Result<PathBuf, Coded> {
+    let cwd = match &cli.cwd {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir()
+            .context("cannot read the current directory")
+            .code(ErrorCode::Internal)?,
+    };
+    let cwd = cwd
+        .canonicalize()
+        .with_context(|| format!("working directory {} is not usable", cwd.display()))
+        .code(ErrorCode::InvalidParams)?;
+    if !cwd.is_dir() {
+        return Err(Coded::new(
+            ErrorCode::InvalidParams,
+            format!("working directory {} is not a directory", cwd.display()),
+        ));
+    }
+    Ok(cwd)
+}
+
+/// The extensions found and the HTTP endpoints configured; `--model`
+/// checked as far as it can be without starting anything.
+fn providers(cli: &Cli, config: &Config, data_dir: &Path) -> Result<Arc<Providers>, Coded> {
+    let manifests = manifest::discover(&data_dir.join("extensions"), &cli.extensions)
+        .code(ErrorCode::InvalidParams)?;
+    let timeouts = Timeouts {
+        init: Duration::from_secs(cli.init_timeout),
+        idle: Duration::from_secs(cli.provider_idle_timeout),
+        cancel_grace: CANCEL_GRACE,
+    };
+    let providers = Providers::new(manifests, config, timeouts)
+        .map_err(|e| Coded::new(ErrorCode::InvalidParams, format!("config: {e:#}")))?;
+    if let Some(model) = &cli.model {
+        providers
+            .check_model_quick(model)
+            .map_err(|e| Coded::new(ErrorCode::NotFound, format!("--model: {e:#}")))?;
+    }
+    Ok(Arc::new(providers))
+}
+
+/// A new session, or the one `--continue` names (the latest without an id).
+fn open_session(cli: &Cli, store: &Store, cwd: &str) -> Result<(Session, SessionFile), Coded> {
+    let Some(id) = &cli.continue_session else {
+        let mut session = Session::new(session::new_id(), cwd.to_owned(), cli.model.clone());
+        // Kept in the header (written with the first entry) so that a
+        // later --continue resumes with the mode the session began with.
+        session.header.permission_mode = cli.permission_mode;
+        let file = store.create(session.header.clone());
+        return Ok((session, file));
+    };
+    let id = if id.is_empty() {
+        store.latest().code(ErrorCode::Internal)?.ok_or_else(|| {
+            Coded::new(
+                ErrorCode::NotFound,
+                format!("no session to continue in {}", store.dir().display()),
+            )
+        })?
+    } else {
+        id.clone()
+    };
+    store.open(&id)
+}
+
+/// `--model` and `--permission-mode` given with `--continue` replace the
+/// session's own, and are recorded so the next resume keeps them.
+fn apply_overrides(cli: &Cli, session: &mut Session, file: &mut SessionFile) -> anyhow::Result<()> {
+    if let Some(model) = &cli.model {
+        if session.model.as_ref() != Some(model) {
+            file.append(&Entry::ModelChange {
+                ts: session::now(),
+                model: model.clone(),
+            })?;
+            session.model = Some(model.clone());
+        }
+    }
+    if let Some(mode) = cli.permission_mode {
+        if session.permission_mode != Some(mode) {
+            file.append(&Entry::PermissionMode {
+                ts: session::now(),
+                mode,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Variables that hold credentials: every provider's key variable and any
@@ -270,7 +268,7 @@ fn secret_vars(providers: &Providers, keep: &[String]) -> Vec<String> {
 
 /// `--data-dir`, else `$AGENT_RPC_HOME`, else `$XDG_DATA_HOME/agent-rpc`,
 /// else `~/.local/share/agent-rpc`.
-fn data_dir(cli: &Cli) -> Result<PathBuf, StartupError> {
+fn data_dir(cli: &Cli) -> Result<PathBuf, Coded> {
     let dir = if let Some(d) = &cli.data_dir {
         d.clone()
     } else if let Some(d) = env_nonempty("AGENT_RPC_HOME") {
@@ -280,15 +278,12 @@ fn data_dir(cli: &Cli) -> Result<PathBuf, StartupError> {
     } else if let Some(home) = env_nonempty("HOME") {
         PathBuf::from(home).join(".local/share/agent-rpc")
     } else {
-        return Err(fail(
+        return Err(Coded::new(
             ErrorCode::InvalidParams,
             "cannot find a data directory: pass --data-dir or set AGENT_RPC_HOME",
         ));
     };
-    std::path::absolute(&dir).map_err(|e| {
-        fail(
-            ErrorCode::InvalidParams,
-            format!("data directory {} is not usable: {e}", dir.display()),
-        )
-    })
+    std::path::absolute(&dir)
+        .with_context(|| format!("data directory {} is not usable", dir.display()))
+        .code(ErrorCode::InvalidParams)
 }

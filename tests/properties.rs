@@ -305,7 +305,7 @@ proptest! {
         let line = serde_json::to_vec(&json!({"type": kind, "id": id, field: text})).unwrap();
         let env = decode_command(&line).unwrap();
         prop_assert_eq!(&env.id, &id);
-        prop_assert_eq!(env.command.name(), kind);
+        prop_assert_eq!(env.command.name().as_str(), kind);
         let got = match env.command {
             Command::Prompt(p) | Command::FollowUp(p) => {
                 prop_assert!(p.attachments.is_empty());

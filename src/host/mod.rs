@@ -1,28 +1,42 @@
-//! The dispatch loop: one `select!` over commands, turn reports, deferred
-//! answers, signals and the stdout-closed notice. It owns all host state.
+//! The dispatch loop: one `select!` over commands, turn reports, answers
+//! computed by tasks, signals and the stdout-closed notice. It owns all
+//! host state.
 //!
 //! Nothing in the loop awaits a turn or a provider: turns run as tasks and
 //! report back over `turn_rx`; slow reads (`get_available_models`,
-//! `list_sessions`) answer from their own tasks. That is what keeps every
+//! `list_sessions`, a `set_model` that must wait for an extension) answer
+//! from their own tasks over `deferred_rx`. That is what keeps every
 //! read-only command fast in the middle of a stream.
+//!
+//! - [`pending`]: the ledger of answers still owed (every command is in it
+//!   from the moment it is read until it is answered).
+//! - `handlers/`: one function per command, grouped by area.
+//! - `turn`: starting turns, applying their reports, the ordered end.
 
-mod commands;
+mod handlers;
+pub mod pending;
+mod signals;
 mod turn;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::TurnMsg;
-use crate::protocol::{ErrorFrame, Frame, PromptParams, ResponseFrame};
+use crate::error::Coded;
+use crate::protocol::{
+    Dropped, ErrorCode, ErrorFrame, Frame, PromptParams, Response, ResponseFrame,
+};
 use crate::provider::Providers;
 use crate::session::{Session, SessionFile, Store};
 use crate::transport::{Inbound, Outbox};
+use pending::{Awaits, Pending, Token};
+pub use signals::Signals;
 
 /// How long a cancelled turn may take to report before the host stops
 /// waiting for it on exit. Turns normally report within the cancel grace.
@@ -41,52 +55,48 @@ pub struct Settings {
     pub max_frame_bytes: usize,
 }
 
-/// A command queued to run as the next turn.
+/// A prompt or follow-up waiting for its turn: behind the running turn, or
+/// behind a `set_model` sent before it that is still being checked.
 struct Queued {
-    id: Value,
-    params: PromptParams,
-}
-
-/// A prompt or follow-up that arrived while a `set_model` sent before it
-/// was still being checked: it runs once the model it was meant for is set.
-struct Held {
-    id: Value,
-    command: &'static str,
+    token: Token,
     params: PromptParams,
 }
 
 /// The turn in flight.
 struct Running {
     prompt_id: String,
-    id: Value,
-    command: &'static str,
+    /// The `prompt` or `follow_up` that started it.
+    token: Token,
     cancel: CancellationToken,
     steer: mpsc::UnboundedSender<String>,
     /// `abort` commands waiting for this turn to end, and what each dropped.
-    aborts: Vec<(Value, Vec<Value>)>,
+    aborts: Vec<(Token, Vec<Dropped>)>,
     /// Follow-ups taken out of the queue by an abort, answered after the turn.
-    dropped: Vec<Queued>,
+    dropped: Vec<Token>,
     /// The first failure to write one of this turn's messages.
     persist_error: Option<String>,
 }
 
-/// Answers computed off the loop, applied back on it. Each carries the
-/// token under which the loop counts it as outstanding.
-enum Deferred {
-    SetModel {
-        token: u64,
-        id: Value,
-        model: String,
-        result: Result<(), String>,
-    },
-    /// A finished answer to write as it is.
-    Answer { token: u64, frame: Frame },
+/// A `set_model` whose check runs in a task; applied in arrival order
+/// whatever order the checks finish in.
+struct ModelCheck {
+    token: Token,
+    model: String,
+    result: Option<anyhow::Result<()>>,
 }
 
-/// A command whose answer is being computed by a task.
-struct Outstanding {
-    id: Value,
-    command: &'static str,
+/// Answers computed off the loop, applied back on it.
+enum Deferred {
+    /// A finished answer to a registered command.
+    Answer {
+        token: Token,
+        answer: Result<Response, Coded>,
+    },
+    /// A `set_model` check finished.
+    ModelChecked {
+        token: Token,
+        result: anyhow::Result<()>,
+    },
 }
 
 pub struct Host {
@@ -98,8 +108,12 @@ pub struct Host {
     session: Session,
     file: SessionFile,
     model: watch::Sender<Option<String>>,
+    pending: Pending,
     turn: Option<Running>,
+    /// Prompts and follow-ups waiting to run, in order.
     queue: VecDeque<Queued>,
+    /// `set_model` checks still running, in arrival order.
+    model_checks: VecDeque<ModelCheck>,
     prompts_started: u64,
     turn_tx: mpsc::UnboundedSender<(String, TurnMsg)>,
     deferred_tx: mpsc::UnboundedSender<Deferred>,
@@ -107,27 +121,37 @@ pub struct Host {
     /// Set when the host began to exit (shutdown, a signal, stdout gone):
     /// no more commands are read, and the running turn gets `EXIT_GRACE`.
     exit: Option<Instant>,
-    /// Answers still being computed: the host does not exit before they are
-    /// written, so every command read gets its one answer.
-    outstanding: std::collections::HashMap<u64, Outstanding>,
-    next_token: u64,
-    /// `set_model` checks in the order the commands arrived; results are
-    /// applied in this order whatever order they finish in.
-    model_checks: VecDeque<u64>,
-    model_results: std::collections::HashMap<u64, (Value, String, Result<(), String>)>,
-    held: VecDeque<Held>,
+}
+
+/// Receivers the loop selects over, split from `Host` so `select!` can
+/// borrow them while handlers borrow the host.
+pub struct HostChannels {
+    turn_rx: mpsc::UnboundedReceiver<(String, TurnMsg)>,
+    deferred_rx: mpsc::UnboundedReceiver<Deferred>,
+}
+
+/// What the host is started with: the services and the session in use.
+pub struct Parts {
+    pub settings: Settings,
+    pub gate: Arc<crate::permissions::Gate>,
+    pub out: Outbox,
+    pub providers: Arc<Providers>,
+    pub store: Store,
+    pub session: Session,
+    pub file: SessionFile,
 }
 
 impl Host {
-    pub fn new(
-        settings: Settings,
-        out: Outbox,
-        providers: Arc<Providers>,
-        store: Store,
-        session: Session,
-        file: SessionFile,
-        gate: Arc<crate::permissions::Gate>,
-    ) -> (Self, HostChannels) {
+    pub fn new(parts: Parts) -> (Self, HostChannels) {
+        let Parts {
+            settings,
+            gate,
+            out,
+            providers,
+            store,
+            session,
+            file,
+        } = parts;
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
@@ -140,26 +164,21 @@ impl Host {
             session,
             file,
             model,
+            pending: Pending::default(),
             turn: None,
             queue: VecDeque::new(),
+            model_checks: VecDeque::new(),
             prompts_started: 0,
             turn_tx,
             deferred_tx,
             eof: false,
             exit: None,
-            outstanding: std::collections::HashMap::new(),
-            next_token: 0,
-            model_checks: VecDeque::new(),
-            model_results: std::collections::HashMap::new(),
-            held: VecDeque::new(),
         };
-        (
-            host,
-            HostChannels {
-                turn_rx,
-                deferred_rx,
-            },
-        )
+        let channels = HostChannels {
+            turn_rx,
+            deferred_rx,
+        };
+        (host, channels)
     }
 
     /// Runs until the host should exit; returns the process exit code.
@@ -205,23 +224,14 @@ impl Host {
         self.finish().await
     }
 
+    /// At EOF the host exits once every command read has been answered; on
+    /// shutdown once the turn and the answering tasks are done (queued
+    /// prompts are then answered as cancelled).
     fn ready_to_exit(&self) -> bool {
-        self.turn.is_none()
-            && self.outstanding.is_empty()
-            && (self.exit.is_some() || (self.eof && self.queue.is_empty() && self.held.is_empty()))
-    }
-
-    /// Registers a command answered later by a task; returns its token.
-    fn outstanding(&mut self, id: &Value, command: &'static str) -> u64 {
-        self.next_token += 1;
-        self.outstanding.insert(
-            self.next_token,
-            Outstanding {
-                id: id.clone(),
-                command,
-            },
-        );
-        self.next_token
+        if self.turn.is_some() || self.pending.tasks_running() {
+            return false;
+        }
+        self.exit.is_some() || (self.eof && self.pending.is_empty())
     }
 
     fn on_eof(&mut self) {
@@ -232,7 +242,7 @@ impl Host {
         self.gate.close();
     }
 
-    /// Stops taking commands, aborts the running turn and drops the queue.
+    /// Stops taking commands and aborts the running turn.
     fn begin_exit(&mut self) {
         if self.exit.is_some() {
             return;
@@ -244,7 +254,8 @@ impl Host {
         }
     }
 
-    /// Persists, stops extensions and returns the exit code.
+    /// Persists, answers what is still owed, stops extensions and returns
+    /// the exit code.
     async fn finish(mut self) -> i32 {
         // A turn that did not stop by the exit deadline is closed here as
         // aborted, so its prompt still gets agent_end and its response.
@@ -258,28 +269,8 @@ impl Host {
             })
             .await;
         }
-        // Answers that could not finish before the exit deadline still get
-        // their one answer, saying why.
-        for (_, o) in std::mem::take(&mut self.outstanding) {
-            let err = ErrorFrame::new(
-                o.id,
-                crate::protocol::ErrorCode::Internal,
-                "not answered: the host is shutting down",
-            )
-            .for_command(o.command);
-            self.send(Frame::Error(err)).await;
-        }
-        // Held prompts and queued follow-ups that never ran still get their
-        // one answer.
-        for h in std::mem::take(&mut self.held) {
-            let mut body = Map::new();
-            body.insert("cancelled".into(), Value::Bool(true));
-            self.respond(h.id, h.command, true, body).await;
-        }
-        for q in std::mem::take(&mut self.queue) {
-            let mut body = Map::new();
-            body.insert("cancelled".into(), Value::Bool(true));
-            self.respond(q.id, "follow_up", true, body).await;
+        for frame in self.pending.cancel_all("the host is shutting down") {
+            self.send(frame).await;
         }
         if let Err(e) = self.file.sync() {
             tracing::error!("{e:#}");
@@ -295,7 +286,7 @@ impl Host {
             Inbound::TooLarge { bytes } => {
                 let err = ErrorFrame::new(
                     Value::Null,
-                    crate::protocol::ErrorCode::FrameTooLarge,
+                    ErrorCode::FrameTooLarge,
                     format!(
                         "command line of {bytes} bytes exceeds the limit of {} bytes (--max-frame-bytes); it was discarded",
                         self.settings.max_frame_bytes
@@ -304,7 +295,10 @@ impl Host {
                 self.send(Frame::Error(err)).await;
             }
             Inbound::Line(line) => match crate::protocol::decode_command(&line) {
-                Ok(envelope) => self.dispatch(envelope).await,
+                Ok(envelope) => {
+                    let token = self.pending.register(envelope.id, envelope.command.name());
+                    self.dispatch(token, envelope.command).await;
+                }
                 Err(err) => self.send(Frame::Error(err)).await,
             },
         }
@@ -314,72 +308,57 @@ impl Host {
         self.out.frame(&frame).await;
     }
 
-    async fn respond(&self, id: Value, command: &'static str, ok: bool, body: Map<String, Value>) {
-        self.send(Frame::Response(ResponseFrame {
-            id,
-            command,
-            ok,
-            body,
-        }))
-        .await;
+    /// Writes the command's `response`, unless it was answered already.
+    async fn respond(&mut self, token: Token, ok: bool, body: Response) {
+        if let Some(open) = self.pending.take(token) {
+            self.send(Frame::Response(ResponseFrame {
+                id: open.id,
+                command: open.command,
+                ok,
+                body,
+            }))
+            .await;
+        }
     }
 
-    async fn reject(&self, id: Value, command: &'static str, err: ErrorFrame) {
-        let mut err = err.for_command(command);
-        err.id = id;
-        self.send(Frame::Error(err)).await;
+    /// Writes the command's `error`, unless it was answered already.
+    async fn reject(&mut self, token: Token, err: Coded) {
+        if let Some(open) = self.pending.take(token) {
+            self.send(Frame::Error(err.frame(open.id, open.command)))
+                .await;
+        }
     }
-}
 
-/// Receivers the loop selects over, split from `Host` so `select!` can
-/// borrow them while handlers borrow the host.
-pub struct HostChannels {
-    turn_rx: mpsc::UnboundedReceiver<(String, TurnMsg)>,
-    deferred_rx: mpsc::UnboundedReceiver<Deferred>,
+    /// Answers with `ok: true`, or the coded error.
+    async fn answer(&mut self, token: Token, answer: Result<Response, Coded>) {
+        match answer {
+            Ok(body) => self.respond(token, true, body).await,
+            Err(err) => self.reject(token, err).await,
+        }
+    }
+
+    /// Marks the command as answered by a task, which it hands its token.
+    fn defer(&mut self, token: Token) -> (Token, mpsc::UnboundedSender<Deferred>) {
+        self.pending.wait(token, Awaits::Task);
+        (token, self.deferred_tx.clone())
+    }
+
+    async fn on_deferred(&mut self, d: Deferred) {
+        match d {
+            Deferred::Answer { token, answer } => self.answer(token, answer).await,
+            Deferred::ModelChecked { token, result } => {
+                if let Some(check) = self.model_checks.iter_mut().find(|c| c.token == token) {
+                    check.result = Some(result);
+                }
+                self.apply_model_checks().await;
+            }
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// SIGTERM and SIGINT as one stream. Created before `ready` is written, so a
-/// signal at any moment after it acts like `shutdown`. If a handler cannot be
-/// installed the default disposition (exit) stays.
-pub struct Signals {
-    term: Option<tokio::signal::unix::Signal>,
-    int: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate())
-            .map_err(|e| tracing::warn!("cannot handle SIGTERM: {e}"))
-            .ok();
-        let int = signal(SignalKind::interrupt())
-            .map_err(|e| tracing::warn!("cannot handle SIGINT: {e}"))
-            .ok();
-        Signals { term, int }
-    }
-
-    async fn next(&mut self) {
-        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
-            match s {
-                Some(s) => {
-                    if s.recv().await.is_none() {
-                        std::future::pending::<()>().await
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        }
-        tokio::select! {
-            _ = recv(&mut self.term) => {}
-            _ = recv(&mut self.int) => {}
-        }
     }
 }

@@ -4,50 +4,60 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::pending::{Awaits, Token};
 use super::{Host, Running};
 use crate::engine::{self, Reports, TurnCtx, TurnMsg, TurnOutcome, TurnResult, TurnSpec};
+use crate::error::Coded;
 use crate::message::{Block, Content, Message, Role};
 use crate::protocol::{
-    AgentEndFrame, AgentStartFrame, Attachment, ErrorCode, ErrorFrame, Frame, PromptParams,
+    AbortResponse, AgentEndFrame, AgentStartFrame, Attachment, Dropped, ErrorCode, Frame, NotRun,
+    PromptParams, Response, TurnResponse,
 };
 use crate::session::{self, Entry};
 
 impl Host {
+    /// Starts queued prompts while nothing holds them: no turn running, no
+    /// `set_model` sent before them still being checked, not exiting.
+    pub(super) async fn start_next(&mut self) {
+        while self.turn.is_none() && self.model_checks.is_empty() && self.exit.is_none() {
+            let Some(next) = self.queue.pop_front() else {
+                return;
+            };
+            self.start_turn(next.token, next.params).await;
+        }
+    }
+
     /// Persists the user's message, then starts the turn. If the message
     /// cannot be written the prompt is rejected: nothing is sent to a model
     /// that the session would not remember.
-    pub(super) async fn start_turn(
-        &mut self,
-        id: Value,
-        command: &'static str,
-        params: PromptParams,
-    ) {
+    async fn start_turn(&mut self, token: Token, params: PromptParams) {
+        let Some(open) = self.pending.get(token) else {
+            return;
+        };
+        let (id, command) = (open.id.clone(), open.command);
         let message = Arc::new(user_message(params));
         let entry = Entry::Message {
             ts: session::now(),
-            message,
+            message: message.clone(),
         };
         if let Err(e) = self.file.append(&entry) {
-            let err = ErrorFrame::new(
-                id.clone(),
+            let err = Coded::new(
                 ErrorCode::Internal,
                 format!("{e:#}; the prompt was not run"),
             );
-            return self.reject(id, command, err).await;
+            return self.reject(token, err).await;
         }
-        let Entry::Message { message, .. } = entry else {
-            return;
-        };
         self.session.messages.push(message);
         self.prompts_started += 1;
         let prompt_id = format!("p{}", self.prompts_started);
+        self.pending.wait(token, Awaits::Turn);
         self.send(Frame::AgentStart(AgentStartFrame {
             prompt_id: prompt_id.clone(),
-            id: id.clone(),
+            id,
             command,
         }))
         .await;
@@ -75,8 +85,7 @@ impl Host {
         tokio::spawn(engine::run(spec, ctx));
         self.turn = Some(Running {
             prompt_id,
-            id,
-            command,
+            token,
             cancel,
             steer: steer_tx,
             aborts: Vec::new(),
@@ -91,32 +100,35 @@ impl Host {
             return;
         }
         match msg {
-            TurnMsg::Append(message) => {
-                let entry = Entry::Message {
-                    ts: session::now(),
-                    message,
-                };
-                if let Err(e) = self.file.append(&entry) {
-                    // The turn goes on (the client still sees it); its
-                    // response will say that its messages were not saved.
-                    tracing::error!("{e:#}");
-                    if let Some(turn) = self.turn.as_mut() {
-                        turn.persist_error.get_or_insert(format!("{e:#}"));
-                    }
-                }
-                if let Entry::Message { message, .. } = entry {
-                    self.session.messages.push(message);
-                }
-            }
+            TurnMsg::Append(message) => self.append(message),
             TurnMsg::ModelChosen(model) => {
                 if let Err(e) = self.change_model(model) {
-                    tracing::error!("{e}");
+                    tracing::error!("{e:#}");
                 }
             }
             TurnMsg::Done(outcome) => self.end_turn(outcome).await,
         }
     }
 
+    /// Adds a message of the running turn to the history and the file.
+    fn append(&mut self, message: Arc<Message>) {
+        let entry = Entry::Message {
+            ts: session::now(),
+            message: message.clone(),
+        };
+        if let Err(e) = self.file.append(&entry) {
+            // The turn goes on (the client still sees it); its response
+            // will say that its messages were not saved.
+            tracing::error!("{e:#}");
+            if let Some(turn) = self.turn.as_mut() {
+                turn.persist_error.get_or_insert(format!("{e:#}"));
+            }
+        }
+        self.session.messages.push(message);
+    }
+
+    /// Records the turn's end, then answers in order: `agent_end`, the
+    /// prompt's response, the follow-ups an abort dropped, the aborts.
     pub(super) async fn end_turn(&mut self, outcome: TurnOutcome) {
         let Some(turn) = self.turn.take() else { return };
         let TurnOutcome {
@@ -151,71 +163,67 @@ impl Host {
         }))
         .await;
 
-        let mut body = Map::new();
-        body.insert("prompt_id".into(), json!(prompt_id));
-        body.insert("stop_reason".into(), json!(stop_reason));
-        body.insert("usage".into(), json!(usage));
+        let steers: Vec<Dropped> = undelivered
+            .into_iter()
+            .map(|message| Dropped::Steer { message })
+            .collect();
         let persist_error = turn
             .persist_error
             .clone()
             .or_else(|| persisted.err().map(|e| format!("{e:#}")));
+        let mut response = TurnResponse {
+            prompt_id,
+            stop_reason,
+            usage,
+            cancelled: false,
+            code: None,
+            error: None,
+            // With no abort to report them, the turn failed before it
+            // could deliver them.
+            dropped: if turn.aborts.is_empty() {
+                steers.clone()
+            } else {
+                Vec::new()
+            },
+            persist_error: None,
+        };
         let ok = match result {
             // An answer the session could not keep is not a success: the
             // client must learn that a restart would lose it.
             TurnResult::Ok if persist_error.is_some() => {
-                body.insert("code".into(), json!(ErrorCode::Internal));
-                body.insert(
-                    "error".into(),
-                    json!(format!(
-                        "{}; the answer was shown but is not saved in the session",
-                        persist_error.as_deref().unwrap_or_default()
-                    )),
-                );
+                response.code = Some(ErrorCode::Internal);
+                response.error = Some(format!(
+                    "{}; the answer was shown but is not saved in the session",
+                    persist_error.as_deref().unwrap_or_default()
+                ));
                 false
             }
             TurnResult::Ok => true,
             TurnResult::Cancelled => {
-                body.insert("cancelled".into(), json!(true));
+                response.cancelled = true;
                 true
             }
             TurnResult::Failed { code, error } => {
-                body.insert("code".into(), json!(code));
-                body.insert("error".into(), json!(error));
+                response.code = Some(code);
+                response.error = Some(error);
                 false
             }
         };
-        let steers: Vec<Value> = undelivered
-            .into_iter()
-            .map(|m| json!({"type": "steer", "message": m}))
-            .collect();
-        if turn.aborts.is_empty() && !steers.is_empty() {
-            // The turn failed before it could deliver them.
-            body.insert("dropped".into(), Value::Array(steers.clone()));
-        }
-        if let Some(e) = persist_error {
-            body.insert("persist_error".into(), json!(e));
-        }
-        self.respond(turn.id, turn.command, ok, body).await;
+        response.persist_error = persist_error;
+        self.respond(turn.token, ok, Response::Turn(response)).await;
 
-        for q in turn.dropped {
-            let mut b = Map::new();
-            b.insert("cancelled".into(), json!(true));
-            self.respond(q.id, "follow_up", true, b).await;
+        for token in turn.dropped {
+            self.respond(token, true, Response::NotRun(NotRun::cancelled()))
+                .await;
         }
-        for (n, (id, mut dropped)) in turn.aborts.into_iter().enumerate() {
-            if n == 0 {
-                dropped.extend(steers.iter().cloned());
-            }
-            let mut b = Map::new();
-            b.insert("dropped".into(), Value::Array(dropped));
-            self.respond(id, "abort", true, b).await;
+        let mut steers = Some(steers);
+        for (token, mut dropped) in turn.aborts {
+            // The first abort reports the steers the turn never delivered.
+            dropped.extend(steers.take().unwrap_or_default());
+            self.respond(token, true, Response::Abort(AbortResponse { dropped }))
+                .await;
         }
-
-        if self.exit.is_none() {
-            if let Some(next) = self.queue.pop_front() {
-                self.start_turn(next.id, "follow_up", next.params).await;
-            }
-        }
+        self.start_next().await;
     }
 }
 

@@ -1,0 +1,56 @@
+//! One handler per command, behind this one small dispatch. Each handler
+//! answers its command's token exactly once: at once, or later from the end
+//! of a turn or a task (the ledger in `pending` makes a second answer
+//! impossible). A new command is a variant in `protocol::command` and a
+//! function in the file of its area here.
+//!
+//! - `turns`: prompt, follow_up, steer, abort.
+//! - `model`: set_model, with checks that may wait for an extension.
+//! - `session`: new_session, set_permission_mode, permission_response,
+//!   list_sessions.
+//! - `state`: get_state, get_session_stats, get_messages,
+//!   get_available_models.
+
+mod model;
+mod session;
+mod state;
+mod turns;
+
+use super::pending::Token;
+use super::Host;
+use crate::protocol::{Command, Empty, Response};
+
+impl Host {
+    pub(super) async fn dispatch(&mut self, token: Token, command: Command) {
+        match command {
+            Command::Prompt(params) => self.prompt(token, params).await,
+            Command::FollowUp(params) => self.follow_up(token, params).await,
+            Command::Steer(params) => self.steer(token, params.message).await,
+            Command::Abort => self.abort(token).await,
+            Command::SetModel(params) => self.set_model(token, params.model).await,
+            Command::PermissionResponse(params) => self.permission_response(token, params).await,
+            Command::SetPermissionMode(params) => {
+                self.set_permission_mode(token, params.mode).await
+            }
+            Command::GetState => {
+                let state = self.state();
+                self.respond(token, true, state).await
+            }
+            Command::GetSessionStats => {
+                let stats = self.session_stats();
+                self.respond(token, true, stats).await
+            }
+            Command::GetMessages => {
+                let messages = self.messages();
+                self.respond(token, true, messages).await
+            }
+            Command::GetAvailableModels => self.available_models(token),
+            Command::NewSession => self.new_session(token).await,
+            Command::ListSessions => self.list_sessions(token),
+            Command::Shutdown => {
+                self.respond(token, true, Response::Empty(Empty {})).await;
+                self.begin_exit();
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `set_model`: checked at once when it can be, else by a task (an
+//! extension's models are known only once it has started), and applied in
+//! the order the commands arrived whatever order their checks finish in. A
+//! prompt sent after a `set_model` waits for it, so it runs on the model it
+//! was meant for.
+
+use crate::error::Coded;
+use crate::host::pending::Token;
+use crate::host::{Deferred, Host, ModelCheck};
+use crate::protocol::{ErrorCode, Response, SetModelResponse};
+use crate::session::{self, Entry};
+
+impl Host {
+    pub(super) async fn set_model(&mut self, token: Token, model: String) {
+        if let Err(e) = self.providers.check_model_quick(&model) {
+            return self
+                .reject(token, Coded::new(ErrorCode::NotFound, format!("{e:#}")))
+                .await;
+        }
+        if self.model_checks.is_empty() {
+            if let Some(result) = self.providers.check_model_now(&model) {
+                let result = result.map_err(anyhow::Error::msg);
+                return self.apply_set_model(token, model, result).await;
+            }
+        }
+        let (token, tx) = self.defer(token);
+        self.model_checks.push_back(ModelCheck {
+            token,
+            model: model.clone(),
+            result: None,
+        });
+        let providers = self.providers.clone();
+        tokio::spawn(async move {
+            let result = providers
+                .check_model(&model)
+                .await
+                .map_err(anyhow::Error::msg);
+            let _ = tx.send(Deferred::ModelChecked { token, result });
+        });
+    }
+
+    /// Applies the finished checks at the front of the queue, then starts a
+    /// prompt that was waiting for them.
+    pub(in crate::host) async fn apply_model_checks(&mut self) {
+        while self
+            .model_checks
+            .front()
+            .is_some_and(|c| c.result.is_some())
+        {
+            let Some(ModelCheck {
+                token,
+                model,
+                result: Some(result),
+            }) = self.model_checks.pop_front()
+            else {
+                break;
+            };
+            self.apply_set_model(token, model, result).await;
+        }
+        self.start_next().await;
+    }
+
+    async fn apply_set_model(&mut self, token: Token, model: String, checked: anyhow::Result<()>) {
+        if self.pending.get(token).is_none() {
+            // Answered already (the host is exiting): change nothing.
+            return;
+        }
+        let answer = match checked {
+            Err(e) => Err(Coded::new(ErrorCode::NotFound, format!("{e:#}"))),
+            Ok(()) => match self.change_model(model.clone()) {
+                Ok(()) => Ok(Response::SetModel(SetModelResponse { model })),
+                Err(e) => Err(Coded::new(ErrorCode::Internal, format!("{e:#}"))),
+            },
+        };
+        self.answer(token, answer).await;
+    }
+
+    /// Switches the model for the next provider request and records it.
+    pub(in crate::host) fn change_model(&mut self, model: String) -> anyhow::Result<()> {
+        self.file.append(&Entry::ModelChange {
+            ts: session::now(),
+            model: model.clone(),
+        })?;
+        self.session.model = Some(model.clone());
+        self.model.send_replace(Some(model));
+        Ok(())
+    }
+}

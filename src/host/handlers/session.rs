@@ -1,0 +1,101 @@
+//! Commands about the session itself: `new_session`, `list_sessions`,
+//! `set_permission_mode` and `permission_response`.
+
+use crate::error::{Coded, WithCode};
+use crate::host::pending::Token;
+use crate::host::{Deferred, Host};
+use crate::permissions::{Answer, Mode};
+use crate::protocol::{
+    Empty, ErrorCode, NewSessionResponse, PermissionResponseParams, Response, SessionsResponse,
+    SetPermissionModeResponse,
+};
+use crate::session::{self, Entry, Session};
+
+impl Host {
+    /// Starts a fresh session in the same process; the mode in effect
+    /// carries over, `allow_always` grants do not.
+    pub(super) async fn new_session(&mut self, token: Token) {
+        if self.turn.is_some() {
+            let busy = Coded::new(ErrorCode::Busy, "another prompt is in flight; abort first");
+            return self.reject(token, busy).await;
+        }
+        if let Err(e) = self.file.sync() {
+            return self
+                .reject(token, Coded::new(ErrorCode::Internal, format!("{e:#}")))
+                .await;
+        }
+        let mut session = Session::new(
+            session::new_id(),
+            self.settings.cwd.clone(),
+            self.session.model.clone(),
+        );
+        // Recorded so that resuming the new session keeps the mode.
+        session.header.permission_mode = Some(self.gate.mode());
+        session.permission_mode = Some(self.gate.mode());
+        // Replacing the writer drops the old file and with it the lock.
+        self.file = self.store.create(session.header.clone());
+        // `allow_always` grants belong to the session they were given in.
+        self.gate.reset();
+        self.session = session;
+        let created = Response::NewSession(NewSessionResponse {
+            session_id: self.session.header.id.clone(),
+        });
+        self.respond(token, true, created).await;
+    }
+
+    /// Lists stored sessions from a task: reading many files must not hold
+    /// up the loop.
+    pub(super) fn list_sessions(&mut self, token: Token) {
+        let (token, tx) = self.defer(token);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let answer = match tokio::task::spawn_blocking(move || store.list()).await {
+                Ok(listed) => listed
+                    .code(ErrorCode::Internal)
+                    .map(|sessions| Response::ListSessions(SessionsResponse { sessions })),
+                Err(e) => Err(Coded::new(ErrorCode::Internal, e.to_string())),
+            };
+            let _ = tx.send(Deferred::Answer { token, answer });
+        });
+    }
+
+    /// Records the mode first: a mode the session would not remember is
+    /// not applied.
+    pub(super) async fn set_permission_mode(&mut self, token: Token, mode: Mode) {
+        let entry = Entry::PermissionMode {
+            ts: session::now(),
+            mode,
+        };
+        if let Err(e) = self.file.append(&entry) {
+            return self
+                .reject(token, Coded::new(ErrorCode::Internal, format!("{e:#}")))
+                .await;
+        }
+        self.gate.set_mode(mode);
+        self.session.permission_mode = Some(mode);
+        let set = Response::SetPermissionMode(SetPermissionModeResponse { mode });
+        self.respond(token, true, set).await;
+    }
+
+    pub(super) async fn permission_response(
+        &mut self,
+        token: Token,
+        params: PermissionResponseParams,
+    ) {
+        let answer = Answer {
+            decision: params.decision,
+            message: params.message,
+        };
+        if self.gate.answer(&params.request_id, answer) {
+            return self.respond(token, true, Response::Empty(Empty {})).await;
+        }
+        let unknown = Coded::new(
+            ErrorCode::NotFound,
+            format!(
+                "no open permission request {:?} (it was answered, cancelled by an abort, or never existed)",
+                params.request_id
+            ),
+        );
+        self.reject(token, unknown).await;
+    }
+}

@@ -1,0 +1,351 @@
+//! Inbound commands: the one list of every command, their fields, and the
+//! decoder that turns a line into a command or an error under its `id`.
+//!
+//! Commands are decoded in two steps so that a bad command can still be
+//! answered under its own `id`: first the line becomes a JSON object whose
+//! `id` and `type` are read, then the command's own fields are checked (with
+//! `serde_path_to_error`, so a message names the field that is wrong). Every
+//! failure is an [`ErrorFrame`] carrying the best `id` known at that point.
+
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use super::{ErrorCode, ErrorFrame};
+use crate::permissions::{Decision, Mode};
+
+/// Declares every command once: its variant, its fields and its wire name.
+/// From this one list come [`Command`], [`CommandName`] (with the names a
+/// client writes in `type`) and the decoder, so a new command is one line
+/// here plus its handler.
+macro_rules! commands {
+    ($( $(#[$doc:meta])* $variant:ident $(($params:ty))? = $wire:literal, )*) => {
+        /// A command that passed validation.
+        #[derive(Debug, Clone)]
+        pub enum Command {
+            $( $(#[$doc])* $variant $(($params))?, )*
+        }
+
+        /// A command's name: its `type` on the wire, echoed as `command` on
+        /// its answer.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum CommandName {
+            $( $variant, )*
+        }
+
+        impl CommandName {
+            /// Every command, in the order SPEC.md lists them.
+            pub const ALL: &'static [CommandName] = &[$(CommandName::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( CommandName::$variant => $wire, )*
+                }
+            }
+
+            pub fn from_wire(name: &str) -> Option<Self> {
+                match name {
+                    $( $wire => Some(CommandName::$variant), )*
+                    _ => None,
+                }
+            }
+        }
+
+        impl Command {
+            pub fn name(&self) -> CommandName {
+                match self {
+                    $( Command::$variant { .. } => CommandName::$variant, )*
+                }
+            }
+
+            /// Reads the fields of command `name` from the rest of its object.
+            fn decode(name: CommandName, id: &Value, fields: Map<String, Value>) -> Result<Self, ErrorFrame> {
+                // Commands without fields ignore whatever else was sent.
+                let _ = (id, &fields);
+                Ok(match name {
+                    $( CommandName::$variant => commands!(@build $variant, id, name, fields $(, $params)?), )*
+                })
+            }
+        }
+    };
+    (@build $variant:ident, $id:ident, $name:ident, $fields:ident, $params:ty) => {
+        Command::$variant(fields::<$params>($id, $name, $fields)?)
+    };
+    (@build $variant:ident, $id:ident, $name:ident, $fields:ident) => {
+        Command::$variant
+    };
+}
+
+commands! {
+    /// Starts a turn.
+    Prompt(PromptParams) = "prompt",
+    /// Aborts the running turn and drops the queued follow-ups.
+    Abort = "abort",
+    /// A message for the model at the next safe point of the running turn.
+    Steer(MessageParams) = "steer",
+    /// A prompt that runs after the current turn.
+    FollowUp(PromptParams) = "follow_up",
+    SetModel(SetModelParams) = "set_model",
+    PermissionResponse(PermissionResponseParams) = "permission_response",
+    SetPermissionMode(SetPermissionModeParams) = "set_permission_mode",
+    GetState = "get_state",
+    GetSessionStats = "get_session_stats",
+    GetMessages = "get_messages",
+    GetAvailableModels = "get_available_models",
+    NewSession = "new_session",
+    ListSessions = "list_sessions",
+    Shutdown = "shutdown",
+}
+
+impl Serialize for CommandName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for CommandName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PromptParams {
+    pub message: String,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// Extra content sent with a prompt. Images travel as base64, Anthropic style.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawAttachment")]
+pub enum Attachment {
+    Text { text: String },
+    Image { media_type: String, data: String },
+}
+
+/// The wire shape of an attachment: a plain struct, so a mistyped field is
+/// reported with its own path (`attachments[0].data`), which an internally
+/// tagged enum would hide.
+#[derive(Deserialize)]
+struct RawAttachment {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default, alias = "mime_type")]
+    media_type: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
+}
+
+/// Why an attachment was refused; serde shows it as the field's error.
+#[derive(Debug)]
+struct BadAttachment(String);
+
+impl std::fmt::Display for BadAttachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<RawAttachment> for Attachment {
+    type Error = BadAttachment;
+
+    fn try_from(raw: RawAttachment) -> Result<Self, BadAttachment> {
+        let missing = |what: &str| BadAttachment(what.to_owned());
+        match raw.kind.as_str() {
+            "text" => Ok(Attachment::Text {
+                text: raw
+                    .text
+                    .ok_or_else(|| missing("a text attachment needs a string `text`"))?,
+            }),
+            "image" => Ok(Attachment::Image {
+                media_type: raw
+                    .media_type
+                    .ok_or_else(|| missing("an image attachment needs a string `media_type`"))?,
+                data: raw
+                    .data
+                    .ok_or_else(|| missing("an image attachment needs base64 `data`"))?,
+            }),
+            other => Err(BadAttachment(format!(
+                "unknown attachment type {other:?}; use \"text\" or \"image\""
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessageParams {
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SetModelParams {
+    pub model: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PermissionResponseParams {
+    pub request_id: String,
+    pub decision: Decision,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SetPermissionModeParams {
+    pub mode: Mode,
+}
+
+/// A command that passed validation, with the `id` it came with.
+#[derive(Debug)]
+pub struct Envelope {
+    /// Echoed verbatim on the answer; `Value::Null` when the client sent none.
+    pub id: Value,
+    pub command: Command,
+}
+
+/// Decodes one inbound line (without its newline) into a command.
+pub fn decode_command(line: &[u8]) -> Result<Envelope, ErrorFrame> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        ErrorFrame::new(
+            Value::Null,
+            ErrorCode::ParseError,
+            format!("line is not valid UTF-8 (byte {})", e.valid_up_to()),
+        )
+    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        ErrorFrame::new(
+            Value::Null,
+            ErrorCode::ParseError,
+            format!("line is not valid JSON: {e}"),
+        )
+    })?;
+    let Value::Object(mut obj) = value else {
+        return Err(ErrorFrame::new(
+            Value::Null,
+            ErrorCode::InvalidRequest,
+            "a command must be a JSON object with a \"type\" field",
+        ));
+    };
+    let id = match obj.remove("id") {
+        None | Some(Value::Null) => Value::Null,
+        Some(id @ (Value::String(_) | Value::Number(_))) => id,
+        Some(_) => {
+            return Err(ErrorFrame::new(
+                Value::Null,
+                ErrorCode::InvalidRequest,
+                "\"id\" must be a string or a number",
+            ))
+        }
+    };
+    let kind = match obj.remove("type") {
+        Some(Value::String(kind)) => kind,
+        Some(_) => {
+            return Err(ErrorFrame::new(
+                id,
+                ErrorCode::InvalidRequest,
+                "\"type\" must be a string naming the command",
+            ))
+        }
+        None => {
+            return Err(ErrorFrame::new(
+                id,
+                ErrorCode::InvalidRequest,
+                "missing \"type\": every command needs one",
+            ))
+        }
+    };
+    let Some(name) = CommandName::from_wire(&kind) else {
+        let shown: String = kind.chars().take(64).collect();
+        let known: Vec<&str> = CommandName::ALL.iter().map(|c| c.as_str()).collect();
+        return Err(ErrorFrame::new(
+            id,
+            ErrorCode::UnknownCommand,
+            format!(
+                "unknown command type \"{shown}\"; known: {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    let command = Command::decode(name, &id, obj)?;
+    Ok(Envelope { id, command })
+}
+
+/// The command's own fields. Errors name the field (`attachments[0].data:
+/// invalid type: …`), since serde's own message often does not.
+fn fields<T: serde::de::DeserializeOwned>(
+    id: &Value,
+    name: CommandName,
+    obj: Map<String, Value>,
+) -> Result<T, ErrorFrame> {
+    serde_path_to_error::deserialize(Value::Object(obj)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = if path == "." {
+            format!("invalid {name} command: {}", e.inner())
+        } else {
+            format!("invalid {name} command: field `{path}`: {}", e.inner())
+        };
+        ErrorFrame::new(id.clone(), ErrorCode::InvalidParams, message).for_command(name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(line: &str) -> ErrorFrame {
+        decode_command(line.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn decodes_commands_with_ids() {
+        let env = decode_command(br#"{"type":"prompt","id":7,"message":"hi","extra":1}"#).unwrap();
+        assert_eq!(env.id, json!(7));
+        assert!(matches!(env.command, Command::Prompt(ref p) if p.message == "hi"));
+        let env = decode_command(br#"{"type":"get_state"}"#).unwrap();
+        assert_eq!(env.id, Value::Null);
+    }
+
+    #[test]
+    fn every_name_round_trips_and_the_unknown_message_lists_them_all() {
+        for name in CommandName::ALL {
+            assert_eq!(CommandName::from_wire(name.as_str()), Some(*name));
+        }
+        let e = err(r#"{"type":"nope"}"#);
+        for name in CommandName::ALL {
+            assert!(e.message.contains(name.as_str()), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn errors_keep_the_id_when_there_is_one() {
+        let e = err(r#"{"type":"nope","id":"a"}"#);
+        assert_eq!((e.code, e.id), (ErrorCode::UnknownCommand, json!("a")));
+        let e = err(r#"{"type":"prompt","id":"b"}"#);
+        assert_eq!((e.code, e.id), (ErrorCode::InvalidParams, json!("b")));
+        let e = err(r#"{"type":"prompt","id":"c","message":5}"#);
+        assert_eq!((e.code, e.id), (ErrorCode::InvalidParams, json!("c")));
+        let e = err(r#"{"id":"d"}"#);
+        assert_eq!((e.code, e.id), (ErrorCode::InvalidRequest, json!("d")));
+        let e = err(r#"{"type":3,"id":"e"}"#);
+        assert_eq!((e.code, e.id), (ErrorCode::InvalidRequest, json!("e")));
+    }
+
+    #[test]
+    fn undecodable_lines_have_null_ids() {
+        assert_eq!(err("not json").code, ErrorCode::ParseError);
+        let e = decode_command(b"{\"type\":\"get_state\",\"id\":\"\xff\"}").unwrap_err();
+        assert_eq!((e.code, e.id), (ErrorCode::ParseError, Value::Null));
+        assert_eq!(err("[1,2]").code, ErrorCode::InvalidRequest);
+        let e = err(r#"{"type":"get_state","id":{"x":1}}"#);
+        assert_eq!((e.code, e.id), (ErrorCode::InvalidRequest, Value::Null));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let line = "[".repeat(100_000);
+        assert_eq!(err(&line).code, ErrorCode::ParseError);
+    }
+}

@@ -1,0 +1,167 @@
+//! Outbound frames other than `response` and `error`: `ready`, the turn's
+//! events and the permission round trip.
+//!
+//! Frames are `#[serde(tag = "type")]` enums so the JSON shape is readable
+//! here; the hot `message_update` frame has its own borrowed struct so
+//! forwarding a delta allocates nothing but the output line.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{CommandName, ErrorFrame, ResponseFrame};
+use crate::message::Usage;
+
+/// The payload of a `message_update` frame.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent {
+    TextDelta {
+        delta: String,
+    },
+    ThinkingDelta {
+        delta: String,
+    },
+    ToolcallStart {
+        tool_call_id: String,
+        name: String,
+    },
+    ToolcallDelta {
+        tool_call_id: String,
+        delta: String,
+    },
+    ToolcallEnd {
+        tool_call_id: String,
+        name: String,
+        input: Value,
+    },
+}
+
+/// `message_update`, borrowed so the hot path serialises without cloning.
+#[derive(Serialize)]
+pub struct MessageUpdate<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub prompt_id: &'a str,
+    pub event: &'a StreamEvent,
+}
+
+/// Every frame other than `message_update`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Frame {
+    Ready(ReadyFrame),
+    Response(ResponseFrame),
+    Error(ErrorFrame),
+    AgentStart(AgentStartFrame),
+    AgentEnd(AgentEndFrame),
+    AutoRetry(AutoRetryFrame),
+    ToolExecutionStart(ToolExecutionStartFrame),
+    ToolExecutionUpdate(ToolExecutionUpdateFrame),
+    ToolExecutionEnd(ToolExecutionEndFrame),
+    PermissionRequest(PermissionRequestFrame),
+    PermissionCancelled(PermissionCancelledFrame),
+}
+
+#[derive(Debug, Serialize)]
+pub struct ToolExecutionStartFrame {
+    pub prompt_id: String,
+    pub tool_call_id: String,
+    pub name: String,
+    pub input: Value,
+}
+
+/// Incremental tool output (one line of bash output, without its newline).
+#[derive(Debug, Serialize)]
+pub struct ToolExecutionUpdateFrame {
+    pub prompt_id: String,
+    pub tool_call_id: String,
+    pub output: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ToolExecutionEndFrame {
+    pub prompt_id: String,
+    pub tool_call_id: String,
+    pub result: String,
+    pub is_error: bool,
+}
+
+/// The host asks the client whether a tool call may run.
+#[derive(Debug, Serialize)]
+pub struct PermissionRequestFrame {
+    pub request_id: String,
+    pub prompt_id: String,
+    pub tool_call_id: String,
+    pub tool: String,
+    pub input: Value,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// A path the call touches resolves outside the working directory.
+    pub outside_cwd: bool,
+}
+
+/// A permission request that no longer needs an answer (the turn was aborted).
+#[derive(Debug, Serialize)]
+pub struct PermissionCancelledFrame {
+    pub request_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReadyFrame {
+    pub protocol_version: u32,
+    pub version: &'static str,
+    pub session_id: String,
+    pub model: Option<String>,
+    pub cwd: String,
+    pub message_count: usize,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AgentStartFrame {
+    pub prompt_id: String,
+    /// The id of the `prompt` / `follow_up` command that started this turn.
+    pub id: Value,
+    pub command: CommandName,
+}
+
+/// An HTTP provider attempt failed before anything was shown; the host waits
+/// `delay_ms` and tries again.
+#[derive(Debug, Serialize)]
+pub struct AutoRetryFrame {
+    pub prompt_id: String,
+    pub attempt: u32,
+    pub delay_ms: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AgentEndFrame {
+    pub prompt_id: String,
+    pub stop_reason: String,
+    pub usage: Usage,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_update_is_compact() {
+        let ev = StreamEvent::TextDelta {
+            delta: "tok ".into(),
+        };
+        let frame = MessageUpdate {
+            kind: "message_update",
+            prompt_id: "p1",
+            event: &ev,
+        };
+        let line = serde_json::to_string(&frame).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"message_update","prompt_id":"p1","event":{"type":"text_delta","delta":"tok "}}"#
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! Wire types of protocol v1 (SPEC.md): every command a client writes, every
+//! frame the host writes, and the error codes. Nothing here acts; the host
+//! decides, the engine streams, and both speak in these types.
+//!
+//! - [`command`]: the one list of commands, their fields, and the decoder.
+//! - [`response`]: the typed body of each command's `response`.
+//! - [`event`]: `ready`, turn events and permission frames.
+//! - [`error`]: `error` frames and [`ErrorCode`].
+
+mod command;
+mod error;
+mod event;
+mod response;
+
+pub use command::*;
+pub use error::*;
+pub use event::*;
+pub use response::*;
+
+pub use crate::message::Usage;
+
+/// The protocol version announced in `ready`.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,221 @@
+//! `response` frames: the one successful (or turn-ending) answer to each
+//! command, with a typed body per command.
+//!
+//! A response is `{type, id, command, ok}` with the command's own fields
+//! beside them at the top level (SPEC §2); [`ResponseFrame`] flattens its
+//! [`Response`] body to get that shape.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{CommandName, ErrorCode};
+use crate::message::{Message, Usage};
+use crate::permissions::Mode;
+use crate::provider::ModelEntry;
+use crate::session::Summary;
+
+/// `response`: the single answer to a command.
+#[derive(Debug, Serialize)]
+pub struct ResponseFrame {
+    pub id: Value,
+    pub command: CommandName,
+    pub ok: bool,
+    #[serde(flatten)]
+    pub body: Response,
+}
+
+/// The command-specific fields of a response.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    /// `permission_response`, `shutdown`: nothing beyond `ok`.
+    Empty(Empty),
+    /// `prompt`, `follow_up`: how the turn ended.
+    Turn(TurnResponse),
+    /// `prompt`, `follow_up`: it never ran (dropped by an abort, or the
+    /// host exited first).
+    NotRun(NotRun),
+    Abort(AbortResponse),
+    Steer(SteerResponse),
+    SetModel(SetModelResponse),
+    SetPermissionMode(SetPermissionModeResponse),
+    GetState(StateResponse),
+    GetSessionStats(SessionStatsResponse),
+    GetMessages(MessagesResponse),
+    GetAvailableModels(ModelsResponse),
+    NewSession(NewSessionResponse),
+    ListSessions(SessionsResponse),
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Empty {}
+
+/// The end of a turn, in the response to the command that started it.
+#[derive(Debug, Serialize)]
+pub struct TurnResponse {
+    pub prompt_id: String,
+    pub stop_reason: String,
+    pub usage: Usage,
+    /// The turn was aborted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
+    /// Why the turn failed (`ok: false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Steers the turn could not deliver because it failed first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<Dropped>,
+    /// The turn's messages could not all be saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persist_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NotRun {
+    pub cancelled: bool,
+}
+
+impl NotRun {
+    pub fn cancelled() -> Self {
+        NotRun { cancelled: true }
+    }
+}
+
+/// Something queued for a turn that an abort (or a failure) dropped.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Dropped {
+    FollowUp { id: Value, message: String },
+    Steer { message: String },
+}
+
+#[derive(Debug, Serialize)]
+pub struct AbortResponse {
+    pub dropped: Vec<Dropped>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SteerResponse {
+    pub queued: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetModelResponse {
+    pub model: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetPermissionModeResponse {
+    pub mode: Mode,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StateResponse {
+    pub streaming: bool,
+    pub prompt_id: Option<String>,
+    pub model: Option<String>,
+    pub session_id: String,
+    pub message_count: usize,
+    /// Follow-ups waiting to run.
+    pub queued: usize,
+    pub cwd: String,
+    pub permission_mode: Mode,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionStatsResponse {
+    pub session_id: String,
+    pub model: Option<String>,
+    pub message_count: usize,
+    pub turns: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessagesResponse {
+    pub messages: Vec<Arc<Message>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelsResponse {
+    pub models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NewSessionResponse {
+    pub session_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionsResponse {
+    pub sessions: Vec<Summary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn line(command: CommandName, ok: bool, body: Response) -> Value {
+        let frame = ResponseFrame {
+            id: json!(1),
+            command,
+            ok,
+            body,
+        };
+        serde_json::to_value(&frame).unwrap()
+    }
+
+    #[test]
+    fn bodies_sit_beside_ok() {
+        assert_eq!(
+            line(CommandName::Shutdown, true, Response::Empty(Empty {})),
+            json!({"id":1,"command":"shutdown","ok":true})
+        );
+        let abort = Response::Abort(AbortResponse {
+            dropped: vec![
+                Dropped::FollowUp {
+                    id: json!("f1"),
+                    message: "and then?".into(),
+                },
+                Dropped::Steer {
+                    message: "be brief".into(),
+                },
+            ],
+        });
+        assert_eq!(
+            line(CommandName::Abort, true, abort),
+            json!({"id":1,"command":"abort","ok":true,"dropped":[
+                {"type":"follow_up","id":"f1","message":"and then?"},
+                {"type":"steer","message":"be brief"}]})
+        );
+    }
+
+    #[test]
+    fn a_turn_response_shows_only_what_happened() {
+        let turn = TurnResponse {
+            prompt_id: "p1".into(),
+            stop_reason: "error".into(),
+            usage: Usage::default(),
+            cancelled: false,
+            code: Some(ErrorCode::ProviderError),
+            error: Some("boom".into()),
+            dropped: Vec::new(),
+            persist_error: None,
+        };
+        let v = line(CommandName::Prompt, false, Response::Turn(turn));
+        assert_eq!(v["code"], "provider_error");
+        assert_eq!(v["error"], "boom");
+        for absent in ["cancelled", "dropped", "persist_error"] {
+            assert!(v.get(absent).is_none(), "{absent} in {v}");
+        }
+    }
+}
