@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::Value;
+use tokio::sync::oneshot;
 
 use crate::cli::Cli;
 use crate::config::{self, env_nonempty, Config};
@@ -21,7 +22,7 @@ use crate::permissions::{Gate, Mode};
 use crate::protocol::{ErrorCode, ErrorFrame, Frame, ReadyFrame, PROTOCOL_VERSION};
 use crate::provider::{manifest, Providers, Timeouts};
 use crate::session::{self, Entry, Session, SessionFile, Store};
-use crate::transport;
+use crate::transport::{self, Outbox};
 
 /// Exit status for a start-up failure.
 const EXIT_STARTUP: i32 = 2;
@@ -54,8 +55,8 @@ pub fn run(cli: Cli) -> i32 {
     };
     let (out, writer, closed) = transport::spawn_writer(std::io::stdout());
     let code = runtime.block_on(async move {
-        let prepared = match prepare(&cli) {
-            Ok(p) => p,
+        match prepare(&cli) {
+            Ok(prepared) => serve(prepared, out, closed, cli.max_frame_bytes).await,
             Err(e) => {
                 let _ = writeln!(
                     std::io::stderr(),
@@ -63,54 +64,60 @@ pub fn run(cli: Cli) -> i32 {
                     e.message,
                     e.code.as_str()
                 );
-                out.frame(&Frame::Error(ErrorFrame::new(
-                    Value::Null,
-                    e.code,
-                    e.message,
-                )))
-                .await;
-                return EXIT_STARTUP;
+                let frame = ErrorFrame::new(Value::Null, e.code, e.message);
+                out.frame(&Frame::Error(frame)).await;
+                EXIT_STARTUP
             }
-        };
-        let Prepared {
-            settings,
-            store,
-            session,
-            file,
-            providers,
-            gate,
-        } = prepared;
-        // Handlers go in before `ready`: from then on a signal must act like
-        // `shutdown`, never kill the process with the session half-written.
-        let signals = Signals::new();
-        out.frame(&Frame::Ready(ReadyFrame {
-            protocol_version: PROTOCOL_VERSION,
-            version: env!("CARGO_PKG_VERSION"),
-            session_id: session.header.id.clone(),
-            model: session.model.clone(),
-            cwd: settings.cwd.clone(),
-            message_count: session.messages.len(),
-            usage: session.usage,
-        }))
-        .await;
-        providers.warm_up();
-        let inbound = transport::spawn_reader(std::io::stdin(), cli.max_frame_bytes);
-        let (host, channels) = Host::new(Parts {
-            settings,
-            gate,
-            out,
-            providers,
-            store,
-            session,
-            file,
-        });
-        host.run(inbound, channels, closed, signals).await
+        }
     });
     // Dropping the runtime drops every task still holding an outbox (and
     // kills extension processes); then the writer has flushed everything.
     runtime.shutdown_timeout(Duration::from_millis(200));
     writer.finish();
     code
+}
+
+/// Writes `ready`, starts extensions in the background and runs the
+/// dispatch loop to its end.
+async fn serve(
+    prepared: Prepared,
+    out: Outbox,
+    stdout_closed: oneshot::Receiver<std::io::Error>,
+    max_frame_bytes: usize,
+) -> i32 {
+    let Prepared {
+        settings,
+        store,
+        session,
+        file,
+        providers,
+        gate,
+    } = prepared;
+    // Handlers go in before `ready`: from then on a signal must act like
+    // `shutdown`, never kill the process with the session half-written.
+    let signals = Signals::new();
+    out.frame(&Frame::Ready(ReadyFrame {
+        protocol_version: PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION"),
+        session_id: session.header.id.clone(),
+        model: session.model.clone(),
+        cwd: settings.cwd.clone(),
+        message_count: session.messages.len(),
+        usage: session.usage,
+    }))
+    .await;
+    providers.warm_up();
+    let inbound = transport::spawn_reader(std::io::stdin(), max_frame_bytes);
+    let (host, channels) = Host::new(Parts {
+        settings,
+        gate,
+        out,
+        providers,
+        store,
+        session,
+        file,
+    });
+    host.run(inbound, channels, stdout_closed, signals).await
 }
 
 /// Everything the host is started with, ready before `ready` is written.

@@ -128,88 +128,36 @@ impl Host {
     }
 
     /// Records the turn's end, then answers in order: `agent_end`, the
-    /// prompt's response, the follow-ups an abort dropped, the aborts.
+    /// prompt's response, the follow-ups an abort dropped, the aborts; then
+    /// starts the next queued prompt.
     pub(super) async fn end_turn(&mut self, outcome: TurnOutcome) {
         let Some(turn) = self.turn.take() else { return };
-        let TurnOutcome {
-            prompt_id,
-            stop_reason,
-            usage,
-            result,
-            undelivered,
-        } = outcome;
-        let cost_usd = self
-            .session
-            .model
-            .as_deref()
-            .and_then(|m| self.providers.price(m))
-            .map(|p| p.cost(&usage));
-        let persisted = self
-            .file
-            .append(&Entry::TurnEnd {
-                ts: session::now(),
-                prompt_id: prompt_id.clone(),
-                stop_reason: stop_reason.clone(),
-                usage,
-                cost_usd,
-            })
-            .and_then(|()| self.file.sync());
-        self.session.add_turn(&usage, cost_usd);
-
+        let persisted = self.record_turn_end(&outcome);
         self.send(Frame::AgentEnd(AgentEndFrame {
-            prompt_id: prompt_id.clone(),
-            stop_reason: stop_reason.clone(),
-            usage,
+            prompt_id: outcome.prompt_id.clone(),
+            stop_reason: outcome.stop_reason.clone(),
+            usage: outcome.usage,
         }))
         .await;
 
-        let steers: Vec<Dropped> = undelivered
-            .into_iter()
-            .map(|message| Dropped::Steer { message })
-            .collect();
         let persist_error = turn
             .persist_error
-            .clone()
             .or_else(|| persisted.err().map(|e| format!("{e:#}")));
-        let mut response = TurnResponse {
-            prompt_id,
-            stop_reason,
-            usage,
-            cancelled: false,
-            code: None,
-            error: None,
-            // With no abort to report them, the turn failed before it
-            // could deliver them.
-            dropped: if turn.aborts.is_empty() {
-                steers.clone()
-            } else {
-                Vec::new()
-            },
-            persist_error: None,
+        let steers: Vec<Dropped> = outcome
+            .undelivered
+            .iter()
+            .map(|message| Dropped::Steer {
+                message: message.clone(),
+            })
+            .collect();
+        // With no abort to report them, the turn failed before it could
+        // deliver its steers: its own response lists them.
+        let unreported = if turn.aborts.is_empty() {
+            steers.clone()
+        } else {
+            Vec::new()
         };
-        let ok = match result {
-            // An answer the session could not keep is not a success: the
-            // client must learn that a restart would lose it.
-            TurnResult::Ok if persist_error.is_some() => {
-                response.code = Some(ErrorCode::Internal);
-                response.error = Some(format!(
-                    "{}; the answer was shown but is not saved in the session",
-                    persist_error.as_deref().unwrap_or_default()
-                ));
-                false
-            }
-            TurnResult::Ok => true,
-            TurnResult::Cancelled => {
-                response.cancelled = true;
-                true
-            }
-            TurnResult::Failed { code, error } => {
-                response.code = Some(code);
-                response.error = Some(error);
-                false
-            }
-        };
-        response.persist_error = persist_error;
+        let (ok, response) = turn_response(outcome, unreported, persist_error);
         self.respond(turn.token, ok, Response::Turn(response)).await;
 
         for token in turn.dropped {
@@ -225,6 +173,71 @@ impl Host {
         }
         self.start_next().await;
     }
+
+    /// Writes the `turn_end` entry, syncs the file and adds the turn to the
+    /// session's totals (priced when the model's prices are known).
+    fn record_turn_end(&mut self, outcome: &TurnOutcome) -> anyhow::Result<()> {
+        let cost_usd = self
+            .session
+            .model
+            .as_deref()
+            .and_then(|m| self.providers.price(m))
+            .map(|p| p.cost(&outcome.usage));
+        let persisted = self
+            .file
+            .append(&Entry::TurnEnd {
+                ts: session::now(),
+                prompt_id: outcome.prompt_id.clone(),
+                stop_reason: outcome.stop_reason.clone(),
+                usage: outcome.usage,
+                cost_usd,
+            })
+            .and_then(|()| self.file.sync());
+        self.session.add_turn(&outcome.usage, cost_usd);
+        persisted
+    }
+}
+
+/// The response to the command that started a turn, and its `ok`.
+fn turn_response(
+    outcome: TurnOutcome,
+    dropped: Vec<Dropped>,
+    persist_error: Option<String>,
+) -> (bool, TurnResponse) {
+    let mut response = TurnResponse {
+        prompt_id: outcome.prompt_id,
+        stop_reason: outcome.stop_reason,
+        usage: outcome.usage,
+        cancelled: false,
+        code: None,
+        error: None,
+        dropped,
+        persist_error: None,
+    };
+    let ok = match outcome.result {
+        // An answer the session could not keep is not a success: the
+        // client must learn that a restart would lose it.
+        TurnResult::Ok if persist_error.is_some() => {
+            response.code = Some(ErrorCode::Internal);
+            response.error = Some(format!(
+                "{}; the answer was shown but is not saved in the session",
+                persist_error.as_deref().unwrap_or_default()
+            ));
+            false
+        }
+        TurnResult::Ok => true,
+        TurnResult::Cancelled => {
+            response.cancelled = true;
+            true
+        }
+        TurnResult::Failed { code, error } => {
+            response.code = Some(code);
+            response.error = Some(error);
+            false
+        }
+    };
+    response.persist_error = persist_error;
+    (ok, response)
 }
 
 fn user_message(params: PromptParams) -> Message {
