@@ -31,20 +31,6 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Gives a child the default SIGXFSZ disposition back: the host ignores it
-/// (so a file-size limit fails its own writes instead of killing it), and an
-/// ignored signal would otherwise be inherited across exec.
-pub fn restore_signals(cmd: &mut tokio::process::Command) {
-    // SAFETY: runs in the forked child before exec; `signal` is
-    // async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
-            Ok(())
-        });
-    }
-}
-
 /// Incremental output lines buffered between a tool and the turn.
 pub const UPDATE_CAPACITY: usize = 1024;
 

@@ -203,7 +203,7 @@ fn spawn(line: &str, ctx: &ToolCtx) -> io::Result<(Child, pipe::Receiver)> {
         for name in &ctx.env_remove {
             cmd.env_remove(name);
         }
-        crate::tools::restore_signals(&mut cmd);
+        crate::process::restore_signals(&mut cmd);
         let spawned = cmd.spawn();
         // Our copies of the write end must close, or end of file would
         // never come.
