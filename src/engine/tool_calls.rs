@@ -84,7 +84,7 @@ async fn one(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx
     }
     let preview = match tools::preview(name, input, &ctx.cwd) {
         Ok(p) => p,
-        Err(e) => return error(e),
+        Err(e) => return ToolOutput::failed(&e),
     };
     let outside = preview
         .paths

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::args::Args;
@@ -88,33 +89,30 @@ struct Plan {
     removed: usize,
 }
 
-fn plan(input: &Value, cwd: &Path) -> Result<Plan, String> {
+fn plan(input: &Value, cwd: &Path) -> Result<Plan> {
     let args = Args::new("edit", input)?;
     let raw = args.string("path")?;
     let old = args.string("old_string")?;
     let new = args.string("new_string")?;
     let replace_all = args.opt_bool("replace_all")?.unwrap_or(false);
-    let path = paths::resolve(cwd, raw).map_err(|e| format!("edit: {e}"))?;
+    let path = paths::resolve(cwd, raw).context("edit")?;
     let shown = paths::display(cwd, &path);
     if !path.exists() {
-        return Err(format!(
-            "edit: {shown} does not exist; use write to create a new file"
-        ));
+        bail!("edit: {shown} does not exist; use write to create a new file");
     }
-    let text = read_text(&path, &shown).map_err(|e| format!("edit: {e}"))?;
+    let text = read_text(&path, &shown).context("edit")?;
     let (new_text, count) = replace(&text, old, new, replace_all).map_err(|m| match m {
-        Mismatch::Empty => {
+        Mismatch::Empty => anyhow!(
             "edit: `old_string` is empty; give the exact text to replace (use write to create a file)"
-                .to_owned()
-        }
+        ),
         Mismatch::Identical => {
-            "edit: `old_string` and `new_string` are identical; nothing would change".to_owned()
+            anyhow!("edit: `old_string` and `new_string` are identical; nothing would change")
         }
-        Mismatch::NotFound => format!(
+        Mismatch::NotFound => anyhow!(
             "edit: `old_string` was not found in {shown}. It must match the file exactly, \
              including whitespace and indentation; read the file again and copy the text."
         ),
-        Mismatch::Ambiguous(n) => format!(
+        Mismatch::Ambiguous(n) => anyhow!(
             "edit: `old_string` occurs {n} times in {shown}; include more surrounding lines to \
              make it unique, or set `replace_all` to true to replace every occurrence."
         ),
@@ -132,7 +130,7 @@ fn plan(input: &Value, cwd: &Path) -> Result<Plan, String> {
     })
 }
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
+pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
     let p = plan(input, cwd)?;
     Ok(Preview {
         title: format!("Edit {} ({})", p.shown, replacements(p.count)),
@@ -148,7 +146,7 @@ pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
     unabortable(move || {
         let p = plan(&input, &cwd)?;
         atomic_write(&p.path, p.new_text.as_bytes())
-            .map_err(|e| format!("edit: cannot write {}: {e}", p.shown))?;
+            .map_err(|e| anyhow!("edit: cannot write {}: {e}", p.shown))?;
         Ok(format!(
             "Edited {}: {} (+{} -{} lines)\n\n{}",
             p.shown,
@@ -235,7 +233,8 @@ mod tests {
             async move {
                 let out = run(&input, c).await;
                 assert!(out.is_error);
-                assert_eq!(preview(&input, &c.cwd), Err(out.content.clone()));
+                let previewed = preview(&input, &c.cwd).map_err(|e| format!("{e:#}"));
+                assert_eq!(previewed, Err(out.content.clone()));
                 out.content
             }
         };

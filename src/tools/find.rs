@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use globset::{GlobBuilder, GlobMatcher};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -43,26 +44,26 @@ struct Input {
     shown: String,
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
+fn parse(input: &Value, cwd: &Path) -> Result<Input> {
     let args = Args::new("find", input)?;
     let raw_pattern = args.string("pattern")?;
     let raw_path = args.opt_string("path")?.unwrap_or(".");
     let pattern = raw_pattern.trim_start_matches("./");
     if pattern.is_empty() {
-        return Err("find: `pattern` is empty; give a glob such as **/*.rs".to_owned());
+        bail!("find: `pattern` is empty; give a glob such as **/*.rs");
     }
     if pattern.starts_with('/') {
-        return Err(format!(
+        bail!(
             "find: `pattern` is matched relative to `path`; put the directory in `path` and give \
              a relative glob such as **/*.rs (got `{raw_pattern}`)"
-        ));
+        );
     }
     let glob = GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
-        .map_err(|e| format!("find: invalid glob `{raw_pattern}`: {e}"))?
+        .map_err(|e| anyhow!("find: invalid glob `{raw_pattern}`: {e}"))?
         .compile_matcher();
-    let base = paths::resolve(cwd, raw_path).map_err(|e| format!("find: {e}"))?;
+    let base = paths::resolve(cwd, raw_path).context("find")?;
     let shown = paths::display(cwd, &base);
     Ok(Input {
         pattern: pattern.to_owned(),
@@ -72,7 +73,7 @@ fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
     })
 }
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
+pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
     let i = parse(input, cwd)?;
     Ok(Preview {
         title: format!("Find {} in {}", i.pattern, i.shown),
@@ -84,22 +85,22 @@ pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
 pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
     let i = match parse(input, &ctx.cwd) {
         Ok(i) => i,
-        Err(e) => return ToolOutput::error(e),
+        Err(e) => return ToolOutput::failed(&e),
     };
     let cwd = ctx.cwd.clone();
     blocking(ctx, move |cancel| find(&i, &cwd, &cancel)).await
 }
 
-fn find(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String, String> {
+fn find(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String> {
     let meta = std::fs::metadata(&i.base).map_err(|e| open_error(e, &i.shown))?;
     if !meta.is_dir() {
-        return Err(format!("find: {} is not a directory", i.shown));
+        bail!("find: {} is not a directory", i.shown);
     }
     let mut found = Vec::new();
     let mut capped = false;
     for entry in walk::builder(&i.base).build() {
         if cancel.is_cancelled() {
-            return Err("aborted".to_owned());
+            bail!("aborted");
         }
         let entry = match entry {
             Ok(e) => e,

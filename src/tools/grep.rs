@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::sinks::Lossy;
 use grep_searcher::{BinaryDetection, SearcherBuilder};
@@ -51,11 +52,11 @@ struct Input {
     shown: String,
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
+fn parse(input: &Value, cwd: &Path) -> Result<Input> {
     let args = Args::new("grep", input)?;
     let pattern = args.string("pattern")?;
     if pattern.is_empty() {
-        return Err("grep: `pattern` is empty".to_owned());
+        bail!("grep: `pattern` is empty");
     }
     let raw_path = args.opt_string("path")?.unwrap_or(".");
     let glob = args.opt_string("glob")?.filter(|g| !g.is_empty());
@@ -66,8 +67,8 @@ fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
         .case_insensitive(ignore_case)
         .line_terminator(Some(b'\n'))
         .build(pattern)
-        .map_err(|e| format!("grep: invalid regex in `pattern`: {e}"))?;
-    let base = paths::resolve(cwd, raw_path).map_err(|e| format!("grep: {e}"))?;
+        .map_err(|e| anyhow!("grep: invalid regex in `pattern`: {e}"))?;
+    let base = paths::resolve(cwd, raw_path).context("grep")?;
     let shown = paths::display(cwd, &base);
     Ok(Input {
         pattern: pattern.to_owned(),
@@ -78,7 +79,7 @@ fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
     })
 }
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
+pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
     let i = parse(input, cwd)?;
     Ok(Preview {
         title: format!("Search for /{}/ in {}", i.pattern, i.shown),
@@ -90,22 +91,22 @@ pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
 pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
     let i = match parse(input, &ctx.cwd) {
         Ok(i) => i,
-        Err(e) => return ToolOutput::error(e),
+        Err(e) => return ToolOutput::failed(&e),
     };
     let cwd = ctx.cwd.clone();
     blocking(ctx, move |cancel| search(&i, &cwd, &cancel)).await
 }
 
-fn search(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String, String> {
+fn search(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String> {
     std::fs::metadata(&i.base).map_err(|e| open_error(e, &i.shown))?;
     let mut walker = walk::builder(&i.base);
     if let Some(glob) = &i.glob {
         let mut ob = OverrideBuilder::new(&i.base);
         ob.add(glob)
-            .map_err(|e| format!("grep: invalid `glob` {glob}: {e}"))?;
+            .map_err(|e| anyhow!("grep: invalid `glob` {glob}: {e}"))?;
         let overrides = ob
             .build()
-            .map_err(|e| format!("grep: invalid `glob` {glob}: {e}"))?;
+            .map_err(|e| anyhow!("grep: invalid `glob` {glob}: {e}"))?;
         walker.overrides(overrides);
     }
     let mut searcher = SearcherBuilder::new()
@@ -150,7 +151,7 @@ fn search(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String, S
         }
     }
     if cancel.is_cancelled() {
-        return Err("aborted".to_owned());
+        bail!("aborted");
     }
     if matches == 0 {
         return Ok(format!("No matches for /{}/ in {}", i.pattern, i.shown));

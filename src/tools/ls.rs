@@ -8,6 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -32,15 +33,15 @@ pub(super) fn definition() -> Value {
     })
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<(PathBuf, String), String> {
+fn parse(input: &Value, cwd: &Path) -> Result<(PathBuf, String)> {
     let args = Args::new("ls", input)?;
     let raw = args.opt_string("path")?.unwrap_or(".");
-    let path = paths::resolve(cwd, raw).map_err(|e| format!("ls: {e}"))?;
+    let path = paths::resolve(cwd, raw).context("ls")?;
     let shown = paths::display(cwd, &path);
     Ok((path, shown))
 }
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
+pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
     let (path, shown) = parse(input, cwd)?;
     Ok(Preview {
         title: format!("List {shown}"),
@@ -52,25 +53,23 @@ pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
 pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
     let (path, shown) = match parse(input, &ctx.cwd) {
         Ok(p) => p,
-        Err(e) => return ToolOutput::error(e),
+        Err(e) => return ToolOutput::failed(&e),
     };
     blocking(ctx, move |cancel| list(&path, &shown, &cancel)).await
 }
 
-fn list(path: &Path, shown: &str, cancel: &CancellationToken) -> Result<String, String> {
+fn list(path: &Path, shown: &str, cancel: &CancellationToken) -> Result<String> {
     let meta = fs::metadata(path).map_err(|e| open_error(e, shown))?;
     if !meta.is_dir() {
-        return Err(format!(
-            "{shown} is a file, not a directory; use read to read it"
-        ));
+        bail!("{shown} is a file, not a directory; use read to read it");
     }
     let entries = fs::read_dir(path).map_err(|e| open_error(e, shown))?;
     let mut names = Vec::new();
     for entry in entries {
         if cancel.is_cancelled() {
-            return Err("aborted".to_owned());
+            bail!("aborted");
         }
-        let entry = entry.map_err(|e| format!("cannot list {shown}: {e}"))?;
+        let entry = entry.map_err(|e| anyhow!("cannot list {shown}: {e}"))?;
         let mut name = entry.file_name().to_string_lossy().into_owned();
         // Follow symlinks so a link to a directory reads as one.
         if fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {

@@ -72,13 +72,19 @@ impl ToolOutput {
             is_error: true,
         }
     }
+
+    /// A failure as the model reads it: the whole chain of context, since
+    /// a tool's messages are built as "tool: what is wrong: why".
+    pub(crate) fn failed(e: &anyhow::Error) -> Self {
+        Self::error(format!("{e:#}"))
+    }
 }
 
-impl From<Result<String, String>> for ToolOutput {
-    fn from(r: Result<String, String>) -> Self {
+impl From<anyhow::Result<String>> for ToolOutput {
+    fn from(r: anyhow::Result<String>) -> Self {
         match r {
             Ok(s) => Self::ok(s),
-            Err(e) => Self::error(e),
+            Err(e) => Self::failed(&e),
         }
     }
 }
@@ -146,7 +152,7 @@ pub async fn run(name: &str, input: &Value, ctx: &ToolCtx) -> ToolOutput {
 /// What a call would do, without doing it. Errors that would make the call
 /// fail anyway (a missing field, edit's `old_string` not found) come back as
 /// `Err` so the caller can fail the call without asking the user.
-pub fn preview(name: &str, input: &Value, cwd: &Path) -> Result<Preview, String> {
+pub fn preview(name: &str, input: &Value, cwd: &Path) -> anyhow::Result<Preview> {
     match name {
         "read" => read::preview(input, cwd),
         "write" => write::preview(input, cwd),
@@ -155,7 +161,7 @@ pub fn preview(name: &str, input: &Value, cwd: &Path) -> Result<Preview, String>
         "ls" => ls::preview(input, cwd),
         "find" => find::preview(input, cwd),
         "grep" => grep::preview(input, cwd),
-        other => Err(unknown(other)),
+        other => Err(anyhow::anyhow!(unknown(other))),
     }
 }
 
@@ -170,7 +176,7 @@ fn unknown(name: &str) -> String {
 /// walk stops soon after instead of running on unseen.
 async fn blocking<F>(ctx: &ToolCtx, work: F) -> ToolOutput
 where
-    F: FnOnce(CancellationToken) -> Result<String, String> + Send + 'static,
+    F: FnOnce(CancellationToken) -> anyhow::Result<String> + Send + 'static,
 {
     let token = ctx.cancel.clone();
     let handle = tokio::task::spawn_blocking(move || work(token));
@@ -192,7 +198,7 @@ where
 /// the model is told what really happened.
 async fn unabortable<F>(work: F) -> ToolOutput
 where
-    F: FnOnce() -> Result<String, String> + Send + 'static,
+    F: FnOnce() -> anyhow::Result<String> + Send + 'static,
 {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.into(),

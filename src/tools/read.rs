@@ -9,6 +9,7 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -53,18 +54,18 @@ struct Input {
     limit: u64,
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
+fn parse(input: &Value, cwd: &Path) -> Result<Input> {
     let args = Args::new("read", input)?;
     let raw = args.string("path")?;
     let offset = args.opt_u64("offset")?.unwrap_or(1);
     if offset == 0 {
-        return Err("read: `offset` is 1-based; the first line is 1".to_owned());
+        bail!("read: `offset` is 1-based; the first line is 1");
     }
     let limit = args.opt_u64("limit")?.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 {
-        return Err("read: `limit` must be at least 1".to_owned());
+        bail!("read: `limit` must be at least 1");
     }
-    let path = paths::resolve(cwd, raw).map_err(|e| format!("read: {e}"))?;
+    let path = paths::resolve(cwd, raw).context("read")?;
     let shown = paths::display(cwd, &path);
     Ok(Input {
         path,
@@ -74,7 +75,7 @@ fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
     })
 }
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
+pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
     let i = parse(input, cwd)?;
     Ok(Preview {
         title: format!("Read {}", i.shown),
@@ -86,7 +87,7 @@ pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
 pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
     let i = match parse(input, &ctx.cwd) {
         Ok(i) => i,
-        Err(e) => return ToolOutput::error(e),
+        Err(e) => return ToolOutput::failed(&e),
     };
     blocking(ctx, move |cancel| read_file(&i, &cancel)).await
 }
@@ -97,30 +98,30 @@ enum Cut {
     Size,
 }
 
-fn read_file(i: &Input, cancel: &CancellationToken) -> Result<String, String> {
+fn read_file(i: &Input, cancel: &CancellationToken) -> Result<String> {
     let shown = &i.shown;
     let meta = fs::metadata(&i.path).map_err(|e| open_error(e, shown))?;
     if meta.is_dir() {
-        return Err(format!("{shown} is a directory; use ls to list it"));
+        bail!("{shown} is a directory; use ls to list it");
     }
     // Opening a FIFO or a device could block forever or never end.
     if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
+        bail!("{shown} is not a regular file");
     }
     let mut file = File::open(&i.path).map_err(|e| open_error(e, shown))?;
     let mut head = Vec::with_capacity(BINARY_SNIFF_BYTES);
     (&mut file)
         .take(BINARY_SNIFF_BYTES as u64)
         .read_to_end(&mut head)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        .map_err(|e| anyhow!("cannot read {shown}: {e}"))?;
     if looks_binary(&head) {
-        return Err(format!(
+        bail!(
             "{shown} is a binary file ({} bytes); read shows text files only",
             meta.len()
-        ));
+        );
     }
     let mut reader = BufReader::new(io::Cursor::new(head).chain(file));
-    let io_err = |e: io::Error| format!("cannot read {shown}: {e}");
+    let io_err = |e: io::Error| anyhow!("cannot read {shown}: {e}");
 
     let mut out = String::new();
     let mut buf = Vec::new();
@@ -144,7 +145,7 @@ fn read_file(i: &Input, cancel: &CancellationToken) -> Result<String, String> {
         out.push_str(&line);
         shown_lines += 1;
         if cancel.is_cancelled() {
-            return Err("aborted".to_owned());
+            bail!("aborted");
         }
     }
 
@@ -152,10 +153,10 @@ fn read_file(i: &Input, cancel: &CancellationToken) -> Result<String, String> {
         return Ok(format!("({shown} is empty)"));
     }
     if shown_lines == 0 && cut.is_none() {
-        return Err(format!(
+        bail!(
             "offset {} is past the end of {shown}, which has {line_no} lines",
             i.offset
-        ));
+        );
     }
     let Some(cut) = cut else {
         return Ok(out);

@@ -7,6 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::args::Args;
@@ -39,11 +40,11 @@ struct Input {
     content: String,
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
+fn parse(input: &Value, cwd: &Path) -> Result<Input> {
     let args = Args::new("write", input)?;
     let raw = args.string("path")?;
     let content = args.string("content")?.to_owned();
-    let path = paths::resolve(cwd, raw).map_err(|e| format!("write: {e}"))?;
+    let path = paths::resolve(cwd, raw).context("write")?;
     let shown = paths::display(cwd, &path);
     Ok(Input {
         path,
@@ -52,12 +53,12 @@ fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
     })
 }
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
+pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
     let i = parse(input, cwd)?;
     let bytes = i.content.len();
     let (title, diff) = match fs::metadata(&i.path) {
         Ok(meta) if meta.is_dir() => {
-            return Err(format!("write: {} is a directory", i.shown));
+            bail!("write: {} is a directory", i.shown);
         }
         Ok(meta) if meta.len() > MAX_DIFF_INPUT_BYTES => (
             format!(
@@ -72,7 +73,7 @@ pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
                 Some(diff::unified(&old, &i.content, &i.shown, &i.shown)),
             ),
             Err(why) => (
-                format!("Overwrite {} ({bytes} bytes; {why})", i.shown),
+                format!("Overwrite {} ({bytes} bytes; {why:#})", i.shown),
                 None,
             ),
         },
@@ -91,14 +92,14 @@ pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
 pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
     let i = match parse(input, &ctx.cwd) {
         Ok(i) => i,
-        Err(e) => return ToolOutput::error(e),
+        Err(e) => return ToolOutput::failed(&e),
     };
     unabortable(move || write_file(&i)).await
 }
 
-fn write_file(i: &Input) -> Result<String, String> {
+fn write_file(i: &Input) -> Result<String> {
     let created = atomic_write(&i.path, i.content.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", i.shown))?;
+        .map_err(|e| anyhow!("cannot write {}: {e}", i.shown))?;
     let verb = if created { "Created" } else { "Replaced" };
     Ok(format!(
         "{verb} {} ({} bytes written)",

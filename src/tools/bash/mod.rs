@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
@@ -66,17 +67,17 @@ struct Input {
     timeout_ms: u64,
 }
 
-fn parse(input: &Value) -> Result<Input, String> {
+fn parse(input: &Value) -> Result<Input> {
     let args = Args::new("bash", input)?;
     let command = args.string("command")?;
     if command.trim().is_empty() {
-        return Err("bash: `command` is empty".to_owned());
+        bail!("bash: `command` is empty");
     }
     let timeout_ms = args.opt_u64("timeout_ms")?.unwrap_or(DEFAULT_TIMEOUT_MS);
     if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
-        return Err(format!(
+        bail!(
             "bash: `timeout_ms` must be between 1 and {MAX_TIMEOUT_MS} (10 minutes), got {timeout_ms}"
-        ));
+        );
     }
     Ok(Input {
         command: command.to_owned(),
@@ -84,7 +85,7 @@ fn parse(input: &Value) -> Result<Input, String> {
     })
 }
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
+pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
     let i = parse(input)?;
     let first = i.command.lines().next().unwrap_or_default();
     let mut title: String = first.chars().take(TITLE_CHARS).collect();
@@ -108,7 +109,7 @@ enum End {
 pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
     let i = match parse(input) {
         Ok(i) => i,
-        Err(e) => return ToolOutput::error(e),
+        Err(e) => return ToolOutput::failed(&e),
     };
     // A missing directory would surface as "bash: not found" from spawn.
     if !ctx.cwd.is_dir() {
@@ -454,7 +455,8 @@ mod tests {
     fn input_checks_and_preview() {
         let e = parse(&json!({"command": "ls", "timeout_ms": 700000}))
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("`timeout_ms`"), "{e}");
         assert!(parse(&json!({"command": " "})).is_err());
         let p = preview(
