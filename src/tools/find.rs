@@ -15,80 +15,86 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::Args;
 use super::fsutil::open_error;
-use super::{blocking, paths, walk, Preview, ToolCtx, ToolOutput};
+use super::tool::Builtin;
+use super::{blocking, paths, walk, Access, Preview, ToolCtx, ToolOutput};
 
 const MAX_RESULTS: usize = 1000;
 
-pub(super) fn definition() -> Value {
-    json!({
-        "name": "find",
-        "description": "Find files by glob pattern, e.g. `**/*.rs` or `src/*.toml`. The pattern is \
-            matched against paths relative to `path` (default: the working directory); `*` does not \
-            cross `/`, `**` does. Files ignored by .gitignore are skipped. Directories are shown \
-            with a trailing /. Returns at most 1000 sorted paths.",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string", "description": "Glob pattern, e.g. **/*.rs, src/**/mod.rs, *.{json,toml}."},
-                "path": {"type": "string", "description": "Directory to search in (default \".\")."}
-            },
-            "required": ["pattern"]
-        }
-    })
-}
-
-struct Input {
+/// A call's input, checked.
+pub(crate) struct Input {
     pattern: String,
     glob: GlobMatcher,
     base: PathBuf,
     shown: String,
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<Input> {
-    let args = Args::new("find", input)?;
-    let raw_pattern = args.string("pattern")?;
-    let raw_path = args.opt_string("path")?.unwrap_or(".");
-    let pattern = raw_pattern.trim_start_matches("./");
-    if pattern.is_empty() {
-        bail!("find: `pattern` is empty; give a glob such as **/*.rs");
-    }
-    if pattern.starts_with('/') {
-        bail!(
-            "find: `pattern` is matched relative to `path`; put the directory in `path` and give \
-             a relative glob such as **/*.rs (got `{raw_pattern}`)"
-        );
-    }
-    let glob = GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map_err(|e| anyhow!("find: invalid glob `{raw_pattern}`: {e}"))?
-        .compile_matcher();
-    let base = paths::resolve(cwd, raw_path).context("find")?;
-    let shown = paths::display(cwd, &base);
-    Ok(Input {
-        pattern: pattern.to_owned(),
-        glob,
-        base,
-        shown,
-    })
-}
+/// `find` as the tool table holds it.
+pub(crate) struct FindTool;
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
-    let i = parse(input, cwd)?;
-    Ok(Preview {
-        title: format!("Find {} in {}", i.pattern, i.shown),
-        diff: None,
-        paths: vec![i.base],
-    })
-}
+impl Builtin for FindTool {
+    type Input = Input;
+    const NAME: &'static str = "find";
+    const ACCESS: Access = Access::ReadOnly;
 
-pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
-    let i = match parse(input, &ctx.cwd) {
-        Ok(i) => i,
-        Err(e) => return ToolOutput::failed(&e),
-    };
-    let cwd = ctx.cwd.clone();
-    blocking(ctx, move |cancel| find(&i, &cwd, &cancel)).await
+    fn definition() -> Value {
+        json!({
+            "name": Self::NAME,
+            "description": "Find files by glob pattern, e.g. `**/*.rs` or `src/*.toml`. The pattern is \
+                matched against paths relative to `path` (default: the working directory); `*` does not \
+                cross `/`, `**` does. Files ignored by .gitignore are skipped. Directories are shown \
+                with a trailing /. Returns at most 1000 sorted paths.",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "pattern": {"type": "string", "description": "Glob pattern, e.g. **/*.rs, src/**/mod.rs, *.{json,toml}."},
+                    "path": {"type": "string", "description": "Directory to search in (default \".\")."}
+                },
+                "required": ["pattern"]
+            }
+        })
+    }
+
+    fn parse(input: &Value, cwd: &Path) -> Result<Self::Input> {
+        let args = Args::new(Self::NAME, input)?;
+        let raw_pattern = args.string("pattern")?;
+        let raw_path = args.opt_string("path")?.unwrap_or(".");
+        let pattern = raw_pattern.trim_start_matches("./");
+        if pattern.is_empty() {
+            bail!("find: `pattern` is empty; give a glob such as **/*.rs");
+        }
+        if pattern.starts_with('/') {
+            bail!(
+                "find: `pattern` is matched relative to `path`; put the directory in `path` and give \
+                 a relative glob such as **/*.rs (got `{raw_pattern}`)"
+            );
+        }
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| anyhow!("find: invalid glob `{raw_pattern}`: {e}"))?
+            .compile_matcher();
+        let base = paths::resolve(cwd, raw_path).context("find")?;
+        let shown = paths::display(cwd, &base);
+        Ok(Input {
+            pattern: pattern.to_owned(),
+            glob,
+            base,
+            shown,
+        })
+    }
+
+    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
+        Ok(Preview {
+            title: format!("Find {} in {}", i.pattern, i.shown),
+            diff: None,
+            paths: vec![i.base],
+        })
+    }
+
+    async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
+        let cwd = ctx.cwd.clone();
+        blocking(ctx, move |cancel| find(&i, &cwd, &cancel)).await
+    }
 }
 
 fn find(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String> {
@@ -152,7 +158,13 @@ fn find(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String> {
 mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
+    use crate::tools::Tool;
     use std::fs;
+
+    /// Through the table's interface, as the turn runs it.
+    async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {
+        FindTool.run(input, c).await
+    }
 
     fn tree(root: &Path) {
         for f in [

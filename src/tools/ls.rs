@@ -14,48 +14,53 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::Args;
 use super::fsutil::open_error;
-use super::{blocking, paths, Preview, ToolCtx, ToolOutput};
+use super::tool::Builtin;
+use super::{blocking, paths, Access, Preview, ToolCtx, ToolOutput};
 
 const MAX_ENTRIES: usize = 1000;
 
-pub(super) fn definition() -> Value {
-    json!({
-        "name": "ls",
-        "description": "List the entries of a directory (default: the working directory), sorted, \
-            with a trailing / on directories. Hidden and git-ignored entries are included. At most \
-            1000 entries are shown.",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "Directory to list, absolute or relative to the working directory (default \".\")."}
+/// `ls` as the tool table holds it.
+pub(crate) struct LsTool;
+
+impl Builtin for LsTool {
+    type Input = (PathBuf, String);
+    const NAME: &'static str = "ls";
+    const ACCESS: Access = Access::ReadOnly;
+
+    fn definition() -> Value {
+        json!({
+            "name": Self::NAME,
+            "description": "List the entries of a directory (default: the working directory), sorted, \
+                with a trailing / on directories. Hidden and git-ignored entries are included. At most \
+                1000 entries are shown.",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "Directory to list, absolute or relative to the working directory (default \".\")."}
+                }
             }
-        }
-    })
-}
+        })
+    }
 
-fn parse(input: &Value, cwd: &Path) -> Result<(PathBuf, String)> {
-    let args = Args::new("ls", input)?;
-    let raw = args.opt_string("path")?.unwrap_or(".");
-    let path = paths::resolve(cwd, raw).context("ls")?;
-    let shown = paths::display(cwd, &path);
-    Ok((path, shown))
-}
+    fn parse(input: &Value, cwd: &Path) -> Result<Self::Input> {
+        let args = Args::new(Self::NAME, input)?;
+        let raw = args.opt_string("path")?.unwrap_or(".");
+        let path = paths::resolve(cwd, raw).context("ls")?;
+        let shown = paths::display(cwd, &path);
+        Ok((path, shown))
+    }
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
-    let (path, shown) = parse(input, cwd)?;
-    Ok(Preview {
-        title: format!("List {shown}"),
-        diff: None,
-        paths: vec![path],
-    })
-}
+    fn preview((path, shown): Self::Input, _cwd: &Path) -> Result<Preview> {
+        Ok(Preview {
+            title: format!("List {shown}"),
+            diff: None,
+            paths: vec![path],
+        })
+    }
 
-pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
-    let (path, shown) = match parse(input, &ctx.cwd) {
-        Ok(p) => p,
-        Err(e) => return ToolOutput::failed(&e),
-    };
-    blocking(ctx, move |cancel| list(&path, &shown, &cancel)).await
+    async fn run((path, shown): Self::Input, ctx: &ToolCtx) -> ToolOutput {
+        blocking(ctx, move |cancel| list(&path, &shown, &cancel)).await
+    }
 }
 
 fn list(path: &Path, shown: &str, cancel: &CancellationToken) -> Result<String> {
@@ -97,6 +102,12 @@ fn list(path: &Path, shown: &str, cancel: &CancellationToken) -> Result<String> 
 mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
+    use crate::tools::Tool;
+
+    /// Through the table's interface, as the turn runs it.
+    async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {
+        LsTool.run(input, c).await
+    }
 
     #[tokio::test]
     async fn lists_sorted_with_dirs_marked_and_ignored_files_included() {

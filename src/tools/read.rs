@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::Args;
 use super::fsutil::{looks_binary, open_error, BINARY_SNIFF_BYTES};
-use super::{blocking, paths, Preview, ToolCtx, ToolOutput};
+use super::tool::Builtin;
+use super::{blocking, paths, Access, Preview, ToolCtx, ToolOutput};
 
 const DEFAULT_LIMIT: u64 = 2000;
 /// Longer lines are cut; one minified line should not fill the context.
@@ -28,68 +29,73 @@ const MAX_OUTPUT_BYTES: usize = 50 * 1024;
 /// says "more" instead of a total.
 const MAX_COUNT_BYTES: u64 = 64 * 1024 * 1024;
 
-pub(super) fn definition() -> Value {
-    json!({
-        "name": "read",
-        "description": "Read a text file. Lines are numbered like `cat -n` (number, tab, line). \
-            Reads up to 2000 lines (and about 50 KB) from `offset`; a note at the end says which \
-            offset to use to read further. Lines over 2000 characters are cut. Binary files and \
-            directories are refused (use ls for directories).",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File to read, absolute or relative to the working directory."},
-                "offset": {"type": "integer", "minimum": 1, "description": "1-based line number to start at (default 1)."},
-                "limit": {"type": "integer", "minimum": 1, "description": "Maximum number of lines to return (default 2000)."}
-            },
-            "required": ["path"]
-        }
-    })
-}
-
-struct Input {
+/// A call's input, checked.
+pub(crate) struct Input {
     path: PathBuf,
     shown: String,
     offset: u64,
     limit: u64,
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<Input> {
-    let args = Args::new("read", input)?;
-    let raw = args.string("path")?;
-    let offset = args.opt_u64("offset")?.unwrap_or(1);
-    if offset == 0 {
-        bail!("read: `offset` is 1-based; the first line is 1");
-    }
-    let limit = args.opt_u64("limit")?.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 {
-        bail!("read: `limit` must be at least 1");
-    }
-    let path = paths::resolve(cwd, raw).context("read")?;
-    let shown = paths::display(cwd, &path);
-    Ok(Input {
-        path,
-        shown,
-        offset,
-        limit,
-    })
-}
+/// `read` as the tool table holds it.
+pub(crate) struct ReadTool;
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
-    let i = parse(input, cwd)?;
-    Ok(Preview {
-        title: format!("Read {}", i.shown),
-        diff: None,
-        paths: vec![i.path],
-    })
-}
+impl Builtin for ReadTool {
+    type Input = Input;
+    const NAME: &'static str = "read";
+    const ACCESS: Access = Access::ReadOnly;
 
-pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
-    let i = match parse(input, &ctx.cwd) {
-        Ok(i) => i,
-        Err(e) => return ToolOutput::failed(&e),
-    };
-    blocking(ctx, move |cancel| read_file(&i, &cancel)).await
+    fn definition() -> Value {
+        json!({
+            "name": Self::NAME,
+            "description": "Read a text file. Lines are numbered like `cat -n` (number, tab, line). \
+                Reads up to 2000 lines (and about 50 KB) from `offset`; a note at the end says which \
+                offset to use to read further. Lines over 2000 characters are cut. Binary files and \
+                directories are refused (use ls for directories).",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "File to read, absolute or relative to the working directory."},
+                    "offset": {"type": "integer", "minimum": 1, "description": "1-based line number to start at (default 1)."},
+                    "limit": {"type": "integer", "minimum": 1, "description": "Maximum number of lines to return (default 2000)."}
+                },
+                "required": ["path"]
+            }
+        })
+    }
+
+    fn parse(input: &Value, cwd: &Path) -> Result<Self::Input> {
+        let args = Args::new(Self::NAME, input)?;
+        let raw = args.string("path")?;
+        let offset = args.opt_u64("offset")?.unwrap_or(1);
+        if offset == 0 {
+            bail!("read: `offset` is 1-based; the first line is 1");
+        }
+        let limit = args.opt_u64("limit")?.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 {
+            bail!("read: `limit` must be at least 1");
+        }
+        let path = paths::resolve(cwd, raw).context("read")?;
+        let shown = paths::display(cwd, &path);
+        Ok(Input {
+            path,
+            shown,
+            offset,
+            limit,
+        })
+    }
+
+    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
+        Ok(Preview {
+            title: format!("Read {}", i.shown),
+            diff: None,
+            paths: vec![i.path],
+        })
+    }
+
+    async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
+        blocking(ctx, move |cancel| read_file(&i, &cancel)).await
+    }
 }
 
 /// Why the output stopped before the end of the file.
@@ -248,6 +254,12 @@ fn count_lines(reader: &mut impl BufRead) -> io::Result<Option<u64>> {
 mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
+    use crate::tools::Tool;
+
+    /// Through the table's interface, as the turn runs it.
+    async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {
+        ReadTool.run(input, c).await
+    }
 
     async fn read(dir: &Path, input: Value) -> ToolOutput {
         let (c, _rx) = ctx(dir);
