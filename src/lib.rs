@@ -10,6 +10,7 @@
 //! - [`engine`]: one turn: provider rounds, tool calls, steering, abort.
 //! - [`permissions`]: the gate deciding which tool calls run, ask or are refused.
 //! - [`tools`]: the built-in tools (read, write, edit, bash, ls, find, grep).
+//! - [`process`]: how child processes are spawned (bash, extensions).
 //! - [`provider`]: model providers (subprocess extensions) and their registry.
 //! - [`message`]: conversation history shapes.
 //! - [`session`]: the JSONL session store.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod host;
 pub mod message;
 pub mod permissions;
+pub mod process;
 pub mod protocol;
 pub mod provider;
 pub mod session;

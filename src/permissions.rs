@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -43,6 +44,19 @@ impl Mode {
             .into_iter()
             .find(|m| m.as_str() == s)
     }
+}
+
+/// How much a tool may do, which is what the rules judge a call by; the
+/// tool says it (see `tools::Tool::access`), so no rule names a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads (read, ls, find, grep): runs inside the roots unasked.
+    ReadOnly,
+    /// Changes only the files its preview names (write, edit), so
+    /// accept-edits can let it run inside the roots.
+    EditsFiles,
+    /// Anything at all (bash): the paths in its preview bound nothing.
+    Unrestricted,
 }
 
 /// The client's answer to a permission request.
@@ -122,8 +136,9 @@ impl Gate {
 
     /// The rule table. `outside` is true when a path the call touches
     /// resolves (symlinks included) outside every root.
-    pub fn verdict(&self, tool: &str, read_only: bool, outside: bool) -> Verdict {
+    pub fn verdict(&self, tool: &str, access: Access, outside: bool) -> Verdict {
         let mode = self.mode();
+        let read_only = access == Access::ReadOnly;
         if mode == Mode::AllowAll {
             return Verdict::Run;
         }
@@ -138,17 +153,18 @@ impl Gate {
         if read_only || self.state().always.contains(tool) {
             return Verdict::Run;
         }
-        match (mode, tool) {
-            (Mode::AcceptEdits, "write" | "edit") => Verdict::Run,
+        match (mode, access) {
+            (Mode::AcceptEdits, Access::EditsFiles) => Verdict::Run,
             _ => Verdict::Ask,
         }
     }
 
-    /// Registers a question. `Err` when nobody can answer (stdin closed).
-    pub fn ask(&self, tool: &str) -> Result<(String, oneshot::Receiver<Answer>), &'static str> {
+    /// Registers a question: its request id, and where the answer will
+    /// come. An error ([`NO_CLIENT`]) when nobody can answer (stdin closed).
+    pub fn ask(&self, tool: &str) -> Result<(String, oneshot::Receiver<Answer>)> {
         let mut st = self.state();
         if st.closed {
-            return Err(NO_CLIENT);
+            bail!(NO_CLIENT);
         }
         st.next += 1;
         let id = format!("perm-{}", st.next);
@@ -195,22 +211,27 @@ mod tests {
 
     #[test]
     fn rules_by_mode() {
+        use Access::{EditsFiles, ReadOnly, Unrestricted};
         let g = Gate::new(Mode::Ask, vec![]);
-        assert_eq!(g.verdict("read", true, false), Verdict::Run);
-        assert_eq!(g.verdict("read", true, true), Verdict::Ask);
-        assert_eq!(g.verdict("write", false, false), Verdict::Ask);
+        assert_eq!(g.verdict("read", ReadOnly, false), Verdict::Run);
+        assert_eq!(g.verdict("read", ReadOnly, true), Verdict::Ask);
+        assert_eq!(g.verdict("write", EditsFiles, false), Verdict::Ask);
         g.set_mode(Mode::AcceptEdits);
-        assert_eq!(g.verdict("edit", false, false), Verdict::Run);
-        assert_eq!(g.verdict("edit", false, true), Verdict::Ask);
-        assert_eq!(g.verdict("bash", false, false), Verdict::Ask);
+        assert_eq!(g.verdict("edit", EditsFiles, false), Verdict::Run);
+        assert_eq!(g.verdict("edit", EditsFiles, true), Verdict::Ask);
+        assert_eq!(g.verdict("bash", Unrestricted, false), Verdict::Ask);
         g.set_mode(Mode::ReadOnly);
+        assert_eq!(
+            g.verdict("bash", Unrestricted, false),
+            Verdict::Refuse("refused: the permission mode is read-only, so bash cannot run".into())
+        );
         assert!(matches!(
-            g.verdict("bash", false, false),
+            g.verdict("write", EditsFiles, false),
             Verdict::Refuse(_)
         ));
-        assert_eq!(g.verdict("grep", true, false), Verdict::Run);
+        assert_eq!(g.verdict("grep", ReadOnly, false), Verdict::Run);
         g.set_mode(Mode::AllowAll);
-        assert_eq!(g.verdict("bash", false, true), Verdict::Run);
+        assert_eq!(g.verdict("bash", Unrestricted, true), Verdict::Run);
     }
 
     #[test]
@@ -228,9 +249,9 @@ mod tests {
         };
         assert!(g.answer(&id, always));
         assert_eq!(rx.try_recv().unwrap().decision, Decision::AllowAlways);
-        assert_eq!(g.verdict("bash", false, false), Verdict::Run);
+        assert_eq!(g.verdict("bash", Access::Unrestricted, false), Verdict::Run);
         assert_eq!(
-            g.verdict("bash", false, true),
+            g.verdict("bash", Access::Unrestricted, true),
             Verdict::Ask,
             "outside still asks"
         );
@@ -242,6 +263,7 @@ mod tests {
         let (_, mut rx) = g.ask("write").unwrap();
         g.close();
         assert_eq!(rx.try_recv().unwrap().decision, Decision::Deny);
-        assert!(g.ask("write").is_err());
+        let err = g.ask("write").unwrap_err();
+        assert_eq!(err.to_string(), NO_CLIENT);
     }
 }

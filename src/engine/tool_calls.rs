@@ -2,6 +2,10 @@
 //! then the tool with its output streamed as `tool_execution_update`, and a
 //! `tool_result` block for every call, whatever happened to it.
 //!
+//! Each call looks its tool up once in the tool table; from then on the
+//! tool itself is at hand (its preview, its access, its run), so nothing
+//! here depends on which tools exist.
+//!
 //! Calls run one after another in the order the model gave them, so a
 //! permission prompt is never shown for a call whose predecessor has not
 //! finished, and the results read in the order the model expects.
@@ -16,7 +20,7 @@ use crate::protocol::{
     Frame, PermissionCancelledFrame, PermissionRequestFrame, ToolExecutionEndFrame,
     ToolExecutionStartFrame, ToolExecutionUpdateFrame,
 };
-use crate::tools::{self, paths, ToolCtx, ToolOutput};
+use crate::tools::{self, paths, Tool, ToolCtx, ToolOutput, Toolset};
 
 /// The results of a round's calls, and whether the turn was aborted.
 pub(super) struct Results {
@@ -69,34 +73,29 @@ fn result(id: &str, content: String, is_error: bool) -> Block {
     }
 }
 
-fn error(content: String) -> ToolOutput {
-    ToolOutput {
-        content,
-        is_error: true,
-    }
-}
-
 /// One call: decide, maybe ask, then run.
 async fn one(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx) -> ToolOutput {
-    if !tools::known(name) {
-        // `run` words the error (it lists the tools that exist).
-        return tools::run(name, input, &tool_ctx(ctx, mpsc::channel(1).0)).await;
-    }
-    let preview = match tools::preview(name, input, &ctx.cwd) {
+    // Every session has the built-in tools for now; when a session brings
+    // its own (MCP), `TurnCtx` carries that session's `Toolset` instead.
+    let table = Toolset::builtin();
+    let Some(tool) = table.get(name) else {
+        return table.unknown(name);
+    };
+    let preview = match tool.preview(input, &ctx.cwd) {
         Ok(p) => p,
-        Err(e) => return error(e),
+        Err(e) => return ToolOutput::failed(&e),
     };
     let outside = preview
         .paths
         .iter()
         .any(|p| !paths::is_inside(p, ctx.gate.roots()));
-    match ctx.gate.verdict(name, tools::is_read_only(name), outside) {
+    match ctx.gate.verdict(name, tool.access(), outside) {
         Verdict::Run => {}
-        Verdict::Refuse(why) => return error(why),
+        Verdict::Refuse(why) => return ToolOutput::error(why),
         Verdict::Ask => {
             let (request_id, answer) = match ctx.gate.ask(name) {
                 Ok(q) => q,
-                Err(why) => return error(why.to_owned()),
+                Err(why) => return ToolOutput::failed(&why),
             };
             ctx.out
                 .frame(&Frame::PermissionRequest(PermissionRequestFrame {
@@ -120,14 +119,14 @@ async fn one(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx
                             reason: "the turn was aborted".into(),
                         }))
                         .await;
-                    return error("not run: the turn was aborted".into());
+                    return ToolOutput::error("not run: the turn was aborted");
                 }
                 a = answer => a,
             };
             match answer {
                 Ok(a) if a.decision != Decision::Deny => {}
                 Ok(a) => {
-                    return error(match a.message {
+                    return ToolOutput::error(match a.message {
                         // Nobody denied it: nobody could answer.
                         Some(m) if m == crate::permissions::NO_CLIENT => m,
                         Some(m) if !m.trim().is_empty() => {
@@ -137,22 +136,36 @@ async fn one(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx
                     });
                 }
                 Err(_) => {
-                    return error(format!(
+                    return ToolOutput::error(format!(
                         "the permission request for this {name} call was dropped"
                     ))
                 }
             }
         }
     }
-    run(prompt_id, id, name, input, ctx).await
+    run(prompt_id, id, tool.as_ref(), input, ctx).await
 }
 
 /// Runs the tool, forwarding its incremental output as it comes.
-async fn run(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx) -> ToolOutput {
+async fn run(
+    prompt_id: &str,
+    id: &str,
+    tool: &dyn Tool,
+    input: &Value,
+    ctx: &TurnCtx,
+) -> ToolOutput {
     let (tx, mut rx) = mpsc::channel(tools::UPDATE_CAPACITY);
     let output = {
         let tctx = tool_ctx(ctx, tx);
-        let running = tools::run(name, input, &tctx);
+        let running = async {
+            // An abort that came while the call was being let through
+            // wins: the tool is not started at all.
+            if tctx.cancel.is_cancelled() {
+                return ToolOutput::error("aborted");
+            }
+            tracing::debug!(tool = tool.name(), "running tool");
+            tool.run(input, &tctx).await
+        };
         tokio::pin!(running);
         loop {
             tokio::select! {

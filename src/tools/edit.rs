@@ -9,35 +9,17 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::args::Args;
 use super::fsutil::{atomic_write, read_text};
-use super::{diff, paths, unabortable, Preview, ToolCtx, ToolOutput};
+use super::tool::Builtin;
+use super::{diff, paths, unabortable, Access, Preview, ToolCtx, ToolOutput};
 
 /// The diff in the tool result is for the model to check its work; a
 /// `replace_all` over a large file should not flood its context.
 const MAX_RESULT_DIFF_BYTES: usize = 30 * 1024;
-
-pub(super) fn definition() -> Value {
-    json!({
-        "name": "edit",
-        "description": "Replace exact text in a file. `old_string` must match the file exactly \
-            (including whitespace and indentation) and occur exactly once, unless `replace_all` \
-            is true. Include enough surrounding lines to make it unique. Returns a unified diff \
-            of the change.",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File to edit, absolute or relative to the working directory."},
-                "old_string": {"type": "string", "description": "The exact text to replace (not empty)."},
-                "new_string": {"type": "string", "description": "The text to put in its place (must differ from old_string)."},
-                "replace_all": {"type": "boolean", "description": "Replace every occurrence instead of requiring exactly one (default false)."}
-            },
-            "required": ["path", "old_string", "new_string"]
-        }
-    })
-}
 
 /// Why a replacement cannot be made.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,33 +70,41 @@ struct Plan {
     removed: usize,
 }
 
-fn plan(input: &Value, cwd: &Path) -> Result<Plan, String> {
-    let args = Args::new("edit", input)?;
-    let raw = args.string("path")?;
-    let old = args.string("old_string")?;
-    let new = args.string("new_string")?;
-    let replace_all = args.opt_bool("replace_all")?.unwrap_or(false);
-    let path = paths::resolve(cwd, raw).map_err(|e| format!("edit: {e}"))?;
-    let shown = paths::display(cwd, &path);
+/// A call's input, checked.
+pub(crate) struct Input {
+    path: PathBuf,
+    shown: String,
+    old: String,
+    new: String,
+    replace_all: bool,
+}
+
+/// Works the edit out, the same way for the preview and the run. It reads
+/// the file, so the run calls it off the async threads.
+fn plan(i: Input) -> Result<Plan> {
+    let Input {
+        path,
+        shown,
+        old,
+        new,
+        replace_all,
+    } = i;
     if !path.exists() {
-        return Err(format!(
-            "edit: {shown} does not exist; use write to create a new file"
-        ));
+        bail!("edit: {shown} does not exist; use write to create a new file");
     }
-    let text = read_text(&path, &shown).map_err(|e| format!("edit: {e}"))?;
-    let (new_text, count) = replace(&text, old, new, replace_all).map_err(|m| match m {
-        Mismatch::Empty => {
+    let text = read_text(&path, &shown).context("edit")?;
+    let (new_text, count) = replace(&text, &old, &new, replace_all).map_err(|m| match m {
+        Mismatch::Empty => anyhow!(
             "edit: `old_string` is empty; give the exact text to replace (use write to create a file)"
-                .to_owned()
-        }
+        ),
         Mismatch::Identical => {
-            "edit: `old_string` and `new_string` are identical; nothing would change".to_owned()
+            anyhow!("edit: `old_string` and `new_string` are identical; nothing would change")
         }
-        Mismatch::NotFound => format!(
+        Mismatch::NotFound => anyhow!(
             "edit: `old_string` was not found in {shown}. It must match the file exactly, \
              including whitespace and indentation; read the file again and copy the text."
         ),
-        Mismatch::Ambiguous(n) => format!(
+        Mismatch::Ambiguous(n) => anyhow!(
             "edit: `old_string` occurs {n} times in {shown}; include more surrounding lines to \
              make it unique, or set `replace_all` to true to replace every occurrence."
         ),
@@ -132,33 +122,76 @@ fn plan(input: &Value, cwd: &Path) -> Result<Plan, String> {
     })
 }
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
-    let p = plan(input, cwd)?;
-    Ok(Preview {
-        title: format!("Edit {} ({})", p.shown, replacements(p.count)),
-        diff: Some(p.diff),
-        paths: vec![p.path],
-    })
-}
+/// `edit` as the tool table holds it.
+pub(crate) struct EditTool;
 
-pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
-    let input = input.clone();
-    let cwd = ctx.cwd.clone();
-    // Planning reads the file, so it runs off the async threads too.
-    unabortable(move || {
-        let p = plan(&input, &cwd)?;
-        atomic_write(&p.path, p.new_text.as_bytes())
-            .map_err(|e| format!("edit: cannot write {}: {e}", p.shown))?;
-        Ok(format!(
-            "Edited {}: {} (+{} -{} lines)\n\n{}",
-            p.shown,
-            replacements(p.count),
-            p.added,
-            p.removed,
-            diff::capped(p.diff, MAX_RESULT_DIFF_BYTES)
-        ))
-    })
-    .await
+impl Builtin for EditTool {
+    type Input = Input;
+    const NAME: &'static str = "edit";
+    const ACCESS: Access = Access::EditsFiles;
+
+    fn definition() -> Value {
+        json!({
+            "name": Self::NAME,
+            "description": "Replace exact text in a file. `old_string` must match the file exactly \
+                (including whitespace and indentation) and occur exactly once, unless `replace_all` \
+                is true. Include enough surrounding lines to make it unique. Returns a unified diff \
+                of the change.",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "File to edit, absolute or relative to the working directory."},
+                    "old_string": {"type": "string", "description": "The exact text to replace (not empty)."},
+                    "new_string": {"type": "string", "description": "The text to put in its place (must differ from old_string)."},
+                    "replace_all": {"type": "boolean", "description": "Replace every occurrence instead of requiring exactly one (default false)."}
+                },
+                "required": ["path", "old_string", "new_string"]
+            }
+        })
+    }
+
+    fn parse(input: &Value, cwd: &Path) -> Result<Self::Input> {
+        let args = Args::new(Self::NAME, input)?;
+        let raw = args.string("path")?;
+        let old = args.string("old_string")?.to_owned();
+        let new = args.string("new_string")?.to_owned();
+        let replace_all = args.opt_bool("replace_all")?.unwrap_or(false);
+        let path = paths::resolve(cwd, raw).context("edit")?;
+        let shown = paths::display(cwd, &path);
+        Ok(Input {
+            path,
+            shown,
+            old,
+            new,
+            replace_all,
+        })
+    }
+
+    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
+        let p = plan(i)?;
+        Ok(Preview {
+            title: format!("Edit {} ({})", p.shown, replacements(p.count)),
+            diff: Some(p.diff),
+            paths: vec![p.path],
+        })
+    }
+
+    async fn run(i: Self::Input, _ctx: &ToolCtx) -> ToolOutput {
+        unabortable(move || {
+            let p = plan(i)?;
+            atomic_write(&p.path, p.new_text.as_bytes())
+                .map_err(|e| anyhow!("edit: cannot write {}: {e}", p.shown))?;
+            Ok(format!(
+                "Edited {}: {} (+{} -{} lines)\n\n{}",
+                p.shown,
+                replacements(p.count),
+                p.added,
+                p.removed,
+                diff::capped(p.diff, MAX_RESULT_DIFF_BYTES)
+            ))
+        })
+        .await
+    }
 }
 
 fn replacements(n: usize) -> String {
@@ -173,7 +206,17 @@ fn replacements(n: usize) -> String {
 mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
+    use crate::tools::Tool;
     use std::fs;
+
+    /// Through the table's interface, as the turn runs it.
+    async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {
+        EditTool.run(input, c).await
+    }
+
+    fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
+        EditTool.preview(input, cwd)
+    }
 
     #[test]
     fn matcher_unique_none_multiple_replace_all_empty() {
@@ -235,7 +278,8 @@ mod tests {
             async move {
                 let out = run(&input, c).await;
                 assert!(out.is_error);
-                assert_eq!(preview(&input, &c.cwd), Err(out.content.clone()));
+                let previewed = preview(&input, &c.cwd).map_err(|e| format!("{e:#}"));
+                assert_eq!(previewed, Err(out.content.clone()));
                 out.content
             }
         };

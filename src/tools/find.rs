@@ -8,98 +8,105 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use globset::{GlobBuilder, GlobMatcher};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::args::Args;
 use super::fsutil::open_error;
-use super::{blocking, paths, walk, Preview, ToolCtx, ToolOutput};
+use super::tool::Builtin;
+use super::{blocking, paths, walk, Access, Preview, ToolCtx, ToolOutput};
 
 const MAX_RESULTS: usize = 1000;
 
-pub(super) fn definition() -> Value {
-    json!({
-        "name": "find",
-        "description": "Find files by glob pattern, e.g. `**/*.rs` or `src/*.toml`. The pattern is \
-            matched against paths relative to `path` (default: the working directory); `*` does not \
-            cross `/`, `**` does. Files ignored by .gitignore are skipped. Directories are shown \
-            with a trailing /. Returns at most 1000 sorted paths.",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string", "description": "Glob pattern, e.g. **/*.rs, src/**/mod.rs, *.{json,toml}."},
-                "path": {"type": "string", "description": "Directory to search in (default \".\")."}
-            },
-            "required": ["pattern"]
-        }
-    })
-}
-
-struct Input {
+/// A call's input, checked.
+pub(crate) struct Input {
     pattern: String,
     glob: GlobMatcher,
     base: PathBuf,
     shown: String,
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
-    let args = Args::new("find", input)?;
-    let raw_pattern = args.string("pattern")?;
-    let raw_path = args.opt_string("path")?.unwrap_or(".");
-    let pattern = raw_pattern.trim_start_matches("./");
-    if pattern.is_empty() {
-        return Err("find: `pattern` is empty; give a glob such as **/*.rs".to_owned());
+/// `find` as the tool table holds it.
+pub(crate) struct FindTool;
+
+impl Builtin for FindTool {
+    type Input = Input;
+    const NAME: &'static str = "find";
+    const ACCESS: Access = Access::ReadOnly;
+
+    fn definition() -> Value {
+        json!({
+            "name": Self::NAME,
+            "description": "Find files by glob pattern, e.g. `**/*.rs` or `src/*.toml`. The pattern is \
+                matched against paths relative to `path` (default: the working directory); `*` does not \
+                cross `/`, `**` does. Files ignored by .gitignore are skipped. Directories are shown \
+                with a trailing /. Returns at most 1000 sorted paths.",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "pattern": {"type": "string", "description": "Glob pattern, e.g. **/*.rs, src/**/mod.rs, *.{json,toml}."},
+                    "path": {"type": "string", "description": "Directory to search in (default \".\")."}
+                },
+                "required": ["pattern"]
+            }
+        })
     }
-    if pattern.starts_with('/') {
-        return Err(format!(
-            "find: `pattern` is matched relative to `path`; put the directory in `path` and give \
-             a relative glob such as **/*.rs (got `{raw_pattern}`)"
-        ));
+
+    fn parse(input: &Value, cwd: &Path) -> Result<Self::Input> {
+        let args = Args::new(Self::NAME, input)?;
+        let raw_pattern = args.string("pattern")?;
+        let raw_path = args.opt_string("path")?.unwrap_or(".");
+        let pattern = raw_pattern.trim_start_matches("./");
+        if pattern.is_empty() {
+            bail!("find: `pattern` is empty; give a glob such as **/*.rs");
+        }
+        if pattern.starts_with('/') {
+            bail!(
+                "find: `pattern` is matched relative to `path`; put the directory in `path` and give \
+                 a relative glob such as **/*.rs (got `{raw_pattern}`)"
+            );
+        }
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| anyhow!("find: invalid glob `{raw_pattern}`: {e}"))?
+            .compile_matcher();
+        let base = paths::resolve(cwd, raw_path).context("find")?;
+        let shown = paths::display(cwd, &base);
+        Ok(Input {
+            pattern: pattern.to_owned(),
+            glob,
+            base,
+            shown,
+        })
     }
-    let glob = GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map_err(|e| format!("find: invalid glob `{raw_pattern}`: {e}"))?
-        .compile_matcher();
-    let base = paths::resolve(cwd, raw_path).map_err(|e| format!("find: {e}"))?;
-    let shown = paths::display(cwd, &base);
-    Ok(Input {
-        pattern: pattern.to_owned(),
-        glob,
-        base,
-        shown,
-    })
+
+    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
+        Ok(Preview {
+            title: format!("Find {} in {}", i.pattern, i.shown),
+            diff: None,
+            paths: vec![i.base],
+        })
+    }
+
+    async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
+        let cwd = ctx.cwd.clone();
+        blocking(ctx, move |cancel| find(&i, &cwd, &cancel)).await
+    }
 }
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
-    let i = parse(input, cwd)?;
-    Ok(Preview {
-        title: format!("Find {} in {}", i.pattern, i.shown),
-        diff: None,
-        paths: vec![i.base],
-    })
-}
-
-pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
-    let i = match parse(input, &ctx.cwd) {
-        Ok(i) => i,
-        Err(e) => return ToolOutput::error(e),
-    };
-    let cwd = ctx.cwd.clone();
-    blocking(ctx, move |cancel| find(&i, &cwd, &cancel)).await
-}
-
-fn find(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String, String> {
+fn find(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String> {
     let meta = std::fs::metadata(&i.base).map_err(|e| open_error(e, &i.shown))?;
     if !meta.is_dir() {
-        return Err(format!("find: {} is not a directory", i.shown));
+        bail!("find: {} is not a directory", i.shown);
     }
     let mut found = Vec::new();
     let mut capped = false;
     for entry in walk::builder(&i.base).build() {
         if cancel.is_cancelled() {
-            return Err("aborted".to_owned());
+            bail!("aborted");
         }
         let entry = match entry {
             Ok(e) => e,
@@ -151,7 +158,13 @@ fn find(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String, Str
 mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
+    use crate::tools::Tool;
     use std::fs;
+
+    /// Through the table's interface, as the turn runs it.
+    async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {
+        FindTool.run(input, c).await
+    }
 
     fn tree(root: &Path) {
         for f in [

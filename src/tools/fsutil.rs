@@ -11,6 +11,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use anyhow::{anyhow, bail, Result};
+
 /// How much of a file is looked at to decide whether it is binary; the same
 /// window git and grep use for their NUL-byte check.
 pub(crate) const BINARY_SNIFF_BYTES: usize = 8 * 1024;
@@ -97,31 +99,31 @@ pub(crate) fn looks_binary(head: &[u8]) -> bool {
 
 /// Loads a file that a text tool (edit, write's diff) works on. `shown` is
 /// how the path is named in messages.
-pub(crate) fn read_text(path: &Path, shown: &str) -> Result<String, String> {
+pub(crate) fn read_text(path: &Path, shown: &str) -> Result<String> {
     let meta = fs::metadata(path).map_err(|e| open_error(e, shown))?;
     if meta.is_dir() {
-        return Err(format!("{shown} is a directory"));
+        bail!("{shown} is a directory");
     }
     // Opening a FIFO or a device could block forever or never end.
     if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
+        bail!("{shown} is not a regular file");
     }
     let mut bytes = Vec::new();
     let mut file = File::open(path).map_err(|e| open_error(e, shown))?;
     file.read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        .map_err(|e| anyhow!("cannot read {shown}: {e}"))?;
     if looks_binary(&bytes) {
-        return Err(format!("{shown} is a binary file"));
+        bail!("{shown} is a binary file");
     }
-    String::from_utf8(bytes).map_err(|_| format!("{shown} is not valid UTF-8 text"))
+    String::from_utf8(bytes).map_err(|_| anyhow!("{shown} is not valid UTF-8 text"))
 }
 
 /// Turns an open error into a message that says what to do next.
-pub(crate) fn open_error(e: io::Error, shown: &str) -> String {
+pub(crate) fn open_error(e: io::Error, shown: &str) -> anyhow::Error {
     match e.kind() {
-        io::ErrorKind::NotFound => format!("{shown} does not exist"),
-        io::ErrorKind::PermissionDenied => format!("permission denied: {shown}"),
-        _ => format!("cannot open {shown}: {e}"),
+        io::ErrorKind::NotFound => anyhow!("{shown} does not exist"),
+        io::ErrorKind::PermissionDenied => anyhow!("permission denied: {shown}"),
+        _ => anyhow!("cannot open {shown}: {e}"),
     }
 }
 

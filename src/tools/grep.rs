@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::sinks::Lossy;
 use grep_searcher::{BinaryDetection, SearcherBuilder};
@@ -17,33 +18,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::Args;
 use super::fsutil::open_error;
-use super::{blocking, paths, walk, Preview, ToolCtx, ToolOutput};
+use super::tool::Builtin;
+use super::{blocking, paths, walk, Access, Preview, ToolCtx, ToolOutput};
 
 const MAX_MATCHES: usize = 500;
 const MAX_OUTPUT_BYTES: usize = 50 * 1024;
 /// A matching line of minified code should not use up the whole budget.
 const MAX_LINE_CHARS: usize = 500;
 
-pub(super) fn definition() -> Value {
-    json!({
-        "name": "grep",
-        "description": "Search file contents with a regular expression (Rust regex syntax, like \
-            ripgrep). Files ignored by .gitignore and binary files are skipped. Prints \
-            `path:line:text` for each matching line, at most 500 matches.",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string", "description": "Regular expression to search for."},
-                "path": {"type": "string", "description": "File or directory to search (default \".\")."},
-                "glob": {"type": "string", "description": "Only search files matching this glob, e.g. *.rs or src/**/*.ts."},
-                "ignore_case": {"type": "boolean", "description": "Match case-insensitively (default false)."}
-            },
-            "required": ["pattern"]
-        }
-    })
-}
-
-struct Input {
+/// A call's input, checked.
+pub(crate) struct Input {
     pattern: String,
     matcher: RegexMatcher,
     glob: Option<String>,
@@ -51,61 +35,84 @@ struct Input {
     shown: String,
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
-    let args = Args::new("grep", input)?;
-    let pattern = args.string("pattern")?;
-    if pattern.is_empty() {
-        return Err("grep: `pattern` is empty".to_owned());
+/// `grep` as the tool table holds it.
+pub(crate) struct GrepTool;
+
+impl Builtin for GrepTool {
+    type Input = Input;
+    const NAME: &'static str = "grep";
+    const ACCESS: Access = Access::ReadOnly;
+
+    fn definition() -> Value {
+        json!({
+            "name": Self::NAME,
+            "description": "Search file contents with a regular expression (Rust regex syntax, like \
+                ripgrep). Files ignored by .gitignore and binary files are skipped. Prints \
+                `path:line:text` for each matching line, at most 500 matches.",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "pattern": {"type": "string", "description": "Regular expression to search for."},
+                    "path": {"type": "string", "description": "File or directory to search (default \".\")."},
+                    "glob": {"type": "string", "description": "Only search files matching this glob, e.g. *.rs or src/**/*.ts."},
+                    "ignore_case": {"type": "boolean", "description": "Match case-insensitively (default false)."}
+                },
+                "required": ["pattern"]
+            }
+        })
     }
-    let raw_path = args.opt_string("path")?.unwrap_or(".");
-    let glob = args.opt_string("glob")?.filter(|g| !g.is_empty());
-    let ignore_case = args.opt_bool("ignore_case")?.unwrap_or(false);
-    // Matching line by line needs a matcher that never spans lines; a
-    // pattern with a literal `\n` is refused here with a clear message.
-    let matcher = RegexMatcherBuilder::new()
-        .case_insensitive(ignore_case)
-        .line_terminator(Some(b'\n'))
-        .build(pattern)
-        .map_err(|e| format!("grep: invalid regex in `pattern`: {e}"))?;
-    let base = paths::resolve(cwd, raw_path).map_err(|e| format!("grep: {e}"))?;
-    let shown = paths::display(cwd, &base);
-    Ok(Input {
-        pattern: pattern.to_owned(),
-        matcher,
-        glob: glob.map(str::to_owned),
-        base,
-        shown,
-    })
+
+    fn parse(input: &Value, cwd: &Path) -> Result<Self::Input> {
+        let args = Args::new(Self::NAME, input)?;
+        let pattern = args.string("pattern")?;
+        if pattern.is_empty() {
+            bail!("grep: `pattern` is empty");
+        }
+        let raw_path = args.opt_string("path")?.unwrap_or(".");
+        let glob = args.opt_string("glob")?.filter(|g| !g.is_empty());
+        let ignore_case = args.opt_bool("ignore_case")?.unwrap_or(false);
+        // Matching line by line needs a matcher that never spans lines; a
+        // pattern with a literal `\n` is refused here with a clear message.
+        let matcher = RegexMatcherBuilder::new()
+            .case_insensitive(ignore_case)
+            .line_terminator(Some(b'\n'))
+            .build(pattern)
+            .map_err(|e| anyhow!("grep: invalid regex in `pattern`: {e}"))?;
+        let base = paths::resolve(cwd, raw_path).context("grep")?;
+        let shown = paths::display(cwd, &base);
+        Ok(Input {
+            pattern: pattern.to_owned(),
+            matcher,
+            glob: glob.map(str::to_owned),
+            base,
+            shown,
+        })
+    }
+
+    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
+        Ok(Preview {
+            title: format!("Search for /{}/ in {}", i.pattern, i.shown),
+            diff: None,
+            paths: vec![i.base],
+        })
+    }
+
+    async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
+        let cwd = ctx.cwd.clone();
+        blocking(ctx, move |cancel| search(&i, &cwd, &cancel)).await
+    }
 }
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
-    let i = parse(input, cwd)?;
-    Ok(Preview {
-        title: format!("Search for /{}/ in {}", i.pattern, i.shown),
-        diff: None,
-        paths: vec![i.base],
-    })
-}
-
-pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
-    let i = match parse(input, &ctx.cwd) {
-        Ok(i) => i,
-        Err(e) => return ToolOutput::error(e),
-    };
-    let cwd = ctx.cwd.clone();
-    blocking(ctx, move |cancel| search(&i, &cwd, &cancel)).await
-}
-
-fn search(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String, String> {
+fn search(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String> {
     std::fs::metadata(&i.base).map_err(|e| open_error(e, &i.shown))?;
     let mut walker = walk::builder(&i.base);
     if let Some(glob) = &i.glob {
         let mut ob = OverrideBuilder::new(&i.base);
         ob.add(glob)
-            .map_err(|e| format!("grep: invalid `glob` {glob}: {e}"))?;
+            .map_err(|e| anyhow!("grep: invalid `glob` {glob}: {e}"))?;
         let overrides = ob
             .build()
-            .map_err(|e| format!("grep: invalid `glob` {glob}: {e}"))?;
+            .map_err(|e| anyhow!("grep: invalid `glob` {glob}: {e}"))?;
         walker.overrides(overrides);
     }
     let mut searcher = SearcherBuilder::new()
@@ -150,7 +157,7 @@ fn search(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String, S
         }
     }
     if cancel.is_cancelled() {
-        return Err("aborted".to_owned());
+        bail!("aborted");
     }
     if matches == 0 {
         return Ok(format!("No matches for /{}/ in {}", i.pattern, i.shown));
@@ -168,7 +175,13 @@ fn search(i: &Input, cwd: &Path, cancel: &CancellationToken) -> Result<String, S
 mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
+    use crate::tools::Tool;
     use std::fs;
+
+    /// Through the table's interface, as the turn runs it.
+    async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {
+        GrepTool.run(input, c).await
+    }
 
     fn setup(root: &Path) {
         fs::create_dir_all(root.join("src")).unwrap();

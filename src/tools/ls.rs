@@ -8,69 +8,73 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::args::Args;
 use super::fsutil::open_error;
-use super::{blocking, paths, Preview, ToolCtx, ToolOutput};
+use super::tool::Builtin;
+use super::{blocking, paths, Access, Preview, ToolCtx, ToolOutput};
 
 const MAX_ENTRIES: usize = 1000;
 
-pub(super) fn definition() -> Value {
-    json!({
-        "name": "ls",
-        "description": "List the entries of a directory (default: the working directory), sorted, \
-            with a trailing / on directories. Hidden and git-ignored entries are included. At most \
-            1000 entries are shown.",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "Directory to list, absolute or relative to the working directory (default \".\")."}
+/// `ls` as the tool table holds it.
+pub(crate) struct LsTool;
+
+impl Builtin for LsTool {
+    type Input = (PathBuf, String);
+    const NAME: &'static str = "ls";
+    const ACCESS: Access = Access::ReadOnly;
+
+    fn definition() -> Value {
+        json!({
+            "name": Self::NAME,
+            "description": "List the entries of a directory (default: the working directory), sorted, \
+                with a trailing / on directories. Hidden and git-ignored entries are included. At most \
+                1000 entries are shown.",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "Directory to list, absolute or relative to the working directory (default \".\")."}
+                }
             }
-        }
-    })
+        })
+    }
+
+    fn parse(input: &Value, cwd: &Path) -> Result<Self::Input> {
+        let args = Args::new(Self::NAME, input)?;
+        let raw = args.opt_string("path")?.unwrap_or(".");
+        let path = paths::resolve(cwd, raw).context("ls")?;
+        let shown = paths::display(cwd, &path);
+        Ok((path, shown))
+    }
+
+    fn preview((path, shown): Self::Input, _cwd: &Path) -> Result<Preview> {
+        Ok(Preview {
+            title: format!("List {shown}"),
+            diff: None,
+            paths: vec![path],
+        })
+    }
+
+    async fn run((path, shown): Self::Input, ctx: &ToolCtx) -> ToolOutput {
+        blocking(ctx, move |cancel| list(&path, &shown, &cancel)).await
+    }
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<(PathBuf, String), String> {
-    let args = Args::new("ls", input)?;
-    let raw = args.opt_string("path")?.unwrap_or(".");
-    let path = paths::resolve(cwd, raw).map_err(|e| format!("ls: {e}"))?;
-    let shown = paths::display(cwd, &path);
-    Ok((path, shown))
-}
-
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
-    let (path, shown) = parse(input, cwd)?;
-    Ok(Preview {
-        title: format!("List {shown}"),
-        diff: None,
-        paths: vec![path],
-    })
-}
-
-pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
-    let (path, shown) = match parse(input, &ctx.cwd) {
-        Ok(p) => p,
-        Err(e) => return ToolOutput::error(e),
-    };
-    blocking(ctx, move |cancel| list(&path, &shown, &cancel)).await
-}
-
-fn list(path: &Path, shown: &str, cancel: &CancellationToken) -> Result<String, String> {
+fn list(path: &Path, shown: &str, cancel: &CancellationToken) -> Result<String> {
     let meta = fs::metadata(path).map_err(|e| open_error(e, shown))?;
     if !meta.is_dir() {
-        return Err(format!(
-            "{shown} is a file, not a directory; use read to read it"
-        ));
+        bail!("{shown} is a file, not a directory; use read to read it");
     }
     let entries = fs::read_dir(path).map_err(|e| open_error(e, shown))?;
     let mut names = Vec::new();
     for entry in entries {
         if cancel.is_cancelled() {
-            return Err("aborted".to_owned());
+            bail!("aborted");
         }
-        let entry = entry.map_err(|e| format!("cannot list {shown}: {e}"))?;
+        let entry = entry.map_err(|e| anyhow!("cannot list {shown}: {e}"))?;
         let mut name = entry.file_name().to_string_lossy().into_owned();
         // Follow symlinks so a link to a directory reads as one.
         if fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
@@ -98,6 +102,12 @@ fn list(path: &Path, shown: &str, cancel: &CancellationToken) -> Result<String, 
 mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
+    use crate::tools::Tool;
+
+    /// Through the table's interface, as the turn runs it.
+    async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {
+        LsTool.run(input, c).await
+    }
 
     #[tokio::test]
     async fn lists_sorted_with_dirs_marked_and_ignored_files_included() {

@@ -1,16 +1,19 @@
-//! Built-in coding tools: `read`, `write`, `edit`, `bash`, `ls`, `find`,
-//! `grep`.
+//! Coding tools: the built-in `read`, `write`, `edit`, `bash`, `ls`, `find`,
+//! `grep`, and the table a turn finds them in.
 //!
-//! Each tool lives in its own file and exposes the same three things: a
-//! `definition()` (name, description, JSON Schema), a `preview()` that says
-//! what a call would touch without doing it, and a `run()`. This file only
-//! dispatches by name. Tools never ask for permission themselves: the caller
-//! checks a [`Preview`] (paths for confinement, a diff for the prompt) before
-//! it calls [`run`]. Every wire path goes through [`paths::resolve`], so the
-//! paths a preview reports are the real locations the run will touch.
+//! A tool implements [`Tool`] (`tool.rs`); the turn looks it up by name in
+//! a [`Toolset`] (`table.rs`) once per call. Each built-in tool lives in its
+//! own file and says how to parse its input, what a call would touch
+//! (`preview`) and how to run it. Tools never ask for permission
+//! themselves: the caller checks a [`Preview`] (paths for confinement, a
+//! diff for the prompt) and the tool's [`Access`] before it runs the call.
+//! Every wire path goes through [`paths::resolve`], so the paths a preview
+//! reports are the real locations the run will touch.
 //!
-//! Failures are tool results, not Rust errors: a model that sends a bad input
-//! gets an `is_error` result saying which field to fix, and tries again.
+//! Inside a tool failures are `anyhow` errors whose contexts read as
+//! "tool: what is wrong"; they reach the model as tool results, not Rust
+//! errors: a model that sends a bad input gets an `is_error` result saying
+//! which field to fix, and tries again.
 
 mod args;
 mod bash;
@@ -22,28 +25,20 @@ mod grep;
 mod ls;
 pub mod paths;
 mod read;
+mod table;
+mod tool;
 mod walk;
 mod write;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Gives a child the default SIGXFSZ disposition back: the host ignores it
-/// (so a file-size limit fails its own writes instead of killing it), and an
-/// ignored signal would otherwise be inherited across exec.
-pub fn restore_signals(cmd: &mut tokio::process::Command) {
-    // SAFETY: runs in the forked child before exec; `signal` is
-    // async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
-            Ok(())
-        });
-    }
-}
+pub use crate::permissions::Access;
+pub use table::Toolset;
+pub use tool::{BoxFuture, Tool};
 
 /// Incremental output lines buffered between a tool and the turn.
 pub const UPDATE_CAPACITY: usize = 1024;
@@ -86,13 +81,19 @@ impl ToolOutput {
             is_error: true,
         }
     }
+
+    /// A failure as the model reads it: the whole chain of context, since
+    /// a tool's messages are built as "tool: what is wrong: why".
+    pub(crate) fn failed(e: &anyhow::Error) -> Self {
+        Self::error(format!("{e:#}"))
+    }
 }
 
-impl From<Result<String, String>> for ToolOutput {
-    fn from(r: Result<String, String>) -> Self {
+impl From<anyhow::Result<String>> for ToolOutput {
+    fn from(r: anyhow::Result<String>) -> Self {
         match r {
             Ok(s) => Self::ok(s),
-            Err(e) => Self::error(e),
+            Err(e) => Self::failed(&e),
         }
     }
 }
@@ -111,72 +112,10 @@ pub struct Preview {
 }
 
 /// Name, description and input schema of every built-in tool, in the shape
-/// providers expect: `[{name, description, input_schema}]`.
-/// Built once: every provider round sends them.
+/// providers expect: `[{name, description, input_schema}]`. Built once with
+/// the built-in [`Toolset`]: every provider round sends them.
 pub fn definitions() -> &'static [Value] {
-    static DEFINITIONS: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(|| {
-        vec![
-            read::definition(),
-            write::definition(),
-            edit::definition(),
-            bash::definition(),
-            ls::definition(),
-            find::definition(),
-            grep::definition(),
-        ]
-    });
-    &DEFINITIONS
-}
-
-/// Tools that never change anything, so callers may run them without asking.
-pub fn is_read_only(name: &str) -> bool {
-    matches!(name, "read" | "ls" | "find" | "grep")
-}
-
-/// True for the names [`run`] accepts.
-pub fn known(name: &str) -> bool {
-    is_read_only(name) || matches!(name, "write" | "edit" | "bash")
-}
-
-/// Runs one tool call. An unknown tool or a bad input is an `is_error`
-/// result whose message names the field to fix.
-pub async fn run(name: &str, input: &Value, ctx: &ToolCtx) -> ToolOutput {
-    if ctx.cancel.is_cancelled() {
-        return ToolOutput::error("aborted");
-    }
-    tracing::debug!(tool = name, "running tool");
-    match name {
-        "read" => read::run(input, ctx).await,
-        "write" => write::run(input, ctx).await,
-        "edit" => edit::run(input, ctx).await,
-        "bash" => bash::run(input, ctx).await,
-        "ls" => ls::run(input, ctx).await,
-        "find" => find::run(input, ctx).await,
-        "grep" => grep::run(input, ctx).await,
-        other => ToolOutput::error(unknown(other)),
-    }
-}
-
-/// What a call would do, without doing it. Errors that would make the call
-/// fail anyway (a missing field, edit's `old_string` not found) come back as
-/// `Err` so the caller can fail the call without asking the user.
-pub fn preview(name: &str, input: &Value, cwd: &Path) -> Result<Preview, String> {
-    match name {
-        "read" => read::preview(input, cwd),
-        "write" => write::preview(input, cwd),
-        "edit" => edit::preview(input, cwd),
-        "bash" => bash::preview(input, cwd),
-        "ls" => ls::preview(input, cwd),
-        "find" => find::preview(input, cwd),
-        "grep" => grep::preview(input, cwd),
-        other => Err(unknown(other)),
-    }
-}
-
-fn unknown(name: &str) -> String {
-    format!(
-        "unknown tool `{name}`; the built-in tools are read, write, edit, bash, ls, find and grep"
-    )
+    Toolset::builtin().definitions()
 }
 
 /// Runs blocking file-system work off the async threads. A read-only tool
@@ -184,7 +123,7 @@ fn unknown(name: &str) -> String {
 /// walk stops soon after instead of running on unseen.
 async fn blocking<F>(ctx: &ToolCtx, work: F) -> ToolOutput
 where
-    F: FnOnce(CancellationToken) -> Result<String, String> + Send + 'static,
+    F: FnOnce(CancellationToken) -> anyhow::Result<String> + Send + 'static,
 {
     let token = ctx.cancel.clone();
     let handle = tokio::task::spawn_blocking(move || work(token));
@@ -206,7 +145,7 @@ where
 /// the model is told what really happened.
 async fn unabortable<F>(work: F) -> ToolOutput
 where
-    F: FnOnce() -> Result<String, String> + Send + 'static,
+    F: FnOnce() -> anyhow::Result<String> + Send + 'static,
 {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.into(),
@@ -220,6 +159,7 @@ where
 #[cfg(test)]
 pub(crate) mod test_util {
     use super::*;
+    use std::path::Path;
 
     /// A context rooted at `dir` whose update receiver is handed back.
     pub fn ctx(dir: &Path) -> (ToolCtx, mpsc::Receiver<String>) {
@@ -235,45 +175,5 @@ pub(crate) mod test_util {
             env_remove: Vec::new(),
         };
         (ctx, rx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn definitions_cover_every_known_tool() {
-        let defs = definitions();
-        assert_eq!(defs.len(), 7);
-        for d in defs {
-            let name = d["name"].as_str().unwrap_or_default();
-            assert!(known(name), "{name}");
-            assert!(d["description"].as_str().is_some_and(|s| !s.is_empty()));
-            assert_eq!(d["input_schema"]["type"], "object");
-        }
-        assert!(is_read_only("grep") && !is_read_only("bash") && !known("rm"));
-    }
-
-    #[tokio::test]
-    async fn unknown_tool_and_bad_input_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ctx, _rx) = test_util::ctx(dir.path());
-        let out = run("rm", &json!({}), &ctx).await;
-        assert!(out.is_error && out.content.contains("unknown tool `rm`"));
-        let out = run("read", &json!({"path": 5}), &ctx).await;
-        assert!(
-            out.is_error && out.content.contains("`path`"),
-            "{}",
-            out.content
-        );
-        let out = run("read", &json!("a.txt"), &ctx).await;
-        assert!(
-            out.is_error && out.content.contains("object"),
-            "{}",
-            out.content
-        );
-        assert!(preview("nope", &json!({}), &ctx.cwd).is_err());
     }
 }

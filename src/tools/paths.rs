@@ -12,6 +12,8 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use anyhow::{anyhow, bail, Result};
+
 /// How many symlinks one resolution may follow before it gives up; the
 /// same limit the kernel uses (`MAXSYMLINKS`), which also stops loops.
 const MAX_SYMLINKS: usize = 40;
@@ -20,19 +22,19 @@ const MAX_SYMLINKS: usize = 40;
 /// `..` lexically and resolve symlinks of the longest existing ancestor (so
 /// a not-yet-existing file under a symlinked dir resolves to its real
 /// location).
-pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf, String> {
+pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf> {
     if path.is_empty() {
-        return Err("the path is empty".to_owned());
+        bail!("the path is empty");
     }
     if path.contains('\0') {
-        return Err("the path contains a NUL byte".to_owned());
+        bail!("the path contains a NUL byte");
     }
     let joined = cwd.join(path);
     if !joined.is_absolute() {
-        return Err(format!(
+        bail!(
             "cannot resolve `{path}`: the working directory `{}` is not absolute",
             cwd.display()
-        ));
+        );
     }
     let mut pending = normalize(&joined);
     let mut followed = 0;
@@ -51,12 +53,10 @@ pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf, String> {
                 Ok(meta) if meta.file_type().is_symlink() => {
                     followed += 1;
                     if followed > MAX_SYMLINKS {
-                        return Err(format!(
-                            "cannot resolve `{path}`: too many levels of symbolic links"
-                        ));
+                        bail!("cannot resolve `{path}`: too many levels of symbolic links");
                     }
                     let target = fs::read_link(&candidate).map_err(|e| {
-                        format!("cannot read the link `{}`: {e}", candidate.display())
+                        anyhow!("cannot read the link `{}`: {e}", candidate.display())
                     })?;
                     // `real` holds no symlinks, so the target's `..` can be
                     // applied lexically against it.
@@ -75,7 +75,7 @@ pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf, String> {
                     }
                     return Ok(real);
                 }
-                Err(e) => return Err(format!("cannot resolve `{path}`: {e}")),
+                Err(e) => bail!("cannot resolve `{path}`: {e}"),
             }
         }
         return Ok(real);
@@ -185,7 +185,7 @@ mod tests {
         let cwd = canon(dir.path());
         std::os::unix::fs::symlink("b", cwd.join("a")).unwrap();
         std::os::unix::fs::symlink("a", cwd.join("b")).unwrap();
-        let err = resolve(&cwd, "a/x").unwrap_err();
+        let err = resolve(&cwd, "a/x").unwrap_err().to_string();
         assert!(err.contains("symbolic links"), "{err}");
     }
 

@@ -9,12 +9,14 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::args::Args;
 use super::fsutil::{looks_binary, open_error, BINARY_SNIFF_BYTES};
-use super::{blocking, paths, Preview, ToolCtx, ToolOutput};
+use super::tool::Builtin;
+use super::{blocking, paths, Access, Preview, ToolCtx, ToolOutput};
 
 const DEFAULT_LIMIT: u64 = 2000;
 /// Longer lines are cut; one minified line should not fill the context.
@@ -27,68 +29,73 @@ const MAX_OUTPUT_BYTES: usize = 50 * 1024;
 /// says "more" instead of a total.
 const MAX_COUNT_BYTES: u64 = 64 * 1024 * 1024;
 
-pub(super) fn definition() -> Value {
-    json!({
-        "name": "read",
-        "description": "Read a text file. Lines are numbered like `cat -n` (number, tab, line). \
-            Reads up to 2000 lines (and about 50 KB) from `offset`; a note at the end says which \
-            offset to use to read further. Lines over 2000 characters are cut. Binary files and \
-            directories are refused (use ls for directories).",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File to read, absolute or relative to the working directory."},
-                "offset": {"type": "integer", "minimum": 1, "description": "1-based line number to start at (default 1)."},
-                "limit": {"type": "integer", "minimum": 1, "description": "Maximum number of lines to return (default 2000)."}
-            },
-            "required": ["path"]
-        }
-    })
-}
-
-struct Input {
+/// A call's input, checked.
+pub(crate) struct Input {
     path: PathBuf,
     shown: String,
     offset: u64,
     limit: u64,
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
-    let args = Args::new("read", input)?;
-    let raw = args.string("path")?;
-    let offset = args.opt_u64("offset")?.unwrap_or(1);
-    if offset == 0 {
-        return Err("read: `offset` is 1-based; the first line is 1".to_owned());
-    }
-    let limit = args.opt_u64("limit")?.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 {
-        return Err("read: `limit` must be at least 1".to_owned());
-    }
-    let path = paths::resolve(cwd, raw).map_err(|e| format!("read: {e}"))?;
-    let shown = paths::display(cwd, &path);
-    Ok(Input {
-        path,
-        shown,
-        offset,
-        limit,
-    })
-}
+/// `read` as the tool table holds it.
+pub(crate) struct ReadTool;
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
-    let i = parse(input, cwd)?;
-    Ok(Preview {
-        title: format!("Read {}", i.shown),
-        diff: None,
-        paths: vec![i.path],
-    })
-}
+impl Builtin for ReadTool {
+    type Input = Input;
+    const NAME: &'static str = "read";
+    const ACCESS: Access = Access::ReadOnly;
 
-pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
-    let i = match parse(input, &ctx.cwd) {
-        Ok(i) => i,
-        Err(e) => return ToolOutput::error(e),
-    };
-    blocking(ctx, move |cancel| read_file(&i, &cancel)).await
+    fn definition() -> Value {
+        json!({
+            "name": Self::NAME,
+            "description": "Read a text file. Lines are numbered like `cat -n` (number, tab, line). \
+                Reads up to 2000 lines (and about 50 KB) from `offset`; a note at the end says which \
+                offset to use to read further. Lines over 2000 characters are cut. Binary files and \
+                directories are refused (use ls for directories).",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "File to read, absolute or relative to the working directory."},
+                    "offset": {"type": "integer", "minimum": 1, "description": "1-based line number to start at (default 1)."},
+                    "limit": {"type": "integer", "minimum": 1, "description": "Maximum number of lines to return (default 2000)."}
+                },
+                "required": ["path"]
+            }
+        })
+    }
+
+    fn parse(input: &Value, cwd: &Path) -> Result<Self::Input> {
+        let args = Args::new(Self::NAME, input)?;
+        let raw = args.string("path")?;
+        let offset = args.opt_u64("offset")?.unwrap_or(1);
+        if offset == 0 {
+            bail!("read: `offset` is 1-based; the first line is 1");
+        }
+        let limit = args.opt_u64("limit")?.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 {
+            bail!("read: `limit` must be at least 1");
+        }
+        let path = paths::resolve(cwd, raw).context("read")?;
+        let shown = paths::display(cwd, &path);
+        Ok(Input {
+            path,
+            shown,
+            offset,
+            limit,
+        })
+    }
+
+    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
+        Ok(Preview {
+            title: format!("Read {}", i.shown),
+            diff: None,
+            paths: vec![i.path],
+        })
+    }
+
+    async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
+        blocking(ctx, move |cancel| read_file(&i, &cancel)).await
+    }
 }
 
 /// Why the output stopped before the end of the file.
@@ -97,30 +104,30 @@ enum Cut {
     Size,
 }
 
-fn read_file(i: &Input, cancel: &CancellationToken) -> Result<String, String> {
+fn read_file(i: &Input, cancel: &CancellationToken) -> Result<String> {
     let shown = &i.shown;
     let meta = fs::metadata(&i.path).map_err(|e| open_error(e, shown))?;
     if meta.is_dir() {
-        return Err(format!("{shown} is a directory; use ls to list it"));
+        bail!("{shown} is a directory; use ls to list it");
     }
     // Opening a FIFO or a device could block forever or never end.
     if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
+        bail!("{shown} is not a regular file");
     }
     let mut file = File::open(&i.path).map_err(|e| open_error(e, shown))?;
     let mut head = Vec::with_capacity(BINARY_SNIFF_BYTES);
     (&mut file)
         .take(BINARY_SNIFF_BYTES as u64)
         .read_to_end(&mut head)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        .map_err(|e| anyhow!("cannot read {shown}: {e}"))?;
     if looks_binary(&head) {
-        return Err(format!(
+        bail!(
             "{shown} is a binary file ({} bytes); read shows text files only",
             meta.len()
-        ));
+        );
     }
     let mut reader = BufReader::new(io::Cursor::new(head).chain(file));
-    let io_err = |e: io::Error| format!("cannot read {shown}: {e}");
+    let io_err = |e: io::Error| anyhow!("cannot read {shown}: {e}");
 
     let mut out = String::new();
     let mut buf = Vec::new();
@@ -144,7 +151,7 @@ fn read_file(i: &Input, cancel: &CancellationToken) -> Result<String, String> {
         out.push_str(&line);
         shown_lines += 1;
         if cancel.is_cancelled() {
-            return Err("aborted".to_owned());
+            bail!("aborted");
         }
     }
 
@@ -152,10 +159,10 @@ fn read_file(i: &Input, cancel: &CancellationToken) -> Result<String, String> {
         return Ok(format!("({shown} is empty)"));
     }
     if shown_lines == 0 && cut.is_none() {
-        return Err(format!(
+        bail!(
             "offset {} is past the end of {shown}, which has {line_no} lines",
             i.offset
-        ));
+        );
     }
     let Some(cut) = cut else {
         return Ok(out);
@@ -247,6 +254,12 @@ fn count_lines(reader: &mut impl BufRead) -> io::Result<Option<u64>> {
 mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
+    use crate::tools::Tool;
+
+    /// Through the table's interface, as the turn runs it.
+    async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {
+        ReadTool.run(input, c).await
+    }
 
     async fn read(dir: &Path, input: Value) -> ToolOutput {
         let (c, _rx) = ctx(dir);

@@ -7,98 +7,105 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::args::Args;
 use super::fsutil::{atomic_write, read_text};
-use super::{diff, paths, unabortable, Preview, ToolCtx, ToolOutput};
+use super::tool::Builtin;
+use super::{diff, paths, unabortable, Access, Preview, ToolCtx, ToolOutput};
 
 /// Past this size an existing file is not diffed for the prompt; the title
 /// still says it is being overwritten.
 const MAX_DIFF_INPUT_BYTES: u64 = 4 * 1024 * 1024;
 
-pub(super) fn definition() -> Value {
-    json!({
-        "name": "write",
-        "description": "Write a file, replacing it entirely if it exists. Parent directories are \
-            created. Prefer edit for changing part of an existing file.",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File to write, absolute or relative to the working directory."},
-                "content": {"type": "string", "description": "The complete new content of the file."}
-            },
-            "required": ["path", "content"]
-        }
-    })
-}
-
-struct Input {
+/// A call's input, checked.
+pub(crate) struct Input {
     path: PathBuf,
     shown: String,
     content: String,
 }
 
-fn parse(input: &Value, cwd: &Path) -> Result<Input, String> {
-    let args = Args::new("write", input)?;
-    let raw = args.string("path")?;
-    let content = args.string("content")?.to_owned();
-    let path = paths::resolve(cwd, raw).map_err(|e| format!("write: {e}"))?;
-    let shown = paths::display(cwd, &path);
-    Ok(Input {
-        path,
-        shown,
-        content,
-    })
-}
+/// `write` as the tool table holds it.
+pub(crate) struct WriteTool;
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
-    let i = parse(input, cwd)?;
-    let bytes = i.content.len();
-    let (title, diff) = match fs::metadata(&i.path) {
-        Ok(meta) if meta.is_dir() => {
-            return Err(format!("write: {} is a directory", i.shown));
-        }
-        Ok(meta) if meta.len() > MAX_DIFF_INPUT_BYTES => (
-            format!(
-                "Overwrite {} ({bytes} bytes; the old file is too large to diff)",
-                i.shown
-            ),
-            None,
-        ),
-        Ok(_) => match read_text(&i.path, &i.shown) {
-            Ok(old) => (
-                format!("Overwrite {} ({bytes} bytes)", i.shown),
-                Some(diff::unified(&old, &i.content, &i.shown, &i.shown)),
-            ),
-            Err(why) => (
-                format!("Overwrite {} ({bytes} bytes; {why})", i.shown),
+impl Builtin for WriteTool {
+    type Input = Input;
+    const NAME: &'static str = "write";
+    const ACCESS: Access = Access::EditsFiles;
+
+    fn definition() -> Value {
+        json!({
+            "name": Self::NAME,
+            "description": "Write a file, replacing it entirely if it exists. Parent directories are \
+                created. Prefer edit for changing part of an existing file.",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "File to write, absolute or relative to the working directory."},
+                    "content": {"type": "string", "description": "The complete new content of the file."}
+                },
+                "required": ["path", "content"]
+            }
+        })
+    }
+
+    fn parse(input: &Value, cwd: &Path) -> Result<Self::Input> {
+        let args = Args::new(Self::NAME, input)?;
+        let raw = args.string("path")?;
+        let content = args.string("content")?.to_owned();
+        let path = paths::resolve(cwd, raw).context("write")?;
+        let shown = paths::display(cwd, &path);
+        Ok(Input {
+            path,
+            shown,
+            content,
+        })
+    }
+
+    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
+        let bytes = i.content.len();
+        let (title, diff) = match fs::metadata(&i.path) {
+            Ok(meta) if meta.is_dir() => {
+                bail!("write: {} is a directory", i.shown);
+            }
+            Ok(meta) if meta.len() > MAX_DIFF_INPUT_BYTES => (
+                format!(
+                    "Overwrite {} ({bytes} bytes; the old file is too large to diff)",
+                    i.shown
+                ),
                 None,
             ),
-        },
-        Err(_) => (
-            format!("Create {} ({bytes} bytes)", i.shown),
-            Some(diff::unified("", &i.content, "/dev/null", &i.shown)),
-        ),
-    };
-    Ok(Preview {
-        title,
-        diff,
-        paths: vec![i.path],
-    })
+            Ok(_) => match read_text(&i.path, &i.shown) {
+                Ok(old) => (
+                    format!("Overwrite {} ({bytes} bytes)", i.shown),
+                    Some(diff::unified(&old, &i.content, &i.shown, &i.shown)),
+                ),
+                Err(why) => (
+                    format!("Overwrite {} ({bytes} bytes; {why:#})", i.shown),
+                    None,
+                ),
+            },
+            Err(_) => (
+                format!("Create {} ({bytes} bytes)", i.shown),
+                Some(diff::unified("", &i.content, "/dev/null", &i.shown)),
+            ),
+        };
+        Ok(Preview {
+            title,
+            diff,
+            paths: vec![i.path],
+        })
+    }
+
+    async fn run(i: Self::Input, _ctx: &ToolCtx) -> ToolOutput {
+        unabortable(move || write_file(&i)).await
+    }
 }
 
-pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
-    let i = match parse(input, &ctx.cwd) {
-        Ok(i) => i,
-        Err(e) => return ToolOutput::error(e),
-    };
-    unabortable(move || write_file(&i)).await
-}
-
-fn write_file(i: &Input) -> Result<String, String> {
+fn write_file(i: &Input) -> Result<String> {
     let created = atomic_write(&i.path, i.content.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", i.shown))?;
+        .map_err(|e| anyhow!("cannot write {}: {e}", i.shown))?;
     let verb = if created { "Created" } else { "Replaced" };
     Ok(format!(
         "{verb} {} ({} bytes written)",
@@ -111,6 +118,16 @@ fn write_file(i: &Input) -> Result<String, String> {
 mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
+    use crate::tools::Tool;
+
+    /// Through the table's interface, as the turn runs it.
+    async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {
+        WriteTool.run(input, c).await
+    }
+
+    fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
+        WriteTool.preview(input, cwd)
+    }
 
     #[tokio::test]
     async fn creates_parents_then_replaces() {

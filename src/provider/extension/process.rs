@@ -108,7 +108,7 @@ impl Proc {
         }
         cmd.envs(&manifest.env);
         die_with_parent(&mut cmd);
-        crate::tools::restore_signals(&mut cmd);
+        crate::process::restore_signals(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| {
             format!(
                 "extension {:?} could not start {}: {e}",

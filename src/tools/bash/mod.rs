@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
@@ -25,7 +26,8 @@ use tokio::process::{Child, Command};
 mod output;
 
 use super::args::Args;
-use super::{Preview, ToolCtx, ToolOutput};
+use super::tool::Builtin;
+use super::{Access, Preview, ToolCtx, ToolOutput};
 use output::Collector;
 
 const DEFAULT_TIMEOUT_MS: u64 = 120_000;
@@ -41,61 +43,147 @@ const KILL_DRAIN: Duration = Duration::from_millis(100);
 /// How much of the command a preview title shows.
 const TITLE_CHARS: usize = 120;
 
-pub(super) fn definition() -> Value {
-    json!({
-        "name": "bash",
-        "description": "Run a shell command with `bash -c` in the working directory. stdout and \
-            stderr are returned together, followed by the exit status. Output over 50 KB keeps \
-            only the end. The default timeout is 120000 ms (at most 600000). stdin is empty, so \
-            interactive commands cannot prompt. Processes the command leaves running in the \
-            background are stopped when it finishes.",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "command": {"type": "string", "description": "The command line to run."},
-                "timeout_ms": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS,
-                    "description": "Kill the command after this many milliseconds (default 120000)."}
-            },
-            "required": ["command"]
-        }
-    })
-}
-
-struct Input {
+/// A call's input, checked.
+pub(crate) struct Input {
     command: String,
     timeout_ms: u64,
 }
 
-fn parse(input: &Value) -> Result<Input, String> {
-    let args = Args::new("bash", input)?;
-    let command = args.string("command")?;
-    if command.trim().is_empty() {
-        return Err("bash: `command` is empty".to_owned());
-    }
-    let timeout_ms = args.opt_u64("timeout_ms")?.unwrap_or(DEFAULT_TIMEOUT_MS);
-    if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
-        return Err(format!(
-            "bash: `timeout_ms` must be between 1 and {MAX_TIMEOUT_MS} (10 minutes), got {timeout_ms}"
-        ));
-    }
-    Ok(Input {
-        command: command.to_owned(),
-        timeout_ms,
-    })
-}
+/// `bash` as the tool table holds it.
+pub(crate) struct BashTool;
 
-pub(super) fn preview(input: &Value, cwd: &Path) -> Result<Preview, String> {
-    let i = parse(input)?;
-    let first = i.command.lines().next().unwrap_or_default();
-    let mut title: String = first.chars().take(TITLE_CHARS).collect();
-    if title.len() < i.command.trim_end().len() {
-        title.push('…');
+impl Builtin for BashTool {
+    type Input = Input;
+    const NAME: &'static str = "bash";
+    const ACCESS: Access = Access::Unrestricted;
+
+    fn definition() -> Value {
+        json!({
+            "name": Self::NAME,
+            "description": "Run a shell command with `bash -c` in the working directory. stdout and \
+                stderr are returned together, followed by the exit status. Output over 50 KB keeps \
+                only the end. The default timeout is 120000 ms (at most 600000). stdin is empty, so \
+                interactive commands cannot prompt. Processes the command leaves running in the \
+                background are stopped when it finishes.",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string", "description": "The command line to run."},
+                    "timeout_ms": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS,
+                        "description": "Kill the command after this many milliseconds (default 120000)."}
+                },
+                "required": ["command"]
+            }
+        })
     }
-    Ok(Preview {
-        title: format!("Run `{title}`"),
-        diff: None,
-        paths: vec![cwd.to_path_buf()],
-    })
+
+    fn parse(input: &Value, _cwd: &Path) -> Result<Self::Input> {
+        let args = Args::new(Self::NAME, input)?;
+        let command = args.string("command")?;
+        if command.trim().is_empty() {
+            bail!("bash: `command` is empty");
+        }
+        let timeout_ms = args.opt_u64("timeout_ms")?.unwrap_or(DEFAULT_TIMEOUT_MS);
+        if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
+            bail!(
+                "bash: `timeout_ms` must be between 1 and {MAX_TIMEOUT_MS} (10 minutes), got {timeout_ms}"
+            );
+        }
+        Ok(Input {
+            command: command.to_owned(),
+            timeout_ms,
+        })
+    }
+
+    fn preview(i: Self::Input, cwd: &Path) -> Result<Preview> {
+        let first = i.command.lines().next().unwrap_or_default();
+        let mut title: String = first.chars().take(TITLE_CHARS).collect();
+        if title.len() < i.command.trim_end().len() {
+            title.push('…');
+        }
+        Ok(Preview {
+            title: format!("Run `{title}`"),
+            diff: None,
+            paths: vec![cwd.to_path_buf()],
+        })
+    }
+
+    async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
+        // A missing directory would surface as "bash: not found" from spawn.
+        if !ctx.cwd.is_dir() {
+            return ToolOutput::error(format!(
+                "bash: the working directory {} does not exist",
+                ctx.cwd.display()
+            ));
+        }
+        let (mut child, mut out_pipe) = match spawn(&i.command, ctx) {
+            Ok(c) => c,
+            Err(e) => return ToolOutput::error(format!("bash: cannot start the shell: {e}")),
+        };
+        let mut group = Group::new(child.id());
+
+        let mut output = Collector::new(&ctx.updates);
+        let mut buf = vec![0u8; READ_CHUNK_BYTES];
+        let deadline = tokio::time::sleep(Duration::from_millis(i.timeout_ms));
+        tokio::pin!(deadline);
+        let mut open = true;
+        let end = loop {
+            tokio::select! {
+                biased;
+                _ = ctx.cancel.cancelled() => break End::Aborted,
+                _ = &mut deadline => break End::TimedOut,
+                read = out_pipe.read(&mut buf), if open => match read {
+                    Ok(n) if n > 0 => output.push(&buf[..n]),
+                    // End of file: every writer has closed the pipe.
+                    _ => open = false,
+                },
+                status = child.wait() => break End::Exited(status),
+            }
+        };
+
+        let mut lingered = false;
+        match end {
+            End::Exited(_) => {
+                if open {
+                    let drained = drain(&mut out_pipe, &mut buf, &mut output);
+                    lingered = tokio::time::timeout(EXIT_GRACE, drained).await.is_err();
+                }
+                group.kill();
+                if lingered {
+                    let drained = drain(&mut out_pipe, &mut buf, &mut output);
+                    let _ = tokio::time::timeout(KILL_DRAIN, drained).await;
+                }
+            }
+            End::TimedOut | End::Aborted => {
+                group.kill();
+                let last = async {
+                    let _ = child.wait().await;
+                    drain(&mut out_pipe, &mut buf, &mut output).await;
+                };
+                let _ = tokio::time::timeout(KILL_DRAIN, last).await;
+            }
+        }
+
+        let (status, is_error) = match end {
+            End::Exited(Ok(st)) => (describe(st), !st.success()),
+            End::Exited(Err(e)) => (format!("the shell's exit status is unknown: {e}"), true),
+            End::TimedOut => (format!("timed out after {} ms", i.timeout_ms), true),
+            End::Aborted => ("aborted".to_owned(), true),
+        };
+        tracing::debug!(%status, "bash finished");
+        let mut content = output.finish();
+        if content.is_empty() {
+            content.push_str("(no output)\n");
+        } else if !content.ends_with('\n') {
+            content.push('\n');
+        }
+        content.push('\n');
+        content.push_str(&status);
+        if lingered {
+            content.push_str("\n(processes it left running in the background were killed)");
+        }
+        ToolOutput { content, is_error }
+    }
 }
 
 /// How the command ended.
@@ -103,87 +191,6 @@ enum End {
     Exited(io::Result<ExitStatus>),
     TimedOut,
     Aborted,
-}
-
-pub(super) async fn run(input: &Value, ctx: &ToolCtx) -> ToolOutput {
-    let i = match parse(input) {
-        Ok(i) => i,
-        Err(e) => return ToolOutput::error(e),
-    };
-    // A missing directory would surface as "bash: not found" from spawn.
-    if !ctx.cwd.is_dir() {
-        return ToolOutput::error(format!(
-            "bash: the working directory {} does not exist",
-            ctx.cwd.display()
-        ));
-    }
-    let (mut child, mut out_pipe) = match spawn(&i.command, ctx) {
-        Ok(c) => c,
-        Err(e) => return ToolOutput::error(format!("bash: cannot start the shell: {e}")),
-    };
-    let mut group = Group::new(child.id());
-
-    let mut output = Collector::new(&ctx.updates);
-    let mut buf = vec![0u8; READ_CHUNK_BYTES];
-    let deadline = tokio::time::sleep(Duration::from_millis(i.timeout_ms));
-    tokio::pin!(deadline);
-    let mut open = true;
-    let end = loop {
-        tokio::select! {
-            biased;
-            _ = ctx.cancel.cancelled() => break End::Aborted,
-            _ = &mut deadline => break End::TimedOut,
-            read = out_pipe.read(&mut buf), if open => match read {
-                Ok(n) if n > 0 => output.push(&buf[..n]),
-                // End of file: every writer has closed the pipe.
-                _ => open = false,
-            },
-            status = child.wait() => break End::Exited(status),
-        }
-    };
-
-    let mut lingered = false;
-    match end {
-        End::Exited(_) => {
-            if open {
-                let drained = drain(&mut out_pipe, &mut buf, &mut output);
-                lingered = tokio::time::timeout(EXIT_GRACE, drained).await.is_err();
-            }
-            group.kill();
-            if lingered {
-                let drained = drain(&mut out_pipe, &mut buf, &mut output);
-                let _ = tokio::time::timeout(KILL_DRAIN, drained).await;
-            }
-        }
-        End::TimedOut | End::Aborted => {
-            group.kill();
-            let last = async {
-                let _ = child.wait().await;
-                drain(&mut out_pipe, &mut buf, &mut output).await;
-            };
-            let _ = tokio::time::timeout(KILL_DRAIN, last).await;
-        }
-    }
-
-    let (status, is_error) = match end {
-        End::Exited(Ok(st)) => (describe(st), !st.success()),
-        End::Exited(Err(e)) => (format!("the shell's exit status is unknown: {e}"), true),
-        End::TimedOut => (format!("timed out after {} ms", i.timeout_ms), true),
-        End::Aborted => ("aborted".to_owned(), true),
-    };
-    tracing::debug!(%status, "bash finished");
-    let mut content = output.finish();
-    if content.is_empty() {
-        content.push_str("(no output)\n");
-    } else if !content.ends_with('\n') {
-        content.push('\n');
-    }
-    content.push('\n');
-    content.push_str(&status);
-    if lingered {
-        content.push_str("\n(processes it left running in the background were killed)");
-    }
-    ToolOutput { content, is_error }
 }
 
 /// Starts the shell with stdout and stderr on one new pipe and returns the
@@ -203,7 +210,7 @@ fn spawn(line: &str, ctx: &ToolCtx) -> io::Result<(Child, pipe::Receiver)> {
         for name in &ctx.env_remove {
             cmd.env_remove(name);
         }
-        crate::tools::restore_signals(&mut cmd);
+        crate::process::restore_signals(&mut cmd);
         let spawned = cmd.spawn();
         // Our copies of the write end must close, or end of file would
         // never come.
@@ -298,7 +305,17 @@ fn describe(st: ExitStatus) -> String {
 mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
+    use crate::tools::Tool;
     use std::time::Instant;
+
+    /// Through the table's interface, as the turn runs it.
+    async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {
+        BashTool.run(input, c).await
+    }
+
+    fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
+        BashTool.preview(input, cwd)
+    }
 
     async fn bash(c: &ToolCtx, command: &str) -> ToolOutput {
         run(&json!({"command": command}), c).await
@@ -452,11 +469,13 @@ mod tests {
 
     #[test]
     fn input_checks_and_preview() {
-        let e = parse(&json!({"command": "ls", "timeout_ms": 700000}))
+        let cwd = Path::new("/p");
+        let e = BashTool::parse(&json!({"command": "ls", "timeout_ms": 700000}), cwd)
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("`timeout_ms`"), "{e}");
-        assert!(parse(&json!({"command": " "})).is_err());
+        assert!(BashTool::parse(&json!({"command": " "}), cwd).is_err());
         let p = preview(
             &json!({"command": "cargo test\necho done"}),
             Path::new("/p"),

@@ -1,0 +1,92 @@
+//! What a tool is: the [`Tool`] trait every entry of a [`super::Toolset`]
+//! implements, and [`Builtin`], the shorter form the built-in tools are
+//! written in.
+//!
+//! `Tool` is object-safe (its `run` returns a boxed future) so that tools
+//! of different kinds, the built-in ones and later those an MCP server
+//! offers, sit in one table behind `Arc<dyn Tool>` and are found with one
+//! lookup by name, instead of a `match` on the name wherever a tool is used.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use super::{Preview, ToolCtx, ToolOutput};
+use crate::permissions::Access;
+
+/// A future a tool call runs as; boxed so that [`Tool`] can be a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One tool the model can call.
+///
+/// Callers look at a call before they run it: [`Tool::preview`] says what it
+/// would touch (for confinement and the permission prompt) and
+/// [`Tool::access`] how much it may do; only then is [`Tool::run`] called.
+/// Tools never ask for permission themselves.
+pub trait Tool: Send + Sync {
+    /// The name the model calls it by; unique within a table.
+    fn name(&self) -> &str;
+
+    /// `{name, description, input_schema}`, the shape providers expect.
+    fn definition(&self) -> Value;
+
+    /// What the permission gate judges the call by.
+    fn access(&self) -> Access;
+
+    /// What the call would do, without doing it. An input that would make
+    /// the run fail anyway is an error here, so the caller fails the call
+    /// without asking the user about it.
+    fn preview(&self, input: &Value, cwd: &Path) -> Result<Preview>;
+
+    /// Runs the call. Every failure is an `is_error` result the model can
+    /// act on, never a Rust error: the model fixes its input and tries again.
+    fn run<'a>(&'a self, input: &'a Value, ctx: &'a ToolCtx) -> BoxFuture<'a, ToolOutput>;
+}
+
+/// How a built-in tool is written: it says how to parse its input, and
+/// preview and run get the parsed input. Parsing is therefore written once
+/// per tool, a bad input fails the same way in the preview and in the run,
+/// and turning that failure into a result is done here for every tool.
+pub(crate) trait Builtin: Send + Sync + 'static {
+    /// The input once checked (paths resolved, patterns compiled).
+    type Input: Send + 'static;
+
+    const NAME: &'static str;
+    const ACCESS: Access;
+
+    fn definition() -> Value;
+
+    fn parse(input: &Value, cwd: &Path) -> Result<Self::Input>;
+
+    fn preview(input: Self::Input, cwd: &Path) -> Result<Preview>;
+
+    fn run(input: Self::Input, ctx: &ToolCtx) -> impl Future<Output = ToolOutput> + Send + '_;
+}
+
+impl<T: Builtin> Tool for T {
+    fn name(&self) -> &str {
+        T::NAME
+    }
+
+    fn definition(&self) -> Value {
+        <T as Builtin>::definition()
+    }
+
+    fn access(&self) -> Access {
+        T::ACCESS
+    }
+
+    fn preview(&self, input: &Value, cwd: &Path) -> Result<Preview> {
+        <T as Builtin>::preview(T::parse(input, cwd)?, cwd)
+    }
+
+    fn run<'a>(&'a self, input: &'a Value, ctx: &'a ToolCtx) -> BoxFuture<'a, ToolOutput> {
+        match T::parse(input, &ctx.cwd) {
+            Ok(input) => Box::pin(<T as Builtin>::run(input, ctx)),
+            Err(e) => Box::pin(std::future::ready(ToolOutput::failed(&e))),
+        }
+    }
+}
