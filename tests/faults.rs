@@ -27,19 +27,18 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ExitStatus};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::procfs::{alive, cmdline, descendants, vm_hwm_kib};
 use common::*;
 use serde_json::{json, Value};
 
-const ECHO: &str = "echo:echo:echo-1";
-const FLOOD: &str = "flood:flood:flood-1";
 const SECRET: &str = "FAULTSECRET";
 
 // ---------------------------------------------------------------- helpers
@@ -99,31 +98,6 @@ fn assert_sessions_parse(data: &Path) -> usize {
     files.len()
 }
 
-fn get_state(rpc: &mut Rpc, id: &str) -> Value {
-    let r = rpc.call(json!({"type": "get_state"}), id);
-    assert_eq!(r["type"], "response", "get_state must answer: {r}");
-    assert_eq!(r["ok"], true, "{r}");
-    r
-}
-
-/// A prompt that must succeed; returns its streamed text.
-fn ok_prompt(rpc: &mut Rpc, id: &str, message: &str) -> String {
-    let (frames, resp) = prompt(rpc, id, message);
-    assert_eq!(
-        resp["type"],
-        "response",
-        "prompt {id}: {resp}\nstderr:\n{}",
-        rpc.stderr()
-    );
-    assert_eq!(
-        resp["ok"],
-        true,
-        "prompt {id}: {resp}\nstderr:\n{}",
-        rpc.stderr()
-    );
-    text_of(&frames)
-}
-
 /// A prompt that was accepted and must fail as a provider error.
 /// Returns (frames before the answer, the answer, how long it took).
 fn failing_prompt(rpc: &mut Rpc, id: &str, message: &str) -> (Vec<Value>, Value, Duration) {
@@ -149,29 +123,11 @@ fn failing_prompt(rpc: &mut Rpc, id: &str, message: &str) -> (Vec<Value>, Value,
     (frames, resp, took)
 }
 
-/// Closes stdin; the host must exit 0 within 5 s.
-fn finish(mut rpc: Rpc) {
-    rpc.close_stdin();
-    let status = rpc.wait(Duration::from_secs(5));
-    let stderr = rpc.stderr();
-    let status =
-        status.unwrap_or_else(|| panic!("host did not exit on stdin EOF; stderr:\n{stderr}"));
-    assert!(
-        status.success(),
-        "exit status {status:?}; stderr:\n{stderr}"
-    );
-}
-
 /// Live fakeprov.py processes under `pid`.
 fn fakeprovs(pid: u32) -> Vec<u32> {
     descendants(pid)
         .into_iter()
-        .filter(|&p| {
-            alive(p)
-                && std::fs::read(format!("/proc/{p}/cmdline"))
-                    .map(|c| String::from_utf8_lossy(&c).contains("fakeprov.py"))
-                    .unwrap_or(false)
-        })
+        .filter(|&p| alive(p) && cmdline(p).is_some_and(|c| c.contains("fakeprov.py")))
         .collect()
 }
 
@@ -205,7 +161,7 @@ struct Raw {
     rx: Receiver<Value>,
     texts: Texts,
     gate: Arc<Mutex<()>>,
-    stderr: Arc<Mutex<String>>,
+    stderr: StderrLog,
     _owned: Option<tempfile::TempDir>,
 }
 
@@ -231,31 +187,9 @@ fn fast_delta(line: &[u8]) -> Option<(&str, &str)> {
 impl Raw {
     /// `rpc --data-dir <data> args…`, under `ulimit -f <blocks>` when given.
     fn spawn(args: &[String], data: Option<&Path>, fsize_blocks: Option<u64>) -> Raw {
-        let owned = match data {
-            Some(_) => None,
-            None => Some(tempfile::tempdir().expect("tempdir")),
-        };
-        let data = data
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| owned.as_ref().unwrap().path().to_path_buf());
-        let mut cmd = match fsize_blocks {
-            None => Command::new(bin()),
-            Some(n) => {
-                let mut c = Command::new("/bin/sh");
-                c.arg("-c")
-                    .arg(format!("ulimit -f {n} || exit 99; exec \"$0\" \"$@\""))
-                    .arg(bin());
-                c
-            }
-        };
-        cmd.arg("--data-dir")
-            .arg(&data)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("AGENT_RPC_HOME")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let (data, owned) = data_dir_or_temp(data);
+        let mut cmd = rpc_command(&data, fsize_blocks);
+        cmd.args(args);
         let mut child = cmd.spawn().expect("spawn rpc");
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().unwrap();
@@ -301,29 +235,13 @@ impl Raw {
                 }
             });
         }
-        let stderr = Arc::new(Mutex::new(String::new()));
-        {
-            let sink = stderr.clone();
-            std::thread::spawn(move || {
-                let mut pipe = stderr_pipe;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        return;
-                    }
-                    sink.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
         Raw {
             child,
             stdin,
             rx,
             texts,
             gate,
-            stderr,
+            stderr: StderrLog::collect(stderr_pipe),
             _owned: owned,
         }
     }
@@ -333,7 +251,7 @@ impl Raw {
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.stderr.text()
     }
 
     fn send(&mut self, v: Value) {

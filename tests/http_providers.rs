@@ -171,15 +171,6 @@ fn agent_end(frames: &[Value]) -> Value {
         .unwrap_or_else(|| panic!("no agent_end among {frames:?}"))
 }
 
-fn assert_ok(resp: &Value, rpc: &Rpc) {
-    assert_eq!(
-        resp["ok"],
-        true,
-        "prompt failed: {resp}\nstderr:\n{}",
-        rpc.stderr()
-    );
-}
-
 /// The `error` of a failed prompt (asserting it failed as a provider error).
 fn failure(resp: &Value) -> String {
     assert_eq!(
@@ -195,24 +186,6 @@ fn failure(resp: &Value) -> String {
         .to_owned();
     eprintln!("prompt {} failed as expected: {err}", resp["id"]);
     err
-}
-
-fn messages(rpc: &mut Rpc, id: &str) -> Vec<Value> {
-    let r = rpc.call(json!({"type": "get_messages"}), id);
-    assert_eq!(r["ok"], true, "{r}");
-    r["messages"].as_array().expect("messages").clone()
-}
-
-fn message_text(m: &Value) -> String {
-    match &m["content"] {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .filter(|b| b["type"] == "text")
-            .map(|b| b["text"].as_str().unwrap_or(""))
-            .collect(),
-        _ => String::new(),
-    }
 }
 
 fn usage_tuple(u: &Value) -> (u64, u64, u64, u64) {

@@ -11,31 +11,20 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::procfs::{alive, descendants, vm_hwm_kib};
 use common::*;
 use serde_json::{json, Value};
-
-const ECHO: &str = "echo:echo:echo-1";
-const SLOW: &str = "slow:slow:slow-1";
-const FLOOD: &str = "flood:flood:flood-1";
 
 // ---------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------
-
-/// A host with the echo extension and model, past its `ready` frame.
-fn echo_host() -> (Rpc, Value) {
-    let mut rpc = Spawn::new().ext("echo").model(ECHO).start();
-    let ready = rpc.ready();
-    (rpc, ready)
-}
 
 /// An echo host that has already run one prompt, so "state unchanged" means
 /// something (two messages, one turn) rather than comparing zeros.
@@ -45,7 +34,7 @@ fn primed_host() -> (Rpc, Value) {
     assert_eq!(resp["type"], "response", "priming prompt failed: {resp}");
     assert_eq!(resp["ok"], true, "priming prompt failed: {resp}");
     assert_eq!(text_of(&frames), "hello there");
-    let state = get_state(&mut rpc);
+    let state = get_state(&mut rpc, &fresh_id("state"));
     assert_eq!(state["message_count"], 2, "{state}");
     (rpc, state)
 }
@@ -56,17 +45,9 @@ fn fresh_id(prefix: &str) -> String {
     format!("{prefix}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
-fn get_state(rpc: &mut Rpc) -> Value {
-    let id = fresh_id("state");
-    let r = rpc.call(json!({"type": "get_state"}), &id);
-    assert_eq!(r["type"], "response", "get_state must answer: {r}");
-    assert_eq!(r["ok"], true, "{r}");
-    r
-}
-
 /// The host still answers and nothing observable about its state moved.
 fn assert_state_unchanged(rpc: &mut Rpc, before: &Value, after_what: &str) {
-    let now = get_state(rpc);
+    let now = get_state(rpc, &fresh_id("state"));
     for k in [
         "streaming",
         "model",
@@ -203,7 +184,7 @@ fn answers_of<'a>(frames: &'a [Value], id: &Value) -> Vec<&'a Value> {
 /// A child spawned directly (no harness), killed on drop.
 struct RawChild {
     child: Child,
-    stderr: Arc<Mutex<String>>,
+    stderr: StderrLog,
     _data: tempfile::TempDir,
     data: std::path::PathBuf,
 }
@@ -211,31 +192,11 @@ struct RawChild {
 impl RawChild {
     fn spawn(args: &[&str]) -> RawChild {
         let data = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(bin())
-            .arg("--data-dir")
-            .arg(data.path())
+        let mut child = rpc_command(data.path(), None)
             .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("AGENT_RPC_HOME")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn rpc");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let mut pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    return;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = StderrLog::collect(child.stderr.take().unwrap());
         RawChild {
             child,
             stderr,
@@ -245,7 +206,7 @@ impl RawChild {
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.stderr.text()
     }
 
     /// Parsed stdout lines on a channel (the reader thread owns stdout).
@@ -316,7 +277,7 @@ fn ready_is_the_first_line_and_describes_the_session() {
     let canonical = cwd.path().canonicalize().unwrap();
     assert_eq!(ready["cwd"], canonical.to_str().unwrap(), "{ready}");
     // The session it announces is the one commands act on.
-    let state = get_state(&mut rpc);
+    let state = get_state(&mut rpc, &fresh_id("state"));
     assert_eq!(state["session_id"], sid);
 }
 
@@ -623,7 +584,7 @@ fn prompt_or_new_session_while_streaming_is_busy_and_the_stream_goes_on() {
     rpc.ready();
     rpc.send(json!({"type": "prompt", "id": "run", "message": "[[n=200 delay_ms=20]]"}));
     wait_for_deltas(&mut rpc, 1);
-    let before = get_state(&mut rpc);
+    let before = get_state(&mut rpc, &fresh_id("state"));
     assert_eq!(before["streaming"], true, "{before}");
     for (line, id) in [
         (r#"{"type":"prompt","id":"b1","message":"me too"}"#, "b1"),
@@ -640,7 +601,7 @@ fn prompt_or_new_session_while_streaming_is_busy_and_the_stream_goes_on() {
         );
     }
     // The running prompt is unaffected: same session, nothing appended.
-    let now = get_state(&mut rpc);
+    let now = get_state(&mut rpc, &fresh_id("state"));
     for k in ["streaming", "session_id", "message_count"] {
         assert_eq!(now[k], before[k], "{k}: {before} -> {now}");
     }
@@ -694,7 +655,10 @@ fn set_model_to_an_unknown_provider_or_model_of_a_known_plugin_is_not_found() {
     );
     assert_eq!(r["type"], "response", "{r}");
     assert_eq!(r["model"], "echo:echo:echo-complete", "{r}");
-    assert_eq!(get_state(&mut rpc)["model"], "echo:echo:echo-complete");
+    assert_eq!(
+        get_state(&mut rpc, &fresh_id("state"))["model"],
+        "echo:echo:echo-complete"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -705,7 +669,7 @@ fn set_model_to_an_unknown_provider_or_model_of_a_known_plugin_is_not_found() {
 fn line_over_max_frame_bytes_is_frame_too_large_then_next_command_works() {
     let mut rpc = Spawn::new().arg("--max-frame-bytes").arg("200").start();
     rpc.ready();
-    let before = get_state(&mut rpc);
+    let before = get_state(&mut rpc, &fresh_id("state"));
     // A well-formed command with an id: the id is not read from an oversized
     // line (it was never buffered), so the error carries id null.
     let big = format!(
@@ -1159,7 +1123,10 @@ fn every_command_is_answered_exactly_once_with_its_shape() {
     assert_eq!(r["type"], "response", "{r}");
     let new_sid = r["session_id"].as_str().expect("new session_id");
     assert_ne!(json!(new_sid), sid);
-    assert_eq!(get_state(&mut rpc)["session_id"], new_sid);
+    assert_eq!(
+        get_state(&mut rpc, &fresh_id("state"))["session_id"],
+        new_sid
+    );
 
     let r = ask(&mut rpc, json!({"type": "shutdown"}), json!("bye"));
     assert_eq!(r["type"], "response", "{r}");
@@ -1443,7 +1410,7 @@ fn shutdown_answers_queued_follow_ups_as_cancelled() {
     rpc.send(json!({"type": "follow_up", "id": "f1", "message": "later"}));
     rpc.send(json!({"type": "follow_up", "id": 2, "message": "later still"}));
     wait_for_deltas(&mut rpc, 1);
-    assert_eq!(get_state(&mut rpc)["queued"], 2);
+    assert_eq!(get_state(&mut rpc, &fresh_id("state"))["queued"], 2);
     rpc.send(json!({"type": "shutdown", "id": "bye"}));
     rpc.drain(Duration::from_secs(5));
     assert_eq!(
@@ -1507,7 +1474,7 @@ fn signal_mid_stream(sig: &str) {
 #[test]
 fn sigterm_when_idle_exits_zero_without_output() {
     let (mut rpc, _) = echo_host();
-    get_state(&mut rpc);
+    get_state(&mut rpc, &fresh_id("state"));
     rpc.signal("TERM");
     let rest = rpc.drain(Duration::from_secs(5));
     assert!(rest.is_empty(), "{rest:?}");
@@ -1710,7 +1677,10 @@ fn continue_of_a_session_in_use_fails_startup_with_session_locked() {
         "session_locked",
     );
     // The first process is unaffected.
-    assert_eq!(get_state(&mut first)["message_count"], 2);
+    assert_eq!(
+        get_state(&mut first, &fresh_id("state"))["message_count"],
+        2
+    );
 }
 
 #[test]

@@ -19,11 +19,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::fake_http::{Api, FakeServer};
+use common::procfs::{alive, cmdline, descendants};
 use common::*;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-
-const ECHO: &str = "echo:echo:echo-1";
 
 /// `XDG_CONFIG_HOME` for every host, so no developer config leaks in.
 const NO_CONFIG_HOME: &str = "/nonexistent/agent-rpc-tools-tests";
@@ -82,10 +81,6 @@ fn call(tools: &str, input: &Value) -> String {
     format!("[[tool={tools} input={input}]]")
 }
 
-fn is_answer_to(f: &Value, id: &str) -> bool {
-    (f["type"] == "response" || f["type"] == "error") && f["id"] == id
-}
-
 fn is_event(f: &Value, kind: &str) -> bool {
     f["type"] == "message_update" && f["event"]["type"] == kind
 }
@@ -122,16 +117,6 @@ fn no_permission_request(frames: &[Value]) {
         of_type(frames, "permission_request").is_empty(),
         "no permission_request expected: {frames:#?}"
     );
-}
-
-fn assert_ok(resp: &Value, rpc: &Rpc) {
-    assert_eq!(
-        resp["type"],
-        "response",
-        "{resp}\nstderr:\n{}",
-        rpc.stderr()
-    );
-    assert_eq!(resp["ok"], true, "{resp}\nstderr:\n{}", rpc.stderr());
 }
 
 /// Runs a prompt that needs no permission to its answer; it must succeed.
@@ -183,12 +168,6 @@ fn decide(
     assert_eq!(ans["ok"], true, "{ans}");
     assert_eq!(ans["command"], "permission_response", "{ans}");
     (frames, resp)
-}
-
-fn messages(rpc: &mut Rpc, id: &str) -> Vec<Value> {
-    let r = rpc.call(json!({"type": "get_messages"}), id);
-    assert_eq!(r["ok"], true, "{r}");
-    r["messages"].as_array().expect("messages").clone()
 }
 
 fn blocks(m: &Value) -> Vec<Value> {
@@ -525,16 +504,6 @@ fn bash_does_not_see_api_keys() {
 }
 
 // ---------------------------------------------------------------- 6. abort kills
-
-/// cmdline of a process, NULs as spaces.
-fn cmdline(pid: u32) -> Option<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline")).ok().map(|c| {
-        String::from_utf8_lossy(&c)
-            .replace('\0', " ")
-            .trim()
-            .to_owned()
-    })
-}
 
 /// Live descendants of the host that belong to the `sleep 30` command.
 fn sleepers(host: u32) -> Vec<(u32, String)> {
