@@ -232,7 +232,10 @@ pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
     Ok((session, valid))
 }
 
-/// Where sessions live, and the writer of the one in use.
+/// Where sessions live: the directory of `<id>.jsonl` files. It finds,
+/// lists and loads them, and hands out the one `SessionFile` writer for the
+/// session in use (`open` for an existing one, `create` for a new one); it
+/// holds no open file itself.
 pub struct Store {
     dir: PathBuf,
 }
@@ -563,8 +566,15 @@ mod tests {
             let complete = bytes[..cut].iter().filter(|&&b| b == b'\n').count() - 1;
             let expected_msgs = complete.min(3);
             assert_eq!(s.messages.len(), expected_msgs, "cut at {cut}");
-            assert_eq!(&bytes[..valid], &bytes[..valid], "prefix");
-            assert!(valid <= cut && bytes[valid - 1] == b'\n');
+            // `valid` is the end of the last complete line before the cut:
+            // everything up to it is kept, the torn rest is what `open` cuts.
+            let last_line_end = bytes[..cut].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+            assert_eq!(valid, last_line_end, "valid prefix, cut at {cut}");
+            // And that prefix alone loads to the same session, wholly valid.
+            let (again, again_valid) = parse(&bytes[..valid]).unwrap();
+            assert_eq!(again_valid, valid, "prefix reparsed, cut at {cut}");
+            assert_eq!(again.messages, s.messages, "prefix messages, cut at {cut}");
+            assert_eq!(again.turns, s.turns, "prefix turns, cut at {cut}");
         }
         for cut in 0..header_len {
             assert!(parse(&bytes[..cut]).is_err());

@@ -10,10 +10,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{alive, prompt, text_of, vm_hwm_kib, Rpc, Spawn};
+use common::procfs::{self, alive, vm_hwm_kib};
+use common::{call_ok, message_text, prompt, text_of, Rpc, Spawn, ECHO};
 use serde_json::{json, Value};
-
-const ECHO: &str = "echo:echo:echo-1";
 
 // ---------------------------------------------------------------- helpers
 
@@ -56,13 +55,6 @@ fn run_failing(rpc: &mut Rpc, id: &str, message: &str) -> (String, String) {
     (text_of(&frames), error)
 }
 
-fn call_ok(rpc: &mut Rpc, cmd: Value, id: &str) -> Value {
-    let resp = rpc.call(cmd, id);
-    assert_eq!(resp["type"], "response", "{resp}");
-    assert_eq!(resp["ok"], true, "{resp}");
-    resp
-}
-
 fn set_model(rpc: &mut Rpc, model: &str) {
     let resp = call_ok(rpc, json!({"type": "set_model", "model": model}), "model");
     assert_eq!(resp["model"], model);
@@ -76,19 +68,6 @@ fn last_message(rpc: &mut Rpc) -> Value {
         .last()
         .cloned()
         .expect("a message")
-}
-
-/// The text of an assistant message (plain string or text blocks).
-fn message_text(m: &Value) -> String {
-    match &m["content"] {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .filter(|b| b["type"] == "text")
-            .map(|b| b["text"].as_str().unwrap_or(""))
-            .collect(),
-        other => panic!("unexpected content {other}"),
-    }
 }
 
 /// A host that is always shut down the polite way (stdin EOF), even when a
@@ -165,10 +144,7 @@ fn finish(mut host: Host) {
 }
 
 fn is_fakeprov(pid: u32) -> bool {
-    alive(pid)
-        && std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).contains("fakeprov.py"))
-            .unwrap_or(false)
+    alive(pid) && procfs::cmdline(pid).is_some_and(|c| c.contains("fakeprov.py"))
 }
 
 /// Live processes under `pid` running fakeprov.py in `mode` (scans all of
@@ -177,31 +153,13 @@ fn fakeprovs(pid: u32, mode: &str) -> Vec<u32> {
     let mut found = Vec::new();
     let mut frontier = vec![pid];
     while let Some(parent) = frontier.pop() {
-        let Ok(dir) = std::fs::read_dir("/proc") else {
-            break;
-        };
-        for entry in dir.flatten() {
-            let Some(p) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-                continue;
-            };
-            let Some(rest) = stat.rsplit(')').next() else {
-                continue;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            if fields.get(1).and_then(|f| f.parse::<u32>().ok()) != Some(parent) {
+        for p in procfs::all_pids() {
+            if procfs::parent_of(p) != Some(parent) {
                 continue;
             }
             frontier.push(p);
-            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains("fakeprov.py") && cmdline.trim_end().ends_with(mode) && alive(p) {
+            let cmdline = procfs::cmdline(p).unwrap_or_default();
+            if cmdline.contains("fakeprov.py") && cmdline.ends_with(mode) && alive(p) {
                 found.push(p);
             }
         }

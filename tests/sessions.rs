@@ -11,47 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{prompt, text_of, Rpc, Spawn};
+use common::{call_ok, finish, message_text, messages, ok_prompt, Rpc, Spawn, ECHO};
 use serde_json::{json, Value};
-
-const ECHO: &str = "echo:echo:echo-1";
 
 // ---------------------------------------------------------------- helpers
 
 /// A host on `data` with the echo extension (and model, unless resuming).
-fn echo_host(data: &Path) -> Spawn {
+fn echo_spawn_in(data: &Path) -> Spawn {
     Spawn::new().data(data).ext("echo")
-}
-
-/// Runs a prompt that must succeed; returns its streamed text.
-fn ok_prompt(rpc: &mut Rpc, id: &str, message: &str) -> String {
-    let (frames, resp) = prompt(rpc, id, message);
-    assert_eq!(
-        resp["type"],
-        "response",
-        "prompt {id}: {resp}\nstderr:\n{}",
-        rpc.stderr()
-    );
-    assert_eq!(
-        resp["ok"],
-        true,
-        "prompt {id} failed: {resp}\nstderr:\n{}",
-        rpc.stderr()
-    );
-    text_of(&frames)
-}
-
-/// Closes stdin and requires a clean exit (stdin EOF = "no more commands").
-fn finish(mut rpc: Rpc) {
-    rpc.close_stdin();
-    let status = rpc
-        .wait(Duration::from_secs(5))
-        .expect("host exits after stdin EOF");
-    assert!(
-        status.success(),
-        "exit status {status:?}; stderr:\n{}",
-        rpc.stderr()
-    );
 }
 
 /// A start-up that must fail: one `error {id: null, code}` frame, no
@@ -98,31 +65,6 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn call_ok(rpc: &mut Rpc, cmd: Value, id: &str) -> Value {
-    let resp = rpc.call(cmd, id);
-    assert_eq!(resp["type"], "response", "{resp}");
-    assert_eq!(resp["ok"], true, "{resp}");
-    resp
-}
-
-fn messages(rpc: &mut Rpc) -> Vec<Value> {
-    let resp = call_ok(rpc, json!({"type": "get_messages"}), "msgs");
-    resp["messages"].as_array().expect("messages array").clone()
-}
-
-/// All the text blocks (or the string content) of a message.
-fn message_text(m: &Value) -> String {
-    match &m["content"] {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .filter(|b| b["type"] == "text")
-            .map(|b| b["text"].as_str().unwrap_or(""))
-            .collect(),
-        other => panic!("unexpected content {other}"),
-    }
-}
-
 fn sessions_in(data: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(data.join("sessions")) else {
         return Vec::new();
@@ -149,14 +91,14 @@ fn continue_restores_id_model_history_and_usage_and_appends() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
 
-    let mut a = echo_host(data).model(ECHO).start();
+    let mut a = echo_spawn_in(data).model(ECHO).start();
     let ready = a.ready();
     let id = ready["session_id"].as_str().unwrap().to_owned();
     assert_eq!(
         ok_prompt(&mut a, "1", "remember this sentence"),
         "remember this sentence"
     );
-    let history = messages(&mut a);
+    let history = messages(&mut a, "msgs");
     let stats = call_ok(&mut a, json!({"type": "get_session_stats"}), "s");
     assert_eq!(stats["turns"], 1);
     assert_eq!(stats["message_count"], 2);
@@ -165,7 +107,7 @@ fn continue_restores_id_model_history_and_usage_and_appends() {
     finish(a);
 
     // No --model: the stored one comes back.
-    let mut b = echo_host(data).arg("--continue").arg(&id).start();
+    let mut b = echo_spawn_in(data).arg("--continue").arg(&id).start();
     let ready = b.ready();
     assert_eq!(ready["session_id"], id.as_str());
     assert_eq!(ready["model"], ECHO);
@@ -179,7 +121,7 @@ fn continue_restores_id_model_history_and_usage_and_appends() {
         "{ready}"
     );
     assert_eq!(
-        messages(&mut b),
+        messages(&mut b, "msgs"),
         history,
         "history must survive a restart unchanged"
     );
@@ -197,7 +139,7 @@ fn continue_restores_id_model_history_and_usage_and_appends() {
 
     // A further prompt appends to the same session (and to its file).
     assert_eq!(ok_prompt(&mut b, "2", "and this one"), "and this one");
-    let after = messages(&mut b);
+    let after = messages(&mut b, "msgs");
     assert_eq!(after.len(), 4);
     assert_eq!(&after[..2], &history[..]);
     assert_eq!(after[2]["content"], "and this one");
@@ -206,7 +148,7 @@ fn continue_restores_id_model_history_and_usage_and_appends() {
     assert!(stats3["input_tokens"].as_u64() > stats["input_tokens"].as_u64());
     finish(b);
 
-    let mut c = echo_host(data).arg("--continue").arg(&id).start();
+    let mut c = echo_spawn_in(data).arg("--continue").arg(&id).start();
     assert_eq!(c.ready()["message_count"], 4);
     assert_eq!(
         sessions_in(data).len(),
@@ -222,7 +164,7 @@ fn continue_without_id_resumes_the_most_recently_updated_session() {
     let data = tmp.path();
     let mut ids = Vec::new();
     for text in ["older session", "newer session"] {
-        let mut h = echo_host(data).model(ECHO).start();
+        let mut h = echo_spawn_in(data).model(ECHO).start();
         ids.push(h.ready()["session_id"].as_str().unwrap().to_owned());
         ok_prompt(&mut h, "1", text);
         finish(h);
@@ -231,17 +173,17 @@ fn continue_without_id_resumes_the_most_recently_updated_session() {
     }
     let (older, newer) = (&ids[0], &ids[1]);
 
-    let mut h = echo_host(data).arg("--continue").start();
+    let mut h = echo_spawn_in(data).arg("--continue").start();
     assert_eq!(h.ready()["session_id"], newer.as_str());
     finish(h);
 
     // Touch the older one by continuing it with a prompt.
-    let mut h = echo_host(data).arg("--continue").arg(older).start();
+    let mut h = echo_spawn_in(data).arg("--continue").arg(older).start();
     h.ready();
     ok_prompt(&mut h, "1", "touching the older one");
     finish(h);
 
-    let mut h = echo_host(data).arg("--continue").start();
+    let mut h = echo_spawn_in(data).arg("--continue").start();
     let ready = h.ready();
     assert_eq!(ready["session_id"], older.as_str());
     assert_eq!(ready["message_count"], 4);
@@ -252,13 +194,13 @@ fn continue_without_id_resumes_the_most_recently_updated_session() {
 fn continue_with_model_overrides_and_persists_the_stored_model() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
-    let mut h = echo_host(data).model(ECHO).start();
+    let mut h = echo_spawn_in(data).model(ECHO).start();
     let id = h.ready()["session_id"].as_str().unwrap().to_owned();
     ok_prompt(&mut h, "1", "hi");
     finish(h);
 
     let other = "echo:echo:echo-complete";
-    let mut h = echo_host(data)
+    let mut h = echo_spawn_in(data)
         .model(other)
         .arg("--continue")
         .arg(&id)
@@ -276,7 +218,7 @@ fn continue_with_model_overrides_and_persists_the_stored_model() {
     finish(h);
 
     // The override was recorded in the session.
-    let mut h = echo_host(data).arg("--continue").arg(&id).start();
+    let mut h = echo_spawn_in(data).arg("--continue").arg(&id).start();
     assert_eq!(h.ready()["model"], other);
     finish(h);
 }
@@ -365,7 +307,7 @@ fn session_file_has_header_then_entries_and_private_permissions() {
 #[test]
 fn host_closed_without_a_prompt_leaves_no_session_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut h = echo_host(tmp.path()).model(ECHO).start();
+    let mut h = echo_spawn_in(tmp.path()).model(ECHO).start();
     h.ready();
     call_ok(&mut h, json!({"type": "get_state"}), "st");
     finish(h);
@@ -438,7 +380,7 @@ fn sigkill_at_random_moments_never_breaks_resume_or_history() {
         assert_eq!(ready["session_id"], id.as_str(), "iteration {i}");
 
         // Check the history left by the previous kill.
-        let history = messages(&mut h);
+        let history = messages(&mut h, "msgs");
         assert_eq!(ready["message_count"], history.len(), "iteration {i}");
         let users: Vec<String> = history
             .iter()
@@ -505,7 +447,7 @@ fn sigkill_at_random_moments_never_breaks_resume_or_history() {
         &["--model", "flood:flood:flood-1", "--continue", &id],
     );
     assert_eq!(h.ready()["session_id"], id.as_str());
-    let history = messages(&mut h);
+    let history = messages(&mut h, "msgs");
     let (u, _, seen_start) = pending.unwrap();
     let present = history.iter().any(|m| m["content"] == u.as_str());
     assert!(present || !seen_start, "last prompt lost after agent_start");
@@ -531,10 +473,10 @@ fn sigkill_at_random_moments_never_breaks_resume_or_history() {
 fn torn_last_line_is_ignored_and_the_file_stays_valid_jsonl() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
-    let mut h = echo_host(data).model(ECHO).start();
+    let mut h = echo_spawn_in(data).model(ECHO).start();
     let id = h.ready()["session_id"].as_str().unwrap().to_owned();
     ok_prompt(&mut h, "1", "before the tear");
-    let before = messages(&mut h);
+    let before = messages(&mut h, "msgs");
     finish(h);
 
     // What a crash in the middle of a write leaves behind.
@@ -547,7 +489,7 @@ fn torn_last_line_is_ignored_and_the_file_stays_valid_jsonl() {
         .unwrap();
     drop(f);
 
-    let mut h = echo_host(data).arg("--continue").arg(&id).start();
+    let mut h = echo_spawn_in(data).arg("--continue").arg(&id).start();
     let ready = h.ready();
     assert_eq!(
         ready["message_count"],
@@ -555,7 +497,7 @@ fn torn_last_line_is_ignored_and_the_file_stays_valid_jsonl() {
         "{ready}; stderr:\n{}",
         h.stderr()
     );
-    assert_eq!(messages(&mut h), before);
+    assert_eq!(messages(&mut h, "msgs"), before);
     ok_prompt(&mut h, "2", "after the tear");
     finish(h);
 
@@ -568,7 +510,7 @@ fn torn_last_line_is_ignored_and_the_file_stays_valid_jsonl() {
         .collect();
     assert_eq!(users, [&json!("before the tear"), &json!("after the tear")]);
 
-    let mut h = echo_host(data).arg("--continue").arg(&id).start();
+    let mut h = echo_spawn_in(data).arg("--continue").arg(&id).start();
     assert_eq!(h.ready()["message_count"], 4);
     finish(h);
 }
@@ -609,24 +551,24 @@ fn a_session_in_use_is_locked_until_its_process_exits() {
     let data = tmp.path();
 
     // The creator holds the session it created with a prompt.
-    let mut first = echo_host(data).model(ECHO).start();
+    let mut first = echo_spawn_in(data).model(ECHO).start();
     let id = first.ready()["session_id"].as_str().unwrap().to_owned();
     ok_prompt(&mut first, "1", "mine");
-    let second = echo_host(data).arg("--continue").arg(&id).start();
+    let second = echo_spawn_in(data).arg("--continue").arg(&id).start();
     let err = expect_startup_error(second, "session_locked");
     assert!(err["message"].as_str().unwrap().contains(&id), "{err}");
-    let second = echo_host(data).arg("--continue").start();
+    let second = echo_spawn_in(data).arg("--continue").start();
     expect_startup_error(second, "session_locked");
     finish(first);
 
     // A process that merely continues it (no prompt yet) holds it as well.
-    let mut resumed = echo_host(data).arg("--continue").arg(&id).start();
+    let mut resumed = echo_spawn_in(data).arg("--continue").arg(&id).start();
     assert_eq!(resumed.ready()["session_id"], id.as_str());
-    let third = echo_host(data).arg("--continue").arg(&id).start();
+    let third = echo_spawn_in(data).arg("--continue").arg(&id).start();
     expect_startup_error(third, "session_locked");
     finish(resumed);
 
-    let mut last = echo_host(data).arg("--continue").arg(&id).start();
+    let mut last = echo_spawn_in(data).arg("--continue").arg(&id).start();
     assert_eq!(last.ready()["message_count"], 2);
     finish(last);
 }
@@ -637,7 +579,7 @@ fn a_session_in_use_is_locked_until_its_process_exits() {
 fn new_session_keeps_the_old_one_and_list_sessions_shows_both_newest_first() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
-    let mut h = echo_host(data).model(ECHO).start();
+    let mut h = echo_spawn_in(data).model(ECHO).start();
     let ready = h.ready();
     let old = ready["session_id"].as_str().unwrap().to_owned();
     ok_prompt(&mut h, "1", "first session title\nsecond line");
@@ -658,7 +600,7 @@ fn new_session_keeps_the_old_one_and_list_sessions_shows_both_newest_first() {
     );
 
     // The old session is no longer in use by this process: another may take it.
-    let mut other = echo_host(data).arg("--continue").arg(&old).start();
+    let mut other = echo_spawn_in(data).arg("--continue").arg(&old).start();
     assert_eq!(other.ready()["message_count"], 2);
     finish(other);
 
@@ -798,7 +740,7 @@ fn data_dir_comes_from_agent_rpc_home_then_xdg_data_home_then_home() {
 
     // --data-dir beats them all.
     let flag_dir = tmp.path().join("flag");
-    let mut h = echo_host(&flag_dir)
+    let mut h = echo_spawn_in(&flag_dir)
         .model(ECHO)
         .env("AGENT_RPC_HOME", rpc_home.to_str().unwrap())
         .start();

@@ -10,13 +10,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::procfs::{self, alive, descendants, vm_hwm_kib};
 use common::*;
 use serde_json::{json, Value};
-
-const SLOW: &str = "slow:slow:slow-1";
-const FLOOD: &str = "flood:flood:flood-1";
-const ECHO: &str = "echo:echo:echo-1";
-const HANG: &str = "hang:hang:hang-1";
 
 /// Starts a host with the given fixtures and model; returns it and `ready`.
 fn host(exts: &[&str], model: &str) -> (Rpc, Value) {
@@ -31,10 +27,6 @@ fn host(exts: &[&str], model: &str) -> (Rpc, Value) {
 
 fn is_update(f: &Value) -> bool {
     f["type"] == "message_update"
-}
-
-fn is_answer_to(f: &Value, id: &str) -> bool {
-    (f["type"] == "response" || f["type"] == "error") && f["id"] == id
 }
 
 /// Sends a prompt and reads up to its `agent_start`; returns the prompt id.
@@ -54,38 +46,16 @@ fn first_delta(rpc: &mut Rpc) -> Value {
     rpc.until("first delta", is_update).1
 }
 
-/// The text of a stored message: a plain string or its `text` blocks.
-fn message_text(m: &Value) -> String {
-    match &m["content"] {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .filter(|b| b["type"] == "text")
-            .map(|b| b["text"].as_str().unwrap_or(""))
-            .collect(),
-        other => panic!("unexpected content {other}"),
-    }
-}
-
-fn messages(rpc: &mut Rpc, id: &str) -> Vec<Value> {
-    let r = rpc.call(json!({"type": "get_messages"}), id);
-    assert_eq!(r["ok"], true, "{r}");
-    r["messages"].as_array().expect("messages array").clone()
-}
-
 /// Live descendants of the host whose command line names the given mode.
 fn fixture_pids(rpc: &Rpc, mode: &str) -> Vec<u32> {
     descendants(rpc.pid())
         .into_iter()
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| {
-                    let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-                    args.iter()
-                        .any(|a| *a == b"fakeprov.py" || a.ends_with(b"/fakeprov.py"))
-                        && args.contains(&mode.as_bytes())
-                })
-                .unwrap_or(false)
+        .filter(|&p| {
+            procfs::cmdline_args(p).is_some_and(|args| {
+                args.iter()
+                    .any(|a| a == b"fakeprov.py" || a.ends_with(b"/fakeprov.py"))
+                    && args.iter().any(|a| a == mode.as_bytes())
+            })
         })
         .collect()
 }

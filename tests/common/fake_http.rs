@@ -8,10 +8,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+
+use super::StderrLog;
 
 /// `fixtures/http/fake_llm.py` on an ephemeral port.
 pub struct FakeServer {
@@ -19,7 +20,7 @@ pub struct FakeServer {
     /// Held open: the server exits when its stdin reaches EOF.
     stdin: Option<ChildStdin>,
     pub port: u16,
-    stderr: Arc<Mutex<String>>,
+    stderr: StderrLog,
 }
 
 impl FakeServer {
@@ -41,20 +42,6 @@ impl FakeServer {
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
-        let err_buf = Arc::new(Mutex::new(String::new()));
-        let sink = err_buf.clone();
-        std::thread::spawn(move || {
-            let mut stderr = stderr;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    return;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
@@ -69,7 +56,7 @@ impl FakeServer {
             child,
             stdin,
             port: 0,
-            stderr: err_buf,
+            stderr: StderrLog::collect(stderr),
         };
         let line = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
         server.port = line
@@ -80,7 +67,7 @@ impl FakeServer {
                 std::thread::sleep(Duration::from_millis(100));
                 panic!(
                     "fake_llm.py did not announce its port (first line {line:?}); stderr:\n{}",
-                    server.stderr.lock().unwrap()
+                    server.stderr.text()
                 )
             });
         server

@@ -1,9 +1,17 @@
 //! Subprocess harness: spawns the real `rpc` binary with an isolated data
 //! dir, reads its stdout on a thread, and puts a timeout on every read so a
 //! hang fails the test in seconds instead of stalling CI.
+//!
+//! Also the one copy of what several test files need: the fixture model ids,
+//! the base `rpc` command line and the stderr collector that the files with
+//! their own process handling build on, the small command helpers
+//! (`call_ok`, `get_state`, `messages`, …); the `/proc` reads are in
+//! [`procfs`].
+// Every test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
 pub mod fake_http;
+pub mod procfs;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -19,6 +27,13 @@ use tempfile::TempDir;
 /// Default bound on any single read.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The fixture extensions' models (`fixtures/providers/<plugin>`), as
+/// `plugin:provider:model` ids.
+pub const ECHO: &str = "echo:echo:echo-1";
+pub const SLOW: &str = "slow:slow:slow-1";
+pub const FLOOD: &str = "flood:flood:flood-1";
+pub const HANG: &str = "hang:hang:hang-1";
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rpc"))
 }
@@ -28,6 +43,89 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/providers")
         .join(name)
+}
+
+/// The given data dir, or a fresh temporary one that the caller keeps alive
+/// (and that is removed when the returned guard drops).
+pub fn data_dir_or_temp(given: Option<&Path>) -> (PathBuf, Option<TempDir>) {
+    match given {
+        Some(dir) => (dir.to_path_buf(), None),
+        None => {
+            let owned = tempfile::tempdir().expect("tempdir");
+            (owned.path().to_path_buf(), Some(owned))
+        }
+    }
+}
+
+/// `rpc --data-dir <data>` with all three stdio pipes, and without the
+/// caller's `RUST_LOG` / `AGENT_RPC_HOME` so the environment running the
+/// tests cannot change what the host logs or where it keeps its data.
+/// Under `ulimit -f <blocks>` when `file_size_blocks` is given (through
+/// `/bin/sh`, which then `exec`s the host so its pid is the host's; exit 99
+/// if the shell cannot set the limit).
+pub fn rpc_command(data: &Path, file_size_blocks: Option<u64>) -> Command {
+    let mut cmd = match file_size_blocks {
+        None => Command::new(bin()),
+        Some(n) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c")
+                .arg(format!("ulimit -f {n} || exit 99; exec \"$0\" \"$@\""))
+                .arg(bin());
+            c
+        }
+    };
+    cmd.arg("--data-dir")
+        .arg(data)
+        .env_remove("RUST_LOG")
+        .env_remove("AGENT_RPC_HOME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A child's stderr, collected by a thread of its own so the child never
+/// blocks on a full pipe, and readable at any time for failure messages.
+#[derive(Clone)]
+pub struct StderrLog {
+    text: Arc<Mutex<String>>,
+    /// The thread saw end of file: everything is in `text`.
+    done: Arc<AtomicBool>,
+}
+
+impl StderrLog {
+    /// Starts the thread that reads `pipe` to its end.
+    pub fn collect(pipe: impl Read + Send + 'static) -> Self {
+        let log = StderrLog {
+            text: Arc::default(),
+            done: Arc::default(),
+        };
+        let (sink, done) = (log.text.clone(), log.done.clone());
+        std::thread::spawn(move || {
+            let mut pipe = pipe;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+            done.store(true, Ordering::Release);
+        });
+        log
+    }
+
+    /// Everything read so far.
+    pub fn text(&self) -> String {
+        self.text.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the pipe reached end of file (the text is complete).
+    pub fn finished(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
 }
 
 /// A host started with `--extension` for each named fixture.
@@ -73,23 +171,9 @@ impl Spawn {
     }
 
     pub fn start(self) -> Rpc {
-        let owned = match &self.data_dir {
-            Some(_) => None,
-            None => Some(tempfile::tempdir().expect("tempdir")),
-        };
-        let data = self
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| owned.as_ref().unwrap().path().to_path_buf());
-        let mut cmd = Command::new(bin());
-        cmd.arg("--data-dir")
-            .arg(&data)
-            .args(&self.args)
-            .env_remove("RUST_LOG")
-            .env_remove("AGENT_RPC_HOME")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let (data, owned) = data_dir_or_temp(self.data_dir.as_deref());
+        let mut cmd = rpc_command(&data, None);
+        cmd.args(&self.args);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -138,29 +222,11 @@ impl Spawn {
             });
             wtx
         });
-        let err_buf = Arc::new(Mutex::new(String::new()));
-        let err_done = Arc::new(AtomicBool::new(false));
-        let sink = err_buf.clone();
-        let done = err_done.clone();
-        std::thread::spawn(move || {
-            let mut stderr = stderr;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-            done.store(true, Ordering::Release);
-        });
         Rpc {
             child,
             stdin,
             rx,
-            stderr: err_buf,
-            stderr_done: err_done,
+            stderr: StderrLog::collect(stderr),
             data,
             _owned: owned,
             seen: Vec::new(),
@@ -172,9 +238,7 @@ pub struct Rpc {
     pub child: Child,
     stdin: Option<mpsc::Sender<Vec<u8>>>,
     rx: Receiver<Value>,
-    stderr: Arc<Mutex<String>>,
-    /// The stderr thread saw end of file: everything is in `stderr`.
-    stderr_done: Arc<AtomicBool>,
+    stderr: StderrLog,
     pub data: PathBuf,
     _owned: Option<TempDir>,
     /// Every frame read so far, in order.
@@ -183,7 +247,7 @@ pub struct Rpc {
 
 impl Rpc {
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.stderr.text()
     }
 
     pub fn send(&mut self, v: Value) {
@@ -276,7 +340,7 @@ impl Rpc {
             return None;
         };
         let drained = Instant::now() + Duration::from_secs(3);
-        while !self.stderr_done.load(Ordering::Acquire) && Instant::now() < drained {
+        while !self.stderr.finished() && Instant::now() < drained {
             std::thread::sleep(Duration::from_millis(2));
         }
         Some(s)
@@ -360,42 +424,94 @@ pub fn prompt(rpc: &mut Rpc, id: &str, message: &str) -> (Vec<Value>, Value) {
     })
 }
 
-/// Peak resident memory (VmHWM) of a live process, in KiB.
-pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+/// The text of a stored message: a plain string or its `text` blocks.
+pub fn message_text(m: &Value) -> String {
+    match &m["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter(|b| b["type"] == "text")
+            .map(|b| b["text"].as_str().unwrap_or(""))
+            .collect(),
+        other => panic!("unexpected content {other}"),
+    }
 }
 
-/// PIDs of live descendants of `pid` (from /proc).
-pub fn descendants(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(p) = frontier.pop() {
-        let Ok(children) = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")) else {
-            continue;
-        };
-        for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            out.push(c);
-            frontier.push(c);
-        }
-    }
-    out
+/// Whether a frame is the `response` or `error` answering command `id`.
+pub fn is_answer_to(f: &Value, id: &str) -> bool {
+    (f["type"] == "response" || f["type"] == "error") && f["id"] == id
 }
 
-/// Whether a process still exists (and is not a zombie).
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .map(|rest| rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
+/// Asserts an answer is a successful `response`, with the host's stderr in
+/// the failure message.
+pub fn assert_ok(resp: &Value, rpc: &Rpc) {
+    assert_eq!(
+        resp["type"],
+        "response",
+        "{resp}\nstderr:\n{}",
+        rpc.stderr()
+    );
+    assert_eq!(resp["ok"], true, "{resp}\nstderr:\n{}", rpc.stderr());
+}
+
+/// Sends a command and returns its answer, which must be a successful
+/// `response`.
+pub fn call_ok(rpc: &mut Rpc, cmd: Value, id: &str) -> Value {
+    let resp = rpc.call(cmd, id);
+    assert_eq!(resp["type"], "response", "{resp}");
+    assert_eq!(resp["ok"], true, "{resp}");
+    resp
+}
+
+/// `get_state`, which must answer successfully.
+pub fn get_state(rpc: &mut Rpc, id: &str) -> Value {
+    let r = rpc.call(json!({"type": "get_state"}), id);
+    assert_eq!(r["type"], "response", "get_state must answer: {r}");
+    assert_eq!(r["ok"], true, "{r}");
+    r
+}
+
+/// The session's messages, from `get_messages`.
+pub fn messages(rpc: &mut Rpc, id: &str) -> Vec<Value> {
+    let r = call_ok(rpc, json!({"type": "get_messages"}), id);
+    r["messages"].as_array().expect("messages array").clone()
+}
+
+/// A host with the echo extension and its model, past its `ready` frame
+/// (returned too).
+pub fn echo_host() -> (Rpc, Value) {
+    let mut rpc = Spawn::new().ext("echo").model(ECHO).start();
+    let ready = rpc.ready();
+    (rpc, ready)
+}
+
+/// Runs a prompt that must succeed; returns its streamed text.
+pub fn ok_prompt(rpc: &mut Rpc, id: &str, message: &str) -> String {
+    let (frames, resp) = prompt(rpc, id, message);
+    assert_eq!(
+        resp["type"],
+        "response",
+        "prompt {id}: {resp}\nstderr:\n{}",
+        rpc.stderr()
+    );
+    assert_eq!(
+        resp["ok"],
+        true,
+        "prompt {id} failed: {resp}\nstderr:\n{}",
+        rpc.stderr()
+    );
+    text_of(&frames)
+}
+
+/// Closes stdin and expects the host to exit cleanly within 5 s.
+pub fn finish(mut rpc: Rpc) {
+    rpc.close_stdin();
+    let status = rpc.wait(Duration::from_secs(5));
+    let stderr = rpc.stderr();
+    let status =
+        status.unwrap_or_else(|| panic!("host did not exit on stdin EOF; stderr:\n{stderr}"));
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr:\n{stderr}"
+    );
 }

@@ -1,0 +1,110 @@
+//! Configuration and model ids: config-file errors name file, line and
+//! field; model-id rules through `set_model` and `--model`.
+
+use super::*;
+
+// ---- 14. config errors ----------------------------------------------------
+
+#[test]
+fn config_errors_name_file_line_and_field() {
+    let cases = [
+        (
+            "unknown key",
+            "[http]\nretry_base_delay_ms = 50\nmax_retriez = 3\n",
+            "line 3",
+            "max_retriez",
+        ),
+        (
+            "bad type",
+            "# retries\n[http]\nmax_retries = \"three\"\n",
+            "line 3",
+            "max_retries",
+        ),
+        (
+            "bad type in a provider",
+            "[providers.local]\nkind = \"openai\"\nbase_url = 42\n",
+            "line 3",
+            "base_url",
+        ),
+        (
+            "unknown key in a provider",
+            "default_model = \"gpt-4o-mini\"\n\n[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key = \"x\"\n",
+            "line 6",
+            "api_key",
+        ),
+    ];
+    for (label, text, line, field) in cases {
+        let (_dir, path) = config_file(text);
+        let mut rpc = Spawn::new()
+            .env("XDG_CONFIG_HOME", NO_CONFIG_HOME)
+            .arg("--config")
+            .arg(&path)
+            .start();
+        let f = rpc.recv();
+        assert_eq!(f["type"], "error", "{label}: start-up error frame, got {f}");
+        assert!(f["id"].is_null(), "{label}: {f}");
+        assert_eq!(f["code"], "invalid_params", "{label}: {f}");
+        let msg = f["message"].as_str().unwrap_or("");
+        assert!(msg.contains(&path), "{label}: names the file: {msg}");
+        assert!(msg.contains(line), "{label}: names {line}: {msg}");
+        assert!(
+            msg.contains(field),
+            "{label}: names the field {field}: {msg}"
+        );
+        let status = rpc.wait(Duration::from_secs(5)).expect("exits");
+        assert_eq!(status.code(), Some(2), "{label}: exit status");
+        assert!(rpc.recv_within(Duration::from_millis(200)).is_none());
+    }
+}
+
+// ---- 15. model ids --------------------------------------------------------
+
+#[test]
+fn model_id_rules_through_set_model() {
+    let mut rpc = Spawn::new().env("XDG_CONFIG_HOME", NO_CONFIG_HOME).start();
+    rpc.ready();
+    for model in [
+        "openrouter/anthropic/claude-sonnet-4",
+        "ollama/qwen2.5:7b",
+        "claude-sonnet-5-5",
+        "gpt-4o-mini",
+    ] {
+        let r = rpc.call(json!({"type": "set_model", "model": model}), model);
+        assert_eq!(r["type"], "response", "{model}: {r}");
+        assert_eq!(r["ok"], true, "{model}: {r}");
+        assert_eq!(r["model"], model, "{model}: {r}");
+    }
+    let state = rpc.call(json!({"type": "get_state"}), "st");
+    assert_eq!(state["model"], "gpt-4o-mini", "{state}");
+    for model in ["nonsense-name", "unknownprov/x", "/x", "openai/"] {
+        let r = rpc.call(json!({"type": "set_model", "model": model}), model);
+        assert_eq!(r["type"], "error", "{model}: {r}");
+        assert_eq!(r["code"], "not_found", "{model}: {r}");
+        assert!(
+            r["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{model}: {r}"
+        );
+    }
+    let state = rpc.call(json!({"type": "get_state"}), "st2");
+    assert_eq!(
+        state["model"], "gpt-4o-mini",
+        "rejected set_model changed nothing: {state}"
+    );
+}
+
+#[test]
+fn unknown_provider_in_model_flag_is_a_startup_error() {
+    let mut rpc = Spawn::new()
+        .env("XDG_CONFIG_HOME", NO_CONFIG_HOME)
+        .model("unknownprov/x")
+        .start();
+    let f = rpc.recv();
+    assert_eq!(f["type"], "error", "{f}");
+    assert_eq!(f["code"], "not_found", "{f}");
+    assert!(
+        f["message"].as_str().unwrap_or("").contains("unknownprov"),
+        "{f}"
+    );
+    let status = rpc.wait(Duration::from_secs(5)).expect("exits");
+    assert_eq!(status.code(), Some(2));
+}

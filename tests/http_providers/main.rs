@@ -1,0 +1,247 @@
+//! The HTTP model providers (Anthropic Messages and OpenAI-compatible Chat
+//! Completions, streaming over SSE) against the real `rpc` binary and the
+//! fake server `fixtures/http/fake_llm.py`.
+//!
+//! Every test starts its own fake server (ephemeral port, killed on drop and
+//! also when its stdin closes) and its own host, so tests run in parallel.
+//! Most scenarios run for both APIs through `both!`, which makes a module per
+//! scenario with an `anthropic` and an `openai` test.
+//!
+//! Timing: every wait is bounded; the only time assertions are generous
+//! bounds from the contract (abort < 1 s, persistent 500 < 10 s with the
+//! short retry config, idle timeout of 1 s fails within ~4 s).
+//!
+//! The `latency` module measures (and prints, see `--nocapture`) how long
+//! frames take from the fake server's write to the host's stdout; it asserts
+//! nothing about speed.
+//!
+//! One test binary, one module per area (`streams`, `retries`, `failures`,
+//! `requests`, `config`, `latency`); the helpers and `both!` are below.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::fake_http::{Api, FakeServer};
+use common::*;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// `XDG_CONFIG_HOME` for every host: an absolute path holding no config, so
+/// a developer's own `~/.config/agent-rpc/config.toml` never leaks in.
+const NO_CONFIG_HOME: &str = "/nonexistent/agent-rpc-http-tests";
+
+const ANTHROPIC_KEY: &str = "sk-ant-test-SECRET123";
+const OPENAI_KEY: &str = "sk-oai-test-SECRET456";
+
+/// Short retries so that retry tests take milliseconds.
+const RETRY_CONFIG: &str =
+    "[http]\nretry_base_delay_ms = 50\nmax_retries = 3\nmax_retry_secs = 10\n";
+
+// ------------------------------------------------------------------ the APIs
+
+/// The test keys, per API.
+trait TestKeys {
+    fn key(self) -> &'static str;
+    /// The part of the key that must never show up anywhere.
+    fn secret(self) -> &'static str;
+}
+
+impl TestKeys for Api {
+    fn key(self) -> &'static str {
+        match self {
+            Api::Anthropic => ANTHROPIC_KEY,
+            Api::OpenAi => OPENAI_KEY,
+        }
+    }
+    fn secret(self) -> &'static str {
+        match self {
+            Api::Anthropic => "SECRET123",
+            Api::OpenAi => "SECRET456",
+        }
+    }
+}
+
+/// One test per API for a scenario function `name(api)`.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn anthropic() {
+                super::$name(super::Api::Anthropic)
+            }
+            #[test]
+            fn openai() {
+                super::$name(super::Api::OpenAi)
+            }
+        }
+    )*};
+}
+
+// Declared after `both!`: a `macro_rules!` macro is visible only in the
+// modules that come after its definition.
+mod config;
+mod failures;
+mod latency;
+mod requests;
+mod retries;
+mod streams;
+
+// ---------------------------------------------------------------- the host
+
+/// A host pointed at `srv` for `api`, with the key set and the default model.
+fn spawn(api: Api, srv: &FakeServer) -> Spawn {
+    Spawn::new()
+        .env("XDG_CONFIG_HOME", NO_CONFIG_HOME)
+        .env(api.base_var(), &api.base_url(srv.port))
+        .env(api.key_var(), api.key())
+        .model(api.model())
+}
+
+/// A config file in its own temp dir (keep the dir alive while it is used).
+fn config_file(text: &str) -> (TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).expect("write config");
+    let path = path.to_string_lossy().into_owned();
+    (dir, path)
+}
+
+/// A host with the short retry config.
+fn start_with_retries(api: Api, srv: &FakeServer) -> (Rpc, TempDir) {
+    let (dir, path) = config_file(RETRY_CONFIG);
+    let mut rpc = spawn(api, srv).arg("--config").arg(&path).start();
+    rpc.ready();
+    (rpc, dir)
+}
+
+fn start(api: Api, srv: &FakeServer) -> Rpc {
+    let mut rpc = spawn(api, srv).start();
+    rpc.ready();
+    rpc
+}
+
+/// Runs a prompt to its answer. Should the host ever ask for a tool
+/// permission (tool execution is being added elsewhere), the turn is aborted
+/// so that these tests only ever see the first round's tool calls.
+fn run(rpc: &mut Rpc, id: &str, message: &str) -> (Vec<Value>, Value) {
+    rpc.send(json!({"type": "prompt", "id": id, "message": message}));
+    let deadline = Instant::now() + READ_TIMEOUT;
+    let mut frames = Vec::new();
+    let mut aborted = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(f) = rpc.recv_within(left) else {
+            panic!(
+                "no answer to prompt {id} within {READ_TIMEOUT:?}; last frames: {:?}\nstderr:\n{}",
+                frames.iter().rev().take(5).collect::<Vec<_>>(),
+                rpc.stderr()
+            );
+        };
+        if (f["type"] == "response" || f["type"] == "error") && f["id"] == id {
+            return (frames, f);
+        }
+        if f["type"] == "permission_request" && !aborted {
+            aborted = true;
+            rpc.send(json!({"type": "abort", "id": format!("{id}-abort")}));
+        }
+        frames.push(f);
+    }
+}
+
+/// The events (the `event` objects) of `message_update`s of one type.
+fn events(frames: &[Value], kind: &str) -> Vec<Value> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "message_update" && f["event"]["type"] == kind)
+        .map(|f| f["event"].clone())
+        .collect()
+}
+
+fn thinking_of(frames: &[Value]) -> String {
+    events(frames, "thinking_delta")
+        .iter()
+        .map(|e| e["delta"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+fn retries(frames: &[Value]) -> Vec<Value> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "auto_retry")
+        .cloned()
+        .collect()
+}
+
+fn agent_end(frames: &[Value]) -> Value {
+    frames
+        .iter()
+        .rev()
+        .find(|f| f["type"] == "agent_end")
+        .cloned()
+        .unwrap_or_else(|| panic!("no agent_end among {frames:?}"))
+}
+
+/// The `error` of a failed prompt (asserting it failed as a provider error).
+fn failure(resp: &Value) -> String {
+    assert_eq!(
+        resp["type"], "response",
+        "a failed prompt is a response: {resp}"
+    );
+    assert_eq!(resp["ok"], false, "the prompt should have failed: {resp}");
+    assert_eq!(resp["code"], "provider_error", "{resp}");
+    assert_eq!(resp["stop_reason"], "error", "{resp}");
+    let err = resp["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error is not a string: {resp}"))
+        .to_owned();
+    eprintln!("prompt {} failed as expected: {err}", resp["id"]);
+    err
+}
+
+fn usage_tuple(u: &Value) -> (u64, u64, u64, u64) {
+    let g = |k: &str| {
+        u[k].as_u64()
+            .unwrap_or_else(|| panic!("usage.{k} missing in {u}"))
+    };
+    (
+        g("input_tokens"),
+        g("output_tokens"),
+        g("cache_read_input_tokens"),
+        g("cache_creation_input_tokens"),
+    )
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// CLOCK_MONOTONIC in seconds: the clock of the fake server's timestamps.
+fn monotonic() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
