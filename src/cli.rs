@@ -11,6 +11,9 @@ use clap::Parser;
     about = "Agent host driven over stdio: line-delimited JSON commands in, frames out (protocol v1)."
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Subcommand>,
+
     /// Where sessions and installed extensions live [default: $AGENT_RPC_HOME,
     /// else $XDG_DATA_HOME/agent-rpc, else ~/.local/share/agent-rpc].
     #[arg(long, value_name = "DIR")]
@@ -66,4 +69,12 @@ pub struct Cli {
     /// Log filter for stderr (e.g. `debug`, `agent_rpc=trace`) [default: $RUST_LOG, else `warn`].
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+}
+
+/// Commands other than serving a session.
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
+    /// Print the protocol's JSON Schema (draft 2020-12) and exit; the
+    /// checked-in copy is schema/agent-rpc.schema.json.
+    Schema,
 }

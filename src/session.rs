@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{anyhow, Context, Result};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Coded, ErrorCode, WithCode};
@@ -395,7 +396,8 @@ impl Store {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One stored session, as `list_sessions` lists it.
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Summary {
     pub session_id: String,
     pub created_at: String,

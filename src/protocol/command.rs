@@ -7,10 +7,15 @@
 //! `serde_path_to_error`, so a message names the field that is wrong). Every
 //! failure is an [`ErrorFrame`] carrying the best `id` known at that point.
 
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::{ErrorCode, ErrorFrame};
+use super::{
+    AbortResponse, Empty, ErrorCode, ErrorFrame, MessagesResponse, ModelsResponse,
+    NewSessionResponse, PromptOutcome, SessionStatsResponse, SessionsResponse, SetModelResponse,
+    SetPermissionModeResponse, StateResponse, SteerResponse,
+};
 use crate::permissions::{Decision, Mode};
 
 /// Declares every command once: its variant, its fields and its wire name.
@@ -18,11 +23,11 @@ use crate::permissions::{Decision, Mode};
 /// client writes in `type`) and the decoder, so a new command is one line
 /// here plus its handler.
 macro_rules! commands {
-    ($( $(#[$doc:meta])* $variant:ident $(($params:ty))? = $wire:literal, )*) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident $(($params:ty))? => $response:ty = $wire:literal, )*) => {
         /// A command that passed validation.
         #[derive(Debug, Clone)]
         pub enum Command {
-            $( $(#[$doc])* $variant $(($params))?, )*
+            $( $(#[doc = $doc])* $variant $(($params))?, )*
         }
 
         /// A command's name: its `type` on the wire, echoed as `command` on
@@ -57,6 +62,24 @@ macro_rules! commands {
                 }
             }
 
+            /// Every command's schema parts, for `protocol::schema`: the
+            /// fields as the host reads them (`reads`, a deserialize-contract
+            /// generator) and the response as it writes it (`writes`).
+            pub(super) fn schemas(
+                reads: &mut SchemaGenerator,
+                writes: &mut SchemaGenerator,
+            ) -> Vec<CommandSchema> {
+                vec![$(
+                    CommandSchema {
+                        name: CommandName::$variant,
+                        variant: stringify!($variant),
+                        doc: concat!($($doc, "\n",)* ""),
+                        params: commands!(@params reads $(, $params)?),
+                        response: <$response as JsonSchema>::json_schema(writes),
+                    },
+                )*]
+            }
+
             /// Reads the fields of command `name` from the rest of its object.
             fn decode(name: CommandName, id: &Value, fields: Map<String, Value>) -> Result<Self, ErrorFrame> {
                 // Commands without fields ignore whatever else was sent.
@@ -73,27 +96,71 @@ macro_rules! commands {
     (@build $variant:ident, $id:ident, $name:ident, $fields:ident) => {
         Command::$variant
     };
+    (@params $generator:ident, $params:ty) => {
+        <$params as JsonSchema>::json_schema($generator)
+    };
+    (@params $generator:ident) => {
+        schemars::json_schema!({ "type": "object" })
+    };
+}
+
+/// What the schema says of one command: its fields, and the fields of its
+/// response (both as object schemas, without `type`, `id` and the rest of
+/// the envelope, which `protocol::schema` adds).
+pub(super) struct CommandSchema {
+    pub name: CommandName,
+    pub variant: &'static str,
+    pub doc: &'static str,
+    pub params: Schema,
+    pub response: Schema,
 }
 
 commands! {
-    /// Starts a turn.
-    Prompt(PromptParams) = "prompt",
-    /// Aborts the running turn and drops the queued follow-ups.
-    Abort = "abort",
+    /// Starts a turn; answered when the turn ends (`busy` while one runs).
+    Prompt(PromptParams) => PromptOutcome = "prompt",
+    /// Aborts the running turn and drops the queued follow-ups; answered
+    /// after the turn's `agent_end` and response.
+    Abort => AbortResponse = "abort",
     /// A message for the model at the next safe point of the running turn.
-    Steer(MessageParams) = "steer",
-    /// A prompt that runs after the current turn.
-    FollowUp(PromptParams) = "follow_up",
-    SetModel(SetModelParams) = "set_model",
-    PermissionResponse(PermissionResponseParams) = "permission_response",
-    SetPermissionMode(SetPermissionModeParams) = "set_permission_mode",
-    GetState = "get_state",
-    GetSessionStats = "get_session_stats",
-    GetMessages = "get_messages",
-    GetAvailableModels = "get_available_models",
-    NewSession = "new_session",
-    ListSessions = "list_sessions",
-    Shutdown = "shutdown",
+    Steer(MessageParams) => SteerResponse = "steer",
+    /// A prompt that runs as the next turn after the current one (at once
+    /// when idle); answered when that turn ends.
+    FollowUp(PromptParams) => PromptOutcome = "follow_up",
+    /// Switches the model for the next provider request.
+    SetModel(SetModelParams) => SetModelResponse = "set_model",
+    /// Answers a `permission_request`.
+    PermissionResponse(PermissionResponseParams) => Empty = "permission_response",
+    /// Changes what tools may do without asking; persisted in the session.
+    SetPermissionMode(SetPermissionModeParams) => SetPermissionModeResponse = "set_permission_mode",
+    /// The host's state; never waits for a turn.
+    GetState => StateResponse = "get_state",
+    /// Token and cost totals of the session.
+    GetSessionStats => SessionStatsResponse = "get_session_stats",
+    /// The session's history.
+    GetMessages => MessagesResponse = "get_messages",
+    /// Every model the host can use, and whether it is available now.
+    GetAvailableModels => ModelsResponse = "get_available_models",
+    /// Starts a new session in this process (`busy` while a turn runs).
+    NewSession => NewSessionResponse = "new_session",
+    /// The stored sessions, newest first.
+    ListSessions => SessionsResponse = "list_sessions",
+    /// Answers, then ends the host (SPEC §6).
+    Shutdown => Empty = "shutdown",
+}
+
+impl JsonSchema for CommandName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CommandName".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = CommandName::ALL.iter().map(|c| c.as_str()).collect();
+        schemars::json_schema!({
+            "description": "A command's `type`, echoed as `command` on its answer.",
+            "type": "string",
+            "enum": names,
+        })
+    }
 }
 
 impl Serialize for CommandName {
@@ -108,11 +175,33 @@ impl std::fmt::Display for CommandName {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct PromptParams {
+    /// The user's message.
     pub message: String,
+    /// Extra content: with attachments the user message's content is a
+    /// block list, the `message` text first.
     #[serde(default)]
+    #[schemars(with = "Vec<AttachmentShape>")]
     pub attachments: Vec<Attachment>,
+}
+
+/// Extra content sent with a prompt (`mime_type` is also accepted for
+/// `media_type`).
+// Only shapes the schema: decoding goes through `RawAttachment`, whose
+// errors name the field.
+#[derive(JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(dead_code)]
+enum AttachmentShape {
+    Text {
+        text: String,
+    },
+    /// Base64 image data.
+    Image {
+        media_type: String,
+        data: String,
+    },
 }
 
 /// Extra content sent with a prompt. Images travel as base64, Anthropic style.
@@ -174,17 +263,17 @@ impl TryFrom<RawAttachment> for Attachment {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct MessageParams {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct SetModelParams {
     pub model: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct PermissionResponseParams {
     pub request_id: String,
     pub decision: Decision,
@@ -192,7 +281,7 @@ pub struct PermissionResponseParams {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct SetPermissionModeParams {
     pub mode: Mode,
 }

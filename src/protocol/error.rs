@@ -1,25 +1,38 @@
 //! The `error` frame and the codes a client can branch on.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::CommandName;
 
 /// Error codes a client can branch on. The message beside each is for people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
+    /// The line is not UTF-8 or not JSON.
     ParseError,
+    /// The line exceeds `--max-frame-bytes`.
     FrameTooLarge,
+    /// Not a JSON object, `type` missing or not a string, or `id` of a wrong type.
     InvalidRequest,
+    /// `type` names no command.
     UnknownCommand,
+    /// A field is missing or of the wrong type.
     InvalidParams,
+    /// A turn is running; abort first.
     Busy,
+    /// `steer` with no turn running.
     NotStreaming,
+    /// An unknown model, provider, session or permission request.
     NotFound,
+    /// The session is in use by another `rpc` process.
     SessionLocked,
+    /// The model provider failed (in a failed prompt's response).
     ProviderError,
+    /// Reserved for tool execution.
     ToolError,
+    /// The host could not do it; the message names the path and the OS error.
     Internal,
 }
 
@@ -43,8 +56,11 @@ impl ErrorCode {
 }
 
 /// `error` frame: a command was rejected and did nothing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ErrorFrame {
+    /// The command's id; `null` only for lines that could not be decoded
+    /// that far.
+    #[schemars(schema_with = "super::schema::id")]
     pub id: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandName>,

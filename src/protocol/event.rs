@@ -5,6 +5,7 @@
 //! here; the hot `message_update` frame has its own borrowed struct so
 //! forwarding a delta allocates nothing but the output line.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -12,7 +13,7 @@ use super::{CommandName, ErrorFrame, ResponseFrame};
 use crate::message::Usage;
 
 /// The payload of a `message_update` frame.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
     TextDelta {
@@ -46,10 +47,12 @@ pub struct MessageUpdate<'a> {
 }
 
 /// Every frame other than `message_update`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Frame {
     Ready(ReadyFrame),
+    /// Each command's response has its own schema (`protocol::schema`).
+    #[schemars(skip)]
     Response(ResponseFrame),
     Error(ErrorFrame),
     AgentStart(AgentStartFrame),
@@ -62,7 +65,8 @@ pub enum Frame {
     PermissionCancelled(PermissionCancelledFrame),
 }
 
-#[derive(Debug, Serialize)]
+/// A tool call starts running (after its permission, if one was asked).
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ToolExecutionStartFrame {
     pub prompt_id: String,
     pub tool_call_id: String,
@@ -71,14 +75,15 @@ pub struct ToolExecutionStartFrame {
 }
 
 /// Incremental tool output (one line of bash output, without its newline).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ToolExecutionUpdateFrame {
     pub prompt_id: String,
     pub tool_call_id: String,
     pub output: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A tool call ended; `result` is what the model is given.
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ToolExecutionEndFrame {
     pub prompt_id: String,
     pub tool_call_id: String,
@@ -87,7 +92,7 @@ pub struct ToolExecutionEndFrame {
 }
 
 /// The host asks the client whether a tool call may run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct PermissionRequestFrame {
     pub request_id: String,
     pub prompt_id: String,
@@ -102,13 +107,15 @@ pub struct PermissionRequestFrame {
 }
 
 /// A permission request that no longer needs an answer (the turn was aborted).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct PermissionCancelledFrame {
     pub request_id: String,
     pub reason: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The first line the host writes: the session is loaded and commands
+/// are read from now on.
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ReadyFrame {
     pub protocol_version: u32,
     pub version: &'static str,
@@ -119,17 +126,19 @@ pub struct ReadyFrame {
     pub usage: Usage,
 }
 
-#[derive(Debug, Serialize)]
+/// A turn starts (for a `prompt` or `follow_up`).
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct AgentStartFrame {
     pub prompt_id: String,
     /// The id of the `prompt` / `follow_up` command that started this turn.
+    #[schemars(schema_with = "super::schema::id")]
     pub id: Value,
     pub command: CommandName,
 }
 
 /// An HTTP provider attempt failed before anything was shown; the host waits
 /// `delay_ms` and tries again.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct AutoRetryFrame {
     pub prompt_id: String,
     pub attempt: u32,
@@ -137,7 +146,9 @@ pub struct AutoRetryFrame {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A turn ended, after every other event of it; its command's response
+/// follows.
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct AgentEndFrame {
     pub prompt_id: String,
     pub stop_reason: String,

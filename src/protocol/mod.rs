@@ -6,11 +6,13 @@
 //! - [`response`]: the typed body of each command's `response`.
 //! - [`event`]: `ready`, turn events and permission frames.
 //! - [`error`]: `error` frames and [`ErrorCode`].
+//! - [`schema`]: the JSON Schema of all of the above (`rpc schema`).
 
 mod command;
 mod error;
 mod event;
 mod response;
+pub mod schema;
 
 pub use command::*;
 pub use error::*;

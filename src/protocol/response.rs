@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -49,11 +50,11 @@ pub enum Response {
     ListSessions(SessionsResponse),
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, JsonSchema)]
 pub struct Empty {}
 
 /// The end of a turn, in the response to the command that started it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct TurnResponse {
     pub prompt_id: String,
     pub stop_reason: String,
@@ -74,7 +75,19 @@ pub struct TurnResponse {
     pub persist_error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// The response to a `prompt` or `follow_up`: how its turn ended, or
+/// `cancelled: true` alone when it never ran (an abort dropped it, or the
+/// host exited first).
+// Only shapes the schema; the host builds a `Response`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum PromptOutcome {
+    Turn(TurnResponse),
+    NotRun(NotRun),
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct NotRun {
     pub cancelled: bool,
 }
@@ -86,34 +99,40 @@ impl NotRun {
 }
 
 /// Something queued for a turn that an abort (or a failure) dropped.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Dropped {
-    FollowUp { id: Value, message: String },
+    /// A queued follow-up; `id` is the follow-up command's own.
+    FollowUp {
+        #[schemars(schema_with = "super::schema::id")]
+        id: Value,
+        message: String,
+    },
+    /// A steer the turn never delivered to the model.
     Steer { message: String },
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct AbortResponse {
     pub dropped: Vec<Dropped>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct SteerResponse {
     pub queued: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct SetModelResponse {
     pub model: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct SetPermissionModeResponse {
     pub mode: Mode,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct StateResponse {
     pub streaming: bool,
     pub prompt_id: Option<String>,
@@ -126,7 +145,7 @@ pub struct StateResponse {
     pub permission_mode: Mode,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct SessionStatsResponse {
     pub session_id: String,
     pub model: Option<String>,
@@ -139,22 +158,22 @@ pub struct SessionStatsResponse {
     pub cost_usd: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct MessagesResponse {
     pub messages: Vec<Arc<Message>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ModelsResponse {
     pub models: Vec<ModelEntry>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct NewSessionResponse {
     pub session_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct SessionsResponse {
     pub sessions: Vec<Summary>,
 }

@@ -82,7 +82,7 @@ pub struct ModelInfo {
 }
 
 /// An entry of `get_available_models`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ModelEntry {
     pub id: String,
     pub provider: String,

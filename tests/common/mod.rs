@@ -12,6 +12,7 @@
 
 pub mod fake_http;
 pub mod procfs;
+pub mod python_env;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

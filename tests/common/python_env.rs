@@ -1,0 +1,53 @@
+//! A Python virtual environment holding the PyPI packages the tests use
+//! (pinned in `tests/requirements.txt`), made on first use under cargo's
+//! test scratch dir so that `cargo test` sets itself up on a fresh machine.
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The environment's `python`, installing the requirements first if they
+/// changed since the last install. Several test binaries may ask at once:
+/// a file lock makes one of them install while the others wait.
+pub fn python() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let env = scratch.join("python");
+    let requirements = root.join("tests/requirements.txt");
+    let wanted = fs::read_to_string(&requirements).expect("read tests/requirements.txt");
+    fs::create_dir_all(scratch).expect("create the test scratch dir");
+    let lock = File::create(scratch.join("python.lock")).expect("create the venv lock");
+    lock.lock().expect("lock the venv");
+    let stamp = env.join("installed-requirements.txt");
+    let python = env.join("bin/python");
+    if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && python.exists() {
+        return python;
+    }
+    let _ = fs::remove_dir_all(&env);
+    run(Command::new("python3").arg("-m").arg("venv").arg(&env));
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&requirements));
+    fs::write(&stamp, wanted).expect("write the install stamp");
+    python
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}); the tests need python3 with venv and pip, and PyPI:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

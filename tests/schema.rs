@@ -1,0 +1,432 @@
+//! The published JSON Schema (`rpc schema`, checked in at
+//! `schema/agent-rpc.schema.json`) against what the host really does.
+//!
+//! Both directions, with the `jsonschema` package from PyPI as the judge
+//! (`fixtures/schema/validate.py`), not our own code: every frame of real
+//! sessions — every command, errors, a tool call behind a permission
+//! request, a cancelled permission request, an HTTP retry, an abort with a
+//! dropped follow-up and steer — and every command they sent must be valid;
+//! lines a client or host must never write must be invalid.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::fake_http::{Api, FakeServer};
+use common::*;
+use serde_json::{json, Value};
+
+const SCHEMA: &str = "schema/agent-rpc.schema.json";
+
+fn schema_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(SCHEMA)
+}
+
+/// Validates each `(definition, instance)`; returns `None` or the error.
+fn validate(cases: &[(&str, Value)]) -> Vec<Option<String>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/schema/validate.py");
+    let mut child = Command::new(python_env::python())
+        .arg(script)
+        .arg(schema_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the validator");
+    let mut input = Vec::new();
+    for (def, instance) in cases {
+        serde_json::to_writer(&mut input, &json!({"def": def, "instance": instance}))
+            .expect("encode a case");
+        input.push(b'\n');
+    }
+    let mut stdin = child.stdin.take().expect("validator stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let status = wait_timeout(&mut child, std::time::Duration::from_secs(60));
+    let out = child.wait_with_output().expect("validator output");
+    assert!(
+        status.is_some_and(|s| s.success()) && writer.join().is_ok_and(|w| w.is_ok()),
+        "the validator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<Option<String>> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_slice(l).expect("validator line");
+            match v["valid"].as_bool() {
+                Some(true) => None,
+                _ => Some(v["error"].as_str().unwrap_or("invalid").to_owned()),
+            }
+        })
+        .collect();
+    assert_eq!(results.len(), cases.len(), "one result per case");
+    results
+}
+
+/// Every frame must be a valid `Frame`, and every command a valid `Command`.
+fn assert_all_valid(frames: &[Value], commands: &[Value]) {
+    let mut cases: Vec<(&str, Value)> = frames.iter().map(|f| ("Frame", f.clone())).collect();
+    cases.extend(commands.iter().map(|c| ("Command", c.clone())));
+    let results = validate(&cases);
+    let bad: Vec<String> = cases
+        .iter()
+        .zip(&results)
+        .filter_map(|((def, v), r)| r.as_ref().map(|e| format!("{def} {v}: {e}")))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "invalid against the schema:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// Sends commands and records them, for validation as `Command`s.
+struct Session {
+    rpc: Rpc,
+    sent: Vec<Value>,
+}
+
+impl Session {
+    fn send(&mut self, cmd: Value) {
+        self.sent.push(cmd.clone());
+        self.rpc.send(cmd);
+    }
+
+    fn call(&mut self, mut cmd: Value, id: &str) -> Value {
+        cmd["id"] = json!(id);
+        self.send(cmd);
+        self.rpc.answer(&json!(id))
+    }
+
+    fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.rpc.until(what, pred).1
+    }
+}
+
+#[test]
+fn the_checked_in_schema_is_what_rpc_schema_prints() {
+    let out = Command::new(bin())
+        .arg("schema")
+        .output()
+        .expect("run rpc schema");
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).expect("utf-8 schema");
+    let checked_in = std::fs::read_to_string(schema_path()).unwrap_or_default();
+    assert!(
+        printed == checked_in,
+        "{SCHEMA} differs from `rpc schema`; regenerate it with:\n    cargo run --quiet -- schema > {SCHEMA}"
+    );
+    let doc: Value = serde_json::from_str(&printed).expect("the schema is JSON");
+    assert_eq!(
+        doc["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    for def in [
+        "Command",
+        "Frame",
+        "PromptCommand",
+        "GetStateResponse",
+        "MessageUpdateFrame",
+    ] {
+        assert!(doc["$defs"][def].is_object(), "$defs.{def} missing");
+    }
+}
+
+/// Every command, the errors a client can provoke, tools behind
+/// permission requests (granted, and cancelled by an abort), steer and
+/// follow-up dropped by an abort, through the echo and slow extensions.
+#[test]
+fn frames_and_commands_of_an_extension_session_are_valid() {
+    let cwd = tempfile::tempdir().expect("cwd");
+    let rpc = Spawn::new()
+        .ext("echo")
+        .ext("slow")
+        .model(ECHO)
+        .arg("--cwd")
+        .arg(cwd.path().to_str().expect("utf-8 cwd"))
+        .start();
+    let mut s = Session {
+        rpc,
+        sent: Vec::new(),
+    };
+    s.rpc.ready();
+    for (n, read) in [
+        "get_state",
+        "get_session_stats",
+        "get_messages",
+        "get_available_models",
+        "list_sessions",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = s.call(json!({"type": read}), &format!("r{n}"));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    let r = s.call(
+        json!({"type": "prompt", "message": "hello [[thinking=2]]"}),
+        "p1",
+    );
+    assert_eq!(r["ok"], true, "{r}");
+
+    // A write asks first; granted, it runs.
+    let write = json!({"path": "a.txt", "content": "x\n"});
+    s.send(
+        json!({"type": "prompt", "id": "p2", "message": format!("[[tool=write input={write}]]")}),
+    );
+    let ask = s.until("permission_request", |f| f["type"] == "permission_request");
+    let id = ask["request_id"].clone();
+    let granted = s.call(
+        json!({"type": "permission_response", "request_id": id, "decision": "allow_once"}),
+        "pr1",
+    );
+    assert_eq!(granted["ok"], true, "{granted}");
+    let r = s.rpc.answer(&json!("p2"));
+    assert_eq!(r["ok"], true, "{r}");
+
+    // bash streams its output as tool_execution_update.
+    let bash = json!({"command": "echo one; echo two"});
+    s.send(json!({"type": "prompt", "id": "p3", "message": format!("[[tool=bash input={bash}]]")}));
+    let ask = s.until("permission_request", |f| f["type"] == "permission_request");
+    s.call(
+        json!({"type": "permission_response", "request_id": ask["request_id"], "decision": "allow_always", "message": "fine"}),
+        "pr2",
+    );
+    s.rpc.answer(&json!("p3"));
+
+    // An abort cancels a pending permission request.
+    s.send(
+        json!({"type": "prompt", "id": "p4", "message": format!("[[tool=write input={write}]]")}),
+    );
+    s.until("permission_request", |f| f["type"] == "permission_request");
+    // permission_cancelled comes before the abort's answer.
+    s.call(json!({"type": "abort"}), "a1");
+
+    // A slow turn: steer, a follow-up, then abort drops both.
+    assert_eq!(
+        s.call(json!({"type": "set_model", "model": SLOW}), "m1")["ok"],
+        true
+    );
+    s.send(json!({"type": "prompt", "id": "p5", "message": "slowly [[n=50 delay_ms=50]]"}));
+    s.until("first delta", |f| f["type"] == "message_update");
+    s.call(json!({"type": "steer", "message": "be brief"}), "st1");
+    s.send(json!({"type": "follow_up", "id": "f1", "message": "and then?"}));
+    let busy = s.call(json!({"type": "prompt", "message": "too soon"}), "busy");
+    assert_eq!(busy["code"], "busy", "{busy}");
+    let abort = s.call(json!({"type": "abort"}), "a2");
+    assert_eq!(abort["command"], "abort", "{abort}");
+
+    // Errors a client can provoke.
+    let e = s.call(json!({"type": "steer", "message": "nobody listens"}), "e1");
+    assert_eq!(e["code"], "not_streaming", "{e}");
+    let e = s.call(
+        json!({"type": "permission_response", "request_id": "nope", "decision": "deny"}),
+        "e2",
+    );
+    assert_eq!(e["code"], "not_found", "{e}");
+    let e = s.call(json!({"type": "set_model", "model": "nope/nothing"}), "e3");
+    assert_eq!(e["type"], "error", "{e}");
+    // Invalid commands on purpose: sent, but not recorded as valid ones.
+    let e = s.rpc.call(json!({"type": "prompt"}), "e4");
+    assert_eq!(e["code"], "invalid_params", "{e}");
+    let e = s.rpc.call(json!({"type": "launch"}), "e5");
+    assert_eq!(e["code"], "unknown_command", "{e}");
+    s.rpc.send_raw(b"not json\n");
+    s.until("parse_error", |f| f["code"] == "parse_error");
+
+    s.call(json!({"type": "set_model", "model": ECHO}), "m2");
+    s.call(
+        json!({"type": "set_permission_mode", "mode": "read-only"}),
+        "pm",
+    );
+    s.call(json!({"type": "new_session"}), "n1");
+    s.call(json!({"type": "shutdown"}), "bye");
+    s.rpc.wait(READ_TIMEOUT);
+    s.rpc.drain(std::time::Duration::from_millis(200));
+
+    let kinds: std::collections::BTreeSet<String> = s
+        .rpc
+        .seen
+        .iter()
+        .map(|f| {
+            let event = f["event"]["type"].as_str().unwrap_or("");
+            format!("{} {event}", f["type"].as_str().unwrap_or("?"))
+        })
+        .collect();
+    for kind in [
+        "ready ",
+        "response ",
+        "error ",
+        "agent_start ",
+        "agent_end ",
+        "message_update text_delta",
+        "message_update thinking_delta",
+        "message_update toolcall_start",
+        "message_update toolcall_end",
+        "tool_execution_start ",
+        "tool_execution_update ",
+        "tool_execution_end ",
+        "permission_request ",
+        "permission_cancelled ",
+    ] {
+        assert!(kinds.contains(kind), "no {kind:?} frame seen: {kinds:?}");
+    }
+    assert_all_valid(&s.rpc.seen, &s.sent);
+}
+
+/// The HTTP path: `auto_retry`, tool calls streamed as `toolcall_delta`,
+/// and a failed turn's `ok: false` response.
+#[test]
+fn frames_of_an_http_session_with_a_retry_are_valid() {
+    let srv = FakeServer::start();
+    let api = Api::OpenAi;
+    let config = tempfile::tempdir().expect("config dir");
+    let path = config.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "[http]\nretry_base_delay_ms = 50\nmax_retries = 3\nmax_retry_secs = 10\n",
+    )
+    .expect("write config");
+    let rpc = Spawn::new()
+        .env("XDG_CONFIG_HOME", "/nonexistent/agent-rpc-schema-tests")
+        .env(api.base_var(), &api.base_url(srv.port))
+        .env(api.key_var(), "sk-test")
+        .model(api.model())
+        .arg("--config")
+        .arg(path.to_str().expect("utf-8 path"))
+        .arg("--permission-mode")
+        .arg("allow-all")
+        .start();
+    let mut s = Session {
+        rpc,
+        sent: Vec::new(),
+    };
+    s.rpc.ready();
+    let r = s.call(
+        json!({"type": "prompt", "message": "after the storm [[fail=429 fail_times=1 retry_after=0.05 id=s1]]"}),
+        "h1",
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let ls = json!({"path": "."});
+    let r = s.call(
+        json!({"type": "prompt", "message": format!("look [[tool=ls input={ls}]]")}),
+        "h2",
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let r = s.call(
+        json!({"type": "prompt", "message": "[[fail=500 fail_times=9 id=s2]]"}),
+        "h3",
+    );
+    assert_eq!(r["ok"], false, "{r}");
+    s.call(json!({"type": "get_session_stats"}), "h4");
+    s.call(json!({"type": "shutdown"}), "bye");
+    s.rpc.wait(READ_TIMEOUT);
+    let seen = &s.rpc.seen;
+    for kind in ["auto_retry", "tool_execution_end"] {
+        assert!(seen.iter().any(|f| f["type"] == kind), "no {kind} frame");
+    }
+    assert!(
+        seen.iter().any(|f| f["event"]["type"] == "toolcall_delta"),
+        "no toolcall_delta"
+    );
+    assert_all_valid(seen, &s.sent);
+}
+
+/// Lines that break the contract fail validation: the schema is precise,
+/// not merely permissive.
+#[test]
+fn malformed_commands_and_frames_are_invalid() {
+    let state = json!({"type": "response", "id": 1, "command": "get_state", "ok": true,
+        "streaming": false, "prompt_id": null, "model": null, "message_count": 0,
+        "queued": 0, "cwd": "/", "permission_mode": "ask"});
+    let mut with_session = state.clone();
+    with_session["session_id"] = json!("s");
+    let cases: Vec<(&str, Value, bool)> = vec![
+        ("Command", json!({"type": "prompt", "message": "hi"}), true),
+        (
+            "Command",
+            json!({"type": "prompt", "id": 7, "message": "hi", "attachments": [{"type": "text", "text": "t"}]}),
+            true,
+        ),
+        ("Command", json!({"type": "prompt"}), false),
+        ("Command", json!({"type": "prompt", "message": 5}), false),
+        (
+            "Command",
+            json!({"type": "prompt", "id": {"x": 1}, "message": "hi"}),
+            false,
+        ),
+        (
+            "Command",
+            json!({"type": "prompt", "message": "hi", "attachments": [{"type": "image", "data": "AA=="}]}),
+            false,
+        ),
+        (
+            "Command",
+            json!({"type": "permission_response", "request_id": "r", "decision": "allow_once"}),
+            true,
+        ),
+        (
+            "Command",
+            json!({"type": "permission_response", "request_id": "r", "decision": "maybe"}),
+            false,
+        ),
+        (
+            "Command",
+            json!({"type": "set_permission_mode", "mode": "yolo"}),
+            false,
+        ),
+        ("Command", json!({"type": "launch_missiles"}), false),
+        ("Command", json!({"message": "no type"}), false),
+        ("Frame", with_session, true),
+        ("Frame", state, false),
+        (
+            "Frame",
+            json!({"type": "message_update", "prompt_id": "p1", "event": {"type": "text_delta", "delta": "x"}}),
+            true,
+        ),
+        (
+            "Frame",
+            json!({"type": "message_update", "prompt_id": "p1", "event": {"type": "text_delta"}}),
+            false,
+        ),
+        (
+            "Frame",
+            json!({"type": "message_update", "prompt_id": "p1", "event": {"type": "sparkle"}}),
+            false,
+        ),
+        (
+            "Frame",
+            json!({"type": "error", "id": null, "code": "parse_error", "message": "m"}),
+            true,
+        ),
+        (
+            "Frame",
+            json!({"type": "error", "id": null, "code": "oops", "message": "m"}),
+            false,
+        ),
+        (
+            "Frame",
+            json!({"type": "response", "id": 1, "command": "abort", "ok": true}),
+            false,
+        ),
+        (
+            "Frame",
+            json!({"type": "agent_end", "prompt_id": "p1", "stop_reason": "end_turn"}),
+            false,
+        ),
+        ("Frame", json!({"type": "telemetry"}), false),
+    ];
+    let instances: Vec<(&str, Value)> = cases.iter().map(|(d, v, _)| (*d, v.clone())).collect();
+    let results = validate(&instances);
+    for ((def, v, valid), result) in cases.iter().zip(results) {
+        assert_eq!(
+            result.is_none(),
+            *valid,
+            "{def} {v} should be {}: {result:?}",
+            if *valid { "valid" } else { "invalid" }
+        );
+    }
+}
