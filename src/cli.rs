@@ -4,11 +4,29 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+/// What `rpc --help` ends with: the protocol in one screen. A unit test
+/// keeps it naming every command.
+pub const AFTER_HELP: &str = "\
+The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schema`, as JSON Schema):
+  Write one JSON object per line on stdin, e.g.
+    {\"type\":\"prompt\",\"id\":\"1\",\"message\":\"fix the failing test\"}
+  Commands: prompt, follow_up, steer, abort, set_model, permission_response,
+    set_permission_mode, get_state, get_session_stats, get_messages,
+    get_available_models, new_session, list_sessions, delete_session, shutdown
+  Read one JSON object per line on stdout: ready first, then a response or an
+    error for every command (matched by id), and events while a turn runs:
+    agent_start, message_update (text_delta, thinking_delta, toolcall_*),
+    tool_execution_start/_update/_end, permission_request (answer it with
+    permission_response), permission_cancelled, auto_retry, agent_end.
+  Try it offline, from a checkout of the repository:
+    printf '{\"type\":\"prompt\",\"message\":\"hi\"}\\n' | rpc --extension fixtures/providers/echo";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rpc",
     version,
-    about = "Agent host driven over stdio: line-delimited JSON commands in, frames out (protocol v1)."
+    about = "Agent host driven over stdio: line-delimited JSON commands in, frames out (protocol v1).",
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -16,10 +34,11 @@ pub struct Cli {
 
     /// Where sessions and installed extensions live [default: $AGENT_RPC_HOME,
     /// else $XDG_DATA_HOME/agent-rpc, else ~/.local/share/agent-rpc].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
-    /// Resume a session: by id, or the most recently updated one without an id.
+    /// Resume a session: by id, or without an id the latest one started in
+    /// the working directory (`rpc sessions` lists them).
     #[arg(long = "continue", value_name = "ID", num_args = 0..=1, default_missing_value = "")]
     pub continue_session: Option<String>,
 
@@ -37,8 +56,9 @@ pub struct Cli {
     #[arg(long = "extension", value_name = "PATH")]
     pub extensions: Vec<PathBuf>,
 
-    /// Working directory of the session [default: the current directory].
-    #[arg(long, value_name = "DIR")]
+    /// Working directory of the session [default: the current directory; a
+    /// resumed session's own].
+    #[arg(long, value_name = "DIR", global = true)]
     pub cwd: Option<PathBuf>,
 
     /// System prompt sent with every provider request.
@@ -77,4 +97,49 @@ pub enum Subcommand {
     /// Print the protocol's JSON Schema (draft 2020-12) and exit; the
     /// checked-in copy is schema/agent-rpc.schema.json.
     Schema,
+    /// List the stored sessions of the working directory, newest first.
+    Sessions(SessionsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SessionsArgs {
+    /// Sessions of every directory, not just the working one.
+    #[arg(long)]
+    pub all: bool,
+    /// One JSON array (the `list_sessions` entries) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: Option<SessionsAction>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SessionsAction {
+    /// Delete stored sessions (refused for one an rpc process is using).
+    Rm {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::CommandName;
+
+    #[test]
+    fn the_help_names_every_command() {
+        for name in CommandName::ALL {
+            assert!(
+                AFTER_HELP.contains(name.as_str()),
+                "{name} missing from --help"
+            );
+        }
+    }
+
+    #[test]
+    fn the_flags_parse() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -29,6 +29,7 @@ pub mod protocol;
 pub mod provider;
 pub mod session;
 pub mod startup;
+pub mod subcommands;
 pub mod tools;
 pub mod transport;
 

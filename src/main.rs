@@ -1,4 +1,5 @@
-//! The `rpc` binary: parse flags, log to stderr, run the host, exit with its code.
+//! The `rpc` binary: parse flags, log to stderr, then serve a session (the
+//! library's `run`) or run a subcommand, and exit with its code.
 
 use std::io::Write;
 
@@ -7,8 +8,18 @@ use clap::Parser;
 
 fn main() {
     let cli = agent_rpc::cli::Cli::parse();
-    if let Some(Subcommand::Schema) = cli.command {
-        std::process::exit(print_schema());
+    match &cli.command {
+        Some(Subcommand::Schema) => {
+            let written = agent_rpc::subcommands::schema(&mut std::io::stdout().lock());
+            std::process::exit(exit_code("rpc schema", written.map(|()| 0)));
+        }
+        Some(Subcommand::Sessions(args)) => {
+            let mut out = std::io::stdout().lock();
+            let mut err = std::io::stderr().lock();
+            let done = agent_rpc::subcommands::sessions(&cli, args, &mut out, &mut err);
+            std::process::exit(exit_code("rpc sessions", done));
+        }
+        None => {}
     }
     let filter = cli
         .log_level
@@ -25,20 +36,14 @@ fn main() {
     std::process::exit(agent_rpc::run(cli));
 }
 
-/// `rpc schema`: the document, pretty-printed, on stdout. A reader that
-/// stops early (`| head`) is not an error.
-fn print_schema() -> i32 {
-    let document = agent_rpc::protocol::schema::document();
-    let mut out = std::io::stdout().lock();
-    let written = serde_json::to_writer_pretty(&mut out, &document)
-        .map_err(std::io::Error::from)
-        .and_then(|()| writeln!(out))
-        .and_then(|()| out.flush());
-    match written {
-        Ok(()) => 0,
+/// A subcommand's exit code. A reader that stops early (`| head`) is not
+/// an error.
+fn exit_code(what: &str, done: std::io::Result<i32>) -> i32 {
+    match done {
+        Ok(code) => code,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "rpc schema: {e}");
+            let _ = writeln!(std::io::stderr(), "{what}: {e}");
             1
         }
     }

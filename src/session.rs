@@ -179,6 +179,26 @@ impl Session {
     }
 }
 
+/// The header of a session file, from its first line (bounded, so a
+/// damaged file with no newline is not read whole).
+fn read_header(path: &Path) -> Option<Header> {
+    use std::io::BufRead;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(file)
+        .take(64 * 1024)
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    match serde_json::from_slice(&line).ok()? {
+        Entry::Session(header) => Some(header),
+        _ => None,
+    }
+}
+
 /// Parses a session file's bytes. Returns the session and the length of the
 /// valid prefix (everything up to the last complete, parseable line).
 pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
@@ -254,18 +274,66 @@ impl Store {
         self.dir.join(format!("{id}.jsonl"))
     }
 
-    /// The id of the most recently written session, if any.
-    pub fn latest(&self) -> Result<Option<String>> {
+    /// The id of the most recently written session whose working directory
+    /// is `cwd`. Reads only each file's first line (its header).
+    pub fn latest_in(&self, cwd: &str) -> Result<Option<String>> {
         let mut best: Option<(SystemTime, String)> = None;
         for (id, path) in self.session_files()? {
             let Ok(modified) = fs::metadata(&path).and_then(|m| m.modified()) else {
                 continue;
             };
-            if best.as_ref().is_none_or(|(t, _)| modified > *t) {
+            if best.as_ref().is_some_and(|(t, _)| modified <= *t) {
+                continue;
+            }
+            if read_header(&path).is_some_and(|h| h.cwd == cwd) {
                 best = Some((modified, id));
             }
         }
         Ok(best.map(|(_, id)| id))
+    }
+
+    /// Deletes a stored session. Refused while any process holds it (its
+    /// lock), so a session in use is never pulled from under its writer.
+    pub fn delete(&self, id: &str) -> Result<(), Coded> {
+        validate_id(id)?;
+        let path = self.path_of(id);
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Coded::new(
+                    ErrorCode::NotFound,
+                    format!(
+                        "no session {id:?} in {} (`rpc sessions --all` lists them)",
+                        self.dir.display()
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(anyhow!(e).context(format!("cannot open {}", path.display())))
+                    .code(ErrorCode::Internal)
+            }
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(Coded::new(
+                    ErrorCode::SessionLocked,
+                    format!("session {id} is in use by an rpc process; it was not deleted"),
+                ))
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(anyhow!(e).context(format!("cannot lock {}", path.display())))
+                    .code(ErrorCode::Internal)
+            }
+        }
+        // Removed while locked: a process that opens it now finds it gone.
+        fs::remove_file(&path)
+            .with_context(|| format!("cannot delete {}", path.display()))
+            .code(ErrorCode::Internal)
     }
 
     fn session_files(&self) -> Result<Vec<(String, PathBuf)>> {
@@ -308,7 +376,7 @@ impl Store {
                 return Err(Coded::new(
                     ErrorCode::NotFound,
                     format!(
-                        "no session {id:?} in {} (list_sessions shows the ids there)",
+                        "no session {id:?} in {} (`rpc sessions --all` lists them)",
                         self.dir.display()
                     ),
                 ))

@@ -141,11 +141,15 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
     let store = Store::new(data_dir.join("sessions"));
     let config = config::load(cli.config.as_deref()).code(ErrorCode::InvalidParams)?;
     let providers = providers(cli, &config, &data_dir)?;
-    let cwd_text = cwd.to_string_lossy().into_owned();
-    let (mut session, mut file) = open_session(cli, &store, &cwd_text)?;
+    let (mut session, mut file) = open_session(cli, &store, &cwd.to_string_lossy())?;
+    let mut cwd = cwd;
     if cli.continue_session.is_some() {
         apply_overrides(cli, &mut session, &mut file).code(ErrorCode::Internal)?;
+        if cli.cwd.is_none() {
+            cwd = resumed_cwd(&session, cwd);
+        }
     }
+    let cwd_text = cwd.to_string_lossy().into_owned();
     if let Some(mode) = cli.permission_mode {
         session.permission_mode = Some(mode);
     }
@@ -172,7 +176,7 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
 }
 
 /// `--cwd` or the current directory, canonical.
-fn working_dir(cli: &Cli) -> Result<PathBuf, Coded> {
+pub fn working_dir(cli: &Cli) -> Result<PathBuf, Coded> {
     let cwd = match &cli.cwd {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()
@@ -212,7 +216,8 @@ fn providers(cli: &Cli, config: &Config, data_dir: &Path) -> Result<Arc<Provider
     Ok(Arc::new(providers))
 }
 
-/// A new session, or the one `--continue` names (the latest without an id).
+/// A new session, or the one `--continue` names (without an id, the latest
+/// one started in `cwd`).
 fn open_session(cli: &Cli, store: &Store, cwd: &str) -> Result<(Session, SessionFile), Coded> {
     let Some(id) = &cli.continue_session else {
         let mut session = Session::new(session::new_id(), cwd.to_owned(), cli.model.clone());
@@ -223,16 +228,38 @@ fn open_session(cli: &Cli, store: &Store, cwd: &str) -> Result<(Session, Session
         return Ok((session, file));
     };
     let id = if id.is_empty() {
-        store.latest().code(ErrorCode::Internal)?.ok_or_else(|| {
+        // Like Claude Code and pi: the latest session of this directory,
+        // not whatever was used last anywhere.
+        store.latest_in(cwd).code(ErrorCode::Internal)?.ok_or_else(|| {
             Coded::new(
                 ErrorCode::NotFound,
-                format!("no session to continue in {}", store.dir().display()),
+                format!(
+                    "no session to continue in {cwd}; `rpc sessions --all` lists the sessions of every directory, and `rpc --continue <id>` resumes one"
+                ),
             )
         })?
     } else {
         id.clone()
     };
     store.open(&id)
+}
+
+/// A resumed session works where it was started, unless `--cwd` says
+/// otherwise; if that directory is gone, in the current one (and says so).
+fn resumed_cwd(session: &Session, current: PathBuf) -> PathBuf {
+    let stored = Path::new(&session.header.cwd);
+    match stored.canonicalize() {
+        Ok(dir) if dir.is_dir() => dir,
+        _ => {
+            tracing::warn!(
+                "session {} was started in {}, which is no longer a directory; working in {} instead",
+                session.header.id,
+                stored.display(),
+                current.display()
+            );
+            current
+        }
+    }
 }
 
 /// `--model` and `--permission-mode` given with `--continue` replace the
@@ -271,6 +298,12 @@ fn secret_vars(providers: &Providers, keep: &[String]) -> Vec<String> {
     }
     names.retain(|n| !keep.contains(n));
     names
+}
+
+/// The session store the flags point at, for the subcommands that manage
+/// it; unlike start-up, it creates nothing.
+pub fn store(cli: &Cli) -> Result<Store, Coded> {
+    Ok(Store::new(data_dir(cli)?.join("sessions")))
 }
 
 /// `--data-dir`, else `$AGENT_RPC_HOME`, else `$XDG_DATA_HOME/agent-rpc`,

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::{
-    AbortResponse, Empty, ErrorCode, ErrorFrame, MessagesResponse, ModelsResponse,
-    NewSessionResponse, PromptOutcome, SessionStatsResponse, SessionsResponse, SetModelResponse,
-    SetPermissionModeResponse, StateResponse, SteerResponse,
+    AbortResponse, DeleteSessionResponse, Empty, ErrorCode, ErrorFrame, MessagesResponse,
+    ModelsResponse, NewSessionResponse, PromptOutcome, SessionStatsResponse, SessionsResponse,
+    SetModelResponse, SetPermissionModeResponse, StateResponse, SteerResponse,
 };
 use crate::permissions::{Decision, Mode};
 
@@ -144,6 +144,9 @@ commands! {
     NewSession => NewSessionResponse = "new_session",
     /// The stored sessions, newest first.
     ListSessions => SessionsResponse = "list_sessions",
+    /// Deletes a stored session: not the one in use (`busy`), nor one
+    /// another process holds (`session_locked`).
+    DeleteSession(DeleteSessionParams) => DeleteSessionResponse = "delete_session",
     /// Answers, then ends the host (SPEC §6).
     Shutdown => Empty = "shutdown",
 }
@@ -279,6 +282,11 @@ pub struct PermissionResponseParams {
     pub decision: Decision,
     #[serde(default)]
     pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct DeleteSessionParams {
+    pub session_id: String,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -48,6 +48,7 @@ pub enum Response {
     GetAvailableModels(ModelsResponse),
     NewSession(NewSessionResponse),
     ListSessions(SessionsResponse),
+    DeleteSession(DeleteSessionResponse),
 }
 
 #[derive(Debug, Default, Serialize, JsonSchema)]
@@ -170,6 +171,12 @@ pub struct ModelsResponse {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct NewSessionResponse {
+    pub session_id: String,
+}
+
+/// The session that was deleted.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DeleteSessionResponse {
     pub session_id: String,
 }
 

@@ -7,7 +7,7 @@
 //! - `turns`: prompt, follow_up, steer, abort.
 //! - `model`: set_model, with checks that may wait for an extension.
 //! - `session`: new_session, set_permission_mode, permission_response,
-//!   list_sessions.
+//!   list_sessions, delete_session.
 //! - `state`: get_state, get_session_stats, get_messages,
 //!   get_available_models.
 
@@ -47,6 +47,7 @@ impl Host {
             Command::GetAvailableModels => self.available_models(token),
             Command::NewSession => self.new_session(token).await,
             Command::ListSessions => self.list_sessions(token),
+            Command::DeleteSession(params) => self.delete_session(token, params.session_id).await,
             Command::Shutdown => {
                 self.respond(token, true, Response::Empty(Empty {})).await;
                 self.begin_exit();

@@ -6,8 +6,8 @@ use crate::host::pending::Token;
 use crate::host::{Deferred, Host};
 use crate::permissions::{Answer, Mode};
 use crate::protocol::{
-    Empty, ErrorCode, NewSessionResponse, PermissionResponseParams, Response, SessionsResponse,
-    SetPermissionModeResponse,
+    DeleteSessionResponse, Empty, ErrorCode, NewSessionResponse, PermissionResponseParams,
+    Response, SessionsResponse, SetPermissionModeResponse,
 };
 use crate::session::{self, Entry, Session};
 
@@ -57,6 +57,23 @@ impl Host {
             };
             let _ = tx.send(Deferred::Answer { token, answer });
         });
+    }
+
+    /// Deletes a stored session. The store refuses one that any process
+    /// holds; the one in use here is refused first, with what to do.
+    pub(super) async fn delete_session(&mut self, token: Token, id: String) {
+        if id == self.session.header.id {
+            let busy = Coded::new(
+                ErrorCode::Busy,
+                "that is the session in use; switch to another (new_session) before deleting it",
+            );
+            return self.reject(token, busy).await;
+        }
+        let answer = self
+            .store
+            .delete(&id)
+            .map(|()| Response::DeleteSession(DeleteSessionResponse { session_id: id }));
+        self.answer(token, answer).await;
     }
 
     /// Records the mode first: a mode the session would not remember is
