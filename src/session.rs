@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{anyhow, Context, Result};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Coded, ErrorCode, WithCode};
 use crate::message::{Message, Role, Usage};
+use crate::protocol::SessionSummary;
 
 /// Bumped when an incompatible change is made to the file format.
 pub const FORMAT_VERSION: u32 = 1;
@@ -438,7 +438,7 @@ impl Store {
     }
 
     /// Summaries of every session, newest first.
-    pub fn list(&self) -> Result<Vec<Summary>> {
+    pub fn list(&self) -> Result<Vec<SessionSummary>> {
         let mut out = Vec::new();
         for (id, path) in self.session_files()? {
             let Ok(bytes) = fs::read(&path) else { continue };
@@ -448,7 +448,7 @@ impl Store {
             let updated = fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
-            out.push(Summary {
+            let summary = SessionSummary {
                 session_id: id,
                 created_at: session.header.created_at.clone(),
                 updated_at: humantime::format_rfc3339_millis(updated).to_string(),
@@ -456,26 +456,12 @@ impl Store {
                 model: session.model.clone(),
                 title: session.title(),
                 cwd: session.header.cwd.clone(),
-                updated,
-            });
+            };
+            out.push((updated, summary));
         }
-        out.sort_by_key(|s| std::cmp::Reverse(s.updated));
-        Ok(out)
+        out.sort_by_key(|(updated, _)| std::cmp::Reverse(*updated));
+        Ok(out.into_iter().map(|(_, summary)| summary).collect())
     }
-}
-
-/// One stored session, as `list_sessions` lists it.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct Summary {
-    pub session_id: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub message_count: usize,
-    pub model: Option<String>,
-    pub title: Option<String>,
-    pub cwd: String,
-    #[serde(skip)]
-    updated: SystemTime,
 }
 
 /// The append-only writer of one session file.

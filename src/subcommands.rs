@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 
 use crate::cli::{Cli, SessionsAction, SessionsArgs};
-use crate::session::Summary;
+use crate::protocol::SessionSummary;
 use crate::startup;
 
 /// `rpc schema`: the protocol's JSON Schema, pretty-printed.
@@ -78,7 +78,7 @@ pub fn sessions(
 
 /// One line per session, aligned; the working directory as a column only
 /// when sessions of several directories are shown.
-fn table(listed: &[Summary], cwd: Option<&str>, out: &mut impl Write) -> io::Result<()> {
+fn table(listed: &[SessionSummary], cwd: Option<&str>, out: &mut impl Write) -> io::Result<()> {
     match cwd {
         Some(cwd) if listed.is_empty() => {
             return writeln!(

@@ -15,7 +15,6 @@ use super::{CommandName, ErrorCode};
 use crate::message::{Message, Usage};
 use crate::permissions::Mode;
 use crate::provider::ModelEntry;
-use crate::session::Summary;
 
 /// `response`: the single answer to a command.
 #[derive(Debug, Serialize)]
@@ -182,7 +181,23 @@ pub struct DeleteSessionResponse {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SessionsResponse {
-    pub sessions: Vec<Summary>,
+    pub sessions: Vec<SessionSummary>,
+}
+
+/// One stored session, as `list_sessions` lists it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub created_at: String,
+    /// When the file was last written.
+    pub updated_at: String,
+    pub message_count: usize,
+    pub model: Option<String>,
+    /// The first non-blank line of the first user message, trimmed, cut at
+    /// 80 characters (with `…` when cut).
+    pub title: Option<String>,
+    /// The directory the session was started in.
+    pub cwd: String,
 }
 
 #[cfg(test)]
