@@ -2,21 +2,19 @@
 //!
 //! [`Providers`] (in `registry`) is what the host holds: it resolves a model
 //! id to an extension or an HTTP endpoint and opens a [`ProviderStream`] for
-//! one round. Each provider kind has its own files: `extension` (+ `framing`,
-//! `manifest`) for subprocesses, `http` (+ `sse`) shared by `anthropic` and
-//! `openai`; `catalog` and `endpoints` describe the HTTP side.
+//! one round. Each backend has its own folder: `extension/` (process client,
+//! framing, manifests) for subprocesses, `http/` (request loop, SSE, the
+//! Anthropic and OpenAI APIs, endpoints and catalogue) for HTTP services.
 
-pub mod anthropic;
-pub mod catalog;
-pub mod endpoints;
 pub mod extension;
-pub mod framing;
 pub mod http;
-pub mod manifest;
-pub mod openai;
 mod registry;
-pub mod sse;
 mod stream;
+
+// The framing and SSE parsers are tested and fuzzed from outside the crate
+// under these paths; the manifest loader is used by start-up.
+pub use extension::{framing, manifest};
+pub use http::sse;
 
 use serde::Serialize;
 use serde_json::Value;

@@ -9,12 +9,12 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::catalog::Price;
-use super::endpoints::{self, Endpoint, Target};
+use super::http::catalog::Price;
+use super::http::endpoints::{self, Endpoint, Target};
 use super::extension::Extension;
-use super::http::{self, Prepared};
-use super::manifest::Manifest;
-use super::{anthropic, openai, ModelEntry, ModelInfo, ProviderStream, Request};
+use super::extension::manifest::Manifest;
+use super::http::{self, anthropic, openai, Prepared};
+use super::{ModelEntry, ModelInfo, ProviderStream, Request};
 use crate::config::{Config, Kind};
 
 /// A model of an extension's reported providers, or what it has instead.

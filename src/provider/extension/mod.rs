@@ -3,6 +3,8 @@
 //! initialises it, remembers what it reported, and restarts it after a death.
 //! The process client itself is in `process`.
 
+pub mod framing;
+pub mod manifest;
 mod process;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::manifest::Manifest;
+use manifest::Manifest;
 use super::{ModelInfo, ProviderInfo};
 pub use process::{parse_event, Incoming, Proc};
 

@@ -21,8 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
 
-use super::super::framing::{self, Decoder};
-use super::super::manifest::Manifest;
+use super::framing::{self, Decoder};
+use super::manifest::Manifest;
 use super::super::ProviderEvent;
 use crate::message::Usage;
 

@@ -17,7 +17,7 @@ use crate::config::{env_nonempty, Config, Kind, ModelConfig};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target<'a> {
     Http { provider: &'a str, model: &'a str },
-    Extension(super::ExtModelId<'a>),
+    Extension(crate::provider::ExtModelId<'a>),
 }
 
 pub fn parse(id: &str) -> Result<Target<'_>, String> {
@@ -31,7 +31,7 @@ pub fn parse(id: &str) -> Result<Target<'_>, String> {
             return Ok(Target::Http { provider, model });
         }
     }
-    if let Some(ext) = super::parse_ext_model(id) {
+    if let Some(ext) = crate::provider::parse_ext_model(id) {
         return Ok(Target::Extension(ext));
     }
     match catalog::provider_of_bare(id) {

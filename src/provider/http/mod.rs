@@ -15,8 +15,13 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::StatusCode;
 use tokio::sync::mpsc;
 
-use super::sse;
 use super::{Completion, ProviderEvent, StreamMsg};
+
+pub mod anthropic;
+pub mod catalog;
+pub mod endpoints;
+pub mod openai;
+pub mod sse;
 
 /// Bytes of an error body kept for the message.
 const ERROR_BODY_CAP: usize = 2048;

@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use serde_json::{json, Map, Value};
 
-use super::http::{ApiError, Decoder};
+use super::{ApiError, Decoder};
 use super::sse;
-use super::{Completion, ProviderEvent, Request};
+use crate::provider::{Completion, ProviderEvent, Request};
 use crate::message::Usage;
 
 /// The request body. `max_tokens_field` is `max_completion_tokens` for

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use super::http::{ApiError, Decoder};
+use super::{ApiError, Decoder};
 use super::sse;
-use super::{Completion, ProviderEvent, Request};
+use crate::provider::{Completion, ProviderEvent, Request};
 use crate::message::Usage;
 
 /// The API version header sent with every request.
