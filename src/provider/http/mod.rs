@@ -1,27 +1,34 @@
-//! The HTTP side shared by the Anthropic and OpenAI-compatible providers:
-//! one streaming request with retries, SSE decoding and idle timeouts.
+//! The HTTP backend: one streaming request per round with retries, SSE
+//! decoding and idle timeouts, shared by every API (`api.rs` says what
+//! differs between them; `anthropic.rs` and `openai.rs` are the two APIs).
 //!
-//! A round runs as its own task that sends [`StreamMsg`]s to the turn, so
-//! abort is just dropping the task: the connection closes at once. Retries
-//! happen only while nothing of the attempt has reached the client; after
-//! the first forwarded delta a failure ends the turn (the partial answer is
-//! kept by the engine), because a retry would show the user a second,
-//! different answer glued to the first.
-
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
-use reqwest::StatusCode;
-use tokio::sync::mpsc;
-
-use super::{Completion, ProviderEvent, StreamMsg};
+//! A round runs as its own task that sends [`Event`]s to the turn, so abort
+//! is just dropping the task: the connection closes at once. Retries happen
+//! only while nothing of the attempt has reached the client; after the first
+//! forwarded delta a failure ends the turn (the partial answer is kept by the
+//! engine), because a retry would show the user a second, different answer
+//! glued to the first.
 
 pub mod anthropic;
+pub mod api;
 pub mod catalog;
 pub mod endpoints;
 pub mod openai;
 pub mod sse;
+
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{BoxFuture, Event, ProviderStream, Request, Round};
+use api::{Api, ApiError, Decoder};
+use endpoints::Endpoint;
 
 /// Bytes of an error body kept for the message.
 const ERROR_BODY_CAP: usize = 2048;
@@ -29,6 +36,10 @@ const ERROR_BODY_CAP: usize = 2048;
 /// Longest `retry-after` honoured; a server asking for more is treated as
 /// "not now" and the turn fails with its message.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// Events buffered between a round task and the turn: enough for a burst
+/// of deltas, small enough that a stalled client stalls the download.
+const STREAM_CAPACITY: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -41,7 +52,7 @@ pub struct Settings {
 
 /// The process-wide client, built on first use so start-up pays nothing
 /// for TLS setup when no HTTP provider is used.
-pub fn client(settings: &Settings) -> Result<&'static reqwest::Client, String> {
+pub fn client(settings: &Settings) -> anyhow::Result<&'static reqwest::Client> {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     if let Some(c) = CLIENT.get() {
         return Ok(c);
@@ -51,48 +62,90 @@ pub fn client(settings: &Settings) -> Result<&'static reqwest::Client, String> {
         .tcp_nodelay(true)
         .user_agent(concat!("agent-rpc/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        .map_err(|e| anyhow!("cannot set up the HTTP client: {e}"))?;
     Ok(CLIENT.get_or_init(|| built))
 }
 
 /// A request ready to send (and re-send on retry).
-pub struct Prepared {
+struct Prepared {
     /// For messages: `anthropic`, `openai`, or the configured name.
-    pub provider: String,
-    pub url: String,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
+    provider: String,
+    url: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
     /// The key, so that it can be scrubbed from anything echoed back.
-    pub secret: Option<String>,
+    secret: Option<String>,
+    api: &'static dyn Api,
 }
 
-/// Turns SSE events into provider events for one API.
-pub trait Decoder: Send {
-    /// Handles one event. `Ok(Some(_))` when it was the terminal event.
-    fn event(
-        &mut self,
-        ev: &sse::Event,
-        out: &mut Vec<ProviderEvent>,
-    ) -> Result<Option<Completion>, ApiError>;
-
-    /// The body ended. A complete stream yields its completion; a stream
-    /// cut before its terminal event is an error, never a success.
-    fn eof(&mut self, out: &mut Vec<ProviderEvent>) -> Result<Completion, ApiError>;
+/// Starts one round against `model` on `endpoint`.
+pub fn open(
+    settings: &Settings,
+    endpoint: &Endpoint,
+    model: &str,
+    req: &Request<'_>,
+) -> anyhow::Result<ProviderStream> {
+    let api = api::api(endpoint.kind);
+    let key = endpoint.key()?;
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+    api.headers(key.as_deref(), &mut headers)?;
+    let prepared = Prepared {
+        provider: endpoint.name.clone(),
+        url: endpoint.url(),
+        headers,
+        body: api.body(endpoint, model, req).to_string().into_bytes(),
+        secret: key,
+        api,
+    };
+    let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+    let task = tokio::spawn(run(settings.clone(), prepared, tx));
+    Ok(ProviderStream(Box::new(HttpRound { rx, task })))
 }
 
-/// An error reported inside a stream or by a response.
-#[derive(Debug)]
-pub struct ApiError {
-    pub message: String,
-    pub retryable: bool,
+/// The turn's end of a round task. Dropping it (on any path) aborts the
+/// task, so a round can never outlive its turn.
+struct HttpRound {
+    rx: mpsc::Receiver<anyhow::Result<Event>>,
+    task: JoinHandle<()>,
 }
 
-impl ApiError {
-    pub fn fatal(message: impl Into<String>) -> Self {
-        ApiError {
-            message: message.into(),
-            retryable: false,
-        }
+impl Drop for HttpRound {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Round for HttpRound {
+    fn try_next(&mut self) -> Option<anyhow::Result<Event>> {
+        self.rx.try_recv().ok()
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<anyhow::Result<Event>>> {
+        self.rx.poll_recv(cx)
+    }
+
+    fn closed(&self) -> BoxFuture<'_, anyhow::Error> {
+        Box::pin(async { anyhow!("the provider task ended without an answer") })
+    }
+
+    fn needs_idle_timeout(&self) -> bool {
+        false
+    }
+
+    fn idle_failure(&self, secs: u64) -> String {
+        format!("the provider sent nothing for {secs} s (--provider-idle-timeout) and was stopped")
+    }
+
+    fn abandon(&self, _why: &str) {
+        self.task.abort();
+    }
+
+    fn cancel(self: Box<Self>) -> BoxFuture<'static, ()> {
+        // Dropping the round aborts the task and with it the connection.
+        drop(self);
+        Box::pin(async {})
     }
 }
 
@@ -103,17 +156,38 @@ struct Failure {
     retry_after: Option<Duration>,
 }
 
-/// Runs the round: attempts, retries with `auto_retry` events, streaming.
-pub async fn run(
-    settings: Settings,
-    prepared: Prepared,
-    mut make_decoder: impl FnMut() -> Box<dyn Decoder>,
-    tx: mpsc::Sender<StreamMsg>,
-) {
+impl Failure {
+    fn retryable(message: String) -> Self {
+        Failure {
+            message,
+            retryable: true,
+            retry_after: None,
+        }
+    }
+
+    fn fatal(message: String) -> Self {
+        Failure {
+            message,
+            retryable: false,
+            retry_after: None,
+        }
+    }
+
+    fn api(provider: &str, e: ApiError) -> Self {
+        Failure {
+            message: format!("{provider}: {}", e.message),
+            retryable: e.retryable,
+            retry_after: None,
+        }
+    }
+}
+
+/// The round task: attempts, retries announced as `Retry` events, streaming.
+async fn run(settings: Settings, prepared: Prepared, tx: mpsc::Sender<anyhow::Result<Event>>) {
     let client = match client(&settings) {
         Ok(c) => c,
         Err(e) => {
-            let _ = tx.send(StreamMsg::Failed(e)).await;
+            let _ = tx.send(Err(e)).await;
             return;
         }
     };
@@ -122,16 +196,7 @@ pub async fn run(
     loop {
         attempt += 1;
         let mut forwarded = false;
-        let failure = match attempt_once(
-            client,
-            &settings,
-            &prepared,
-            make_decoder(),
-            &tx,
-            &mut forwarded,
-        )
-        .await
-        {
+        let failure = match attempt_once(client, &settings, &prepared, &tx, &mut forwarded).await {
             Ok(()) => return,
             Err(f) => f,
         };
@@ -154,180 +219,183 @@ pub async fn run(
             } else {
                 message
             };
-            let _ = tx.send(StreamMsg::Failed(message)).await;
+            let _ = tx.send(Err(anyhow!(message))).await;
             return;
         }
         tracing::info!(
             "{}: attempt {attempt} failed ({message}); retrying in {delay:?}",
             prepared.provider
         );
-        let retry = ProviderEvent::Retry {
+        let retry = Event::Retry {
             attempt,
             delay_ms: delay.as_millis() as u64,
             reason: message,
         };
-        if tx.send(StreamMsg::Event(retry)).await.is_err() {
+        if tx.send(Ok(retry)).await.is_err() {
             return;
         }
         tokio::time::sleep(delay).await;
     }
 }
 
+/// One attempt: the request, its status, then its stream to the end.
 async fn attempt_once(
     client: &reqwest::Client,
     settings: &Settings,
     prepared: &Prepared,
-    mut decoder: Box<dyn Decoder>,
-    tx: &mpsc::Sender<StreamMsg>,
+    tx: &mpsc::Sender<anyhow::Result<Event>>,
     forwarded: &mut bool,
 ) -> Result<(), Failure> {
+    let response = send(client, settings, prepared).await?;
+    let response = check_status(response, &prepared.provider).await?;
+    let mut stream = Stream {
+        decoder: prepared.api.decoder(),
+        events: Vec::new(),
+        tx,
+        forwarded,
+        provider: &prepared.provider,
+    };
+    stream.read(response, settings.idle_timeout).await
+}
+
+/// Sends the request; waiting for the response head counts as idle time.
+async fn send(
+    client: &reqwest::Client,
+    settings: &Settings,
+    prepared: &Prepared,
+) -> Result<reqwest::Response, Failure> {
     let send = client
         .post(&prepared.url)
         .headers(prepared.headers.clone())
         .body(prepared.body.clone())
         .send();
-    // Waiting for the response head counts as idle time too.
-    let response = match tokio::time::timeout(settings.idle_timeout, send).await {
-        Err(_) => {
-            return Err(Failure {
-                message: format!(
-                    "{}: no response within {} s",
-                    prepared.provider,
-                    settings.idle_timeout.as_secs()
-                ),
-                retryable: true,
-                retry_after: None,
-            })
-        }
-        Ok(Err(e)) => {
-            return Err(Failure {
-                message: format!(
-                    "{}: cannot reach {}: {}",
-                    prepared.provider,
-                    redact_url(&prepared.url),
-                    error_chain(&e)
-                ),
-                retryable: true,
-                retry_after: None,
-            })
-        }
-        Ok(Ok(r)) => r,
-    };
+    match tokio::time::timeout(settings.idle_timeout, send).await {
+        Err(_) => Err(Failure::retryable(format!(
+            "{}: no response within {} s",
+            prepared.provider,
+            settings.idle_timeout.as_secs()
+        ))),
+        Ok(Err(e)) => Err(Failure::retryable(format!(
+            "{}: cannot reach {}: {}",
+            prepared.provider,
+            redact_url(&prepared.url),
+            error_chain(&e)
+        ))),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// A failed status becomes a failure worded from the error body.
+async fn check_status(
+    response: reqwest::Response,
+    provider: &str,
+) -> Result<reqwest::Response, Failure> {
     let status = response.status();
-    if !status.is_success() {
-        let retry_after = retry_after(response.headers());
-        let body = read_capped(response, ERROR_BODY_CAP).await;
-        let (kind, message) = error_fields(&body);
-        let retryable = matches!(status.as_u16(), 408 | 409 | 429 | 500..=599)
-            || kind.as_deref() == Some("overloaded_error");
-        return Err(Failure {
-            message: format!(
-                "{}: HTTP {}{}: {}",
-                prepared.provider,
-                status.as_u16(),
-                kind.map(|k| format!(" {k}")).unwrap_or_default(),
-                message.unwrap_or_else(|| reason(status))
-            ),
-            retryable,
-            retry_after,
-        });
+    if status.is_success() {
+        return Ok(response);
     }
+    let retry_after = retry_after(response.headers());
+    let body = read_capped(response, ERROR_BODY_CAP).await;
+    let (kind, message) = error_fields(&body);
+    let retryable = matches!(status.as_u16(), 408 | 409 | 429 | 500..=599)
+        || kind.as_deref() == Some("overloaded_error");
+    Err(Failure {
+        message: format!(
+            "{provider}: HTTP {}{}: {}",
+            status.as_u16(),
+            kind.map(|k| format!(" {k}")).unwrap_or_default(),
+            message.unwrap_or_else(|| reason(status))
+        ),
+        retryable,
+        retry_after,
+    })
+}
 
-    let mut response = response;
-    let mut parser = sse::Parser::new();
-    let mut events = Vec::new();
-    loop {
-        let chunk = match tokio::time::timeout(settings.idle_timeout, response.chunk()).await {
-            Err(_) => {
-                return Err(Failure {
-                    message: format!(
-                        "{}: the stream was silent for {} s (--provider-idle-timeout)",
-                        prepared.provider,
-                        settings.idle_timeout.as_secs()
-                    ),
-                    retryable: true,
-                    retry_after: None,
-                })
-            }
-            Ok(Err(e)) => {
-                return Err(Failure {
-                    message: format!(
-                        "{}: the stream broke: {}",
-                        prepared.provider,
-                        error_chain(&e)
-                    ),
-                    retryable: true,
-                    retry_after: None,
-                })
-            }
-            Ok(Ok(chunk)) => chunk,
-        };
-        let Some(chunk) = chunk else {
-            let result = decoder.eof(&mut events);
-            forward(&mut events, tx, forwarded).await?;
-            return match result {
-                Ok(done) => {
-                    let _ = tx.send(StreamMsg::Done(done)).await;
-                    Ok(())
-                }
-                Err(e) => Err(api_failure(&prepared.provider, e)),
-            };
-        };
-        parser.push(&chunk);
+/// One attempt's body being decoded and sent on to the turn.
+struct Stream<'a> {
+    decoder: Box<dyn Decoder>,
+    /// Reused for every SSE event, so decoding allocates no list per event.
+    events: Vec<Event>,
+    tx: &'a mpsc::Sender<anyhow::Result<Event>>,
+    /// Set once anything the client sees was sent on.
+    forwarded: &'a mut bool,
+    provider: &'a str,
+}
+
+impl Stream<'_> {
+    async fn read(
+        &mut self,
+        mut response: reqwest::Response,
+        idle: Duration,
+    ) -> Result<(), Failure> {
+        let mut parser = sse::Parser::new();
         loop {
-            let ev = match parser.next_event() {
-                Ok(Some(ev)) => ev,
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(Failure {
-                        message: format!("{}: {e}", prepared.provider),
-                        retryable: false,
-                        retry_after: None,
-                    })
+            let chunk = match tokio::time::timeout(idle, response.chunk()).await {
+                Err(_) => {
+                    return Err(Failure::retryable(format!(
+                        "{}: the stream was silent for {} s (--provider-idle-timeout)",
+                        self.provider,
+                        idle.as_secs()
+                    )))
                 }
+                Ok(Err(e)) => {
+                    return Err(Failure::retryable(format!(
+                        "{}: the stream broke: {}",
+                        self.provider,
+                        error_chain(&e)
+                    )))
+                }
+                Ok(Ok(chunk)) => chunk,
             };
-            let result = decoder.event(&ev, &mut events);
-            forward(&mut events, tx, forwarded).await?;
-            match result {
-                Ok(None) => {}
-                Ok(Some(done)) => {
-                    let _ = tx.send(StreamMsg::Done(done)).await;
-                    return Ok(());
+            let Some(chunk) = chunk else {
+                let result = self.decoder.eof(&mut self.events);
+                return self.finish(result.map(Some)).await.map(drop);
+            };
+            parser.push(&chunk);
+            loop {
+                let ev = match parser.next_event() {
+                    Ok(Some(ev)) => ev,
+                    Ok(None) => break,
+                    Err(e) => return Err(Failure::fatal(format!("{}: {e}", self.provider))),
+                };
+                let result = self.decoder.event(&ev, &mut self.events);
+                if let Some(done) = self.finish(result).await? {
+                    return Ok(done);
                 }
-                Err(e) => return Err(api_failure(&prepared.provider, e)),
             }
         }
     }
-}
 
-fn api_failure(provider: &str, e: ApiError) -> Failure {
-    Failure {
-        message: format!("{provider}: {}", e.message),
-        retryable: e.retryable,
-        retry_after: None,
-    }
-}
-
-/// Sends decoded events on; marks the attempt as visible to the client.
-async fn forward(
-    events: &mut Vec<ProviderEvent>,
-    tx: &mpsc::Sender<StreamMsg>,
-    forwarded: &mut bool,
-) -> Result<(), Failure> {
-    for ev in events.drain(..) {
-        if !matches!(ev, ProviderEvent::Usage(_)) {
-            *forwarded = true;
-        }
-        if tx.send(StreamMsg::Event(ev)).await.is_err() {
-            // The turn is gone (aborted): stop quietly.
-            return Err(Failure {
-                message: "the turn ended".into(),
-                retryable: false,
-                retry_after: None,
-            });
+    /// Sends what the decoder produced, then its verdict: `Some(())` once
+    /// the final answer went out.
+    async fn finish(
+        &mut self,
+        result: Result<Option<super::Completion>, ApiError>,
+    ) -> Result<Option<()>, Failure> {
+        self.forward().await?;
+        match result {
+            Ok(None) => Ok(None),
+            Ok(Some(done)) => {
+                let _ = self.tx.send(Ok(Event::Done(done))).await;
+                Ok(Some(()))
+            }
+            Err(e) => Err(Failure::api(self.provider, e)),
         }
     }
-    Ok(())
+
+    /// Sends decoded events on; marks the attempt as visible to the client.
+    async fn forward(&mut self) -> Result<(), Failure> {
+        for ev in self.events.drain(..) {
+            if !matches!(ev, Event::Usage(_)) {
+                *self.forwarded = true;
+            }
+            if self.tx.send(Ok(ev)).await.is_err() {
+                // The turn is gone (aborted): stop quietly.
+                return Err(Failure::fatal("the turn ended".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Exponential backoff with jitter: a random delay in [d/2, d] where d
@@ -437,9 +505,9 @@ pub fn scrub(text: &str, secret: Option<&str>) -> String {
 }
 
 /// A header value that hyper and h2 never print in debug output.
-pub fn secret_header(value: &str) -> Result<HeaderValue, String> {
+pub fn secret_header(value: &str) -> anyhow::Result<HeaderValue> {
     let mut v = HeaderValue::from_str(value)
-        .map_err(|_| "the API key contains characters not allowed in a header".to_owned())?;
+        .map_err(|_| anyhow!("the API key contains characters not allowed in a header"))?;
     v.set_sensitive(true);
     Ok(v)
 }
