@@ -25,7 +25,7 @@ use crate::message::Usage;
 use crate::message::{AssistantBuilder, Block, Content, Message, Role};
 use crate::permissions::Gate;
 use crate::protocol::{ErrorCode, StreamEvent};
-use crate::provider::{Providers, Request};
+use crate::provider::{ProviderStream, Providers, Request};
 use crate::transport::Outbox;
 
 /// What a turn needs besides the shared services.
@@ -150,15 +150,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         idle_timeout,
     } = spec;
     let tools = crate::tools::definitions();
-    let mut round = 0;
-    loop {
-        round += 1;
-        if round > max_rounds {
-            return Err(failed(format!(
-                "the turn reached its limit of {max_rounds} provider rounds (--max-rounds)"
-            )));
-        }
-        let model_id = current_model(&model, ctx).await?;
+    for _ in 0..max_rounds {
         let request = Request {
             history: &history,
             system_prompt: system_prompt.as_deref(),
@@ -166,13 +158,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
             max_tokens: None,
             temperature: None,
         };
-        let stream = tokio::select! {
-            biased;
-            _ = ctx.cancel.cancelled() => return Err(Stop::Cancelled),
-            s = ctx.providers.stream(&model_id, &request) => {
-                s.map_err(|e| failed(format!("{e:#}")))?
-            }
-        };
+        let stream = open_round(ctx, &model, &request).await?;
         let mut builder = AssistantBuilder::default();
         let outcome = round::one_round(&prompt_id, stream, ctx, &mut builder, idle_timeout).await;
         let completion = match outcome {
@@ -191,34 +177,64 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
             .stop_reason
             .unwrap_or_else(|| "end_turn".to_owned());
         let calls: Vec<Block> = builder.tool_uses().cloned().collect();
-        let steers = if calls.is_empty() {
-            last_steers(&mut ctx.steers)
-        } else {
-            Vec::new()
-        };
-        let another_round = !calls.is_empty() || !steers.is_empty();
-        if !builder.is_empty() {
-            let mut message = builder.build();
-            message.stop_reason = Some(stop_reason.clone());
-            let message = ctx.host.append(message);
-            if another_round {
-                history.push(message);
+        if calls.is_empty() {
+            let steers = last_steers(&mut ctx.steers);
+            if steers.is_empty() {
+                keep_answer(ctx, builder, &stop_reason, None);
+                return Ok(stop_reason);
             }
-        }
-        if !calls.is_empty() {
+            // Steers that came during the round start another one.
+            keep_answer(ctx, builder, &stop_reason, Some(&mut history));
+            let message = Message::user_text(steers.join("\n\n"));
+            history.push(ctx.host.append(message));
+        } else {
             // The model asked for tools: run them, hand back the results
             // (with any steers) and go round again.
+            keep_answer(ctx, builder, &stop_reason, Some(&mut history));
             let results = tool_calls::execute(&prompt_id, &calls, ctx).await;
             history.push(hand_back(ctx, results.blocks));
             if results.cancelled {
                 return Err(Stop::Cancelled);
             }
-        } else if steers.is_empty() {
-            return Ok(stop_reason);
-        } else {
-            let message = Message::user_text(steers.join("\n\n"));
-            history.push(ctx.host.append(message));
         }
+    }
+    Err(failed(format!(
+        "the turn reached its limit of {max_rounds} provider rounds (--max-rounds)"
+    )))
+}
+
+/// Opens the round's stream against the model chosen now (a `set_model`
+/// during the turn applies from its next round); abort wins over a slow
+/// start.
+async fn open_round(
+    ctx: &TurnCtx,
+    model: &watch::Receiver<Option<String>>,
+    request: &Request<'_>,
+) -> Result<ProviderStream, Stop> {
+    let model_id = current_model(model, ctx).await?;
+    tokio::select! {
+        biased;
+        _ = ctx.cancel.cancelled() => Err(Stop::Cancelled),
+        s = ctx.providers.stream(&model_id, request) => s.map_err(|e| failed(format!("{e:#}"))),
+    }
+}
+
+/// Stores the round's answer (if it has any content); `history` is given
+/// when another round follows and must see it.
+fn keep_answer(
+    ctx: &TurnCtx,
+    builder: AssistantBuilder,
+    stop_reason: &str,
+    history: Option<&mut Vec<Arc<Message>>>,
+) {
+    if builder.is_empty() {
+        return;
+    }
+    let mut message = builder.build();
+    message.stop_reason = Some(stop_reason.to_owned());
+    let message = ctx.host.append(message);
+    if let Some(history) = history {
+        history.push(message);
     }
 }
 
