@@ -1,7 +1,8 @@
 //! Model providers: what a turn asks of a model, and where it is sent.
 //!
 //! [`Providers`] (in `registry`) is what the host holds. It resolves a model
-//! id once into a backend (an extension, or an HTTP endpoint with its API)
+//! id (the rules are in `model_id`) once into a backend (an extension, or an
+//! HTTP endpoint with its API)
 //! and opens a [`ProviderStream`] for one round. Each backend has its own
 //! folder: `extension/` (process client, framing, manifests) for
 //! subprocesses, `http/` (request loop, SSE, one file per API, endpoints and
@@ -14,6 +15,7 @@
 
 pub mod extension;
 pub mod http;
+pub mod model_id;
 mod registry;
 
 use std::future::Future;
@@ -31,6 +33,7 @@ use crate::protocol::StreamEvent;
 // under these paths; the manifest loader is used by start-up.
 pub use extension::{framing, manifest};
 pub use http::sse;
+pub use model_id::ExtModelId;
 pub use registry::{Providers, Timeouts};
 
 /// One item of a round, whatever the backend.
@@ -162,22 +165,6 @@ impl ProviderStream {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct ProviderInfo {
-    pub id: String,
-    pub name: String,
-    pub models: Vec<ModelInfo>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ModelInfo {
-    pub id: String,
-    pub name: String,
-    pub streaming: bool,
-    pub tool_use: bool,
-    pub context_window: Option<u64>,
-}
-
 /// An entry of `get_available_models`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelEntry {
@@ -188,45 +175,4 @@ pub struct ModelEntry {
     pub available: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-/// An extension model id split into its parts: `<plugin>:<provider>:<model>`.
-/// The model part may itself contain ':' (e.g. `qwen2.5:7b`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtModelId<'a> {
-    pub plugin: &'a str,
-    pub provider: &'a str,
-    pub model: &'a str,
-}
-
-pub fn parse_ext_model(id: &str) -> Option<ExtModelId<'_>> {
-    let mut parts = id.splitn(3, ':');
-    let (plugin, provider, model) = (parts.next()?, parts.next()?, parts.next()?);
-    if plugin.is_empty() || provider.is_empty() || model.is_empty() {
-        return None;
-    }
-    Some(ExtModelId {
-        plugin,
-        provider,
-        model,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_ids_split_in_three() {
-        assert_eq!(
-            parse_ext_model("echo:echo:qwen2.5:7b"),
-            Some(ExtModelId {
-                plugin: "echo",
-                provider: "echo",
-                model: "qwen2.5:7b"
-            })
-        );
-        assert_eq!(parse_ext_model("echo:echo"), None);
-        assert_eq!(parse_ext_model("::x"), None);
-    }
 }

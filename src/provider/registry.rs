@@ -14,7 +14,8 @@ use super::extension::manifest::Manifest;
 use super::extension::{self, Extension};
 use super::http;
 use super::http::catalog::Price;
-use super::http::endpoints::{self, Endpoint, Target};
+use super::http::endpoints::{self, Endpoint};
+use super::model_id::{self, Target};
 use super::{ExtModelId, ModelEntry, ProviderStream, Request};
 use crate::config::Config;
 
@@ -98,7 +99,7 @@ impl Providers {
     /// extension found. An extension's own provider and model names are
     /// checked once it has started.
     fn resolve<'a>(&'a self, id: &'a str) -> anyhow::Result<Backend<'a>> {
-        match endpoints::parse(id)? {
+        match model_id::parse(id)? {
             Target::Http { provider, model } => {
                 let endpoint = self.endpoints.get(provider).with_context(|| {
                     format!(

@@ -17,10 +17,28 @@ use anyhow::{anyhow, Context};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::{ExtModelId, ModelInfo, ProviderInfo};
+use super::ExtModelId;
 use manifest::Manifest;
 pub use process::{parse_event, Incoming, Proc};
 pub use stream::open;
+
+/// What an extension's `initialize` reported of one provider.
+#[derive(Debug, Clone)]
+pub struct ProviderInfo {
+    pub id: String,
+    pub name: String,
+    pub models: Vec<ModelInfo>,
+}
+
+/// One model of a provider, with what the extension says it can do.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub id: String,
+    pub name: String,
+    pub streaming: bool,
+    pub tool_use: bool,
+    pub context_window: Option<u64>,
+}
 
 /// Where an extension's start stands, for readers that must not wait long.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,12 +1,5 @@
-//! HTTP endpoints (Anthropic, OpenAI, well-known OpenAI-compatible services
-//! and the config's own) and the model-id rules that pick one.
-//!
-//! Model ids:
-//! - `provider/model`, split at the first `/` (`openrouter/anthropic/x`,
-//!   `ollama/qwen2.5:7b`), names an HTTP endpoint;
-//! - `<plugin>:<provider>:<model>` names an extension model;
-//! - a bare well-known name (`claude-…`, `gpt-…`, `o3`…) is shorthand for
-//!   `anthropic/…` or `openai/…`.
+//! HTTP endpoints: Anthropic, OpenAI, well-known OpenAI-compatible services
+//! and the config's own, each with its URL, key variable and models.
 
 use std::collections::BTreeMap;
 
@@ -14,38 +7,6 @@ use anyhow::{anyhow, Context};
 
 use super::catalog::{self, ModelSpec, Price};
 use crate::config::{env_nonempty, Config, Kind, ModelConfig};
-
-/// Where a model id points.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target<'a> {
-    Http { provider: &'a str, model: &'a str },
-    Extension(crate::provider::ExtModelId<'a>),
-}
-
-pub fn parse(id: &str) -> anyhow::Result<Target<'_>> {
-    if let Some((provider, model)) = id.split_once('/') {
-        if !provider.contains(':') {
-            if provider.is_empty() || model.is_empty() {
-                return Err(anyhow!(
-                    "model id {id:?} needs both a provider and a model: provider/model"
-                ));
-            }
-            return Ok(Target::Http { provider, model });
-        }
-    }
-    if let Some(ext) = crate::provider::parse_ext_model(id) {
-        return Ok(Target::Extension(ext));
-    }
-    match catalog::provider_of_bare(id) {
-        Some(provider) => Ok(Target::Http { provider, model: id }),
-        None => Err(anyhow!(
-            "model id {id:?} is not recognised: use provider/model (e.g. anthropic/claude-sonnet-5-5, \
-             ollama/qwen2.5:7b), <plugin>:<provider>:<model> for an extension, or a bare \
-             claude-…, gpt-…, chatgpt-…, o1…, o3…, o4… or codex-… name \
-             (get_available_models lists the ids)"
-        )),
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -253,43 +214,6 @@ fn merge_model(models: &mut Vec<ModelSpec>, m: &ModelConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn model_ids_resolve_by_the_documented_rules() {
-        let http = |p, m| Target::Http {
-            provider: p,
-            model: m,
-        };
-        assert_eq!(
-            parse("anthropic/claude-sonnet-5-5").ok(),
-            Some(http("anthropic", "claude-sonnet-5-5"))
-        );
-        assert_eq!(
-            parse("openrouter/anthropic/claude-sonnet-4").ok(),
-            Some(http("openrouter", "anthropic/claude-sonnet-4"))
-        );
-        assert_eq!(
-            parse("ollama/qwen2.5:7b").ok(),
-            Some(http("ollama", "qwen2.5:7b"))
-        );
-        assert_eq!(
-            parse("claude-opus-5-5").ok(),
-            Some(http("anthropic", "claude-opus-5-5"))
-        );
-        assert_eq!(
-            parse("gpt-4o-mini").ok(),
-            Some(http("openai", "gpt-4o-mini"))
-        );
-        assert_eq!(parse("o3").ok(), Some(http("openai", "o3")));
-        assert!(matches!(
-            parse("echo:echo:echo-1"),
-            Ok(Target::Extension(_))
-        ));
-        assert!(matches!(parse("echo:echo:a/b"), Ok(Target::Extension(e)) if e.model == "a/b"));
-        assert!(parse("llama3").is_err());
-        assert!(parse("/x").is_err());
-        assert!(parse("openai/").is_err());
-    }
 
     #[test]
     fn config_overrides_and_adds_endpoints() {
