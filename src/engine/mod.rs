@@ -25,7 +25,7 @@ use crate::message::Usage;
 use crate::message::{AssistantBuilder, Block, Content, Message, Role};
 use crate::permissions::Gate;
 use crate::protocol::{ErrorCode, StreamEvent};
-use crate::provider::{Completion, Providers, Request};
+use crate::provider::{ProviderStream, Providers, Request};
 use crate::transport::Outbox;
 
 /// What a turn needs besides the shared services.
@@ -150,115 +150,154 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         idle_timeout,
     } = spec;
     let tools = crate::tools::definitions();
-    let mut round = 0;
-    loop {
-        round += 1;
-        if round > max_rounds {
-            return Err(failed(format!(
-                "the turn reached its limit of {max_rounds} provider rounds (--max-rounds)"
-            )));
-        }
-        let model_id = current_model(&model, ctx).await?;
+    for _ in 0..max_rounds {
         let request = Request {
-            messages: history.iter().map(|m| m.to_provider()).collect(),
-            system_prompt: system_prompt.clone(),
+            history: &history,
+            system_prompt: system_prompt.as_deref(),
             tools,
             max_tokens: None,
             temperature: None,
         };
-        let stream = tokio::select! {
-            biased;
-            _ = ctx.cancel.cancelled() => return Err(Stop::Cancelled),
-            s = ctx.providers.stream(&model_id, &request) => s.map_err(failed)?,
-        };
+        let stream = open_round(ctx, &model, &request).await?;
         let mut builder = AssistantBuilder::default();
         let outcome = round::one_round(&prompt_id, stream, ctx, &mut builder, idle_timeout).await;
-        let (completion, round_usage) = match outcome {
-            Ok(done) => done,
+        let completion = match outcome {
+            Ok((completion, round_usage)) => {
+                usage.add(&round_usage);
+                completion
+            }
             Err((stop, round_usage)) => {
                 usage.add(&round_usage);
-                if !builder.is_empty() {
-                    let calls = tool_ids(&builder);
-                    let mut partial = builder.build();
-                    match &stop {
-                        Stop::Cancelled => partial.aborted = true,
-                        Stop::Failed(_, e) => partial.error = Some(e.clone()),
-                    }
-                    ctx.host.append(partial);
-                    close_calls(ctx, &calls, &stop);
-                }
+                keep_partial(ctx, builder, &stop);
                 return Err(stop);
             }
         };
-        usage.add(&round_usage);
-        let Completion {
-            content,
-            stop_reason,
-            ..
-        } = completion;
-        if !builder.is_empty() {
-            // The result repeats what was streamed; let it go now rather
-            // than hold a long answer twice while it is stored.
-            drop(content);
-        } else {
-            // A non-streaming model (or a stream that sent only its result):
-            // show the client what the final answer holds.
-            for block in content {
-                if let Block::Text { text } = &block {
-                    let ev = StreamEvent::TextDelta {
-                        delta: text.clone(),
-                    };
-                    ctx.out.update(&prompt_id, &ev).await;
-                }
-                builder.block(block);
-            }
-        }
-        let stop_reason = stop_reason.unwrap_or_else(|| "end_turn".to_owned());
+        show_unstreamed(&prompt_id, ctx, &mut builder, completion.content).await;
+        let stop_reason = completion
+            .stop_reason
+            .unwrap_or_else(|| "end_turn".to_owned());
         let calls: Vec<Block> = builder.tool_uses().cloned().collect();
-        // The end of a round is the safe point for steering. Without tool
-        // calls the channel is closed before the last look, so a steer is
-        // either seen here or refused to the client, never silently lost.
-        let steers = if calls.is_empty() {
-            let mut steers = drain(&mut ctx.steers);
+        if calls.is_empty() {
+            let steers = last_steers(&mut ctx.steers);
             if steers.is_empty() {
-                ctx.steers.close();
-                steers = drain(&mut ctx.steers);
+                keep_answer(ctx, builder, &stop_reason, None);
+                return Ok(stop_reason);
             }
-            steers
+            // Steers that came during the round start another one.
+            keep_answer(ctx, builder, &stop_reason, Some(&mut history));
+            let message = Message::user_text(steers.join("\n\n"));
+            history.push(ctx.host.append(message));
         } else {
-            Vec::new()
-        };
-        let another_round = !calls.is_empty() || !steers.is_empty();
-        if !builder.is_empty() {
-            let mut message = builder.build();
-            message.stop_reason = Some(stop_reason.clone());
-            let message = ctx.host.append(message);
-            if another_round {
-                history.push(message);
-            }
-        }
-
-        if !calls.is_empty() {
             // The model asked for tools: run them, hand back the results
             // (with any steers) and go round again.
-            let mut results = tool_calls::execute(&prompt_id, &calls, ctx).await;
-            let cancelled = results.cancelled;
-            for s in drain(&mut ctx.steers) {
-                results.blocks.push(Block::Text { text: s });
-            }
-            let message = Message::new(Role::User, Content::Blocks(results.blocks));
-            history.push(ctx.host.append(message));
-            if cancelled {
+            keep_answer(ctx, builder, &stop_reason, Some(&mut history));
+            let results = tool_calls::execute(&prompt_id, &calls, ctx).await;
+            history.push(hand_back(ctx, results.blocks));
+            if results.cancelled {
                 return Err(Stop::Cancelled);
             }
-            continue;
         }
-        if steers.is_empty() {
-            return Ok(stop_reason);
-        }
-        let message = Message::user_text(steers.join("\n\n"));
-        history.push(ctx.host.append(message));
     }
+    Err(failed(format!(
+        "the turn reached its limit of {max_rounds} provider rounds (--max-rounds)"
+    )))
+}
+
+/// Opens the round's stream against the model chosen now (a `set_model`
+/// during the turn applies from its next round); abort wins over a slow
+/// start.
+async fn open_round(
+    ctx: &TurnCtx,
+    model: &watch::Receiver<Option<String>>,
+    request: &Request<'_>,
+) -> Result<ProviderStream, Stop> {
+    let model_id = current_model(model, ctx).await?;
+    tokio::select! {
+        biased;
+        _ = ctx.cancel.cancelled() => Err(Stop::Cancelled),
+        s = ctx.providers.stream(&model_id, request) => s.map_err(|e| failed(format!("{e:#}"))),
+    }
+}
+
+/// Stores the round's answer (if it has any content); `history` is given
+/// when another round follows and must see it.
+fn keep_answer(
+    ctx: &TurnCtx,
+    builder: AssistantBuilder,
+    stop_reason: &str,
+    history: Option<&mut Vec<Arc<Message>>>,
+) {
+    if builder.is_empty() {
+        return;
+    }
+    let mut message = builder.build();
+    message.stop_reason = Some(stop_reason.to_owned());
+    let message = ctx.host.append(message);
+    if let Some(history) = history {
+        history.push(message);
+    }
+}
+
+/// Keeps what a failed or aborted round streamed, marked as partial, with
+/// its tool calls answered as not run.
+fn keep_partial(ctx: &TurnCtx, builder: AssistantBuilder, stop: &Stop) {
+    if builder.is_empty() {
+        return;
+    }
+    let calls = tool_ids(&builder);
+    let mut partial = builder.build();
+    match stop {
+        Stop::Cancelled => partial.aborted = true,
+        Stop::Failed(_, e) => partial.error = Some(e.clone()),
+    }
+    ctx.host.append(partial);
+    close_calls(ctx, &calls, stop);
+}
+
+/// A round that streamed nothing (a non-streaming model, or a stream that
+/// sent only its result) shows the client what its final answer holds.
+/// Otherwise the result repeats what was streamed, and is let go now rather
+/// than held twice while the message is stored.
+async fn show_unstreamed(
+    prompt_id: &str,
+    ctx: &TurnCtx,
+    builder: &mut AssistantBuilder,
+    content: Vec<Block>,
+) {
+    if !builder.is_empty() {
+        return;
+    }
+    for block in content {
+        if let Block::Text { text } = &block {
+            let ev = StreamEvent::TextDelta {
+                delta: text.clone(),
+            };
+            ctx.out.update(prompt_id, &ev).await;
+        }
+        builder.block(block);
+    }
+}
+
+/// Steers for a round that called no tools: the end of a round is the safe
+/// point for steering. The channel is closed before the last look, so a
+/// steer is either seen here or refused to the client, never silently lost.
+fn last_steers(steers: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
+    let mut seen = drain(steers);
+    if seen.is_empty() {
+        steers.close();
+        seen = drain(steers);
+    }
+    seen
+}
+
+/// The tool results, with any steers that came while the tools ran, as
+/// the next user message.
+fn hand_back(ctx: &mut TurnCtx, mut blocks: Vec<Block>) -> Arc<Message> {
+    for s in drain(&mut ctx.steers) {
+        blocks.push(Block::Text { text: s });
+    }
+    ctx.host
+        .append(Message::new(Role::User, Content::Blocks(blocks)))
 }
 
 fn tool_ids(builder: &AssistantBuilder) -> Vec<String> {

@@ -9,10 +9,9 @@
 use std::time::Duration;
 
 use super::{failed, Stop, TurnCtx};
-use crate::message::Usage;
-use crate::message::{AssistantBuilder, Block};
+use crate::message::{AssistantBuilder, Block, Usage};
 use crate::protocol::{AutoRetryFrame, Frame, StreamEvent};
-use crate::provider::{Completion, ProviderEvent, ProviderStream, StreamItem};
+use crate::provider::{Completion, Event, ProviderStream};
 use crate::transport::Outbox;
 
 type RoundError = (Stop, Usage);
@@ -20,19 +19,6 @@ type RoundError = (Stop, Usage);
 /// A batch is handed to the writer at this size even mid-burst, which
 /// bounds both its memory and how long a delta waits in it.
 const BATCH_BYTES: usize = 64 * 1024;
-
-/// The stream's next item, bounded by the idle timeout where the stream
-/// does not keep its own.
-async fn next(
-    stream: &mut ProviderStream,
-    idle: Duration,
-) -> Result<Result<StreamItem, String>, tokio::time::error::Elapsed> {
-    if stream.needs_idle_timeout() {
-        tokio::time::timeout(idle, stream.next()).await
-    } else {
-        Ok(stream.next().await)
-    }
-}
 
 /// Frames of one burst, written out as one unit.
 struct Batch<'a> {
@@ -92,6 +78,8 @@ pub(super) async fn one_round(
     }
 }
 
+/// Sends each event on to the client and into the message being built,
+/// until the round's final answer.
 async fn forward(
     stream: &mut ProviderStream,
     ctx: &TurnCtx,
@@ -101,101 +89,22 @@ async fn forward(
 ) -> Result<(Completion, Usage), RoundError> {
     let mut last_usage: Option<Usage> = None;
     loop {
-        if ctx.cancel.is_cancelled() {
-            return Err((Stop::Cancelled, last_usage.unwrap_or_default()));
-        }
-        let item = match stream.try_next() {
-            Some(item) => Ok(item),
-            None => {
-                // Nothing more is ready: show what the burst brought, then wait.
-                batch.flush().await;
-                tokio::select! {
-                    biased;
-                    _ = ctx.cancel.cancelled() => {
-                        return Err((Stop::Cancelled, last_usage.unwrap_or_default()));
-                    }
-                    item = next(stream, idle) => item,
-                }
-            }
+        let event = match next_event(stream, ctx, idle, batch).await {
+            Ok(event) => event,
+            Err(stop) => return Err((stop, last_usage.unwrap_or_default())),
         };
-        let item = match item {
-            Ok(Ok(item)) => item,
-            Ok(Err(e)) => return Err((failed(e), last_usage.unwrap_or_default())),
-            Err(_) => {
-                let message = stream.idle_failure(idle.as_secs());
-                stream.abandon("was killed after sending nothing within the idle timeout");
-                return Err((failed(message), last_usage.unwrap_or_default()));
+        match event {
+            Event::Delta(delta) => {
+                batch.update(&delta).await;
+                keep(builder, delta);
             }
-        };
-        match item {
-            StreamItem::Event(ProviderEvent::Text(delta)) => {
-                let ev = StreamEvent::TextDelta { delta };
-                batch.update(&ev).await;
-                if let StreamEvent::TextDelta { delta } = &ev {
-                    builder.text(delta);
-                }
-            }
-            StreamItem::Event(ProviderEvent::Thinking(delta)) => {
-                let ev = StreamEvent::ThinkingDelta { delta };
-                batch.update(&ev).await;
-                if let StreamEvent::ThinkingDelta { delta } = &ev {
-                    builder.thinking(delta);
-                }
-            }
-            StreamItem::Event(ProviderEvent::ToolUse { id, name, input }) => {
-                let start = StreamEvent::ToolcallStart {
-                    tool_call_id: id.clone(),
-                    name: name.clone(),
-                };
-                batch.update(&start).await;
-                let end = StreamEvent::ToolcallEnd {
-                    tool_call_id: id.clone(),
-                    name: name.clone(),
-                    input: input.clone(),
-                };
-                batch.update(&end).await;
-                builder.block(Block::ToolUse { id, name, input });
-            }
-            StreamItem::Event(ProviderEvent::ThinkingSignature(sig)) => builder.signature(&sig),
-            StreamItem::Event(ProviderEvent::ToolCallStart { id, name }) => {
-                let ev = StreamEvent::ToolcallStart {
-                    tool_call_id: id,
-                    name,
-                };
-                batch.update(&ev).await;
-            }
-            StreamItem::Event(ProviderEvent::ToolCallDelta { id, delta }) => {
-                let ev = StreamEvent::ToolcallDelta {
-                    tool_call_id: id,
-                    delta,
-                };
-                batch.update(&ev).await;
-            }
-            StreamItem::Event(ProviderEvent::ToolCallEnd { id, name, input }) => {
-                let ev = StreamEvent::ToolcallEnd {
-                    tool_call_id: id,
-                    name,
-                    input,
-                };
-                batch.update(&ev).await;
-                if let StreamEvent::ToolcallEnd {
-                    tool_call_id,
-                    name,
-                    input,
-                } = ev
-                {
-                    builder.block(Block::ToolUse {
-                        id: tool_call_id,
-                        name,
-                        input,
-                    });
-                }
-            }
-            StreamItem::Event(ProviderEvent::Retry {
+            Event::ThinkingSignature(sig) => builder.signature(&sig),
+            Event::Usage(u) => last_usage = Some(u),
+            Event::Retry {
                 attempt,
                 delay_ms,
                 reason,
-            }) => {
+            } => {
                 let frame = Frame::AutoRetry(AutoRetryFrame {
                     prompt_id: batch.prompt_id.to_owned(),
                     attempt,
@@ -204,12 +113,75 @@ async fn forward(
                 });
                 batch.frame(&frame).await;
             }
-            StreamItem::Event(ProviderEvent::Usage(u)) => last_usage = Some(u),
-            StreamItem::Event(ProviderEvent::Done | ProviderEvent::Error(_)) => {}
-            StreamItem::Done(completion) => {
+            Event::Done(completion) => {
                 let usage = completion.usage.or(last_usage).unwrap_or_default();
                 return Ok((completion, usage));
             }
         }
+    }
+}
+
+/// The next event: one that is already waiting, else (once the burst so
+/// far is shown) the next to arrive, bounded by abort and the idle timeout.
+async fn next_event(
+    stream: &mut ProviderStream,
+    ctx: &TurnCtx,
+    idle: Duration,
+    batch: &mut Batch<'_>,
+) -> Result<Event, Stop> {
+    if ctx.cancel.is_cancelled() {
+        return Err(Stop::Cancelled);
+    }
+    let item = match stream.try_next() {
+        Some(item) => item,
+        None => {
+            batch.flush().await;
+            let waited = tokio::select! {
+                biased;
+                _ = ctx.cancel.cancelled() => return Err(Stop::Cancelled),
+                item = next(stream, idle) => item,
+            };
+            match waited {
+                Ok(item) => item,
+                Err(_) => {
+                    let message = stream.idle_failure(idle.as_secs());
+                    stream.abandon("was killed after sending nothing within the idle timeout");
+                    return Err(failed(message));
+                }
+            }
+        }
+    };
+    item.map_err(|e| failed(format!("{e:#}")))
+}
+
+/// The stream's next item, bounded by the idle timeout where the stream
+/// does not keep its own.
+async fn next(
+    stream: &mut ProviderStream,
+    idle: Duration,
+) -> Result<anyhow::Result<Event>, tokio::time::error::Elapsed> {
+    if stream.needs_idle_timeout() {
+        tokio::time::timeout(idle, stream.next()).await
+    } else {
+        Ok(stream.next().await)
+    }
+}
+
+/// What a delta adds to the message being built. Only a finished tool call
+/// becomes a block; its start and pieces are for the client's display.
+fn keep(builder: &mut AssistantBuilder, delta: StreamEvent) {
+    match delta {
+        StreamEvent::TextDelta { delta } => builder.text(&delta),
+        StreamEvent::ThinkingDelta { delta } => builder.thinking(&delta),
+        StreamEvent::ToolcallEnd {
+            tool_call_id,
+            name,
+            input,
+        } => builder.block(Block::ToolUse {
+            id: tool_call_id,
+            name,
+            input,
+        }),
+        StreamEvent::ToolcallStart { .. } | StreamEvent::ToolcallDelta { .. } => {}
     }
 }

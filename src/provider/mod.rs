@@ -1,59 +1,48 @@
 //! Model providers: what a turn asks of a model, and where it is sent.
 //!
-//! [`Providers`] (in `registry`) is what the host holds: it resolves a model
-//! id to an extension or an HTTP endpoint and opens a [`ProviderStream`] for
-//! one round. Each provider kind has its own files: `extension` (+ `framing`,
-//! `manifest`) for subprocesses, `http` (+ `sse`) shared by `anthropic` and
-//! `openai`; `catalog` and `endpoints` describe the HTTP side.
+//! [`Providers`] (in `registry`) is what the host holds. It resolves a model
+//! id (the rules are in `model_id`) once into a backend (an extension, or an
+//! HTTP endpoint with its API)
+//! and opens a [`ProviderStream`] for one round. Each backend has its own
+//! folder: `extension/` (process client, framing, manifests) for
+//! subprocesses, `http/` (request loop, SSE, one file per API, endpoints and
+//! catalogue) for HTTP services.
+//!
+//! Every backend yields the same [`Event`]s: client-visible deltas already in
+//! their wire shape ([`StreamEvent`]), which the turn forwards without
+//! rebuilding them, plus the few items only the turn reads (usage, retries,
+//! the final [`Completion`]).
 
-pub mod anthropic;
-pub mod catalog;
-pub mod endpoints;
 pub mod extension;
-pub mod framing;
 pub mod http;
-pub mod manifest;
-pub mod openai;
+pub mod model_id;
 mod registry;
-pub mod sse;
-mod stream;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::message::Block;
-use crate::message::Usage;
+use crate::message::{Block, Message, Usage};
+use crate::protocol::StreamEvent;
 
+// The framing and SSE parsers are tested and fuzzed from outside the crate
+// under these paths; the manifest loader is used by start-up.
+pub use extension::{framing, manifest};
+pub use http::sse;
+pub use model_id::ExtModelId;
 pub use registry::{Providers, Timeouts};
-pub use stream::{ProviderStream, StreamItem, StreamMsg};
 
-/// One piece of a model's answer as the provider streams it.
-#[derive(Debug, Clone)]
-pub enum ProviderEvent {
-    Text(String),
-    Thinking(String),
+/// One item of a round, whatever the backend.
+#[derive(Debug)]
+pub enum Event {
+    /// A piece of the answer for the client, sent on as a `message_update`.
+    Delta(StreamEvent),
     /// The signature closing the current thinking block (Anthropic).
     ThinkingSignature(String),
-    /// A whole tool call at once (extensions).
-    ToolUse {
-        id: String,
-        name: String,
-        input: Value,
-    },
-    /// A tool call streamed in pieces (HTTP providers).
-    ToolCallStart {
-        id: String,
-        name: String,
-    },
-    ToolCallDelta {
-        id: String,
-        delta: String,
-    },
-    ToolCallEnd {
-        id: String,
-        name: String,
-        input: Value,
-    },
     Usage(Usage),
     /// The provider will retry after a failed attempt.
     Retry {
@@ -61,43 +50,45 @@ pub enum ProviderEvent {
         delay_ms: u64,
         reason: String,
     },
-    Error(String),
-    Done,
+    /// The round's final answer; nothing follows it.
+    Done(Completion),
 }
 
-#[derive(Debug, Clone)]
-pub struct ProviderInfo {
-    pub id: String,
-    pub name: String,
-    pub models: Vec<ModelInfo>,
+impl Event {
+    pub fn text(delta: String) -> Self {
+        Event::Delta(StreamEvent::TextDelta { delta })
+    }
+
+    pub fn thinking(delta: String) -> Self {
+        Event::Delta(StreamEvent::ThinkingDelta { delta })
+    }
+
+    pub fn tool_start(tool_call_id: String, name: String) -> Self {
+        Event::Delta(StreamEvent::ToolcallStart { tool_call_id, name })
+    }
+
+    pub fn tool_delta(tool_call_id: String, delta: String) -> Self {
+        Event::Delta(StreamEvent::ToolcallDelta {
+            tool_call_id,
+            delta,
+        })
+    }
+
+    pub fn tool_end(tool_call_id: String, name: String, input: Value) -> Self {
+        Event::Delta(StreamEvent::ToolcallEnd {
+            tool_call_id,
+            name,
+            input,
+        })
+    }
 }
 
-#[derive(Debug, Clone)]
-pub struct ModelInfo {
-    pub id: String,
-    pub name: String,
-    pub streaming: bool,
-    pub tool_use: bool,
-    pub context_window: Option<u64>,
-}
-
-/// An entry of `get_available_models`.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct ModelEntry {
-    pub id: String,
-    pub provider: String,
-    pub name: String,
-    pub context_window: Option<u64>,
-    pub available: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// What one provider round is given.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub messages: Vec<Value>,
-    pub system_prompt: Option<String>,
+/// What one provider round is given. Borrowed: the turn keeps the history,
+/// and each backend builds its own request from the typed messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub history: &'a [Arc<Message>],
+    pub system_prompt: Option<&'a str>,
     /// The tool definitions offered to the model (built once, see `tools::definitions`).
     pub tools: &'static [Value],
     pub max_tokens: Option<u64>,
@@ -112,43 +103,76 @@ pub struct Completion {
     pub usage: Option<Usage>,
 }
 
-/// An extension model id split into its parts: `<plugin>:<provider>:<model>`.
-/// The model part may itself contain ':' (e.g. `qwen2.5:7b`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtModelId<'a> {
-    pub plugin: &'a str,
-    pub provider: &'a str,
-    pub model: &'a str,
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One round in flight, as a backend runs it. Items are polled rather than
+/// returned as boxed futures so that waiting for a delta allocates nothing.
+trait Round: Send {
+    /// An item that is already waiting; `None` when none is (or the stream
+    /// has closed: `poll_next` then says so).
+    fn try_next(&mut self) -> Option<anyhow::Result<Event>>;
+    /// The next item; `Ready(None)` when the stream closed without a
+    /// [`Event::Done`].
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<anyhow::Result<Event>>>;
+    /// Why the stream closed without an answer.
+    fn closed(&self) -> BoxFuture<'_, anyhow::Error>;
+    /// Whether the turn must watch for silence (HTTP rounds time out and
+    /// retry on their own).
+    fn needs_idle_timeout(&self) -> bool;
+    /// The message for a round that went silent for `secs`.
+    fn idle_failure(&self, secs: u64) -> String;
+    /// Gives up on a stalled round at once.
+    fn abandon(&self, why: &str);
+    /// Cancels the round in the backend's own way.
+    fn cancel(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
 
-pub fn parse_ext_model(id: &str) -> Option<ExtModelId<'_>> {
-    let mut parts = id.splitn(3, ':');
-    let (plugin, provider, model) = (parts.next()?, parts.next()?, parts.next()?);
-    if plugin.is_empty() || provider.is_empty() || model.is_empty() {
-        return None;
+/// One provider round in flight. Extensions are asked to cancel, given a
+/// grace, then killed; an HTTP round's task is dropped, closing the
+/// connection at once.
+pub struct ProviderStream(Box<dyn Round>);
+
+impl ProviderStream {
+    pub fn needs_idle_timeout(&self) -> bool {
+        self.0.needs_idle_timeout()
     }
-    Some(ExtModelId {
-        plugin,
-        provider,
-        model,
-    })
+
+    /// An item that is already waiting, without waiting for one.
+    pub fn try_next(&mut self) -> Option<anyhow::Result<Event>> {
+        self.0.try_next()
+    }
+
+    /// The next item; `Err` when the round failed.
+    pub async fn next(&mut self) -> anyhow::Result<Event> {
+        match std::future::poll_fn(|cx| self.0.poll_next(cx)).await {
+            Some(item) => item,
+            None => Err(self.0.closed().await),
+        }
+    }
+
+    pub async fn cancel(self) {
+        self.0.cancel().await
+    }
+
+    pub fn idle_failure(&self, secs: u64) -> String {
+        self.0.idle_failure(secs)
+    }
+
+    /// Gives up on a stalled round. A stalled extension is killed, since it
+    /// may still be producing output for it.
+    pub fn abandon(&self, why: &str) {
+        self.0.abandon(why)
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_ids_split_in_three() {
-        assert_eq!(
-            parse_ext_model("echo:echo:qwen2.5:7b"),
-            Some(ExtModelId {
-                plugin: "echo",
-                provider: "echo",
-                model: "qwen2.5:7b"
-            })
-        );
-        assert_eq!(parse_ext_model("echo:echo"), None);
-        assert_eq!(parse_ext_model("::x"), None);
-    }
+/// An entry of `get_available_models`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ModelEntry {
+    pub id: String,
+    pub provider: String,
+    pub name: String,
+    pub context_window: Option<u64>,
+    pub available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

@@ -1,68 +1,26 @@
-//! The provider registry: resolves model ids to extensions or HTTP
-//! endpoints, lists models, prices usage, and opens rounds.
+//! The provider registry: resolves a model id once into a [`Backend`],
+//! lists models, prices usage, and opens rounds.
+//!
+//! The methods the host calls answer with `String` errors where the host
+//! puts the text straight into a frame; inside, errors are `anyhow`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
-use serde_json::json;
-use tokio::sync::mpsc;
+use anyhow::{anyhow, Context};
 
-use super::catalog::Price;
-use super::endpoints::{self, Endpoint, Target};
-use super::extension::Extension;
-use super::http::{self, Prepared};
-use super::manifest::Manifest;
-use super::{anthropic, openai, ModelEntry, ModelInfo, ProviderStream, Request};
-use crate::config::{Config, Kind};
-
-/// A model of an extension's reported providers, or what it has instead.
-fn find_ext_model(
-    parsed: &super::ExtModelId<'_>,
-    providers: &[super::ProviderInfo],
-) -> Result<ModelInfo, String> {
-    let provider = providers
-        .iter()
-        .find(|p| p.id == parsed.provider)
-        .ok_or_else(|| {
-            format!(
-                "extension {:?} has no provider {:?} (it has: {})",
-                parsed.plugin,
-                parsed.provider,
-                providers
-                    .iter()
-                    .map(|p| p.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?;
-    provider
-        .models
-        .iter()
-        .find(|m| m.id == parsed.model)
-        .cloned()
-        .ok_or_else(|| {
-            format!(
-                "provider {}:{} has no model {:?} (it has: {})",
-                parsed.plugin,
-                parsed.provider,
-                parsed.model,
-                provider
-                    .models
-                    .iter()
-                    .map(|m| m.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
-}
+use super::extension::manifest::Manifest;
+use super::extension::{self, Extension};
+use super::http;
+use super::http::catalog::Price;
+use super::http::endpoints::{self, Endpoint};
+use super::model_id::{self, Target};
+use super::{ExtModelId, ModelEntry, ProviderStream, Request};
+use crate::config::Config;
 
 /// Longest a model listing waits for extensions that are still starting.
 const LISTING_WAIT: Duration = Duration::from_millis(750);
-
-/// Events buffered between an HTTP round task and the turn.
-const HTTP_STREAM_CAPACITY: usize = 256;
 
 /// Timeouts that apply to provider calls.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +28,19 @@ pub struct Timeouts {
     pub init: Duration,
     pub idle: Duration,
     pub cancel_grace: Duration,
+}
+
+/// Where a model id leads, found once per use: every later step calls the
+/// backend instead of parsing the id again.
+enum Backend<'a> {
+    Http {
+        endpoint: &'a Endpoint,
+        model: &'a str,
+    },
+    Extension {
+        ext: &'a Arc<Extension>,
+        id: ExtModelId<'a>,
+    },
 }
 
 pub struct Providers {
@@ -85,12 +56,12 @@ impl Providers {
         manifests: Vec<Manifest>,
         config: &Config,
         timeouts: Timeouts,
-    ) -> Result<Self, String> {
+    ) -> anyhow::Result<Self> {
         let endpoints = endpoints::build(config)?;
         let h = &config.http;
         let secs = |s: f64, what: &str| {
             Duration::try_from_secs_f64(s).map_err(|_| {
-                format!("config [http] {what} must be a non-negative number of seconds")
+                anyhow!("config [http] {what} must be a non-negative number of seconds")
             })
         };
         Ok(Providers {
@@ -111,10 +82,6 @@ impl Providers {
         })
     }
 
-    fn extension(&self, plugin: &str) -> Option<&Arc<Extension>> {
-        self.extensions.iter().find(|e| e.id() == plugin)
-    }
-
     /// Starts every extension in the background so that its models are known
     /// by the time a client asks; failures are kept for later reporting.
     pub fn warm_up(self: &Arc<Self>) {
@@ -122,38 +89,48 @@ impl Providers {
             let ext = ext.clone();
             tokio::spawn(async move {
                 if let Err(e) = ext.proc().await {
-                    tracing::warn!("{e}");
+                    tracing::warn!("{e:#}");
                 }
             });
         }
     }
 
-    fn endpoint(&self, name: &str) -> Result<&Endpoint, String> {
-        self.endpoints.get(name).ok_or_else(|| {
-            format!(
-                "unknown provider {name:?} (known: {}; add [providers.{name}] to the config file for another OpenAI-compatible endpoint)",
-                self.endpoints.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        })
+    /// The backend `id` names: its syntax checked, its endpoint or
+    /// extension found. An extension's own provider and model names are
+    /// checked once it has started.
+    fn resolve<'a>(&'a self, id: &'a str) -> anyhow::Result<Backend<'a>> {
+        match model_id::parse(id)? {
+            Target::Http { provider, model } => {
+                let endpoint = self.endpoints.get(provider).with_context(|| {
+                    format!(
+                        "unknown provider {provider:?} (known: {}; add [providers.{provider}] to the config file for another OpenAI-compatible endpoint)",
+                        self.endpoints.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })?;
+                Ok(Backend::Http { endpoint, model })
+            }
+            Target::Extension(id) => {
+                let ext = self
+                    .extensions
+                    .iter()
+                    .find(|e| e.id() == id.plugin)
+                    .with_context(|| {
+                        format!(
+                            "no provider extension {:?} is installed (known: {})",
+                            id.plugin,
+                            self.plugin_list()
+                        )
+                    })?;
+                Ok(Backend::Extension { ext, id })
+            }
+        }
     }
 
     /// Checks a model id without waiting for anything: the syntax, that the
     /// provider or plugin exists. An extension's own provider and model names
     /// are checked by [`Providers::check_model`] once it has started.
     pub fn check_model_quick(&self, id: &str) -> Result<(), String> {
-        match endpoints::parse(id)? {
-            Target::Http { provider, .. } => self.endpoint(provider).map(|_| ()),
-            Target::Extension(parsed) => {
-                if self.extension(parsed.plugin).is_none() {
-                    return Err(format!(
-                        "no provider extension {:?} is installed (known: {})",
-                        parsed.plugin,
-                        self.plugin_list()
-                    ));
-                }
-                Ok(())
-            }
-        }
+        self.resolve(id).map(drop).map_err(|e| format!("{e:#}"))
     }
 
     fn plugin_list(&self) -> String {
@@ -170,41 +147,28 @@ impl Providers {
 
     /// Full check of a model id, starting its extension if needed.
     pub async fn check_model(&self, id: &str) -> Result<(), String> {
-        match endpoints::parse(id)? {
+        let checked = match self.resolve(id) {
             // Any model name may be sent to an HTTP endpoint: services add
             // models faster than a catalogue can follow.
-            Target::Http { provider, .. } => self.endpoint(provider).map(|_| ()),
-            Target::Extension(_) => self.extension_model(id).await.map(|_| ()),
-        }
-    }
-
-    async fn extension_model(&self, id: &str) -> Result<ModelInfo, String> {
-        self.check_model_quick(id)?;
-        let Ok(Target::Extension(parsed)) = endpoints::parse(id) else {
-            return Err(format!("{id:?} is not an extension model id"));
+            Ok(Backend::Http { .. }) => Ok(()),
+            Ok(Backend::Extension { ext, id }) => ext.model(&id).await.map(drop),
+            Err(e) => Err(e),
         };
-        let ext = self
-            .extension(parsed.plugin)
-            .ok_or("unreachable: checked above")?;
-        let providers = ext.providers().await?;
-        find_ext_model(&parsed, &providers)
+        checked.map_err(|e| format!("{e:#}"))
     }
 
     /// The full check when it needs no waiting: always for HTTP ids, and for
     /// an extension that has already reported its models. `None` when the
     /// extension must start first.
     pub fn check_model_now(&self, id: &str) -> Option<Result<(), String>> {
-        if let Err(e) = self.check_model_quick(id) {
-            return Some(Err(e));
-        }
-        match endpoints::parse(id) {
-            Ok(Target::Extension(parsed)) => {
-                let providers = self.extension(parsed.plugin)?.known_providers()?;
-                Some(find_ext_model(&parsed, &providers).map(|_| ()))
+        let checked = match self.resolve(id) {
+            Ok(Backend::Http { .. }) => Ok(()),
+            Ok(Backend::Extension { ext, id }) => {
+                extension::find_model(&id, &ext.known_providers()?).map(drop)
             }
-            Ok(Target::Http { .. }) => Some(Ok(())),
-            Err(e) => Some(Err(e)),
-        }
+            Err(e) => Err(e),
+        };
+        Some(checked.map_err(|e| format!("{e:#}")))
     }
 
     /// Every model: extension models (starting extensions if needed), then
@@ -236,7 +200,7 @@ impl Providers {
                     name: ext.manifest.name.clone(),
                     context_window: None,
                     available: false,
-                    error: Some(e),
+                    error: Some(format!("{e:#}")),
                 }),
             }
         }
@@ -296,115 +260,20 @@ impl Providers {
 
     /// Prices of a model, when known (catalogue or config).
     pub fn price(&self, id: &str) -> Option<Price> {
-        match endpoints::parse(id).ok()? {
-            Target::Http { provider, model } => self.endpoints.get(provider)?.model(model)?.price,
-            Target::Extension(_) => None,
+        match self.resolve(id).ok()? {
+            Backend::Http { endpoint, model } => endpoint.model(model)?.price,
+            Backend::Extension { .. } => None,
         }
     }
 
     /// Opens one round against `model`.
-    pub async fn stream(&self, model: &str, req: &Request) -> Result<ProviderStream, String> {
-        match endpoints::parse(model)? {
-            Target::Http { provider, model } => self.http_stream(provider, model, req),
-            Target::Extension(parsed) => {
-                let info = self.extension_model(model).await?;
-                let ext = self
-                    .extension(parsed.plugin)
-                    .ok_or("unreachable: checked above")?;
-                let proc = ext.proc().await?;
-                let params = json!({
-                    "provider_id": parsed.provider,
-                    "model_id": parsed.model,
-                    "model": parsed.model,
-                    "messages": req.messages,
-                    "system_prompt": req.system_prompt,
-                    // A model that declares no tool use is not offered tools.
-                    "tools": if info.tool_use { req.tools } else { &[] },
-                    "temperature": req.temperature,
-                    "max_tokens": req.max_tokens,
-                });
-                let method = if info.streaming {
-                    "provider.stream"
-                } else {
-                    "provider.complete"
-                };
-                let (id, rx) = proc.request(method, params, info.streaming).await?;
-                Ok(ProviderStream::extension(
-                    proc,
-                    id,
-                    rx,
-                    self.timeouts.cancel_grace,
-                ))
+    pub async fn stream(&self, model: &str, req: &Request<'_>) -> anyhow::Result<ProviderStream> {
+        match self.resolve(model)? {
+            Backend::Http { endpoint, model } => http::open(&self.http, endpoint, model, req),
+            Backend::Extension { ext, id } => {
+                extension::open(ext, &id, req, self.timeouts.cancel_grace).await
             }
         }
-    }
-
-    fn http_stream(
-        &self,
-        provider: &str,
-        model: &str,
-        req: &Request,
-    ) -> Result<ProviderStream, String> {
-        let endpoint = self.endpoint(provider)?;
-        let key = endpoint.key()?;
-        let spec = endpoint.model(model);
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
-        let body = match endpoint.kind {
-            Kind::Anthropic => {
-                headers.insert(
-                    "anthropic-version",
-                    HeaderValue::from_static(anthropic::API_VERSION),
-                );
-                if let Some(k) = &key {
-                    headers.insert("x-api-key", http::secret_header(k)?);
-                }
-                let max = spec
-                    .and_then(|s| s.max_tokens)
-                    .unwrap_or(anthropic::DEFAULT_MAX_TOKENS);
-                anthropic::body(model, max, req)
-            }
-            Kind::Openai => {
-                if let Some(k) = &key {
-                    headers.insert(
-                        reqwest::header::AUTHORIZATION,
-                        http::secret_header(&format!("Bearer {k}"))?,
-                    );
-                }
-                let field = if endpoint.name == "openai" {
-                    "max_completion_tokens"
-                } else {
-                    "max_tokens"
-                };
-                let mut req = req.clone();
-                req.max_tokens = req.max_tokens.or(spec
-                    .and_then(|s| s.max_tokens)
-                    .filter(|_| endpoint.configured));
-                openai::body(model, &req, field)
-            }
-        };
-        let prepared = Prepared {
-            provider: endpoint.name.clone(),
-            url: endpoint.url(),
-            headers,
-            body: body.to_string().into_bytes(),
-            secret: key,
-        };
-        let kind = endpoint.kind;
-        let (tx, rx) = mpsc::channel(HTTP_STREAM_CAPACITY);
-        let task = tokio::spawn(http::run(
-            self.http.clone(),
-            prepared,
-            move || -> Box<dyn http::Decoder> {
-                match kind {
-                    Kind::Anthropic => Box::new(anthropic::AnthropicDecoder::new()),
-                    Kind::Openai => Box::new(openai::OpenAiDecoder::new()),
-                }
-            },
-            tx,
-        ));
-        Ok(ProviderStream::http(rx, task))
     }
 
     /// Stops every running extension, all at once.

@@ -1,20 +1,44 @@
 //! Provider extensions (SynapsCLI-compatible process extensions): each
 //! installed one is an [`Extension`], which starts its process on demand,
 //! initialises it, remembers what it reported, and restarts it after a death.
-//! The process client itself is in `process`.
+//! The process client itself is in `process`, one round's stream in
+//! `stream`.
 
+pub mod framing;
+pub mod manifest;
 mod process;
+mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::{anyhow, Context};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::manifest::Manifest;
-use super::{ModelInfo, ProviderInfo};
+use super::ExtModelId;
+use manifest::Manifest;
 pub use process::{parse_event, Incoming, Proc};
+pub use stream::open;
+
+/// What an extension's `initialize` reported of one provider.
+#[derive(Debug, Clone)]
+pub struct ProviderInfo {
+    pub id: String,
+    pub name: String,
+    pub models: Vec<ModelInfo>,
+}
+
+/// One model of a provider, with what the extension says it can do.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub id: String,
+    pub name: String,
+    pub streaming: bool,
+    pub tool_use: bool,
+    pub context_window: Option<u64>,
+}
 
 /// Where an extension's start stands, for readers that must not wait long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +87,7 @@ impl Extension {
 
     /// The running, initialised process, starting it if needed. Concurrent
     /// callers share one start.
-    pub async fn proc(&self) -> Result<Arc<Proc>, String> {
+    pub async fn proc(&self) -> anyhow::Result<Arc<Proc>> {
         let seen = self.attempts.load(Ordering::Acquire);
         let mut slot = self.proc.lock().await;
         if let Some(p) = slot.as_ref() {
@@ -74,7 +98,7 @@ impl Extension {
         *slot = None;
         if self.attempts.load(Ordering::Acquire) != seen {
             if let Status::Failed(e) = &*self.status.borrow() {
-                return Err(e.clone());
+                return Err(anyhow!(e.clone()));
             }
         }
         self.attempts.fetch_add(1, Ordering::AcqRel);
@@ -82,14 +106,14 @@ impl Extension {
         let started = self.start().await;
         self.status.send_replace(match &started {
             Ok(_) => Status::Ready,
-            Err(e) => Status::Failed(e.clone()),
+            Err(e) => Status::Failed(format!("{e:#}")),
         });
         let proc = started?;
         *slot = Some(proc.clone());
         Ok(proc)
     }
 
-    async fn start(&self) -> Result<Arc<Proc>, String> {
+    async fn start(&self) -> anyhow::Result<Arc<Proc>> {
         let proc = Proc::spawn(&self.manifest)?;
         let params = json!({
             "host_version": env!("CARGO_PKG_VERSION"),
@@ -109,7 +133,7 @@ impl Extension {
         };
         let providers = parse_capabilities(&result).map_err(|e| {
             proc.kill("sent bad capabilities");
-            format!(
+            anyhow!(
                 "extension {:?} answered initialize with {e}",
                 self.manifest.id
             )
@@ -123,7 +147,7 @@ impl Extension {
     pub async fn providers_by(
         self: &Arc<Self>,
         deadline: tokio::time::Instant,
-    ) -> Result<Arc<Vec<ProviderInfo>>, String> {
+    ) -> anyhow::Result<Arc<Vec<ProviderInfo>>> {
         if let Some(p) = self.known_providers() {
             return Ok(p);
         }
@@ -144,13 +168,13 @@ impl Extension {
         }
         match settled {
             Ok(Ok(s)) => match &*s {
-                Status::Failed(e) => Err(e.clone()),
-                _ => Err(format!(
+                Status::Failed(e) => Err(anyhow!(e.clone())),
+                _ => Err(anyhow!(
                     "extension {:?} reported no providers",
                     self.manifest.id
                 )),
             },
-            _ => Err(format!(
+            _ => Err(anyhow!(
                 "extension {:?} is still starting (initialize not answered yet)",
                 self.manifest.id
             )),
@@ -158,13 +182,18 @@ impl Extension {
     }
 
     /// Provider list, starting the process if it never ran.
-    pub async fn providers(&self) -> Result<Arc<Vec<ProviderInfo>>, String> {
+    pub async fn providers(&self) -> anyhow::Result<Arc<Vec<ProviderInfo>>> {
         if let Some(p) = self.known_providers() {
             return Ok(p);
         }
         self.proc().await?;
         self.known_providers()
-            .ok_or_else(|| format!("extension {:?} reported no providers", self.manifest.id))
+            .with_context(|| format!("extension {:?} reported no providers", self.manifest.id))
+    }
+
+    /// The model `id` names, starting the process if it never ran.
+    pub async fn model(&self, id: &ExtModelId<'_>) -> anyhow::Result<ModelInfo> {
+        find_model(id, &self.providers().await?)
     }
 
     pub async fn shutdown(&self, grace: Duration) {
@@ -175,7 +204,39 @@ impl Extension {
     }
 }
 
-fn parse_capabilities(result: &Value) -> Result<Vec<ProviderInfo>, String> {
+/// A model of an extension's reported providers, or what it has instead.
+pub fn find_model(id: &ExtModelId<'_>, providers: &[ProviderInfo]) -> anyhow::Result<ModelInfo> {
+    let names = |it: &mut dyn Iterator<Item = &str>| it.collect::<Vec<_>>().join(", ");
+    let provider = providers
+        .iter()
+        .find(|p| p.id == id.provider)
+        .with_context(|| {
+            format!(
+                "extension {:?} has no provider {:?} (it has: {})",
+                id.plugin,
+                id.provider,
+                names(&mut providers.iter().map(|p| p.id.as_str()))
+            )
+        })?;
+    provider
+        .models
+        .iter()
+        .find(|m| m.id == id.model)
+        .cloned()
+        .with_context(|| {
+            format!(
+                "provider {}:{} has no model {:?} (it has: {})",
+                id.plugin,
+                id.provider,
+                id.model,
+                names(&mut provider.models.iter().map(|m| m.id.as_str()))
+            )
+        })
+}
+
+/// The capability list's own problems are plain words: they only ever end
+/// the message `start` builds around them.
+fn parse_capabilities(result: &Value) -> Result<Vec<ProviderInfo>, &'static str> {
     let list = result
         .pointer("/capabilities/providers")
         .and_then(Value::as_array)

@@ -15,16 +15,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::{anyhow, bail};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
 
-use super::super::framing::{self, Decoder};
-use super::super::manifest::Manifest;
-use super::super::ProviderEvent;
+use super::framing::{self, Decoder};
+use super::manifest::Manifest;
 use crate::message::Usage;
+use crate::protocol::StreamEvent;
+use crate::provider::Event;
 
 /// Events buffered between the reader task and the turn. When the turn is
 /// slow (stdout blocked) the reader waits, the child's stdout pipe fills, and
@@ -44,7 +46,9 @@ const BASE_ENV: [&str; 5] = ["PATH", "HOME", "LANG", "TERM", "XDG_RUNTIME_DIR"];
 /// What a request's receiver gets.
 #[derive(Debug)]
 pub enum Incoming {
-    Event(ProviderEvent),
+    Event(Event),
+    /// An `error` stream event: the extension gave up on the request.
+    Failed(String),
     Result(Value),
     Error(String),
 }
@@ -88,7 +92,7 @@ fn lock(routes: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
 }
 
 impl Proc {
-    pub(super) fn spawn(manifest: &Manifest) -> Result<Arc<Proc>, String> {
+    pub(super) fn spawn(manifest: &Manifest) -> anyhow::Result<Arc<Proc>> {
         let mut cmd = Command::new(&manifest.command);
         cmd.args(&manifest.args)
             .current_dir(&manifest.root)
@@ -110,7 +114,7 @@ impl Proc {
         die_with_parent(&mut cmd);
         crate::process::restore_signals(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| {
-            format!(
+            anyhow!(
                 "extension {:?} could not start {}: {e}",
                 manifest.id,
                 manifest.command.display()
@@ -119,10 +123,7 @@ impl Proc {
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err(format!(
-                "extension {:?}: pipes were not set up",
-                manifest.id
-            ));
+            bail!("extension {:?}: pipes were not set up", manifest.id);
         };
 
         let routes = Arc::new(Mutex::new(Routes::default()));
@@ -199,14 +200,14 @@ impl Proc {
         method: &str,
         params: Value,
         stream: bool,
-    ) -> Result<(u64, mpsc::Receiver<Incoming>), String> {
+    ) -> anyhow::Result<(u64, mpsc::Receiver<Incoming>)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
         {
             let mut routes = lock(&self.routes);
             if routes.dead.is_some() {
                 drop(routes);
-                return Err(self.failure_now());
+                return Err(anyhow!(self.failure_now()));
             }
             routes.pending.insert(id, tx);
             if stream {
@@ -216,7 +217,7 @@ impl Proc {
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let frame = framing::encode(body.to_string().as_bytes());
         if self.stdin.send(frame).await.is_err() {
-            return Err(self.failure().await);
+            return Err(anyhow!(self.failure().await));
         }
         Ok((id, rx))
     }
@@ -227,32 +228,32 @@ impl Proc {
         method: &str,
         params: Value,
         timeout: Duration,
-    ) -> Result<Value, String> {
+    ) -> anyhow::Result<Value> {
         let (_, mut rx) = self.request(method, params, false).await?;
         let waited = tokio::time::timeout(timeout, async {
             loop {
                 match rx.recv().await {
                     Some(Incoming::Result(v)) => return Ok(v),
                     Some(Incoming::Error(e)) => {
-                        return Err(self.with_stderr(format!(
+                        return Err(anyhow!(self.with_stderr(format!(
                             "extension {:?} answered {method} with an error: {e}",
                             self.plugin_id
-                        )))
+                        ))))
                     }
-                    Some(Incoming::Event(_)) => continue,
+                    Some(Incoming::Event(_) | Incoming::Failed(_)) => continue,
                     // Already names the extension and carries its stderr.
-                    None => return Err(self.failure().await),
+                    None => return Err(anyhow!(self.failure().await)),
                 }
             }
         })
         .await;
         match waited {
             Ok(r) => r,
-            Err(_) => Err(self.with_stderr(format!(
+            Err(_) => Err(anyhow!(self.with_stderr(format!(
                 "extension {:?} did not answer {method} within {} s",
                 self.plugin_id,
                 timeout.as_secs_f32()
-            ))),
+            )))),
         }
     }
 
@@ -418,9 +419,22 @@ async fn route(
                     .stream
                     .and_then(|id| routes.pending.get(&id).cloned())
             };
-            if let Some(tx) = target {
-                let _ = tx.send(Incoming::Event(event)).await;
+            let Some(tx) = target else { return };
+            // A tool call arrives whole; the client is shown the same
+            // start/end pair an HTTP stream gives.
+            if let Incoming::Event(Event::Delta(StreamEvent::ToolcallEnd {
+                tool_call_id,
+                name,
+                ..
+            })) = &event
+            {
+                let start = StreamEvent::ToolcallStart {
+                    tool_call_id: tool_call_id.clone(),
+                    name: name.clone(),
+                };
+                let _ = tx.send(Incoming::Event(Event::Delta(start))).await;
             }
+            let _ = tx.send(event).await;
         }
         (Some(method), Some(id)) => {
             // The host offers no methods to extensions yet.
@@ -464,7 +478,8 @@ fn rpc_error_text(err: &Value) -> String {
 }
 
 /// Reads a stream event, flat (`{type, delta}`) or wrapped (`{event: {...}}`).
-pub fn parse_event(params: Value) -> Option<ProviderEvent> {
+/// `done` carries nothing the final result does not, so it is dropped here.
+pub fn parse_event(params: Value) -> Option<Incoming> {
     let mut ev = match params {
         Value::Object(mut m) if !m.contains_key("type") && m.contains_key("event") => {
             m.remove("event")?
@@ -477,28 +492,31 @@ pub fn parse_event(params: Value) -> Option<ProviderEvent> {
         Some(Value::String(s)) => Some(s),
         _ => None,
     };
-    Some(match kind.as_str() {
-        "text" | "text_delta" => {
-            ProviderEvent::Text(take_str("delta").or_else(|| take_str("text"))?)
-        }
-        "thinking" | "thinking_delta" => {
-            ProviderEvent::Thinking(take_str("delta").or_else(|| take_str("thinking"))?)
-        }
-        "tool_use" => ProviderEvent::ToolUse {
-            id: take_str("id")?,
+    let delta = match kind.as_str() {
+        "text" | "text_delta" => StreamEvent::TextDelta {
+            delta: take_str("delta").or_else(|| take_str("text"))?,
+        },
+        "thinking" | "thinking_delta" => StreamEvent::ThinkingDelta {
+            delta: take_str("delta").or_else(|| take_str("thinking"))?,
+        },
+        "tool_use" => StreamEvent::ToolcallEnd {
+            tool_call_id: take_str("id")?,
             name: take_str("name")?,
             input: obj.remove("input").unwrap_or_else(|| json!({})),
         },
         "usage" => {
             let usage = obj.remove("usage").unwrap_or(ev);
-            ProviderEvent::Usage(serde_json::from_value::<Usage>(usage).ok()?)
+            let usage = serde_json::from_value::<Usage>(usage).ok()?;
+            return Some(Incoming::Event(Event::Usage(usage)));
         }
-        "error" => ProviderEvent::Error(
-            take_str("message").unwrap_or_else(|| "the extension reported an error".into()),
-        ),
-        "done" => ProviderEvent::Done,
+        "error" => {
+            return Some(Incoming::Failed(
+                take_str("message").unwrap_or_else(|| "the extension reported an error".into()),
+            ))
+        }
         _ => return None,
-    })
+    };
+    Some(Incoming::Event(Event::Delta(delta)))
 }
 
 async fn read_stderr(plugin: String, mut stderr: ChildStderr, tail: Arc<Mutex<String>>) {
@@ -526,23 +544,33 @@ async fn read_stderr(plugin: String, mut stderr: ChildStderr, tail: Arc<Mutex<St
 mod tests {
     use super::*;
 
+    fn delta(i: Option<Incoming>) -> Option<StreamEvent> {
+        match i {
+            Some(Incoming::Event(Event::Delta(d))) => Some(d),
+            _ => None,
+        }
+    }
+
     #[test]
     fn events_flat_and_wrapped() {
-        let e = parse_event(json!({"type":"text","delta":"hi"}));
-        assert!(matches!(e, Some(ProviderEvent::Text(ref t)) if t == "hi"));
-        let e = parse_event(json!({"event":{"type":"thinking","delta":"h"}}));
-        assert!(matches!(e, Some(ProviderEvent::Thinking(ref t)) if t == "h"));
+        let e = delta(parse_event(json!({"type":"text","delta":"hi"})));
+        assert!(matches!(e, Some(StreamEvent::TextDelta { ref delta }) if delta == "hi"));
+        let e = delta(parse_event(
+            json!({"event":{"type":"thinking","delta":"h"}}),
+        ));
+        assert!(matches!(e, Some(StreamEvent::ThinkingDelta { ref delta }) if delta == "h"));
         let e = parse_event(json!({"type":"usage","input_tokens":3,"output_tokens":4}));
         assert!(
-            matches!(e, Some(ProviderEvent::Usage(u)) if u.input_tokens == 3 && u.output_tokens == 4)
+            matches!(e, Some(Incoming::Event(Event::Usage(u))) if u.input_tokens == 3 && u.output_tokens == 4)
         );
         let e = parse_event(json!({"type":"usage","usage":{"input_tokens":1}}));
-        assert!(matches!(e, Some(ProviderEvent::Usage(u)) if u.input_tokens == 1));
+        assert!(matches!(e, Some(Incoming::Event(Event::Usage(u))) if u.input_tokens == 1));
         assert!(parse_event(json!({"type":"text"})).is_none());
         assert!(parse_event(json!("x")).is_none());
+        assert!(parse_event(json!({"type":"done"})).is_none());
         assert!(matches!(
-            parse_event(json!({"type":"done"})),
-            Some(ProviderEvent::Done)
+            parse_event(json!({"type":"error","message":"m"})),
+            Some(Incoming::Failed(ref m)) if m == "m"
         ));
     }
 }

@@ -1,49 +1,12 @@
-//! HTTP endpoints (Anthropic, OpenAI, well-known OpenAI-compatible services
-//! and the config's own) and the model-id rules that pick one.
-//!
-//! Model ids:
-//! - `provider/model`, split at the first `/` (`openrouter/anthropic/x`,
-//!   `ollama/qwen2.5:7b`), names an HTTP endpoint;
-//! - `<plugin>:<provider>:<model>` names an extension model;
-//! - a bare well-known name (`claude-…`, `gpt-…`, `o3`…) is shorthand for
-//!   `anthropic/…` or `openai/…`.
+//! HTTP endpoints: Anthropic, OpenAI, well-known OpenAI-compatible services
+//! and the config's own, each with its URL, key variable and models.
 
 use std::collections::BTreeMap;
 
+use anyhow::{anyhow, Context};
+
 use super::catalog::{self, ModelSpec, Price};
 use crate::config::{env_nonempty, Config, Kind, ModelConfig};
-
-/// Where a model id points.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target<'a> {
-    Http { provider: &'a str, model: &'a str },
-    Extension(super::ExtModelId<'a>),
-}
-
-pub fn parse(id: &str) -> Result<Target<'_>, String> {
-    if let Some((provider, model)) = id.split_once('/') {
-        if !provider.contains(':') {
-            if provider.is_empty() || model.is_empty() {
-                return Err(format!(
-                    "model id {id:?} needs both a provider and a model: provider/model"
-                ));
-            }
-            return Ok(Target::Http { provider, model });
-        }
-    }
-    if let Some(ext) = super::parse_ext_model(id) {
-        return Ok(Target::Extension(ext));
-    }
-    match catalog::provider_of_bare(id) {
-        Some(provider) => Ok(Target::Http { provider, model: id }),
-        None => Err(format!(
-            "model id {id:?} is not recognised: use provider/model (e.g. anthropic/claude-sonnet-5-5, \
-             ollama/qwen2.5:7b), <plugin>:<provider>:<model> for an extension, or a bare \
-             claude-…, gpt-…, chatgpt-…, o1…, o3…, o4… or codex-… name \
-             (get_available_models lists the ids)"
-        )),
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -61,13 +24,13 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// The key, if one is needed and set (empty counts as unset).
-    pub fn key(&self) -> Result<Option<String>, String> {
+    pub fn key(&self) -> anyhow::Result<Option<String>> {
         let Some(var) = &self.api_key_env else {
             return Ok(None);
         };
         match std::env::var(var) {
             Ok(v) if !v.is_empty() => Ok(Some(v)),
-            _ => Err(format!(
+            _ => Err(anyhow!(
                 "{var} is not set: export {var}=<your key> before starting rpc{}",
                 if self.configured {
                     String::new()
@@ -94,10 +57,7 @@ impl Endpoint {
 
     /// The full request URL.
     pub fn url(&self) -> String {
-        match self.kind {
-            Kind::Anthropic => format!("{}/v1/messages", self.base_url),
-            Kind::Openai => format!("{}/chat/completions", self.base_url),
-        }
+        format!("{}{}", self.base_url, super::api::api(self.kind).path())
     }
 }
 
@@ -137,7 +97,7 @@ const PRESETS: &[(&str, &str, Option<&str>)] = &[
 
 /// Every endpoint: built-ins, presets, then the config's, which override a
 /// built-in of the same name field by field.
-pub fn build(config: &Config) -> Result<BTreeMap<String, Endpoint>, String> {
+pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
     let mut all = BTreeMap::new();
     all.insert(
         "anthropic".to_owned(),
@@ -192,13 +152,13 @@ pub fn build(config: &Config) -> Result<BTreeMap<String, Endpoint>, String> {
             }
             None => Endpoint {
                 name: name.clone(),
-                kind: pc.kind.ok_or_else(|| {
+                kind: pc.kind.with_context(|| {
                     format!("[providers.{name}] needs kind = \"openai\" or kind = \"anthropic\"")
                 })?,
                 base_url: pc
                     .base_url
                     .clone()
-                    .ok_or_else(|| format!("[providers.{name}] needs a base_url"))?,
+                    .with_context(|| format!("[providers.{name}] needs a base_url"))?,
                 api_key_env: pc.api_key_env.clone(),
                 configured: true,
                 models: Vec::new(),
@@ -256,37 +216,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn model_ids_resolve_by_the_documented_rules() {
-        let http = |p, m| Target::Http {
-            provider: p,
-            model: m,
-        };
-        assert_eq!(
-            parse("anthropic/claude-sonnet-5-5"),
-            Ok(http("anthropic", "claude-sonnet-5-5"))
-        );
-        assert_eq!(
-            parse("openrouter/anthropic/claude-sonnet-4"),
-            Ok(http("openrouter", "anthropic/claude-sonnet-4"))
-        );
-        assert_eq!(parse("ollama/qwen2.5:7b"), Ok(http("ollama", "qwen2.5:7b")));
-        assert_eq!(
-            parse("claude-opus-5-5"),
-            Ok(http("anthropic", "claude-opus-5-5"))
-        );
-        assert_eq!(parse("gpt-4o-mini"), Ok(http("openai", "gpt-4o-mini")));
-        assert_eq!(parse("o3"), Ok(http("openai", "o3")));
-        assert!(matches!(
-            parse("echo:echo:echo-1"),
-            Ok(Target::Extension(_))
-        ));
-        assert!(matches!(parse("echo:echo:a/b"), Ok(Target::Extension(e)) if e.model == "a/b"));
-        assert!(parse("llama3").is_err());
-        assert!(parse("/x").is_err());
-        assert!(parse("openai/").is_err());
-    }
-
-    #[test]
     fn config_overrides_and_adds_endpoints() {
         let config = crate::config::parse(
             r#"
@@ -318,6 +247,6 @@ output_price = 2.0
             1.0
         );
         let bad = crate::config::parse("[providers.x]\nbase_url = \"http://h\"\n").unwrap();
-        assert!(build(&bad).unwrap_err().contains("kind"));
+        assert!(build(&bad).unwrap_err().to_string().contains("kind"));
     }
 }

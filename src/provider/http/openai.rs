@@ -9,19 +9,56 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use reqwest::header::{HeaderMap, AUTHORIZATION};
 use serde::Deserialize;
-
 use serde_json::{json, Map, Value};
 
-use super::http::{ApiError, Decoder};
-use super::sse;
-use super::{Completion, ProviderEvent, Request};
-use crate::message::Usage;
+use super::api::{Api, ApiError, Decoder};
+use super::endpoints::Endpoint;
+use super::{secret_header, sse};
+use crate::message::{Block, Content, Role, Usage};
+use crate::provider::{Completion, Event, Request};
+
+/// Chat Completions, as OpenAI and the compatible servers speak it.
+pub struct OpenAi;
+
+impl Api for OpenAi {
+    fn path(&self) -> &'static str {
+        "/chat/completions"
+    }
+
+    fn headers(&self, key: Option<&str>, headers: &mut HeaderMap) -> anyhow::Result<()> {
+        if let Some(k) = key {
+            headers.insert(AUTHORIZATION, secret_header(&format!("Bearer {k}"))?);
+        }
+        Ok(())
+    }
+
+    fn body(&self, endpoint: &Endpoint, model: &str, req: &Request<'_>) -> Value {
+        let field = if endpoint.name == "openai" {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        // A configured model's limit is sent; a catalogue one is only a
+        // guess about a server that may know better.
+        let mut req = *req;
+        req.max_tokens = req.max_tokens.or(endpoint
+            .model(model)
+            .and_then(|s| s.max_tokens)
+            .filter(|_| endpoint.configured));
+        body(model, &req, field)
+    }
+
+    fn decoder(&self) -> Box<dyn Decoder> {
+        Box::new(OpenAiDecoder::new())
+    }
+}
 
 /// The request body. `max_tokens_field` is `max_completion_tokens` for
 /// OpenAI itself (its reasoning models refuse `max_tokens`) and `max_tokens`
 /// for compatible servers, which mostly know only the older name.
-pub fn body(model: &str, req: &Request, max_tokens_field: &str) -> Value {
+pub fn body(model: &str, req: &Request<'_>, max_tokens_field: &str) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
     body.insert("stream".into(), json!(true));
@@ -53,48 +90,48 @@ pub fn body(model: &str, req: &Request, max_tokens_field: &str) -> Value {
 
 /// Anthropic-shaped history → chat messages: tool results become `tool`
 /// messages, tool calls become `tool_calls`, thinking is not sent back.
-fn messages(req: &Request) -> Vec<Value> {
+fn messages(req: &Request<'_>) -> Vec<Value> {
     let mut out = Vec::new();
-    if let Some(system) = req.system_prompt.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(system) = req.system_prompt.filter(|s| !s.is_empty()) {
         out.push(json!({"role": "system", "content": system}));
     }
-    for m in &req.messages {
-        let role = m["role"].as_str().unwrap_or("user");
-        let blocks = match &m["content"] {
-            Value::String(s) => {
+    for m in req.history {
+        let blocks = match &m.content {
+            Content::Text(s) => {
                 if !s.is_empty() {
-                    out.push(json!({"role": role, "content": s}));
+                    out.push(json!({"role": m.role, "content": s}));
                 }
                 continue;
             }
-            Value::Array(b) => b,
-            _ => continue,
+            Content::Blocks(b) => b,
         };
         let mut text = String::new();
         let mut parts = Vec::new();
         let mut calls = Vec::new();
         for b in blocks {
-            match b["type"].as_str() {
-                Some("text") => {
-                    let t = b["text"].as_str().unwrap_or_default();
+            match b {
+                Block::Text { text: t } => {
                     text.push_str(t);
                     parts.push(json!({"type": "text", "text": t}));
                 }
-                Some("image") => {
-                    let src = &b["source"];
+                Block::Image { source } => {
                     let url = format!(
                         "data:{};base64,{}",
-                        src["media_type"].as_str().unwrap_or("image/png"),
-                        src["data"].as_str().unwrap_or_default()
+                        source["media_type"].as_str().unwrap_or("image/png"),
+                        source["data"].as_str().unwrap_or_default()
                     );
                     parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
                 }
-                Some("tool_use") => calls.push(json!({
-                    "id": b["id"], "type": "function",
-                    "function": {"name": b["name"], "arguments": b["input"].to_string()},
+                Block::ToolUse { id, name, input } => calls.push(json!({
+                    "id": id, "type": "function",
+                    "function": {"name": name, "arguments": input.to_string()},
                 })),
-                Some("tool_result") => {
-                    let content = match &b["content"] {
+                Block::ToolResult {
+                    tool_use_id,
+                    content,
+                    ..
+                } => {
+                    let content = match content {
                         Value::String(s) => s.clone(),
                         Value::Array(items) => items
                             .iter()
@@ -103,12 +140,14 @@ fn messages(req: &Request) -> Vec<Value> {
                             .join("\n"),
                         other => other.to_string(),
                     };
-                    out.push(json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}));
+                    out.push(
+                        json!({"role": "tool", "tool_call_id": tool_use_id, "content": content}),
+                    );
                 }
-                _ => {}
+                Block::Thinking { .. } => {}
             }
         }
-        if role == "assistant" {
+        if m.role == Role::Assistant {
             if text.is_empty() && calls.is_empty() {
                 continue;
             }
@@ -118,9 +157,9 @@ fn messages(req: &Request) -> Vec<Value> {
             }
             out.push(msg);
         } else if parts.iter().any(|p| p["type"] == "image_url") {
-            out.push(json!({"role": role, "content": parts}));
+            out.push(json!({"role": m.role, "content": parts}));
         } else if !text.is_empty() {
-            out.push(json!({"role": role, "content": text}));
+            out.push(json!({"role": m.role, "content": text}));
         }
     }
     out
@@ -215,13 +254,10 @@ impl OpenAiDecoder {
         OpenAiDecoder::default()
     }
 
-    fn complete(&mut self, out: &mut Vec<ProviderEvent>) -> Result<Completion, ApiError> {
+    fn complete(&mut self, out: &mut Vec<Event>) -> Result<Completion, ApiError> {
         for (_, call) in std::mem::take(&mut self.tools) {
             if !call.started {
-                out.push(ProviderEvent::ToolCallStart {
-                    id: call.id.clone(),
-                    name: call.name.clone(),
-                });
+                out.push(Event::tool_start(call.id.clone(), call.name.clone()));
             }
             let input = if call.args.trim().is_empty() {
                 json!({})
@@ -233,14 +269,10 @@ impl OpenAiDecoder {
                     ))
                 })?
             };
-            out.push(ProviderEvent::ToolCallEnd {
-                id: call.id,
-                name: call.name,
-                input,
-            });
+            out.push(Event::tool_end(call.id, call.name, input));
         }
         if let Some(u) = self.usage {
-            out.push(ProviderEvent::Usage(u));
+            out.push(Event::Usage(u));
         }
         Ok(Completion {
             content: Vec::new(),
@@ -265,7 +297,7 @@ impl Decoder for OpenAiDecoder {
     fn event(
         &mut self,
         ev: &sse::Event,
-        out: &mut Vec<ProviderEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Option<Completion>, ApiError> {
         if ev.data.trim() == "[DONE]" {
             return self.complete(out).map(Some);
@@ -306,11 +338,11 @@ impl Decoder for OpenAiDecoder {
             .flatten()
         {
             if !t.is_empty() {
-                out.push(ProviderEvent::Thinking(t.into_owned()));
+                out.push(Event::thinking(t.into_owned()));
             }
         }
         if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
-            out.push(ProviderEvent::Text(t.into_owned()));
+            out.push(Event::text(t.into_owned()));
         }
         for (n, c) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
             let index = c.index.unwrap_or(n as u64);
@@ -329,18 +361,12 @@ impl Decoder for OpenAiDecoder {
             }
             if !call.started && !call.id.is_empty() && !call.name.is_empty() {
                 call.started = true;
-                out.push(ProviderEvent::ToolCallStart {
-                    id: call.id.clone(),
-                    name: call.name.clone(),
-                });
+                out.push(Event::tool_start(call.id.clone(), call.name.clone()));
             }
             if let Some(args) = function.arguments.filter(|s| !s.is_empty()) {
                 call.args.push_str(&args);
                 if call.started {
-                    out.push(ProviderEvent::ToolCallDelta {
-                        id: call.id.clone(),
-                        delta: args.into_owned(),
-                    });
+                    out.push(Event::tool_delta(call.id.clone(), args.into_owned()));
                 }
             }
         }
@@ -350,7 +376,7 @@ impl Decoder for OpenAiDecoder {
         Ok(None)
     }
 
-    fn eof(&mut self, out: &mut Vec<ProviderEvent>) -> Result<Completion, ApiError> {
+    fn eof(&mut self, out: &mut Vec<Event>) -> Result<Completion, ApiError> {
         // Some servers close without `[DONE]` after a finish reason; that is
         // a complete answer. Without a finish reason the stream was cut.
         if self.finish.is_some() {
@@ -370,8 +396,11 @@ impl Decoder for OpenAiDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Message;
+    use crate::protocol::StreamEvent;
+    use std::sync::Arc;
 
-    fn feed(d: &mut OpenAiDecoder, data: &str) -> (Vec<ProviderEvent>, Option<Completion>) {
+    fn feed(d: &mut OpenAiDecoder, data: &str) -> (Vec<Event>, Option<Completion>) {
         let mut out = Vec::new();
         let done = d
             .event(
@@ -412,7 +441,11 @@ mod tests {
         let ends: Vec<_> = out
             .iter()
             .filter_map(|e| match e {
-                ProviderEvent::ToolCallEnd { id, input, .. } => Some((id.clone(), input.clone())),
+                Event::Delta(StreamEvent::ToolcallEnd {
+                    tool_call_id,
+                    input,
+                    ..
+                }) => Some((tool_call_id.clone(), input.clone())),
                 _ => None,
             })
             .collect();
@@ -438,13 +471,17 @@ mod tests {
 
     #[test]
     fn history_maps_to_chat_messages() {
+        let history: Vec<Arc<Message>> = [
+            json!({"role":"user","content":"hi"}),
+            json!({"role":"assistant","content":[{"type":"thinking","thinking":"x"},{"type":"text","text":"ok"},{"type":"tool_use","id":"c1","name":"ls","input":{}}]}),
+            json!({"role":"user","content":[{"type":"tool_result","tool_use_id":"c1","content":"a.txt","is_error":false}]}),
+        ]
+        .into_iter()
+        .map(|v| Arc::new(serde_json::from_value(v).unwrap()))
+        .collect();
         let req = Request {
-            messages: vec![
-                json!({"role":"user","content":"hi"}),
-                json!({"role":"assistant","content":[{"type":"thinking","thinking":"x"},{"type":"text","text":"ok"},{"type":"tool_use","id":"c1","name":"ls","input":{}}]}),
-                json!({"role":"user","content":[{"type":"tool_result","tool_use_id":"c1","content":"a.txt","is_error":false}]}),
-            ],
-            system_prompt: Some("be nice".into()),
+            history: &history,
+            system_prompt: Some("be nice"),
             tools: &[],
             max_tokens: None,
             temperature: None,

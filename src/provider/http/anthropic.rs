@@ -6,13 +6,16 @@
 //! ends before `message_stop` was cut and fails the round.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Map, Value};
 
-use super::http::{ApiError, Decoder};
-use super::sse;
-use super::{Completion, ProviderEvent, Request};
-use crate::message::Usage;
+use super::api::{Api, ApiError, Decoder};
+use super::endpoints::Endpoint;
+use super::{secret_header, sse};
+use crate::message::{Block, Content, Message, Role, Usage};
+use crate::provider::{Completion, Event, Request};
 
 /// The API version header sent with every request.
 pub const API_VERSION: &str = "2023-06-01";
@@ -20,8 +23,37 @@ pub const API_VERSION: &str = "2023-06-01";
 /// `max_tokens` is required by the API; used when the catalogue has none.
 pub const DEFAULT_MAX_TOKENS: u64 = 8192;
 
+/// The Messages API.
+pub struct Anthropic;
+
+impl Api for Anthropic {
+    fn path(&self) -> &'static str {
+        "/v1/messages"
+    }
+
+    fn headers(&self, key: Option<&str>, headers: &mut HeaderMap) -> anyhow::Result<()> {
+        headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
+        if let Some(k) = key {
+            headers.insert("x-api-key", secret_header(k)?);
+        }
+        Ok(())
+    }
+
+    fn body(&self, endpoint: &Endpoint, model: &str, req: &Request<'_>) -> Value {
+        let max = endpoint
+            .model(model)
+            .and_then(|s| s.max_tokens)
+            .unwrap_or(DEFAULT_MAX_TOKENS);
+        body(model, max, req)
+    }
+
+    fn decoder(&self) -> Box<dyn Decoder> {
+        Box::new(AnthropicDecoder::new())
+    }
+}
+
 /// The request body for `model`.
-pub fn body(model: &str, max_tokens: u64, req: &Request) -> Value {
+pub fn body(model: &str, max_tokens: u64, req: &Request<'_>) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
     body.insert(
@@ -29,10 +61,10 @@ pub fn body(model: &str, max_tokens: u64, req: &Request) -> Value {
         json!(req.max_tokens.unwrap_or(max_tokens)),
     );
     body.insert("stream".into(), json!(true));
-    if let Some(system) = req.system_prompt.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(system) = req.system_prompt.filter(|s| !s.is_empty()) {
         body.insert("system".into(), json!(system));
     }
-    body.insert("messages".into(), Value::Array(messages(&req.messages)));
+    body.insert("messages".into(), Value::Array(messages(req.history)));
     if !req.tools.is_empty() {
         let tools: Vec<Value> = req
             .tools
@@ -59,35 +91,51 @@ pub fn body(model: &str, max_tokens: u64, req: &Request) -> Value {
 /// failed turn) or an aborted empty answer; neighbours with the same role are
 /// merged and empty ones dropped. Thinking without a signature cannot be sent
 /// back (the API rejects it), so it is left out.
-fn messages(history: &[Value]) -> Vec<Value> {
-    let mut out: Vec<(String, Vec<Value>)> = Vec::new();
+fn messages(history: &[Arc<Message>]) -> Vec<Value> {
+    let mut out: Vec<(Role, Vec<Value>)> = Vec::new();
     for m in history {
-        let role = m["role"].as_str().unwrap_or("user").to_owned();
-        let blocks: Vec<Value> = match &m["content"] {
-            Value::String(s) if s.is_empty() => Vec::new(),
-            Value::String(s) => vec![json!({"type": "text", "text": s})],
-            Value::Array(blocks) => blocks
-                .iter()
-                .filter(|b| match b["type"].as_str() {
-                    Some("thinking") => b.get("signature").is_some_and(Value::is_string),
-                    Some("text") => b["text"].as_str().is_some_and(|t| !t.is_empty()),
-                    _ => true,
-                })
-                .cloned()
-                .collect(),
-            _ => Vec::new(),
-        };
+        let blocks = blocks(m);
         if blocks.is_empty() {
             continue;
         }
         match out.last_mut() {
-            Some((last, existing)) if *last == role => existing.extend(blocks),
-            _ => out.push((role, blocks)),
+            Some((last, existing)) if *last == m.role => existing.extend(blocks),
+            _ => out.push((m.role, blocks)),
         }
     }
     out.into_iter()
         .map(|(role, blocks)| json!({"role": role, "content": blocks}))
         .collect()
+}
+
+/// The content blocks of one message that the API accepts.
+fn blocks(m: &Message) -> Vec<Value> {
+    let text = |t: &str| {
+        if t.is_empty() {
+            Vec::new()
+        } else {
+            vec![json!({"type": "text", "text": t})]
+        }
+    };
+    match &m.content {
+        Content::Text(t) => text(t),
+        // Text-only blocks go as one text block, as they always have: the
+        // provider shape (`Message::to_provider`) joins them into a string.
+        Content::Blocks(bs)
+            if !bs.is_empty() && bs.iter().all(|b| matches!(b, Block::Text { .. })) =>
+        {
+            text(&m.text())
+        }
+        Content::Blocks(bs) => bs
+            .iter()
+            .filter(|b| match b {
+                Block::Thinking { signature, .. } => signature.is_some(),
+                Block::Text { text } => !text.is_empty(),
+                _ => true,
+            })
+            .filter_map(|b| serde_json::to_value(b).ok())
+            .collect(),
+    }
 }
 
 /// A tool call being streamed.
@@ -131,7 +179,7 @@ impl Decoder for AnthropicDecoder {
     fn event(
         &mut self,
         ev: &sse::Event,
-        out: &mut Vec<ProviderEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Option<Completion>, ApiError> {
         let data: Value = serde_json::from_str(&ev.data).map_err(|e| {
             ApiError::fatal(format!(
@@ -146,7 +194,7 @@ impl Decoder for AnthropicDecoder {
                 read_usage(&mut self.usage, &data["message"]["usage"]);
                 // Reported as it arrives, so an aborted or failed round
                 // still counts the input it was charged for.
-                out.push(ProviderEvent::Usage(self.usage));
+                out.push(Event::Usage(self.usage));
             }
             "content_block_start" => {
                 let index = data["index"].as_u64().unwrap_or(0);
@@ -155,10 +203,7 @@ impl Decoder for AnthropicDecoder {
                     Some("tool_use") => {
                         let id = block["id"].as_str().unwrap_or_default().to_owned();
                         let name = block["name"].as_str().unwrap_or_default().to_owned();
-                        out.push(ProviderEvent::ToolCallStart {
-                            id: id.clone(),
-                            name: name.clone(),
-                        });
+                        out.push(Event::tool_start(id.clone(), name.clone()));
                         self.tools.insert(
                             index,
                             ToolCall {
@@ -170,7 +215,7 @@ impl Decoder for AnthropicDecoder {
                     }
                     Some("text") => {
                         if let Some(t) = block["text"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(ProviderEvent::Text(t.to_owned()));
+                            out.push(Event::text(t.to_owned()));
                         }
                     }
                     _ => {}
@@ -181,19 +226,16 @@ impl Decoder for AnthropicDecoder {
                 let delta = &data["delta"];
                 let text = |k: &str| delta[k].as_str().unwrap_or_default().to_owned();
                 match delta["type"].as_str() {
-                    Some("text_delta") => out.push(ProviderEvent::Text(text("text"))),
-                    Some("thinking_delta") => out.push(ProviderEvent::Thinking(text("thinking"))),
+                    Some("text_delta") => out.push(Event::text(text("text"))),
+                    Some("thinking_delta") => out.push(Event::thinking(text("thinking"))),
                     Some("signature_delta") => {
-                        out.push(ProviderEvent::ThinkingSignature(text("signature")))
+                        out.push(Event::ThinkingSignature(text("signature")))
                     }
                     Some("input_json_delta") => {
                         if let Some(call) = self.tools.get_mut(&index) {
                             let piece = text("partial_json");
                             call.json.push_str(&piece);
-                            out.push(ProviderEvent::ToolCallDelta {
-                                id: call.id.clone(),
-                                delta: piece,
-                            });
+                            out.push(Event::tool_delta(call.id.clone(), piece));
                         }
                     }
                     _ => {}
@@ -210,10 +252,10 @@ impl Decoder for AnthropicDecoder {
                     self.stop_reason = Some(r.to_owned());
                 }
                 read_usage(&mut self.usage, &data["usage"]);
-                out.push(ProviderEvent::Usage(self.usage));
+                out.push(Event::Usage(self.usage));
             }
             "message_stop" => {
-                out.push(ProviderEvent::Usage(self.usage));
+                out.push(Event::Usage(self.usage));
                 return Ok(Some(Completion {
                     content: Vec::new(),
                     stop_reason: self.stop_reason.take(),
@@ -238,7 +280,7 @@ impl Decoder for AnthropicDecoder {
         Ok(None)
     }
 
-    fn eof(&mut self, _out: &mut Vec<ProviderEvent>) -> Result<Completion, ApiError> {
+    fn eof(&mut self, _out: &mut Vec<Event>) -> Result<Completion, ApiError> {
         Err(ApiError {
             message: if self.started {
                 "the stream ended before message_stop (cut off)".into()
@@ -250,7 +292,7 @@ impl Decoder for AnthropicDecoder {
     }
 }
 
-fn finish_tool_call(call: ToolCall) -> Result<ProviderEvent, ApiError> {
+fn finish_tool_call(call: ToolCall) -> Result<Event, ApiError> {
     let input = if call.json.trim().is_empty() {
         json!({})
     } else {
@@ -261,18 +303,15 @@ fn finish_tool_call(call: ToolCall) -> Result<ProviderEvent, ApiError> {
             ))
         })?
     };
-    Ok(ProviderEvent::ToolCallEnd {
-        id: call.id,
-        name: call.name,
-        input,
-    })
+    Ok(Event::tool_end(call.id, call.name, input))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::StreamEvent;
 
-    fn feed(d: &mut AnthropicDecoder, data: Value) -> (Vec<ProviderEvent>, Option<Completion>) {
+    fn feed(d: &mut AnthropicDecoder, data: Value) -> (Vec<Event>, Option<Completion>) {
         let mut out = Vec::new();
         let done = d
             .event(
@@ -297,7 +336,9 @@ mod tests {
             &mut d,
             json!({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t1","name":"read"}}),
         );
-        assert!(matches!(&out[0], ProviderEvent::ToolCallStart { id, .. } if id == "t1"));
+        assert!(
+            matches!(&out[0], Event::Delta(StreamEvent::ToolcallStart { tool_call_id, .. }) if tool_call_id == "t1")
+        );
         for piece in ["{\"pa", "th\": \"a", ".txt\"}"] {
             feed(
                 &mut d,
@@ -306,7 +347,7 @@ mod tests {
         }
         let (out, _) = feed(&mut d, json!({"type":"content_block_stop","index":1}));
         assert!(
-            matches!(&out[0], ProviderEvent::ToolCallEnd { input, .. } if input == &json!({"path":"a.txt"}))
+            matches!(&out[0], Event::Delta(StreamEvent::ToolcallEnd { input, .. }) if input == &json!({"path":"a.txt"}))
         );
         feed(
             &mut d,
@@ -324,15 +365,35 @@ mod tests {
 
     #[test]
     fn merges_same_role_neighbours_and_drops_unsigned_thinking() {
-        let history = vec![
+        let history: Vec<Arc<Message>> = [
             json!({"role":"user","content":"a"}),
             json!({"role":"user","content":"b"}),
             json!({"role":"assistant","content":[{"type":"thinking","thinking":"x"},{"type":"text","text":""}]}),
             json!({"role":"assistant","content":[{"type":"thinking","thinking":"y","signature":"s"},{"type":"text","text":"ok"}]}),
-        ];
+        ]
+        .into_iter()
+        .map(|v| Arc::new(serde_json::from_value(v).unwrap()))
+        .collect();
         let m = messages(&history);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0]["content"].as_array().unwrap().len(), 2);
         assert_eq!(m[1]["content"][0]["signature"], "s");
+    }
+
+    /// Pins the shape the engine's old `Value` history gave: a message of
+    /// text blocks only goes as one joined text block.
+    #[test]
+    fn text_only_blocks_go_as_one_block() {
+        let history: Vec<Arc<Message>> = [
+            json!({"role":"user","content":"q"}),
+            json!({"role":"assistant","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}),
+        ]
+        .into_iter()
+        .map(|v| Arc::new(serde_json::from_value(v).unwrap()))
+        .collect();
+        assert_eq!(
+            messages(&history)[1],
+            json!({"role":"assistant","content":[{"type":"text","text":"ab"}]})
+        );
     }
 }

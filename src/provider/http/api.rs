@@ -1,0 +1,69 @@
+//! What differs between HTTP APIs, behind one small trait: the path, the
+//! headers, the request body and the stream decoder.
+//!
+//! Everything else (sending, retries, SSE, timeouts, scrubbing keys) is the
+//! same for every API and lives in `http/mod.rs`, so a new API (say OpenAI's
+//! Responses API) is one file implementing [`Api`] plus its arm in [`api`].
+
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use super::endpoints::Endpoint;
+use super::sse;
+use super::{anthropic, openai};
+use crate::config::Kind;
+use crate::provider::{Completion, Event, Request};
+
+/// One HTTP API's side of a round.
+pub trait Api: Sync {
+    /// Appended to the endpoint's base URL.
+    fn path(&self) -> &'static str;
+
+    /// Headers besides content type and accept: the key, version headers.
+    fn headers(&self, key: Option<&str>, headers: &mut HeaderMap) -> anyhow::Result<()>;
+
+    /// The request body for `model` on `endpoint`.
+    fn body(&self, endpoint: &Endpoint, model: &str, req: &Request<'_>) -> Value;
+
+    /// A decoder for one attempt's stream.
+    fn decoder(&self) -> Box<dyn Decoder>;
+}
+
+/// The API an endpoint speaks.
+pub fn api(kind: Kind) -> &'static dyn Api {
+    match kind {
+        Kind::Anthropic => &anthropic::Anthropic,
+        Kind::Openai => &openai::OpenAi,
+    }
+}
+
+/// Turns SSE events into round events for one API.
+pub trait Decoder: Send {
+    /// Handles one event. `Ok(Some(_))` when it was the terminal event.
+    fn event(
+        &mut self,
+        ev: &sse::Event,
+        out: &mut Vec<Event>,
+    ) -> Result<Option<Completion>, ApiError>;
+
+    /// The body ended. A complete stream yields its completion; a stream
+    /// cut before its terminal event is an error, never a success.
+    fn eof(&mut self, out: &mut Vec<Event>) -> Result<Completion, ApiError>;
+}
+
+/// An error reported inside a stream or by a response. Not an
+/// `anyhow::Error`: the retry loop needs to know whether it may retry.
+#[derive(Debug)]
+pub struct ApiError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl ApiError {
+    pub fn fatal(message: impl Into<String>) -> Self {
+        ApiError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
