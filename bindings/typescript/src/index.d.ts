@@ -74,6 +74,8 @@ export interface AgentClientOptions {
 
 /** A command answered with an `error` frame, or a turn that ended `ok: false`. */
 export class RpcError extends Error {
+  /** Built by the client from an `error` frame or a failed turn's response. */
+  constructor(frame: { code?: ErrorCode | null; message?: string; error?: string | null; command?: CommandName | null; id?: string | number | null });
   readonly name: "RpcError";
   /** e.g. `"not_found"`, `"busy"`, `"not_streaming"`, `"provider_error"`. */
   readonly code: ErrorCode;
@@ -87,6 +89,7 @@ export class RpcError extends Error {
 
 /** The process exited (or could not be spawned); every pending call rejects with it. */
 export class ProcessExitedError extends Error {
+  constructor(info?: { exitCode?: number | null; signal?: NodeJS.Signals | null; stderr?: string; cause?: Error });
   readonly name: "ProcessExitedError";
   readonly code: "process_exited";
   /** The exit code, or null when killed by a signal or never started. */
@@ -106,6 +109,8 @@ export class ProcessExitedError extends Error {
  * `cancelled: true`. Leaving the loop early does not abort the turn.
  */
 export class Turn<R = PromptResponse> implements AsyncIterable<TurnEvent> {
+  /** Made by `prompt()` / `followUp()` only. */
+  private constructor();
   /** The id of the command that started the turn. */
   readonly id: string | null;
   readonly command: "prompt" | "follow_up";
