@@ -13,6 +13,7 @@ import type {
   GetMessagesResponse,
   GetSessionStatsResponse,
   GetStateResponse,
+  DeleteSessionResponse,
   ListSessionsResponse,
   Mode,
   NewSessionResponse,
@@ -143,6 +144,7 @@ export class AgentClient {
   getAvailableModels(): Promise<GetAvailableModelsResponse>;
   listSessions(): Promise<ListSessionsResponse>;
   newSession(): Promise<NewSessionResponse>;
+  deleteSession(sessionId: string): Promise<DeleteSessionResponse>;
   /** Answered first; then the host aborts the running turn and exits. */
   shutdown(): Promise<ShutdownResponse>;
   /** Sends any command (the client sets `type` and `id`); resolves with its response frame. */

@@ -463,6 +463,11 @@ export class AgentClient {
     return this.request("new_session");
   }
 
+  /** Deletes a stored session (not the one in use). */
+  deleteSession(sessionId) {
+    return this.request("delete_session", { session_id: sessionId });
+  }
+
   /** Answered first; then the host aborts the running turn and exits. */
   shutdown() {
     return this.request("shutdown");

@@ -92,15 +92,38 @@ export type Block = {
 };
 
 /** Every command a client writes on stdin, one per line. */
-export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | ShutdownCommand;
+export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ShutdownCommand;
 
 /** A command's `type`, echoed as `command` on its answer. */
-export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "shutdown";
+export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "shutdown";
 
 export type Content = string | Block[];
 
 /** The client's answer to a permission request. */
 export type Decision = "allow_once" | "allow_always" | "deny";
+
+/**
+ * Deletes a stored session: not the one in use (`busy`), nor one
+ *  another process holds (`session_locked`).
+ */
+export interface DeleteSessionCommand {
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  session_id: string;
+  type: "delete_session";
+}
+
+/** The response to `delete_session`. */
+export type DeleteSessionResponse = {
+  command: "delete_session";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  /** False only for a turn that failed (its `code` and `error` say why). */
+  ok: boolean;
+  type: "response";
+} & {
+  session_id: string;
+};
 
 /** Something queued for a turn that an abort (or a failure) dropped. */
 export type Dropped = {
@@ -176,7 +199,7 @@ export type Frame = (ReadyFrame & {
   type: "permission_request";
 }) | (PermissionCancelledFrame & {
   type: "permission_cancelled";
-}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | ShutdownResponse | MessageUpdateFrame;
+}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ShutdownResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
 export interface GetAvailableModelsCommand {
@@ -286,7 +309,7 @@ export type ListSessionsResponse = {
   ok: boolean;
   type: "response";
 } & {
-  sessions: Summary[];
+  sessions: SessionSummary[];
 };
 
 export interface Message {
@@ -422,6 +445,23 @@ export interface ReadyFrame {
 
 export type Role = "user" | "assistant";
 
+/** One stored session, as `list_sessions` lists it. */
+export interface SessionSummary {
+  created_at: string;
+  /** The directory the session was started in. */
+  cwd: string;
+  message_count: number;
+  model: string | null;
+  session_id: string;
+  /**
+   * The first non-blank line of the first user message, trimmed, cut at
+   * 80 characters (with `…` when cut).
+   */
+  title: string | null;
+  /** When the file was last written. */
+  updated_at: string;
+}
+
 /** Switches the model for the next provider request. */
 export interface SetModelCommand {
   /** Optional; echoed verbatim on the answer. */
@@ -520,17 +560,6 @@ export type StreamEvent = {
   tool_call_id: string;
   type: "toolcall_end";
 };
-
-/** One stored session, as `list_sessions` lists it. */
-export interface Summary {
-  created_at: string;
-  cwd: string;
-  message_count: number;
-  model: string | null;
-  session_id: string;
-  title: string | null;
-  updated_at: string;
-}
 
 /** A tool call ended; `result` is what the model is given. */
 export interface ToolExecutionEndFrame {

@@ -46,6 +46,10 @@ test("a streamed prompt, then getState and the other queries", async (t) => {
   assert.equal((await within(client.setModel("echo:echo:echo-1"))).model, "echo:echo:echo-1");
   const fresh = await within(client.newSession());
   assert.notEqual(fresh.session_id, client.ready.session_id);
+  const deleted = await within(client.deleteSession(client.ready.session_id));
+  assert.equal(deleted.session_id, client.ready.session_id);
+  const busy = await within(client.deleteSession(fresh.session_id).catch((e) => e));
+  assert.equal(busy.code, "busy");
   assert.deepEqual((await within(client.abort())).dropped, []);
   const generic = await within(client.request("get_state"));
   assert.equal(generic.command, "get_state");
