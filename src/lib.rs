@@ -1,20 +1,38 @@
 //! agent-rpc: an agent host driven over stdio with line-delimited JSON
-//! (protocol v1, see SPEC.md).
+//! (protocol v1, see SPEC.md; its JSON Schema is `rpc schema`).
 //!
-//! Layout:
-//! - [`cli`]: command-line flags.
-//! - [`config`]: the optional config file (default model, HTTP endpoints).
-//! - [`protocol`]: wire types (commands in, frames out, error codes).
-//! - [`transport`]: the bounded stdin line reader and the single stdout writer.
-//! - [`host`]: the dispatch loop that owns all state and answers commands.
-//! - [`engine`]: one turn: provider rounds, tool calls, steering, abort.
-//! - [`permissions`]: the gate deciding which tool calls run, ask or are refused.
-//! - [`tools`]: the built-in tools (read, write, edit, bash, ls, find, grep).
-//! - [`process`]: how child processes are spawned (bash, extensions).
-//! - [`provider`]: model providers (subprocess extensions) and their registry.
-//! - [`message`]: conversation history shapes.
-//! - [`session`]: the JSONL session store.
-//! - [`startup`]: from flags to a running host, and start-up errors.
+//! # Layout
+//!
+//! | where | what lives there |
+//! |---|---|
+//! | [`startup`] | from flags to a running host: data dir, config, providers, the session; start-up errors |
+//! | [`cli`], [`subcommands`] | the flags; `rpc schema` and `rpc sessions` |
+//! | [`transport`] | the bounded stdin line reader and the one stdout writer |
+//! | [`protocol`] | the wire and nothing else: `command.rs` (the one list of commands), `response.rs` (each command's answer), `event.rs`, `error.rs` (error codes), `schema.rs` |
+//! | [`host`] | the dispatch loop owning all state: `pending.rs` (the ledger of answers still owed), `handlers/` (one function per command), `turn.rs` (starting and ending turns) |
+//! | [`engine`] | one turn: provider rounds (`round.rs`), tool calls behind the permission gate (`tool_calls.rs`), steering, abort |
+//! | [`provider`] | model backends behind one interface: `registry.rs` resolves a model id once; `extension/` (subprocesses), `http/` (one file per HTTP API behind the `Api` trait in `api.rs`, SSE, retries) |
+//! | [`tools`] | the `Tool` trait (`tool.rs`), the table the engine looks tools up in (`table.rs`), one file per built-in tool |
+//! | [`permissions`] | the gate: which calls run, ask or are refused |
+//! | [`message`], [`session`] | the history's shapes; the JSONL session store |
+//! | [`error`] | the one error style: `anyhow` inside, [`error::Coded`] where a client sees a code |
+//! | [`config`], [`process`] | the config file; how child processes are spawned |
+//!
+//! # A prompt, from stdin to the model and back
+//!
+//! 1. `transport` reads a line; `protocol::decode_command` makes it a
+//!    [`protocol::Command`] (or an `error` frame under its id).
+//! 2. `host` registers it in the ledger (`host::pending`) and dispatches it
+//!    to its handler (`host/handlers/turns.rs`), which queues it; `host/turn.rs`
+//!    writes the user message to the session file and spawns the turn.
+//! 3. `engine` runs rounds: `provider::Providers` opens a stream on the
+//!    model's backend; each delta arrives already as a wire
+//!    [`protocol::StreamEvent`] and goes straight to the stdout writer.
+//!    Tool calls go through `engine/tool_calls.rs`: one lookup in the tool
+//!    table, the permission gate, the run.
+//! 4. The turn reports each finished message to the host, which appends it
+//!    to the session; at the end the host writes `agent_end` and takes the
+//!    prompt out of the ledger to write its one `response`.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;

@@ -2,10 +2,10 @@
 //! frame the host writes, and the error codes. Nothing here acts; the host
 //! decides, the engine streams, and both speak in these types.
 //!
-//! - [`command`]: the one list of commands, their fields, and the decoder.
-//! - [`response`]: the typed body of each command's `response`.
-//! - [`event`]: `ready`, turn events and permission frames.
-//! - [`error`]: `error` frames and [`ErrorCode`].
+//! - `command`: the one list of commands, their fields, and the decoder.
+//! - `response`: the typed body of each command's `response`.
+//! - `event`: `ready`, turn events and permission frames.
+//! - `error`: `error` frames and [`ErrorCode`].
 //! - [`schema`]: the JSON Schema of all of the above (`rpc schema`).
 
 mod command;
