@@ -129,8 +129,8 @@ impl Providers {
     /// Checks a model id without waiting for anything: the syntax, that the
     /// provider or plugin exists. An extension's own provider and model names
     /// are checked by [`Providers::check_model`] once it has started.
-    pub fn check_model_quick(&self, id: &str) -> Result<(), String> {
-        self.resolve(id).map(drop).map_err(|e| format!("{e:#}"))
+    pub fn check_model_quick(&self, id: &str) -> anyhow::Result<()> {
+        self.resolve(id).map(drop)
     }
 
     fn plugin_list(&self) -> String {
@@ -146,21 +146,19 @@ impl Providers {
     }
 
     /// Full check of a model id, starting its extension if needed.
-    pub async fn check_model(&self, id: &str) -> Result<(), String> {
-        let checked = match self.resolve(id) {
+    pub async fn check_model(&self, id: &str) -> anyhow::Result<()> {
+        match self.resolve(id)? {
             // Any model name may be sent to an HTTP endpoint: services add
             // models faster than a catalogue can follow.
-            Ok(Backend::Http { .. }) => Ok(()),
-            Ok(Backend::Extension { ext, id }) => ext.model(&id).await.map(drop),
-            Err(e) => Err(e),
-        };
-        checked.map_err(|e| format!("{e:#}"))
+            Backend::Http { .. } => Ok(()),
+            Backend::Extension { ext, id } => ext.model(&id).await.map(drop),
+        }
     }
 
     /// The full check when it needs no waiting: always for HTTP ids, and for
     /// an extension that has already reported its models. `None` when the
     /// extension must start first.
-    pub fn check_model_now(&self, id: &str) -> Option<Result<(), String>> {
+    pub fn check_model_now(&self, id: &str) -> Option<anyhow::Result<()>> {
         let checked = match self.resolve(id) {
             Ok(Backend::Http { .. }) => Ok(()),
             Ok(Backend::Extension { ext, id }) => {
@@ -168,7 +166,7 @@ impl Providers {
             }
             Err(e) => Err(e),
         };
-        Some(checked.map_err(|e| format!("{e:#}")))
+        Some(checked)
     }
 
     /// Every model: extension models (starting extensions if needed), then

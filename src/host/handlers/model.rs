@@ -19,7 +19,6 @@ impl Host {
         }
         if self.model_checks.is_empty() {
             if let Some(result) = self.providers.check_model_now(&model) {
-                let result = result.map_err(anyhow::Error::msg);
                 return self.apply_set_model(token, model, result).await;
             }
         }
@@ -31,10 +30,7 @@ impl Host {
         });
         let providers = self.providers.clone();
         tokio::spawn(async move {
-            let result = providers
-                .check_model(&model)
-                .await
-                .map_err(anyhow::Error::msg);
+            let result = providers.check_model(&model).await;
             let _ = tx.send(Deferred::ModelChecked { token, result });
         });
     }
