@@ -412,10 +412,10 @@ class AgentClient:
             raise RuntimeError("the client is not started: use `async with` or `await start()`")
         if "id" in fields or "type" in fields:
             raise ValueError("`id` and `type` are set by the client")
-        if self._failure is not None:
-            raise self._failure
         if self._closing:
             raise RpcError("closed", "the client is closed", type)
+        if self._failure is not None:
+            raise self._failure
         self._next_id += 1
         id = "py-%d" % self._next_id
         command = {"type": type, "id": id}

@@ -1,0 +1,84 @@
+"""The process dying, and a host that breaks the protocol."""
+
+import asyncio
+import os
+import signal
+import time
+
+from agent_rpc import AgentClient, ProcessExited, ProtocolError, RpcError
+
+from .support import SLOW, HostTestCase, collect, fake_host, within
+
+READY = (
+    '{"type":"ready","protocol_version":1,"version":"0","session_id":"s","model":null,'
+    '"cwd":"/","message_count":0,"usage":{"input_tokens":0,"output_tokens":0,'
+    '"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}'
+)
+
+
+class ProcessDeathTest(HostTestCase):
+    async def test_sigkill_mid_turn_fails_everything_pending(self):
+        client = await self.started(model=SLOW)
+        turn = client.prompt("go")  # ~2 s of deltas
+        queued = client.follow_up("and then")
+        first = await within(turn.__anext__())
+        self.assertEqual(first["type"], "agent_start")
+        os.kill(client.pid, signal.SIGKILL)
+        with self.assertRaises(ProcessExited) as caught:
+            await collect(turn)
+        error = caught.exception
+        self.assertEqual(error.code, "process_exited")
+        self.assertEqual(error.returncode, -signal.SIGKILL)
+        self.assertIn("killed by signal 9 (SIGKILL)", error.message)
+        with self.assertRaises(ProcessExited):
+            await within(queued)
+        with self.assertRaises(ProcessExited):
+            await within(client.get_state())
+
+    async def test_exit_status_and_stderr_tail_are_named(self):
+        binary, args = fake_host(
+            "import sys, time\n"
+            "print(%r, flush=True)\n"
+            "sys.stdin.readline()\n"
+            "sys.stderr.write('x' * 100000 + '\\nboom: the host fell over\\n')\n"
+            "sys.exit(7)\n" % READY
+        )
+        async with AgentClient(binary=binary, args=args) as client:
+            with self.assertRaises(ProcessExited) as caught:
+                await within(client.get_state())
+        error = caught.exception
+        self.assertEqual(error.returncode, 7)
+        self.assertIn("exited with status 7", error.message)
+        self.assertIn("boom: the host fell over", error.message)
+        self.assertTrue(error.stderr_tail.endswith("boom: the host fell over\n"))
+        self.assertLessEqual(len(error.stderr_tail), 64 * 1024)
+
+    async def test_non_json_stdout_is_a_protocol_error(self):
+        binary, args = fake_host(
+            "import sys, time\n"
+            "print(%r, flush=True)\n"
+            "sys.stdin.readline()\n"
+            "print('Segmentation fault? no: a stray println', flush=True)\n"
+            "time.sleep(60)\n" % READY
+        )
+        async with AgentClient(binary=binary, args=args, close_timeout=1) as client:
+            with self.assertRaises(ProtocolError) as caught:
+                await within(client.get_state())
+            self.assertIn("stray println", caught.exception.message)
+            with self.assertRaises(ProtocolError):
+                await within(client.get_state())
+
+    async def test_close_ends_a_host_stuck_in_a_turn(self):
+        client = await self.started(model=SLOW, close_timeout=0.2)
+        turn = client.prompt("forever [[endless=1 delay_ms=20]]")
+        await within(turn.__anext__())
+        started = time.monotonic()
+        await within(client.close())
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertIsNotNone(client.returncode)
+        # the turn ends: SIGTERM aborts it (response cancelled) or it fails
+        try:
+            response = await within(turn)
+            self.assertTrue(response["cancelled"])
+        except RpcError as error:
+            self.assertIsInstance(error, ProcessExited)
