@@ -2,6 +2,7 @@
 helpers that never wait without a timeout."""
 
 import asyncio
+import logging
 import os
 import shutil
 import sys
@@ -16,6 +17,10 @@ BINARY = os.environ.get("AGENT_RPC_BINARY") or str(REPO / "target" / "debug" / "
 FIXTURES = REPO / "fixtures" / "providers"
 ECHO = "echo:echo:echo-1"
 SLOW = "slow:slow:slow-1"
+
+# IsolatedAsyncioTestCase runs the loop in debug mode, which logs every
+# callback slower than 0.1 s (spawning a process is one): noise, not failures.
+logging.getLogger("asyncio").setLevel(logging.ERROR)
 
 # Generous: the machine may be busy; a healthy wait ends in well under a second.
 TIMEOUT = 30.0

@@ -6,9 +6,6 @@ from agent_rpc import Ready, RpcError, Turn
 
 from .support import SLOW, HostTestCase, collect, text_of, within
 
-WRITE_A = 'write it [[tool=write input={"path":"a.txt","content":"x"}]]'
-
-
 class StreamingTest(HostTestCase):
     async def test_streamed_prompt_then_get_state(self):
         client = await self.started()
