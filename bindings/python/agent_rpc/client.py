@@ -471,7 +471,10 @@ class AgentClient:
             chunk = await stdout.read(READ_CHUNK)
             if not chunk:
                 if buf.strip():
-                    self._handle_line(bytes(buf))
+                    # The host ends every frame with a newline: an unfinished
+                    # line is a frame cut short by the process dying, which
+                    # ProcessExited below reports.
+                    logger.debug("agent_rpc: rpc's stdout ended inside a line: %r", bytes(buf[:200]))
                 break
             buf += chunk
             start = 0

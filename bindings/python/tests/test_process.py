@@ -54,6 +54,21 @@ class ProcessDeathTest(HostTestCase):
         self.assertTrue(error.stderr_tail.endswith("boom: the host fell over\n"))
         self.assertLessEqual(len(error.stderr_tail), 64 * 1024)
 
+    async def test_a_frame_cut_short_by_death_is_process_exited(self):
+        binary, args = fake_host(
+            "import sys\n"
+            "print(%r, flush=True)\n"
+            "sys.stdin.readline()\n"
+            "sys.stdout.write('{\"type\":\"response\",\"id\":\"py-1\",\"comm')\n"
+            "sys.exit(9)\n" % READY
+        )
+        client = AgentClient(binary=binary, args=args)
+        await within(client.start())
+        self.addAsyncCleanup(self._close, client)
+        with self.assertRaises(ProcessExited) as caught:
+            await within(client.get_state())
+        self.assertEqual(caught.exception.returncode, 9)
+
     async def test_non_json_stdout_is_a_protocol_error(self):
         binary, args = fake_host(
             "import sys, time\n"
