@@ -57,6 +57,19 @@ class StreamingTest(HostTestCase):
         self.assertEqual(second_frames[-1]["command"], "follow_up")
         self.assertNotEqual(first.prompt_id, second.prompt_id)
 
+    async def test_commands_during_a_turn(self):
+        client = await self.started(model=SLOW)
+        turn = client.prompt("go [[n=20 delay_ms=50]]")
+        frames = [await within(turn.__anext__()), await within(turn.__anext__())]
+        self.assertEqual(frames[1]["type"], "message_update")
+        state = await within(client.get_state())
+        self.assertTrue(state["streaming"])
+        self.assertEqual(state["prompt_id"], turn.prompt_id)
+        self.assertTrue((await within(client.steer("be brief")))["queued"])
+        frames += await collect(turn)
+        self.assertTrue(frames[-1]["ok"])
+        self.assertEqual(frames[-1]["stop_reason"], "end_turn")
+
     async def test_every_command_has_a_method(self):
         client = await self.started()
         await within(client.prompt("one"))
