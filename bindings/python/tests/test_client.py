@@ -65,7 +65,7 @@ class StreamingTest(HostTestCase):
         state = await within(client.get_state())
         self.assertTrue(state["streaming"])
         self.assertEqual(state["prompt_id"], turn.prompt_id)
-        self.assertTrue((await within(client.steer("be brief")))["queued"])
+        self.assertTrue((await within(client.steer("be brief [[n=1]]")))["queued"])
         frames += await collect(turn)
         self.assertTrue(frames[-1]["ok"])
         self.assertEqual(frames[-1]["stop_reason"], "end_turn")
