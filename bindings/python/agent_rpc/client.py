@@ -264,7 +264,11 @@ class AgentClient:
         self._reader_task = loop.create_task(self._read_stdout())
         try:
             frame = await self._ready_future
-        except BaseException:
+        except BaseException as exc:
+            # A start-up error frame: the host exits by itself (status 2).
+            # Anything else (cancelled, say by a wait_for): do not wait for it.
+            if not isinstance(exc, RpcError):
+                self._kill()
             await self.close()
             raise
         self.ready = Ready.from_frame(frame)
@@ -282,31 +286,44 @@ class AgentClient:
                 await asyncio.wait({self._reader_task})
             return
         self._closing = True
-        if proc.stdin is not None and not proc.stdin.is_closing():
-            proc.stdin.close()
-        if proc.returncode is None:
-            try:
-                await asyncio.wait_for(proc.wait(), self.close_timeout)
-            except asyncio.TimeoutError:
-                for action, wait in ((proc.terminate, 2.0), (proc.kill, None)):
+        try:
+            if proc.stdin is not None and not proc.stdin.is_closing():
+                proc.stdin.close()
+            if proc.returncode is None:
+                try:
+                    await asyncio.wait_for(proc.wait(), self.close_timeout)
+                except asyncio.TimeoutError:
+                    self._signal(proc.terminate)
                     try:
-                        action()
-                    except ProcessLookupError:
-                        pass
-                    try:
-                        await asyncio.wait_for(proc.wait(), wait)
-                        break
+                        await asyncio.wait_for(proc.wait(), 2.0)
                     except asyncio.TimeoutError:
-                        continue
-        if self._reader_task is not None:
-            done, _ = await asyncio.wait({self._reader_task}, timeout=2.0)
-            if not done:
-                self._reader_task.cancel()
-                self._fail_all(self._exited(proc.returncode))
-        for task in list(self._permission_tasks.values()):
-            task.cancel()
-        if self._stderr_task is not None and not self._stderr_task.done():
-            self._stderr_task.cancel()
+                        self._kill()
+                        await proc.wait()
+            if self._reader_task is not None:
+                done, _ = await asyncio.wait({self._reader_task}, timeout=2.0)
+                if not done:
+                    self._reader_task.cancel()
+                    self._fail_all(self._exited(proc.returncode))
+        except BaseException:
+            self._kill()  # close() was cancelled: never leave the child behind
+            raise
+        finally:
+            for task in list(self._permission_tasks.values()):
+                task.cancel()
+            if self._stderr_task is not None and not self._stderr_task.done():
+                self._stderr_task.cancel()
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._signal(self._proc.kill)
+
+    def _signal(self, send: Callable[[], None]) -> None:
+        assert self._proc is not None
+        if self._proc.returncode is None:
+            try:
+                send()
+            except ProcessLookupError:
+                pass
 
     @property
     def pid(self) -> Optional[int]:
@@ -514,11 +531,7 @@ class AgentClient:
 
     def _protocol_error(self, message: str, line: bytes) -> None:
         self._fail_all(ProtocolError(message, line))
-        if self._proc is not None and self._proc.returncode is None:
-            try:
-                self._proc.kill()
-            except ProcessLookupError:
-                pass
+        self._kill()
 
     def _fail_all(self, exc: RpcError) -> None:
         if self._failure is None:

@@ -1,5 +1,6 @@
 """The process dying, and a host that breaks the protocol."""
 
+import asyncio
 import os
 import signal
 import time
@@ -101,3 +102,11 @@ class ProcessDeathTest(HostTestCase):
         response = await within(turn)
         self.assertTrue(response["cancelled"])
         self.assertEqual(response["stop_reason"], "aborted")
+
+    async def test_a_cancelled_start_leaves_no_process(self):
+        binary, args = fake_host("import time\ntime.sleep(60)\n")  # never ready
+        client = AgentClient(binary=binary, args=args)
+        with self.assertRaises(asyncio.TimeoutError):
+            await asyncio.wait_for(client.start(), 0.5)
+        await within(client.close())
+        self.assertEqual(client.returncode, -signal.SIGKILL)
