@@ -582,8 +582,12 @@ class AgentClient:
             future = self._futures.get(key) if key is not None else None
             if future is not None and not future.done():
                 future.set_exception(exc)
+            elif key is None:
+                # Only for lines the host could not decode that far (SPEC
+                # §3); the client writes none, so this is worth a warning.
+                logger.warning("agent_rpc: error frame for no command: %r", frame)
             else:
-                logger.warning("agent_rpc: error frame for no pending command: %r", frame)
+                logger.debug("agent_rpc: error for a call no longer waited for: %r", frame)
             return
         if kind == "agent_start":
             turn = self._turns.get(key) if key is not None else None
