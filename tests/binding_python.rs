@@ -1,0 +1,212 @@
+//! The Python binding (`bindings/python`) against this build of `rpc`: its
+//! unittest suite, and a real `pip install` into a fresh virtual environment
+//! that then runs the README's example against the echo fixture provider.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const RPC: &str = env!("CARGO_BIN_EXE_rpc");
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `cmd` with stdin closed, killing it once `limit` has passed.
+/// Returns its status (None: killed on the timeout) and its stdout+stderr.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> (Option<ExitStatus>, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    (status, stdout, stderr)
+}
+
+fn describe(status: Option<ExitStatus>, limit: Duration) -> String {
+    match status {
+        Some(status) => status.to_string(),
+        None => format!("killed after {limit:?}"),
+    }
+}
+
+#[test]
+fn python_binding_unittests_pass() {
+    let limit = Duration::from_secs(180);
+    let (status, stdout, stderr) = run_bounded(
+        Command::new("python3")
+            .args([
+                "-m",
+                "unittest",
+                "discover",
+                "-s",
+                "bindings/python/tests",
+                "-t",
+                "bindings/python",
+                "-v",
+            ])
+            .current_dir(repo())
+            .env("AGENT_RPC_BINARY", RPC)
+            .env("PYTHONPATH", repo().join("bindings/python"))
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        limit,
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the Python binding's tests failed ({}):\n{stdout}{stderr}",
+        describe(status, limit)
+    );
+}
+
+/// Copies `from` to `to`, leaving out what a local build leaves behind.
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("create the copy's directory");
+    for entry in fs::read_dir(from).expect("read the binding's directory") {
+        let entry = entry.expect("directory entry");
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == "build" || name == "__pycache__" || name.ends_with(".egg-info") {
+            continue;
+        }
+        let target = to.join(&*name);
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy a file of the binding");
+        }
+    }
+}
+
+/// The README's complete example: its python code block that calls
+/// `asyncio.run(`.
+fn readme_example() -> String {
+    let readme =
+        fs::read_to_string(repo().join("bindings/python/README.md")).expect("read the README");
+    readme
+        .split("```python\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("asyncio.run("))
+        .expect("the README has a python block calling asyncio.run")
+        .to_string()
+}
+
+fn run_ok(cmd: &mut Command, limit: Duration) -> String {
+    let (status, stdout, stderr) = run_bounded(cmd, limit);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{cmd:?} failed ({}):\n{stdout}{stderr}",
+        describe(status, limit)
+    );
+    stdout
+}
+
+#[test]
+fn pip_install_then_the_readme_example_runs() {
+    let scratch = tempfile::Builder::new()
+        .prefix("binding-python-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("create a scratch dir");
+    let scratch = scratch.path();
+    // A copy of the binding, so that setuptools' in-tree build/ and
+    // *.egg-info neither land in the checkout nor leak stale files in.
+    let checkout = scratch.join("checkout");
+    copy_tree(
+        &repo().join("bindings/python"),
+        &checkout.join("bindings/python"),
+    );
+    let venv = scratch.join("venv");
+    run_ok(
+        Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        Duration::from_secs(120),
+    );
+    let python: PathBuf = venv.join("bin/python");
+    let pip = |extra: &[&str]| {
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .args(extra)
+            .arg("./bindings/python")
+            .current_dir(&checkout)
+            .env_remove("PYTHONPATH");
+        run_bounded(&mut cmd, Duration::from_secs(300))
+    };
+    // Offline first, with the venv's own setuptools; if that cannot build a
+    // wheel (setuptools < 70.1 without `wheel`, or none at all as on Python
+    // 3.12+), the plain command, which fetches the build backend from PyPI.
+    let (status, _, offline_err) = pip(&["--no-build-isolation", "--no-index"]);
+    if !status.is_some_and(|s| s.success()) {
+        let (status, stdout, stderr) = pip(&[]);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "pip install ./bindings/python failed ({}):\n{stdout}{stderr}\n\
+             (offline, without build isolation, it said:\n{offline_err})",
+            describe(status, Duration::from_secs(300))
+        );
+    }
+    let location = run_ok(
+        Command::new(&python)
+            .args(["-c", "import agent_rpc; print(agent_rpc.__file__)"])
+            .current_dir(scratch)
+            .env_remove("PYTHONPATH"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        Path::new(location.trim()).starts_with(&venv),
+        "agent_rpc was imported from {location}, not the venv"
+    );
+
+    let example = scratch.join("example.py");
+    fs::write(&example, readme_example()).expect("write example.py");
+    let work = scratch.join("work");
+    fs::create_dir_all(&work).expect("create the work dir");
+    let rpc_dir = Path::new(RPC).parent().expect("rpc's directory");
+    let path = std::env::join_paths(std::iter::once(rpc_dir.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("join PATH");
+    let stdout = run_ok(
+        Command::new(&python)
+            .arg(&example)
+            .arg("--data-dir")
+            .arg(scratch.join("data"))
+            .arg("--extension")
+            .arg(repo().join("fixtures/providers/echo"))
+            .args(["--model", "echo:echo:echo-1"])
+            .current_dir(&work)
+            .env("PATH", path)
+            .env_remove("PYTHONPATH"),
+        Duration::from_secs(60),
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "unexpected output:\n{stdout}");
+    assert!(lines[0].starts_with("session "), "{stdout}");
+    assert_eq!(lines[1], "fix the failing test", "{stdout}");
+    assert_eq!(lines[2], "messages: 2", "{stdout}");
+}
