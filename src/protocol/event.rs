@@ -65,7 +65,8 @@ pub enum Frame {
     PermissionCancelled(PermissionCancelledFrame),
 }
 
-/// A tool call starts running (after its permission, if one was asked).
+/// A tool call starts: its permission request (if one is asked) and its
+/// output follow.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ToolExecutionStartFrame {
     pub prompt_id: String,

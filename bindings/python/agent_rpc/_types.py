@@ -123,11 +123,11 @@ Block = Union["BlockText", "BlockThinking", "BlockToolUse", "BlockToolResult", "
 
 
 #: Every command a client writes on stdin, one per line.
-Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "ShutdownCommand"]
+Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ShutdownCommand"]
 
 
 #: A command's `type`, echoed as `command` on its answer.
-CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "shutdown"]
+CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "shutdown"]
 
 
 Content = Union[str, List["Block"]]
@@ -135,6 +135,32 @@ Content = Union[str, List["Block"]]
 
 #: The client's answer to a permission request.
 Decision = Literal["allow_once", "allow_always", "deny"]
+
+
+class _DeleteSessionCommandRequired(TypedDict):
+    session_id: str
+    type: Literal["delete_session"]
+
+
+class DeleteSessionCommand(_DeleteSessionCommandRequired, total=False):
+    """Deletes a stored session: not the one in use (`busy`), nor one
+    another process holds (`session_locked`).
+    """
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+
+
+class DeleteSessionResponse(TypedDict):
+    """The response to `delete_session`."""
+
+    command: Literal["delete_session"]
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    #: False only for a turn that failed (its `code` and `error` say why).
+    ok: bool
+    session_id: str
+    type: Literal["response"]
 
 
 class DroppedFollowUp(TypedDict):
@@ -221,7 +247,7 @@ class FollowUpResponse(_FollowUpResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -351,7 +377,7 @@ class ListSessionsResponse(TypedDict):
     id: Optional[Union[str, float]]
     #: False only for a turn that failed (its `code` and `error` say why).
     ok: bool
-    sessions: List[Summary]
+    sessions: List[SessionSummary]
     type: Literal["response"]
 
 
@@ -533,6 +559,22 @@ class ReadyFrame(TypedDict):
 Role = Literal["user", "assistant"]
 
 
+class SessionSummary(TypedDict):
+    """One stored session, as `list_sessions` lists it."""
+
+    created_at: str
+    #: The directory the session was started in.
+    cwd: str
+    message_count: int
+    model: Optional[str]
+    session_id: str
+    #: The first non-blank line of the first user message, trimmed, cut at
+    #: 80 characters (with `…` when cut).
+    title: Optional[str]
+    #: When the file was last written.
+    updated_at: str
+
+
 class _SetModelCommandRequired(TypedDict):
     model: str
     type: Literal["set_model"]
@@ -660,18 +702,6 @@ class StreamEventToolcallEnd(TypedDict):
 StreamEvent = Union["StreamEventTextDelta", "StreamEventThinkingDelta", "StreamEventToolcallStart", "StreamEventToolcallDelta", "StreamEventToolcallEnd"]
 
 
-class Summary(TypedDict):
-    """One stored session, as `list_sessions` lists it."""
-
-    created_at: str
-    cwd: str
-    message_count: int
-    model: Optional[str]
-    session_id: str
-    title: Optional[str]
-    updated_at: str
-
-
 class ToolExecutionEndFrame(TypedDict):
     """A tool call ended; `result` is what the model is given."""
 
@@ -683,7 +713,9 @@ class ToolExecutionEndFrame(TypedDict):
 
 
 class ToolExecutionStartFrame(TypedDict):
-    """A tool call starts running (after its permission, if one was asked)."""
+    """A tool call starts: its permission request (if one is asked) and its
+    output follow.
+    """
 
     input: Any
     name: str
@@ -749,6 +781,8 @@ __all__ = [
     "CommandName",
     "Content",
     "Decision",
+    "DeleteSessionCommand",
+    "DeleteSessionResponse",
     "Dropped",
     "DroppedFollowUp",
     "DroppedSteer",
@@ -782,6 +816,7 @@ __all__ = [
     "PromptResponse",
     "ReadyFrame",
     "Role",
+    "SessionSummary",
     "SetModelCommand",
     "SetModelResponse",
     "SetPermissionModeCommand",
@@ -796,7 +831,6 @@ __all__ = [
     "StreamEventToolcallDelta",
     "StreamEventToolcallEnd",
     "StreamEventToolcallStart",
-    "Summary",
     "ToolExecutionEndFrame",
     "ToolExecutionStartFrame",
     "ToolExecutionUpdateFrame",

@@ -23,6 +23,7 @@ from ._types import (
     AbortResponse,
     AttachmentShape,
     Frame,
+    DeleteSessionResponse,
     GetAvailableModelsResponse,
     GetMessagesResponse,
     GetSessionStatsResponse,
@@ -389,6 +390,10 @@ class AgentClient:
 
     async def new_session(self) -> NewSessionResponse:
         return await self.request("new_session")  # type: ignore[return-value]
+
+    async def delete_session(self, session_id: str) -> DeleteSessionResponse:
+        """Delete a stored session (not the one in use: that is ``busy``)."""
+        return await self.request("delete_session", session_id=session_id)  # type: ignore[return-value]
 
     async def shutdown(self) -> ShutdownResponse:
         """Ask the host to end (it aborts the running turn and exits)."""

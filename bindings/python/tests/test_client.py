@@ -84,6 +84,11 @@ class StreamingTest(HostTestCase):
         self.assertEqual(sessions[0]["session_id"], client.ready.session_id)
         new = await within(client.new_session())
         self.assertNotEqual(new["session_id"], client.ready.session_id)
+        deleted = await within(client.delete_session(client.ready.session_id))
+        self.assertEqual(deleted["session_id"], client.ready.session_id)
+        with self.assertRaises(RpcError) as in_use:
+            await within(client.delete_session(new["session_id"]))
+        self.assertEqual(in_use.exception.code, "busy")
         idle_abort = await within(client.abort())
         self.assertEqual(idle_abort["dropped"], [])
         generic = await within(client.request("get_state"))

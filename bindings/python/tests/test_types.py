@@ -52,7 +52,8 @@ class GeneratedTypesTest(unittest.TestCase):
         frame_names = {ref.__forward_arg__ for ref in typing.get_args(types.Frame)}
         self.assertIn("MessageUpdateFrame", frame_names)
         self.assertIn("PermissionRequestFrame", frame_names)
-        self.assertEqual(len(typing.get_args(types.Command)), 14)
+        self.assertIn("DeleteSessionCommand", {ref.__forward_arg__ for ref in typing.get_args(types.Command)})
+        self.assertEqual(len(typing.get_args(types.Command)), 15)
 
 
 if __name__ == "__main__":

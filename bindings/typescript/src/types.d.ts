@@ -569,7 +569,10 @@ export interface ToolExecutionEndFrame {
   tool_call_id: string;
 }
 
-/** A tool call starts running (after its permission, if one was asked). */
+/**
+ * A tool call starts: its permission request (if one is asked) and its
+ * output follow.
+ */
 export interface ToolExecutionStartFrame {
   input: unknown;
   name: string;
