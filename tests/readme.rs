@@ -1,0 +1,145 @@
+//! README.md's commands are the ones that work: the quick start's command
+//! line, and the offline tools walk-through replayed line by line against
+//! the real binary, its frames compared with the ones README shows.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md")
+}
+
+/// The indented command lines of a README section, from its heading to the
+/// next `## `.
+fn section<'a>(text: &'a str, heading: &str) -> &'a str {
+    let start = text
+        .find(heading)
+        .unwrap_or_else(|| panic!("README has no {heading:?}"));
+    let rest = &text[start + heading.len()..];
+    &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+}
+
+#[test]
+fn the_quick_start_runs_the_echo_fixture_and_cargo_test() {
+    let text = readme();
+    let quick = section(&text, "## Quick start");
+    let commands: Vec<&str> = quick
+        .lines()
+        .filter(|l| l.starts_with("    "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(commands.len(), 2, "two commands: {commands:?}");
+    assert!(
+        commands[0].starts_with("printf '{\"type\":\"prompt\"")
+            && commands[0]
+                .ends_with("| cargo run --release -- --extension fixtures/providers/echo"),
+        "{}",
+        commands[0]
+    );
+    assert_eq!(commands[1], "cargo test");
+    assert!(
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run"))
+            .expect(".ci/run")
+            .lines()
+            .any(|l| l.trim() == "cargo test"),
+        ".ci/run must run the README's test command"
+    );
+
+    // The first command, with the built binary in place of cargo run.
+    let line = commands[0]
+        .strip_prefix("printf '")
+        .and_then(|l| l.split("\\n'").next())
+        .expect("the printf line");
+    let mut h = Spawn::new().ext("echo").start();
+    h.ready();
+    h.send_raw(format!("{line}\n").as_bytes());
+    h.close_stdin();
+    let frames = h.drain(READ_TIMEOUT);
+    let kinds: Vec<&str> = frames.iter().filter_map(|f| f["type"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"agent_start"), "{kinds:?}");
+    assert_eq!(
+        &kinds[kinds.len() - 2..],
+        ["agent_end", "response"],
+        "{kinds:?}"
+    );
+    assert_eq!(text_of(&frames), "hello from the pipe");
+    assert!(h.wait(Duration::from_secs(5)).is_some_and(|s| s.success()));
+}
+
+/// The frame's kind as README shows it: its type and, for updates, the
+/// event's type.
+fn kind(frame: &Value) -> String {
+    match frame["event"]["type"].as_str() {
+        Some(event) => format!("{} {event}", frame["type"].as_str().unwrap_or("?")),
+        None => frame["type"].as_str().unwrap_or("?").to_owned(),
+    }
+}
+
+#[test]
+fn the_tools_walk_through_gives_the_frames_readme_shows() {
+    let text = readme();
+    let tools = section(&text, "## Tools and permissions");
+    let block = tools
+        .split("```console\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("the walk-through's console block");
+    let mut typed = Vec::new();
+    let mut shown = Vec::new();
+    for line in block.lines() {
+        if let Some(command) = line.strip_suffix("← you") {
+            typed.push(command.trim().to_owned());
+        } else if line.starts_with('{') && !line.contains('…') {
+            let frame: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("README frame is not JSON ({e}): {line}"));
+            shown.push(frame);
+        }
+    }
+    assert_eq!(typed.len(), 2, "{typed:?}");
+
+    let cwd = tempfile::tempdir().expect("cwd");
+    let mut h = Spawn::new()
+        .ext("echo")
+        .arg("--cwd")
+        .arg(cwd.path().to_str().expect("utf-8"))
+        .start();
+    h.ready();
+    h.send_raw(format!("{}\n", typed[0]).as_bytes());
+    let (_, ask) = h.until("permission_request", |f| f["type"] == "permission_request");
+    h.send_raw(format!("{}\n", typed[1]).as_bytes());
+    h.until("the prompt's response", |f| is_answer_to(f, "1"));
+    assert_eq!(
+        std::fs::read_to_string(cwd.path().join("hello.txt"))
+            .ok()
+            .as_deref(),
+        Some("hi\n")
+    );
+    // Every full frame README shows was sent, in that order, with the same
+    // content (ids and the session's own values aside).
+    let mut seen = h.seen.iter();
+    for want in &shown {
+        let Some(got) = seen.find(|f| kind(f) == kind(want)) else {
+            panic!("README shows {want}, the host did not send it (in order)");
+        };
+        for key in [
+            "tool_call_id",
+            "name",
+            "input",
+            "title",
+            "diff",
+            "result",
+            "event",
+            "ok",
+        ] {
+            if want.get(key).is_some() && want["type"] != "ready" {
+                assert_eq!(got[key], want[key], "{key} of {want}");
+            }
+        }
+    }
+    assert_eq!(ask["request_id"], "perm-1");
+    finish(h);
+}
