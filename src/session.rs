@@ -10,7 +10,7 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -401,6 +401,14 @@ impl Store {
                 return Err(anyhow!(e).context(format!("cannot lock {}", path.display())))
                     .code(ErrorCode::Internal)
             }
+        }
+        // A file deleted (`Store::delete`) between our open and our lock is
+        // gone from the directory: writing to it would lose the session.
+        if file.metadata().map(|m| m.nlink() == 0).unwrap_or(false) {
+            return Err(Coded::new(
+                ErrorCode::NotFound,
+                format!("session {id:?} was deleted while it was being opened"),
+            ));
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)

@@ -95,13 +95,19 @@ fn table(listed: &[SessionSummary], cwd: Option<&str>, out: &mut impl Write) -> 
         .max()
         .unwrap_or(0)
         .max(5);
+    let cwd_width = listed
+        .iter()
+        .map(|s| s.cwd.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(3);
     write!(
         out,
         "{:<36}  {:<16}  {:>5}  {:<model_width$}  ",
         "ID", "UPDATED", "MSGS", "MODEL"
     )?;
     if cwd.is_none() {
-        write!(out, "CWD  ")?;
+        write!(out, "{:<cwd_width$}  ", "CWD")?;
     }
     writeln!(out, "TITLE")?;
     for s in listed {
@@ -119,7 +125,7 @@ fn table(listed: &[SessionSummary], cwd: Option<&str>, out: &mut impl Write) -> 
             s.session_id, updated, s.message_count, model
         )?;
         if cwd.is_none() {
-            write!(out, "{}  ", s.cwd)?;
+            write!(out, "{:<cwd_width$}  ", s.cwd)?;
         }
         writeln!(out, "{}", s.title.as_deref().unwrap_or("(no prompt yet)"))?;
     }

@@ -418,6 +418,41 @@ fn malformed_commands_and_frames_are_invalid() {
             false,
         ),
         ("Frame", json!({"type": "telemetry"}), false),
+        (
+            "Command",
+            json!({"type": "prompt", "message": "x", "attachments": [{"type": "image", "mime_type": "image/png", "data": "AA=="}]}),
+            true,
+        ),
+        (
+            "Frame",
+            json!({"type": "response", "id": 1, "command": "shutdown", "ok": false}),
+            false,
+        ),
+        (
+            "Frame",
+            json!({"type": "response", "id": 1, "command": "prompt", "ok": true, "cancelled": false}),
+            false,
+        ),
+        (
+            "Frame",
+            json!({"type": "response", "id": 1, "command": "prompt", "ok": true, "cancelled": true}),
+            true,
+        ),
+        (
+            "Frame",
+            json!({"type": "response", "id": 1, "command": "prompt", "ok": false, "prompt_id": "p1", "stop_reason": "error", "usage": {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}}),
+            false,
+        ),
+        (
+            "Frame",
+            json!({"type": "agent_start", "prompt_id": "p1", "id": 1, "command": "get_state"}),
+            false,
+        ),
+        (
+            "Frame",
+            json!({"type": "error", "id": 1, "command": null, "code": "busy", "message": "m"}),
+            false,
+        ),
     ];
     let instances: Vec<(&str, Value)> = cases.iter().map(|(d, v, _)| (*d, v.clone())).collect();
     let results = validate(&instances);

@@ -909,3 +909,44 @@ fn an_explicit_null_id_is_answered_with_null() {
     assert_eq!(v["command"], "get_state", "{v}");
     assert_eq!(v["id"], Value::Null, "{v}");
 }
+
+/// Prompts waiting for a `set_model` check (the extension has not answered
+/// `initialize` yet) are the session's queue too: an abort drops them and
+/// `new_session` is busy until they are gone (regression: an abort with no
+/// turn running answered `dropped: []` and left them to run, and
+/// `new_session` let them run in the new session).
+#[test]
+fn prompts_waiting_for_a_model_check_are_dropped_by_abort() {
+    let mut rpc = Spawn::new()
+        .ext("echo")
+        .ext("hang-init")
+        .model(ECHO)
+        .arg("--init-timeout")
+        .arg("3")
+        .start();
+    rpc.ready();
+    rpc.send(json!({"type": "set_model", "id": "m", "model": "hang-init:hang:hang-1"}));
+    rpc.send(json!({"type": "prompt", "id": "A", "message": "waiting"}));
+    let busy = rpc.call(json!({"type": "new_session"}), "n");
+    assert_eq!(busy["code"], "busy", "{busy}");
+    let abort = rpc.call(json!({"type": "abort"}), "x");
+    assert_eq!(
+        abort["dropped"],
+        json!([{"type": "prompt", "id": "A", "message": "waiting"}]),
+        "{abort}"
+    );
+    let dropped = rpc
+        .seen
+        .iter()
+        .find(|f| is_answer_to(f, "A"))
+        .cloned()
+        .expect("the dropped prompt was answered before the abort");
+    assert_eq!(dropped["cancelled"], true, "{dropped}");
+    // The check still ends (the extension never initialises), and nothing
+    // of the dropped prompt ran.
+    let checked = rpc.answer(&json!("m"));
+    assert_eq!(checked["type"], "error", "{checked}");
+    assert!(!rpc.seen.iter().any(|f| f["type"] == "agent_start"));
+    assert_eq!(ok_prompt(&mut rpc, "B", "now it runs"), "now it runs");
+    finish(rpc);
+}

@@ -75,7 +75,8 @@ def union(parts):
 
 
 def literal(values):
-    return "Literal[%s]" % ", ".join(json.dumps(v) for v in values)
+    # repr, not JSON: `true` must become Python's `True`.
+    return "Literal[%s]" % ", ".join(repr(v) if isinstance(v, bool) else json.dumps(v) for v in values)
 
 
 def is_const_list(alternatives):
@@ -144,7 +145,7 @@ class Generator:
                 required += [x for x in r if x not in required]
             return props, required
         for key in ("anyOf", "oneOf"):
-            if key in schema:
+            if key in schema and "properties" not in schema:
                 # One of several shapes: every field may appear; a field is
                 # required only if every alternative requires it.
                 props, sets = {}, []
@@ -216,7 +217,10 @@ class Generator:
         if "enum" in schema or "const" in schema:
             return [comment + "%s = %s" % (name, self.expr(schema, quote=True))]
         for key in ("oneOf", "anyOf"):
-            if key in schema and "allOf" not in schema:
+            # An object with properties whose anyOf only lists alternative
+            # `required` sets is still one object (a TypedDict cannot say
+            # "one of these two keys", so both are optional).
+            if key in schema and "allOf" not in schema and "properties" not in schema:
                 alternatives = schema[key]
                 if is_const_list(alternatives):
                     return [comment + "%s = %s" % (name, self.expr(schema, quote=True))]

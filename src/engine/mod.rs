@@ -83,19 +83,35 @@ pub struct TurnCtx {
 /// The turn's line to the host. Every report carries the turn's prompt id,
 /// so a late report from a finished turn can never be taken for the current
 /// one's, without a relay task per turn to tag them.
+///
+/// It also guarantees the turn's end: if the turn task stops without
+/// reporting `Done` (a panic unwinding it), dropping `Reports` reports a
+/// failed end, so the prompt still gets its one answer and the host can
+/// exit.
 pub struct Reports {
     prompt_id: String,
     tx: mpsc::UnboundedSender<(String, TurnMsg)>,
+    done: bool,
 }
 
 impl Reports {
     pub fn new(prompt_id: String, tx: mpsc::UnboundedSender<(String, TurnMsg)>) -> Self {
-        Reports { prompt_id, tx }
+        Reports {
+            prompt_id,
+            tx,
+            done: false,
+        }
     }
 
     /// Sends a report; a host that has gone has nothing left to tell.
     pub fn send(&self, msg: TurnMsg) {
         let _ = self.tx.send((self.prompt_id.clone(), msg));
+    }
+
+    /// The turn's last report.
+    fn done(&mut self, outcome: TurnOutcome) {
+        self.done = true;
+        self.send(TurnMsg::Done(outcome));
     }
 
     fn append(&self, message: Message) -> Arc<Message> {
@@ -120,13 +136,32 @@ pub async fn run(spec: TurnSpec, mut ctx: TurnCtx) {
         Err(Stop::Cancelled) => ("aborted".to_owned(), TurnResult::Cancelled),
         Err(Stop::Failed(code, error)) => ("error".to_owned(), TurnResult::Failed { code, error }),
     };
-    ctx.host.send(TurnMsg::Done(TurnOutcome {
+    ctx.host.done(TurnOutcome {
         prompt_id,
         stop_reason,
         usage,
         result,
         undelivered,
-    }));
+    });
+}
+
+impl Drop for Reports {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        tracing::error!("turn {} ended without reporting its end", self.prompt_id);
+        self.send(TurnMsg::Done(TurnOutcome {
+            prompt_id: self.prompt_id.clone(),
+            stop_reason: "error".into(),
+            usage: Usage::default(),
+            result: TurnResult::Failed {
+                code: ErrorCode::Internal,
+                error: "the turn stopped unexpectedly (an internal error, logged on stderr); the session is intact, send the prompt again".into(),
+            },
+            undelivered: Vec::new(),
+        }));
+    }
 }
 
 enum Stop {
@@ -363,4 +398,51 @@ async fn current_model(
     };
     ctx.host.send(TurnMsg::ModelChosen(chosen.clone()));
     Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ends(rx: &mut mpsc::UnboundedReceiver<(String, TurnMsg)>) -> Vec<TurnResult> {
+        let mut out = Vec::new();
+        while let Ok((_, msg)) = rx.try_recv() {
+            if let TurnMsg::Done(outcome) = msg {
+                out.push(outcome.result);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_turn_that_dies_still_reports_one_end() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let task = std::thread::spawn(move || {
+            let _reports = Reports::new("p1".into(), tx);
+            panic!("a bug in a turn");
+        });
+        assert!(task.join().is_err());
+        let ends = ends(&mut rx);
+        assert_eq!(ends.len(), 1);
+        assert!(matches!(
+            &ends[0],
+            TurnResult::Failed { code: ErrorCode::Internal, error } if error.contains("unexpectedly")
+        ));
+    }
+
+    #[test]
+    fn a_turn_that_ends_reports_once() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut reports = Reports::new("p1".into(), tx);
+        reports.done(TurnOutcome {
+            prompt_id: "p1".into(),
+            stop_reason: "end_turn".into(),
+            usage: Usage::default(),
+            result: TurnResult::Ok,
+            undelivered: Vec::new(),
+        });
+        drop(reports);
+        let ends = ends(&mut rx);
+        assert!(matches!(ends.as_slice(), [TurnResult::Ok]));
+    }
 }

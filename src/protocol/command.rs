@@ -185,26 +185,8 @@ pub struct PromptParams {
     /// Extra content: with attachments the user message's content is a
     /// block list, the `message` text first.
     #[serde(default)]
-    #[schemars(with = "Vec<AttachmentShape>")]
+    #[schemars(schema_with = "super::schema::attachments")]
     pub attachments: Vec<Attachment>,
-}
-
-/// Extra content sent with a prompt (`mime_type` is also accepted for
-/// `media_type`).
-// Only shapes the schema: decoding goes through `RawAttachment`, whose
-// errors name the field.
-#[derive(JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[allow(dead_code)]
-enum AttachmentShape {
-    Text {
-        text: String,
-    },
-    /// Base64 image data.
-    Image {
-        media_type: String,
-        data: String,
-    },
 }
 
 /// Extra content sent with a prompt. Images travel as base64, Anthropic style.

@@ -62,7 +62,9 @@ pub struct ErrorFrame {
     /// that far.
     #[schemars(schema_with = "super::schema::id")]
     pub id: Value,
+    /// The command's `type`, when it was recognised.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "CommandName")]
     pub command: Option<CommandName>,
     pub code: ErrorCode,
     pub message: String,

@@ -102,6 +102,7 @@ pub struct PermissionRequestFrame {
     pub input: Value,
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub diff: Option<String>,
     /// A path the call touches resolves outside the working directory.
     pub outside_cwd: bool,
@@ -134,6 +135,7 @@ pub struct AgentStartFrame {
     /// The id of the `prompt` / `follow_up` command that started this turn.
     #[schemars(schema_with = "super::schema::id")]
     pub id: Value,
+    #[schemars(schema_with = "super::schema::turn_command")]
     pub command: CommandName,
 }
 

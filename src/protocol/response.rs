@@ -89,6 +89,7 @@ pub enum PromptOutcome {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct NotRun {
+    #[schemars(schema_with = "super::schema::always_true")]
     pub cancelled: bool,
 }
 
@@ -104,6 +105,12 @@ impl NotRun {
 pub enum Dropped {
     /// A queued follow-up; `id` is the follow-up command's own.
     FollowUp {
+        #[schemars(schema_with = "super::schema::id")]
+        id: Value,
+        message: String,
+    },
+    /// A prompt still waiting for a `set_model` sent before it.
+    Prompt {
         #[schemars(schema_with = "super::schema::id")]
         id: Value,
         message: String,

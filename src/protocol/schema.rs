@@ -26,6 +26,62 @@ pub fn id(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// Prompt attachments as the decoder takes them. Spelled out, since
+/// decoding goes through a plain struct (so that errors name the field),
+/// which would make a derived schema too loose; registered as named
+/// definitions so that generated bindings get named types.
+pub fn attachments(generator: &mut SchemaGenerator) -> Schema {
+    let defs = generator.definitions_mut();
+    defs.insert(
+        "TextAttachment".into(),
+        json!({
+            "description": "Text added to the prompt.",
+            "type": "object",
+            "properties": {
+                "type": { "const": "text" },
+                "text": { "type": "string" },
+            },
+            "required": ["type", "text"],
+        }),
+    );
+    defs.insert(
+        "ImageAttachment".into(),
+        json!({
+            "description": "An image as base64 `data`; `mime_type` is accepted for `media_type`.",
+            "type": "object",
+            "properties": {
+                "type": { "const": "image" },
+                "media_type": { "type": "string" },
+                "mime_type": { "type": "string" },
+                "data": { "type": "string" },
+            },
+            "required": ["type", "data"],
+            "anyOf": [{ "required": ["media_type"] }, { "required": ["mime_type"] }],
+        }),
+    );
+    defs.insert(
+        "Attachment".into(),
+        json!({
+            "description": "Extra content sent with a prompt.",
+            "oneOf": [
+                { "$ref": "#/$defs/TextAttachment" },
+                { "$ref": "#/$defs/ImageAttachment" },
+            ],
+        }),
+    );
+    json_schema!({ "type": "array", "items": { "$ref": "#/$defs/Attachment" } })
+}
+
+/// A field that is only ever written as `true`.
+pub fn always_true(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "const": true })
+}
+
+/// The command that started a turn.
+pub fn turn_command(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "enum": ["prompt", "follow_up"] })
+}
+
 /// The whole document: `$defs.Command` (every command), `$defs.Frame`
 /// (every frame the host writes), and a named definition for each.
 pub fn document() -> Value {
@@ -128,9 +184,19 @@ fn command(name: &str, doc: &str, params: Schema) -> Value {
     })
 }
 
-/// `{type: "response", id, command: <name>, ok, ...body}`.
+/// `{type: "response", id, command: <name>, ok, ...body}`. Only a turn can
+/// end `ok: false`, and then it says why.
 fn response(name: &str, body: Schema) -> Value {
-    let envelope = json!({
+    let turn = matches!(name, "prompt" | "follow_up");
+    let ok = if turn {
+        json!({
+            "description": "False when the turn failed; `code` and `error` then say why.",
+            "type": "boolean",
+        })
+    } else {
+        json!({ "const": true })
+    };
+    let mut envelope = json!({
         "type": "object",
         "properties": {
             "type": { "const": "response" },
@@ -139,13 +205,14 @@ fn response(name: &str, body: Schema) -> Value {
                 "type": ["string", "number", "null"],
             },
             "command": { "const": name },
-            "ok": {
-                "description": "False only for a turn that failed (its `code` and `error` say why).",
-                "type": "boolean",
-            },
+            "ok": ok,
         },
         "required": ["type", "id", "command", "ok"],
     });
+    if turn {
+        envelope["if"] = json!({ "properties": { "ok": { "const": false } } });
+        envelope["then"] = json!({ "required": ["code", "error"] });
+    }
     json!({
         "description": format!("The response to `{name}`."),
         "allOf": [envelope, body.to_value()],

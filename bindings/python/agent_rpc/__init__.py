@@ -6,7 +6,7 @@ See README.md for the API, and SPEC.md in the agent-rpc repository for the
 protocol. The frame and command types (TypedDicts) are in `agent_rpc.types`.
 """
 
-from . import _types as types
+from . import types
 from .client import AgentClient, Ready, Turn
 from .errors import ProcessExited, ProtocolError, RpcError
 

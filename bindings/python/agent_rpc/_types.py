@@ -29,8 +29,7 @@ class AbortResponse(TypedDict):
     dropped: List[Dropped]
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     type: Literal["response"]
 
 
@@ -48,29 +47,15 @@ class AgentEndFrame(TypedDict):
 class AgentStartFrame(TypedDict):
     """A turn starts (for a `prompt` or `follow_up`)."""
 
-    command: CommandName
+    command: Literal["prompt", "follow_up"]
     #: The id of the `prompt` / `follow_up` command that started this turn.
     id: Optional[Union[str, float]]
     prompt_id: str
     type: Literal["agent_start"]
 
 
-class AttachmentShapeText(TypedDict):
-    text: str
-    type: Literal["text"]
-
-
-class AttachmentShapeImage(TypedDict):
-    """Base64 image data."""
-
-    data: str
-    media_type: str
-    type: Literal["image"]
-
-
-#: Extra content sent with a prompt (`mime_type` is also accepted for
-#: `media_type`).
-AttachmentShape = Union["AttachmentShapeText", "AttachmentShapeImage"]
+#: Extra content sent with a prompt.
+Attachment = Union["TextAttachment", "ImageAttachment"]
 
 
 class AutoRetryFrame(TypedDict):
@@ -157,8 +142,7 @@ class DeleteSessionResponse(TypedDict):
     command: Literal["delete_session"]
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     session_id: str
     type: Literal["response"]
 
@@ -172,6 +156,15 @@ class DroppedFollowUp(TypedDict):
     type: Literal["follow_up"]
 
 
+class DroppedPrompt(TypedDict):
+    """A prompt still waiting for a `set_model` sent before it."""
+
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    message: str
+    type: Literal["prompt"]
+
+
 class DroppedSteer(TypedDict):
     """A steer the turn never delivered to the model."""
 
@@ -180,7 +173,7 @@ class DroppedSteer(TypedDict):
 
 
 #: Something queued for a turn that an abort (or a failure) dropped.
-Dropped = Union["DroppedFollowUp", "DroppedSteer"]
+Dropped = Union["DroppedFollowUp", "DroppedPrompt", "DroppedSteer"]
 
 
 #: Error codes a client can branch on. The message beside each is for people.
@@ -199,7 +192,8 @@ class _ErrorFrameRequired(TypedDict):
 class ErrorFrame(_ErrorFrameRequired, total=False):
     """`error` frame: a command was rejected and did nothing."""
 
-    command: Optional[CommandName]
+    #: The command's `type`, when it was recognised.
+    command: CommandName
 
 
 class _FollowUpCommandRequired(TypedDict):
@@ -215,7 +209,7 @@ class FollowUpCommand(_FollowUpCommandRequired, total=False):
 
     #: Extra content: with attachments the user message's content is a
     #: block list, the `message` text first.
-    attachments: List[AttachmentShape]
+    attachments: List[Attachment]
     #: Optional; echoed verbatim on the answer.
     id: Optional[Union[str, float]]
 
@@ -224,7 +218,7 @@ class _FollowUpResponseRequired(TypedDict):
     command: Literal["follow_up"]
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
-    #: False only for a turn that failed (its `code` and `error` say why).
+    #: False when the turn failed; `code` and `error` then say why.
     ok: bool
     type: Literal["response"]
 
@@ -268,8 +262,7 @@ class GetAvailableModelsResponse(TypedDict):
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
     models: List[ModelEntry]
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     type: Literal["response"]
 
 
@@ -291,8 +284,7 @@ class GetMessagesResponse(TypedDict):
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
     messages: List[Message]
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     type: Literal["response"]
 
 
@@ -319,8 +311,7 @@ class GetSessionStatsResponse(TypedDict):
     input_tokens: int
     message_count: int
     model: Optional[str]
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     output_tokens: int
     session_id: str
     turns: int
@@ -347,8 +338,7 @@ class GetStateResponse(TypedDict):
     id: Optional[Union[str, float]]
     message_count: int
     model: Optional[str]
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     permission_mode: Mode
     prompt_id: Optional[str]
     #: Follow-ups waiting to run.
@@ -356,6 +346,18 @@ class GetStateResponse(TypedDict):
     session_id: str
     streaming: bool
     type: Literal["response"]
+
+
+class _ImageAttachmentRequired(TypedDict):
+    data: str
+    type: Literal["image"]
+
+
+class ImageAttachment(_ImageAttachmentRequired, total=False):
+    """An image as base64 `data`; `mime_type` is accepted for `media_type`."""
+
+    media_type: str
+    mime_type: str
 
 
 class _ListSessionsCommandRequired(TypedDict):
@@ -375,8 +377,7 @@ class ListSessionsResponse(TypedDict):
     command: Literal["list_sessions"]
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     sessions: List[SessionSummary]
     type: Literal["response"]
 
@@ -438,14 +439,13 @@ class NewSessionResponse(TypedDict):
     command: Literal["new_session"]
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     session_id: str
     type: Literal["response"]
 
 
 class NotRun(TypedDict):
-    cancelled: bool
+    cancelled: Literal[True]
 
 
 class PermissionCancelledFrame(TypedDict):
@@ -471,7 +471,7 @@ class _PermissionRequestFrameRequired(TypedDict):
 class PermissionRequestFrame(_PermissionRequestFrameRequired, total=False):
     """The host asks the client whether a tool call may run."""
 
-    diff: Optional[str]
+    diff: str
 
 
 class _PermissionResponseCommandRequired(TypedDict):
@@ -494,8 +494,7 @@ class PermissionResponseResponse(TypedDict):
     command: Literal["permission_response"]
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     type: Literal["response"]
 
 
@@ -510,7 +509,7 @@ class PromptCommand(_PromptCommandRequired, total=False):
 
     #: Extra content: with attachments the user message's content is a
     #: block list, the `message` text first.
-    attachments: List[AttachmentShape]
+    attachments: List[Attachment]
     #: Optional; echoed verbatim on the answer.
     id: Optional[Union[str, float]]
 
@@ -519,7 +518,7 @@ class _PromptResponseRequired(TypedDict):
     command: Literal["prompt"]
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
-    #: False only for a turn that failed (its `code` and `error` say why).
+    #: False when the turn failed; `code` and `error` then say why.
     ok: bool
     type: Literal["response"]
 
@@ -594,8 +593,7 @@ class SetModelResponse(TypedDict):
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
     model: str
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     type: Literal["response"]
 
 
@@ -618,8 +616,7 @@ class SetPermissionModeResponse(TypedDict):
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
     mode: Mode
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     type: Literal["response"]
 
 
@@ -640,8 +637,7 @@ class ShutdownResponse(TypedDict):
     command: Literal["shutdown"]
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     type: Literal["response"]
 
 
@@ -663,8 +659,7 @@ class SteerResponse(TypedDict):
     command: Literal["steer"]
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
-    #: False only for a turn that failed (its `code` and `error` say why).
-    ok: bool
+    ok: Literal[True]
     queued: bool
     type: Literal["response"]
 
@@ -700,6 +695,13 @@ class StreamEventToolcallEnd(TypedDict):
 
 #: The payload of a `message_update` frame.
 StreamEvent = Union["StreamEventTextDelta", "StreamEventThinkingDelta", "StreamEventToolcallStart", "StreamEventToolcallDelta", "StreamEventToolcallEnd"]
+
+
+class TextAttachment(TypedDict):
+    """Text added to the prompt."""
+
+    text: str
+    type: Literal["text"]
 
 
 class ToolExecutionEndFrame(TypedDict):
@@ -767,9 +769,7 @@ __all__ = [
     "AbortResponse",
     "AgentEndFrame",
     "AgentStartFrame",
-    "AttachmentShape",
-    "AttachmentShapeImage",
-    "AttachmentShapeText",
+    "Attachment",
     "AutoRetryFrame",
     "Block",
     "BlockImage",
@@ -785,6 +785,7 @@ __all__ = [
     "DeleteSessionResponse",
     "Dropped",
     "DroppedFollowUp",
+    "DroppedPrompt",
     "DroppedSteer",
     "ErrorCode",
     "ErrorFrame",
@@ -799,6 +800,7 @@ __all__ = [
     "GetSessionStatsResponse",
     "GetStateCommand",
     "GetStateResponse",
+    "ImageAttachment",
     "ListSessionsCommand",
     "ListSessionsResponse",
     "Message",
@@ -831,6 +833,7 @@ __all__ = [
     "StreamEventToolcallDelta",
     "StreamEventToolcallEnd",
     "StreamEventToolcallStart",
+    "TextAttachment",
     "ToolExecutionEndFrame",
     "ToolExecutionStartFrame",
     "ToolExecutionUpdateFrame",

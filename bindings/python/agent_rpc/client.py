@@ -21,7 +21,7 @@ from typing import (
 
 from ._types import (
     AbortResponse,
-    AttachmentShape,
+    Attachment,
     Frame,
     DeleteSessionResponse,
     GetAvailableModelsResponse,
@@ -343,7 +343,7 @@ class AgentClient:
 
     # -- commands -----------------------------------------------------------
 
-    def prompt(self, message: str, attachments: Optional[List[AttachmentShape]] = None) -> Turn:
+    def prompt(self, message: str, attachments: Optional[List[Attachment]] = None) -> Turn:
         """Start a turn; returns its `Turn` (async-iterate it, or await it).
 
         The command is written at once, so the turn runs whether or not
@@ -351,7 +351,7 @@ class AgentClient:
         return self.stream("prompt", **self._message(message, attachments))
 
     def follow_up(
-        self, message: str, attachments: Optional[List[AttachmentShape]] = None
+        self, message: str, attachments: Optional[List[Attachment]] = None
     ) -> Turn:
         """Queue a prompt that runs after the current turn (at once when idle).
 
@@ -423,7 +423,7 @@ class AgentClient:
     # -- internals: writing -------------------------------------------------
 
     @staticmethod
-    def _message(message: str, attachments: Optional[List[AttachmentShape]]) -> Dict[str, Any]:
+    def _message(message: str, attachments: Optional[List[Attachment]]) -> Dict[str, Any]:
         fields: Dict[str, Any] = {"message": message}
         if attachments is not None:
             fields["attachments"] = list(attachments)

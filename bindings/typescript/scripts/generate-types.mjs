@@ -76,7 +76,10 @@ export function toTs(schema, indent = "") {
   if ("const" in schema) return JSON.stringify(schema.const);
   if (schema.enum) return schema.enum.map((v) => JSON.stringify(v)).join(" | ");
   for (const key of ["oneOf", "anyOf"]) {
-    if (schema[key]) parts.push(schema[key].map((s) => paren(toTs(s, indent))).join(" | "));
+    // Alternatives that only list `required` keys constrain an object whose
+    // properties are given beside them; as types they add nothing.
+    const shapes = (schema[key] || []).filter((s) => !Object.keys(s).every((k) => k === "required"));
+    if (shapes.length) parts.push(shapes.map((s) => paren(toTs(s, indent))).join(" | "));
   }
   if (schema.allOf) parts.push(...schema.allOf.map((s) => paren(toTs(s, indent))));
   if (schema.properties) {

@@ -3,7 +3,7 @@
 
 import type {
   AbortResponse,
-  AttachmentShape,
+  Attachment,
   CommandName,
   Decision,
   ErrorCode,
@@ -132,8 +132,8 @@ export class AgentClient {
   /** Spawns the process; resolves with the `ready` frame (rejects with RpcError on a start-up error). */
   start(): Promise<Ready>;
 
-  prompt(message: string, options?: { attachments?: AttachmentShape[] }): Turn<PromptResponse>;
-  followUp(message: string, options?: { attachments?: AttachmentShape[] }): Turn<FollowUpResponse>;
+  prompt(message: string, options?: { attachments?: Attachment[] }): Turn<PromptResponse>;
+  followUp(message: string, options?: { attachments?: Attachment[] }): Turn<FollowUpResponse>;
   steer(message: string): Promise<SteerResponse>;
   abort(): Promise<AbortResponse>;
   setModel(model: string): Promise<SetModelResponse>;

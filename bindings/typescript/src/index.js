@@ -6,6 +6,16 @@ import { spawn } from "node:child_process";
 
 const STDERR_TAIL_BYTES = 8192;
 const DEFAULT_MAX_FRAME_BYTES = 1048576;
+
+/** The host's line cap as `args` set it (`--max-frame-bytes N` or `=N`, the last one wins, as clap reads it). */
+function maxFrameBytes(args) {
+  let cap = NaN;
+  args.forEach((arg, i) => {
+    if (arg === "--max-frame-bytes") cap = Number(args[i + 1]);
+    else if (arg.startsWith("--max-frame-bytes=")) cap = Number(arg.slice("--max-frame-bytes=".length));
+  });
+  return Number.isFinite(cap) ? cap : DEFAULT_MAX_FRAME_BYTES;
+}
 const DECISIONS = new Set(["allow_once", "allow_always", "deny"]);
 const NO_HANDLER_MESSAGE =
   "denied automatically: the client has no onPermission handler (pass one to new AgentClient({ onPermission }))";
@@ -167,9 +177,7 @@ export class AgentClient {
     this.stderrBytes = 0;
     this.exitError = null;
     this.exited = null;
-    const i = this.args.lastIndexOf("--max-frame-bytes");
-    const cap = i >= 0 ? Number(this.args[i + 1]) : NaN;
-    this.maxFrameBytes = Number.isFinite(cap) ? cap : DEFAULT_MAX_FRAME_BYTES;
+    this.maxFrameBytes = maxFrameBytes(this.args);
   }
 
   /** The last 8 KiB of the process's stderr. */
@@ -292,14 +300,16 @@ export class AgentClient {
           return;
         }
         const p = this._take(frame.id);
-        if (p instanceof Turn) p._finish({ error: new RpcError(frame) });
-        else if (p) p.reject(new RpcError(frame));
+        if (p instanceof Turn) {
+          this._forgetTurn(p);
+          p._finish({ error: new RpcError(frame) });
+        } else if (p) p.reject(new RpcError(frame));
         return;
       }
       case "response": {
         const p = this._take(frame.id);
         if (p instanceof Turn) {
-          if (p.promptId) this.turns.delete(p.promptId);
+          this._forgetTurn(p);
           p._finish(frame.ok === false ? { error: new RpcError(frame) } : { response: frame });
         } else if (p) {
           if (frame.ok === false) p.reject(new RpcError(frame));
@@ -337,6 +347,14 @@ export class AgentClient {
           if (turn) turn._event(frame);
         }
       }
+    }
+  }
+
+  /** A finished turn is no longer reachable from the routing tables. */
+  _forgetTurn(turn) {
+    if (turn.promptId) this.turns.delete(turn.promptId);
+    for (const [requestId, t] of this.permissionTurns) {
+      if (t === turn) this.permissionTurns.delete(requestId);
     }
   }
 

@@ -19,8 +19,7 @@ export type AbortResponse = {
   command: "abort";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & {
   dropped: Dropped[];
@@ -38,24 +37,14 @@ export interface AgentEndFrame {
 
 /** A turn starts (for a `prompt` or `follow_up`). */
 export interface AgentStartFrame {
-  command: CommandName;
+  command: "prompt" | "follow_up";
   /** The id of the `prompt` / `follow_up` command that started this turn. */
   id: string | number | null;
   prompt_id: string;
 }
 
-/**
- * Extra content sent with a prompt (`mime_type` is also accepted for
- * `media_type`).
- */
-export type AttachmentShape = {
-  text: string;
-  type: "text";
-} | {
-  data: string;
-  media_type: string;
-  type: "image";
-};
+/** Extra content sent with a prompt. */
+export type Attachment = TextAttachment | ImageAttachment;
 
 /**
  * An HTTP provider attempt failed before anything was shown; the host waits
@@ -118,8 +107,7 @@ export type DeleteSessionResponse = {
   command: "delete_session";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & {
   session_id: string;
@@ -132,6 +120,11 @@ export type Dropped = {
   message: string;
   type: "follow_up";
 } | {
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  message: string;
+  type: "prompt";
+} | {
   message: string;
   type: "steer";
 };
@@ -142,7 +135,8 @@ export type ErrorCode = "parse_error" | "frame_too_large" | "invalid_request" | 
 /** `error` frame: a command was rejected and did nothing. */
 export interface ErrorFrame {
   code: ErrorCode;
-  command?: CommandName | null;
+  /** The command's `type`, when it was recognised. */
+  command?: CommandName;
   /**
    * The command's id; `null` only for lines that could not be decoded
    * that far.
@@ -160,7 +154,7 @@ export interface FollowUpCommand {
    * Extra content: with attachments the user message's content is a
    * block list, the `message` text first.
    */
-  attachments?: AttachmentShape[];
+  attachments?: Attachment[];
   /** Optional; echoed verbatim on the answer. */
   id?: string | number | null;
   /** The user's message. */
@@ -173,7 +167,7 @@ export type FollowUpResponse = {
   command: "follow_up";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
+  /** False when the turn failed; `code` and `error` then say why. */
   ok: boolean;
   type: "response";
 } & (TurnResponse | NotRun);
@@ -213,8 +207,7 @@ export type GetAvailableModelsResponse = {
   command: "get_available_models";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & {
   models: ModelEntry[];
@@ -232,8 +225,7 @@ export type GetMessagesResponse = {
   command: "get_messages";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & {
   messages: Message[];
@@ -251,8 +243,7 @@ export type GetSessionStatsResponse = {
   command: "get_session_stats";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & {
   cache_creation_input_tokens: number;
@@ -278,8 +269,7 @@ export type GetStateResponse = {
   command: "get_state";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & {
   cwd: string;
@@ -291,6 +281,14 @@ export type GetStateResponse = {
   queued: number;
   session_id: string;
   streaming: boolean;
+};
+
+/** An image as base64 `data`; `mime_type` is accepted for `media_type`. */
+export type ImageAttachment = {
+  data: string;
+  media_type?: string;
+  mime_type?: string;
+  type: "image";
 };
 
 /** The stored sessions, newest first. */
@@ -305,8 +303,7 @@ export type ListSessionsResponse = {
   command: "list_sessions";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & {
   sessions: SessionSummary[];
@@ -355,15 +352,14 @@ export type NewSessionResponse = {
   command: "new_session";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & {
   session_id: string;
 };
 
 export interface NotRun {
-  cancelled: boolean;
+  cancelled: true;
 }
 
 /** A permission request that no longer needs an answer (the turn was aborted). */
@@ -374,7 +370,7 @@ export interface PermissionCancelledFrame {
 
 /** The host asks the client whether a tool call may run. */
 export interface PermissionRequestFrame {
-  diff?: string | null;
+  diff?: string;
   input: unknown;
   /** A path the call touches resolves outside the working directory. */
   outside_cwd: boolean;
@@ -400,8 +396,7 @@ export type PermissionResponseResponse = {
   command: "permission_response";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & { [key: string]: unknown };
 
@@ -411,7 +406,7 @@ export interface PromptCommand {
    * Extra content: with attachments the user message's content is a
    * block list, the `message` text first.
    */
-  attachments?: AttachmentShape[];
+  attachments?: Attachment[];
   /** Optional; echoed verbatim on the answer. */
   id?: string | number | null;
   /** The user's message. */
@@ -424,7 +419,7 @@ export type PromptResponse = {
   command: "prompt";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
+  /** False when the turn failed; `code` and `error` then say why. */
   ok: boolean;
   type: "response";
 } & (TurnResponse | NotRun);
@@ -475,8 +470,7 @@ export type SetModelResponse = {
   command: "set_model";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & {
   model: string;
@@ -495,8 +489,7 @@ export type SetPermissionModeResponse = {
   command: "set_permission_mode";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & {
   mode: Mode;
@@ -514,8 +507,7 @@ export type ShutdownResponse = {
   command: "shutdown";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & { [key: string]: unknown };
 
@@ -532,8 +524,7 @@ export type SteerResponse = {
   command: "steer";
   /** The command's id, echoed verbatim; null when none was sent. */
   id: string | number | null;
-  /** False only for a turn that failed (its `code` and `error` say why). */
-  ok: boolean;
+  ok: true;
   type: "response";
 } & {
   queued: boolean;
@@ -560,6 +551,12 @@ export type StreamEvent = {
   tool_call_id: string;
   type: "toolcall_end";
 };
+
+/** Text added to the prompt. */
+export interface TextAttachment {
+  text: string;
+  type: "text";
+}
 
 /** A tool call ended; `result` is what the model is given. */
 export interface ToolExecutionEndFrame {

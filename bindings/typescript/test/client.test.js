@@ -261,6 +261,22 @@ test("a command over --max-frame-bytes is refused locally, not sent", async (t) 
   assert.equal(text((await collect(client.prompt("small"))).events), "small");
 });
 
+test("the --max-frame-bytes=N form sets the cap too", async (t) => {
+  const { client } = await startClient(t, { extra: [...ECHO, "--max-frame-bytes=4000000"] });
+  assert.equal(client.maxFrameBytes, 4000000);
+  const long = "z".repeat(2_000_000);
+  const { response } = await collect(client.prompt(long));
+  assert.equal(response.ok, true);
+});
+
+test("a finished turn leaves nothing behind in the routing tables", async (t) => {
+  const { client } = await startClient(t, { onPermission: () => "deny" });
+  const write = JSON.stringify({ path: "never.txt", content: "x" });
+  await collect(client.prompt(`[[tool=write input=${write}]]`));
+  assert.equal(client.turns.size, 0);
+  assert.equal(client.permissionTurns.size, 0);
+});
+
 test("shutdown answers, then the process exits 0", async (t) => {
   const { client } = await startClient(t);
   const response = await within(client.shutdown());

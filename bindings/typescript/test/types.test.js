@@ -26,7 +26,7 @@ test("generation is deterministic and covers every $defs entry", () => {
   }
   assert.match(out, /^export type Decision = "allow_once" \| "allow_always" \| "deny";$/m);
   assert.match(out, /^export type Command = PromptCommand \| /m);
-  assert.match(out, /^ {2}attachments\?: AttachmentShape\[\];$/m);
+  assert.match(out, /^ {2}attachments\?: Attachment\[\];$/m);
 });
 
 test("tsc --noEmit --strict accepts test/example.ts", async () => {

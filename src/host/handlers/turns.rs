@@ -4,7 +4,9 @@
 use crate::error::Coded;
 use crate::host::pending::{Awaits, Token};
 use crate::host::{Host, Queued};
-use crate::protocol::{AbortResponse, Dropped, ErrorCode, PromptParams, Response, SteerResponse};
+use crate::protocol::{
+    AbortResponse, CommandName, Dropped, ErrorCode, NotRun, PromptParams, Response, SteerResponse,
+};
 
 impl Host {
     pub(super) async fn prompt(&mut self, token: Token, params: PromptParams) {
@@ -46,27 +48,36 @@ impl Host {
             .await;
     }
 
-    /// Cancels the running turn. The abort is answered after the turn's own
-    /// `agent_end` and response, with the follow-ups it dropped; follow-ups
-    /// sent after it run normally.
+    /// Cancels the running turn and drops everything queued so far. With a
+    /// turn, the abort is answered after the turn's own `agent_end` and
+    /// response; without one (prompts waiting for a `set_model` check), at
+    /// once. Either way the dropped prompts are answered `cancelled` before
+    /// the abort, and prompts sent after it run normally.
     pub(super) async fn abort(&mut self, token: Token) {
-        let Some(turn) = self.turn.as_mut() else {
-            let nothing = Response::Abort(AbortResponse {
-                dropped: Vec::new(),
-            });
-            return self.respond(token, true, nothing).await;
-        };
-        turn.cancel.cancel();
         let mut dropped = Vec::new();
+        let mut tokens = Vec::new();
         for q in self.queue.drain(..) {
             if let Some(open) = self.pending.get(q.token) {
-                dropped.push(Dropped::FollowUp {
-                    id: open.id.clone(),
-                    message: q.params.message,
+                let (id, message) = (open.id.clone(), q.params.message);
+                dropped.push(match open.command {
+                    CommandName::Prompt => Dropped::Prompt { id, message },
+                    _ => Dropped::FollowUp { id, message },
                 });
             }
-            self.pending.wait(q.token, Awaits::Turn);
-            turn.dropped.push(q.token);
+            tokens.push(q.token);
+        }
+        let Some(turn) = self.turn.as_mut() else {
+            for t in tokens {
+                self.respond(t, true, Response::NotRun(NotRun::cancelled()))
+                    .await;
+            }
+            let answer = Response::Abort(AbortResponse { dropped });
+            return self.respond(token, true, answer).await;
+        };
+        turn.cancel.cancel();
+        for t in tokens {
+            self.pending.wait(t, Awaits::Turn);
+            turn.dropped.push(t);
         }
         self.pending.wait(token, Awaits::Turn);
         turn.aborts.push((token, dropped));
