@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::procfs::{self, alive, vm_hwm_kib};
-use common::{call_ok, message_text, prompt, text_of, Rpc, Spawn, ECHO};
+use common::{call_ok, message_text, prompt, text_of, Rpc, Spawn, ECHO, READ_TIMEOUT};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- helpers
@@ -587,6 +587,33 @@ fn initialize_params_carry_plugin_id_root_and_config() {
 
 // ---------------------------------------------------------- discovery
 
+/// `get_available_models` once no extension is still starting. A listing
+/// waits at most 750 ms for extensions (tested on its own below); on a
+/// loaded machine a Python extension can take longer than that to start,
+/// and these tests are about what is listed, not how fast.
+fn models_once_started(rpc: &mut Rpc) -> Value {
+    let deadline = Instant::now() + READ_TIMEOUT;
+    for n in 0.. {
+        let resp = call_ok(
+            rpc,
+            json!({"type": "get_available_models"}),
+            &format!("m{n}"),
+        );
+        let starting = resp["models"].as_array().is_some_and(|models| {
+            models.iter().any(|m| {
+                m["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("still starting"))
+            })
+        });
+        if !starting || Instant::now() > deadline {
+            return resp;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unreachable!("the loop returns")
+}
+
 #[test]
 fn installed_extensions_are_discovered_from_the_data_dir() {
     let tmp = tempfile::tempdir().unwrap();
@@ -594,7 +621,7 @@ fn installed_extensions_are_discovered_from_the_data_dir() {
     plugin_copy(&data.join("extensions"), "installed", "echo", |_| {});
     let mut rpc = Host::start(Spawn::new().data(data));
     rpc.ready();
-    let models = call_ok(&mut rpc, json!({"type": "get_available_models"}), "m");
+    let models = models_once_started(&mut rpc);
     let ids: Vec<&str> = models["models"]
         .as_array()
         .unwrap()
@@ -614,7 +641,7 @@ fn installed_extensions_are_discovered_from_the_data_dir() {
 fn available_models_lists_extension_models_and_marks_broken_ones_unavailable() {
     let mut rpc = Host::start(Spawn::new().ext("echo").ext("crash-init"));
     rpc.ready();
-    let resp = call_ok(&mut rpc, json!({"type": "get_available_models"}), "m");
+    let resp = models_once_started(&mut rpc);
     let models = resp["models"].as_array().unwrap();
     for id in ["echo:echo:echo-1", "echo:echo:echo-complete"] {
         let m = models
