@@ -4,13 +4,15 @@
 use crate::error::Coded;
 use crate::host::pending::{Awaits, Token};
 use crate::host::{Host, Queued};
-use crate::protocol::{AbortResponse, Dropped, ErrorCode, PromptParams, Response, SteerResponse};
+use crate::protocol::{
+    AbortResponse, Dropped, ErrorCode, NotRun, PromptParams, Response, SteerResponse,
+};
 
 impl Host {
     pub(super) async fn prompt(&mut self, token: Token, params: PromptParams) {
         // A prompt never waits behind another: the client must abort first
         // (or send a follow_up, which is made to wait).
-        if self.turn.is_some() || !self.queue.is_empty() {
+        if self.turn.is_some() || !self.queue.is_empty() || self.reaching.is_some() {
             let busy = Coded::new(ErrorCode::Busy, "another prompt is in flight; abort first");
             return self.reject(token, busy).await;
         }
@@ -51,10 +53,7 @@ impl Host {
     /// sent after it run normally.
     pub(super) async fn abort(&mut self, token: Token) {
         let Some(turn) = self.turn.as_mut() else {
-            let nothing = Response::Abort(AbortResponse {
-                dropped: Vec::new(),
-            });
-            return self.respond(token, true, nothing).await;
+            return self.abort_before_start(token).await;
         };
         turn.cancel.cancel();
         let mut dropped = Vec::new();
@@ -70,5 +69,28 @@ impl Host {
         }
         self.pending.wait(token, Awaits::Turn);
         turn.aborts.push((token, dropped));
+    }
+
+    /// Abort with no turn running. A prompt whose model is still being
+    /// checked has not started: it is answered as cancelled, with the
+    /// follow-ups behind it, and stores nothing.
+    async fn abort_before_start(&mut self, token: Token) {
+        let mut dropped = Vec::new();
+        if let Some(reaching) = self.reaching.take() {
+            self.respond(reaching.token, true, Response::NotRun(NotRun::cancelled()))
+                .await;
+            for q in std::mem::take(&mut self.queue) {
+                if let Some(open) = self.pending.get(q.token) {
+                    dropped.push(Dropped::FollowUp {
+                        id: open.id.clone(),
+                        message: q.params.message,
+                    });
+                }
+                self.respond(q.token, true, Response::NotRun(NotRun::cancelled()))
+                    .await;
+            }
+        }
+        self.respond(token, true, Response::Abort(AbortResponse { dropped }))
+            .await;
     }
 }
