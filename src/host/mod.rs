@@ -14,6 +14,7 @@
 //! - `turn`: starting turns, applying their reports, the ordered end.
 
 mod handlers;
+mod model_watch;
 pub mod pending;
 mod signals;
 mod turn;
@@ -209,6 +210,11 @@ impl Host {
         mut signals: Signals,
     ) -> i32 {
         let mut stdout_open = true;
+        tokio::spawn(model_watch::run(
+            self.providers.clone(),
+            self.model.subscribe(),
+            self.out.clone(),
+        ));
         loop {
             if self.ready_to_exit() {
                 break;

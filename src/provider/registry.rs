@@ -324,6 +324,24 @@ impl Providers {
             .map(|m| m.id)
     }
 
+    /// For an extension model whose extension has not answered
+    /// `initialize` yet: waits for that answer and says why the extension
+    /// does not offer the model, if it does not. `None` in every other case
+    /// (an HTTP model, a known extension, a model offered, a failed start —
+    /// which is reported where it is used).
+    pub async fn unoffered_after_start(&self, id: &str) -> Option<String> {
+        let Ok(Backend::Extension { ext, id }) = self.resolve(id) else {
+            return None;
+        };
+        if ext.known_providers().is_some() {
+            return None;
+        }
+        let providers = ext.settled().await?;
+        extension::find_model(&id, &providers)
+            .err()
+            .map(|e| format!("{e:#}"))
+    }
+
     /// The config file's `default_model`, if it sets one.
     pub fn configured_default(&self) -> Option<&str> {
         self.default_model.as_deref()
