@@ -130,10 +130,12 @@ impl Site {
             }
         };
         let set = match (p.as_str(), &self.source) {
-            (_, UrlSource::Config { .. }) => format!(
-                "or correct [providers.{p}] base_url (the URL is {})",
-                self.source_phrase()
-            ),
+            (_, UrlSource::Config { file: Some(file), .. }) => {
+                format!("or correct [providers.{p}] base_url in {}", file.display())
+            }
+            (_, UrlSource::Config { file: None, .. }) => {
+                format!("or correct [providers.{p}] base_url in the config file")
+            }
             ("ollama", UrlSource::Env(var)) => {
                 format!("or correct {var}, or set [providers.{p}] base_url in the config file")
             }
