@@ -16,6 +16,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The file this was read from (none when there is no config file), so
+    /// later checks can name it.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
     /// Model used when neither `--model` nor the session names one.
     pub default_model: Option<String>,
     #[serde(default)]
@@ -142,7 +146,9 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
         }
         Err(e) => bail!("cannot read config file {}: {e}", path.display()),
     };
-    parse(&text).with_context(|| format!("config file {}", path.display()))
+    let mut config = parse(&text).with_context(|| format!("config file {}", path.display()))?;
+    config.path = Some(path);
+    Ok(config)
 }
 
 /// Parses config text; errors carry the line, column and field.

@@ -24,7 +24,10 @@
 //!    [`protocol::Command`] (or an `error` frame under its id).
 //! 2. `host` registers it in the ledger (`host::pending`) and dispatches it
 //!    to its handler (`host/handlers/turns.rs`), which queues it; `host/turn.rs`
-//!    writes the user message to the session file and spawns the turn.
+//!    checks that its model can be reached (`Providers::reach_now`, or in a
+//!    task while an extension starts; if not, the prompt is refused and
+//!    nothing is stored), writes the user message to the session file and
+//!    spawns the turn.
 //! 3. `engine` runs rounds: `provider::Providers` opens a stream on the
 //!    model's backend; each delta arrives already as a wire
 //!    [`protocol::StreamEvent`] and goes straight to the stdout writer.

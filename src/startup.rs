@@ -213,6 +213,17 @@ fn providers(cli: &Cli, config: &Config, data_dir: &Path) -> Result<Arc<Provider
             .check_model_quick(model)
             .map_err(|e| Coded::new(ErrorCode::NotFound, format!("--model: {e:#}")))?;
     }
+    // Checked even when --model or the session names another model: a
+    // mistake in the file should surface now, not on the day it is used.
+    if let Some(model) = &config.default_model {
+        providers.check_model_quick(model).map_err(|e| {
+            let file = config
+                .path
+                .as_deref()
+                .map_or_else(|| "the config file".to_owned(), |p| p.display().to_string());
+            Coded::new(ErrorCode::NotFound, format!("{file}: default_model: {e:#}"))
+        })?;
+    }
     Ok(Arc::new(providers))
 }
 

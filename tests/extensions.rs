@@ -281,16 +281,31 @@ fn crash_mid_stream_fails_the_turn_with_the_stderr_tail_and_keeps_partial_text()
     finish(rpc);
 }
 
+/// A prompt refused before it started: an `error` frame with `code`, no
+/// turn, nothing stored.
+fn refused(rpc: &mut Rpc, id: &str, message: &str, code: &str) -> String {
+    let (frames, err) = prompt(rpc, id, message);
+    assert_eq!(err["type"], "error", "prompt {id} is refused: {err}");
+    assert_eq!(err["code"], code, "{err}");
+    assert_eq!(err["command"], "prompt", "{err}");
+    assert!(
+        !frames.iter().any(|f| f["type"] == "agent_start"),
+        "a refused prompt starts no turn: {frames:?}"
+    );
+    err["message"].as_str().expect("message").to_owned()
+}
+
 #[test]
-fn crash_before_initialize_fails_the_prompt_with_the_stderr_and_host_stays_up() {
+fn crash_before_initialize_refuses_the_prompt_with_the_stderr_and_host_stays_up() {
     let mut rpc = Host::start(
         Spawn::new()
             .ext("crash-init")
             .model("crash-init:crash:crash-1"),
     );
     rpc.ready();
-    let (text, error) = run_failing(&mut rpc, "1", "hello");
-    assert_eq!(text, "");
+    // The model cannot be reached: the prompt is refused before anything
+    // of it is stored, like one for a missing key.
+    let error = refused(&mut rpc, "1", "hello", "provider_error");
     assert!(error.contains("crash-init"), "{error}");
     assert!(
         error.contains("crashing on purpose during initialize"),
@@ -298,8 +313,9 @@ fn crash_before_initialize_fails_the_prompt_with_the_stderr_and_host_stays_up() 
     );
     let state = call_ok(&mut rpc, json!({"type": "get_state"}), "st");
     assert_eq!(state["streaming"], false);
-    // And again: each attempt reports the same way.
-    let (_, error) = run_failing(&mut rpc, "2", "hello");
+    assert_eq!(state["message_count"], 0, "nothing stored: {state}");
+    // And again: each attempt starts it anew and reports the same way.
+    let error = refused(&mut rpc, "2", "hello", "provider_error");
     assert!(error.contains("crashing on purpose"), "{error}");
     finish(rpc);
 }
@@ -307,7 +323,7 @@ fn crash_before_initialize_fails_the_prompt_with_the_stderr_and_host_stays_up() 
 // ---------------------------------------------------------- hangs
 
 #[test]
-fn hang_in_initialize_fails_the_prompt_after_init_timeout_and_leaves_no_process() {
+fn hang_in_initialize_refuses_the_prompt_after_init_timeout_and_leaves_no_process() {
     let mut rpc = Host::start(
         Spawn::new()
             .ext("hang-init")
@@ -317,14 +333,17 @@ fn hang_in_initialize_fails_the_prompt_after_init_timeout_and_leaves_no_process(
     );
     rpc.ready();
     rpc.send(json!({"type": "prompt", "id": "1", "message": "hello"}));
-    let (frames, resp, seen, took) = answer_watching(&mut rpc, "1", "hang", Duration::from_secs(6));
+    let (frames, err, seen, took) = answer_watching(&mut rpc, "1", "hang", Duration::from_secs(6));
     assert!(took < Duration::from_secs(3), "took {took:?}");
-    assert_eq!(resp["ok"], false, "{resp}");
-    assert_eq!(resp["code"], "provider_error");
-    let error = resp["error"].as_str().unwrap();
+    assert_eq!(err["type"], "error", "{err}");
+    assert_eq!(err["code"], "provider_error", "{err}");
+    let error = err["message"].as_str().unwrap();
     assert!(error.contains("hang-init"), "{error}");
     assert!(error.contains("did not answer initialize"), "{error}");
-    assert_eq!(frames.last().unwrap()["type"], "agent_end");
+    assert!(
+        !frames.iter().any(|f| f["type"] == "agent_start"),
+        "no turn: {frames:?}"
+    );
     assert!(!seen.is_empty(), "the extension was started");
     // It ignores SIGTERM: only a kill gets rid of it, and the host must do it.
     assert_all_gone(&seen, Duration::from_secs(1), "hung initialize");
@@ -774,5 +793,137 @@ fn stderr_flood_neither_stalls_the_turn_nor_grows_the_host() {
     let peak_kib = vm_hwm_kib(rpc.pid()).expect("VmHWM");
     eprintln!("host peak RSS after the stderr flood: {peak_kib} KiB");
     assert!(peak_kib < 64 * 1024, "host peak RSS {peak_kib} KiB");
+    finish(rpc);
+}
+
+// ------------------------------------------- a prompt waiting for its model
+
+#[test]
+fn a_prompt_waiting_for_its_starting_extension_can_be_aborted_and_stores_nothing() {
+    // The model's extension hangs in initialize: the prompt waits for its
+    // check, other commands are answered meanwhile, and abort cancels it.
+    let mut rpc = Host::start(
+        Spawn::new()
+            .ext("hang-init")
+            .model("hang-init:hang:hang-1")
+            .arg("--init-timeout")
+            .arg("30"),
+    );
+    rpc.ready();
+    rpc.send(json!({"type": "prompt", "id": "1", "message": "hello"}));
+    rpc.send(json!({"type": "follow_up", "id": "2", "message": "then this"}));
+    let state = call_ok(&mut rpc, json!({"type": "get_state"}), "st");
+    assert_eq!(state["streaming"], false, "{state}");
+    assert_eq!(state["queued"], 2, "{state}");
+    let busy = rpc.call(json!({"type": "prompt", "message": "another"}), "3");
+    assert_eq!(busy["code"], "busy", "{busy}");
+    let abort = rpc.call(json!({"type": "abort"}), "a");
+    assert_eq!(abort["ok"], true, "{abort}");
+    assert_eq!(
+        abort["dropped"],
+        json!([{"type": "follow_up", "id": "2", "message": "then this"}]),
+        "{abort}"
+    );
+    // Both were answered as cancelled before the abort, and never started.
+    let seen = rpc.seen.clone();
+    for id in ["1", "2"] {
+        let answer = seen
+            .iter()
+            .find(|f| f["type"] == "response" && f["id"] == id)
+            .unwrap_or_else(|| panic!("{id} answered: {seen:?}"));
+        assert_eq!(answer["cancelled"], true, "{answer}");
+    }
+    assert!(seen.iter().all(|f| f["type"] != "agent_start"), "{seen:?}");
+    let state = call_ok(&mut rpc, json!({"type": "get_state"}), "st2");
+    assert_eq!(state["message_count"], 0, "{state}");
+    assert_eq!(state["queued"], 0, "{state}");
+    finish(rpc);
+}
+
+// ------------------------------------- a model the extension does not offer
+
+/// Waits for the `model_error` frame, with nothing sent to the host.
+fn model_error(rpc: &mut Rpc) -> Value {
+    let (before, frame) = rpc.until("model_error", |f| f["type"] == "model_error");
+    assert!(before.is_empty(), "nothing else comes first: {before:?}");
+    frame
+}
+
+#[test]
+fn an_extension_model_it_does_not_offer_is_reported_once_it_has_initialized() {
+    // From --model.
+    let mut rpc = Host::start(Spawn::new().ext("echo").model("echo:echo:nope"));
+    let ready = rpc.ready();
+    assert_eq!(
+        ready["model"], "echo:echo:nope",
+        "ready does not wait: {ready}"
+    );
+    let frame = model_error(&mut rpc);
+    assert_eq!(frame["model"], "echo:echo:nope", "{frame}");
+    let message = frame["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("provider echo:echo has no model \"nope\" (it has: echo-1"),
+        "{message}"
+    );
+    assert!(message.contains("set_model"), "{message}");
+    // The next prompt is refused, naming the models it does offer.
+    let (_, err) = prompt(&mut rpc, "1", "hello");
+    assert_eq!(err["type"], "error", "{err}");
+    assert_eq!(err["code"], "not_found", "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("it has: echo-1"),
+        "{err}"
+    );
+    // A model it offers runs, and no second model_error comes.
+    set_model(&mut rpc, ECHO);
+    assert_eq!(run_ok(&mut rpc, "2", "fine"), "fine");
+    assert_eq!(
+        rpc.seen
+            .iter()
+            .filter(|f| f["type"] == "model_error")
+            .count(),
+        1
+    );
+    finish(rpc);
+
+    // From the config's default_model (valid syntax, known plugin).
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("agent-rpc")).unwrap();
+    std::fs::write(
+        home.path().join("agent-rpc/config.toml"),
+        "default_model = \"echo:nosuch:echo-1\"\n",
+    )
+    .unwrap();
+    let mut rpc = Host::start(
+        Spawn::new()
+            .ext("echo")
+            .env("XDG_CONFIG_HOME", home.path().to_str().unwrap()),
+    );
+    rpc.ready();
+    let frame = model_error(&mut rpc);
+    assert_eq!(frame["model"], "echo:nosuch:echo-1", "{frame}");
+    assert!(
+        frame["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("has no provider \"nosuch\" (it has: echo"),
+        "{frame}"
+    );
+    finish(rpc);
+}
+
+#[test]
+fn a_model_the_extension_offers_gets_no_model_error() {
+    let mut rpc = Host::start(Spawn::new().ext("echo").model(ECHO));
+    rpc.ready();
+    assert_eq!(run_ok(&mut rpc, "1", "hi"), "hi");
+    assert!(
+        rpc.seen.iter().all(|f| f["type"] != "model_error"),
+        "{:?}",
+        rpc.seen
+    );
     finish(rpc);
 }

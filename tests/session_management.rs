@@ -333,3 +333,108 @@ fn help_explains_the_protocol() {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
 }
+
+/// Every provider key variable the host knows, set empty (= unset), so that
+/// the machine running the tests cannot make a model available.
+const KEY_VARS: &[&str] = &[
+    "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY",
+    "OPENROUTER_API_KEY",
+    "GROQ_API_KEY",
+    "TOGETHER_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "MISTRAL_API_KEY",
+    "XAI_API_KEY",
+];
+
+fn without_keys(mut s: Spawn, config_home: &Path) -> Spawn {
+    for var in KEY_VARS {
+        s = s.env(var, "");
+    }
+    s.env("XDG_CONFIG_HOME", config_home.to_str().expect("utf-8 dir"))
+}
+
+/// The prompt's `error` frame (asserting no turn started).
+fn refused_prompt(h: &mut Rpc, id: &str, code: &str) -> String {
+    let (frames, err) = prompt(h, id, "hello");
+    assert_eq!(err["type"], "error", "refused before it starts: {err}");
+    assert_eq!(err["code"], code, "{err}");
+    assert!(
+        frames.iter().all(|f| f["type"] != "agent_start"),
+        "{frames:?}"
+    );
+    err["message"].as_str().expect("message").to_owned()
+}
+
+fn session_files(h: &Rpc) -> Vec<String> {
+    match std::fs::read_dir(h.sessions_dir()) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".jsonl"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn a_prompt_that_cannot_reach_a_model_is_refused_and_stores_nothing() {
+    let config_home = tempfile::tempdir().unwrap();
+
+    // No model at all: not_found, saying what to do.
+    let mut h = without_keys(Spawn::new(), config_home.path()).start();
+    h.ready();
+    let msg = refused_prompt(&mut h, "1", "not_found");
+    assert!(
+        msg.starts_with("no model is available: set ANTHROPIC_API_KEY"),
+        "{msg}"
+    );
+    assert!(msg.contains("set_model"), "{msg}");
+    let state = get_state(&mut h, "st");
+    assert_eq!(state["message_count"], 0, "{state}");
+    finish(h);
+
+    // A piped run: the process ends, and no session file is left.
+    let data = tempfile::tempdir().unwrap();
+    let mut h = without_keys(Spawn::new().data(data.path()), config_home.path()).start();
+    h.ready();
+    h.send(json!({"type": "prompt", "id": "p", "message": "hi"}));
+    h.close_stdin();
+    let frames = h.drain(READ_TIMEOUT);
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["type"] == "error" && f["id"] == "p" && f["code"] == "not_found"),
+        "{frames:?}"
+    );
+    assert!(h.wait(READ_TIMEOUT).is_some_and(|s| s.success()));
+    assert!(session_files(&h).is_empty(), "{:?}", session_files(&h));
+
+    // A missing key: provider_error naming the variable.
+    let mut h = without_keys(Spawn::new().model("gpt-4o-mini"), config_home.path()).start();
+    h.ready();
+    let msg = refused_prompt(&mut h, "1", "provider_error");
+    assert!(msg.contains("OPENAI_API_KEY is not set"), "{msg}");
+    assert!(session_files(&h).is_empty(), "{:?}", session_files(&h));
+    finish(h);
+
+    // A model its extension does not offer: not_found, naming those it does.
+    let mut h = without_keys(
+        Spawn::new().ext("echo").model("echo:echo:nope"),
+        config_home.path(),
+    )
+    .start();
+    h.ready();
+    let msg = refused_prompt(&mut h, "1", "not_found");
+    assert!(msg.contains("has no model \"nope\""), "{msg}");
+    assert!(
+        msg.contains("it has: echo-1"),
+        "names the models it offers: {msg}"
+    );
+    assert!(session_files(&h).is_empty(), "{:?}", session_files(&h));
+    // Once a model that exists is picked, prompts run (and are stored).
+    call_ok(&mut h, json!({"type": "set_model", "model": ECHO}), "m");
+    assert_eq!(ok_prompt(&mut h, "2", "now it runs"), "now it runs");
+    assert_eq!(session_files(&h).len(), 1);
+    finish(h);
+}

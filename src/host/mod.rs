@@ -14,6 +14,7 @@
 //! - `turn`: starting turns, applying their reports, the ordered end.
 
 mod handlers;
+mod model_watch;
 pub mod pending;
 mod signals;
 mod turn;
@@ -62,6 +63,16 @@ struct Queued {
     params: PromptParams,
 }
 
+/// A queued prompt whose model is being checked by a task (its extension
+/// is still starting) before anything of it is stored.
+struct Reaching {
+    token: Token,
+    params: PromptParams,
+    /// The session's model when the check began: if a `set_model` changed
+    /// it meanwhile, the check is done again for the new one.
+    model: Option<String>,
+}
+
 /// The turn in flight.
 struct Running {
     prompt_id: String,
@@ -97,6 +108,12 @@ enum Deferred {
         token: Token,
         result: anyhow::Result<()>,
     },
+    /// The check of a prompt's model finished: the model it runs on, or why
+    /// it cannot run.
+    Reached {
+        token: Token,
+        result: Result<String, Coded>,
+    },
 }
 
 pub struct Host {
@@ -114,6 +131,8 @@ pub struct Host {
     queue: VecDeque<Queued>,
     /// `set_model` checks still running, in arrival order.
     model_checks: VecDeque<ModelCheck>,
+    /// The next prompt, while a task checks that its model can be reached.
+    reaching: Option<Reaching>,
     prompts_started: u64,
     turn_tx: mpsc::UnboundedSender<(String, TurnMsg)>,
     deferred_tx: mpsc::UnboundedSender<Deferred>,
@@ -168,6 +187,7 @@ impl Host {
             turn: None,
             queue: VecDeque::new(),
             model_checks: VecDeque::new(),
+            reaching: None,
             prompts_started: 0,
             turn_tx,
             deferred_tx,
@@ -190,6 +210,11 @@ impl Host {
         mut signals: Signals,
     ) -> i32 {
         let mut stdout_open = true;
+        tokio::spawn(model_watch::run(
+            self.providers.clone(),
+            self.model.subscribe(),
+            self.out.clone(),
+        ));
         loop {
             if self.ready_to_exit() {
                 break;
@@ -352,6 +377,7 @@ impl Host {
                 }
                 self.apply_model_checks().await;
             }
+            Deferred::Reached { token, result } => self.reached(token, result).await,
         }
     }
 }

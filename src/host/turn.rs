@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::pending::{Awaits, Token};
-use super::{Host, Running};
+use super::{Deferred, Host, Queued, Reaching, Running};
 use crate::engine::{self, Reports, TurnCtx, TurnMsg, TurnOutcome, TurnResult, TurnSpec};
 use crate::error::Coded;
 use crate::message::{Block, Content, Message, Role};
@@ -21,20 +21,73 @@ use crate::session::{self, Entry};
 
 impl Host {
     /// Starts queued prompts while nothing holds them: no turn running, no
-    /// `set_model` sent before them still being checked, not exiting.
+    /// `set_model` sent before them still being checked, no prompt's model
+    /// being checked, not exiting. A prompt whose model cannot be reached
+    /// is rejected here, before anything of it is stored.
     pub(super) async fn start_next(&mut self) {
-        while self.turn.is_none() && self.model_checks.is_empty() && self.exit.is_none() {
+        while self.turn.is_none()
+            && self.model_checks.is_empty()
+            && self.reaching.is_none()
+            && self.exit.is_none()
+        {
             let Some(next) = self.queue.pop_front() else {
                 return;
             };
-            self.start_turn(next.token, next.params).await;
+            if self.pending.get(next.token).is_none() {
+                continue;
+            }
+            let model = self.session.model.clone();
+            match self.providers.reach_now(model.as_deref()) {
+                Some(Ok(chosen)) => self.start_turn(next.token, next.params, chosen).await,
+                Some(Err(err)) => self.reject(next.token, err).await,
+                None => self.reach_later(next, model),
+            }
         }
     }
 
-    /// Persists the user's message, then starts the turn. If the message
-    /// cannot be written the prompt is rejected: nothing is sent to a model
-    /// that the session would not remember.
-    async fn start_turn(&mut self, token: Token, params: PromptParams) {
+    /// Checks the prompt's model in a task (its extension is starting);
+    /// the queue waits for the answer, which comes back as `Reached`.
+    fn reach_later(&mut self, next: Queued, model: Option<String>) {
+        let providers = self.providers.clone();
+        let tx = self.deferred_tx.clone();
+        let token = next.token;
+        let wanted = model.clone();
+        tokio::spawn(async move {
+            let result = providers.reach(wanted.as_deref()).await;
+            let _ = tx.send(Deferred::Reached { token, result });
+        });
+        self.reaching = Some(Reaching {
+            token,
+            params: next.params,
+            model,
+        });
+    }
+
+    /// A prompt's model check came back: start it, reject it, or — if the
+    /// model changed meanwhile — check again.
+    pub(super) async fn reached(&mut self, token: Token, result: Result<String, Coded>) {
+        let Some(reaching) = self.reaching.take_if(|r| r.token == token) else {
+            return;
+        };
+        if reaching.model != self.session.model {
+            self.queue.push_front(Queued {
+                token,
+                params: reaching.params,
+            });
+        } else if self.exit.is_none() {
+            match result {
+                Ok(chosen) => self.start_turn(token, reaching.params, chosen).await,
+                Err(err) => self.reject(token, err).await,
+            }
+        }
+        self.start_next().await;
+    }
+
+    /// Persists the user's message, then starts the turn on `model` (the
+    /// session's, or the default chosen for it, which is recorded now). If
+    /// the message cannot be written the prompt is rejected: nothing is sent
+    /// to a model that the session would not remember.
+    async fn start_turn(&mut self, token: Token, params: PromptParams, model: String) {
         let Some(open) = self.pending.get(token) else {
             return;
         };
@@ -52,6 +105,11 @@ impl Host {
             return self.reject(token, err).await;
         }
         self.session.messages.push(message);
+        if self.session.model.as_ref() != Some(&model) {
+            if let Err(e) = self.change_model(model) {
+                tracing::error!("{e:#}");
+            }
+        }
         self.prompts_started += 1;
         let prompt_id = format!("p{}", self.prompts_started);
         self.pending.wait(token, Awaits::Turn);

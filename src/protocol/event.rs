@@ -63,6 +63,19 @@ pub enum Frame {
     ToolExecutionEnd(ToolExecutionEndFrame),
     PermissionRequest(PermissionRequestFrame),
     PermissionCancelled(PermissionCancelledFrame),
+    ModelError(ModelErrorFrame),
+}
+
+/// The model in use (from `--model`, the config's `default_model` or the
+/// resumed session) turned out unusable once its extension answered
+/// `initialize`: the extension does not offer it. Sent at most once per
+/// model, after `ready`; the next prompt will be refused with `not_found`
+/// until `set_model` picks another.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelErrorFrame {
+    pub model: String,
+    /// What is wrong and what the extension offers instead.
+    pub message: String,
 }
 
 /// A tool call starts: its permission request (if one is asked) and its

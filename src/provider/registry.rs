@@ -1,8 +1,9 @@
 //! The provider registry: resolves a model id once into a [`Backend`],
 //! lists models, prices usage, and opens rounds.
 //!
-//! The methods the host calls answer with `String` errors where the host
-//! puts the text straight into a frame; inside, errors are `anyhow`.
+//! Errors are `anyhow`, except where the host answers a command with them:
+//! [`Providers::reach_now`] and [`Providers::reach`] say with a wire code
+//! why a prompt cannot be run.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use super::http::endpoints::{self, Endpoint};
 use super::model_id::{self, Target};
 use super::{ExtModelId, ModelEntry, ProviderStream, Request};
 use crate::config::Config;
+use crate::error::Coded;
+use crate::protocol::ErrorCode;
 
 /// Longest a model listing waits for extensions that are still starting.
 const LISTING_WAIT: Duration = Duration::from_millis(750);
@@ -169,6 +172,83 @@ impl Providers {
         Some(checked)
     }
 
+    /// The model a prompt will run on — `model`, else the default — if it
+    /// can be reached at all: its provider exists, its key is set, its
+    /// extension offers it. `None` when that needs an extension to start
+    /// first (then [`Providers::reach`] decides). Decided before anything
+    /// of the prompt is stored, so a prompt that could never run leaves no
+    /// trace.
+    pub fn reach_now(&self, model: Option<&str>) -> Option<Result<String, Coded>> {
+        let model = match model.or(self.default_model.as_deref()) {
+            Some(m) => m.to_owned(),
+            None => {
+                // The first available model, when no extension is still to
+                // report: the same choice `default_model` would make.
+                let mut known = Vec::new();
+                for ext in &self.extensions {
+                    known.push((ext, ext.known_providers()?));
+                }
+                let first = known
+                    .iter()
+                    .find_map(|(ext, providers)| {
+                        providers.iter().find_map(|p| {
+                            p.models
+                                .first()
+                                .map(|m| format!("{}:{}:{}", ext.id(), p.id, m.id))
+                        })
+                    })
+                    .or_else(|| self.first_available_endpoint_model());
+                return Some(first.ok_or_else(no_model));
+            }
+        };
+        let checked = match self.resolve(&model) {
+            Err(e) => Err(unknown(&e)),
+            Ok(Backend::Http { endpoint, .. }) => endpoint
+                .key()
+                .map(drop)
+                .map_err(|e| Coded::new(ErrorCode::ProviderError, format!("model {model}: {e:#}"))),
+            Ok(Backend::Extension { ext, id }) => {
+                extension::find_model(&id, &ext.known_providers()?)
+                    .map(drop)
+                    .map_err(|e| unknown(&e))
+            }
+        };
+        Some(checked.map(|()| model))
+    }
+
+    /// [`Providers::reach_now`], waiting for extensions to start. An
+    /// extension that cannot start makes its models unreachable
+    /// (`provider_error`, with why).
+    pub async fn reach(&self, model: Option<&str>) -> Result<String, Coded> {
+        let model = match model.or(self.default_model.as_deref()) {
+            Some(m) => m.to_owned(),
+            None => self.default_model().await.ok_or_else(no_model)?,
+        };
+        if let Ok(Backend::Extension { ext, .. }) = self.resolve(&model) {
+            if let Err(e) = ext.providers().await {
+                return Err(Coded::new(
+                    ErrorCode::ProviderError,
+                    format!("model {model}: {e:#}"),
+                ));
+            }
+        }
+        self.reach_now(Some(&model)).unwrap_or_else(|| {
+            Err(Coded::new(
+                ErrorCode::ProviderError,
+                format!("model {model}: its extension reported no providers"),
+            ))
+        })
+    }
+
+    /// The first catalogue or configured model of an endpoint that can be
+    /// used, in listing order.
+    fn first_available_endpoint_model(&self) -> Option<String> {
+        self.endpoints
+            .values()
+            .filter(|e| e.available())
+            .find_map(|e| e.models.first().map(|m| format!("{}/{}", e.name, m.id)))
+    }
+
     /// Every model: extension models (starting extensions if needed), then
     /// the catalogue and configured models of every HTTP endpoint.
     pub async fn available_models(&self) -> Vec<ModelEntry> {
@@ -244,6 +324,29 @@ impl Providers {
             .map(|m| m.id)
     }
 
+    /// For an extension model whose extension has not answered
+    /// `initialize` yet: waits for that answer and says why the extension
+    /// does not offer the model, if it does not. `None` in every other case
+    /// (an HTTP model, a known extension, a model offered, a failed start —
+    /// which is reported where it is used).
+    pub async fn unoffered_after_start(&self, id: &str) -> Option<String> {
+        let Ok(Backend::Extension { ext, id }) = self.resolve(id) else {
+            return None;
+        };
+        if ext.known_providers().is_some() {
+            return None;
+        }
+        let providers = ext.settled().await?;
+        extension::find_model(&id, &providers)
+            .err()
+            .map(|e| format!("{e:#}"))
+    }
+
+    /// The config file's `default_model`, if it sets one.
+    pub fn configured_default(&self) -> Option<&str> {
+        self.default_model.as_deref()
+    }
+
     /// The environment variables that hold provider keys.
     pub fn key_vars(&self) -> Vec<String> {
         let mut out: Vec<String> = self
@@ -284,4 +387,22 @@ impl Providers {
         }
         while set.join_next().await.is_some() {}
     }
+}
+
+/// No model set and none available: what to do about it.
+fn no_model() -> Coded {
+    Coded::new(
+        ErrorCode::NotFound,
+        "no model is available: set ANTHROPIC_API_KEY or OPENAI_API_KEY, configure a provider \
+         in the config file, or start rpc with --extension <dir>; then pick a model with \
+         --model or set_model (see README); the prompt was not run",
+    )
+}
+
+/// A model id that names nothing usable.
+fn unknown(e: &anyhow::Error) -> Coded {
+    Coded::new(
+        ErrorCode::NotFound,
+        format!("{e:#}; pick another model with set_model (get_available_models lists them); the prompt was not run"),
+    )
 }

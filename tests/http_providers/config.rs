@@ -108,3 +108,57 @@ fn unknown_provider_in_model_flag_is_a_startup_error() {
     let status = rpc.wait(Duration::from_secs(5)).expect("exits");
     assert_eq!(status.code(), Some(2));
 }
+
+// ---- the config's default_model is checked at start-up like --model ----
+
+#[test]
+fn bad_default_model_in_the_config_is_a_startup_error_naming_file_and_key() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path().join("agent-rpc");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join("config.toml");
+    std::fs::write(&path, "default_model = \"nope\"\n").expect("write config");
+    let path = path.to_string_lossy().into_owned();
+    let mut rpc = Spawn::new()
+        .env("XDG_CONFIG_HOME", &home.path().to_string_lossy())
+        .start();
+    let f = rpc.recv();
+    assert_eq!(f["type"], "error", "a start-up error, not ready: {f}");
+    assert!(f["id"].is_null(), "{f}");
+    assert_eq!(f["code"], "not_found", "like --model nope: {f}");
+    let msg = f["message"].as_str().unwrap_or("");
+    assert!(
+        msg.starts_with(&format!(
+            "{path}: default_model: model id \"nope\" is not recognised"
+        )),
+        "names the file and the key: {msg}"
+    );
+    let status = rpc.wait(Duration::from_secs(5)).expect("exits");
+    assert_eq!(status.code(), Some(2));
+    let stderr = rpc.stderr();
+    assert!(
+        stderr.contains(&format!("rpc: {msg} (not_found)")),
+        "the same message on stderr: {stderr}"
+    );
+    assert!(rpc.recv_within(Duration::from_millis(200)).is_none());
+
+    // An unknown provider in the file, even with a good --model given.
+    std::fs::write(&path, "default_model = \"unknownprov/x\"\n").expect("write config");
+    let mut rpc = Spawn::new()
+        .env("XDG_CONFIG_HOME", &home.path().to_string_lossy())
+        .model("gpt-4o-mini")
+        .start();
+    let f = rpc.recv();
+    assert_eq!(f["code"], "not_found", "{f}");
+    let msg = f["message"].as_str().unwrap_or("");
+    assert!(
+        msg.starts_with(&format!(
+            "{path}: default_model: unknown provider \"unknownprov\""
+        )),
+        "{msg}"
+    );
+    assert_eq!(
+        rpc.wait(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(2)
+    );
+}

@@ -117,10 +117,24 @@ fn missing_key_is_named(api: Api) {
         rpc.ready();
         let entry = model_entry(&mut rpc, "models", api.model());
         assert_eq!(entry["available"], false, "{label}: {entry}");
+        // Refused before anything is stored: an error frame, no turn, no
+        // session file.
         let (frames, resp) = run(&mut rpc, "1", "hello");
-        let err = failure(&resp);
-        assert!(err.contains(api.key_var()), "{label}: {err}");
-        assert!(text_of(&frames).is_empty());
+        assert_eq!(resp["type"], "error", "{label}: {resp}");
+        assert_eq!(resp["code"], "provider_error", "{label}: {resp}");
+        let err = resp["message"].as_str().unwrap_or("");
+        assert!(
+            err.contains(&format!("{} is not set", api.key_var())),
+            "{label}: {err}"
+        );
+        assert!(
+            frames.iter().all(|f| f["type"] != "agent_start"),
+            "{frames:?}"
+        );
+        assert!(
+            files_under(&rpc.sessions_dir()).is_empty(),
+            "{label}: no session file for a prompt that could not run"
+        );
     }
     assert!(srv.api_requests().is_empty(), "no request without a key");
 

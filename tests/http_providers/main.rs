@@ -84,6 +84,7 @@ macro_rules! both {
 // modules that come after its definition.
 mod config;
 mod failures;
+mod hints;
 mod latency;
 mod requests;
 mod retries;

@@ -241,7 +241,7 @@ class FollowUpResponse(_FollowUpResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -420,6 +420,20 @@ class ModelEntry(_ModelEntryRequired, total=False):
     """An entry of `get_available_models`."""
 
     error: Optional[str]
+
+
+class ModelErrorFrame(TypedDict):
+    """The model in use (from `--model`, the config's `default_model` or the
+    resumed session) turned out unusable once its extension answered
+    `initialize`: the extension does not offer it. Sent at most once per
+    model, after `ready`; the next prompt will be refused with `not_found`
+    until `set_model` picks another.
+    """
+
+    #: What is wrong and what the extension offers instead.
+    message: str
+    model: str
+    type: Literal["model_error"]
 
 
 class _NewSessionCommandRequired(TypedDict):
@@ -807,6 +821,7 @@ __all__ = [
     "MessageUpdateFrame",
     "Mode",
     "ModelEntry",
+    "ModelErrorFrame",
     "NewSessionCommand",
     "NewSessionResponse",
     "NotRun",

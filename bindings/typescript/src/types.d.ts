@@ -193,6 +193,8 @@ export type Frame = (ReadyFrame & {
   type: "permission_request";
 }) | (PermissionCancelledFrame & {
   type: "permission_cancelled";
+}) | (ModelErrorFrame & {
+  type: "model_error";
 }) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ShutdownResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
@@ -338,6 +340,19 @@ export interface ModelEntry {
   id: string;
   name: string;
   provider: string;
+}
+
+/**
+ * The model in use (from `--model`, the config's `default_model` or the
+ * resumed session) turned out unusable once its extension answered
+ * `initialize`: the extension does not offer it. Sent at most once per
+ * model, after `ready`; the next prompt will be refused with `not_found`
+ * until `set_model` picks another.
+ */
+export interface ModelErrorFrame {
+  /** What is wrong and what the extension offers instead. */
+  message: string;
+  model: string;
 }
 
 /** Starts a new session in this process (`busy` while a turn runs). */

@@ -16,7 +16,11 @@ impl Host {
     /// carries over, `allow_always` grants do not.
     pub(super) async fn new_session(&mut self, token: Token) {
         // Queued prompts and pending model checks belong to the old session.
-        if self.turn.is_some() || !self.queue.is_empty() || !self.model_checks.is_empty() {
+        if self.turn.is_some()
+            || self.reaching.is_some()
+            || !self.queue.is_empty()
+            || !self.model_checks.is_empty()
+        {
             let busy = Coded::new(ErrorCode::Busy, "another prompt is in flight; abort first");
             return self.reject(token, busy).await;
         }

@@ -12,7 +12,7 @@ impl Host {
     pub(super) async fn prompt(&mut self, token: Token, params: PromptParams) {
         // A prompt never waits behind another: the client must abort first
         // (or send a follow_up, which is made to wait).
-        if self.turn.is_some() || !self.queue.is_empty() {
+        if self.turn.is_some() || !self.queue.is_empty() || self.reaching.is_some() {
             let busy = Coded::new(ErrorCode::Busy, "another prompt is in flight; abort first");
             return self.reject(token, busy).await;
         }
@@ -56,7 +56,13 @@ impl Host {
     pub(super) async fn abort(&mut self, token: Token) {
         let mut dropped = Vec::new();
         let mut tokens = Vec::new();
-        for q in self.queue.drain(..) {
+        // A prompt whose model is still being checked has not started: it
+        // is dropped first, like the queue behind it, and stores nothing.
+        let reaching = self.reaching.take().map(|r| Queued {
+            token: r.token,
+            params: r.params,
+        });
+        for q in reaching.into_iter().chain(self.queue.drain(..)) {
             if let Some(open) = self.pending.get(q.token) {
                 let (id, message) = (open.id.clone(), q.params.message);
                 dropped.push(match open.command {

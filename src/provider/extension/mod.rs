@@ -181,6 +181,16 @@ impl Extension {
         }
     }
 
+    /// What `initialize` reported, once the start under way (or the next
+    /// one) has settled; `None` if it failed. Starts nothing itself.
+    pub async fn settled(&self) -> Option<Arc<Vec<ProviderInfo>>> {
+        let mut status = self.status.subscribe();
+        let _ = status
+            .wait_for(|s| matches!(s, Status::Ready | Status::Failed(_)))
+            .await;
+        self.known_providers()
+    }
+
     /// Provider list, starting the process if it never ran.
     pub async fn providers(&self) -> anyhow::Result<Arc<Vec<ProviderInfo>>> {
         if let Some(p) = self.known_providers() {

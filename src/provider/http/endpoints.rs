@@ -2,6 +2,8 @@
 //! and the config's own, each with its URL, key variable and models.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
 
@@ -14,6 +16,8 @@ pub struct Endpoint {
     pub kind: Kind,
     /// Without a trailing slash.
     pub base_url: String,
+    /// Where `base_url` came from, for messages about a wrong one.
+    pub base_url_source: UrlSource,
     /// The variable holding the key; `None` for keyless (local) servers.
     pub api_key_env: Option<String>,
     /// Named in the config file (a keyless endpoint counts as usable only
@@ -61,6 +65,89 @@ impl Endpoint {
     }
 }
 
+/// Where an endpoint's base URL was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlSource {
+    /// The built-in default.
+    Default,
+    /// An environment variable (`OPENAI_BASE_URL`, `OLLAMA_HOST`, …).
+    Env(&'static str),
+    /// `[providers.<name>] base_url` in the config file.
+    Config {
+        provider: String,
+        file: Option<PathBuf>,
+    },
+}
+
+impl fmt::Display for UrlSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlSource::Default => f.write_str("the built-in default"),
+            UrlSource::Env(var) => write!(f, "from {var}"),
+            UrlSource::Config {
+                provider,
+                file: Some(file),
+            } => write!(
+                f,
+                "from [providers.{provider}] base_url in {}",
+                file.display()
+            ),
+            UrlSource::Config {
+                provider,
+                file: None,
+            } => write!(f, "from [providers.{provider}] base_url in the config file"),
+        }
+    }
+}
+
+/// A base URL from an environment variable, else the default.
+fn env_or(var: &'static str, default: &str) -> (String, UrlSource) {
+    match env_nonempty(var) {
+        Some(url) => (url, UrlSource::Env(var)),
+        None => (default.to_owned(), UrlSource::Default),
+    }
+}
+
+/// The OpenAI-compatible base URL `OLLAMA_HOST` names, read the way Ollama
+/// reads it: `host`, `host:port` or a URL; `http://` and port 11434 when not
+/// given (80/443 for an explicit http/https URL without a port); `/v1`
+/// appended for the OpenAI-compatible API.
+pub fn ollama_base_url(value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let (scheme, rest, default_port) = match value.split_once("://") {
+        None => ("http", value, "11434"),
+        Some(("http", rest)) => ("http", rest, "80"),
+        Some(("https", rest)) => ("https", rest, "443"),
+        Some((other, rest)) => (other, rest, "11434"),
+    };
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (host, port) = split_host_port(hostport).unwrap_or((hostport, default_port));
+    let host = if host.is_empty() { "127.0.0.1" } else { host };
+    let path = path.trim_end_matches('/');
+    let path = if path.is_empty() {
+        String::new()
+    } else {
+        format!("/{path}")
+    };
+    Some(format!("{scheme}://{host}:{port}{path}/v1"))
+}
+
+/// `host:port` or `[v6]:port` split in two; `None` without a numeric port.
+fn split_host_port(hostport: &str) -> Option<(&str, &str)> {
+    let (host, port) = hostport.rsplit_once(':')?;
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // A bare IPv6 address has colons of its own; only `[…]:port` has a port.
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return None;
+    }
+    Some((host, port))
+}
+
 /// (name, base URL, key variable) of OpenAI-compatible services known by name.
 const PRESETS: &[(&str, &str, Option<&str>)] = &[
     (
@@ -99,13 +186,15 @@ const PRESETS: &[(&str, &str, Option<&str>)] = &[
 /// built-in of the same name field by field.
 pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
     let mut all = BTreeMap::new();
+    let anthropic_base = env_or("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
+    let openai_base = env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
     all.insert(
         "anthropic".to_owned(),
         Endpoint {
             name: "anthropic".into(),
             kind: Kind::Anthropic,
-            base_url: env_nonempty("ANTHROPIC_BASE_URL")
-                .unwrap_or_else(|| "https://api.anthropic.com".into()),
+            base_url: anthropic_base.0,
+            base_url_source: anthropic_base.1,
             api_key_env: Some("ANTHROPIC_API_KEY".into()),
             configured: false,
             models: catalog::anthropic(),
@@ -116,26 +205,38 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
         Endpoint {
             name: "openai".into(),
             kind: Kind::Openai,
-            base_url: env_nonempty("OPENAI_BASE_URL")
-                .unwrap_or_else(|| "https://api.openai.com/v1".into()),
+            base_url: openai_base.0,
+            base_url_source: openai_base.1,
             api_key_env: Some("OPENAI_API_KEY".into()),
             configured: false,
             models: catalog::openai(),
         },
     );
     for &(name, url, key) in PRESETS {
+        let (base_url, base_url_source) = match name {
+            "ollama" => match env_nonempty("OLLAMA_HOST").and_then(|v| ollama_base_url(&v)) {
+                Some(url) => (url, UrlSource::Env("OLLAMA_HOST")),
+                None => (url.to_owned(), UrlSource::Default),
+            },
+            _ => (url.to_owned(), UrlSource::Default),
+        };
         all.insert(
             name.to_owned(),
             Endpoint {
                 name: name.into(),
                 kind: Kind::Openai,
-                base_url: url.into(),
+                base_url,
+                base_url_source,
                 api_key_env: key.map(str::to_owned),
                 configured: false,
                 models: Vec::new(),
             },
         );
     }
+    let config_source = |provider: &str| UrlSource::Config {
+        provider: provider.to_owned(),
+        file: config.path.clone(),
+    };
     for (name, pc) in &config.providers {
         let endpoint = match all.remove(name) {
             Some(mut e) => {
@@ -144,6 +245,7 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
                 }
                 if let Some(url) = &pc.base_url {
                     e.base_url = url.clone();
+                    e.base_url_source = config_source(name);
                 }
                 if pc.api_key_env.is_some() {
                     e.api_key_env = pc.api_key_env.clone();
@@ -159,6 +261,7 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
                     .base_url
                     .clone()
                     .with_context(|| format!("[providers.{name}] needs a base_url"))?,
+                base_url_source: config_source(name),
                 api_key_env: pc.api_key_env.clone(),
                 configured: true,
                 models: Vec::new(),
@@ -246,7 +349,32 @@ output_price = 2.0
             all["openai"].model("gpt-4o").unwrap().price.unwrap().input,
             1.0
         );
+        assert_eq!(
+            all["work"].base_url_source.to_string(),
+            "from [providers.work] base_url in the config file"
+        );
         let bad = crate::config::parse("[providers.x]\nbase_url = \"http://h\"\n").unwrap();
         assert!(build(&bad).unwrap_err().to_string().contains("kind"));
+    }
+
+    #[test]
+    fn ollama_host_is_read_like_ollama_reads_it() {
+        let cases = [
+            ("127.0.0.1:4000", "http://127.0.0.1:4000/v1"),
+            ("gpu-box", "http://gpu-box:11434/v1"),
+            (":5000", "http://127.0.0.1:5000/v1"),
+            ("0.0.0.0", "http://0.0.0.0:11434/v1"),
+            ("http://gpu-box:8080", "http://gpu-box:8080/v1"),
+            (
+                "https://ollama.example.com",
+                "https://ollama.example.com:443/v1",
+            ),
+            ("http://h:1/proxy/", "http://h:1/proxy/v1"),
+            ("[::1]:7000", "http://[::1]:7000/v1"),
+        ];
+        for (value, want) in cases {
+            assert_eq!(ollama_base_url(value).as_deref(), Some(want), "{value}");
+        }
+        assert_eq!(ollama_base_url("  "), None);
     }
 }

@@ -1,6 +1,7 @@
 //! How an HTTP attempt fails: the message (worded from the error body, with
-//! keys and URL passwords hidden), whether it may be retried, and after how
-//! long.
+//! keys and URL passwords hidden, and a hint where the cause is usually a
+//! setting: a local server not running, a base URL with or without `/v1`),
+//! whether it may be retried, and after how long.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,8 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use super::api::ApiError;
+use super::endpoints::{Endpoint, UrlSource};
+use crate::config::Kind;
 
 /// Bytes of an error body kept for the message.
 const ERROR_BODY_CAP: usize = 2048;
@@ -50,11 +53,182 @@ impl Failure {
     }
 }
 
+/// Where a request goes, and what set it up that way: what the failure
+/// messages need to point at the setting to change.
+#[derive(Debug, Clone)]
+pub(super) struct Site {
+    /// `anthropic`, `openai`, or the configured name.
+    pub provider: String,
+    pub kind: Kind,
+    /// The full request URL, passwords removed.
+    pub url: String,
+    /// The base URL, passwords removed.
+    pub base_url: String,
+    pub source: UrlSource,
+}
+
+impl Site {
+    pub fn of(endpoint: &Endpoint) -> Self {
+        Site {
+            provider: endpoint.name.clone(),
+            kind: endpoint.kind,
+            url: redact_url(&endpoint.url()),
+            base_url: redact_url(&endpoint.base_url),
+            source: endpoint.base_url_source.clone(),
+        }
+    }
+
+    /// The failure of a request that got no response.
+    pub fn unreachable(&self, e: reqwest::Error) -> Failure {
+        let refused = is_refused(&e);
+        let cause = if refused {
+            "connection refused".to_owned()
+        } else {
+            // Without the URL: the message names it once, before the cause.
+            error_chain(&e.without_url())
+        };
+        let mut message = format!("{}: cannot reach {}: {cause}", self.provider, self.url);
+        if refused {
+            message.push_str("; ");
+            message.push_str(&self.refused_hint());
+        }
+        Failure {
+            message,
+            // Nothing listens on that port of this machine: it will not
+            // start listening within a backoff, so waiting only delays the
+            // hint. A remote host may be restarting, and is retried.
+            retryable: !(refused && is_loopback(&self.url)),
+            retry_after: None,
+        }
+    }
+
+    /// What to check when nothing listens at the base URL.
+    fn refused_hint(&self) -> String {
+        let root = self
+            .base_url
+            .strip_suffix("/v1")
+            .unwrap_or(&self.base_url)
+            .to_owned();
+        let p = &self.provider;
+        let (server, start) = match p.as_str() {
+            "ollama" => ("Ollama", "start it (`ollama serve`)"),
+            "lmstudio" => (
+                "LM Studio's server",
+                "start it (`lms server start`, or Developer → Start Server in LM Studio)",
+            ),
+            "vllm" => ("vLLM", "start it (`vllm serve <model>`)"),
+            "llamacpp" => (
+                "llama.cpp's server",
+                "start it (`llama-server -m <model.gguf>`)",
+            ),
+            _ => {
+                return format!(
+                    "is the server for {p:?} running at {}? the base URL is {}",
+                    self.base_url,
+                    self.source_phrase()
+                )
+            }
+        };
+        let set = match (p.as_str(), &self.source) {
+            (_, UrlSource::Config { file: Some(file), .. }) => {
+                format!("or correct [providers.{p}] base_url in {}", file.display())
+            }
+            (_, UrlSource::Config { file: None, .. }) => {
+                format!("or correct [providers.{p}] base_url in the config file")
+            }
+            ("ollama", UrlSource::Env(var)) => {
+                format!("or correct {var}, or set [providers.{p}] base_url in the config file")
+            }
+            ("ollama", _) => format!(
+                "or set OLLAMA_HOST or [providers.{p}] base_url in the config file if it runs elsewhere"
+            ),
+            _ => format!("or set [providers.{p}] base_url in the config file if it runs elsewhere"),
+        };
+        format!("is {server} running at {root}? {start}, {set}")
+    }
+
+    /// "from OPENAI_BASE_URL", "the built-in default", …
+    fn source_phrase(&self) -> String {
+        self.source.to_string()
+    }
+
+    /// For a 404 that is not about the model: which base URL produced the
+    /// path, where it was set, and the convention it should follow.
+    fn not_found_hint(&self) -> String {
+        let base = &self.base_url;
+        let (convention, suggestion) = match self.kind {
+            Kind::Openai => (
+                format!(
+                    "{} conventionally ends in /v1 (rpc appends /chat/completions)",
+                    self.setting_name()
+                ),
+                (!base.ends_with("/v1")).then(|| format!("{base}/v1")),
+            ),
+            Kind::Anthropic => (
+                format!(
+                    "{} does not end in /v1 (rpc appends /v1/messages)",
+                    self.setting_name()
+                ),
+                base.strip_suffix("/v1").map(str::to_owned),
+            ),
+        };
+        let mut hint = format!(
+            "the base URL {base} ({}) may be wrong: {convention}",
+            self.source_phrase()
+        );
+        if let Some(s) = suggestion {
+            hint.push_str(&format!("; try {s}"));
+        }
+        hint
+    }
+
+    /// The variable or key the convention is about.
+    fn setting_name(&self) -> String {
+        match (&self.source, self.kind) {
+            (UrlSource::Env(var), _) => (*var).to_owned(),
+            (_, Kind::Openai) if self.provider == "openai" => "OPENAI_BASE_URL".to_owned(),
+            (_, Kind::Anthropic) if self.provider == "anthropic" => "ANTHROPIC_BASE_URL".to_owned(),
+            (_, Kind::Openai) => "an OpenAI-compatible base_url".to_owned(),
+            (_, Kind::Anthropic) => "an Anthropic base_url".to_owned(),
+        }
+    }
+}
+
+/// Whether the request failed because nothing listens at the address.
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// `localhost`, `127.x.x.x`, `::1`: this machine.
+fn is_loopback(url: &str) -> bool {
+    let Some(host) = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+    else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare == "localhost" || bare.ends_with(".localhost"),
+    }
+}
+
 /// A failed status becomes a failure worded from the error body.
 pub(super) async fn check_status(
     response: reqwest::Response,
-    provider: &str,
+    site: &Site,
 ) -> Result<reqwest::Response, Failure> {
+    let provider = &site.provider;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -64,13 +238,22 @@ pub(super) async fn check_status(
     let (kind, message) = error_fields(&body);
     let retryable = matches!(status.as_u16(), 408 | 409 | 429 | 500..=599)
         || kind.as_deref() == Some("overloaded_error");
+    let message = message.unwrap_or_else(|| reason(status));
+    let kind = kind.map(|k| format!(" {k}")).unwrap_or_default();
+    let code = status.as_u16();
+    // A 404 that does not speak of a model means the path does not exist:
+    // almost always a base URL with /v1 where none belongs, or without it.
+    let message = if code == 404 && !message.to_lowercase().contains("model") {
+        format!(
+            "{provider}: HTTP 404{kind} from {}: {message}; {}",
+            site.url,
+            site.not_found_hint()
+        )
+    } else {
+        format!("{provider}: HTTP {code}{kind}: {message}")
+    };
     Err(Failure {
-        message: format!(
-            "{provider}: HTTP {}{}: {}",
-            status.as_u16(),
-            kind.map(|k| format!(" {k}")).unwrap_or_default(),
-            message.unwrap_or_else(|| reason(status))
-        ),
+        message,
         retryable,
         retry_after,
     })
@@ -225,6 +408,67 @@ mod tests {
             error_fields("Bad Gateway").1.as_deref(),
             Some("Bad Gateway")
         );
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for url in [
+            "http://localhost:11434/v1/chat/completions",
+            "http://127.0.0.1:1/x",
+            "http://127.3.4.5/x",
+            "http://[::1]:8080/v1",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "http://gpu-box:11434/v1",
+            "https://api.openai.com/v1",
+            "http://10.0.0.1/",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn hints_name_the_setting() {
+        let site = |provider: &str, kind, base: &str, source| Site {
+            provider: provider.into(),
+            kind,
+            url: format!("{base}/chat/completions"),
+            base_url: base.into(),
+            source,
+        };
+        let ollama = site(
+            "ollama",
+            Kind::Openai,
+            "http://localhost:11434/v1",
+            UrlSource::Default,
+        );
+        assert_eq!(
+            ollama.refused_hint(),
+            "is Ollama running at http://localhost:11434? start it (`ollama serve`), or set \
+             OLLAMA_HOST or [providers.ollama] base_url in the config file if it runs elsewhere"
+        );
+        let openai = site(
+            "openai",
+            Kind::Openai,
+            "http://x",
+            UrlSource::Env("OPENAI_BASE_URL"),
+        );
+        assert_eq!(
+            openai.not_found_hint(),
+            "the base URL http://x (from OPENAI_BASE_URL) may be wrong: OPENAI_BASE_URL \
+             conventionally ends in /v1 (rpc appends /chat/completions); try http://x/v1"
+        );
+        let anthropic = site(
+            "anthropic",
+            Kind::Anthropic,
+            "http://x/v1",
+            UrlSource::Env("ANTHROPIC_BASE_URL"),
+        );
+        assert!(anthropic.not_found_hint().ends_with(
+            "ANTHROPIC_BASE_URL does not end in /v1 (rpc appends /v1/messages); try http://x"
+        ));
     }
 
     #[test]

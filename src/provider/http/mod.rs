@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use super::{BoxFuture, Event, ProviderStream, Request, Round};
 use api::{Api, ApiError, Decoder};
 use endpoints::Endpoint;
-use failure::{backoff, check_status, error_chain, redact_url, scrub, Failure, MAX_RETRY_AFTER};
+use failure::{backoff, check_status, error_chain, scrub, Failure, Site, MAX_RETRY_AFTER};
 pub use failure::{error_fields, secret_header};
 
 /// Events buffered between a round task and the turn: enough for a burst
@@ -66,6 +66,8 @@ struct Prepared {
     /// For messages: `anthropic`, `openai`, or the configured name.
     provider: String,
     url: String,
+    /// Where the request goes, for failure messages and their hints.
+    site: Site,
     headers: HeaderMap,
     body: Vec<u8>,
     /// The key, so that it can be scrubbed from anything echoed back.
@@ -89,6 +91,7 @@ pub fn open(
     let prepared = Prepared {
         provider: endpoint.name.clone(),
         url: endpoint.url(),
+        site: Site::of(endpoint),
         headers,
         body: api.body(endpoint, model, req).to_string().into_bytes(),
         secret: key,
@@ -209,7 +212,7 @@ async fn attempt_once(
     forwarded: &mut bool,
 ) -> Result<(), Failure> {
     let response = send(client, settings, prepared).await?;
-    let response = check_status(response, &prepared.provider).await?;
+    let response = check_status(response, &prepared.site).await?;
     let mut stream = Stream {
         decoder: prepared.api.decoder(),
         events: Vec::new(),
@@ -237,12 +240,7 @@ async fn send(
             prepared.provider,
             settings.idle_timeout.as_secs()
         ))),
-        Ok(Err(e)) => Err(Failure::retryable(format!(
-            "{}: cannot reach {}: {}",
-            prepared.provider,
-            redact_url(&prepared.url),
-            error_chain(&e)
-        ))),
+        Ok(Err(e)) => Err(prepared.site.unreachable(e)),
         Ok(Ok(r)) => Ok(r),
     }
 }
