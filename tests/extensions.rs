@@ -821,7 +821,10 @@ fn a_prompt_waiting_for_its_starting_extension_can_be_aborted_and_stores_nothing
     assert_eq!(abort["ok"], true, "{abort}");
     assert_eq!(
         abort["dropped"],
-        json!([{"type": "follow_up", "id": "2", "message": "then this"}]),
+        json!([
+            {"type": "prompt", "id": "1", "message": "hello"},
+            {"type": "follow_up", "id": "2", "message": "then this"}
+        ]),
         "{abort}"
     );
     // Both were answered as cancelled before the abort, and never started.
