@@ -69,6 +69,7 @@ impl Host {
             history: self.session.messages.clone(),
             model: self.model.subscribe(),
             system_prompt: self.settings.system_prompt.clone(),
+            thinking: self.session.thinking_level,
             max_rounds: self.settings.max_rounds,
             idle_timeout: self.settings.idle_timeout,
         };

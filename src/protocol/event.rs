@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::{CommandName, ErrorFrame, ResponseFrame};
 use crate::message::Usage;
+use crate::provider::ThinkingLevel;
 
 /// The payload of a `message_update` frame.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -125,6 +126,7 @@ pub struct ReadyFrame {
     pub cwd: String,
     pub message_count: usize,
     pub usage: Usage,
+    pub thinking_level: ThinkingLevel,
 }
 
 /// A turn starts (for a `prompt` or `follow_up`).

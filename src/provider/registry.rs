@@ -186,6 +186,7 @@ impl Providers {
                                 provider: format!("{}:{}", ext.id(), p.id),
                                 name: m.name.clone(),
                                 context_window: m.context_window,
+                                reasoning: m.reasoning,
                                 available: true,
                                 error: None,
                             });
@@ -197,6 +198,7 @@ impl Providers {
                     provider: ext.id().to_owned(),
                     name: ext.manifest.name.clone(),
                     context_window: None,
+                    reasoning: false,
                     available: false,
                     error: Some(format!("{e:#}")),
                 }),
@@ -210,6 +212,7 @@ impl Providers {
                     provider: e.name.clone(),
                     name: m.name.clone(),
                     context_window: m.context_window,
+                    reasoning: m.reasoning,
                     available,
                     error: None,
                 });

@@ -82,12 +82,14 @@ macro_rules! both {
 
 // Declared after `both!`: a `macro_rules!` macro is visible only in the
 // modules that come after its definition.
+mod caching;
 mod config;
 mod failures;
 mod latency;
 mod requests;
 mod retries;
 mod streams;
+mod thinking;
 
 // ---------------------------------------------------------------- the host
 

@@ -123,11 +123,11 @@ Block = Union["BlockText", "BlockThinking", "BlockToolUse", "BlockToolResult", "
 
 
 #: Every command a client writes on stdin, one per line.
-Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ShutdownCommand"]
+Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ShutdownCommand"]
 
 
 #: A command's `type`, echoed as `command` on its answer.
-CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "shutdown"]
+CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "shutdown"]
 
 
 Content = Union[str, List["Block"]]
@@ -247,7 +247,7 @@ class FollowUpResponse(_FollowUpResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -355,6 +355,8 @@ class GetStateResponse(TypedDict):
     queued: int
     session_id: str
     streaming: bool
+    #: Applies from the next turn (`set_thinking_level`).
+    thinking_level: ThinkingLevel
     type: Literal["response"]
 
 
@@ -413,6 +415,9 @@ class _ModelEntryRequired(TypedDict):
     id: str
     name: str
     provider: str
+    #: The model takes a thinking level (`set_thinking_level`); for an
+    #: extension's model, whether it declares `reasoning`.
+    reasoning: bool
 
 
 class ModelEntry(_ModelEntryRequired, total=False):
@@ -551,6 +556,7 @@ class ReadyFrame(TypedDict):
     model: Optional[str]
     protocol_version: int
     session_id: str
+    thinking_level: ThinkingLevel
     type: Literal["ready"]
     usage: Usage
     version: str
@@ -618,6 +624,30 @@ class SetPermissionModeResponse(TypedDict):
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
     mode: Mode
+    #: False only for a turn that failed (its `code` and `error` say why).
+    ok: bool
+    type: Literal["response"]
+
+
+class _SetThinkingLevelCommandRequired(TypedDict):
+    level: ThinkingLevel
+    type: Literal["set_thinking_level"]
+
+
+class SetThinkingLevelCommand(_SetThinkingLevelCommandRequired, total=False):
+    """Sets how hard the model thinks, from the next turn; persisted in the session."""
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+
+
+class SetThinkingLevelResponse(TypedDict):
+    """The response to `set_thinking_level`."""
+
+    command: Literal["set_thinking_level"]
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    level: ThinkingLevel
     #: False only for a turn that failed (its `code` and `error` say why).
     ok: bool
     type: Literal["response"]
@@ -700,6 +730,10 @@ class StreamEventToolcallEnd(TypedDict):
 
 #: The payload of a `message_update` frame.
 StreamEvent = Union["StreamEventTextDelta", "StreamEventThinkingDelta", "StreamEventToolcallStart", "StreamEventToolcallDelta", "StreamEventToolcallEnd"]
+
+
+#: How hard the model thinks before answering.
+ThinkingLevel = Union[Literal["minimal", "low", "medium", "high"], Literal["off"], Literal["xhigh"]]
 
 
 class ToolExecutionEndFrame(TypedDict):
@@ -821,6 +855,8 @@ __all__ = [
     "SetModelResponse",
     "SetPermissionModeCommand",
     "SetPermissionModeResponse",
+    "SetThinkingLevelCommand",
+    "SetThinkingLevelResponse",
     "ShutdownCommand",
     "ShutdownResponse",
     "SteerCommand",
@@ -831,6 +867,7 @@ __all__ = [
     "StreamEventToolcallDelta",
     "StreamEventToolcallEnd",
     "StreamEventToolcallStart",
+    "ThinkingLevel",
     "ToolExecutionEndFrame",
     "ToolExecutionStartFrame",
     "ToolExecutionUpdateFrame",

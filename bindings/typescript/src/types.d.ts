@@ -92,10 +92,10 @@ export type Block = {
 };
 
 /** Every command a client writes on stdin, one per line. */
-export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ShutdownCommand;
+export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ShutdownCommand;
 
 /** A command's `type`, echoed as `command` on its answer. */
-export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "shutdown";
+export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "shutdown";
 
 export type Content = string | Block[];
 
@@ -199,7 +199,7 @@ export type Frame = (ReadyFrame & {
   type: "permission_request";
 }) | (PermissionCancelledFrame & {
   type: "permission_cancelled";
-}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ShutdownResponse | MessageUpdateFrame;
+}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ShutdownResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
 export interface GetAvailableModelsCommand {
@@ -291,6 +291,8 @@ export type GetStateResponse = {
   queued: number;
   session_id: string;
   streaming: boolean;
+  /** Applies from the next turn (`set_thinking_level`). */
+  thinking_level: ThinkingLevel;
 };
 
 /** The stored sessions, newest first. */
@@ -341,6 +343,11 @@ export interface ModelEntry {
   id: string;
   name: string;
   provider: string;
+  /**
+   * The model takes a thinking level (`set_thinking_level`); for an
+   * extension's model, whether it declares `reasoning`.
+   */
+  reasoning: boolean;
 }
 
 /** Starts a new session in this process (`busy` while a turn runs). */
@@ -439,6 +446,7 @@ export interface ReadyFrame {
   model: string | null;
   protocol_version: number;
   session_id: string;
+  thinking_level: ThinkingLevel;
   usage: Usage;
   version: string;
 }
@@ -502,6 +510,26 @@ export type SetPermissionModeResponse = {
   mode: Mode;
 };
 
+/** Sets how hard the model thinks, from the next turn; persisted in the session. */
+export interface SetThinkingLevelCommand {
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  level: ThinkingLevel;
+  type: "set_thinking_level";
+}
+
+/** The response to `set_thinking_level`. */
+export type SetThinkingLevelResponse = {
+  command: "set_thinking_level";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  /** False only for a turn that failed (its `code` and `error` say why). */
+  ok: boolean;
+  type: "response";
+} & {
+  level: ThinkingLevel;
+};
+
 /** Answers, then ends the host (SPEC §6). */
 export interface ShutdownCommand {
   /** Optional; echoed verbatim on the answer. */
@@ -560,6 +588,9 @@ export type StreamEvent = {
   tool_call_id: string;
   type: "toolcall_end";
 };
+
+/** How hard the model thinks before answering. */
+export type ThinkingLevel = ("minimal" | "low" | "medium" | "high") | "off" | "xhigh";
 
 /** A tool call ended; `result` is what the model is given. */
 export interface ToolExecutionEndFrame {

@@ -18,6 +18,7 @@ impl Host {
             queued: self.queue.len(),
             cwd: self.settings.cwd.clone(),
             permission_mode: self.gate.mode(),
+            thinking_level: self.session.thinking_level,
         })
     }
 

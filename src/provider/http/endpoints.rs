@@ -19,6 +19,8 @@ pub struct Endpoint {
     /// Named in the config file (a keyless endpoint counts as usable only
     /// then, since a preset like `ollama` may not be running at all).
     pub configured: bool,
+    /// Send Anthropic `cache_control` breakpoints (config `prompt_caching`).
+    pub prompt_caching: bool,
     pub models: Vec<ModelSpec>,
 }
 
@@ -49,6 +51,13 @@ impl Endpoint {
             Some(_) => self.key().is_ok(),
             None => self.configured,
         }
+    }
+
+    /// Whether `model` takes a thinking level: as its catalogue or config
+    /// entry says, else as its family name suggests.
+    pub fn reasoning(&self, model: &str) -> bool {
+        self.model(model)
+            .map_or_else(|| catalog::is_reasoning(model), |s| s.reasoning)
     }
 
     pub fn model(&self, id: &str) -> Option<&ModelSpec> {
@@ -108,6 +117,7 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
                 .unwrap_or_else(|| "https://api.anthropic.com".into()),
             api_key_env: Some("ANTHROPIC_API_KEY".into()),
             configured: false,
+            prompt_caching: true,
             models: catalog::anthropic(),
         },
     );
@@ -120,6 +130,7 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
                 .unwrap_or_else(|| "https://api.openai.com/v1".into()),
             api_key_env: Some("OPENAI_API_KEY".into()),
             configured: false,
+            prompt_caching: true,
             models: catalog::openai(),
         },
     );
@@ -132,6 +143,7 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
                 base_url: url.into(),
                 api_key_env: key.map(str::to_owned),
                 configured: false,
+                prompt_caching: true,
                 models: Vec::new(),
             },
         );
@@ -161,11 +173,13 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
                     .with_context(|| format!("[providers.{name}] needs a base_url"))?,
                 api_key_env: pc.api_key_env.clone(),
                 configured: true,
+                prompt_caching: true,
                 models: Vec::new(),
             },
         };
         let mut endpoint = Endpoint {
             configured: true,
+            prompt_caching: pc.prompt_caching.unwrap_or(endpoint.prompt_caching),
             ..endpoint
         };
         for m in &pc.models {
@@ -192,6 +206,7 @@ fn merge_model(models: &mut Vec<ModelSpec>, m: &ModelConfig) {
                 context_window: None,
                 max_tokens: None,
                 price: None,
+                reasoning: catalog::is_reasoning(&m.id),
             });
             models.last_mut().expect("just pushed")
         }
@@ -201,6 +216,7 @@ fn merge_model(models: &mut Vec<ModelSpec>, m: &ModelConfig) {
     }
     spec.context_window = m.context_window.or(spec.context_window);
     spec.max_tokens = m.max_tokens.or(spec.max_tokens);
+    spec.reasoning = m.reasoning.unwrap_or(spec.reasoning);
     if let (Some(input), Some(output)) = (m.input_price, m.output_price) {
         spec.price = Some(Price {
             input,
