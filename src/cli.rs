@@ -17,7 +17,8 @@ The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schem
     error for every command (matched by id), and events while a turn runs:
     agent_start, message_update (text_delta, thinking_delta, toolcall_*),
     tool_execution_start/_update/_end, permission_request (answer it with
-    permission_response), permission_cancelled, auto_retry, agent_end.
+    permission_response), permission_cancelled, auto_retry, agent_end;
+    model_changed when the model the next prompt uses changes.
   Try it offline, from a checkout of the repository:
     printf '{\"type\":\"prompt\",\"message\":\"hi\"}\\n' | rpc --extension fixtures/providers/echo";
 

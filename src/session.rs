@@ -496,6 +496,20 @@ impl SessionFile {
         &self.path
     }
 
+    /// Records a model chosen by default rather than by the user: in the
+    /// header while the file does not exist yet (so a host closed without a
+    /// prompt still leaves nothing behind), else as a `model_change` entry.
+    pub fn record_default_model(&mut self, model: &str) -> Result<()> {
+        if self.file.is_none() {
+            self.header.model = Some(model.to_owned());
+            return Ok(());
+        }
+        self.append(&Entry::ModelChange {
+            ts: now(),
+            model: model.to_owned(),
+        })
+    }
+
     /// Appends one entry as one line with one write.
     pub fn append(&mut self, entry: &Entry) -> Result<()> {
         let mut line = serde_json::to_vec(entry).context("cannot encode a session entry")?;

@@ -157,6 +157,16 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
     if let Some(level) = cli.thinking {
         session.thinking_level = level;
     }
+    // `ready` names the model the first prompt will use whenever that is
+    // known without waiting for extensions.
+    if session.model.is_none() {
+        if let Some(model) = providers.default_model_now() {
+            file.record_default_model(&model)
+                .code(ErrorCode::Internal)?;
+            session.header.model = Some(model.clone());
+            session.model = Some(model);
+        }
+    }
     let gate = Arc::new(Gate::new(
         session.permission_mode.unwrap_or(Mode::Ask),
         vec![cwd.clone()],

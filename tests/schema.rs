@@ -275,6 +275,7 @@ fn frames_and_commands_of_an_extension_session_are_valid() {
         "tool_execution_end ",
         "permission_request ",
         "permission_cancelled ",
+        "model_changed ",
     ] {
         assert!(kinds.contains(kind), "no {kind:?} frame seen: {kinds:?}");
     }
@@ -387,6 +388,12 @@ fn malformed_commands_and_frames_are_invalid() {
             json!({"type": "set_thinking_level", "level": "maximum"}),
             false,
         ),
+        (
+            "Frame",
+            json!({"type": "model_changed", "model": "anthropic/claude-sonnet-5-5"}),
+            true,
+        ),
+        ("Frame", json!({"type": "model_changed"}), false),
         ("Command", json!({"type": "launch_missiles"}), false),
         ("Command", json!({"message": "no type"}), false),
         ("Frame", with_session, true),

@@ -97,6 +97,8 @@ enum Deferred {
         token: Token,
         result: anyhow::Result<()>,
     },
+    /// The default model, once the extensions it depends on reported.
+    DefaultModel(String),
 }
 
 pub struct Host {
@@ -189,6 +191,7 @@ impl Host {
         mut stdout_closed: oneshot::Receiver<std::io::Error>,
         mut signals: Signals,
     ) -> i32 {
+        self.find_default_model();
         let mut stdout_open = true;
         loop {
             if self.ready_to_exit() {
@@ -352,6 +355,7 @@ impl Host {
                 }
                 self.apply_model_checks().await;
             }
+            Deferred::DefaultModel(model) => self.adopt_default_model(model).await,
         }
     }
 }

@@ -102,11 +102,7 @@ impl Host {
         }
         match msg {
             TurnMsg::Append(message) => self.append(message),
-            TurnMsg::ModelChosen(model) => {
-                if let Err(e) = self.change_model(model) {
-                    tracing::error!("{e:#}");
-                }
-            }
+            TurnMsg::ModelChosen(model) => self.adopt_default_model(model).await,
             TurnMsg::Done(outcome) => self.end_turn(outcome).await,
         }
     }

@@ -64,6 +64,15 @@ pub enum Frame {
     ToolExecutionEnd(ToolExecutionEndFrame),
     PermissionRequest(PermissionRequestFrame),
     PermissionCancelled(PermissionCancelledFrame),
+    ModelChanged(ModelChangedFrame),
+}
+
+/// The model the next prompt will use changed after `ready`: `set_model`,
+/// or the default once the extensions it depends on reported (or a turn
+/// chose it). Not sent for the model `ready` already named.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelChangedFrame {
+    pub model: String,
 }
 
 /// A tool call starts: its permission request (if one is asked) and its
@@ -122,6 +131,8 @@ pub struct ReadyFrame {
     pub protocol_version: u32,
     pub version: &'static str,
     pub session_id: String,
+    /// The model the next prompt will use; `null` while that depends on
+    /// extensions still starting (a `model_changed` follows).
     pub model: Option<String>,
     pub cwd: String,
     pub message_count: usize,

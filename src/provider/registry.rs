@@ -247,6 +247,28 @@ impl Providers {
             .map(|m| m.id)
     }
 
+    /// The default model when it is known without waiting: the config's
+    /// `default_model`, else (with no extension, whose models come first)
+    /// the first available HTTP model. `None` when extensions must report
+    /// first, or nothing is available.
+    pub fn default_model_now(&self) -> Option<String> {
+        if let Some(m) = &self.default_model {
+            return Some(m.clone());
+        }
+        if !self.extensions.is_empty() {
+            return None;
+        }
+        self.endpoints
+            .values()
+            .filter(|e| e.available())
+            .find_map(|e| e.models.first().map(|m| format!("{}/{}", e.name, m.id)))
+    }
+
+    /// Whether the default model can depend on extensions still starting.
+    pub fn has_extensions(&self) -> bool {
+        !self.extensions.is_empty()
+    }
+
     /// The environment variables that hold provider keys.
     pub fn key_vars(&self) -> Vec<String> {
         let mut out: Vec<String> = self

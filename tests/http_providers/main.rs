@@ -86,6 +86,7 @@ mod caching;
 mod config;
 mod failures;
 mod latency;
+mod models;
 mod requests;
 mod retries;
 mod streams;

@@ -247,7 +247,7 @@ class FollowUpResponse(_FollowUpResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelChangedFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -409,6 +409,16 @@ class MessageUpdateFrame(TypedDict):
 Mode = Literal["ask", "accept-edits", "allow-all", "read-only"]
 
 
+class ModelChangedFrame(TypedDict):
+    """The model the next prompt will use changed after `ready`: `set_model`,
+    or the default once the extensions it depends on reported (or a turn
+    chose it). Not sent for the model `ready` already named.
+    """
+
+    model: str
+    type: Literal["model_changed"]
+
+
 class _ModelEntryRequired(TypedDict):
     available: bool
     context_window: Optional[int]
@@ -553,6 +563,8 @@ class ReadyFrame(TypedDict):
 
     cwd: str
     message_count: int
+    #: The model the next prompt will use; `null` while that depends on
+    #: extensions still starting (a `model_changed` follows).
     model: Optional[str]
     protocol_version: int
     session_id: str
@@ -838,6 +850,7 @@ __all__ = [
     "Message",
     "MessageUpdateFrame",
     "Mode",
+    "ModelChangedFrame",
     "ModelEntry",
     "NewSessionCommand",
     "NewSessionResponse",

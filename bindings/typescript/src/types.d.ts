@@ -199,6 +199,8 @@ export type Frame = (ReadyFrame & {
   type: "permission_request";
 }) | (PermissionCancelledFrame & {
   type: "permission_cancelled";
+}) | (ModelChangedFrame & {
+  type: "model_changed";
 }) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ShutdownResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
@@ -335,6 +337,15 @@ export interface MessageUpdateFrame {
 /** How much the host may do without asking. */
 export type Mode = "ask" | "accept-edits" | "allow-all" | "read-only";
 
+/**
+ * The model the next prompt will use changed after `ready`: `set_model`,
+ * or the default once the extensions it depends on reported (or a turn
+ * chose it). Not sent for the model `ready` already named.
+ */
+export interface ModelChangedFrame {
+  model: string;
+}
+
 /** An entry of `get_available_models`. */
 export interface ModelEntry {
   available: boolean;
@@ -443,6 +454,10 @@ export type PromptResponse = {
 export interface ReadyFrame {
   cwd: string;
   message_count: number;
+  /**
+   * The model the next prompt will use; `null` while that depends on
+   * extensions still starting (a `model_changed` follows).
+   */
   model: string | null;
   protocol_version: number;
   session_id: string;
