@@ -11,13 +11,14 @@ The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schem
   Write one JSON object per line on stdin, e.g.
     {\"type\":\"prompt\",\"id\":\"1\",\"message\":\"fix the failing test\"}
   Commands: prompt, follow_up, steer, abort, set_model, permission_response,
-    set_permission_mode, get_state, get_session_stats, get_messages,
+    set_permission_mode, set_thinking_level, get_state, get_session_stats, get_messages,
     get_available_models, new_session, list_sessions, delete_session, shutdown
   Read one JSON object per line on stdout: ready first, then a response or an
     error for every command (matched by id), and events while a turn runs:
     agent_start, message_update (text_delta, thinking_delta, toolcall_*),
     tool_execution_start/_update/_end, permission_request (answer it with
-    permission_response), permission_cancelled, auto_retry, agent_end; and
+    permission_response), permission_cancelled, auto_retry, agent_end;
+    model_changed when the model the next prompt uses changes, and
     model_error when the model in use turns out not to exist.
   Try it offline, from a checkout of the repository:
     printf '{\"type\":\"prompt\",\"message\":\"hi\"}\\n' | rpc --extension fixtures/providers/echo";
@@ -82,6 +83,11 @@ pub struct Cli {
     /// Overrides a resumed session's mode.
     #[arg(long, value_name = "MODE", value_enum)]
     pub permission_mode: Option<crate::permissions::Mode>,
+
+    /// Thinking level: off, minimal, low, medium, high, xhigh [default: off; a
+    /// resumed session's own]. Overrides a resumed session's level.
+    #[arg(long, value_name = "LEVEL", value_enum)]
+    pub thinking: Option<crate::provider::ThinkingLevel>,
 
     /// Most provider rounds in one turn.
     #[arg(long, value_name = "N", default_value_t = 50)]

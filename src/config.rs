@@ -59,6 +59,10 @@ pub struct ProviderConfig {
     /// Environment variable holding the key; none for keyless local servers.
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// Anthropic `cache_control` breakpoints (default on for kind anthropic;
+    /// ignored for OpenAI-compatible endpoints, which cache on their own).
+    #[serde(default)]
+    pub prompt_caching: Option<bool>,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
 }
@@ -84,6 +88,9 @@ pub struct ModelConfig {
     pub cache_read_price: Option<f64>,
     #[serde(default)]
     pub cache_write_price: Option<f64>,
+    /// The model takes a thinking level (default: known by its family name).
+    #[serde(default)]
+    pub reasoning: Option<bool>,
 }
 
 /// `[http]`: timeouts and retries for the HTTP providers.

@@ -11,7 +11,7 @@
 //! | [`protocol`] | the wire and nothing else: `command.rs` (the one list of commands), `response.rs` (each command's answer), `event.rs`, `error.rs` (error codes), `schema.rs` |
 //! | [`host`] | the dispatch loop owning all state: `pending.rs` (the ledger of answers still owed), `handlers/` (one function per command), `turn.rs` (starting and ending turns) |
 //! | [`engine`] | one turn: provider rounds (`round.rs`), tool calls behind the permission gate (`tool_calls.rs`), steering, abort |
-//! | [`provider`] | model backends behind one interface: `registry.rs` resolves a model id once; `extension/` (subprocesses), `http/` (one file per HTTP API behind the `Api` trait in `api.rs`, SSE, retries) |
+//! | [`provider`] | model backends behind one interface: `registry.rs` resolves a model id once; `thinking.rs` (thinking levels and what each API is sent); `extension/` (subprocesses), `http/` (one file per HTTP API behind the `Api` trait in `api.rs`, SSE, retries) |
 //! | [`tools`] | the `Tool` trait (`tool.rs`), the table the engine looks tools up in (`table.rs`), one file per built-in tool |
 //! | [`permissions`] | the gate: which calls run, ask or are refused |
 //! | [`message`], [`session`] | the history's shapes; the JSONL session store |

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Coded, ErrorCode, WithCode};
 use crate::message::{Message, Role, Usage};
 use crate::protocol::SessionSummary;
+use crate::provider::ThinkingLevel;
 
 /// Bumped when an incompatible change is made to the file format.
 pub const FORMAT_VERSION: u32 = 1;
@@ -37,6 +38,10 @@ pub struct Header {
     /// given; later changes are `permission_mode` entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permission_mode: Option<crate::permissions::Mode>,
+    /// The thinking level the session was started with, when not `off`;
+    /// later changes are `thinking_level` entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_level: Option<ThinkingLevel>,
 }
 
 /// One line of a session file.
@@ -58,6 +63,11 @@ pub enum Entry {
     PermissionMode {
         ts: String,
         mode: crate::permissions::Mode,
+    },
+    /// `set_thinking_level` (or `--thinking` on resume): the level from here on.
+    ThinkingLevel {
+        ts: String,
+        level: ThinkingLevel,
     },
     /// Written when a turn ends: its outcome and the tokens it used.
     TurnEnd {
@@ -124,6 +134,8 @@ pub struct Session {
     pub cost_usd: Option<f64>,
     /// The last permission mode set in this session.
     pub permission_mode: Option<crate::permissions::Mode>,
+    /// The last thinking level set in this session (`off` when none was).
+    pub thinking_level: ThinkingLevel,
 }
 
 impl Session {
@@ -136,6 +148,7 @@ impl Session {
                 cwd,
                 model: model.clone(),
                 permission_mode: None,
+                thinking_level: None,
             },
             model,
             messages: Vec::new(),
@@ -143,6 +156,7 @@ impl Session {
             turns: 0,
             cost_usd: None,
             permission_mode: None,
+            thinking_level: ThinkingLevel::Off,
         }
     }
 
@@ -152,6 +166,7 @@ impl Session {
             Entry::Message { message, .. } => self.messages.push(message),
             Entry::ModelChange { model, .. } => self.model = Some(model),
             Entry::PermissionMode { mode, .. } => self.permission_mode = Some(mode),
+            Entry::ThinkingLevel { level, .. } => self.thinking_level = level,
             Entry::TurnEnd {
                 usage, cost_usd, ..
             } => self.add_turn(&usage, cost_usd),
@@ -221,6 +236,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
     let mut session = Session {
         model: header.model.clone(),
         permission_mode: header.permission_mode,
+        thinking_level: header.thinking_level.unwrap_or_default(),
         header,
         messages: Vec::new(),
         usage: Usage::default(),
@@ -486,6 +502,20 @@ pub struct SessionFile {
 impl SessionFile {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Records a model chosen by default rather than by the user: in the
+    /// header while the file does not exist yet (so a host closed without a
+    /// prompt still leaves nothing behind), else as a `model_change` entry.
+    pub fn record_default_model(&mut self, model: &str) -> Result<()> {
+        if self.file.is_none() {
+            self.header.model = Some(model.to_owned());
+            return Ok(());
+        }
+        self.append(&Entry::ModelChange {
+            ts: now(),
+            model: model.to_owned(),
+        })
     }
 
     /// Appends one entry as one line with one write.

@@ -20,7 +20,7 @@ use crate::error::{Coded, WithCode};
 use crate::host::{Host, Parts, Settings, Signals};
 use crate::permissions::{Gate, Mode};
 use crate::protocol::{ErrorCode, ErrorFrame, Frame, ReadyFrame, PROTOCOL_VERSION};
-use crate::provider::{manifest, Providers, Timeouts};
+use crate::provider::{manifest, Providers, ThinkingLevel, Timeouts};
 use crate::session::{self, Entry, Session, SessionFile, Store};
 use crate::transport::{self, Outbox};
 
@@ -104,6 +104,7 @@ async fn serve(
         cwd: settings.cwd.clone(),
         message_count: session.messages.len(),
         usage: session.usage,
+        thinking_level: session.thinking_level,
     }))
     .await;
     providers.warm_up();
@@ -152,6 +153,19 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
     let cwd_text = cwd.to_string_lossy().into_owned();
     if let Some(mode) = cli.permission_mode {
         session.permission_mode = Some(mode);
+    }
+    if let Some(level) = cli.thinking {
+        session.thinking_level = level;
+    }
+    // `ready` names the model the first prompt will use whenever that is
+    // known without waiting for extensions.
+    if session.model.is_none() {
+        if let Some(model) = providers.default_model_now() {
+            file.record_default_model(&model)
+                .code(ErrorCode::Internal)?;
+            session.header.model = Some(model.clone());
+            session.model = Some(model);
+        }
     }
     let gate = Arc::new(Gate::new(
         session.permission_mode.unwrap_or(Mode::Ask),
@@ -235,6 +249,7 @@ fn open_session(cli: &Cli, store: &Store, cwd: &str) -> Result<(Session, Session
         // Kept in the header (written with the first entry) so that a
         // later --continue resumes with the mode the session began with.
         session.header.permission_mode = cli.permission_mode;
+        session.header.thinking_level = cli.thinking.filter(|l| *l != ThinkingLevel::Off);
         let file = store.create(session.header.clone());
         return Ok((session, file));
     };
@@ -273,7 +288,7 @@ fn resumed_cwd(session: &Session, current: PathBuf) -> PathBuf {
     }
 }
 
-/// `--model` and `--permission-mode` given with `--continue` replace the
+/// `--model`, `--permission-mode` and `--thinking` given with `--continue` replace the
 /// session's own, and are recorded so the next resume keeps them.
 fn apply_overrides(cli: &Cli, session: &mut Session, file: &mut SessionFile) -> anyhow::Result<()> {
     if let Some(model) = &cli.model {
@@ -290,6 +305,14 @@ fn apply_overrides(cli: &Cli, session: &mut Session, file: &mut SessionFile) -> 
             file.append(&Entry::PermissionMode {
                 ts: session::now(),
                 mode,
+            })?;
+        }
+    }
+    if let Some(level) = cli.thinking {
+        if session.thinking_level != level {
+            file.append(&Entry::ThinkingLevel {
+                ts: session::now(),
+                level,
             })?;
         }
     }

@@ -648,6 +648,7 @@ fn header() -> impl Strategy<Value = Header> {
             cwd,
             model,
             permission_mode: None,
+            thinking_level: None,
         })
 }
 

@@ -242,6 +242,10 @@ fn frames_and_commands_of_an_extension_session_are_valid() {
         json!({"type": "set_permission_mode", "mode": "read-only"}),
         "pm",
     );
+    s.call(
+        json!({"type": "set_thinking_level", "level": "xhigh"}),
+        "tl",
+    );
     s.call(json!({"type": "new_session"}), "n1");
     s.call(json!({"type": "shutdown"}), "bye");
     s.rpc.wait(READ_TIMEOUT);
@@ -271,6 +275,7 @@ fn frames_and_commands_of_an_extension_session_are_valid() {
         "tool_execution_end ",
         "permission_request ",
         "permission_cancelled ",
+        "model_changed ",
     ] {
         assert!(kinds.contains(kind), "no {kind:?} frame seen: {kinds:?}");
     }
@@ -341,7 +346,7 @@ fn frames_of_an_http_session_with_a_retry_are_valid() {
 fn malformed_commands_and_frames_are_invalid() {
     let state = json!({"type": "response", "id": 1, "command": "get_state", "ok": true,
         "streaming": false, "prompt_id": null, "model": null, "message_count": 0,
-        "queued": 0, "cwd": "/", "permission_mode": "ask"});
+        "queued": 0, "cwd": "/", "permission_mode": "ask", "thinking_level": "off"});
     let mut with_session = state.clone();
     with_session["session_id"] = json!("s");
     let cases: Vec<(&str, Value, bool)> = vec![
@@ -378,6 +383,17 @@ fn malformed_commands_and_frames_are_invalid() {
             json!({"type": "set_permission_mode", "mode": "yolo"}),
             false,
         ),
+        (
+            "Command",
+            json!({"type": "set_thinking_level", "level": "maximum"}),
+            false,
+        ),
+        (
+            "Frame",
+            json!({"type": "model_changed", "model": "anthropic/claude-sonnet-5-5"}),
+            true,
+        ),
+        ("Frame", json!({"type": "model_changed"}), false),
         ("Command", json!({"type": "launch_missiles"}), false),
         ("Command", json!({"message": "no type"}), false),
         ("Frame", with_session, true),

@@ -25,7 +25,7 @@ use crate::message::Usage;
 use crate::message::{AssistantBuilder, Block, Content, Message, Role};
 use crate::permissions::Gate;
 use crate::protocol::{ErrorCode, StreamEvent};
-use crate::provider::{ProviderStream, Providers, Request};
+use crate::provider::{ProviderStream, Providers, Request, ThinkingLevel};
 use crate::transport::Outbox;
 
 /// What a turn needs besides the shared services.
@@ -36,6 +36,8 @@ pub struct TurnSpec {
     pub history: Vec<Arc<Message>>,
     pub model: watch::Receiver<Option<String>>,
     pub system_prompt: Option<String>,
+    /// Fixed for the turn: a `set_thinking_level` applies from the next one.
+    pub thinking: ThinkingLevel,
     pub max_rounds: u32,
     pub idle_timeout: Duration,
 }
@@ -181,6 +183,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         mut history,
         model,
         system_prompt,
+        thinking,
         max_rounds,
         idle_timeout,
     } = spec;
@@ -192,6 +195,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
             tools,
             max_tokens: None,
             temperature: None,
+            thinking,
         };
         let stream = open_round(ctx, &model, &request).await?;
         let mut builder = AssistantBuilder::default();

@@ -114,6 +114,8 @@ enum Deferred {
         token: Token,
         result: Result<String, Coded>,
     },
+    /// The default model, once the extensions it depends on reported.
+    DefaultModel(String),
 }
 
 pub struct Host {
@@ -209,6 +211,7 @@ impl Host {
         mut stdout_closed: oneshot::Receiver<std::io::Error>,
         mut signals: Signals,
     ) -> i32 {
+        self.find_default_model();
         let mut stdout_open = true;
         tokio::spawn(model_watch::run(
             self.providers.clone(),
@@ -378,6 +381,7 @@ impl Host {
                 self.apply_model_checks().await;
             }
             Deferred::Reached { token, result } => self.reached(token, result).await,
+            Deferred::DefaultModel(model) => self.adopt_default_model(model).await,
         }
     }
 }

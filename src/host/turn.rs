@@ -92,6 +92,16 @@ impl Host {
             return;
         };
         let (id, command) = (open.id.clone(), open.command);
+        // The model chosen for the turn is the session's from now on: a
+        // default is recorded like one found at start-up (in the header of
+        // a file not yet written), any other change as a model change.
+        if self.session.model.is_none() {
+            self.adopt_default_model(model).await;
+        } else if self.session.model.as_ref() != Some(&model) {
+            if let Err(e) = self.change_model(model).await {
+                tracing::error!("{e:#}");
+            }
+        }
         let message = Arc::new(user_message(params));
         let entry = Entry::Message {
             ts: session::now(),
@@ -105,11 +115,6 @@ impl Host {
             return self.reject(token, err).await;
         }
         self.session.messages.push(message);
-        if self.session.model.as_ref() != Some(&model) {
-            if let Err(e) = self.change_model(model) {
-                tracing::error!("{e:#}");
-            }
-        }
         self.prompts_started += 1;
         let prompt_id = format!("p{}", self.prompts_started);
         self.pending.wait(token, Awaits::Turn);
@@ -127,6 +132,7 @@ impl Host {
             history: self.session.messages.clone(),
             model: self.model.subscribe(),
             system_prompt: self.settings.system_prompt.clone(),
+            thinking: self.session.thinking_level,
             max_rounds: self.settings.max_rounds,
             idle_timeout: self.settings.idle_timeout,
         };
@@ -159,11 +165,7 @@ impl Host {
         }
         match msg {
             TurnMsg::Append(message) => self.append(message),
-            TurnMsg::ModelChosen(model) => {
-                if let Err(e) = self.change_model(model) {
-                    tracing::error!("{e:#}");
-                }
-            }
+            TurnMsg::ModelChosen(model) => self.adopt_default_model(model).await,
             TurnMsg::Done(outcome) => self.end_turn(outcome).await,
         }
     }

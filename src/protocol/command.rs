@@ -14,9 +14,11 @@ use serde_json::{Map, Value};
 use super::{
     AbortResponse, DeleteSessionResponse, Empty, ErrorCode, ErrorFrame, MessagesResponse,
     ModelsResponse, NewSessionResponse, PromptOutcome, SessionStatsResponse, SessionsResponse,
-    SetModelResponse, SetPermissionModeResponse, StateResponse, SteerResponse,
+    SetModelResponse, SetPermissionModeResponse, SetThinkingLevelResponse, StateResponse,
+    SteerResponse,
 };
 use crate::permissions::{Decision, Mode};
+use crate::provider::ThinkingLevel;
 
 /// Declares every command once: its variant, its fields and its wire name.
 /// From this one list come [`Command`], [`CommandName`] (with the names a
@@ -132,6 +134,8 @@ commands! {
     PermissionResponse(PermissionResponseParams) => Empty = "permission_response",
     /// Changes what tools may do without asking; persisted in the session.
     SetPermissionMode(SetPermissionModeParams) => SetPermissionModeResponse = "set_permission_mode",
+    /// Sets how hard the model thinks, from the next turn; persisted in the session.
+    SetThinkingLevel(SetThinkingLevelParams) => SetThinkingLevelResponse = "set_thinking_level",
     /// The host's state; never waits for a turn.
     GetState => StateResponse = "get_state",
     /// Token and cost totals of the session.
@@ -274,6 +278,11 @@ pub struct DeleteSessionParams {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct SetPermissionModeParams {
     pub mode: Mode,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct SetThinkingLevelParams {
+    pub level: ThinkingLevel,
 }
 
 /// A command that passed validation, with the `id` it came with.

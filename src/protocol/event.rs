@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::{CommandName, ErrorFrame, ResponseFrame};
 use crate::message::Usage;
+use crate::provider::ThinkingLevel;
 
 /// The payload of a `message_update` frame.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -64,6 +65,7 @@ pub enum Frame {
     PermissionRequest(PermissionRequestFrame),
     PermissionCancelled(PermissionCancelledFrame),
     ModelError(ModelErrorFrame),
+    ModelChanged(ModelChangedFrame),
 }
 
 /// The model in use (from `--model`, the config's `default_model` or the
@@ -76,6 +78,14 @@ pub struct ModelErrorFrame {
     pub model: String,
     /// What is wrong and what the extension offers instead.
     pub message: String,
+}
+
+/// The model the next prompt will use changed after `ready`: `set_model`,
+/// or the default once the extensions it depends on reported (or a turn
+/// chose it). Not sent for the model `ready` already named.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelChangedFrame {
+    pub model: String,
 }
 
 /// A tool call starts: its permission request (if one is asked) and its
@@ -135,10 +145,13 @@ pub struct ReadyFrame {
     pub protocol_version: u32,
     pub version: &'static str,
     pub session_id: String,
+    /// The model the next prompt will use; `null` while that depends on
+    /// extensions still starting (a `model_changed` follows).
     pub model: Option<String>,
     pub cwd: String,
     pub message_count: usize,
     pub usage: Usage,
+    pub thinking_level: ThinkingLevel,
 }
 
 /// A turn starts (for a `prompt` or `follow_up`).

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::{CommandName, ErrorCode};
 use crate::message::{Message, Usage};
 use crate::permissions::Mode;
-use crate::provider::ModelEntry;
+use crate::provider::{ModelEntry, ThinkingLevel};
 
 /// `response`: the single answer to a command.
 #[derive(Debug, Serialize)]
@@ -41,6 +41,7 @@ pub enum Response {
     Steer(SteerResponse),
     SetModel(SetModelResponse),
     SetPermissionMode(SetPermissionModeResponse),
+    SetThinkingLevel(SetThinkingLevelResponse),
     GetState(StateResponse),
     GetSessionStats(SessionStatsResponse),
     GetMessages(MessagesResponse),
@@ -140,6 +141,11 @@ pub struct SetPermissionModeResponse {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
+pub struct SetThinkingLevelResponse {
+    pub level: ThinkingLevel,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct StateResponse {
     pub streaming: bool,
     pub prompt_id: Option<String>,
@@ -150,6 +156,8 @@ pub struct StateResponse {
     pub queued: usize,
     pub cwd: String,
     pub permission_mode: Mode,
+    /// Applies from the next turn (`set_thinking_level`).
+    pub thinking_level: ThinkingLevel,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

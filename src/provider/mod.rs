@@ -17,6 +17,7 @@ pub mod extension;
 pub mod http;
 pub mod model_id;
 mod registry;
+pub mod thinking;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +36,7 @@ pub use extension::{framing, manifest};
 pub use http::sse;
 pub use model_id::ExtModelId;
 pub use registry::{Providers, Timeouts};
+pub use thinking::ThinkingLevel;
 
 /// One item of a round, whatever the backend.
 #[derive(Debug)]
@@ -93,6 +95,7 @@ pub struct Request<'a> {
     pub tools: &'static [Value],
     pub max_tokens: Option<u64>,
     pub temperature: Option<f64>,
+    pub thinking: ThinkingLevel,
 }
 
 /// The final answer of a round.
@@ -172,6 +175,9 @@ pub struct ModelEntry {
     pub provider: String,
     pub name: String,
     pub context_window: Option<u64>,
+    /// The model takes a thinking level (`set_thinking_level`); for an
+    /// extension's model, whether it declares `reasoning`.
+    pub reasoning: bool,
     pub available: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -266,6 +266,7 @@ impl Providers {
                                 provider: format!("{}:{}", ext.id(), p.id),
                                 name: m.name.clone(),
                                 context_window: m.context_window,
+                                reasoning: m.reasoning,
                                 available: true,
                                 error: None,
                             });
@@ -277,6 +278,7 @@ impl Providers {
                     provider: ext.id().to_owned(),
                     name: ext.manifest.name.clone(),
                     context_window: None,
+                    reasoning: false,
                     available: false,
                     error: Some(format!("{e:#}")),
                 }),
@@ -290,6 +292,7 @@ impl Providers {
                     provider: e.name.clone(),
                     name: m.name.clone(),
                     context_window: m.context_window,
+                    reasoning: m.reasoning,
                     available,
                     error: None,
                 });
@@ -345,6 +348,28 @@ impl Providers {
     /// The config file's `default_model`, if it sets one.
     pub fn configured_default(&self) -> Option<&str> {
         self.default_model.as_deref()
+    }
+
+    /// The default model when it is known without waiting: the config's
+    /// `default_model`, else (with no extension, whose models come first)
+    /// the first available HTTP model. `None` when extensions must report
+    /// first, or nothing is available.
+    pub fn default_model_now(&self) -> Option<String> {
+        if let Some(m) = &self.default_model {
+            return Some(m.clone());
+        }
+        if !self.extensions.is_empty() {
+            return None;
+        }
+        self.endpoints
+            .values()
+            .filter(|e| e.available())
+            .find_map(|e| e.models.first().map(|m| format!("{}/{}", e.name, m.id)))
+    }
+
+    /// Whether the default model can depend on extensions still starting.
+    pub fn has_extensions(&self) -> bool {
+        !self.extensions.is_empty()
     }
 
     /// The environment variables that hold provider keys.

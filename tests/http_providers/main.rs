@@ -82,13 +82,16 @@ macro_rules! both {
 
 // Declared after `both!`: a `macro_rules!` macro is visible only in the
 // modules that come after its definition.
+mod caching;
 mod config;
 mod failures;
 mod hints;
 mod latency;
+mod models;
 mod requests;
 mod retries;
 mod streams;
+mod thinking;
 
 // ---------------------------------------------------------------- the host
 

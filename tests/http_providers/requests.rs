@@ -37,7 +37,12 @@ fn request_headers_and_body(api: Api) {
             assert_eq!(h["anthropic-version"], "2023-06-01", "{h}");
             assert!(h.get("authorization").is_none(), "{h}");
             assert!(b["max_tokens"].as_u64().is_some_and(|n| n > 0), "{b}");
-            assert_eq!(b["system"], "You are terse.", "{b}");
+            // A block list, to carry the prompt-caching breakpoint.
+            assert_eq!(
+                b["system"],
+                json!([{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]),
+                "{b}"
+            );
             assert_eq!(b["model"], "claude-sonnet-5-5", "{b}");
             assert_eq!(b["messages"][0]["role"], "user", "{b}");
         }

@@ -108,11 +108,11 @@ Block = Union["BlockText", "BlockThinking", "BlockToolUse", "BlockToolResult", "
 
 
 #: Every command a client writes on stdin, one per line.
-Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ShutdownCommand"]
+Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ShutdownCommand"]
 
 
 #: A command's `type`, echoed as `command` on its answer.
-CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "shutdown"]
+CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "shutdown"]
 
 
 Content = Union[str, List["Block"]]
@@ -241,7 +241,7 @@ class FollowUpResponse(_FollowUpResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -345,6 +345,8 @@ class GetStateResponse(TypedDict):
     queued: int
     session_id: str
     streaming: bool
+    #: Applies from the next turn (`set_thinking_level`).
+    thinking_level: ThinkingLevel
     type: Literal["response"]
 
 
@@ -408,12 +410,25 @@ class MessageUpdateFrame(TypedDict):
 Mode = Literal["ask", "accept-edits", "allow-all", "read-only"]
 
 
+class ModelChangedFrame(TypedDict):
+    """The model the next prompt will use changed after `ready`: `set_model`,
+    or the default once the extensions it depends on reported (or a turn
+    chose it). Not sent for the model `ready` already named.
+    """
+
+    model: str
+    type: Literal["model_changed"]
+
+
 class _ModelEntryRequired(TypedDict):
     available: bool
     context_window: Optional[int]
     id: str
     name: str
     provider: str
+    #: The model takes a thinking level (`set_thinking_level`); for an
+    #: extension's model, whether it declares `reasoning`.
+    reasoning: bool
 
 
 class ModelEntry(_ModelEntryRequired, total=False):
@@ -561,9 +576,12 @@ class ReadyFrame(TypedDict):
 
     cwd: str
     message_count: int
+    #: The model the next prompt will use; `null` while that depends on
+    #: extensions still starting (a `model_changed` follows).
     model: Optional[str]
     protocol_version: int
     session_id: str
+    thinking_level: ThinkingLevel
     type: Literal["ready"]
     usage: Usage
     version: str
@@ -630,6 +648,29 @@ class SetPermissionModeResponse(TypedDict):
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
     mode: Mode
+    ok: Literal[True]
+    type: Literal["response"]
+
+
+class _SetThinkingLevelCommandRequired(TypedDict):
+    level: ThinkingLevel
+    type: Literal["set_thinking_level"]
+
+
+class SetThinkingLevelCommand(_SetThinkingLevelCommandRequired, total=False):
+    """Sets how hard the model thinks, from the next turn; persisted in the session."""
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+
+
+class SetThinkingLevelResponse(TypedDict):
+    """The response to `set_thinking_level`."""
+
+    command: Literal["set_thinking_level"]
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    level: ThinkingLevel
     ok: Literal[True]
     type: Literal["response"]
 
@@ -716,6 +757,10 @@ class TextAttachment(TypedDict):
 
     text: str
     type: Literal["text"]
+
+
+#: How hard the model thinks before answering.
+ThinkingLevel = Union[Literal["minimal", "low", "medium", "high"], Literal["off"], Literal["xhigh"]]
 
 
 class ToolExecutionEndFrame(TypedDict):
@@ -820,6 +865,7 @@ __all__ = [
     "Message",
     "MessageUpdateFrame",
     "Mode",
+    "ModelChangedFrame",
     "ModelEntry",
     "ModelErrorFrame",
     "NewSessionCommand",
@@ -838,6 +884,8 @@ __all__ = [
     "SetModelResponse",
     "SetPermissionModeCommand",
     "SetPermissionModeResponse",
+    "SetThinkingLevelCommand",
+    "SetThinkingLevelResponse",
     "ShutdownCommand",
     "ShutdownResponse",
     "SteerCommand",
@@ -849,6 +897,7 @@ __all__ = [
     "StreamEventToolcallEnd",
     "StreamEventToolcallStart",
     "TextAttachment",
+    "ThinkingLevel",
     "ToolExecutionEndFrame",
     "ToolExecutionStartFrame",
     "ToolExecutionUpdateFrame",

@@ -30,10 +30,12 @@ from ._types import (
     GetStateResponse,
     ListSessionsResponse,
     Mode,
+    ThinkingLevel,
     NewSessionResponse,
     PermissionRequestFrame,
     SetModelResponse,
     SetPermissionModeResponse,
+    SetThinkingLevelResponse,
     ShutdownResponse,
     SteerResponse,
     Usage,
@@ -372,6 +374,9 @@ class AgentClient:
 
     async def set_permission_mode(self, mode: Mode) -> SetPermissionModeResponse:
         return await self.request("set_permission_mode", mode=mode)  # type: ignore[return-value]
+
+    async def set_thinking_level(self, level: ThinkingLevel) -> SetThinkingLevelResponse:
+        return await self.request("set_thinking_level", level=level)  # type: ignore[return-value]
 
     async def get_state(self) -> GetStateResponse:
         return await self.request("get_state")  # type: ignore[return-value]

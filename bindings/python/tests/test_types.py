@@ -42,7 +42,8 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertEqual(
             types.GetStateResponse.__required_keys__,
             {"type", "id", "command", "ok", "streaming", "prompt_id", "model",
-             "session_id", "message_count", "queued", "cwd", "permission_mode"},
+             "session_id", "message_count", "queued", "cwd", "permission_mode",
+             "thinking_level"},
         )
         self.assertIn("type", types.ReadyFrame.__required_keys__)
         self.assertIn("cancelled", types.PromptResponse.__optional_keys__)
@@ -53,7 +54,7 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertIn("MessageUpdateFrame", frame_names)
         self.assertIn("PermissionRequestFrame", frame_names)
         self.assertIn("DeleteSessionCommand", {ref.__forward_arg__ for ref in typing.get_args(types.Command)})
-        self.assertEqual(len(typing.get_args(types.Command)), 15)
+        self.assertEqual(len(typing.get_args(types.Command)), 16)
 
 
 if __name__ == "__main__":

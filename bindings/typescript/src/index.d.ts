@@ -22,8 +22,10 @@ import type {
   FollowUpResponse,
   SetModelResponse,
   SetPermissionModeResponse,
+  SetThinkingLevelResponse,
   ShutdownResponse,
   SteerResponse,
+  ThinkingLevel,
 } from "./types.js";
 
 export * from "./types.js";
@@ -138,6 +140,7 @@ export class AgentClient {
   abort(): Promise<AbortResponse>;
   setModel(model: string): Promise<SetModelResponse>;
   setPermissionMode(mode: Mode): Promise<SetPermissionModeResponse>;
+  setThinkingLevel(level: ThinkingLevel): Promise<SetThinkingLevelResponse>;
   getState(): Promise<GetStateResponse>;
   getMessages(): Promise<GetMessagesResponse>;
   getSessionStats(): Promise<GetSessionStatsResponse>;

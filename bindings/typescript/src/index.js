@@ -457,6 +457,10 @@ export class AgentClient {
     return this.request("set_permission_mode", { mode });
   }
 
+  setThinkingLevel(level) {
+    return this.request("set_thinking_level", { level });
+  }
+
   getState() {
     return this.request("get_state");
   }

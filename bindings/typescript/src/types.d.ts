@@ -81,10 +81,10 @@ export type Block = {
 };
 
 /** Every command a client writes on stdin, one per line. */
-export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ShutdownCommand;
+export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ShutdownCommand;
 
 /** A command's `type`, echoed as `command` on its answer. */
-export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "shutdown";
+export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "shutdown";
 
 export type Content = string | Block[];
 
@@ -195,7 +195,9 @@ export type Frame = (ReadyFrame & {
   type: "permission_cancelled";
 }) | (ModelErrorFrame & {
   type: "model_error";
-}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ShutdownResponse | MessageUpdateFrame;
+}) | (ModelChangedFrame & {
+  type: "model_changed";
+}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ShutdownResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
 export interface GetAvailableModelsCommand {
@@ -283,6 +285,8 @@ export type GetStateResponse = {
   queued: number;
   session_id: string;
   streaming: boolean;
+  /** Applies from the next turn (`set_thinking_level`). */
+  thinking_level: ThinkingLevel;
 };
 
 /** An image as base64 `data`; `mime_type` is accepted for `media_type`. */
@@ -332,6 +336,15 @@ export interface MessageUpdateFrame {
 /** How much the host may do without asking. */
 export type Mode = "ask" | "accept-edits" | "allow-all" | "read-only";
 
+/**
+ * The model the next prompt will use changed after `ready`: `set_model`,
+ * or the default once the extensions it depends on reported (or a turn
+ * chose it). Not sent for the model `ready` already named.
+ */
+export interface ModelChangedFrame {
+  model: string;
+}
+
 /** An entry of `get_available_models`. */
 export interface ModelEntry {
   available: boolean;
@@ -340,6 +353,11 @@ export interface ModelEntry {
   id: string;
   name: string;
   provider: string;
+  /**
+   * The model takes a thinking level (`set_thinking_level`); for an
+   * extension's model, whether it declares `reasoning`.
+   */
+  reasoning: boolean;
 }
 
 /**
@@ -446,9 +464,14 @@ export type PromptResponse = {
 export interface ReadyFrame {
   cwd: string;
   message_count: number;
+  /**
+   * The model the next prompt will use; `null` while that depends on
+   * extensions still starting (a `model_changed` follows).
+   */
   model: string | null;
   protocol_version: number;
   session_id: string;
+  thinking_level: ThinkingLevel;
   usage: Usage;
   version: string;
 }
@@ -508,6 +531,25 @@ export type SetPermissionModeResponse = {
   type: "response";
 } & {
   mode: Mode;
+};
+
+/** Sets how hard the model thinks, from the next turn; persisted in the session. */
+export interface SetThinkingLevelCommand {
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  level: ThinkingLevel;
+  type: "set_thinking_level";
+}
+
+/** The response to `set_thinking_level`. */
+export type SetThinkingLevelResponse = {
+  command: "set_thinking_level";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & {
+  level: ThinkingLevel;
 };
 
 /** Answers, then ends the host (SPEC §6). */
@@ -572,6 +614,9 @@ export interface TextAttachment {
   text: string;
   type: "text";
 }
+
+/** How hard the model thinks before answering. */
+export type ThinkingLevel = ("minimal" | "low" | "medium" | "high") | "off" | "xhigh";
 
 /** A tool call ended; `result` is what the model is given. */
 export interface ToolExecutionEndFrame {

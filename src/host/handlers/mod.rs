@@ -6,7 +6,8 @@
 //!
 //! - `turns`: prompt, follow_up, steer, abort.
 //! - `model`: set_model, with checks that may wait for an extension.
-//! - `session`: new_session, set_permission_mode, permission_response,
+//! - `session`: new_session, set_permission_mode, set_thinking_level,
+//!   permission_response,
 //!   list_sessions, delete_session.
 //! - `state`: get_state, get_session_stats, get_messages,
 //!   get_available_models.
@@ -32,6 +33,7 @@ impl Host {
             Command::SetPermissionMode(params) => {
                 self.set_permission_mode(token, params.mode).await
             }
+            Command::SetThinkingLevel(params) => self.set_thinking_level(token, params.level).await,
             Command::GetState => {
                 let state = self.state();
                 self.respond(token, true, state).await

@@ -7,7 +7,7 @@
 use crate::error::Coded;
 use crate::host::pending::Token;
 use crate::host::{Deferred, Host, ModelCheck};
-use crate::protocol::{ErrorCode, Response, SetModelResponse};
+use crate::protocol::{ErrorCode, Frame, ModelChangedFrame, Response, SetModelResponse};
 use crate::session::{self, Entry};
 
 impl Host {
@@ -63,7 +63,7 @@ impl Host {
         }
         let answer = match checked {
             Err(e) => Err(Coded::new(ErrorCode::NotFound, format!("{e:#}"))),
-            Ok(()) => match self.change_model(model.clone()) {
+            Ok(()) => match self.change_model(model.clone()).await {
                 Ok(()) => Ok(Response::SetModel(SetModelResponse { model })),
                 Err(e) => Err(Coded::new(ErrorCode::Internal, format!("{e:#}"))),
             },
@@ -72,13 +72,55 @@ impl Host {
     }
 
     /// Switches the model for the next provider request and records it.
-    pub(in crate::host) fn change_model(&mut self, model: String) -> anyhow::Result<()> {
+    pub(in crate::host) async fn change_model(&mut self, model: String) -> anyhow::Result<()> {
         self.file.append(&Entry::ModelChange {
             ts: session::now(),
             model: model.clone(),
         })?;
-        self.session.model = Some(model.clone());
-        self.model.send_replace(Some(model));
+        self.use_model(model).await;
         Ok(())
+    }
+
+    /// Takes a default model (found at start-up once extensions reported,
+    /// or by a turn) unless one was set meanwhile.
+    pub(in crate::host) async fn adopt_default_model(&mut self, model: String) {
+        if self.session.model.is_some() {
+            return;
+        }
+        if let Err(e) = self.file.record_default_model(&model) {
+            tracing::error!("{e:#}");
+        }
+        self.session
+            .header
+            .model
+            .get_or_insert_with(|| model.clone());
+        self.use_model(model).await;
+    }
+
+    /// The model from now on, announced with `model_changed` when it is
+    /// another one.
+    async fn use_model(&mut self, model: String) {
+        let changed = self.session.model.as_ref() != Some(&model);
+        self.session.model = Some(model.clone());
+        self.model.send_replace(Some(model.clone()));
+        if changed {
+            self.send(Frame::ModelChanged(ModelChangedFrame { model }))
+                .await;
+        }
+    }
+
+    /// Looks for the default model in a task when it depends on extensions
+    /// still starting; `ready` said `null`, `model_changed` follows.
+    pub(in crate::host) fn find_default_model(&mut self) {
+        if self.session.model.is_some() || !self.providers.has_extensions() {
+            return;
+        }
+        let providers = self.providers.clone();
+        let tx = self.deferred_tx.clone();
+        tokio::spawn(async move {
+            if let Some(model) = providers.default_model().await {
+                let _ = tx.send(Deferred::DefaultModel(model));
+            }
+        });
     }
 }

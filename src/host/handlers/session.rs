@@ -1,5 +1,5 @@
 //! Commands about the session itself: `new_session`, `list_sessions`,
-//! `set_permission_mode` and `permission_response`.
+//! `set_permission_mode`, `set_thinking_level` and `permission_response`.
 
 use crate::error::{Coded, WithCode};
 use crate::host::pending::Token;
@@ -7,8 +7,9 @@ use crate::host::{Deferred, Host};
 use crate::permissions::{Answer, Mode};
 use crate::protocol::{
     DeleteSessionResponse, Empty, ErrorCode, NewSessionResponse, PermissionResponseParams,
-    Response, SessionsResponse, SetPermissionModeResponse,
+    Response, SessionsResponse, SetPermissionModeResponse, SetThinkingLevelResponse,
 };
+use crate::provider::ThinkingLevel;
 use crate::session::{self, Entry, Session};
 
 impl Host {
@@ -37,6 +38,10 @@ impl Host {
         // Recorded so that resuming the new session keeps the mode.
         session.header.permission_mode = Some(self.gate.mode());
         session.permission_mode = Some(self.gate.mode());
+        // The thinking level carries over too, like Claude Code's and pi's.
+        let level = self.session.thinking_level;
+        session.header.thinking_level = Some(level).filter(|l| *l != ThinkingLevel::Off);
+        session.thinking_level = level;
         // Replacing the writer drops the old file and with it the lock.
         self.file = self.store.create(session.header.clone());
         // `allow_always` grants belong to the session they were given in.
@@ -96,6 +101,22 @@ impl Host {
         self.gate.set_mode(mode);
         self.session.permission_mode = Some(mode);
         let set = Response::SetPermissionMode(SetPermissionModeResponse { mode });
+        self.respond(token, true, set).await;
+    }
+
+    /// Recorded first, like the permission mode; applies from the next turn.
+    pub(super) async fn set_thinking_level(&mut self, token: Token, level: ThinkingLevel) {
+        let entry = Entry::ThinkingLevel {
+            ts: session::now(),
+            level,
+        };
+        if let Err(e) = self.file.append(&entry) {
+            return self
+                .reject(token, Coded::new(ErrorCode::Internal, format!("{e:#}")))
+                .await;
+        }
+        self.session.thinking_level = level;
+        let set = Response::SetThinkingLevel(SetThinkingLevelResponse { level });
         self.respond(token, true, set).await;
     }
 

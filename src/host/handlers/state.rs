@@ -18,6 +18,7 @@ impl Host {
             queued: self.queue.len() + usize::from(self.reaching.is_some()),
             cwd: self.settings.cwd.clone(),
             permission_mode: self.gate.mode(),
+            thinking_level: self.session.thinking_level,
         })
     }
 

@@ -37,6 +37,8 @@ pub struct ModelInfo {
     pub name: String,
     pub streaming: bool,
     pub tool_use: bool,
+    /// Declared `capabilities.reasoning`: the model honours `thinking_level`.
+    pub reasoning: bool,
     pub context_window: Option<u64>,
 }
 
@@ -278,6 +280,7 @@ fn parse_capabilities(result: &Value) -> Result<Vec<ProviderInfo>, &'static str>
                                 .to_owned(),
                             streaming: flag("streaming", true),
                             tool_use: flag("tool_use", false),
+                            reasoning: flag("reasoning", false),
                             context_window: m.get("context_window").and_then(Value::as_u64),
                             id,
                         })

@@ -35,6 +35,8 @@ pub async fn open(
         "tools": if info.tool_use { req.tools } else { &[] },
         "temperature": req.temperature,
         "max_tokens": req.max_tokens,
+        // Sent whatever the model declares: the extension maps (or ignores) it.
+        "thinking_level": req.thinking,
     });
     let method = if info.streaming {
         "provider.stream"

@@ -40,11 +40,15 @@ impl Api for Anthropic {
     }
 
     fn body(&self, endpoint: &Endpoint, model: &str, req: &Request<'_>) -> Value {
-        let max = endpoint
-            .model(model)
-            .and_then(|s| s.max_tokens)
-            .unwrap_or(DEFAULT_MAX_TOKENS);
-        body(model, max, req)
+        let spec = endpoint.model(model);
+        let options = Options {
+            max_tokens: spec
+                .and_then(|s| s.max_tokens)
+                .unwrap_or(DEFAULT_MAX_TOKENS),
+            prompt_caching: endpoint.prompt_caching,
+            thinking: endpoint.reasoning(model),
+        };
+        body(model, &options, req)
     }
 
     fn decoder(&self) -> Box<dyn Decoder> {
@@ -52,21 +56,55 @@ impl Api for Anthropic {
     }
 }
 
+/// What the endpoint and the catalogue decide about a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The model's output limit, used when the request sets none.
+    pub max_tokens: u64,
+    /// Set `cache_control` breakpoints (config `prompt_caching`, default on).
+    pub prompt_caching: bool,
+    /// The model takes `thinking` (catalogue or config `reasoning`).
+    pub thinking: bool,
+}
+
+/// The `cache_control` value of a breakpoint: the default 5-minute cache.
+fn ephemeral() -> Value {
+    json!({"type": "ephemeral"})
+}
+
 /// The request body for `model`.
-pub fn body(model: &str, max_tokens: u64, req: &Request<'_>) -> Value {
+pub fn body(model: &str, options: &Options, req: &Request<'_>) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
-    body.insert(
-        "max_tokens".into(),
-        json!(req.max_tokens.unwrap_or(max_tokens)),
-    );
-    body.insert("stream".into(), json!(true));
-    if let Some(system) = req.system_prompt.filter(|s| !s.is_empty()) {
-        body.insert("system".into(), json!(system));
+    let mut max_tokens = req.max_tokens.unwrap_or(options.max_tokens);
+    let budget = req.thinking.anthropic_budget().filter(|_| options.thinking);
+    if let Some(budget) = budget {
+        // The budget must stay below max_tokens, with room left for the
+        // answer itself.
+        max_tokens = max_tokens.max(budget + DEFAULT_MAX_TOKENS);
     }
-    body.insert("messages".into(), Value::Array(messages(req.history)));
+    body.insert("max_tokens".into(), json!(max_tokens));
+    body.insert("stream".into(), json!(true));
+    let caching = options.prompt_caching;
+    let system = req.system_prompt.filter(|s| !s.is_empty());
+    if let Some(system) = system {
+        if caching {
+            // Only a block list can carry cache_control.
+            body.insert(
+                "system".into(),
+                json!([{"type": "text", "text": system, "cache_control": ephemeral()}]),
+            );
+        } else {
+            body.insert("system".into(), json!(system));
+        }
+    }
+    let mut messages = messages(req.history);
+    if caching {
+        mark_newest(&mut messages);
+    }
+    body.insert("messages".into(), Value::Array(messages));
     if !req.tools.is_empty() {
-        let tools: Vec<Value> = req
+        let mut tools: Vec<Value> = req
             .tools
             .iter()
             .map(|t| {
@@ -78,12 +116,42 @@ pub fn body(model: &str, max_tokens: u64, req: &Request<'_>) -> Value {
                 })
             })
             .collect();
+        if caching {
+            if let Some(last) = tools.last_mut() {
+                last["cache_control"] = ephemeral();
+            }
+        }
         body.insert("tools".into(), Value::Array(tools));
     }
-    if let Some(t) = req.temperature {
+    if let Some(budget) = budget {
+        body.insert(
+            "thinking".into(),
+            json!({"type": "enabled", "budget_tokens": budget}),
+        );
+    } else if let Some(t) = req.temperature {
+        // The API refuses a temperature together with thinking.
         body.insert("temperature".into(), json!(t));
     }
     Value::Object(body)
+}
+
+/// Puts the moving breakpoint on the newest message's last block, so the
+/// whole history up to it is written to the cache and read back by the
+/// next round (which adds its messages after it). Thinking blocks cannot
+/// carry cache_control, so the last other block is marked.
+fn mark_newest(messages: &mut [Value]) {
+    let Some(content) = messages
+        .last_mut()
+        .and_then(|m| m.get_mut("content"))
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    let markable =
+        |b: &Value| !matches!(b["type"].as_str(), Some("thinking" | "redacted_thinking"));
+    if let Some(block) = content.iter_mut().rev().find(|b| markable(b)) {
+        block["cache_control"] = ephemeral();
+    }
 }
 
 /// History → API messages. The API wants alternating roles and no empty
@@ -395,5 +463,103 @@ mod tests {
             messages(&history)[1],
             json!({"role":"assistant","content":[{"type":"text","text":"ab"}]})
         );
+    }
+    fn tool_loop_history() -> Vec<Arc<Message>> {
+        [
+            json!({"role":"user","content":"go"}),
+            json!({"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"tool_use","id":"t1","name":"ls","input":{}}]}),
+            json!({"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"a.txt"}]}),
+        ]
+        .into_iter()
+        .map(|v| Arc::new(serde_json::from_value(v).unwrap()))
+        .collect()
+    }
+
+    fn marked(body: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut visit = |place: &str, list: &Value| {
+            for (i, b) in list.as_array().into_iter().flatten().enumerate() {
+                if b.get("cache_control").is_some() {
+                    out.push(format!("{place}[{i}]"));
+                }
+            }
+        };
+        visit("tools", &body["tools"]);
+        visit("system", &body["system"]);
+        for (n, m) in body["messages"].as_array().unwrap().iter().enumerate() {
+            visit(&format!("messages[{n}]"), &m["content"]);
+        }
+        out
+    }
+
+    #[test]
+    fn breakpoints_on_tools_system_and_the_newest_message() {
+        static TOOLS: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(|| {
+            vec![
+                json!({"name":"a","description":"","input_schema":{"type":"object"}}),
+                json!({"name":"b","description":"","input_schema":{"type":"object"}}),
+            ]
+        });
+        let history = tool_loop_history();
+        let mut req = Request {
+            history: &history,
+            system_prompt: Some("sys"),
+            tools: &TOOLS,
+            max_tokens: None,
+            temperature: Some(0.5),
+            thinking: crate::provider::ThinkingLevel::Off,
+        };
+        let on = Options {
+            max_tokens: 1000,
+            prompt_caching: true,
+            thinking: true,
+        };
+        let b = body("m", &on, &req);
+        assert_eq!(marked(&b), ["tools[1]", "system[0]", "messages[2][0]"]);
+        assert_eq!(b["temperature"], 0.5);
+        assert!(b.get("thinking").is_none());
+        // Without tools the system prompt carries the first breakpoint.
+        req.tools = &[];
+        assert_eq!(
+            marked(&body("m", &on, &req)),
+            ["system[0]", "messages[2][0]"]
+        );
+        let off = Options {
+            prompt_caching: false,
+            ..on
+        };
+        let b = body("m", &off, &req);
+        assert!(marked(&b).is_empty());
+        assert_eq!(b["system"], "sys");
+    }
+
+    #[test]
+    fn thinking_sets_a_budget_below_max_tokens_and_drops_temperature() {
+        let history = tool_loop_history();
+        let req = Request {
+            history: &history,
+            system_prompt: None,
+            tools: &[],
+            max_tokens: None,
+            temperature: Some(0.5),
+            thinking: crate::provider::ThinkingLevel::High,
+        };
+        let options = Options {
+            max_tokens: 8192,
+            prompt_caching: false,
+            thinking: true,
+        };
+        let b = body("m", &options, &req);
+        assert_eq!(
+            b["thinking"],
+            json!({"type":"enabled","budget_tokens":24000})
+        );
+        assert!(b["max_tokens"].as_u64().unwrap() > 24000);
+        assert!(b.get("temperature").is_none());
+        let plain = Options {
+            thinking: false,
+            ..options
+        };
+        assert!(body("m", &plain, &req).get("thinking").is_none());
     }
 }

@@ -34,6 +34,8 @@ pub struct ModelSpec {
     pub context_window: Option<u64>,
     pub max_tokens: Option<u64>,
     pub price: Option<Price>,
+    /// Takes a thinking level: Anthropic `thinking`, OpenAI `reasoning_effort`.
+    pub reasoning: bool,
 }
 
 /// (id, name, context window, max output, input, output, cache read, cache write)
@@ -88,6 +90,7 @@ fn specs(rows: &[Row]) -> Vec<ModelSpec> {
                     cache_read,
                     cache_write,
                 }),
+                reasoning: is_reasoning(id),
             },
         )
         .collect()
@@ -99,6 +102,24 @@ pub fn anthropic() -> Vec<ModelSpec> {
 
 pub fn openai() -> Vec<ModelSpec> {
     specs(OPENAI)
+}
+
+/// Whether a model id names a thinking (reasoning) model, by family: every
+/// Claude from 3.7 on (extended thinking), OpenAI's o-series and GPT-5 and
+/// later. Used for the catalogue and for ids it does not list; a config
+/// entry's `reasoning` overrides it.
+pub fn is_reasoning(id: &str) -> bool {
+    if let Some(rest) = id.strip_prefix("claude-") {
+        // claude-3-haiku, claude-3-5-sonnet, … predate extended thinking.
+        return !rest.contains("3-") || rest.contains("3-7");
+    }
+    if ["o1", "o3", "o4"].iter().any(|p| id.starts_with(p)) {
+        return true;
+    }
+    id.strip_prefix("gpt-")
+        .and_then(|v| v.split(['.', '-']).next())
+        .and_then(|major| major.parse::<u32>().ok())
+        .is_some_and(|major| major >= 5)
 }
 
 /// The built-in provider a bare model name belongs to, if it is well known.
@@ -132,6 +153,22 @@ mod tests {
             cache_creation_input_tokens: 0,
         };
         assert!((p.price.unwrap().cost(&u) - 4.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reasoning_families() {
+        for id in [
+            "claude-sonnet-4-5",
+            "claude-3-7-sonnet-latest",
+            "o3",
+            "gpt-5.4",
+            "gpt-6.2-sol",
+        ] {
+            assert!(is_reasoning(id), "{id}");
+        }
+        for id in ["claude-3-5-haiku-latest", "gpt-4o", "gpt-4.1", "llama3"] {
+            assert!(!is_reasoning(id), "{id}");
+        }
     }
 
     #[test]

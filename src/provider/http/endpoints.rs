@@ -23,6 +23,8 @@ pub struct Endpoint {
     /// Named in the config file (a keyless endpoint counts as usable only
     /// then, since a preset like `ollama` may not be running at all).
     pub configured: bool,
+    /// Send Anthropic `cache_control` breakpoints (config `prompt_caching`).
+    pub prompt_caching: bool,
     pub models: Vec<ModelSpec>,
 }
 
@@ -53,6 +55,13 @@ impl Endpoint {
             Some(_) => self.key().is_ok(),
             None => self.configured,
         }
+    }
+
+    /// Whether `model` takes a thinking level: as its catalogue or config
+    /// entry says, else as its family name suggests.
+    pub fn reasoning(&self, model: &str) -> bool {
+        self.model(model)
+            .map_or_else(|| catalog::is_reasoning(model), |s| s.reasoning)
     }
 
     pub fn model(&self, id: &str) -> Option<&ModelSpec> {
@@ -197,6 +206,7 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
             base_url_source: anthropic_base.1,
             api_key_env: Some("ANTHROPIC_API_KEY".into()),
             configured: false,
+            prompt_caching: true,
             models: catalog::anthropic(),
         },
     );
@@ -209,6 +219,7 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
             base_url_source: openai_base.1,
             api_key_env: Some("OPENAI_API_KEY".into()),
             configured: false,
+            prompt_caching: true,
             models: catalog::openai(),
         },
     );
@@ -229,6 +240,7 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
                 base_url_source,
                 api_key_env: key.map(str::to_owned),
                 configured: false,
+                prompt_caching: true,
                 models: Vec::new(),
             },
         );
@@ -264,11 +276,13 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
                 base_url_source: config_source(name),
                 api_key_env: pc.api_key_env.clone(),
                 configured: true,
+                prompt_caching: true,
                 models: Vec::new(),
             },
         };
         let mut endpoint = Endpoint {
             configured: true,
+            prompt_caching: pc.prompt_caching.unwrap_or(endpoint.prompt_caching),
             ..endpoint
         };
         for m in &pc.models {
@@ -295,6 +309,7 @@ fn merge_model(models: &mut Vec<ModelSpec>, m: &ModelConfig) {
                 context_window: None,
                 max_tokens: None,
                 price: None,
+                reasoning: catalog::is_reasoning(&m.id),
             });
             models.last_mut().expect("just pushed")
         }
@@ -304,6 +319,7 @@ fn merge_model(models: &mut Vec<ModelSpec>, m: &ModelConfig) {
     }
     spec.context_window = m.context_window.or(spec.context_window);
     spec.max_tokens = m.max_tokens.or(spec.max_tokens);
+    spec.reasoning = m.reasoning.unwrap_or(spec.reasoning);
     if let (Some(input), Some(output)) = (m.input_price, m.output_price) {
         spec.price = Some(Price {
             input,

@@ -47,7 +47,11 @@ impl Api for OpenAi {
             .model(model)
             .and_then(|s| s.max_tokens)
             .filter(|_| endpoint.configured));
-        body(model, &req, field)
+        let effort = req
+            .thinking
+            .openai_effort()
+            .filter(|_| endpoint.reasoning(model));
+        body(model, &req, field, effort)
     }
 
     fn decoder(&self) -> Box<dyn Decoder> {
@@ -58,7 +62,14 @@ impl Api for OpenAi {
 /// The request body. `max_tokens_field` is `max_completion_tokens` for
 /// OpenAI itself (its reasoning models refuse `max_tokens`) and `max_tokens`
 /// for compatible servers, which mostly know only the older name.
-pub fn body(model: &str, req: &Request<'_>, max_tokens_field: &str) -> Value {
+/// `reasoning_effort` is given only for a reasoning model: the others
+/// reject the field.
+pub fn body(
+    model: &str,
+    req: &Request<'_>,
+    max_tokens_field: &str,
+    reasoning_effort: Option<&str>,
+) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
     body.insert("stream".into(), json!(true));
@@ -84,6 +95,9 @@ pub fn body(model: &str, req: &Request<'_>, max_tokens_field: &str) -> Value {
     }
     if let Some(t) = req.temperature {
         body.insert("temperature".into(), json!(t));
+    }
+    if let Some(effort) = reasoning_effort {
+        body.insert("reasoning_effort".into(), json!(effort));
     }
     Value::Object(body)
 }
@@ -485,6 +499,7 @@ mod tests {
             tools: &[],
             max_tokens: None,
             temperature: None,
+            thinking: crate::provider::ThinkingLevel::Off,
         };
         let m = messages(&req);
         assert_eq!(m[0], json!({"role":"system","content":"be nice"}));
