@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::cli::Cli;
 use crate::config::{self, env_nonempty, Config};
+use crate::context::{self, PromptConfig, SessionPrompt};
 use crate::error::{Coded, WithCode};
 use crate::host::{Host, Parts, Settings, Signals};
 use crate::permissions::{Gate, Mode};
@@ -87,6 +88,7 @@ async fn serve(
 ) -> i32 {
     let Prepared {
         settings,
+        context,
         store,
         session,
         file,
@@ -104,12 +106,14 @@ async fn serve(
         cwd: settings.cwd.clone(),
         message_count: session.messages.len(),
         usage: session.usage,
+        context_files: context.files().to_vec(),
     }))
     .await;
     providers.warm_up();
     let inbound = transport::spawn_reader(std::io::stdin(), max_frame_bytes);
     let (host, channels) = Host::new(Parts {
         settings,
+        context,
         gate,
         out,
         providers,
@@ -123,6 +127,7 @@ async fn serve(
 /// Everything the host is started with, ready before `ready` is written.
 struct Prepared {
     settings: Settings,
+    context: SessionPrompt,
     gate: Arc<Gate>,
     store: Store,
     session: Session,
@@ -153,17 +158,16 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
     if let Some(mode) = cli.permission_mode {
         session.permission_mode = Some(mode);
     }
-    let gate = Arc::new(Gate::new(
-        session.permission_mode.unwrap_or(Mode::Ask),
-        vec![cwd.clone()],
-    ));
+    let mode = session.permission_mode.unwrap_or(Mode::Ask);
+    let gate = Arc::new(Gate::new(mode, vec![cwd.clone()]));
+    let context = SessionPrompt::start(prompt_config(cli, &config)?, cwd.clone(), mode);
     Ok(Prepared {
         gate,
+        context,
         settings: Settings {
             cwd_path: cwd,
             env_remove: Arc::new(secret_vars(&providers, &config.tools.keep_env)),
             cwd: cwd_text,
-            system_prompt: cli.system_prompt.clone(),
             max_rounds: cli.max_rounds,
             idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
             max_frame_bytes: cli.max_frame_bytes,
@@ -172,6 +176,28 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
         session,
         file,
         providers,
+    })
+}
+
+/// Where the system prompt comes from: a flag wins over the config key of
+/// the same name. A flag's `@file` is relative to the current directory
+/// (the config's were read against the config file's by `config::load`).
+fn prompt_config(cli: &Cli, config: &Config) -> Result<PromptConfig, Coded> {
+    let flag = |name: &str, value: &Option<String>| -> Result<Option<String>, Coded> {
+        value
+            .as_deref()
+            .map(|v| context::text_or_file(v, Path::new("")))
+            .transpose()
+            .with_context(|| format!("--{name}"))
+            .code(ErrorCode::InvalidParams)
+    };
+    let replace = flag("system-prompt", &cli.system_prompt)?;
+    let append = flag("append-system-prompt", &cli.append_system_prompt)?;
+    Ok(PromptConfig {
+        replace: replace.or_else(|| config.system_prompt.clone()),
+        append: append.or_else(|| config.append_system_prompt.clone()),
+        context_files: !cli.no_context_files && config.context_files != Some(false),
+        global_dir: config::default_dir(),
     })
 }
 

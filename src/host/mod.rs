@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::context::SessionPrompt;
 use crate::engine::TurnMsg;
 use crate::error::Coded;
 use crate::protocol::{
@@ -49,7 +50,6 @@ pub struct Settings {
     pub cwd_path: std::path::PathBuf,
     /// Variables tool processes must not inherit (API keys).
     pub env_remove: Arc<Vec<String>>,
-    pub system_prompt: Option<String>,
     pub max_rounds: u32,
     pub idle_timeout: Duration,
     pub max_frame_bytes: usize,
@@ -101,6 +101,9 @@ enum Deferred {
 
 pub struct Host {
     settings: Settings,
+    /// The session's system prompt: read at its start, rebuilt when the
+    /// permission mode changes.
+    context: SessionPrompt,
     gate: Arc<crate::permissions::Gate>,
     out: Outbox,
     providers: Arc<Providers>,
@@ -133,6 +136,7 @@ pub struct HostChannels {
 /// What the host is started with: the services and the session in use.
 pub struct Parts {
     pub settings: Settings,
+    pub context: SessionPrompt,
     pub gate: Arc<crate::permissions::Gate>,
     pub out: Outbox,
     pub providers: Arc<Providers>,
@@ -145,6 +149,7 @@ impl Host {
     pub fn new(parts: Parts) -> (Self, HostChannels) {
         let Parts {
             settings,
+            context,
             gate,
             out,
             providers,
@@ -157,6 +162,7 @@ impl Host {
         let (model, _) = watch::channel(session.model.clone());
         let host = Host {
             settings,
+            context,
             gate,
             out,
             providers,

@@ -125,6 +125,8 @@ pub struct ReadyFrame {
     pub cwd: String,
     pub message_count: usize,
     pub usage: Usage,
+    /// The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
+    pub context_files: Vec<String>,
 }
 
 /// A turn starts (for a `prompt` or `follow_up`).

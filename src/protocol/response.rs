@@ -143,6 +143,8 @@ pub struct StateResponse {
     pub queued: usize,
     pub cwd: String,
     pub permission_mode: Mode,
+    /// The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
+    pub context_files: Vec<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -42,7 +42,8 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertEqual(
             types.GetStateResponse.__required_keys__,
             {"type", "id", "command", "ok", "streaming", "prompt_id", "model",
-             "session_id", "message_count", "queued", "cwd", "permission_mode"},
+             "session_id", "message_count", "queued", "cwd", "permission_mode",
+             "context_files"},
         )
         self.assertIn("type", types.ReadyFrame.__required_keys__)
         self.assertIn("cancelled", types.PromptResponse.__optional_keys__)

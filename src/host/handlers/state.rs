@@ -18,6 +18,7 @@ impl Host {
             queued: self.queue.len(),
             cwd: self.settings.cwd.clone(),
             permission_mode: self.gate.mode(),
+            context_files: self.context.files().to_vec(),
         })
     }
 
