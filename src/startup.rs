@@ -145,6 +145,9 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
         .code(ErrorCode::Internal)?;
     let store = Store::new(data_dir.join("sessions"));
     let config = config::load(cli.config.as_deref()).code(ErrorCode::InvalidParams)?;
+    // Before anything is opened or written: a missing @file stops start-up
+    // without touching a resumed session.
+    let prompt_config = prompt_config(cli, &config)?;
     let providers = providers(cli, &config, &data_dir)?;
     let (mut session, mut file) = open_session(cli, &store, &cwd.to_string_lossy())?;
     let mut cwd = cwd;
@@ -160,7 +163,7 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
     }
     let mode = session.permission_mode.unwrap_or(Mode::Ask);
     let gate = Arc::new(Gate::new(mode, vec![cwd.clone()]));
-    let context = SessionPrompt::start(prompt_config(cli, &config)?, cwd.clone(), mode);
+    let context = SessionPrompt::start(prompt_config, cwd.clone(), mode);
     Ok(Prepared {
         gate,
         context,
