@@ -63,9 +63,19 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", global = true)]
     pub cwd: Option<PathBuf>,
 
-    /// System prompt sent with every provider request.
-    #[arg(long, value_name = "TEXT")]
+    /// Replaces the default system prompt: the text, or `@FILE` for a file's
+    /// content [default: the config's `system_prompt`, else the built-in one].
+    #[arg(long, value_name = "TEXT|@FILE")]
     pub system_prompt: Option<String>,
+
+    /// Added to the end of the system prompt (before the context files):
+    /// the text, or `@FILE` [default: the config's `append_system_prompt`].
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub append_system_prompt: Option<String>,
+
+    /// Do not read AGENTS.md / CLAUDE.md files into the system prompt.
+    #[arg(long)]
+    pub no_context_files: bool,
 
     /// Largest accepted command line in bytes (newline excluded).
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]

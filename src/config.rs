@@ -1,5 +1,5 @@
 //! The optional config file: default model, named HTTP endpoints with their
-//! models, and HTTP retry/timeout settings.
+//! models, HTTP retry/timeout settings, and the system prompt's sources.
 //!
 //! Read from `--config`, else `$XDG_CONFIG_HOME/agent-rpc/config.toml`, else
 //! `~/.config/agent-rpc/config.toml`; a missing default file is no config, a
@@ -28,6 +28,13 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub tools: ToolsConfig,
+    /// Replaces the default system prompt: text, or `@file` (relative to
+    /// the config file's directory; read by [`load`]).
+    pub system_prompt: Option<String>,
+    /// Added after the system prompt: text or `@file`, like `system_prompt`.
+    pub append_system_prompt: Option<String>,
+    /// Whether AGENTS.md / CLAUDE.md files are read (default true).
+    pub context_files: Option<bool>,
 }
 
 /// `[tools]`: what tool processes may see.
@@ -124,6 +131,12 @@ pub fn env_nonempty(name: &str) -> Option<String> {
 
 /// The default location, if one can be found.
 pub fn default_path() -> Option<PathBuf> {
+    Some(default_dir()?.join("config.toml"))
+}
+
+/// The global config directory: `$XDG_CONFIG_HOME/agent-rpc`, else
+/// `~/.config/agent-rpc` (also where the global AGENTS.md lives).
+pub fn default_dir() -> Option<PathBuf> {
     let base = std::env::var("XDG_CONFIG_HOME")
         .ok()
         .filter(|v| v.starts_with('/'))
@@ -134,7 +147,7 @@ pub fn default_path() -> Option<PathBuf> {
                 .filter(|v| !v.is_empty())
                 .map(|h| PathBuf::from(h).join(".config"))
         })?;
-    Some(base.join("agent-rpc/config.toml"))
+    Some(base.join("agent-rpc"))
 }
 
 /// Loads the config: `explicit` must exist; the default path may not.
@@ -154,6 +167,16 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
         Err(e) => bail!("cannot read config file {}: {e}", path.display()),
     };
     let mut config = parse(&text).with_context(|| format!("config file {}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for (key, value) in [
+        ("system_prompt", &mut config.system_prompt),
+        ("append_system_prompt", &mut config.append_system_prompt),
+    ] {
+        if let Some(v) = value.as_mut() {
+            *v = crate::context::text_or_file(v, dir)
+                .with_context(|| format!("config file {} field {key}", path.display()))?;
+        }
+    }
     config.path = Some(path);
     Ok(config)
 }
@@ -227,6 +250,27 @@ context_window = 32768
         assert_eq!(p.kind, Some(Kind::Openai));
         assert_eq!(p.models[0].context_window, Some(32768));
         assert_eq!(c.http.max_retries, 4);
+    }
+
+    #[test]
+    fn system_prompt_keys_are_top_level_and_at_files_are_read_beside_the_config() {
+        let c = parse("system_prompt = \"be brief\"\ncontext_files = false\n").unwrap();
+        assert_eq!(c.system_prompt.as_deref(), Some("be brief"));
+        assert_eq!(c.context_files, Some(false));
+        assert_eq!(c.append_system_prompt, None);
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("extra.md"), "from a file\n").unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "append_system_prompt = \"@extra.md\"\n").unwrap();
+        let c = load(Some(&path)).unwrap();
+        assert_eq!(c.append_system_prompt.as_deref(), Some("from a file\n"));
+        std::fs::write(&path, "append_system_prompt = \"@gone.md\"\n").unwrap();
+        let e = format!("{:#}", load(Some(&path)).unwrap_err());
+        assert!(
+            e.contains("append_system_prompt") && e.contains("gone.md"),
+            "{e}"
+        );
     }
 
     #[test]

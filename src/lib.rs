@@ -16,6 +16,7 @@
 //! | [`permissions`] | the gate: which calls run, ask or are refused |
 //! | [`message`], [`session`] | the history's shapes; the JSONL session store |
 //! | [`error`] | the one error style: `anyhow` inside, [`error::Coded`] where a client sees a code |
+//! | [`context`] | the system prompt: the default one (`system_prompt.md`) or the user's, plus the AGENTS.md / CLAUDE.md context files (`files.rs`) |
 //! | [`config`], [`process`] | the config file; how child processes are spawned |
 //!
 //! # A prompt, from stdin to the model and back
@@ -27,7 +28,8 @@
 //!    checks that its model can be reached (`Providers::reach_now`, or in a
 //!    task while an extension starts; if not, the prompt is refused and
 //!    nothing is stored), writes the user message to the session file and
-//!    spawns the turn.
+//!    spawns the turn with the session's system prompt (`context`, built
+//!    when the session started).
 //! 3. `engine` runs rounds: `provider::Providers` opens a stream on the
 //!    model's backend; each delta arrives already as a wire
 //!    [`protocol::StreamEvent`] and goes straight to the stdout writer.
@@ -40,6 +42,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod engine;
 pub mod error;
 pub mod host;

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::cli::Cli;
 use crate::config::{self, env_nonempty, Config};
+use crate::context::{self, PromptConfig, SessionPrompt};
 use crate::error::{Coded, WithCode};
 use crate::host::{Host, Parts, Settings, Signals};
 use crate::permissions::{Gate, Mode};
@@ -87,6 +88,7 @@ async fn serve(
 ) -> i32 {
     let Prepared {
         settings,
+        context,
         store,
         session,
         file,
@@ -105,12 +107,14 @@ async fn serve(
         message_count: session.messages.len(),
         usage: session.usage,
         thinking_level: session.thinking_level,
+        context_files: context.files().to_vec(),
     }))
     .await;
     providers.warm_up();
     let inbound = transport::spawn_reader(std::io::stdin(), max_frame_bytes);
     let (host, channels) = Host::new(Parts {
         settings,
+        context,
         gate,
         out,
         providers,
@@ -124,6 +128,7 @@ async fn serve(
 /// Everything the host is started with, ready before `ready` is written.
 struct Prepared {
     settings: Settings,
+    context: SessionPrompt,
     gate: Arc<Gate>,
     store: Store,
     session: Session,
@@ -141,6 +146,9 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
         .code(ErrorCode::Internal)?;
     let store = Store::new(data_dir.join("sessions"));
     let config = config::load(cli.config.as_deref()).code(ErrorCode::InvalidParams)?;
+    // Before anything is opened or written: a missing @file stops start-up
+    // without touching a resumed session.
+    let prompt_config = prompt_config(cli, &config)?;
     let providers = providers(cli, &config, &data_dir)?;
     let (mut session, mut file) = open_session(cli, &store, &cwd.to_string_lossy())?;
     let mut cwd = cwd;
@@ -167,17 +175,16 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
             session.model = Some(model);
         }
     }
-    let gate = Arc::new(Gate::new(
-        session.permission_mode.unwrap_or(Mode::Ask),
-        vec![cwd.clone()],
-    ));
+    let mode = session.permission_mode.unwrap_or(Mode::Ask);
+    let gate = Arc::new(Gate::new(mode, vec![cwd.clone()]));
+    let context = SessionPrompt::start(prompt_config, cwd.clone(), mode);
     Ok(Prepared {
         gate,
+        context,
         settings: Settings {
             cwd_path: cwd,
             env_remove: Arc::new(secret_vars(&providers, &config.tools.keep_env)),
             cwd: cwd_text,
-            system_prompt: cli.system_prompt.clone(),
             max_rounds: cli.max_rounds,
             idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
             max_frame_bytes: cli.max_frame_bytes,
@@ -186,6 +193,28 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
         session,
         file,
         providers,
+    })
+}
+
+/// Where the system prompt comes from: a flag wins over the config key of
+/// the same name. A flag's `@file` is relative to the current directory
+/// (the config's were read against the config file's by `config::load`).
+fn prompt_config(cli: &Cli, config: &Config) -> Result<PromptConfig, Coded> {
+    let flag = |name: &str, value: &Option<String>| -> Result<Option<String>, Coded> {
+        value
+            .as_deref()
+            .map(|v| context::text_or_file(v, Path::new("")))
+            .transpose()
+            .with_context(|| format!("--{name}"))
+            .code(ErrorCode::InvalidParams)
+    };
+    let replace = flag("system-prompt", &cli.system_prompt)?;
+    let append = flag("append-system-prompt", &cli.append_system_prompt)?;
+    Ok(PromptConfig {
+        replace: replace.or_else(|| config.system_prompt.clone()),
+        append: append.or_else(|| config.append_system_prompt.clone()),
+        context_files: !cli.no_context_files && config.context_files != Some(false),
+        global_dir: config::default_dir(),
     })
 }
 

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::context::SessionPrompt;
 use crate::engine::TurnMsg;
 use crate::error::Coded;
 use crate::protocol::{
@@ -50,7 +51,6 @@ pub struct Settings {
     pub cwd_path: std::path::PathBuf,
     /// Variables tool processes must not inherit (API keys).
     pub env_remove: Arc<Vec<String>>,
-    pub system_prompt: Option<String>,
     pub max_rounds: u32,
     pub idle_timeout: Duration,
     pub max_frame_bytes: usize,
@@ -120,6 +120,9 @@ enum Deferred {
 
 pub struct Host {
     settings: Settings,
+    /// The session's system prompt: read at its start, rebuilt when the
+    /// permission mode changes.
+    context: SessionPrompt,
     gate: Arc<crate::permissions::Gate>,
     out: Outbox,
     providers: Arc<Providers>,
@@ -154,6 +157,7 @@ pub struct HostChannels {
 /// What the host is started with: the services and the session in use.
 pub struct Parts {
     pub settings: Settings,
+    pub context: SessionPrompt,
     pub gate: Arc<crate::permissions::Gate>,
     pub out: Outbox,
     pub providers: Arc<Providers>,
@@ -166,6 +170,7 @@ impl Host {
     pub fn new(parts: Parts) -> (Self, HostChannels) {
         let Parts {
             settings,
+            context,
             gate,
             out,
             providers,
@@ -178,6 +183,7 @@ impl Host {
         let (model, _) = watch::channel(session.model.clone());
         let host = Host {
             settings,
+            context,
             gate,
             out,
             providers,

@@ -131,7 +131,7 @@ impl Host {
             prompt_id: prompt_id.clone(),
             history: self.session.messages.clone(),
             model: self.model.subscribe(),
-            system_prompt: self.settings.system_prompt.clone(),
+            system_prompt: self.context.text(),
             thinking: self.session.thinking_level,
             max_rounds: self.settings.max_rounds,
             idle_timeout: self.settings.idle_timeout,

@@ -152,6 +152,8 @@ pub struct ReadyFrame {
     pub message_count: usize,
     pub usage: Usage,
     pub thinking_level: ThinkingLevel,
+    /// The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
+    pub context_files: Vec<String>,
 }
 
 /// A turn starts (for a `prompt` or `follow_up`).

@@ -158,6 +158,8 @@ pub struct StateResponse {
     pub permission_mode: Mode,
     /// Applies from the next turn (`set_thinking_level`).
     pub thinking_level: ThinkingLevel,
+    /// The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
+    pub context_files: Vec<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

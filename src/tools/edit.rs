@@ -129,6 +129,8 @@ impl Builtin for EditTool {
     type Input = Input;
     const NAME: &'static str = "edit";
     const ACCESS: Access = Access::EditsFiles;
+    const SUMMARY: &'static str =
+        "Change part of an existing file by replacing exact text; the way to modify files.";
 
     fn definition() -> Value {
         json!({

@@ -35,6 +35,7 @@ impl Builtin for FindTool {
     type Input = Input;
     const NAME: &'static str = "find";
     const ACCESS: Access = Access::ReadOnly;
+    const SUMMARY: &'static str = "Find files by glob pattern (`**/*.rs`), honouring .gitignore.";
 
     fn definition() -> Value {
         json!({

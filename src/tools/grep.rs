@@ -42,6 +42,8 @@ impl Builtin for GrepTool {
     type Input = Input;
     const NAME: &'static str = "grep";
     const ACCESS: Access = Access::ReadOnly;
+    const SUMMARY: &'static str =
+        "Search file contents with a regular expression, to locate code before reading it.";
 
     fn definition() -> Value {
         json!({

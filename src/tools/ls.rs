@@ -26,6 +26,7 @@ impl Builtin for LsTool {
     type Input = (PathBuf, String);
     const NAME: &'static str = "ls";
     const ACCESS: Access = Access::ReadOnly;
+    const SUMMARY: &'static str = "List a directory's entries.";
 
     fn definition() -> Value {
         json!({

@@ -44,6 +44,7 @@ impl Builtin for ReadTool {
     type Input = Input;
     const NAME: &'static str = "read";
     const ACCESS: Access = Access::ReadOnly;
+    const SUMMARY: &'static str = "Read a file, with line numbers; read a file before you edit it.";
 
     fn definition() -> Value {
         json!({

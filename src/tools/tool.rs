@@ -36,6 +36,15 @@ pub trait Tool: Send + Sync {
     /// What the permission gate judges the call by.
     fn access(&self) -> Access;
 
+    /// One line for the system prompt saying when to use the tool. By
+    /// default the first sentence of the definition's description (what a
+    /// tool from elsewhere, such as an MCP server's, has to offer).
+    fn summary(&self) -> String {
+        let definition = self.definition();
+        let description = definition["description"].as_str().unwrap_or_default();
+        first_sentence(description).to_owned()
+    }
+
     /// What the call would do, without doing it. An input that would make
     /// the run fail anyway is an error here, so the caller fails the call
     /// without asking the user about it.
@@ -56,6 +65,9 @@ pub(crate) trait Builtin: Send + Sync + 'static {
 
     const NAME: &'static str;
     const ACCESS: Access;
+    /// When the model should use it, in one line (the system prompt's
+    /// tool list).
+    const SUMMARY: &'static str;
 
     fn definition() -> Value;
 
@@ -79,6 +91,10 @@ impl<T: Builtin> Tool for T {
         T::ACCESS
     }
 
+    fn summary(&self) -> String {
+        T::SUMMARY.to_owned()
+    }
+
     fn preview(&self, input: &Value, cwd: &Path) -> Result<Preview> {
         <T as Builtin>::preview(T::parse(input, cwd)?, cwd)
     }
@@ -88,5 +104,27 @@ impl<T: Builtin> Tool for T {
             Ok(input) => Box::pin(<T as Builtin>::run(input, ctx)),
             Err(e) => Box::pin(std::future::ready(ToolOutput::failed(&e))),
         }
+    }
+}
+
+/// The text up to and including the first ". " (or all of it), trimmed.
+fn first_sentence(text: &str) -> &str {
+    let text = text.trim();
+    match text.find(". ") {
+        Some(end) => &text[..=end],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_sentence;
+
+    #[test]
+    fn a_summary_is_the_first_sentence() {
+        assert_eq!(first_sentence(" Echo it. Then more. "), "Echo it.");
+        assert_eq!(first_sentence("No full stop"), "No full stop");
+        assert_eq!(first_sentence("Use e.g.x here"), "Use e.g.x here");
+        assert_eq!(first_sentence(""), "");
     }
 }

@@ -33,6 +33,8 @@ impl Builtin for WriteTool {
     type Input = Input;
     const NAME: &'static str = "write";
     const ACCESS: Access = Access::EditsFiles;
+    const SUMMARY: &'static str =
+        "Create a new file, or replace one whose content changes almost entirely.";
 
     fn definition() -> Value {
         json!({

@@ -59,8 +59,9 @@ pub fn data_dir_or_temp(given: Option<&Path>) -> (PathBuf, Option<TempDir>) {
 }
 
 /// `rpc --data-dir <data>` with all three stdio pipes, and without the
-/// caller's `RUST_LOG` / `AGENT_RPC_HOME` so the environment running the
-/// tests cannot change what the host logs or where it keeps its data.
+/// caller's `RUST_LOG` / `AGENT_RPC_HOME` / `XDG_CONFIG_HOME` so the
+/// environment running the tests cannot change what the host logs, where it
+/// keeps its data or what config it reads.
 /// Under `ulimit -f <blocks>` when `file_size_blocks` is given (through
 /// `/bin/sh`, which then `exec`s the host so its pid is the host's; exit 99
 /// if the shell cannot set the limit).
@@ -79,6 +80,9 @@ pub fn rpc_command(data: &Path, file_size_blocks: Option<u64>) -> Command {
         .arg(data)
         .env_remove("RUST_LOG")
         .env_remove("AGENT_RPC_HOME")
+        // No developer config (config.toml, the global AGENTS.md) leaks in;
+        // a test that wants one sets its own.
+        .env("XDG_CONFIG_HOME", data.join("no-config-home"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -134,6 +138,8 @@ pub struct Spawn {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub data_dir: Option<PathBuf>,
+    /// The process's current directory (default: the test's).
+    pub dir: Option<PathBuf>,
 }
 
 impl Spawn {
@@ -142,6 +148,7 @@ impl Spawn {
             args: Vec::new(),
             env: Vec::new(),
             data_dir: None,
+            dir: None,
         }
     }
 
@@ -165,6 +172,12 @@ impl Spawn {
         self
     }
 
+    /// Run the process in `dir` (its current directory, not `--cwd`).
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.dir = Some(dir.to_path_buf());
+        self
+    }
+
     /// Reuse a data dir (for resume tests).
     pub fn data(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_path_buf());
@@ -175,6 +188,9 @@ impl Spawn {
         let (data, owned) = data_dir_or_temp(self.data_dir.as_deref());
         let mut cmd = rpc_command(&data, None);
         cmd.args(&self.args);
+        if let Some(dir) = &self.dir {
+            cmd.current_dir(dir);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

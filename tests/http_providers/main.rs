@@ -16,7 +16,8 @@
 //! nothing about speed.
 //!
 //! One test binary, one module per area (`streams`, `retries`, `failures`,
-//! `requests`, `config`, `latency`); the helpers and `both!` are below.
+//! `requests`, `config`, `latency`, `system_prompt`); the helpers and
+//! `both!` are below.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -91,6 +92,7 @@ mod models;
 mod requests;
 mod retries;
 mod streams;
+mod system_prompt;
 mod thinking;
 
 // ---------------------------------------------------------------- the host

@@ -333,6 +333,8 @@ class GetStateResponse(TypedDict):
     """The response to `get_state`."""
 
     command: Literal["get_state"]
+    #: The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
+    context_files: List[str]
     cwd: str
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
@@ -574,6 +576,8 @@ class ReadyFrame(TypedDict):
     are read from now on.
     """
 
+    #: The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
+    context_files: List[str]
     cwd: str
     message_count: int
     #: The model the next prompt will use; `null` while that depends on

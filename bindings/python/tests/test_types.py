@@ -43,7 +43,7 @@ class GeneratedTypesTest(unittest.TestCase):
             types.GetStateResponse.__required_keys__,
             {"type", "id", "command", "ok", "streaming", "prompt_id", "model",
              "session_id", "message_count", "queued", "cwd", "permission_mode",
-             "thinking_level"},
+             "thinking_level", "context_files"},
         )
         self.assertIn("type", types.ReadyFrame.__required_keys__)
         self.assertIn("cancelled", types.PromptResponse.__optional_keys__)

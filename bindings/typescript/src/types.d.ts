@@ -276,6 +276,8 @@ export type GetStateResponse = {
   ok: true;
   type: "response";
 } & {
+  /** The AGENTS.md / CLAUDE.md files in the system prompt, outermost first. */
+  context_files: string[];
   cwd: string;
   message_count: number;
   model: string | null;
@@ -462,6 +464,8 @@ export type PromptResponse = {
  * are read from now on.
  */
 export interface ReadyFrame {
+  /** The AGENTS.md / CLAUDE.md files in the system prompt, outermost first. */
+  context_files: string[];
   cwd: string;
   message_count: number;
   /**

@@ -47,6 +47,9 @@ impl Host {
         // `allow_always` grants belong to the session they were given in.
         self.gate.reset();
         self.session = session;
+        // Context files are read when a session starts: edits made since
+        // the last one are picked up here.
+        self.context.restart();
         let created = Response::NewSession(NewSessionResponse {
             session_id: self.session.header.id.clone(),
         });
@@ -100,6 +103,8 @@ impl Host {
         }
         self.gate.set_mode(mode);
         self.session.permission_mode = Some(mode);
+        // The prompt lists the tools the mode allows.
+        self.context.set_mode(mode);
         let set = Response::SetPermissionMode(SetPermissionModeResponse { mode });
         self.respond(token, true, set).await;
     }

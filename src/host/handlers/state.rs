@@ -19,6 +19,7 @@ impl Host {
             cwd: self.settings.cwd.clone(),
             permission_mode: self.gate.mode(),
             thinking_level: self.session.thinking_level,
+            context_files: self.context.files().to_vec(),
         })
     }
 

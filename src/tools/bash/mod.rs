@@ -56,6 +56,8 @@ impl Builtin for BashTool {
     type Input = Input;
     const NAME: &'static str = "bash";
     const ACCESS: Access = Access::Unrestricted;
+    const SUMMARY: &'static str =
+        "Run a shell command (`bash -c`) in the working directory: builds, tests, git, anything the other tools do not cover.";
 
     fn definition() -> Value {
         json!({
