@@ -82,10 +82,20 @@ fn last_system(api: Api, srv: &FakeServer) -> String {
             &body["messages"][0]["content"]
         }
     };
-    system
-        .as_str()
-        .unwrap_or_else(|| panic!("no system prompt in {body}"))
-        .to_owned()
+    // Anthropic's is a list of text blocks (the last carries the prompt
+    // cache breakpoint); OpenAI's a string.
+    match system {
+        Value::String(text) => text.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .map(|b| {
+                b["text"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a text block: {b}"))
+            })
+            .collect(),
+        _ => panic!("no system prompt in {body}"),
+    }
 }
 
 /// Runs a prompt that must succeed and returns the system prompt it sent.
