@@ -70,7 +70,11 @@ export interface AgentClientOptions {
    * Without it every request is denied with a message saying so; if it
    * throws, the request is denied with the error's message.
    */
-  onPermission?: (request: PermissionRequest) => PermissionAnswer | Promise<PermissionAnswer>;
+  /** `signal` aborts when the host cancels the request (`permission_cancelled`, e.g. on abort). */
+  onPermission?: (
+    request: PermissionRequest,
+    options: { signal: AbortSignal },
+  ) => PermissionAnswer | Promise<PermissionAnswer>;
   /** Sees every frame the host writes (for logging); must not throw. */
   onFrame?: (frame: Frame) => void;
 }

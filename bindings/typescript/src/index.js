@@ -173,6 +173,7 @@ export class AgentClient {
     this.pending = new Map(); // id -> { resolve, reject } | Turn
     this.turns = new Map(); // prompt_id -> Turn
     this.permissionTurns = new Map(); // request_id -> Turn
+    this.permissionAborts = new Map(); // request_id -> AbortController of its onPermission call
     this.stderrChunks = [];
     this.stderrBytes = 0;
     this.exitError = null;
@@ -336,6 +337,9 @@ export class AgentClient {
         return;
       }
       case "permission_cancelled": {
+        // The question is moot (the turn was aborted): tell the handler, so
+        // a dialog it opened can close.
+        this.permissionAborts.get(frame.request_id)?.abort(new Error(frame.reason ?? "cancelled"));
         const turn = this.permissionTurns.get(frame.request_id);
         this.permissionTurns.delete(frame.request_id);
         if (turn) turn._event(frame);
@@ -369,9 +373,11 @@ export class AgentClient {
   async _answerPermission(request) {
     let decision = "deny";
     let message = NO_HANDLER_MESSAGE;
+    const cancelled = new AbortController();
+    this.permissionAborts.set(request.request_id, cancelled);
     if (this.onPermission) {
       try {
-        const answer = await this.onPermission(request);
+        const answer = await this.onPermission(request, { signal: cancelled.signal });
         const d = typeof answer === "string" ? answer : answer?.decision;
         if (DECISIONS.has(d)) {
           decision = d;
@@ -383,6 +389,9 @@ export class AgentClient {
         message = `denied: onPermission threw: ${err instanceof Error ? err.message : String(err)}`;
       }
     }
+    this.permissionAborts.delete(request.request_id);
+    // A cancelled request takes no answer (the host would say not_found).
+    if (cancelled.signal.aborted) return;
     const fields = { request_id: request.request_id, decision };
     if (message !== null && message !== undefined) fields.message = message;
     // `not_found` when the turn was aborted meanwhile, or the process is gone: nothing to do.

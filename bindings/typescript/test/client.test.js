@@ -269,6 +269,32 @@ test("the --max-frame-bytes=N form sets the cap too", async (t) => {
   assert.equal(response.ok, true);
 });
 
+test("an abort cancels a pending permission handler through its signal", async (t) => {
+  let seen;
+  const opened = new Promise((resolveOpened) => {
+    seen = resolveOpened;
+  });
+  const { client, cwd } = await startClient(t, {
+    onPermission: (request, { signal }) =>
+      new Promise((resolveAnswer) => {
+        seen(request);
+        // A dialog that would wait forever, closed by the host's cancel.
+        signal.addEventListener("abort", () => resolveAnswer("allow_once"));
+      }),
+  });
+  const write = JSON.stringify({ path: "never.txt", content: "x" });
+  const turn = client.prompt(`[[tool=write input=${write}]]`);
+  const done = collect(turn);
+  await within(opened);
+  const abort = await within(client.abort());
+  assert.equal(abort.command, "abort");
+  const { events, response } = await done;
+  assert.equal(response.cancelled, true);
+  assert.ok(events.some((e) => e.type === "permission_cancelled"));
+  assert.equal(existsSync(join(cwd, "never.txt")), false);
+  assert.equal(client.permissionAborts.size, 0);
+});
+
 test("a finished turn leaves nothing behind in the routing tables", async (t) => {
   const { client } = await startClient(t, { onPermission: () => "deny" });
   const write = JSON.stringify({ path: "never.txt", content: "x" });
