@@ -26,6 +26,12 @@ fn section<'a>(text: &'a str, heading: &str) -> &'a str {
 #[test]
 fn the_quick_start_runs_the_echo_fixture_and_cargo_test() {
     let text = readme();
+    for word in text.split(|c: char| !(c.is_ascii_uppercase() || c == '_')) {
+        assert!(
+            !(word.len() > 5 && word.ends_with("_TIME")),
+            "README still has the placeholder {word}"
+        );
+    }
     let quick = section(&text, "## Quick start");
     let commands: Vec<&str> = quick
         .lines()
