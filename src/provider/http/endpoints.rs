@@ -50,9 +50,12 @@ impl Endpoint {
         }
     }
 
+    /// Whether a request could be sent now. Asked for every endpoint at
+    /// start-up (the default model) and in every listing, so it reads the
+    /// variable without building the error `key` would.
     pub fn available(&self) -> bool {
         match &self.api_key_env {
-            Some(_) => self.key().is_ok(),
+            Some(var) => std::env::var_os(var).is_some_and(|v| !v.is_empty()),
             None => self.configured,
         }
     }
