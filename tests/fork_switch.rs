@@ -545,3 +545,67 @@ fn continue_with_fork_resumes_a_copy_and_leaves_the_original_alone() {
     let out = rpc_cli(data, &["--fork"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+#[test]
+fn a_fork_survives_a_kill_right_after_its_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let (mut h, original) = host_with_history(data, &["keep me"]);
+    let fork = id_of(&call_ok(&mut h, json!({"type": "fork"}), "f"));
+    h.signal("KILL");
+    assert!(h.wait(Duration::from_secs(5)).is_some(), "killed");
+    let mut resumed = Spawn::new()
+        .data(data)
+        .ext("echo")
+        .arg("--continue")
+        .arg(&fork)
+        .start();
+    let ready = resumed.ready();
+    assert_eq!(ready["session_id"], fork.as_str());
+    assert_eq!(ready["message_count"], 2, "{ready}");
+    assert_eq!(texts(&messages(&mut resumed, "g")), ["keep me", "keep me"]);
+    finish(resumed);
+    assert_eq!(
+        read_jsonl(&session_file(data, &fork))[0]["forked_from"],
+        original.as_str()
+    );
+}
+
+#[test]
+fn switch_session_keeps_the_directory_given_with_cwd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let (home, pinned) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut first = Spawn::new()
+        .data(data)
+        .ext("echo")
+        .model(ECHO)
+        .current_dir(home.path())
+        .start();
+    let elsewhere = id_of(&first.ready());
+    ok_prompt(&mut first, "1", "from home");
+    finish(first);
+    let mut h = Spawn::new()
+        .data(data)
+        .ext("echo")
+        .model(ECHO)
+        .arg("--cwd")
+        .arg(pinned.path().to_str().unwrap())
+        .start();
+    h.ready();
+    let switched = call_ok(
+        &mut h,
+        json!({"type": "switch_session", "session_id": elsewhere}),
+        "w",
+    );
+    assert_eq!(
+        switched["cwd"],
+        canonical(pinned.path()).as_str(),
+        "{switched}"
+    );
+    assert_eq!(
+        get_state(&mut h, "s")["cwd"],
+        canonical(pinned.path()).as_str()
+    );
+    finish(h);
+}
