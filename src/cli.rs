@@ -12,7 +12,8 @@ The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schem
     {\"type\":\"prompt\",\"id\":\"1\",\"message\":\"fix the failing test\"}
   Commands: prompt, follow_up, steer, abort, set_model, permission_response,
     set_permission_mode, set_thinking_level, get_state, get_session_stats, get_messages,
-    get_available_models, new_session, list_sessions, delete_session, shutdown
+    get_available_models, new_session, list_sessions, delete_session, fork,
+    switch_session, shutdown
   Read one JSON object per line on stdout: ready first, then a response or an
     error for every command (matched by id), and events while a turn runs:
     agent_start, message_update (text_delta, thinking_delta, toolcall_*),
@@ -43,6 +44,12 @@ pub struct Cli {
     /// the working directory (`rpc sessions` lists them).
     #[arg(long = "continue", value_name = "ID", num_args = 0..=1, default_missing_value = "")]
     pub continue_session: Option<String>,
+
+    /// With --continue: resume a copy of the session under a new id (its
+    /// header names the original in `forked_from`); the original is left
+    /// as it was.
+    #[arg(long, requires = "continue_session")]
+    pub fork: bool,
 
     /// Model id: `provider/model` (e.g. `anthropic/claude-sonnet-5-5`, `ollama/qwen2.5:7b`),
     /// `<plugin>:<provider>:<model>` for an extension, or a bare `claude-…`/`gpt-…` name;

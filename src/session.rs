@@ -42,6 +42,9 @@ pub struct Header {
     /// later changes are `thinking_level` entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking_level: Option<ThinkingLevel>,
+    /// The session this one was forked from (`fork`, `--continue --fork`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<String>,
 }
 
 /// One line of a session file.
@@ -149,6 +152,7 @@ impl Session {
                 model: model.clone(),
                 permission_mode: None,
                 thinking_level: None,
+                forked_from: None,
             },
             model,
             messages: Vec::new(),
@@ -461,6 +465,44 @@ impl Store {
         }
     }
 
+    /// Writes a fork of `source` holding its first `upto` messages, under
+    /// a new id, and returns it open for writing. The file is complete
+    /// (header and history) and synced before it appears under its name, so
+    /// a crash right after leaves the whole fork or nothing. The fork keeps
+    /// the model, permission mode and thinking level; its token totals
+    /// start at zero (they count what this session's own turns used).
+    pub fn fork(&self, source: &Session, upto: usize) -> Result<(Session, SessionFile)> {
+        let messages = source.messages[..upto.min(source.messages.len())].to_vec();
+        let mut session = Session::new(new_id(), source.header.cwd.clone(), source.model.clone());
+        session.header.permission_mode = source.permission_mode;
+        session.header.thinking_level =
+            Some(source.thinking_level).filter(|l| *l != ThinkingLevel::Off);
+        session.header.forked_from = Some(source.header.id.clone());
+        session.permission_mode = source.permission_mode;
+        session.thinking_level = source.thinking_level;
+        let ts = now();
+        let mut body = Vec::new();
+        for message in &messages {
+            let entry = Entry::Message {
+                ts: ts.clone(),
+                message: message.clone(),
+            };
+            serde_json::to_writer(&mut body, &entry).context("cannot encode a session entry")?;
+            body.push(b'\n');
+        }
+        session.messages = messages;
+        let path = self.path_of(&session.header.id);
+        let (file, len) = create_file(&path, &session.header, &body)?;
+        let writer = SessionFile {
+            path,
+            header: session.header.clone(),
+            file: Some(file),
+            len,
+            dirty: false,
+        };
+        Ok((session, writer))
+    }
+
     /// Summaries of every session, newest first.
     pub fn list(&self) -> Result<Vec<SessionSummary>> {
         let mut out = Vec::new();
@@ -480,6 +522,7 @@ impl Store {
                 model: session.model.clone(),
                 title: session.title(),
                 cwd: session.header.cwd.clone(),
+                forked_from: session.header.forked_from.clone(),
             };
             out.push((updated, summary));
         }
@@ -526,7 +569,7 @@ impl SessionFile {
         let file = match &mut self.file {
             Some(f) => f,
             None => {
-                let (f, len) = create_file(path, &self.header)?;
+                let (f, len) = create_file(path, &self.header, &[])?;
                 self.len = len;
                 self.file.insert(f)
             }
@@ -556,15 +599,17 @@ impl SessionFile {
     }
 }
 
-/// Creates the file with its header atomically: written to a temporary name,
-/// synced, then renamed, so no reader ever sees a file without a header.
-fn create_file(path: &Path, header: &Header) -> Result<(File, u64)> {
+/// Creates the file with its header (and `body`, complete entry lines)
+/// atomically: written to a temporary name, synced, then renamed, so no
+/// reader ever sees a file without a header or with half a fork.
+fn create_file(path: &Path, header: &Header, body: &[u8]) -> Result<(File, u64)> {
     let dir = path
         .parent()
         .ok_or_else(|| anyhow!("session path {} has no directory", path.display()))?;
     create_private_dir(dir)?;
     let mut line = serde_json::to_vec(&Entry::Session(header.clone()))?;
     line.push(b'\n');
+    line.extend_from_slice(body);
     // A fresh name, created exclusively and never through a symlink, so a
     // planted link cannot redirect the write outside the data dir.
     let tmp = dir.join(format!(".{}.{}.tmp", header.id, std::process::id()));

@@ -183,6 +183,7 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
         context,
         settings: Settings {
             cwd_path: cwd,
+            cwd_fixed: cli.cwd.is_some(),
             env_remove: Arc::new(secret_vars(&providers, &config.tools.keep_env)),
             cwd: cwd_text,
             max_rounds: cli.max_rounds,
@@ -296,12 +297,20 @@ fn open_session(cli: &Cli, store: &Store, cwd: &str) -> Result<(Session, Session
     } else {
         id.clone()
     };
-    store.open(&id)
+    let (session, file) = store.open(&id)?;
+    if !cli.fork {
+        return Ok((session, file));
+    }
+    // The original's lock is held while it is copied, then released.
+    store
+        .fork(&session, session.messages.len())
+        .with_context(|| format!("cannot fork session {id}"))
+        .code(ErrorCode::Internal)
 }
 
 /// A resumed session works where it was started, unless `--cwd` says
 /// otherwise; if that directory is gone, in the current one (and says so).
-fn resumed_cwd(session: &Session, current: PathBuf) -> PathBuf {
+pub(crate) fn resumed_cwd(session: &Session, current: PathBuf) -> PathBuf {
     let stored = Path::new(&session.header.cwd);
     match stored.canonicalize() {
         Ok(dir) if dir.is_dir() => dir,

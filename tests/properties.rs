@@ -640,8 +640,9 @@ fn header() -> impl Strategy<Value = Header> {
         short_text(),
         short_text(),
         prop::option::of(short_text()),
+        prop::option::of(short_text()),
     )
-        .prop_map(|(version, id, cwd, model)| Header {
+        .prop_map(|(version, id, cwd, model, forked_from)| Header {
             version,
             id,
             created_at: "2025-01-01T00:00:00.000Z".into(),
@@ -649,6 +650,7 @@ fn header() -> impl Strategy<Value = Header> {
             model,
             permission_mode: None,
             thinking_level: None,
+            forked_from,
         })
 }
 

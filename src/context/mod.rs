@@ -294,6 +294,12 @@ impl SessionPrompt {
         *self = SessionPrompt::start(config, std::mem::take(&mut self.cwd), self.mode);
     }
 
+    /// Another session, in `cwd` with `mode`: rebuilt as at start-up.
+    pub fn restart_in(&mut self, cwd: PathBuf, mode: Mode) {
+        let config = std::mem::take(&mut self.config);
+        *self = SessionPrompt::start(config, cwd, mode);
+    }
+
     /// The tool list and permission notes follow the mode; the files are
     /// not read again.
     pub fn set_mode(&mut self, mode: Mode) {

@@ -49,6 +49,9 @@ pub struct Settings {
     pub cwd: String,
     /// The same directory as a path, for tools.
     pub cwd_path: std::path::PathBuf,
+    /// `--cwd` was given: a session switched to works here too, not in
+    /// its own directory.
+    pub cwd_fixed: bool,
     /// Variables tool processes must not inherit (API keys).
     pub env_remove: Arc<Vec<String>>,
     pub max_rounds: u32,

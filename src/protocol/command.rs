@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::{
-    AbortResponse, DeleteSessionResponse, Empty, ErrorCode, ErrorFrame, MessagesResponse,
-    ModelsResponse, NewSessionResponse, PromptOutcome, SessionStatsResponse, SessionsResponse,
-    SetModelResponse, SetPermissionModeResponse, SetThinkingLevelResponse, StateResponse,
-    SteerResponse,
+    AbortResponse, DeleteSessionResponse, Empty, ErrorCode, ErrorFrame, ForkResponse,
+    MessagesResponse, ModelsResponse, NewSessionResponse, PromptOutcome, SessionStatsResponse,
+    SessionsResponse, SetModelResponse, SetPermissionModeResponse, SetThinkingLevelResponse,
+    StateResponse, SteerResponse, SwitchSessionResponse,
 };
 use crate::permissions::{Decision, Mode};
 use crate::provider::ThinkingLevel;
@@ -151,6 +151,13 @@ commands! {
     /// Deletes a stored session: not the one in use (`busy`), nor one
     /// another process holds (`session_locked`).
     DeleteSession(DeleteSessionParams) => DeleteSessionResponse = "delete_session",
+    /// Copies the first `message_index` messages (default: all) into a new
+    /// session and switches to it; the original is not modified (`busy`
+    /// while a turn runs).
+    Fork(ForkParams) => ForkResponse = "fork",
+    /// Switches this process to another stored session, releasing the
+    /// current one (`busy` while a turn runs).
+    SwitchSession(SwitchSessionParams) => SwitchSessionResponse = "switch_session",
     /// Answers, then ends the host (SPEC §6).
     Shutdown => Empty = "shutdown",
 }
@@ -272,6 +279,19 @@ pub struct PermissionResponseParams {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct DeleteSessionParams {
+    pub session_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct ForkParams {
+    /// Keep the messages before this index: the index of a user message
+    /// (which is left out and returned as `message`) or the history length.
+    #[serde(default)]
+    pub message_index: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct SwitchSessionParams {
     pub session_id: String,
 }
 

@@ -49,6 +49,8 @@ pub enum Response {
     NewSession(NewSessionResponse),
     ListSessions(SessionsResponse),
     DeleteSession(DeleteSessionResponse),
+    Fork(ForkResponse),
+    SwitchSession(SwitchSessionResponse),
 }
 
 #[derive(Debug, Default, Serialize, JsonSchema)]
@@ -190,6 +192,39 @@ pub struct NewSessionResponse {
     pub session_id: String,
 }
 
+/// The fork the host switched to.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ForkResponse {
+    /// The new session's id.
+    pub session_id: String,
+    /// The session it was forked from (the one in use before).
+    pub forked_from: String,
+    /// Messages in the fork: the `message_index` it was cut at.
+    pub message_count: usize,
+    /// The text of the user message at `message_index` (left out of the
+    /// fork), for an editor to put back in its input box; absent when the
+    /// whole history was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The session switched to, described like `ready`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SwitchSessionResponse {
+    pub session_id: String,
+    /// The model the next prompt will use.
+    pub model: Option<String>,
+    /// Where tools now run: the session's own directory (see SPEC).
+    pub cwd: String,
+    pub message_count: usize,
+    /// The session's token totals so far.
+    pub usage: Usage,
+    pub permission_mode: Mode,
+    pub thinking_level: ThinkingLevel,
+    /// The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
+    pub context_files: Vec<String>,
+}
+
 /// The session that was deleted.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DeleteSessionResponse {
@@ -215,6 +250,8 @@ pub struct SessionSummary {
     pub title: Option<String>,
     /// The directory the session was started in.
     pub cwd: String,
+    /// The session this one was forked from, if it is a fork.
+    pub forked_from: Option<String>,
 }
 
 #[cfg(test)]

@@ -32,6 +32,39 @@ fn allow_always_sticks_until_new_session() {
     assert!(d.get("c.txt").is_none());
 }
 
+/// `fork` and `switch_session` start the next session without the grants
+/// of the one before, like `new_session`.
+#[test]
+fn allow_always_does_not_follow_a_fork_or_a_switch() {
+    let d = Dirs::new();
+    let mut rpc = start(&d.cwd, "ask");
+    let w = |p: &str| call("write", &json!({"path": p, "content": p}));
+    let original = rpc.call(json!({"type": "get_state"}), "s")["session_id"].clone();
+
+    let (_, req) = until_permission(&mut rpc, "1", &w("a.txt"));
+    let (_, resp) = decide(&mut rpc, &req, "allow_always", None, "r1", "1");
+    assert_ok(&resp, &rpc);
+    no_permission_request(&run_ok(&mut rpc, "2", &w("b.txt")));
+
+    let fork = rpc.call(json!({"type": "fork"}), "f");
+    assert_eq!(fork["ok"], true, "{fork}");
+    let (_, req) = until_permission(&mut rpc, "3", &w("c.txt"));
+    let (_, resp) = decide(&mut rpc, &req, "deny", None, "r3", "3");
+    assert_ok(&resp, &rpc);
+    assert!(d.get("c.txt").is_none());
+
+    let back = rpc.call(
+        json!({"type": "switch_session", "session_id": original}),
+        "w",
+    );
+    assert_eq!(back["ok"], true, "{back}");
+    let (_, req) = until_permission(&mut rpc, "4", &w("d.txt"));
+    assert_eq!(req["tool"], "write");
+    let (_, resp) = decide(&mut rpc, &req, "deny", None, "r4", "4");
+    assert_ok(&resp, &rpc);
+    assert!(d.get("d.txt").is_none());
+}
+
 // ---- 7. abort vs permission -----------------------------------------------
 
 /// Abort while the host waits for an answer: the question is withdrawn

@@ -108,11 +108,11 @@ Block = Union["BlockText", "BlockThinking", "BlockToolUse", "BlockToolResult", "
 
 
 #: Every command a client writes on stdin, one per line.
-Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ShutdownCommand"]
+Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "ShutdownCommand"]
 
 
 #: A command's `type`, echoed as `command` on its answer.
-CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "shutdown"]
+CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "shutdown"]
 
 
 Content = Union[str, List["Block"]]
@@ -240,8 +240,48 @@ class FollowUpResponse(_FollowUpResponseRequired, total=False):
     usage: Usage
 
 
+class _ForkCommandRequired(TypedDict):
+    type: Literal["fork"]
+
+
+class ForkCommand(_ForkCommandRequired, total=False):
+    """Copies the first `message_index` messages (default: all) into a new
+    session and switches to it; the original is not modified (`busy`
+    while a turn runs).
+    """
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+    #: Keep the messages before this index: the index of a user message
+    #: (which is left out and returned as `message`) or the history length.
+    message_index: Optional[int]
+
+
+class _ForkResponseRequired(TypedDict):
+    command: Literal["fork"]
+    #: The session it was forked from (the one in use before).
+    forked_from: str
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    #: Messages in the fork: the `message_index` it was cut at.
+    message_count: int
+    ok: Literal[True]
+    #: The new session's id.
+    session_id: str
+    type: Literal["response"]
+
+
+class ForkResponse(_ForkResponseRequired, total=False):
+    """The response to `fork`."""
+
+    #: The text of the user message at `message_index` (left out of the
+    #: fork), for an editor to put back in its input box; absent when the
+    #: whole history was kept.
+    message: Optional[str]
+
+
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -600,6 +640,8 @@ class SessionSummary(TypedDict):
     created_at: str
     #: The directory the session was started in.
     cwd: str
+    #: The session this one was forked from, if it is a fork.
+    forked_from: Optional[str]
     message_count: int
     model: Optional[str]
     session_id: str
@@ -756,6 +798,42 @@ class StreamEventToolcallEnd(TypedDict):
 StreamEvent = Union["StreamEventTextDelta", "StreamEventThinkingDelta", "StreamEventToolcallStart", "StreamEventToolcallDelta", "StreamEventToolcallEnd"]
 
 
+class _SwitchSessionCommandRequired(TypedDict):
+    session_id: str
+    type: Literal["switch_session"]
+
+
+class SwitchSessionCommand(_SwitchSessionCommandRequired, total=False):
+    """Switches this process to another stored session, releasing the
+    current one (`busy` while a turn runs).
+    """
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+
+
+class SwitchSessionResponse(TypedDict):
+    """The response to `switch_session`."""
+
+    command: Literal["switch_session"]
+    #: The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
+    context_files: List[str]
+    #: Where tools now run: the session's own directory (see SPEC).
+    cwd: str
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    message_count: int
+    #: The model the next prompt will use.
+    model: Optional[str]
+    ok: Literal[True]
+    permission_mode: Mode
+    session_id: str
+    thinking_level: ThinkingLevel
+    type: Literal["response"]
+    #: The session's token totals so far.
+    usage: Usage
+
+
 class TextAttachment(TypedDict):
     """Text added to the prompt."""
 
@@ -854,6 +932,8 @@ __all__ = [
     "ErrorFrame",
     "FollowUpCommand",
     "FollowUpResponse",
+    "ForkCommand",
+    "ForkResponse",
     "Frame",
     "GetAvailableModelsCommand",
     "GetAvailableModelsResponse",
@@ -900,6 +980,8 @@ __all__ = [
     "StreamEventToolcallDelta",
     "StreamEventToolcallEnd",
     "StreamEventToolcallStart",
+    "SwitchSessionCommand",
+    "SwitchSessionResponse",
     "TextAttachment",
     "ThinkingLevel",
     "ToolExecutionEndFrame",

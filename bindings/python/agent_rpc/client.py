@@ -24,6 +24,7 @@ from ._types import (
     Attachment,
     Frame,
     DeleteSessionResponse,
+    ForkResponse,
     GetAvailableModelsResponse,
     GetMessagesResponse,
     GetSessionStatsResponse,
@@ -38,6 +39,7 @@ from ._types import (
     SetThinkingLevelResponse,
     ShutdownResponse,
     SteerResponse,
+    SwitchSessionResponse,
     Usage,
 )
 from .errors import ProcessExited, ProtocolError, RpcError
@@ -399,6 +401,19 @@ class AgentClient:
     async def delete_session(self, session_id: str) -> DeleteSessionResponse:
         """Delete a stored session (not the one in use: that is ``busy``)."""
         return await self.request("delete_session", session_id=session_id)  # type: ignore[return-value]
+
+    async def fork(self, message_index: Optional[int] = None) -> ForkResponse:
+        """Copy the first ``message_index`` messages (default: all) into a new
+        session and switch to it; ``message`` is the text of the user message
+        at that index, for the input box."""
+        if message_index is None:
+            return await self.request("fork")  # type: ignore[return-value]
+        return await self.request("fork", message_index=message_index)  # type: ignore[return-value]
+
+    async def switch_session(self, session_id: str) -> SwitchSessionResponse:
+        """Switch this host to another stored session (its model, mode,
+        thinking level and directory follow)."""
+        return await self.request("switch_session", session_id=session_id)  # type: ignore[return-value]
 
     async def shutdown(self) -> ShutdownResponse:
         """Ask the host to end (it aborts the running turn and exits)."""

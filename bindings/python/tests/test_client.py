@@ -82,6 +82,13 @@ class StreamingTest(HostTestCase):
         self.assertEqual(mode["mode"], "allow-all")
         sessions = (await within(client.list_sessions()))["sessions"]
         self.assertEqual(sessions[0]["session_id"], client.ready.session_id)
+        forked = await within(client.fork(message_index=0))
+        self.assertEqual(forked["forked_from"], client.ready.session_id)
+        self.assertEqual((forked["message_count"], forked["message"]), (0, "one"))
+        back = await within(client.switch_session(client.ready.session_id))
+        self.assertEqual(back["message_count"], 2)
+        self.assertEqual((await within(client.fork()))["message_count"], 2)
+        await within(client.switch_session(client.ready.session_id))
         new = await within(client.new_session())
         self.assertNotEqual(new["session_id"], client.ready.session_id)
         deleted = await within(client.delete_session(client.ready.session_id))

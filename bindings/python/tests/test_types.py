@@ -54,7 +54,7 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertIn("MessageUpdateFrame", frame_names)
         self.assertIn("PermissionRequestFrame", frame_names)
         self.assertIn("DeleteSessionCommand", {ref.__forward_arg__ for ref in typing.get_args(types.Command)})
-        self.assertEqual(len(typing.get_args(types.Command)), 16)
+        self.assertEqual(len(typing.get_args(types.Command)), 18)
 
 
 if __name__ == "__main__":

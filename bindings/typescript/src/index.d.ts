@@ -17,6 +17,8 @@ import type {
   ListSessionsResponse,
   Mode,
   NewSessionResponse,
+  ForkResponse,
+  SwitchSessionResponse,
   PermissionRequestFrame,
   PromptResponse,
   FollowUpResponse,
@@ -152,6 +154,10 @@ export class AgentClient {
   listSessions(): Promise<ListSessionsResponse>;
   newSession(): Promise<NewSessionResponse>;
   deleteSession(sessionId: string): Promise<DeleteSessionResponse>;
+  /** A new session holding the first `messageIndex` messages (default: all), switched to. */
+  fork(messageIndex?: number): Promise<ForkResponse>;
+  /** Switches this host to another stored session. */
+  switchSession(sessionId: string): Promise<SwitchSessionResponse>;
   /** Answered first; then the host aborts the running turn and exits. */
   shutdown(): Promise<ShutdownResponse>;
   /** Sends any command (the client sets `type` and `id`); resolves with its response frame. */

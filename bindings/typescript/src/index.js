@@ -499,6 +499,20 @@ export class AgentClient {
     return this.request("delete_session", { session_id: sessionId });
   }
 
+  /**
+   * Copies the first `messageIndex` messages (default: all) into a new
+   * session and switches to it; `message` in the answer is the text of the
+   * user message at that index, for the input box.
+   */
+  fork(messageIndex) {
+    return this.request("fork", messageIndex === undefined ? {} : { message_index: messageIndex });
+  }
+
+  /** Switches this host to another stored session. */
+  switchSession(sessionId) {
+    return this.request("switch_session", { session_id: sessionId });
+  }
+
   /** Answered first; then the host aborts the running turn and exits. */
   shutdown() {
     return this.request("shutdown");

@@ -81,10 +81,10 @@ export type Block = {
 };
 
 /** Every command a client writes on stdin, one per line. */
-export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ShutdownCommand;
+export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | ShutdownCommand;
 
 /** A command's `type`, echoed as `command` on its answer. */
-export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "shutdown";
+export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "shutdown";
 
 export type Content = string | Block[];
 
@@ -172,6 +172,44 @@ export type FollowUpResponse = {
   type: "response";
 } & (TurnResponse | NotRun);
 
+/**
+ * Copies the first `message_index` messages (default: all) into a new
+ *  session and switches to it; the original is not modified (`busy`
+ *  while a turn runs).
+ */
+export interface ForkCommand {
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  /**
+   * Keep the messages before this index: the index of a user message
+   * (which is left out and returned as `message`) or the history length.
+   */
+  message_index?: number | null;
+  type: "fork";
+}
+
+/** The response to `fork`. */
+export type ForkResponse = {
+  command: "fork";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & {
+  /** The session it was forked from (the one in use before). */
+  forked_from: string;
+  /**
+   * The text of the user message at `message_index` (left out of the
+   * fork), for an editor to put back in its input box; absent when the
+   * whole history was kept.
+   */
+  message?: string | null;
+  /** Messages in the fork: the `message_index` it was cut at. */
+  message_count: number;
+  /** The new session's id. */
+  session_id: string;
+};
+
 /** Every frame the host writes on stdout, one per line. */
 export type Frame = (ReadyFrame & {
   type: "ready";
@@ -197,7 +235,7 @@ export type Frame = (ReadyFrame & {
   type: "model_error";
 }) | (ModelChangedFrame & {
   type: "model_changed";
-}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ShutdownResponse | MessageUpdateFrame;
+}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | ShutdownResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
 export interface GetAvailableModelsCommand {
@@ -487,6 +525,8 @@ export interface SessionSummary {
   created_at: string;
   /** The directory the session was started in. */
   cwd: string;
+  /** The session this one was forked from, if it is a fork. */
+  forked_from: string | null;
   message_count: number;
   model: string | null;
   session_id: string;
@@ -611,6 +651,39 @@ export type StreamEvent = {
   name: string;
   tool_call_id: string;
   type: "toolcall_end";
+};
+
+/**
+ * Switches this process to another stored session, releasing the
+ *  current one (`busy` while a turn runs).
+ */
+export interface SwitchSessionCommand {
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  session_id: string;
+  type: "switch_session";
+}
+
+/** The response to `switch_session`. */
+export type SwitchSessionResponse = {
+  command: "switch_session";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & {
+  /** The AGENTS.md / CLAUDE.md files in the system prompt, outermost first. */
+  context_files: string[];
+  /** Where tools now run: the session's own directory (see SPEC). */
+  cwd: string;
+  message_count: number;
+  /** The model the next prompt will use. */
+  model: string | null;
+  permission_mode: Mode;
+  session_id: string;
+  thinking_level: ThinkingLevel;
+  /** The session's token totals so far. */
+  usage: Usage;
 };
 
 /** Text added to the prompt. */

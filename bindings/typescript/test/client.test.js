@@ -42,6 +42,14 @@ test("a streamed prompt, then getState and the other queries", async (t) => {
   assert.ok(models.models.some((m) => m.id === "echo:echo:echo-1" && m.available));
   const sessions = await within(client.listSessions());
   assert.equal(sessions.sessions[0].title, "hello there friend");
+  const forked = await within(client.fork(0));
+  assert.equal(forked.forked_from, client.ready.session_id);
+  assert.equal(forked.message, "hello there friend");
+  assert.equal(forked.message_count, 0);
+  const back = await within(client.switchSession(client.ready.session_id));
+  assert.equal(back.message_count, 2);
+  assert.equal((await within(client.fork())).message_count, 2);
+  await within(client.switchSession(client.ready.session_id));
   assert.equal((await within(client.setPermissionMode("accept-edits"))).mode, "accept-edits");
   assert.equal((await within(client.setModel("echo:echo:echo-1"))).model, "echo:echo:echo-1");
   const fresh = await within(client.newSession());

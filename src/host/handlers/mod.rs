@@ -9,9 +9,11 @@
 //! - `session`: new_session, set_permission_mode, set_thinking_level,
 //!   permission_response,
 //!   list_sessions, delete_session.
+//! - `fork`: fork, switch_session.
 //! - `state`: get_state, get_session_stats, get_messages,
 //!   get_available_models.
 
+mod fork;
 mod model;
 mod session;
 mod state;
@@ -50,6 +52,8 @@ impl Host {
             Command::NewSession => self.new_session(token).await,
             Command::ListSessions => self.list_sessions(token),
             Command::DeleteSession(params) => self.delete_session(token, params.session_id).await,
+            Command::Fork(params) => self.fork(token, params.message_index).await,
+            Command::SwitchSession(params) => self.switch_session(token, params.session_id).await,
             Command::Shutdown => {
                 self.respond(token, true, Response::Empty(Empty {})).await;
                 self.begin_exit();

@@ -99,7 +99,7 @@ impl Host {
 
     /// The model from now on, announced with `model_changed` when it is
     /// another one.
-    async fn use_model(&mut self, model: String) {
+    pub(in crate::host) async fn use_model(&mut self, model: String) {
         let changed = self.session.model.as_ref() != Some(&model);
         self.session.model = Some(model.clone());
         self.model.send_replace(Some(model.clone()));

@@ -13,16 +13,21 @@ use crate::provider::ThinkingLevel;
 use crate::session::{self, Entry, Session};
 
 impl Host {
+    /// Why the session in use cannot be replaced now (`new_session`,
+    /// `fork`, `switch_session`): queued prompts and pending model checks
+    /// belong to it.
+    pub(super) fn session_change_refused(&self) -> Option<Coded> {
+        let busy = self.turn.is_some()
+            || self.reaching.is_some()
+            || !self.queue.is_empty()
+            || !self.model_checks.is_empty();
+        busy.then(|| Coded::new(ErrorCode::Busy, "another prompt is in flight; abort first"))
+    }
+
     /// Starts a fresh session in the same process; the mode in effect
     /// carries over, `allow_always` grants do not.
     pub(super) async fn new_session(&mut self, token: Token) {
-        // Queued prompts and pending model checks belong to the old session.
-        if self.turn.is_some()
-            || self.reaching.is_some()
-            || !self.queue.is_empty()
-            || !self.model_checks.is_empty()
-        {
-            let busy = Coded::new(ErrorCode::Busy, "another prompt is in flight; abort first");
+        if let Some(busy) = self.session_change_refused() {
             return self.reject(token, busy).await;
         }
         if let Err(e) = self.file.sync() {
