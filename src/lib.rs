@@ -14,7 +14,7 @@
 //! | [`provider`] | model backends behind one interface: `registry.rs` resolves a model id once; `thinking.rs` (thinking levels and what each API is sent); `extension/` (subprocesses), `http/` (one file per HTTP API behind the `Api` trait in `api.rs`, SSE, retries) |
 //! | [`tools`] | the `Tool` trait (`tool.rs`), the table the engine looks tools up in (`table.rs`), one file per built-in tool |
 //! | [`permissions`] | the gate: which calls run, ask or are refused |
-//! | [`message`], [`session`] | the history's shapes; the JSONL session store |
+//! | [`message`], [`session`] | the history's shapes; the JSONL session store: the format and loading (`mod.rs`), the directory (`store.rs`: list, open locked, fork, delete), the writer (`file.rs`) |
 //! | [`error`] | the one error style: `anyhow` inside, [`error::Coded`] where a client sees a code |
 //! | [`context`] | the system prompt: the default one (`system_prompt.md`) or the user's, plus the AGENTS.md / CLAUDE.md context files (`files.rs`) |
 //! | [`config`], [`process`] | the config file; how child processes are spawned |
