@@ -41,6 +41,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
+pub mod compaction;
 pub mod config;
 pub mod context;
 pub mod engine;

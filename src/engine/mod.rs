@@ -11,6 +11,7 @@
 //! asked to stop, killed if it does not within the grace, and the partial
 //! message is handed back marked `aborted`.
 
+pub mod compaction;
 mod round;
 mod tool_calls;
 
@@ -21,10 +22,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::compaction::Known;
 use crate::message::Usage;
 use crate::message::{AssistantBuilder, Block, Content, Message, Role};
 use crate::permissions::Gate;
-use crate::protocol::{ErrorCode, StreamEvent};
+use crate::protocol::{
+    CompactionEndFrame, CompactionReason, CompactionStartFrame, ErrorCode, Frame, StreamEvent,
+};
 use crate::provider::{ProviderStream, Providers, Request, ThinkingLevel};
 use crate::transport::Outbox;
 
@@ -40,6 +44,16 @@ pub struct TurnSpec {
     pub thinking: ThinkingLevel,
     pub max_rounds: u32,
     pub idle_timeout: Duration,
+    /// Compaction at the threshold and on overflow; `None` when off.
+    pub auto_compaction: Option<AutoCompaction>,
+}
+
+/// What a turn needs to compact on its own.
+#[derive(Debug, Clone, Copy)]
+pub struct AutoCompaction {
+    /// The configured reserve; else the model's output limit, else 16k.
+    pub reserve: Option<u64>,
+    pub keep_cap: u64,
 }
 
 /// Messages from a turn to the host.
@@ -49,6 +63,14 @@ pub enum TurnMsg {
     Append(Arc<Message>),
     /// No model was set; the turn picked this default.
     ModelChosen(String),
+    /// The history was compacted: the model now sees the summary and the
+    /// last `kept` messages of the history.
+    Compacted {
+        summary: String,
+        kept: usize,
+        tokens_before: u64,
+        tokens_after: u64,
+    },
     Done(TurnOutcome),
 }
 
@@ -186,9 +208,28 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         thinking,
         max_rounds,
         idle_timeout,
+        auto_compaction,
     } = spec;
     let tools = crate::tools::definitions();
-    for _ in 0..max_rounds {
+    let mut known: Option<Known> = None;
+    let mut overflowed = false;
+    let mut round_no = 0;
+    while round_no < max_rounds {
+        if let Some(auto) = auto_compaction {
+            let compactor = Compactor {
+                prompt_id: &prompt_id,
+                model: &model,
+                system_prompt: system_prompt.as_deref(),
+                idle_timeout,
+                auto,
+            };
+            if compactor.due(ctx, &history, known).await? {
+                compactor
+                    .compact(ctx, &mut history, known, CompactionReason::Threshold)
+                    .await?;
+                known = None;
+            }
+        }
         let request = Request {
             history: &history,
             system_prompt: system_prompt.as_deref(),
@@ -197,13 +238,58 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
             temperature: None,
             thinking,
         };
-        let stream = open_round(ctx, &model, &request).await?;
+        let sent = history.len();
         let mut builder = AssistantBuilder::default();
-        let outcome = round::one_round(&prompt_id, stream, ctx, &mut builder, idle_timeout).await;
+        let outcome = match open_round(ctx, &model, &request).await {
+            Ok(stream) => {
+                round::one_round(&prompt_id, stream, ctx, &mut builder, idle_timeout).await
+            }
+            Err(stop) => Err((stop, Usage::default())),
+        };
         let completion = match outcome {
             Ok((completion, round_usage)) => {
                 usage.add(&round_usage);
+                known = Some(Known {
+                    messages: sent,
+                    tokens: round_usage.input_tokens
+                        + round_usage.cache_read_input_tokens
+                        + round_usage.cache_creation_input_tokens,
+                });
                 completion
+            }
+            Err((Stop::Failed(code, e), round_usage))
+                if builder.is_empty() && crate::compaction::is_overflow(&e) =>
+            {
+                usage.add(&round_usage);
+                // Too long for the model: compact once and send the round
+                // again (not an ordinary retry, and not a round of its own).
+                let Some(auto) = auto_compaction.filter(|_| !overflowed) else {
+                    let why = if overflowed {
+                        "the request is still too long for the model's context window after compacting the history"
+                    } else {
+                        "the request is too long for the model's context window and auto-compaction is off (send compact, or set_auto_compaction)"
+                    };
+                    return Err(Stop::Failed(code, format!("{why}: {e}")));
+                };
+                overflowed = true;
+                let compactor = Compactor {
+                    prompt_id: &prompt_id,
+                    model: &model,
+                    system_prompt: system_prompt.as_deref(),
+                    idle_timeout,
+                    auto,
+                };
+                if !compactor
+                    .compact(ctx, &mut history, known, CompactionReason::Overflow)
+                    .await?
+                {
+                    return Err(Stop::Failed(
+                        code,
+                        format!("the request is too long for the model's context window and compacting the history failed: {e}"),
+                    ));
+                }
+                known = None;
+                continue;
             }
             Err((stop, round_usage)) => {
                 usage.add(&round_usage);
@@ -211,6 +297,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
                 return Err(stop);
             }
         };
+        round_no += 1;
         show_unstreamed(&prompt_id, ctx, &mut builder, completion.content).await;
         let stop_reason = completion
             .stop_reason
@@ -240,6 +327,125 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
     Err(failed(format!(
         "the turn reached its limit of {max_rounds} provider rounds (--max-rounds)"
     )))
+}
+
+/// A turn's own compaction: at the threshold before a round, or after an
+/// overflow. Shown as `compaction_start`/`compaction_end` inside the turn.
+struct Compactor<'a> {
+    prompt_id: &'a str,
+    model: &'a watch::Receiver<Option<String>>,
+    system_prompt: Option<&'a str>,
+    idle_timeout: Duration,
+    auto: AutoCompaction,
+}
+
+impl Compactor<'_> {
+    /// Whether the next request would leave less than the reserve free.
+    async fn due(
+        &self,
+        ctx: &TurnCtx,
+        history: &[Arc<Message>],
+        known: Option<Known>,
+    ) -> Result<bool, Stop> {
+        let model_id = current_model(self.model, ctx).await?;
+        let Some((window, reserve)) =
+            compaction::limits(&ctx.providers, &model_id, self.auto.reserve).await
+        else {
+            return Ok(false);
+        };
+        let estimated = crate::compaction::estimate(history, self.system_prompt, known);
+        Ok(
+            crate::compaction::over_threshold(estimated, window, reserve)
+                && crate::compaction::cut_point(
+                    history,
+                    crate::compaction::keep_budget(window, self.auto.keep_cap),
+                )
+                .is_some(),
+        )
+    }
+
+    /// Compacts `history` in place and tells the host; `Ok(false)` when it
+    /// failed (the history is unchanged and the failure was shown).
+    async fn compact(
+        &self,
+        ctx: &TurnCtx,
+        history: &mut Vec<Arc<Message>>,
+        known: Option<Known>,
+        reason: CompactionReason,
+    ) -> Result<bool, Stop> {
+        let model_id = current_model(self.model, ctx).await?;
+        let prompt_id = Some(self.prompt_id.to_owned());
+        ctx.out
+            .frame(&Frame::CompactionStart(CompactionStartFrame {
+                prompt_id: prompt_id.clone(),
+                reason,
+            }))
+            .await;
+        // Without a known window (an overflow on an unlisted model), the
+        // provider's refusal says the request was too big: aim at half
+        // of what was sent.
+        let (window, reserve) =
+            match compaction::limits(&ctx.providers, &model_id, self.auto.reserve).await {
+                Some(l) => l,
+                None => {
+                    let sent = crate::compaction::estimate(history, self.system_prompt, known);
+                    let window = (sent / 2).max(1_024);
+                    (window, window / 8)
+                }
+            };
+        let job = compaction::Job {
+            providers: &ctx.providers,
+            model: &model_id,
+            view: history,
+            system_prompt: self.system_prompt,
+            instructions: None,
+            context_window: window,
+            reserve,
+            keep_cap: self.auto.keep_cap,
+            idle_timeout: self.idle_timeout,
+            known,
+        };
+        let before = crate::compaction::estimate(history, self.system_prompt, known);
+        let result = compaction::run(job, &ctx.cancel).await;
+        let end = match &result {
+            Ok(o) => CompactionEndFrame {
+                prompt_id,
+                reason,
+                ok: true,
+                summary: Some(o.summary.clone()),
+                tokens_before: o.tokens_before,
+                tokens_after: o.tokens_after,
+                error: None,
+            },
+            Err(e) => CompactionEndFrame {
+                prompt_id,
+                reason,
+                ok: false,
+                summary: None,
+                tokens_before: before,
+                tokens_after: before,
+                error: Some(match e {
+                    compaction::Failure::Cancelled => "aborted".to_owned(),
+                    compaction::Failure::Failed(e) => e.clone(),
+                }),
+            },
+        };
+        ctx.out.frame(&Frame::CompactionEnd(end)).await;
+        match result {
+            Ok(o) => {
+                ctx.host.send(TurnMsg::Compacted {
+                    summary: o.summary,
+                    kept: o.kept,
+                    tokens_before: o.tokens_before,
+                    tokens_after: o.tokens_after,
+                });
+                *history = o.view;
+                Ok(true)
+            }
+            Err(compaction::Failure::Cancelled) => Err(Stop::Cancelled),
+            Err(compaction::Failure::Failed(_)) => Ok(false),
+        }
+    }
 }
 
 /// Opens the round's stream against the model chosen now (a `set_model`

@@ -3,6 +3,8 @@
 
 import type {
   AbortResponse,
+  CompactResponse,
+  SetAutoCompactionResponse,
   Attachment,
   CommandName,
   Decision,
@@ -142,12 +144,14 @@ export class AgentClient {
   setPermissionMode(mode: Mode): Promise<SetPermissionModeResponse>;
   setThinkingLevel(level: ThinkingLevel): Promise<SetThinkingLevelResponse>;
   getState(): Promise<GetStateResponse>;
-  getMessages(): Promise<GetMessagesResponse>;
+  getMessages(options?: { all?: boolean }): Promise<GetMessagesResponse>;
   getSessionStats(): Promise<GetSessionStatsResponse>;
   getAvailableModels(): Promise<GetAvailableModelsResponse>;
   listSessions(): Promise<ListSessionsResponse>;
   newSession(): Promise<NewSessionResponse>;
   deleteSession(sessionId: string): Promise<DeleteSessionResponse>;
+  compact(instructions?: string): Promise<CompactResponse>;
+  setAutoCompaction(enabled: boolean): Promise<SetAutoCompactionResponse>;
   /** Answered first; then the host aborts the running turn and exits. */
   shutdown(): Promise<ShutdownResponse>;
   /** Sends any command (the client sets `type` and `id`); resolves with its response frame. */

@@ -9,9 +9,11 @@
 //! - `session`: new_session, set_permission_mode, set_thinking_level,
 //!   permission_response,
 //!   list_sessions, delete_session.
+//! - `compaction`: compact, set_auto_compaction.
 //! - `state`: get_state, get_session_stats, get_messages,
 //!   get_available_models.
 
+mod compaction;
 mod model;
 mod session;
 mod state;
@@ -42,14 +44,18 @@ impl Host {
                 let stats = self.session_stats();
                 self.respond(token, true, stats).await
             }
-            Command::GetMessages => {
-                let messages = self.messages();
+            Command::GetMessages(params) => {
+                let messages = self.messages(params.all);
                 self.respond(token, true, messages).await
             }
             Command::GetAvailableModels => self.available_models(token),
             Command::NewSession => self.new_session(token).await,
             Command::ListSessions => self.list_sessions(token),
             Command::DeleteSession(params) => self.delete_session(token, params.session_id).await,
+            Command::Compact(params) => self.compact(token, params).await,
+            Command::SetAutoCompaction(params) => {
+                self.set_auto_compaction(token, params.enabled).await
+            }
             Command::Shutdown => {
                 self.respond(token, true, Response::Empty(Empty {})).await;
                 self.begin_exit();

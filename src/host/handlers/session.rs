@@ -18,6 +18,7 @@ impl Host {
     pub(super) async fn new_session(&mut self, token: Token) {
         // Queued prompts and pending model checks belong to the old session.
         if self.turn.is_some()
+            || self.compacting.is_some()
             || self.reaching.is_some()
             || !self.queue.is_empty()
             || !self.model_checks.is_empty()
