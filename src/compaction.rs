@@ -50,6 +50,17 @@ pub fn message_tokens(message: &Message) -> u64 {
     chars.div_ceil(CHARS_PER_TOKEN)
 }
 
+/// The estimated tokens of the tool definitions every turn's request
+/// carries (computed once).
+pub fn tool_tokens() -> u64 {
+    static TOKENS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TOKENS.get_or_init(|| {
+        serde_json::to_string(crate::tools::definitions())
+            .map(|s| text_tokens(&s))
+            .unwrap_or(0)
+    })
+}
+
 pub fn text_tokens(text: &str) -> u64 {
     (text.len() as u64).div_ceil(CHARS_PER_TOKEN)
 }
@@ -62,8 +73,9 @@ pub struct Known {
     pub tokens: u64,
 }
 
-/// The estimated input of a request: the last reported usage, plus 4 chars
-/// a token for what came after it (all of it when nothing was reported).
+/// The estimated input of a turn's request: the last reported usage, plus
+/// 4 chars a token for what came after it (when nothing was reported: the
+/// tool definitions, the system prompt and the history).
 pub fn estimate(
     history: &[Arc<Message>],
     system_prompt: Option<&str>,
@@ -78,7 +90,8 @@ pub fn estimate(
                     .sum::<u64>()
         }
         _ => {
-            system_prompt.map(text_tokens).unwrap_or(0)
+            tool_tokens()
+                + system_prompt.map(text_tokens).unwrap_or(0)
                 + history.iter().map(|m| message_tokens(m)).sum::<u64>()
         }
     }
@@ -279,7 +292,8 @@ mod tests {
             user(&"y".repeat(40)),
         ];
         let all = estimate(&h, None, None);
-        assert!(all > 100 && all < 140, "{all}");
+        let own = all - tool_tokens();
+        assert!(own > 100 && own < 140, "{own}");
         let k = Known {
             messages: 2,
             tokens: 1000,
@@ -287,6 +301,7 @@ mod tests {
         let est = estimate(&h, None, Some(k));
         assert_eq!(est, 1000 + message_tokens(&h[2]));
         assert_eq!(estimate(&h, Some(&"s".repeat(80)), None), all + 20);
+        assert!(all > tool_tokens());
     }
 
     #[test]

@@ -215,13 +215,13 @@ fn threshold_compacts_before_the_round(api: Api) {
     let srv = FakeServer::start();
     let data = tempfile::tempdir().unwrap();
     let setup = Setup {
-        window: 2_000,
+        window: 3_000,
         keep: 20_000,
         reserve: 400,
     };
     let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
     let mut compacted_at = None;
-    for i in 0..6 {
+    for i in 0..8 {
         let (frames, resp) = prompt(
             &mut rpc,
             &format!("p{i}"),
@@ -233,7 +233,7 @@ fn threshold_compacts_before_the_round(api: Api) {
             compacted_at.get_or_insert(i);
         }
     }
-    let at = compacted_at.expect("no threshold compaction in 6 prompts");
+    let at = compacted_at.expect("no threshold compaction in 8 prompts");
     assert!(at >= 2, "compacted too early, at prompt {at}");
     let reqs = bodies(&srv);
     assert!(reqs.iter().all(|(r, _)| r["status"] == 200));
@@ -488,6 +488,66 @@ fn measure_compaction_of_200_messages() {
         fake,
         total.saturating_sub(fake)
     );
-    assert!(resp["tokens_after"].as_u64().unwrap() <= 20_000 + 1_000);
+    // The kept part is at most 20k; the rest is the tool definitions,
+    // the system prompt and the summary.
+    assert!(resp["tokens_after"].as_u64().unwrap() <= 20_000 + 3_000);
     assert!(resp["tokens_before"].as_u64().unwrap() > 70_000);
+}
+
+/// An extension signals an overflow with `context_overflow` in its error:
+/// the turn compacts and retries the round once.
+#[test]
+fn extension_context_overflow_is_recognised() {
+    let mut rpc = Spawn::new().ext("echo").model(ECHO).start();
+    rpc.ready();
+    ok_prompt(&mut rpc, "p0", "first words");
+    let (frames, resp) = prompt(
+        &mut rpc,
+        "p1",
+        "too big [[n=0 error=\"the prompt does not fit: context_overflow\"]]",
+    );
+    let start = frames
+        .iter()
+        .find(|f| f["type"] == "compaction_start")
+        .unwrap_or_else(|| panic!("no compaction_start: {resp} {frames:?}"));
+    assert_eq!(start["reason"], "overflow");
+    let end = frames
+        .iter()
+        .find(|f| f["type"] == "compaction_end")
+        .expect("compaction_end");
+    // The older exchange was summarised (the echo extension answers the
+    // summarisation request), but the prompt itself keeps failing: a second
+    // overflow ends the turn.
+    assert_eq!(end["ok"], true, "{end}");
+    assert_eq!(resp["code"], "provider_error", "{resp}");
+    assert!(resp["error"].as_str().unwrap().contains("still too long"));
+    let view = messages(&mut rpc, "view");
+    assert!(message_text(&view[0]).starts_with(MARKER));
+}
+
+/// `abort` during a turn's own (threshold) compaction ends the turn
+/// `aborted` at once and writes no `compaction` entry.
+#[test]
+fn abort_during_a_threshold_compaction() {
+    let srv = FakeServer::with_args(&["--summary-delay-ms", "5000"]);
+    let data = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        window: 2_000,
+        keep: 20_000,
+        reserve: 400,
+    };
+    let (mut rpc, _cfg) = host(Api::OpenAi, &srv, &setup, data.path(), &[]);
+    ok_prompt(&mut rpc, "p0", &long_prompt("T0", 300));
+    rpc.send(json!({"type": "prompt", "id": "p1", "message": long_prompt("T1", 300)}));
+    let (_, start) = rpc.until("compaction_start", |f| f["type"] == "compaction_start");
+    assert_eq!(start["reason"], "threshold");
+    rpc.send(json!({"type": "abort", "id": "a"}));
+    let resp = rpc.answer(&json!("p1"));
+    assert_eq!(resp["cancelled"], true, "{resp}");
+    assert_ok(&rpc.answer(&json!("a")), &rpc);
+    let file = session_file(&mut rpc, data.path());
+    assert!(!entries(&file).iter().any(|e| e["type"] == "compaction"));
+    let view = messages(&mut rpc, "m");
+    assert!(!message_text(&view[0]).starts_with(MARKER));
+    assert_eq!(view.len(), 3);
 }
