@@ -2,7 +2,8 @@
 //! model (no tools offered, nothing streamed to the client), bounded by
 //! abort and the idle timeout. Used by a turn (threshold, overflow) and by
 //! the `compact` command's task; neither writes anything until it succeeds,
-//! so an abort leaves the history exactly as it was.
+//! so an abort leaves the history exactly as it was. [`Compactor`] is a
+//! turn's side: when one is due, its events, and the report to the host.
 //!
 //! The arithmetic (where to cut, the request text, the view) is in
 //! `crate::compaction`.
@@ -10,10 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::{current_model, AutoCompaction, Stop, TurnCtx, TurnMsg};
 use crate::compaction::{self as calc, Known};
 use crate::message::{Block, Message};
+use crate::protocol::{CompactionEndFrame, CompactionReason, CompactionStartFrame, Frame};
 use crate::provider::{Event, Providers, Request, ThinkingLevel};
 
 /// Tokens kept aside in the summarisation request for the request text
@@ -118,6 +122,123 @@ pub async fn run(job: Job<'_>, cancel: &CancellationToken) -> Result<Outcome, Fa
         tokens_after,
         view,
     })
+}
+
+/// A turn's own compaction: at the threshold before a round, or after an
+/// overflow. Shown as `compaction_start`/`compaction_end` inside the turn.
+pub(super) struct Compactor<'a> {
+    pub prompt_id: &'a str,
+    pub model: &'a watch::Receiver<Option<String>>,
+    pub system_prompt: Option<&'a str>,
+    pub idle_timeout: Duration,
+    pub auto: AutoCompaction,
+}
+
+impl Compactor<'_> {
+    /// Whether the next request would leave less than the reserve free.
+    pub(super) async fn due(
+        &self,
+        ctx: &TurnCtx,
+        history: &[Arc<Message>],
+        known: Option<Known>,
+    ) -> Result<bool, Stop> {
+        let model_id = current_model(self.model, ctx).await?;
+        let Some((window, reserve)) = limits(&ctx.providers, &model_id, self.auto.reserve).await
+        else {
+            return Ok(false);
+        };
+        let estimated = crate::compaction::estimate(history, self.system_prompt, known);
+        Ok(
+            crate::compaction::over_threshold(estimated, window, reserve)
+                && crate::compaction::cut_point(
+                    history,
+                    crate::compaction::keep_budget(window, self.auto.keep_cap),
+                )
+                .is_some(),
+        )
+    }
+
+    /// Compacts `history` in place and tells the host; `Ok(false)` when it
+    /// failed (the history is unchanged and the failure was shown).
+    pub(super) async fn compact(
+        &self,
+        ctx: &TurnCtx,
+        history: &mut Vec<Arc<Message>>,
+        known: Option<Known>,
+        reason: CompactionReason,
+    ) -> Result<bool, Stop> {
+        let model_id = current_model(self.model, ctx).await?;
+        let prompt_id = Some(self.prompt_id.to_owned());
+        ctx.out
+            .frame(&Frame::CompactionStart(CompactionStartFrame {
+                prompt_id: prompt_id.clone(),
+                reason,
+            }))
+            .await;
+        // Without a known window (an overflow on an unlisted model), the
+        // provider's refusal says the request was too big: aim at half
+        // of what was sent.
+        let (window, reserve) = match limits(&ctx.providers, &model_id, self.auto.reserve).await {
+            Some(l) => l,
+            None => {
+                let sent = crate::compaction::estimate(history, self.system_prompt, known);
+                let window = (sent / 2).max(1_024);
+                (window, window / 8)
+            }
+        };
+        let job = Job {
+            providers: &ctx.providers,
+            model: &model_id,
+            view: history,
+            system_prompt: self.system_prompt,
+            instructions: None,
+            context_window: window,
+            reserve,
+            keep_cap: self.auto.keep_cap,
+            idle_timeout: self.idle_timeout,
+            known,
+        };
+        let before = crate::compaction::estimate(history, self.system_prompt, known);
+        let result = run(job, &ctx.cancel).await;
+        let end = match &result {
+            Ok(o) => CompactionEndFrame {
+                prompt_id,
+                reason,
+                ok: true,
+                summary: Some(o.summary.clone()),
+                tokens_before: o.tokens_before,
+                tokens_after: o.tokens_after,
+                error: None,
+            },
+            Err(e) => CompactionEndFrame {
+                prompt_id,
+                reason,
+                ok: false,
+                summary: None,
+                tokens_before: before,
+                tokens_after: before,
+                error: Some(match e {
+                    Failure::Cancelled => "aborted".to_owned(),
+                    Failure::Failed(e) => e.clone(),
+                }),
+            },
+        };
+        ctx.out.frame(&Frame::CompactionEnd(end)).await;
+        match result {
+            Ok(o) => {
+                ctx.host.send(TurnMsg::Compacted {
+                    summary: o.summary,
+                    kept: o.kept,
+                    tokens_before: o.tokens_before,
+                    tokens_after: o.tokens_after,
+                });
+                *history = o.view;
+                Ok(true)
+            }
+            Err(Failure::Cancelled) => Err(Stop::Cancelled),
+            Err(Failure::Failed(_)) => Ok(false),
+        }
+    }
 }
 
 /// One summarisation request: its final text, or why there is none.

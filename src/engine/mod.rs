@@ -26,11 +26,10 @@ use crate::compaction::Known;
 use crate::message::Usage;
 use crate::message::{AssistantBuilder, Block, Content, Message, Role};
 use crate::permissions::Gate;
-use crate::protocol::{
-    CompactionEndFrame, CompactionReason, CompactionStartFrame, ErrorCode, Frame, StreamEvent,
-};
+use crate::protocol::{CompactionReason, ErrorCode, StreamEvent};
 use crate::provider::{ProviderStream, Providers, Request, ThinkingLevel};
 use crate::transport::Outbox;
+use compaction::Compactor;
 
 /// What a turn needs besides the shared services.
 pub struct TurnSpec {
@@ -327,125 +326,6 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
     Err(failed(format!(
         "the turn reached its limit of {max_rounds} provider rounds (--max-rounds)"
     )))
-}
-
-/// A turn's own compaction: at the threshold before a round, or after an
-/// overflow. Shown as `compaction_start`/`compaction_end` inside the turn.
-struct Compactor<'a> {
-    prompt_id: &'a str,
-    model: &'a watch::Receiver<Option<String>>,
-    system_prompt: Option<&'a str>,
-    idle_timeout: Duration,
-    auto: AutoCompaction,
-}
-
-impl Compactor<'_> {
-    /// Whether the next request would leave less than the reserve free.
-    async fn due(
-        &self,
-        ctx: &TurnCtx,
-        history: &[Arc<Message>],
-        known: Option<Known>,
-    ) -> Result<bool, Stop> {
-        let model_id = current_model(self.model, ctx).await?;
-        let Some((window, reserve)) =
-            compaction::limits(&ctx.providers, &model_id, self.auto.reserve).await
-        else {
-            return Ok(false);
-        };
-        let estimated = crate::compaction::estimate(history, self.system_prompt, known);
-        Ok(
-            crate::compaction::over_threshold(estimated, window, reserve)
-                && crate::compaction::cut_point(
-                    history,
-                    crate::compaction::keep_budget(window, self.auto.keep_cap),
-                )
-                .is_some(),
-        )
-    }
-
-    /// Compacts `history` in place and tells the host; `Ok(false)` when it
-    /// failed (the history is unchanged and the failure was shown).
-    async fn compact(
-        &self,
-        ctx: &TurnCtx,
-        history: &mut Vec<Arc<Message>>,
-        known: Option<Known>,
-        reason: CompactionReason,
-    ) -> Result<bool, Stop> {
-        let model_id = current_model(self.model, ctx).await?;
-        let prompt_id = Some(self.prompt_id.to_owned());
-        ctx.out
-            .frame(&Frame::CompactionStart(CompactionStartFrame {
-                prompt_id: prompt_id.clone(),
-                reason,
-            }))
-            .await;
-        // Without a known window (an overflow on an unlisted model), the
-        // provider's refusal says the request was too big: aim at half
-        // of what was sent.
-        let (window, reserve) =
-            match compaction::limits(&ctx.providers, &model_id, self.auto.reserve).await {
-                Some(l) => l,
-                None => {
-                    let sent = crate::compaction::estimate(history, self.system_prompt, known);
-                    let window = (sent / 2).max(1_024);
-                    (window, window / 8)
-                }
-            };
-        let job = compaction::Job {
-            providers: &ctx.providers,
-            model: &model_id,
-            view: history,
-            system_prompt: self.system_prompt,
-            instructions: None,
-            context_window: window,
-            reserve,
-            keep_cap: self.auto.keep_cap,
-            idle_timeout: self.idle_timeout,
-            known,
-        };
-        let before = crate::compaction::estimate(history, self.system_prompt, known);
-        let result = compaction::run(job, &ctx.cancel).await;
-        let end = match &result {
-            Ok(o) => CompactionEndFrame {
-                prompt_id,
-                reason,
-                ok: true,
-                summary: Some(o.summary.clone()),
-                tokens_before: o.tokens_before,
-                tokens_after: o.tokens_after,
-                error: None,
-            },
-            Err(e) => CompactionEndFrame {
-                prompt_id,
-                reason,
-                ok: false,
-                summary: None,
-                tokens_before: before,
-                tokens_after: before,
-                error: Some(match e {
-                    compaction::Failure::Cancelled => "aborted".to_owned(),
-                    compaction::Failure::Failed(e) => e.clone(),
-                }),
-            },
-        };
-        ctx.out.frame(&Frame::CompactionEnd(end)).await;
-        match result {
-            Ok(o) => {
-                ctx.host.send(TurnMsg::Compacted {
-                    summary: o.summary,
-                    kept: o.kept,
-                    tokens_before: o.tokens_before,
-                    tokens_after: o.tokens_after,
-                });
-                *history = o.view;
-                Ok(true)
-            }
-            Err(compaction::Failure::Cancelled) => Err(Stop::Cancelled),
-            Err(compaction::Failure::Failed(_)) => Ok(false),
-        }
-    }
 }
 
 /// Opens the round's stream against the model chosen now (a `set_model`
