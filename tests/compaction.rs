@@ -541,10 +541,23 @@ fn abort_during_a_threshold_compaction() {
     rpc.send(json!({"type": "prompt", "id": "p1", "message": long_prompt("T1", 300)}));
     let (_, start) = rpc.until("compaction_start", |f| f["type"] == "compaction_start");
     assert_eq!(start["reason"], "threshold");
+    // The turn reports the compaction to the host beside the event, so
+    // get_state may need a moment to show it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut n = 0;
+    while get_state(&mut rpc, &format!("s{n}"))["compacting"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "get_state never showed compacting"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        n += 1;
+    }
     rpc.send(json!({"type": "abort", "id": "a"}));
     let resp = rpc.answer(&json!("p1"));
     assert_eq!(resp["cancelled"], true, "{resp}");
     assert_ok(&rpc.answer(&json!("a")), &rpc);
+    assert_eq!(get_state(&mut rpc, "after")["compacting"], false);
     let file = session_file(&mut rpc, data.path());
     assert!(!entries(&file).iter().any(|e| e["type"] == "compaction"));
     let view = messages(&mut rpc, "m");

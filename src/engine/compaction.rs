@@ -169,6 +169,7 @@ impl Compactor<'_> {
     ) -> Result<bool, Stop> {
         let model_id = current_model(self.model, ctx).await?;
         let prompt_id = Some(self.prompt_id.to_owned());
+        ctx.host.send(TurnMsg::Compacting(true));
         ctx.out
             .frame(&Frame::CompactionStart(CompactionStartFrame {
                 prompt_id: prompt_id.clone(),
@@ -223,6 +224,7 @@ impl Compactor<'_> {
                 }),
             },
         };
+        ctx.host.send(TurnMsg::Compacting(false));
         ctx.out.frame(&Frame::CompactionEnd(end)).await;
         match result {
             Ok(o) => {

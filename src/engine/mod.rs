@@ -62,6 +62,8 @@ pub enum TurnMsg {
     Append(Arc<Message>),
     /// No model was set; the turn picked this default.
     ModelChosen(String),
+    /// A compaction of the turn began (`true`) or ended.
+    Compacting(bool),
     /// The history was compacted: the model now sees the summary and the
     /// last `kept` messages of the history.
     Compacted {

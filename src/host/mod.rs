@@ -98,6 +98,8 @@ struct Running {
     dropped: Vec<Token>,
     /// The first failure to write one of this turn's messages.
     persist_error: Option<String>,
+    /// The turn is compacting the history (`get_state.compacting`).
+    compacting: bool,
 }
 
 /// A `compact` command running in a task.

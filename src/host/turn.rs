@@ -160,6 +160,7 @@ impl Host {
             aborts: Vec::new(),
             dropped: Vec::new(),
             persist_error: None,
+            compacting: false,
         });
     }
 
@@ -171,6 +172,11 @@ impl Host {
         match msg {
             TurnMsg::Append(message) => self.append(message),
             TurnMsg::ModelChosen(model) => self.adopt_default_model(model).await,
+            TurnMsg::Compacting(on) => {
+                if let Some(turn) = self.turn.as_mut() {
+                    turn.compacting = on;
+                }
+            }
             TurnMsg::Compacted {
                 summary,
                 kept,

@@ -190,7 +190,7 @@ pub struct StateResponse {
     pub thinking_level: ThinkingLevel,
     /// The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
     pub context_files: Vec<String>,
-    /// A `compact` is running (a turn's own compaction shows as its events).
+    /// A compaction is running (`compact`, or the running turn's own).
     pub compacting: bool,
     /// The host compacts on its own (`set_auto_compaction`).
     pub auto_compaction: bool,

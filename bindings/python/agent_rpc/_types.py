@@ -420,7 +420,7 @@ class GetStateResponse(TypedDict):
     #: The host compacts on its own (`set_auto_compaction`).
     auto_compaction: bool
     command: Literal["get_state"]
-    #: A `compact` is running (a turn's own compaction shows as its events).
+    #: A compaction is running (`compact`, or the running turn's own).
     compacting: bool
     #: The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
     context_files: List[str]

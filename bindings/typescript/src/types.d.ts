@@ -343,7 +343,7 @@ export type GetStateResponse = {
 } & {
   /** The host compacts on its own (`set_auto_compaction`). */
   auto_compaction: boolean;
-  /** A `compact` is running (a turn's own compaction shows as its events). */
+  /** A compaction is running (`compact`, or the running turn's own). */
   compacting: boolean;
   /** The AGENTS.md / CLAUDE.md files in the system prompt, outermost first. */
   context_files: string[];
