@@ -13,12 +13,13 @@ The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schem
   Commands: prompt, follow_up, steer, abort, set_model, permission_response,
     set_permission_mode, set_thinking_level, get_state, get_session_stats, get_messages,
     get_available_models, new_session, list_sessions, delete_session, fork,
-    switch_session, shutdown
+    switch_session, compact, set_auto_compaction, shutdown
   Read one JSON object per line on stdout: ready first, then a response or an
     error for every command (matched by id), and events while a turn runs:
     agent_start, message_update (text_delta, thinking_delta, toolcall_*),
     tool_execution_start/_update/_end, permission_request (answer it with
-    permission_response), permission_cancelled, auto_retry, agent_end;
+    permission_response), permission_cancelled, auto_retry,
+    compaction_start/_end, agent_end;
     model_changed when the model the next prompt uses changes, and
     model_error when the model in use turns out not to exist.
   Try it offline, from a checkout of the repository:
@@ -105,6 +106,11 @@ pub struct Cli {
     /// resumed session's own]. Overrides a resumed session's level.
     #[arg(long, value_name = "LEVEL", value_enum)]
     pub thinking: Option<crate::provider::ThinkingLevel>,
+
+    /// Never compact on its own (at the threshold or on a context overflow);
+    /// `compact` still works, and `set_auto_compaction` can turn it back on.
+    #[arg(long)]
+    pub no_auto_compaction: bool,
 
     /// Most provider rounds in one turn.
     #[arg(long, value_name = "N", default_value_t = 50)]

@@ -28,6 +28,8 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub tools: ToolsConfig,
+    #[serde(default)]
+    pub compaction: CompactionConfig,
     /// Replaces the default system prompt: text, or `@file` (relative to
     /// the config file's directory; read by [`load`]).
     pub system_prompt: Option<String>,
@@ -35,6 +37,20 @@ pub struct Config {
     pub append_system_prompt: Option<String>,
     /// Whether AGENTS.md / CLAUDE.md files are read (default true).
     pub context_files: Option<bool>,
+}
+
+/// `[compaction]`: when and how much the host compacts long sessions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionConfig {
+    /// Compact on its own (threshold, overflow); default true. A session's
+    /// `set_auto_compaction` and `--no-auto-compaction` win.
+    pub auto: Option<bool>,
+    /// Tokens left free before a round [default: the model's output limit, else 16384].
+    pub reserve_tokens: Option<u64>,
+    /// Most tokens of recent messages kept verbatim [default 20000; never
+    /// more than a quarter of the context window].
+    pub keep_tokens: Option<u64>,
 }
 
 /// `[tools]`: what tool processes may see.

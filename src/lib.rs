@@ -10,11 +10,12 @@
 //! | [`transport`] | the bounded stdin line reader and the one stdout writer |
 //! | [`protocol`] | the wire and nothing else: `command.rs` (the one list of commands), `response.rs` (each command's answer), `event.rs`, `error.rs` (error codes), `schema.rs` |
 //! | [`host`] | the dispatch loop owning all state: `pending.rs` (the ledger of answers still owed), `handlers/` (one function per command), `turn.rs` (starting and ending turns) |
-//! | [`engine`] | one turn: provider rounds (`round.rs`), tool calls behind the permission gate (`tool_calls.rs`), steering, abort |
+//! | [`engine`] | one turn: provider rounds (`round.rs`), tool calls behind the permission gate (`tool_calls.rs`), compaction at the threshold and on overflow (`compaction.rs`), steering, abort |
 //! | [`provider`] | model backends behind one interface: `registry.rs` resolves a model id once; `thinking.rs` (thinking levels and what each API is sent); `extension/` (subprocesses), `http/` (one file per HTTP API behind the `Api` trait in `api.rs`, SSE, retries) |
 //! | [`tools`] | the `Tool` trait (`tool.rs`), the table the engine looks tools up in (`table.rs`), one file per built-in tool |
 //! | [`permissions`] | the gate: which calls run, ask or are refused |
 //! | [`message`], [`session`] | the history's shapes; the JSONL session store: the format and loading (`mod.rs`), the directory (`store.rs`: list, open locked, fork, delete), the writer (`file.rs`) |
+//! | [`compaction`] | compaction arithmetic: token estimates, where to cut, the summarisation request, what the model sees after one |
 //! | [`error`] | the one error style: `anyhow` inside, [`error::Coded`] where a client sees a code |
 //! | [`context`] | the system prompt: the default one (`system_prompt.md`) or the user's, plus the AGENTS.md / CLAUDE.md context files (`files.rs`) |
 //! | [`config`], [`process`] | the config file; how child processes are spawned |
@@ -41,6 +42,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
+pub mod compaction;
 pub mod config;
 pub mod context;
 pub mod engine;

@@ -189,6 +189,15 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
             max_rounds: cli.max_rounds,
             idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
             max_frame_bytes: cli.max_frame_bytes,
+            compaction: crate::host::CompactionSettings {
+                auto: !cli.no_auto_compaction && config.compaction.auto != Some(false),
+                forced_off: cli.no_auto_compaction,
+                reserve: config.compaction.reserve_tokens,
+                keep_cap: config
+                    .compaction
+                    .keep_tokens
+                    .unwrap_or(crate::compaction::KEEP_CAP),
+            },
         },
         store,
         session,

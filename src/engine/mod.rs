@@ -11,6 +11,7 @@
 //! asked to stop, killed if it does not within the grace, and the partial
 //! message is handed back marked `aborted`.
 
+pub mod compaction;
 mod round;
 mod tool_calls;
 
@@ -21,12 +22,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::compaction::Known;
 use crate::message::Usage;
 use crate::message::{AssistantBuilder, Block, Content, Message, Role};
 use crate::permissions::Gate;
-use crate::protocol::{ErrorCode, StreamEvent};
+use crate::protocol::{CompactionReason, ErrorCode, StreamEvent};
 use crate::provider::{ProviderStream, Providers, Request, ThinkingLevel};
 use crate::transport::Outbox;
+use compaction::Compactor;
 
 /// What a turn needs besides the shared services.
 pub struct TurnSpec {
@@ -40,6 +43,16 @@ pub struct TurnSpec {
     pub thinking: ThinkingLevel,
     pub max_rounds: u32,
     pub idle_timeout: Duration,
+    /// Compaction at the threshold and on overflow; `None` when off.
+    pub auto_compaction: Option<AutoCompaction>,
+}
+
+/// What a turn needs to compact on its own.
+#[derive(Debug, Clone, Copy)]
+pub struct AutoCompaction {
+    /// The configured reserve; else the model's output limit, else 16k.
+    pub reserve: Option<u64>,
+    pub keep_cap: u64,
 }
 
 /// Messages from a turn to the host.
@@ -49,6 +62,16 @@ pub enum TurnMsg {
     Append(Arc<Message>),
     /// No model was set; the turn picked this default.
     ModelChosen(String),
+    /// A compaction of the turn began (`true`) or ended.
+    Compacting(bool),
+    /// The history was compacted: the model now sees the summary and the
+    /// last `kept` messages of the history.
+    Compacted {
+        summary: String,
+        kept: usize,
+        tokens_before: u64,
+        tokens_after: u64,
+    },
     Done(TurnOutcome),
 }
 
@@ -186,9 +209,28 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         thinking,
         max_rounds,
         idle_timeout,
+        auto_compaction,
     } = spec;
     let tools = crate::tools::definitions();
-    for _ in 0..max_rounds {
+    let mut known: Option<Known> = None;
+    let mut overflowed = false;
+    let mut round_no = 0;
+    while round_no < max_rounds {
+        if let Some(auto) = auto_compaction {
+            let compactor = Compactor {
+                prompt_id: &prompt_id,
+                model: &model,
+                system_prompt: system_prompt.as_deref(),
+                idle_timeout,
+                auto,
+            };
+            if compactor.due(ctx, &history, known).await? {
+                compactor
+                    .compact(ctx, &mut history, known, CompactionReason::Threshold)
+                    .await?;
+                known = None;
+            }
+        }
         let request = Request {
             history: &history,
             system_prompt: system_prompt.as_deref(),
@@ -197,13 +239,58 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
             temperature: None,
             thinking,
         };
-        let stream = open_round(ctx, &model, &request).await?;
+        let sent = history.len();
         let mut builder = AssistantBuilder::default();
-        let outcome = round::one_round(&prompt_id, stream, ctx, &mut builder, idle_timeout).await;
+        let outcome = match open_round(ctx, &model, &request).await {
+            Ok(stream) => {
+                round::one_round(&prompt_id, stream, ctx, &mut builder, idle_timeout).await
+            }
+            Err(stop) => Err((stop, Usage::default())),
+        };
         let completion = match outcome {
             Ok((completion, round_usage)) => {
                 usage.add(&round_usage);
+                known = Some(Known {
+                    messages: sent,
+                    tokens: round_usage.input_tokens
+                        + round_usage.cache_read_input_tokens
+                        + round_usage.cache_creation_input_tokens,
+                });
                 completion
+            }
+            Err((Stop::Failed(code, e), round_usage))
+                if builder.is_empty() && crate::compaction::is_overflow(&e) =>
+            {
+                usage.add(&round_usage);
+                // Too long for the model: compact once and send the round
+                // again (not an ordinary retry, and not a round of its own).
+                let Some(auto) = auto_compaction.filter(|_| !overflowed) else {
+                    let why = if overflowed {
+                        "the request is still too long for the model's context window after compacting the history"
+                    } else {
+                        "the request is too long for the model's context window and auto-compaction is off (send compact, or set_auto_compaction)"
+                    };
+                    return Err(Stop::Failed(code, format!("{why}: {e}")));
+                };
+                overflowed = true;
+                let compactor = Compactor {
+                    prompt_id: &prompt_id,
+                    model: &model,
+                    system_prompt: system_prompt.as_deref(),
+                    idle_timeout,
+                    auto,
+                };
+                if !compactor
+                    .compact(ctx, &mut history, known, CompactionReason::Overflow)
+                    .await?
+                {
+                    return Err(Stop::Failed(
+                        code,
+                        format!("the request is too long for the model's context window and compacting the history failed: {e}"),
+                    ));
+                }
+                known = None;
+                continue;
             }
             Err((stop, round_usage)) => {
                 usage.add(&round_usage);
@@ -211,6 +298,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
                 return Err(stop);
             }
         };
+        round_no += 1;
         show_unstreamed(&prompt_id, ctx, &mut builder, completion.content).await;
         let stop_reason = completion
             .stop_reason

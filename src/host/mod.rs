@@ -57,6 +57,18 @@ pub struct Settings {
     pub max_rounds: u32,
     pub idle_timeout: Duration,
     pub max_frame_bytes: usize,
+    pub compaction: CompactionSettings,
+}
+
+/// Compaction settings from the config and flags.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactionSettings {
+    /// The default for sessions that never ran `set_auto_compaction`.
+    pub auto: bool,
+    /// `--no-auto-compaction`: off for this process whatever the session says.
+    pub forced_off: bool,
+    pub reserve: Option<u64>,
+    pub keep_cap: u64,
 }
 
 /// A prompt or follow-up waiting for its turn: behind the running turn, or
@@ -89,6 +101,16 @@ struct Running {
     dropped: Vec<Token>,
     /// The first failure to write one of this turn's messages.
     persist_error: Option<String>,
+    /// The turn is compacting the history (`get_state.compacting`).
+    compacting: bool,
+}
+
+/// A `compact` command running in a task.
+struct Compacting {
+    token: Token,
+    cancel: CancellationToken,
+    /// `abort` commands waiting for it to stop, and what each dropped.
+    aborts: Vec<(Token, Vec<Dropped>)>,
 }
 
 /// A `set_model` whose check runs in a task; applied in arrival order
@@ -119,6 +141,12 @@ enum Deferred {
     },
     /// The default model, once the extensions it depends on reported.
     DefaultModel(String),
+    /// A `compact` task finished (or was aborted).
+    Compacted {
+        token: Token,
+        result: Result<crate::engine::compaction::Outcome, crate::engine::compaction::Failure>,
+        tokens_before: u64,
+    },
 }
 
 pub struct Host {
@@ -145,6 +173,10 @@ pub struct Host {
     turn_tx: mpsc::UnboundedSender<(String, TurnMsg)>,
     deferred_tx: mpsc::UnboundedSender<Deferred>,
     eof: bool,
+    /// Compaction at the threshold and on overflow (`set_auto_compaction`).
+    auto_compaction: bool,
+    /// The `compact` command running in a task, if any.
+    compacting: Option<Compacting>,
     /// Set when the host began to exit (shutdown, a signal, stdout gone):
     /// no more commands are read, and the running turn gets `EXIT_GRACE`.
     exit: Option<Instant>,
@@ -184,6 +216,8 @@ impl Host {
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
+        let auto_compaction = !settings.compaction.forced_off
+            && session.auto_compaction.unwrap_or(settings.compaction.auto);
         let host = Host {
             settings,
             context,
@@ -203,6 +237,8 @@ impl Host {
             turn_tx,
             deferred_tx,
             eof: false,
+            auto_compaction,
+            compacting: None,
             exit: None,
         };
         let channels = HostChannels {
@@ -288,6 +324,9 @@ impl Host {
         self.gate.close();
         if let Some(turn) = &self.turn {
             turn.cancel.cancel();
+        }
+        if let Some(c) = &self.compacting {
+            c.cancel.cancel();
         }
     }
 
@@ -391,6 +430,11 @@ impl Host {
             }
             Deferred::Reached { token, result } => self.reached(token, result).await,
             Deferred::DefaultModel(model) => self.adopt_default_model(model).await,
+            Deferred::Compacted {
+                token,
+                result,
+                tokens_before,
+            } => self.compacted(token, result, tokens_before).await,
         }
     }
 }

@@ -26,6 +26,7 @@ impl Host {
     /// is rejected here, before anything of it is stored.
     pub(super) async fn start_next(&mut self) {
         while self.turn.is_none()
+            && self.compacting.is_none()
             && self.model_checks.is_empty()
             && self.reaching.is_none()
             && self.exit.is_none()
@@ -129,12 +130,16 @@ impl Host {
         let (steer_tx, steer_rx) = mpsc::unbounded_channel();
         let spec = TurnSpec {
             prompt_id: prompt_id.clone(),
-            history: self.session.messages.clone(),
+            history: self.session.model_messages(),
             model: self.model.subscribe(),
             system_prompt: self.context.text(),
             thinking: self.session.thinking_level,
             max_rounds: self.settings.max_rounds,
             idle_timeout: self.settings.idle_timeout,
+            auto_compaction: self.auto_compaction.then_some(engine::AutoCompaction {
+                reserve: self.settings.compaction.reserve,
+                keep_cap: self.settings.compaction.keep_cap,
+            }),
         };
         let ctx = TurnCtx {
             providers: self.providers.clone(),
@@ -155,6 +160,7 @@ impl Host {
             aborts: Vec::new(),
             dropped: Vec::new(),
             persist_error: None,
+            compacting: false,
         });
     }
 
@@ -166,8 +172,52 @@ impl Host {
         match msg {
             TurnMsg::Append(message) => self.append(message),
             TurnMsg::ModelChosen(model) => self.adopt_default_model(model).await,
+            TurnMsg::Compacting(on) => {
+                if let Some(turn) = self.turn.as_mut() {
+                    turn.compacting = on;
+                }
+            }
+            TurnMsg::Compacted {
+                summary,
+                kept,
+                tokens_before,
+                tokens_after,
+            } => {
+                let first_kept = self.session.messages.len().saturating_sub(kept);
+                if let Err(e) =
+                    self.record_compaction(summary, first_kept, tokens_before, tokens_after)
+                {
+                    tracing::error!("{e:#}");
+                    if let Some(turn) = self.turn.as_mut() {
+                        turn.persist_error.get_or_insert(format!("{e:#}"));
+                    }
+                }
+            }
             TurnMsg::Done(outcome) => self.end_turn(outcome).await,
         }
+    }
+
+    /// Writes a `compaction` entry and makes it the session's latest: the
+    /// model sees the summary and the messages from `first_kept` on.
+    pub(super) fn record_compaction(
+        &mut self,
+        summary: String,
+        first_kept: usize,
+        tokens_before: u64,
+        tokens_after: u64,
+    ) -> anyhow::Result<()> {
+        let entry = Entry::Compaction {
+            ts: session::now(),
+            summary,
+            first_kept,
+            tokens_before,
+            tokens_after,
+        };
+        let written = self.file.append(&entry).and_then(|()| self.file.sync());
+        // Applied even when it could not be written: the running session
+        // goes on from the summary; a resume would redo it.
+        self.session.apply(entry);
+        written
     }
 
     /// Adds a message of the running turn to the history and the file.

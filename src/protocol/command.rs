@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::{
-    AbortResponse, DeleteSessionResponse, Empty, ErrorCode, ErrorFrame, ForkResponse,
-    MessagesResponse, ModelsResponse, NewSessionResponse, PromptOutcome, SessionStatsResponse,
-    SessionsResponse, SetModelResponse, SetPermissionModeResponse, SetThinkingLevelResponse,
-    StateResponse, SteerResponse, SwitchSessionResponse,
+    AbortResponse, CompactOutcome, DeleteSessionResponse, Empty, ErrorCode, ErrorFrame,
+    ForkResponse, MessagesResponse, ModelsResponse, NewSessionResponse, PromptOutcome,
+    SessionStatsResponse, SessionsResponse, SetAutoCompactionResponse, SetModelResponse,
+    SetPermissionModeResponse, SetThinkingLevelResponse, StateResponse, SteerResponse,
+    SwitchSessionResponse,
 };
 use crate::permissions::{Decision, Mode};
 use crate::provider::ThinkingLevel;
@@ -140,8 +141,9 @@ commands! {
     GetState => StateResponse = "get_state",
     /// Token and cost totals of the session.
     GetSessionStats => SessionStatsResponse = "get_session_stats",
-    /// The session's history.
-    GetMessages => MessagesResponse = "get_messages",
+    /// What the model sees of the session's history (after a compaction:
+    /// the summary, marked, then the kept messages); `all: true` for all of it.
+    GetMessages(GetMessagesParams) => MessagesResponse = "get_messages",
     /// Every model the host can use, and whether it is available now.
     GetAvailableModels => ModelsResponse = "get_available_models",
     /// Starts a new session in this process (`busy` while a turn runs).
@@ -158,6 +160,12 @@ commands! {
     /// Switches this process to another stored session, releasing the
     /// current one (`busy` while a turn runs).
     SwitchSession(SwitchSessionParams) => SwitchSessionResponse = "switch_session",
+    /// Summarises the older history so the model sees the summary and the
+    /// recent messages (`busy` while a turn runs); `abort` stops it.
+    Compact(CompactParams) => CompactOutcome = "compact",
+    /// Turns compaction at the threshold and on overflow on or off;
+    /// persisted in the session.
+    SetAutoCompaction(SetAutoCompactionParams) => SetAutoCompactionResponse = "set_auto_compaction",
     /// Answers, then ends the host (SPEC §6).
     Shutdown => Empty = "shutdown",
 }
@@ -298,6 +306,25 @@ pub struct SwitchSessionParams {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct SetPermissionModeParams {
     pub mode: Mode,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct GetMessagesParams {
+    /// The whole history, compacted messages included.
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct CompactParams {
+    /// Added to the summarisation request (what to keep, what to focus on).
+    pub instructions: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct SetAutoCompactionParams {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

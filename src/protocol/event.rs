@@ -66,6 +66,45 @@ pub enum Frame {
     PermissionCancelled(PermissionCancelledFrame),
     ModelError(ModelErrorFrame),
     ModelChanged(ModelChangedFrame),
+    CompactionStart(CompactionStartFrame),
+    CompactionEnd(CompactionEndFrame),
+}
+
+/// Why a compaction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CompactionReason {
+    /// The `compact` command.
+    Manual,
+    /// The next request would have left less than the reserve free.
+    Threshold,
+    /// The provider rejected the request as too long.
+    Overflow,
+}
+
+/// A compaction began (inside `agent_start`…`agent_end` when part of a turn).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CompactionStartFrame {
+    /// The turn it is part of; absent for `compact`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_id: Option<String>,
+    pub reason: CompactionReason,
+}
+
+/// A compaction ended. With `ok: false` the history is exactly as before.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CompactionEndFrame {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_id: Option<String>,
+    pub reason: CompactionReason,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The estimated input before and after (equal when it failed).
+    pub tokens_before: u64,
+    pub tokens_after: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The model in use (from `--model`, the config's `default_model` or the

@@ -51,6 +51,36 @@ pub enum Response {
     DeleteSession(DeleteSessionResponse),
     Fork(ForkResponse),
     SwitchSession(SwitchSessionResponse),
+    Compact(CompactionResult),
+    SetAutoCompaction(SetAutoCompactionResponse),
+}
+
+/// `compact`: what the compaction did.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CompactionResult {
+    pub summary: String,
+    /// The estimated input the model would have been sent, before and after.
+    pub tokens_before: u64,
+    pub tokens_after: u64,
+    /// Messages of the whole history the summary now stands for (the
+    /// index of the first message kept verbatim).
+    pub messages_summarized: usize,
+}
+
+/// The response to `compact`: what it did, or `cancelled: true` alone when
+/// an `abort` stopped it (the history is as before).
+// Only shapes the schema; the host builds a `Response`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum CompactOutcome {
+    Compact(CompactionResult),
+    NotRun(NotRun),
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SetAutoCompactionResponse {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Default, Serialize, JsonSchema)]
@@ -162,6 +192,10 @@ pub struct StateResponse {
     pub thinking_level: ThinkingLevel,
     /// The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
     pub context_files: Vec<String>,
+    /// A compaction is running (`compact`, or the running turn's own).
+    pub compacting: bool,
+    /// The host compacts on its own (`set_auto_compaction`).
+    pub auto_compaction: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

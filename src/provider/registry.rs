@@ -392,6 +392,30 @@ impl Providers {
         }
     }
 
+    /// The model's context window and output limit, where known (the
+    /// catalogue, the config, or the extension's model info).
+    pub async fn limits(&self, id: &str) -> (Option<u64>, Option<u64>) {
+        match self.resolve(id) {
+            Ok(Backend::Http { endpoint, model }) => endpoint
+                .model(model)
+                .map(|m| (m.context_window, m.max_tokens))
+                .unwrap_or_default(),
+            Ok(Backend::Extension { ext, id }) => {
+                let Ok(providers) = ext.providers().await else {
+                    return (None, None);
+                };
+                let window = providers
+                    .iter()
+                    .filter(|p| p.id == id.provider)
+                    .flat_map(|p| p.models.iter())
+                    .find(|m| m.id == id.model)
+                    .and_then(|m| m.context_window);
+                (window, None)
+            }
+            Err(_) => (None, None),
+        }
+    }
+
     /// Opens one round against `model`.
     pub async fn stream(&self, model: &str, req: &Request<'_>) -> anyhow::Result<ProviderStream> {
         match self.resolve(model)? {

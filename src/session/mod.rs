@@ -91,6 +91,29 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cost_usd: Option<f64>,
     },
+    /// A compaction: from here on the model sees `summary` then the
+    /// messages from index `first_kept` (of the whole history) on. The
+    /// messages before stay in the file and in `get_messages {all: true}`.
+    Compaction {
+        ts: String,
+        summary: String,
+        first_kept: usize,
+        tokens_before: u64,
+        tokens_after: u64,
+    },
+    /// `set_auto_compaction`: whether the host compacts on its own.
+    AutoCompaction {
+        ts: String,
+        enabled: bool,
+    },
+}
+
+/// The latest compaction of a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compacted {
+    pub summary: String,
+    /// Index in the whole history of the first message kept verbatim.
+    pub first_kept: usize,
 }
 
 /// RFC 3339 UTC timestamp with milliseconds.
@@ -148,6 +171,10 @@ pub struct Session {
     pub permission_mode: Option<crate::permissions::Mode>,
     /// The last thinking level set in this session (`off` when none was).
     pub thinking_level: ThinkingLevel,
+    /// The latest compaction, from which the model's context is rebuilt.
+    pub compaction: Option<Compacted>,
+    /// The last `set_auto_compaction` of this session, if any.
+    pub auto_compaction: Option<bool>,
 }
 
 impl Session {
@@ -170,10 +197,21 @@ impl Session {
             cost_usd: None,
             permission_mode: None,
             thinking_level: ThinkingLevel::Off,
+            compaction: None,
+            auto_compaction: None,
         }
     }
 
-    fn apply(&mut self, entry: Entry) {
+    /// What the model sees: after a compaction the summary (a marked user
+    /// message) and the kept messages, else the whole history.
+    pub fn model_messages(&self) -> Vec<Arc<Message>> {
+        match &self.compaction {
+            Some(c) => crate::compaction::model_view(&self.messages, &c.summary, c.first_kept),
+            None => self.messages.clone(),
+        }
+    }
+
+    pub fn apply(&mut self, entry: Entry) {
         match entry {
             Entry::Session(_) => {}
             Entry::Message { message, .. } => self.messages.push(message),
@@ -183,6 +221,17 @@ impl Session {
             Entry::TurnEnd {
                 usage, cost_usd, ..
             } => self.add_turn(&usage, cost_usd),
+            Entry::Compaction {
+                summary,
+                first_kept,
+                ..
+            } => {
+                self.compaction = Some(Compacted {
+                    summary,
+                    first_kept: first_kept.min(self.messages.len()),
+                })
+            }
+            Entry::AutoCompaction { enabled, .. } => self.auto_compaction = Some(enabled),
         }
     }
 
@@ -255,6 +304,8 @@ pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
         usage: Usage::default(),
         turns: 0,
         cost_usd: None,
+        compaction: None,
+        auto_compaction: None,
     };
     let mut valid = first.len();
     for (n, line) in lines.enumerate() {

@@ -108,11 +108,92 @@ Block = Union["BlockText", "BlockThinking", "BlockToolUse", "BlockToolResult", "
 
 
 #: Every command a client writes on stdin, one per line.
-Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "ShutdownCommand"]
+Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "CompactCommand", "SetAutoCompactionCommand", "ShutdownCommand"]
 
 
 #: A command's `type`, echoed as `command` on its answer.
-CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "shutdown"]
+CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "compact", "set_auto_compaction", "shutdown"]
+
+
+class _CompactCommandRequired(TypedDict):
+    type: Literal["compact"]
+
+
+class CompactCommand(_CompactCommandRequired, total=False):
+    """Summarises the older history so the model sees the summary and the
+    recent messages (`busy` while a turn runs); `abort` stops it.
+    """
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+    #: Added to the summarisation request (what to keep, what to focus on).
+    instructions: Optional[str]
+
+
+class _CompactResponseRequired(TypedDict):
+    command: Literal["compact"]
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    ok: Literal[True]
+    type: Literal["response"]
+
+
+class CompactResponse(_CompactResponseRequired, total=False):
+    """The response to `compact`."""
+
+    cancelled: Literal[True]
+    #: Messages of the whole history the summary now stands for (the
+    #: index of the first message kept verbatim).
+    messages_summarized: int
+    summary: str
+    tokens_after: int
+    #: The estimated input the model would have been sent, before and after.
+    tokens_before: int
+
+
+class _CompactionEndFrameRequired(TypedDict):
+    ok: bool
+    reason: CompactionReason
+    tokens_after: int
+    #: The estimated input before and after (equal when it failed).
+    tokens_before: int
+    type: Literal["compaction_end"]
+
+
+class CompactionEndFrame(_CompactionEndFrameRequired, total=False):
+    """A compaction ended. With `ok: false` the history is exactly as before."""
+
+    error: Optional[str]
+    prompt_id: Optional[str]
+    summary: Optional[str]
+
+
+#: Why a compaction runs.
+CompactionReason = Literal["manual", "threshold", "overflow"]
+
+
+class CompactionResult(TypedDict):
+    """`compact`: what the compaction did."""
+
+    #: Messages of the whole history the summary now stands for (the
+    #: index of the first message kept verbatim).
+    messages_summarized: int
+    summary: str
+    tokens_after: int
+    #: The estimated input the model would have been sent, before and after.
+    tokens_before: int
+
+
+class _CompactionStartFrameRequired(TypedDict):
+    reason: CompactionReason
+    type: Literal["compaction_start"]
+
+
+class CompactionStartFrame(_CompactionStartFrameRequired, total=False):
+    """A compaction began (inside `agent_start`…`agent_end` when part of a turn)."""
+
+    #: The turn it is part of; absent for `compact`.
+    prompt_id: Optional[str]
 
 
 Content = Union[str, List["Block"]]
@@ -281,7 +362,7 @@ class ForkResponse(_ForkResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -311,8 +392,12 @@ class _GetMessagesCommandRequired(TypedDict):
 
 
 class GetMessagesCommand(_GetMessagesCommandRequired, total=False):
-    """The session's history."""
+    """What the model sees of the session's history (after a compaction:
+    the summary, marked, then the kept messages); `all: true` for all of it.
+    """
 
+    #: The whole history, compacted messages included.
+    all: bool
     #: Optional; echoed verbatim on the answer.
     id: Optional[Union[str, float]]
 
@@ -372,7 +457,11 @@ class GetStateCommand(_GetStateCommandRequired, total=False):
 class GetStateResponse(TypedDict):
     """The response to `get_state`."""
 
+    #: The host compacts on its own (`set_auto_compaction`).
+    auto_compaction: bool
     command: Literal["get_state"]
+    #: A compaction is running (`compact`, or the running turn's own).
+    compacting: bool
     #: The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
     context_files: List[str]
     cwd: str
@@ -652,6 +741,31 @@ class SessionSummary(TypedDict):
     updated_at: str
 
 
+class _SetAutoCompactionCommandRequired(TypedDict):
+    enabled: bool
+    type: Literal["set_auto_compaction"]
+
+
+class SetAutoCompactionCommand(_SetAutoCompactionCommandRequired, total=False):
+    """Turns compaction at the threshold and on overflow on or off;
+    persisted in the session.
+    """
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+
+
+class SetAutoCompactionResponse(TypedDict):
+    """The response to `set_auto_compaction`."""
+
+    command: Literal["set_auto_compaction"]
+    enabled: bool
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    ok: Literal[True]
+    type: Literal["response"]
+
+
 class _SetModelCommandRequired(TypedDict):
     model: str
     type: Literal["set_model"]
@@ -920,6 +1034,12 @@ __all__ = [
     "BlockToolUse",
     "Command",
     "CommandName",
+    "CompactCommand",
+    "CompactResponse",
+    "CompactionEndFrame",
+    "CompactionReason",
+    "CompactionResult",
+    "CompactionStartFrame",
     "Content",
     "Decision",
     "DeleteSessionCommand",
@@ -964,6 +1084,8 @@ __all__ = [
     "ReadyFrame",
     "Role",
     "SessionSummary",
+    "SetAutoCompactionCommand",
+    "SetAutoCompactionResponse",
     "SetModelCommand",
     "SetModelResponse",
     "SetPermissionModeCommand",

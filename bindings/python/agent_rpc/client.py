@@ -21,6 +21,7 @@ from typing import (
 
 from ._types import (
     AbortResponse,
+    CompactResponse,
     Attachment,
     Frame,
     DeleteSessionResponse,
@@ -34,6 +35,7 @@ from ._types import (
     ThinkingLevel,
     NewSessionResponse,
     PermissionRequestFrame,
+    SetAutoCompactionResponse,
     SetModelResponse,
     SetPermissionModeResponse,
     SetThinkingLevelResponse,
@@ -383,7 +385,11 @@ class AgentClient:
     async def get_state(self) -> GetStateResponse:
         return await self.request("get_state")  # type: ignore[return-value]
 
-    async def get_messages(self) -> GetMessagesResponse:
+    async def get_messages(self, all: bool = False) -> GetMessagesResponse:
+        """What the model sees (after a compaction: the summary, then the
+        kept messages); ``all=True`` for the whole history."""
+        if all:
+            return await self.request("get_messages", all=True)  # type: ignore[return-value]
         return await self.request("get_messages")  # type: ignore[return-value]
 
     async def get_session_stats(self) -> GetSessionStatsResponse:
@@ -414,6 +420,17 @@ class AgentClient:
         """Switch this host to another stored session (its model, mode,
         thinking level and directory follow)."""
         return await self.request("switch_session", session_id=session_id)  # type: ignore[return-value]
+
+    async def compact(self, instructions: Optional[str] = None) -> CompactResponse:
+        """Summarise the older history (``busy`` during a turn); an ``abort``
+        stops it and the response is then ``{cancelled: true}``."""
+        if instructions is None:
+            return await self.request("compact")  # type: ignore[return-value]
+        return await self.request("compact", instructions=instructions)  # type: ignore[return-value]
+
+    async def set_auto_compaction(self, enabled: bool) -> SetAutoCompactionResponse:
+        """Compaction at the threshold and on overflow, on or off (persisted in the session)."""
+        return await self.request("set_auto_compaction", enabled=enabled)  # type: ignore[return-value]
 
     async def shutdown(self) -> ShutdownResponse:
         """Ask the host to end (it aborts the running turn and exits)."""

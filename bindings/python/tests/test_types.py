@@ -43,7 +43,7 @@ class GeneratedTypesTest(unittest.TestCase):
             types.GetStateResponse.__required_keys__,
             {"type", "id", "command", "ok", "streaming", "prompt_id", "model",
              "session_id", "message_count", "queued", "cwd", "permission_mode",
-             "thinking_level", "context_files"},
+             "thinking_level", "context_files", "compacting", "auto_compaction"},
         )
         self.assertIn("type", types.ReadyFrame.__required_keys__)
         self.assertIn("cancelled", types.PromptResponse.__optional_keys__)
@@ -54,7 +54,7 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertIn("MessageUpdateFrame", frame_names)
         self.assertIn("PermissionRequestFrame", frame_names)
         self.assertIn("DeleteSessionCommand", {ref.__forward_arg__ for ref in typing.get_args(types.Command)})
-        self.assertEqual(len(typing.get_args(types.Command)), 18)
+        self.assertEqual(len(typing.get_args(types.Command)), 20)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 
 import type {
   AbortResponse,
+  CompactResponse,
+  SetAutoCompactionResponse,
   Attachment,
   CommandName,
   Decision,
@@ -148,7 +150,7 @@ export class AgentClient {
   setPermissionMode(mode: Mode): Promise<SetPermissionModeResponse>;
   setThinkingLevel(level: ThinkingLevel): Promise<SetThinkingLevelResponse>;
   getState(): Promise<GetStateResponse>;
-  getMessages(): Promise<GetMessagesResponse>;
+  getMessages(options?: { all?: boolean }): Promise<GetMessagesResponse>;
   getSessionStats(): Promise<GetSessionStatsResponse>;
   getAvailableModels(): Promise<GetAvailableModelsResponse>;
   listSessions(): Promise<ListSessionsResponse>;
@@ -158,6 +160,8 @@ export class AgentClient {
   fork(messageIndex?: number): Promise<ForkResponse>;
   /** Switches this host to another stored session. */
   switchSession(sessionId: string): Promise<SwitchSessionResponse>;
+  compact(instructions?: string): Promise<CompactResponse>;
+  setAutoCompaction(enabled: boolean): Promise<SetAutoCompactionResponse>;
   /** Answered first; then the host aborts the running turn and exits. */
   shutdown(): Promise<ShutdownResponse>;
   /** Sends any command (the client sets `type` and `id`); resolves with its response frame. */

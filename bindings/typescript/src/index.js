@@ -474,8 +474,9 @@ export class AgentClient {
     return this.request("get_state");
   }
 
-  getMessages() {
-    return this.request("get_messages");
+  /** What the model sees; `{ all: true }` for the whole history. */
+  getMessages(options = {}) {
+    return options.all ? this.request("get_messages", { all: true }) : this.request("get_messages");
   }
 
   getSessionStats() {
@@ -511,6 +512,18 @@ export class AgentClient {
   /** Switches this host to another stored session. */
   switchSession(sessionId) {
     return this.request("switch_session", { session_id: sessionId });
+  }
+
+  /** Summarises the older history (`busy` during a turn); `abort` stops it. */
+  compact(instructions) {
+    return instructions === undefined
+      ? this.request("compact")
+      : this.request("compact", { instructions });
+  }
+
+  /** Compaction at the threshold and on overflow, on or off (persisted). */
+  setAutoCompaction(enabled) {
+    return this.request("set_auto_compaction", { enabled });
   }
 
   /** Answered first; then the host aborts the running turn and exits. */

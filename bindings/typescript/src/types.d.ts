@@ -81,10 +81,66 @@ export type Block = {
 };
 
 /** Every command a client writes on stdin, one per line. */
-export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | ShutdownCommand;
+export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | CompactCommand | SetAutoCompactionCommand | ShutdownCommand;
 
 /** A command's `type`, echoed as `command` on its answer. */
-export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "shutdown";
+export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "compact" | "set_auto_compaction" | "shutdown";
+
+/**
+ * Summarises the older history so the model sees the summary and the
+ *  recent messages (`busy` while a turn runs); `abort` stops it.
+ */
+export interface CompactCommand {
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  /** Added to the summarisation request (what to keep, what to focus on). */
+  instructions?: string | null;
+  type: "compact";
+}
+
+/** The response to `compact`. */
+export type CompactResponse = {
+  command: "compact";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & (CompactionResult | NotRun);
+
+/** A compaction ended. With `ok: false` the history is exactly as before. */
+export interface CompactionEndFrame {
+  error?: string | null;
+  ok: boolean;
+  prompt_id?: string | null;
+  reason: CompactionReason;
+  summary?: string | null;
+  tokens_after: number;
+  /** The estimated input before and after (equal when it failed). */
+  tokens_before: number;
+}
+
+/** Why a compaction runs. */
+export type CompactionReason = "manual" | "threshold" | "overflow";
+
+/** `compact`: what the compaction did. */
+export interface CompactionResult {
+  /**
+   * Messages of the whole history the summary now stands for (the
+   * index of the first message kept verbatim).
+   */
+  messages_summarized: number;
+  summary: string;
+  tokens_after: number;
+  /** The estimated input the model would have been sent, before and after. */
+  tokens_before: number;
+}
+
+/** A compaction began (inside `agent_start`…`agent_end` when part of a turn). */
+export interface CompactionStartFrame {
+  /** The turn it is part of; absent for `compact`. */
+  prompt_id?: string | null;
+  reason: CompactionReason;
+}
 
 export type Content = string | Block[];
 
@@ -235,7 +291,11 @@ export type Frame = (ReadyFrame & {
   type: "model_error";
 }) | (ModelChangedFrame & {
   type: "model_changed";
-}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | ShutdownResponse | MessageUpdateFrame;
+}) | (CompactionStartFrame & {
+  type: "compaction_start";
+}) | (CompactionEndFrame & {
+  type: "compaction_end";
+}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
 export interface GetAvailableModelsCommand {
@@ -255,8 +315,13 @@ export type GetAvailableModelsResponse = {
   models: ModelEntry[];
 };
 
-/** The session's history. */
+/**
+ * What the model sees of the session's history (after a compaction:
+ *  the summary, marked, then the kept messages); `all: true` for all of it.
+ */
 export interface GetMessagesCommand {
+  /** The whole history, compacted messages included. */
+  all?: boolean;
   /** Optional; echoed verbatim on the answer. */
   id?: string | number | null;
   type: "get_messages";
@@ -314,6 +379,10 @@ export type GetStateResponse = {
   ok: true;
   type: "response";
 } & {
+  /** The host compacts on its own (`set_auto_compaction`). */
+  auto_compaction: boolean;
+  /** A compaction is running (`compact`, or the running turn's own). */
+  compacting: boolean;
   /** The AGENTS.md / CLAUDE.md files in the system prompt, outermost first. */
   context_files: string[];
   cwd: string;
@@ -538,6 +607,28 @@ export interface SessionSummary {
   /** When the file was last written. */
   updated_at: string;
 }
+
+/**
+ * Turns compaction at the threshold and on overflow on or off;
+ *  persisted in the session.
+ */
+export interface SetAutoCompactionCommand {
+  enabled: boolean;
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  type: "set_auto_compaction";
+}
+
+/** The response to `set_auto_compaction`. */
+export type SetAutoCompactionResponse = {
+  command: "set_auto_compaction";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & {
+  enabled: boolean;
+};
 
 /** Switches the model for the next provider request. */
 export interface SetModelCommand {

@@ -10,9 +10,11 @@
 //!   permission_response,
 //!   list_sessions, delete_session.
 //! - `fork`: fork, switch_session.
+//! - `compaction`: compact, set_auto_compaction.
 //! - `state`: get_state, get_session_stats, get_messages,
 //!   get_available_models.
 
+mod compaction;
 mod fork;
 mod model;
 mod session;
@@ -44,8 +46,8 @@ impl Host {
                 let stats = self.session_stats();
                 self.respond(token, true, stats).await
             }
-            Command::GetMessages => {
-                let messages = self.messages();
+            Command::GetMessages(params) => {
+                let messages = self.messages(params.all);
                 self.respond(token, true, messages).await
             }
             Command::GetAvailableModels => self.available_models(token),
@@ -54,6 +56,10 @@ impl Host {
             Command::DeleteSession(params) => self.delete_session(token, params.session_id).await,
             Command::Fork(params) => self.fork(token, params.message_index).await,
             Command::SwitchSession(params) => self.switch_session(token, params.session_id).await,
+            Command::Compact(params) => self.compact(token, params).await,
+            Command::SetAutoCompaction(params) => {
+                self.set_auto_compaction(token, params.enabled).await
+            }
             Command::Shutdown => {
                 self.respond(token, true, Response::Empty(Empty {})).await;
                 self.begin_exit();

@@ -18,6 +18,7 @@ impl Host {
     /// belong to it.
     pub(super) fn session_change_refused(&self) -> Option<Coded> {
         let busy = self.turn.is_some()
+            || self.compacting.is_some()
             || self.reaching.is_some()
             || !self.queue.is_empty()
             || !self.model_checks.is_empty();

@@ -20,6 +20,9 @@ impl Host {
             permission_mode: self.gate.mode(),
             thinking_level: self.session.thinking_level,
             context_files: self.context.files().to_vec(),
+            compacting: self.compacting.is_some()
+                || self.turn.as_ref().is_some_and(|t| t.compacting),
+            auto_compaction: self.auto_compaction,
         })
     }
 
@@ -38,11 +41,15 @@ impl Host {
         })
     }
 
-    /// The history as stored; the messages are shared, not copied.
-    pub(super) fn messages(&self) -> Response {
-        Response::GetMessages(MessagesResponse {
-            messages: self.session.messages.clone(),
-        })
+    /// What the model sees (the summary, marked, then the kept messages),
+    /// or with `all` the whole history; the messages are shared, not copied.
+    pub(super) fn messages(&self, all: bool) -> Response {
+        let messages = if all {
+            self.session.messages.clone()
+        } else {
+            self.session.model_messages()
+        };
+        Response::GetMessages(MessagesResponse { messages })
     }
 
     /// Extensions may still be starting: answered from a task so the loop

@@ -12,7 +12,11 @@ impl Host {
     pub(super) async fn prompt(&mut self, token: Token, params: PromptParams) {
         // A prompt never waits behind another: the client must abort first
         // (or send a follow_up, which is made to wait).
-        if self.turn.is_some() || !self.queue.is_empty() || self.reaching.is_some() {
+        if self.turn.is_some()
+            || !self.queue.is_empty()
+            || self.reaching.is_some()
+            || self.compacting.is_some()
+        {
             let busy = Coded::new(ErrorCode::Busy, "another prompt is in flight; abort first");
             return self.reject(token, busy).await;
         }
@@ -71,6 +75,13 @@ impl Host {
                 });
             }
             tokens.push(q.token);
+        }
+        if self.turn.is_none() && self.compacting.is_some() {
+            for t in tokens {
+                self.respond(t, true, Response::NotRun(NotRun::cancelled()))
+                    .await;
+            }
+            return self.abort_compaction(token, dropped);
         }
         let Some(turn) = self.turn.as_mut() else {
             for t in tokens {

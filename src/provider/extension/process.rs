@@ -468,12 +468,18 @@ async fn route(
 }
 
 fn rpc_error_text(err: &Value) -> String {
-    match err.get("message").and_then(Value::as_str) {
+    let text = match err.get("message").and_then(Value::as_str) {
         Some(m) => match err.get("code") {
             Some(code) => format!("{m} (code {code})"),
             None => m.to_owned(),
         },
         None => err.to_string(),
+    };
+    // A named error code (`data.code`, e.g. `context_overflow`) is kept in
+    // the message: the turn recognises an overflow by it.
+    match err.pointer("/data/code").and_then(Value::as_str) {
+        Some(named) => format!("{text} [{named}]"),
+        None => text,
     }
 }
 

@@ -1,0 +1,199 @@
+//! `compact` and `set_auto_compaction`. A `compact` runs as a task (the
+//! loop never awaits it) and comes back as `Deferred::Compacted`; nothing
+//! is written until it succeeds, so an `abort` leaves the history exactly
+//! as it was. A turn's own compactions are in `engine` (`Compactor`).
+
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::compaction::{self, Failure, Outcome};
+use crate::error::Coded;
+use crate::host::pending::{Awaits, Token};
+use crate::host::{Compacting, Deferred, Host};
+use crate::protocol::{
+    AbortResponse, CompactParams, CompactionEndFrame, CompactionReason, CompactionResult,
+    CompactionStartFrame, Dropped, ErrorCode, Frame, NotRun, Response, SetAutoCompactionResponse,
+};
+use crate::session::{self, Entry};
+
+/// The window assumed to size the kept part when the model's is unknown.
+const UNKNOWN_WINDOW: u64 = 128_000;
+
+impl Host {
+    pub(super) async fn compact(&mut self, token: Token, params: CompactParams) {
+        if self.turn.is_some() || self.reaching.is_some() || !self.queue.is_empty() {
+            let busy = Coded::new(
+                ErrorCode::Busy,
+                "a turn is running; abort it or wait for its end",
+            );
+            return self.reject(token, busy).await;
+        }
+        if self.compacting.is_some() {
+            let busy = Coded::new(ErrorCode::Busy, "a compaction is already running");
+            return self.reject(token, busy).await;
+        }
+        let Some(model) = self
+            .session
+            .model
+            .clone()
+            .or_else(|| self.providers.default_model_now())
+        else {
+            let none = Coded::new(
+                ErrorCode::NotFound,
+                "no model is set to summarise with; pick one with set_model",
+            );
+            return self.reject(token, none).await;
+        };
+        let view = self.session.model_messages();
+        if crate::compaction::cut_point(&view, u64::MAX).is_none() {
+            let nothing = Coded::new(
+                ErrorCode::InvalidParams,
+                "nothing to compact: the history has fewer than two messages",
+            );
+            return self.reject(token, nothing).await;
+        }
+        self.pending.wait(token, Awaits::Task);
+        let cancel = CancellationToken::new();
+        self.compacting = Some(Compacting {
+            token,
+            cancel: cancel.clone(),
+            aborts: Vec::new(),
+        });
+        self.send(Frame::CompactionStart(CompactionStartFrame {
+            prompt_id: None,
+            reason: CompactionReason::Manual,
+        }))
+        .await;
+        let providers = self.providers.clone();
+        let system_prompt = self.context.text();
+        let settings = self.settings.compaction;
+        let idle_timeout = self.settings.idle_timeout;
+        let tx = self.deferred_tx.clone();
+        tokio::spawn(async move {
+            let (window, reserve) = compaction::limits(&providers, &model, settings.reserve)
+                .await
+                .unwrap_or((UNKNOWN_WINDOW, crate::compaction::DEFAULT_RESERVE));
+            let job = compaction::Job {
+                providers: &providers,
+                model: &model,
+                view: &view,
+                system_prompt: system_prompt.as_deref(),
+                instructions: params.instructions.as_deref(),
+                context_window: window,
+                reserve,
+                keep_cap: settings.keep_cap,
+                idle_timeout,
+                known: None,
+            };
+            let before = crate::compaction::estimate(&view, system_prompt.as_deref(), None);
+            let result = compaction::run(job, &cancel).await;
+            let _ = tx.send(Deferred::Compacted {
+                token,
+                result,
+                tokens_before: before,
+            });
+        });
+    }
+
+    /// A `compact` task finished: store it and answer, or (aborted,
+    /// failed) answer with the history untouched; then the aborts, then
+    /// whatever was queued behind it.
+    pub(in crate::host) async fn compacted(
+        &mut self,
+        token: Token,
+        result: Result<Outcome, Failure>,
+        tokens_before: u64,
+    ) {
+        let Some(running) = self.compacting.take_if(|c| c.token == token) else {
+            return;
+        };
+        let reason = CompactionReason::Manual;
+        let (end, answer) = match result {
+            Ok(o) => {
+                let first_kept = self.session.messages.len().saturating_sub(o.kept);
+                let written = self.record_compaction(
+                    o.summary.clone(),
+                    first_kept,
+                    o.tokens_before,
+                    o.tokens_after,
+                );
+                let end = CompactionEndFrame {
+                    prompt_id: None,
+                    reason,
+                    ok: true,
+                    summary: Some(o.summary.clone()),
+                    tokens_before: o.tokens_before,
+                    tokens_after: o.tokens_after,
+                    error: None,
+                };
+                let answer = match written {
+                    Ok(()) => Ok(Response::Compact(CompactionResult {
+                        summary: o.summary,
+                        tokens_before: o.tokens_before,
+                        tokens_after: o.tokens_after,
+                        messages_summarized: first_kept,
+                    })),
+                    Err(e) => Err(Coded::new(
+                        ErrorCode::Internal,
+                        format!("{e:#}; the compaction applies to this process but is not saved"),
+                    )),
+                };
+                (end, answer)
+            }
+            Err(failure) => {
+                let error = match &failure {
+                    Failure::Cancelled => "aborted".to_owned(),
+                    Failure::Failed(e) => e.clone(),
+                };
+                let end = CompactionEndFrame {
+                    prompt_id: None,
+                    reason,
+                    ok: false,
+                    summary: None,
+                    tokens_before,
+                    tokens_after: tokens_before,
+                    error: Some(error.clone()),
+                };
+                let answer = match failure {
+                    Failure::Cancelled => Ok(Response::NotRun(NotRun::cancelled())),
+                    Failure::Failed(e) => Err(Coded::new(
+                        ErrorCode::ProviderError,
+                        format!("the compaction failed and the history is unchanged: {e}"),
+                    )),
+                };
+                (end, answer)
+            }
+        };
+        self.send(Frame::CompactionEnd(end)).await;
+        self.answer(token, answer).await;
+        for (abort, dropped) in running.aborts {
+            self.respond(abort, true, Response::Abort(AbortResponse { dropped }))
+                .await;
+        }
+        self.start_next().await;
+    }
+
+    /// `abort` while a `compact` runs: it stops at once, and the abort is
+    /// answered after the compact's own answer.
+    pub(super) fn abort_compaction(&mut self, token: Token, dropped: Vec<Dropped>) {
+        if let Some(running) = self.compacting.as_mut() {
+            running.cancel.cancel();
+            self.pending.wait(token, Awaits::Task);
+            running.aborts.push((token, dropped));
+        }
+    }
+
+    pub(super) async fn set_auto_compaction(&mut self, token: Token, enabled: bool) {
+        let entry = Entry::AutoCompaction {
+            ts: session::now(),
+            enabled,
+        };
+        if let Err(e) = self.file.append(&entry) {
+            let err = Coded::new(ErrorCode::Internal, format!("{e:#}; nothing was changed"));
+            return self.reject(token, err).await;
+        }
+        self.session.apply(entry);
+        self.auto_compaction = enabled;
+        let answer = Response::SetAutoCompaction(SetAutoCompactionResponse { enabled });
+        self.respond(token, true, answer).await;
+    }
+}

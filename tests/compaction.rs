@@ -1,0 +1,566 @@
+//! Compaction of long sessions (issue 12) against the real binary and the
+//! fake HTTP server (`fixtures/http/fake_llm.py` with `--context-limit`,
+//! which rejects oversized requests with each API's real error body and
+//! answers summarisation requests with `FAKE SUMMARY of N transcript
+//! lines`): on overflow, at the threshold, on demand (`compact`), abort,
+//! resume, `get_messages {all}`, `set_auto_compaction`.
+//!
+//! The `measure_*` test prints figures (`--nocapture`); speed is never
+//! asserted.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::fake_http::{Api, FakeServer};
+use common::*;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// One test per API for a scenario function `name(api)`.
+macro_rules! both_apis {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn anthropic() {
+                super::$name(super::Api::Anthropic)
+            }
+            #[test]
+            fn openai() {
+                super::$name(super::Api::OpenAi)
+            }
+        }
+    )*};
+}
+
+const MARKER: &str = "[Summary of the earlier conversation]";
+
+// Every request the host sends carries the system prompt and the tool
+// definitions, about 1 215 tokens as the fake counts them: the limits below
+// are that plus what each test needs.
+
+/// The settings of one host: the model's configured window and the
+/// compaction keys.
+struct Setup {
+    window: u64,
+    keep: u64,
+    reserve: u64,
+}
+
+fn config(api: Api, srv: &FakeServer, s: &Setup) -> (TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "[providers.fake]\nkind = \"{kind}\"\nbase_url = \"{url}\"\napi_key_env = \"FAKE_LLM_KEY\"\n\
+         [[providers.fake.models]]\nid = \"m\"\ncontext_window = {window}\n\n\
+         [compaction]\nkeep_tokens = {keep}\nreserve_tokens = {reserve}\n",
+        kind = api.kind(),
+        url = api.base_url(srv.port),
+        window = s.window,
+        keep = s.keep,
+        reserve = s.reserve,
+    );
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).expect("write config");
+    let path = path.to_string_lossy().into_owned();
+    (dir, path)
+}
+
+fn host(api: Api, srv: &FakeServer, s: &Setup, data: &Path, extra: &[&str]) -> (Rpc, TempDir) {
+    let (dir, path) = config(api, srv, s);
+    let mut spawn = Spawn::new()
+        .data(data)
+        .env("XDG_CONFIG_HOME", "/nonexistent/agent-rpc-compaction-tests")
+        .env("FAKE_LLM_KEY", "sk-test")
+        .model("fake/m")
+        .arg("--config")
+        .arg(&path);
+    for a in extra {
+        spawn = spawn.arg(a);
+    }
+    let mut rpc = spawn.start();
+    rpc.ready();
+    (rpc, dir)
+}
+
+/// A prompt of about `tokens` tokens (4 chars each), tagged so the test
+/// can tell later whether the model was sent it.
+fn long_prompt(tag: &str, tokens: usize) -> String {
+    let mut s = format!("{tag} ");
+    while s.len() < tokens * 4 {
+        s.push_str("word ");
+    }
+    s
+}
+
+/// The API requests' bodies as one string each, in order.
+fn bodies(srv: &FakeServer) -> Vec<(Value, String)> {
+    srv.api_requests()
+        .into_iter()
+        .map(|r| {
+            let body = r["body"].to_string();
+            (r, body)
+        })
+        .collect()
+}
+
+fn session_file(rpc: &mut Rpc, data: &Path) -> std::path::PathBuf {
+    let id = get_state(rpc, "state-for-file")["session_id"]
+        .as_str()
+        .expect("session id")
+        .to_owned();
+    data.join("sessions").join(format!("{id}.jsonl"))
+}
+
+fn entries(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("session file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// Overflow: the fake's real limit is below what the config claims, so the
+/// host learns it from the provider's 400, compacts once and retries; the
+/// retried request is under the limit and carries the summary.
+fn overflow_compacts_and_retries(api: Api) {
+    let srv = FakeServer::with_args(&["--context-limit", "2500"]);
+    let data = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        window: 100_000,
+        keep: 300,
+        reserve: 1_000,
+    };
+    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
+    for i in 0..3 {
+        ok_prompt(
+            &mut rpc,
+            &format!("p{i}"),
+            &long_prompt(&format!("OLD{i}"), 200),
+        );
+    }
+    let (frames, resp) = prompt(&mut rpc, "p3", &long_prompt("NEWEST", 300));
+    assert_ok(&resp, &rpc);
+    let start = frames
+        .iter()
+        .find(|f| f["type"] == "compaction_start")
+        .expect("compaction_start");
+    assert_eq!(start["reason"], "overflow");
+    assert_eq!(start["prompt_id"], resp["prompt_id"]);
+    let end = frames
+        .iter()
+        .find(|f| f["type"] == "compaction_end")
+        .expect("compaction_end");
+    assert_eq!(end["ok"], true, "{end}");
+    assert!(end["summary"].as_str().unwrap().starts_with("FAKE SUMMARY"));
+    assert!(end["tokens_after"].as_u64() < end["tokens_before"].as_u64());
+    // Inside the turn: after agent_start, before the response.
+    let pos = |t: &str| frames.iter().position(|f| f["type"] == t).unwrap();
+    assert!(pos("agent_start") < pos("compaction_start"));
+
+    let reqs = bodies(&srv);
+    let rejected: Vec<_> = reqs.iter().filter(|(r, _)| r["status"] == 400).collect();
+    assert!(!rejected.is_empty(), "the fake never rejected a request");
+    assert!(rejected[0].1.contains("NEWEST"));
+    let (last, body) = reqs.last().unwrap();
+    assert_eq!(last["status"], 200, "{last}");
+    assert!(last["summary_request"].is_null());
+    assert!(
+        body.contains(MARKER) && body.contains("FAKE SUMMARY"),
+        "{body}"
+    );
+    assert!(body.contains("NEWEST") && !body.contains("OLD0"));
+    assert!(reqs.iter().any(|(r, _)| r["summary_request"] == true));
+
+    let file = session_file(&mut rpc, data.path());
+    let compactions: Vec<_> = entries(&file)
+        .into_iter()
+        .filter(|e| e["type"] == "compaction")
+        .collect();
+    assert_eq!(compactions.len(), 1);
+    assert!(compactions[0]["first_kept"].as_u64().unwrap() > 0);
+}
+
+/// A request still too long after one compaction fails the turn with a
+/// clear `provider_error`, and is not compacted a second time.
+fn second_overflow_fails_the_turn(api: Api) {
+    let srv = FakeServer::with_args(&["--context-limit", "1800"]);
+    let data = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        window: 100_000,
+        keep: 100,
+        reserve: 1_000,
+    };
+    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
+    ok_prompt(&mut rpc, "p0", &long_prompt("OLD", 100));
+    let (frames, resp) = prompt(&mut rpc, "p1", &long_prompt("HUGE", 900));
+    assert_eq!(resp["ok"], false, "{resp}");
+    assert_eq!(resp["code"], "provider_error");
+    let error = resp["error"].as_str().unwrap();
+    assert!(
+        error.contains("still too long") && error.contains("context window"),
+        "{error}"
+    );
+    let starts = frames
+        .iter()
+        .filter(|f| f["type"] == "compaction_start")
+        .count();
+    assert_eq!(starts, 1);
+}
+
+/// Threshold: with a small configured window the host compacts before the
+/// round that would leave less than the reserve free; the provider never
+/// sees an oversized request.
+fn threshold_compacts_before_the_round(api: Api) {
+    let srv = FakeServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        window: 3_000,
+        keep: 20_000,
+        reserve: 400,
+    };
+    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
+    let mut compacted_at = None;
+    for i in 0..8 {
+        let (frames, resp) = prompt(
+            &mut rpc,
+            &format!("p{i}"),
+            &long_prompt(&format!("T{i}"), 150),
+        );
+        assert_ok(&resp, &rpc);
+        if let Some(s) = frames.iter().find(|f| f["type"] == "compaction_start") {
+            assert_eq!(s["reason"], "threshold");
+            compacted_at.get_or_insert(i);
+        }
+    }
+    let at = compacted_at.expect("no threshold compaction in 8 prompts");
+    assert!(at >= 2, "compacted too early, at prompt {at}");
+    let reqs = bodies(&srv);
+    assert!(reqs.iter().all(|(r, _)| r["status"] == 200));
+    let (_, body) = reqs.last().unwrap();
+    assert!(body.contains(MARKER) && !body.contains("T0 "));
+    let view = messages(&mut rpc, "m");
+    assert!(message_text(&view[0]).starts_with(MARKER));
+}
+
+/// `compact {instructions}`: the instructions reach the summarisation
+/// request; `get_messages` shows the summary then the kept messages,
+/// `{all: true}` the whole history; a resume sends the summary, not the
+/// compacted messages.
+fn manual_compact_then_resume(api: Api) {
+    let srv = FakeServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        window: 100_000,
+        keep: 250,
+        reserve: 1_000,
+    };
+    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
+    for i in 0..3 {
+        ok_prompt(
+            &mut rpc,
+            &format!("p{i}"),
+            &long_prompt(&format!("M{i}"), 100),
+        );
+    }
+    rpc.send(json!({"type": "compact", "id": "c", "instructions": "keep the file paths"}));
+    let (frames, resp) = rpc.until("compact answer", |f| is_answer_to(f, "c"));
+    assert_ok(&resp, &rpc);
+    assert_eq!(
+        resp["summary"],
+        "FAKE SUMMARY of 4 transcript lines; instructions: keep the file paths"
+    );
+    assert_eq!(resp["messages_summarized"], 4);
+    assert!(resp["tokens_after"].as_u64() < resp["tokens_before"].as_u64());
+    let start = frames
+        .iter()
+        .find(|f| f["type"] == "compaction_start")
+        .unwrap();
+    assert_eq!(start["reason"], "manual");
+    assert!(start.get("prompt_id").is_none());
+    let summary_req = srv
+        .api_requests()
+        .into_iter()
+        .find(|r| r["summary_request"] == true)
+        .expect("summarisation request");
+    let body = summary_req["body"].to_string();
+    assert!(body.contains("Additional instructions: keep the file paths"));
+    assert!(summary_req["body"].get("tools").is_none(), "tools offered");
+
+    let view = messages(&mut rpc, "m");
+    assert_eq!(view.len(), 3);
+    assert!(message_text(&view[0]).starts_with(MARKER));
+    assert!(message_text(&view[1]).starts_with("M2"));
+    let all = call_ok(
+        &mut rpc,
+        json!({"type": "get_messages", "all": true}),
+        "all",
+    );
+    assert_eq!(all["messages"].as_array().unwrap().len(), 6);
+    let id = get_state(&mut rpc, "s")["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    finish(rpc);
+
+    let before = srv.api_requests().len();
+    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &["--continue", &id]);
+    ok_prompt(&mut rpc, "after", "after resume");
+    let reqs = srv.api_requests();
+    assert_eq!(reqs.len(), before + 1);
+    let body = reqs.last().unwrap()["body"].to_string();
+    assert!(body.contains(MARKER) && body.contains("M2"), "{body}");
+    assert!(!body.contains("M0 ") && !body.contains("M1 "), "{body}");
+}
+
+/// `abort` during a `compact` stops it and leaves the session file byte
+/// for byte as it was; `get_state` shows `compacting` meanwhile.
+fn abort_mid_compaction_changes_nothing(api: Api) {
+    let srv = FakeServer::with_args(&["--summary-delay-ms", "5000"]);
+    let data = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        window: 100_000,
+        keep: 100,
+        reserve: 1_000,
+    };
+    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
+    for i in 0..2 {
+        ok_prompt(
+            &mut rpc,
+            &format!("p{i}"),
+            &long_prompt(&format!("A{i}"), 100),
+        );
+    }
+    let file = session_file(&mut rpc, data.path());
+    let bytes = std::fs::read(&file).unwrap();
+    rpc.send(json!({"type": "compact", "id": "c"}));
+    rpc.until("compaction_start", |f| f["type"] == "compaction_start");
+    assert_eq!(get_state(&mut rpc, "busy")["compacting"], true);
+    let busy = rpc.call(json!({"type": "prompt", "message": "x"}), "px");
+    assert_eq!(busy["code"], "busy", "{busy}");
+    let sent = Instant::now();
+    rpc.send(json!({"type": "abort", "id": "a"}));
+    let (frames, compact) = rpc.until("compact answer", |f| is_answer_to(f, "c"));
+    eprintln!("abort stopped the compaction in {:?}", sent.elapsed());
+    assert_eq!(compact["ok"], true, "{compact}");
+    assert_eq!(compact["cancelled"], true, "{compact}");
+    let end = frames
+        .iter()
+        .find(|f| f["type"] == "compaction_end")
+        .unwrap();
+    assert_eq!(end["ok"], false);
+    let abort = rpc.answer(&json!("a"));
+    assert_ok(&abort, &rpc);
+    assert_eq!(get_state(&mut rpc, "idle")["compacting"], false);
+    assert_eq!(std::fs::read(&file).unwrap(), bytes);
+    assert_eq!(messages(&mut rpc, "m").len(), 4);
+    // The host goes on normally.
+    ok_prompt(&mut rpc, "after", "still here");
+}
+
+both_apis!(
+    overflow_compacts_and_retries,
+    second_overflow_fails_the_turn,
+    threshold_compacts_before_the_round,
+    manual_compact_then_resume,
+    abort_mid_compaction_changes_nothing,
+);
+
+/// `set_auto_compaction` is stored in the session and restored on resume;
+/// `--no-auto-compaction` turns it off for the process; with it off an
+/// overflow fails the turn and says how to compact.
+#[test]
+fn auto_compaction_switch_is_persisted() {
+    let api = Api::Anthropic;
+    let srv = FakeServer::with_args(&["--context-limit", "1600"]);
+    let data = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        window: 100_000,
+        keep: 100,
+        reserve: 1_000,
+    };
+    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
+    assert_eq!(get_state(&mut rpc, "s0")["auto_compaction"], true);
+    let r = call_ok(
+        &mut rpc,
+        json!({"type": "set_auto_compaction", "enabled": false}),
+        "off",
+    );
+    assert_eq!(r["enabled"], false);
+    ok_prompt(&mut rpc, "p0", "short one");
+    let (frames, resp) = prompt(&mut rpc, "p1", &long_prompt("BIG", 500));
+    assert_eq!(resp["code"], "provider_error", "{resp}");
+    assert!(resp["error"]
+        .as_str()
+        .unwrap()
+        .contains("auto-compaction is off"));
+    assert!(!frames.iter().any(|f| f["type"] == "compaction_start"));
+    let id = get_state(&mut rpc, "s1")["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = data.path().join("sessions").join(format!("{id}.jsonl"));
+    assert!(entries(&file)
+        .iter()
+        .any(|e| e["type"] == "auto_compaction" && e["enabled"] == false));
+    finish(rpc);
+
+    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &["--continue", &id]);
+    assert_eq!(get_state(&mut rpc, "s2")["auto_compaction"], false);
+    call_ok(
+        &mut rpc,
+        json!({"type": "set_auto_compaction", "enabled": true}),
+        "on",
+    );
+    finish(rpc);
+    let (mut rpc, _cfg) = host(
+        api,
+        &srv,
+        &setup,
+        data.path(),
+        &["--continue", &id, "--no-auto-compaction"],
+    );
+    assert_eq!(get_state(&mut rpc, "s3")["auto_compaction"], false);
+    finish(rpc);
+    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &["--continue", &id]);
+    assert_eq!(get_state(&mut rpc, "s4")["auto_compaction"], true);
+}
+
+/// `compact` is refused while a turn runs, and with nothing to compact.
+#[test]
+fn compact_refusals() {
+    let srv = FakeServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        window: 100_000,
+        keep: 100,
+        reserve: 1_000,
+    };
+    let (mut rpc, _cfg) = host(Api::Anthropic, &srv, &setup, data.path(), &[]);
+    let r = rpc.call(json!({"type": "compact"}), "empty");
+    assert_eq!(r["code"], "invalid_params", "{r}");
+    rpc.send(json!({"type": "prompt", "id": "p", "message": "slow [[n=20 delay_ms=50]]"}));
+    rpc.until("agent_start", |f| f["type"] == "agent_start");
+    let r = rpc.call(json!({"type": "compact"}), "during");
+    assert_eq!(r["code"], "busy", "{r}");
+    let resp = rpc.answer(&json!("p"));
+    assert_ok(&resp, &rpc);
+}
+
+/// Figures for the report: tokens before/after compacting a 200-message
+/// session, and the time the host adds around the summarisation request
+/// (from `compact` sent to its answer, minus the fake's time on it).
+#[test]
+fn measure_compaction_of_200_messages() {
+    let srv = FakeServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        window: 200_000,
+        keep: 20_000,
+        reserve: 16_384,
+    };
+    let (mut rpc, _cfg) = host(Api::Anthropic, &srv, &setup, data.path(), &[]);
+    for i in 0..100 {
+        ok_prompt(
+            &mut rpc,
+            &format!("p{i}"),
+            &long_prompt(&format!("Q{i}"), 400),
+        );
+    }
+    assert_eq!(messages(&mut rpc, "m").len(), 200);
+    let sent = Instant::now();
+    let resp = call_ok(&mut rpc, json!({"type": "compact"}), "c");
+    let total = sent.elapsed();
+    let req = srv
+        .api_requests()
+        .into_iter()
+        .find(|r| r["summary_request"] == true)
+        .expect("summarisation request");
+    let fake =
+        Duration::from_secs_f64(req["end_time"].as_f64().unwrap() - req["time"].as_f64().unwrap());
+    eprintln!(
+        "200 messages: tokens_before {} tokens_after {} messages_summarized {}; compact took {:?}, \
+         of which the fake served the summarisation request in {:?}: host overhead {:?}",
+        resp["tokens_before"],
+        resp["tokens_after"],
+        resp["messages_summarized"],
+        total,
+        fake,
+        total.saturating_sub(fake)
+    );
+    // The kept part is at most 20k; the rest is the tool definitions,
+    // the system prompt and the summary.
+    assert!(resp["tokens_after"].as_u64().unwrap() <= 20_000 + 3_000);
+    assert!(resp["tokens_before"].as_u64().unwrap() > 70_000);
+}
+
+/// An extension signals an overflow with `context_overflow` in its error:
+/// the turn compacts and retries the round once.
+#[test]
+fn extension_context_overflow_is_recognised() {
+    let mut rpc = Spawn::new().ext("echo").model(ECHO).start();
+    rpc.ready();
+    ok_prompt(&mut rpc, "p0", "first words");
+    let (frames, resp) = prompt(
+        &mut rpc,
+        "p1",
+        "too big [[n=0 error=\"the prompt does not fit: context_overflow\"]]",
+    );
+    let start = frames
+        .iter()
+        .find(|f| f["type"] == "compaction_start")
+        .unwrap_or_else(|| panic!("no compaction_start: {resp} {frames:?}"));
+    assert_eq!(start["reason"], "overflow");
+    let end = frames
+        .iter()
+        .find(|f| f["type"] == "compaction_end")
+        .expect("compaction_end");
+    // The older exchange was summarised (the echo extension answers the
+    // summarisation request), but the prompt itself keeps failing: a second
+    // overflow ends the turn.
+    assert_eq!(end["ok"], true, "{end}");
+    assert_eq!(resp["code"], "provider_error", "{resp}");
+    assert!(resp["error"].as_str().unwrap().contains("still too long"));
+    let view = messages(&mut rpc, "view");
+    assert!(message_text(&view[0]).starts_with(MARKER));
+}
+
+/// `abort` during a turn's own (threshold) compaction ends the turn
+/// `aborted` at once and writes no `compaction` entry.
+#[test]
+fn abort_during_a_threshold_compaction() {
+    let srv = FakeServer::with_args(&["--summary-delay-ms", "5000"]);
+    let data = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        window: 2_000,
+        keep: 20_000,
+        reserve: 400,
+    };
+    let (mut rpc, _cfg) = host(Api::OpenAi, &srv, &setup, data.path(), &[]);
+    ok_prompt(&mut rpc, "p0", &long_prompt("T0", 300));
+    rpc.send(json!({"type": "prompt", "id": "p1", "message": long_prompt("T1", 300)}));
+    let (_, start) = rpc.until("compaction_start", |f| f["type"] == "compaction_start");
+    assert_eq!(start["reason"], "threshold");
+    // The turn reports the compaction to the host beside the event, so
+    // get_state may need a moment to show it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut n = 0;
+    while get_state(&mut rpc, &format!("s{n}"))["compacting"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "get_state never showed compacting"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        n += 1;
+    }
+    rpc.send(json!({"type": "abort", "id": "a"}));
+    let resp = rpc.answer(&json!("p1"));
+    assert_eq!(resp["cancelled"], true, "{resp}");
+    assert_ok(&rpc.answer(&json!("a")), &rpc);
+    assert_eq!(get_state(&mut rpc, "after")["compacting"], false);
+    let file = session_file(&mut rpc, data.path());
+    assert!(!entries(&file).iter().any(|e| e["type"] == "compaction"));
+    let view = messages(&mut rpc, "m");
+    assert!(!message_text(&view[0]).starts_with(MARKER));
+    assert_eq!(view.len(), 3);
+}
