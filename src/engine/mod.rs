@@ -211,7 +211,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         idle_timeout,
         auto_compaction,
     } = spec;
-    let tools = crate::tools::definitions();
+    let tools = crate::tools::definitions_for(ctx.gate.mode());
     let mut known: Option<Known> = None;
     let mut overflowed = false;
     let mut round_no = 0;

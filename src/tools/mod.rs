@@ -118,6 +118,23 @@ pub fn definitions() -> &'static [Value] {
     Toolset::builtin().definitions()
 }
 
+/// The definitions a model is offered in permission mode `mode`: in
+/// read-only mode only the tools that change nothing (the others would be
+/// refused, and the system prompt says they are off), else all of them.
+pub fn definitions_for(mode: crate::permissions::Mode) -> &'static [Value] {
+    static READ_ONLY: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(|| {
+        Toolset::builtin()
+            .iter()
+            .filter(|t| t.access() == crate::permissions::Access::ReadOnly)
+            .map(|t| t.definition())
+            .collect()
+    });
+    match mode {
+        crate::permissions::Mode::ReadOnly => &READ_ONLY,
+        _ => definitions(),
+    }
+}
+
 /// Runs blocking file-system work off the async threads. A read-only tool
 /// is abandoned at once on abort; the closure also gets the token so a long
 /// walk stops soon after instead of running on unseen.

@@ -206,6 +206,15 @@ fn read_only_mode_lists_only_the_read_tools() {
     rpc.ready();
     let system = system_of_prompt(api, &srv, &mut rpc, "1");
     assert_eq!(tool_names(&system), ["read", "ls", "find", "grep"]);
+    // The request offers the same four tools, not the ones that are off.
+    let reqs = srv.api_requests();
+    let offered: Vec<&str> = reqs.last().expect("a request")["body"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(offered, ["read", "ls", "find", "grep"]);
     assert!(
         system.contains(
             "\n\nThe permission mode is read-only, so write, edit and bash are turned off: when a \
