@@ -515,14 +515,21 @@ fn extension_context_overflow_is_recognised() {
         .iter()
         .find(|f| f["type"] == "compaction_end")
         .expect("compaction_end");
-    // The older exchange was summarised (the echo extension answers the
-    // summarisation request), but the prompt itself keeps failing: a second
-    // overflow ends the turn.
-    assert_eq!(end["ok"], true, "{end}");
+    // The echo extension answers the summarisation request by repeating
+    // it, which would not shrink anything: the compaction is not applied
+    // and the overflowing turn fails, saying why.
+    assert_eq!(end["ok"], false, "{end}");
+    assert!(
+        end["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("would not shrink"),
+        "{end}"
+    );
+    assert_eq!(resp["ok"], false, "{resp}");
     assert_eq!(resp["code"], "provider_error", "{resp}");
-    assert!(resp["error"].as_str().unwrap().contains("still too long"));
     let view = messages(&mut rpc, "view");
-    assert!(message_text(&view[0]).starts_with(MARKER));
+    assert!(!message_text(&view[0]).starts_with(MARKER));
 }
 
 /// `abort` during a turn's own (threshold) compaction ends the turn
@@ -563,4 +570,82 @@ fn abort_during_a_threshold_compaction() {
     let view = messages(&mut rpc, "m");
     assert!(!message_text(&view[0]).starts_with(MARKER));
     assert_eq!(view.len(), 3);
+}
+
+/// A fork past the compaction keeps the summary (the model must not get
+/// the whole history back); a fork before it holds only the messages the
+/// summary had not yet replaced (regression: forks dropped the compaction).
+#[test]
+fn a_fork_keeps_the_compaction_it_includes() {
+    let api = Api::Anthropic;
+    let srv = FakeServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        window: 100_000,
+        keep: 250,
+        reserve: 1_000,
+    };
+    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
+    for i in 0..3 {
+        ok_prompt(
+            &mut rpc,
+            &format!("p{i}"),
+            &long_prompt(&format!("M{i}"), 100),
+        );
+    }
+    let resp = call_ok(&mut rpc, json!({"type": "compact"}), "c");
+    assert_eq!(resp["messages_summarized"], 4);
+
+    let fork = call_ok(&mut rpc, json!({"type": "fork"}), "f");
+    assert_eq!(fork["message_count"], 6);
+    let view = messages(&mut rpc, "m");
+    assert_eq!(view.len(), 3, "summary + the kept turn");
+    assert!(message_text(&view[0]).starts_with(MARKER));
+    let file = data
+        .path()
+        .join("sessions")
+        .join(format!("{}.jsonl", fork["session_id"].as_str().unwrap()));
+    assert!(
+        entries(&file).iter().any(|e| e["type"] == "compaction"),
+        "the fork's file records the compaction"
+    );
+
+    // Back to a point before the compaction: plain history.
+    let original = fork["forked_from"].as_str().unwrap().to_owned();
+    call_ok(
+        &mut rpc,
+        json!({"type": "switch_session", "session_id": original}),
+        "sw",
+    );
+    call_ok(&mut rpc, json!({"type": "fork", "message_index": 2}), "f2");
+    let view = messages(&mut rpc, "m2");
+    assert_eq!(view.len(), 2);
+    assert!(message_text(&view[0]).starts_with("M0"));
+    finish(rpc);
+}
+
+/// A "summary" that is not shorter than what it replaces (the echo model
+/// repeats its prompt) is not applied: the client learns why, and the
+/// history stays as it was (regression: it was recorded and grew the
+/// context).
+#[test]
+fn a_summary_that_does_not_shrink_the_context_is_not_applied() {
+    let mut rpc = Spawn::new().ext("echo").model(ECHO).start();
+    rpc.ready();
+    ok_prompt(&mut rpc, "1", "first prompt");
+    ok_prompt(&mut rpc, "2", "second prompt");
+    let e = rpc.call(json!({"type": "compact"}), "c");
+    assert_eq!(e["type"], "error", "{e}");
+    assert_eq!(e["code"], "provider_error", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("would not shrink"),
+        "{e}"
+    );
+    let view = messages(&mut rpc, "m");
+    assert_eq!(view.len(), 4, "history unchanged");
+    assert!(!message_text(&view[0]).starts_with(MARKER));
+    finish(rpc);
 }

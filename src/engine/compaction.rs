@@ -115,6 +115,13 @@ pub async fn run(job: Job<'_>, cancel: &CancellationToken) -> Result<Outcome, Fa
     view.push(Arc::new(calc::summary_message(&summary)));
     view.extend(job.view[cut..].iter().cloned());
     let tokens_after = calc::estimate(&view, job.system_prompt, None);
+    // A model that restates rather than summarises (or a history already
+    // mostly kept) would make the context larger: keep the history as is.
+    if tokens_after >= tokens_before {
+        return Err(Failure::Failed(format!(
+            "the summary would not shrink the context (about {tokens_before} tokens before, {tokens_after} after); nothing was changed"
+        )));
+    }
     Ok(Outcome {
         summary,
         kept: job.view.len() - cut,

@@ -199,6 +199,23 @@ impl Store {
             serde_json::to_writer(&mut body, &entry).context("cannot encode a session entry")?;
             body.push(b'\n');
         }
+        // A fork past the latest compaction keeps it, so the model goes on
+        // seeing the summary rather than the whole history again. (A fork
+        // before it holds only messages the summary had not replaced.)
+        if let Some(c) = source.compaction.as_ref().filter(|c| c.first_kept <= upto) {
+            let entry = Entry::Compaction {
+                ts: ts.clone(),
+                summary: c.summary.clone(),
+                first_kept: c.first_kept,
+                // Not kept in memory; the counts describe the original's
+                // compaction, not anything the fork did.
+                tokens_before: 0,
+                tokens_after: 0,
+            };
+            serde_json::to_writer(&mut body, &entry).context("cannot encode a session entry")?;
+            body.push(b'\n');
+            session.compaction = Some(c.clone());
+        }
         session.messages = messages;
         let path = self.path_of(&session.header.id);
         let (file, len) = create_file(&path, &session.header, &body)?;
