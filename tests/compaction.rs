@@ -84,6 +84,27 @@ fn host(api: Api, srv: &FakeServer, s: &Setup, data: &Path, extra: &[&str]) -> (
 }
 
 /// A prompt of about `tokens` tokens (4 chars each), tagged so the test
+/// The window the manual-compaction tests use: large, with a small keep
+/// budget so that a compaction leaves only the last turn verbatim.
+const ROOMY: Setup = Setup {
+    window: 100_000,
+    keep: 250,
+    reserve: 1_000,
+};
+
+/// A host with three turns of about 100 tokens each (`M0…`, `M1…`, `M2…`).
+fn three_long_turns(api: Api, srv: &FakeServer, data: &Path) -> (Rpc, TempDir) {
+    let (mut rpc, cfg) = host(api, srv, &ROOMY, data, &[]);
+    for i in 0..3 {
+        ok_prompt(
+            &mut rpc,
+            &format!("p{i}"),
+            &long_prompt(&format!("M{i}"), 100),
+        );
+    }
+    (rpc, cfg)
+}
+
 /// can tell later whether the model was sent it.
 fn long_prompt(tag: &str, tokens: usize) -> String {
     let mut s = format!("{tag} ");
@@ -250,19 +271,7 @@ fn threshold_compacts_before_the_round(api: Api) {
 fn manual_compact_then_resume(api: Api) {
     let srv = FakeServer::start();
     let data = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        window: 100_000,
-        keep: 250,
-        reserve: 1_000,
-    };
-    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
-    for i in 0..3 {
-        ok_prompt(
-            &mut rpc,
-            &format!("p{i}"),
-            &long_prompt(&format!("M{i}"), 100),
-        );
-    }
+    let (mut rpc, _cfg) = three_long_turns(api, &srv, data.path());
     rpc.send(json!({"type": "compact", "id": "c", "instructions": "keep the file paths"}));
     let (frames, resp) = rpc.until("compact answer", |f| is_answer_to(f, "c"));
     assert_ok(&resp, &rpc);
@@ -304,7 +313,7 @@ fn manual_compact_then_resume(api: Api) {
     finish(rpc);
 
     let before = srv.api_requests().len();
-    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &["--continue", &id]);
+    let (mut rpc, _cfg) = host(api, &srv, &ROOMY, data.path(), &["--continue", &id]);
     ok_prompt(&mut rpc, "after", "after resume");
     let reqs = srv.api_requests();
     assert_eq!(reqs.len(), before + 1);
@@ -580,19 +589,7 @@ fn a_fork_keeps_the_compaction_it_includes() {
     let api = Api::Anthropic;
     let srv = FakeServer::start();
     let data = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        window: 100_000,
-        keep: 250,
-        reserve: 1_000,
-    };
-    let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
-    for i in 0..3 {
-        ok_prompt(
-            &mut rpc,
-            &format!("p{i}"),
-            &long_prompt(&format!("M{i}"), 100),
-        );
-    }
+    let (mut rpc, _cfg) = three_long_turns(api, &srv, data.path());
     let resp = call_ok(&mut rpc, json!({"type": "compact"}), "c");
     assert_eq!(resp["messages_summarized"], 4);
 
