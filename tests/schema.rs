@@ -246,6 +246,29 @@ fn frames_and_commands_of_an_extension_session_are_valid() {
         json!({"type": "set_thinking_level", "level": "xhigh"}),
         "tl",
     );
+    // The session commands: fork, switch back, a compaction the echo
+    // model cannot shrink (an error answer), the auto-compaction switch,
+    // deleting the fork.
+    let fork = s.call(json!({"type": "fork"}), "f1");
+    assert_eq!(fork["ok"], true, "{fork}");
+    let original = fork["forked_from"].clone();
+    let switched = s.call(
+        json!({"type": "switch_session", "session_id": original}),
+        "sw",
+    );
+    assert_eq!(switched["ok"], true, "{switched}");
+    let compact = s.call(json!({"type": "compact", "instructions": "short"}), "c1");
+    assert_eq!(compact["command"], "compact", "{compact}");
+    s.call(
+        json!({"type": "set_auto_compaction", "enabled": false}),
+        "ac",
+    );
+    s.call(json!({"type": "get_messages", "all": true}), "all");
+    let deleted = s.call(
+        json!({"type": "delete_session", "session_id": fork["session_id"]}),
+        "d1",
+    );
+    assert_eq!(deleted["ok"], true, "{deleted}");
     s.call(json!({"type": "new_session"}), "n1");
     s.call(json!({"type": "shutdown"}), "bye");
     s.rpc.wait(READ_TIMEOUT);
