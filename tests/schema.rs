@@ -299,6 +299,8 @@ fn frames_and_commands_of_an_extension_session_are_valid() {
         "permission_request ",
         "permission_cancelled ",
         "model_changed ",
+        "compaction_start ",
+        "compaction_end ",
     ] {
         assert!(kinds.contains(kind), "no {kind:?} frame seen: {kinds:?}");
     }
