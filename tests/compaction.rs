@@ -8,6 +8,7 @@
 //! The `measure_*` test prints figures (`--nocapture`); speed is never
 //! asserted.
 
+#[macro_use]
 mod common;
 
 use std::path::Path;
@@ -17,22 +18,6 @@ use common::fake_http::{Api, FakeServer};
 use common::*;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-
-/// One test per API for a scenario function `name(api)`.
-macro_rules! both_apis {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn anthropic() {
-                super::$name(super::Api::Anthropic)
-            }
-            #[test]
-            fn openai() {
-                super::$name(super::Api::OpenAi)
-            }
-        }
-    )*};
-}
 
 const MARKER: &str = "[Summary of the earlier conversation]";
 
@@ -367,7 +352,7 @@ fn abort_mid_compaction_changes_nothing(api: Api) {
     ok_prompt(&mut rpc, "after", "still here");
 }
 
-both_apis!(
+both!(
     overflow_compacts_and_retries,
     second_overflow_fails_the_turn,
     threshold_compacts_before_the_round,

@@ -10,6 +10,24 @@
 // Every test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+/// One test per API for a scenario function `name(api)` (a file using it
+/// imports `Api` and declares `#[macro_use] mod common;`).
+#[allow(unused_macros)]
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn anthropic() {
+                super::$name(super::Api::Anthropic)
+            }
+            #[test]
+            fn openai() {
+                super::$name(super::Api::OpenAi)
+            }
+        }
+    )*};
+}
+
 pub mod fake_http;
 pub mod procfs;
 pub mod python_env;

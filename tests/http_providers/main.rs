@@ -20,6 +20,7 @@
 //! `both!` are below.
 
 #[path = "../common/mod.rs"]
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -65,24 +66,8 @@ impl TestKeys for Api {
     }
 }
 
-/// One test per API for a scenario function `name(api)`.
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn anthropic() {
-                super::$name(super::Api::Anthropic)
-            }
-            #[test]
-            fn openai() {
-                super::$name(super::Api::OpenAi)
-            }
-        }
-    )*};
-}
-
-// Declared after `both!`: a `macro_rules!` macro is visible only in the
-// modules that come after its definition.
+// Declared after `common` (whose `both!` they use): a `macro_rules!`
+// macro is visible only in the modules that come after its definition.
 mod caching;
 mod config;
 mod failures;
