@@ -77,16 +77,21 @@ const ROOMY: Setup = Setup {
     reserve: 1_000,
 };
 
+/// `n` turns whose prompts are about `tokens` tokens, `TAG0…`, `TAG1…`.
+fn long_turns(rpc: &mut Rpc, tag: &str, n: usize, tokens: usize) {
+    for i in 0..n {
+        ok_prompt(
+            rpc,
+            &format!("p{i}"),
+            &long_prompt(&format!("{tag}{i}"), tokens),
+        );
+    }
+}
+
 /// A host with three turns of about 100 tokens each (`M0…`, `M1…`, `M2…`).
 fn three_long_turns(api: Api, srv: &FakeServer, data: &Path) -> (Rpc, TempDir) {
     let (mut rpc, cfg) = host(api, srv, &ROOMY, data, &[]);
-    for i in 0..3 {
-        ok_prompt(
-            &mut rpc,
-            &format!("p{i}"),
-            &long_prompt(&format!("M{i}"), 100),
-        );
-    }
+    long_turns(&mut rpc, "M", 3, 100);
     (rpc, cfg)
 }
 
@@ -138,13 +143,7 @@ fn overflow_compacts_and_retries(api: Api) {
         reserve: 1_000,
     };
     let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
-    for i in 0..3 {
-        ok_prompt(
-            &mut rpc,
-            &format!("p{i}"),
-            &long_prompt(&format!("OLD{i}"), 200),
-        );
-    }
+    long_turns(&mut rpc, "OLD", 3, 200);
     let (frames, resp) = prompt(&mut rpc, "p3", &long_prompt("NEWEST", 300));
     assert_ok(&resp, &rpc);
     let start = frames
@@ -318,13 +317,7 @@ fn abort_mid_compaction_changes_nothing(api: Api) {
         reserve: 1_000,
     };
     let (mut rpc, _cfg) = host(api, &srv, &setup, data.path(), &[]);
-    for i in 0..2 {
-        ok_prompt(
-            &mut rpc,
-            &format!("p{i}"),
-            &long_prompt(&format!("A{i}"), 100),
-        );
-    }
+    long_turns(&mut rpc, "A", 2, 100);
     let file = session_file(&mut rpc, data.path());
     let bytes = std::fs::read(&file).unwrap();
     rpc.send(json!({"type": "compact", "id": "c"}));
@@ -454,13 +447,7 @@ fn measure_compaction_of_200_messages() {
         reserve: 16_384,
     };
     let (mut rpc, _cfg) = host(Api::Anthropic, &srv, &setup, data.path(), &[]);
-    for i in 0..100 {
-        ok_prompt(
-            &mut rpc,
-            &format!("p{i}"),
-            &long_prompt(&format!("Q{i}"), 400),
-        );
-    }
+    long_turns(&mut rpc, "Q", 100, 400);
     assert_eq!(messages(&mut rpc, "m").len(), 200);
     let sent = Instant::now();
     let resp = call_ok(&mut rpc, json!({"type": "compact"}), "c");
