@@ -112,6 +112,13 @@ fn the_tools_walk_through_gives_the_frames_readme_shows() {
         }
     }
     assert_eq!(typed.len(), 2, "{typed:?}");
+    // README shows 11 whole frames; fewer means the comparison below would
+    // check less than README claims.
+    assert!(
+        shown.len() >= 11,
+        "{} frames parsed: {shown:?}",
+        shown.len()
+    );
 
     let cwd = tempfile::tempdir().expect("cwd");
     let mut h = Spawn::new()

@@ -90,6 +90,13 @@ struct Session {
 }
 
 impl Session {
+    /// A command that must succeed; its answer, for the test to look into.
+    fn ok(&mut self, cmd: Value, id: &str) -> Value {
+        let answer = self.call(cmd, id);
+        assert_eq!(answer["ok"], true, "{answer}");
+        answer
+    }
+
     fn send(&mut self, cmd: Value) {
         self.sent.push(cmd.clone());
         self.rpc.send(cmd);
@@ -237,41 +244,41 @@ fn frames_and_commands_of_an_extension_session_are_valid() {
     s.rpc.send_raw(b"not json\n");
     s.until("parse_error", |f| f["code"] == "parse_error");
 
-    s.call(json!({"type": "set_model", "model": ECHO}), "m2");
-    s.call(
+    s.ok(json!({"type": "set_model", "model": ECHO}), "m2");
+    s.ok(
         json!({"type": "set_permission_mode", "mode": "read-only"}),
         "pm",
     );
-    s.call(
+    s.ok(
         json!({"type": "set_thinking_level", "level": "xhigh"}),
         "tl",
     );
     // The session commands: fork, switch back, a compaction the echo
     // model cannot shrink (an error answer), the auto-compaction switch,
     // deleting the fork.
-    let fork = s.call(json!({"type": "fork"}), "f1");
-    assert_eq!(fork["ok"], true, "{fork}");
+    let fork = s.ok(json!({"type": "fork"}), "f1");
     let original = fork["forked_from"].clone();
-    let switched = s.call(
+    let switched = s.ok(
         json!({"type": "switch_session", "session_id": original}),
         "sw",
     );
     assert_eq!(switched["ok"], true, "{switched}");
     let compact = s.call(json!({"type": "compact", "instructions": "short"}), "c1");
-    assert_eq!(compact["command"], "compact", "{compact}");
-    s.call(
+    assert_eq!(compact["code"], "provider_error", "{compact}");
+    s.ok(
         json!({"type": "set_auto_compaction", "enabled": false}),
         "ac",
     );
-    s.call(json!({"type": "get_messages", "all": true}), "all");
-    let deleted = s.call(
+    s.ok(json!({"type": "get_messages", "all": true}), "all");
+    let deleted = s.ok(
         json!({"type": "delete_session", "session_id": fork["session_id"]}),
         "d1",
     );
     assert_eq!(deleted["ok"], true, "{deleted}");
-    s.call(json!({"type": "new_session"}), "n1");
-    s.call(json!({"type": "shutdown"}), "bye");
-    s.rpc.wait(READ_TIMEOUT);
+    s.ok(json!({"type": "new_session"}), "n1");
+    s.ok(json!({"type": "shutdown"}), "bye");
+    let status = s.rpc.wait(READ_TIMEOUT).expect("exits after shutdown");
+    assert!(status.success(), "{status:?}");
     s.rpc.drain(std::time::Duration::from_millis(200));
 
     let kinds: std::collections::BTreeSet<String> = s
@@ -352,8 +359,9 @@ fn frames_of_an_http_session_with_a_retry_are_valid() {
     );
     assert_eq!(r["ok"], false, "{r}");
     s.call(json!({"type": "get_session_stats"}), "h4");
-    s.call(json!({"type": "shutdown"}), "bye");
-    s.rpc.wait(READ_TIMEOUT);
+    s.ok(json!({"type": "shutdown"}), "bye");
+    let status = s.rpc.wait(READ_TIMEOUT).expect("exits after shutdown");
+    assert!(status.success(), "{status:?}");
     let seen = &s.rpc.seen;
     for kind in ["auto_retry", "tool_execution_end"] {
         assert!(seen.iter().any(|f| f["type"] == kind), "no {kind} frame");
@@ -420,6 +428,39 @@ fn malformed_commands_and_frames_are_invalid() {
         ),
         ("Frame", json!({"type": "model_changed"}), false),
         ("Command", json!({"type": "launch_missiles"}), false),
+        ("Command", json!({"type": "fork", "message_index": 2}), true),
+        (
+            "Command",
+            json!({"type": "fork", "message_index": "2"}),
+            false,
+        ),
+        (
+            "Command",
+            json!({"type": "switch_session", "session_id": "s"}),
+            true,
+        ),
+        ("Command", json!({"type": "switch_session"}), false),
+        (
+            "Command",
+            json!({"type": "set_auto_compaction", "enabled": false}),
+            true,
+        ),
+        ("Command", json!({"type": "set_auto_compaction"}), false),
+        (
+            "Command",
+            json!({"type": "delete_session", "session_id": 7}),
+            false,
+        ),
+        (
+            "Command",
+            json!({"type": "get_messages", "all": "yes"}),
+            false,
+        ),
+        (
+            "Command",
+            json!({"type": "compact", "instructions": 5}),
+            false,
+        ),
         ("Command", json!({"message": "no type"}), false),
         ("Frame", with_session, true),
         ("Frame", state, false),
