@@ -35,6 +35,25 @@ fn missing_or_mistyped_message_is_invalid_params_with_the_id() {
 }
 
 #[test]
+fn the_session_commands_reject_missing_or_mistyped_fields() {
+    #[rustfmt::skip]
+    const REJECTED: Rejections = &[
+        (r#"{"type":"set_auto_compaction","id":"a1"}"#, "invalid_params", Some("a1")),
+        (r#"{"type":"set_auto_compaction","id":"a2","enabled":"no"}"#, "invalid_params", Some("a2")),
+        (r#"{"type":"get_messages","id":"a3","all":"yes"}"#, "invalid_params", Some("a3")),
+        (r#"{"type":"get_messages","id":"a4","all":1}"#, "invalid_params", Some("a4")),
+        (r#"{"type":"compact","id":"a5","instructions":5}"#, "invalid_params", Some("a5")),
+        (r#"{"type":"delete_session","id":"a6"}"#, "invalid_params", Some("a6")),
+        (r#"{"type":"delete_session","id":"a7","session_id":7}"#, "invalid_params", Some("a7")),
+        (r#"{"type":"fork","id":"a8","message_index":"2"}"#, "invalid_params", Some("a8")),
+        (r#"{"type":"switch_session","id":"a9"}"#, "invalid_params", Some("a9")),
+        (r#"{"type":"set_thinking_level","id":"a10","level":"huge"}"#, "invalid_params", Some("a10")),
+    ];
+    let (mut rpc, before) = primed_host();
+    rejects_each(&mut rpc, &before, REJECTED);
+}
+
+#[test]
 fn set_model_without_a_model_is_invalid_params_with_the_id() {
     #[rustfmt::skip]
     const REJECTED: Rejections = &[
