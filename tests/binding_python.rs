@@ -3,51 +3,18 @@
 //! that then runs the README's example against the echo fixture provider.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+mod common;
+
+use common::bounded::run_bounded;
 
 const RPC: &str = env!("CARGO_BIN_EXE_rpc");
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs `cmd` with stdin closed, killing it once `limit` has passed.
-/// Returns its status (None: killed on the timeout) and its stdout+stderr.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> (Option<ExitStatus>, String, String) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the child") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = stdout.join().expect("stdout reader");
-    let stderr = stderr.join().expect("stderr reader");
-    (status, stdout, stderr)
 }
 
 fn describe(status: Option<ExitStatus>, limit: Duration) -> String {
@@ -76,6 +43,7 @@ fn python_binding_unittests_pass() {
             .env("AGENT_RPC_BINARY", RPC)
             .env("PYTHONPATH", repo().join("bindings/python"))
             .env("PYTHONDONTWRITEBYTECODE", "1"),
+        b"",
         limit,
     );
     assert!(
@@ -119,7 +87,7 @@ fn readme_example() -> String {
 }
 
 fn run_ok(cmd: &mut Command, limit: Duration) -> String {
-    let (status, stdout, stderr) = run_bounded(cmd, limit);
+    let (status, stdout, stderr) = run_bounded(cmd, b"", limit);
     assert!(
         status.is_some_and(|s| s.success()),
         "{cmd:?} failed ({}):\n{stdout}{stderr}",
@@ -155,7 +123,7 @@ fn pip_install_then_the_readme_example_runs() {
             .arg("./bindings/python")
             .current_dir(&checkout)
             .env_remove("PYTHONPATH");
-        run_bounded(&mut cmd, Duration::from_secs(300))
+        run_bounded(&mut cmd, b"", Duration::from_secs(300))
     };
     // Offline first, with the venv's own setuptools; if that cannot build a
     // wheel (setuptools < 70.1 without `wheel`, or none at all as on Python

@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::bounded::run_bounded;
+
 const TIMEOUT: Duration = Duration::from_secs(180);
 
 fn package_dir() -> PathBuf {
@@ -36,17 +40,16 @@ fn ensure_node_modules(pkg: &Path) {
     if installed.is_some_and(|t| t >= wanted) {
         return;
     }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(pkg)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run npm (Node >= 20 and npm are needed): {e}"));
+    let (status, stdout, stderr) = run_bounded(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(pkg),
+        b"",
+        Duration::from_secs(300),
+    );
     assert!(
-        out.status.success(),
-        "npm ci in bindings/typescript failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        status.is_some_and(|s| s.success()),
+        "npm ci in bindings/typescript failed or hung ({status:?}; Node >= 20 and npm are needed):\n{stdout}{stderr}"
     );
 }
 

@@ -10,9 +10,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::fake_http::{Api, FakeServer};
 use common::*;
@@ -27,31 +26,25 @@ fn schema_path() -> PathBuf {
 /// Validates each `(definition, instance)`; returns `None` or the error.
 fn validate(cases: &[(&str, Value)]) -> Vec<Option<String>> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/schema/validate.py");
-    let mut child = Command::new(python_env::python())
-        .arg(script)
-        .arg(schema_path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the validator");
     let mut input = Vec::new();
     for (def, instance) in cases {
         serde_json::to_writer(&mut input, &json!({"def": def, "instance": instance}))
             .expect("encode a case");
         input.push(b'\n');
     }
-    let mut stdin = child.stdin.take().expect("validator stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let status = wait_timeout(&mut child, std::time::Duration::from_secs(60));
-    let out = child.wait_with_output().expect("validator output");
-    assert!(
-        status.is_some_and(|s| s.success()) && writer.join().is_ok_and(|w| w.is_ok()),
-        "the validator failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let (status, stdout, stderr) = bounded::run_bounded(
+        Command::new(python_env::python())
+            .arg(script)
+            .arg(schema_path()),
+        &input,
+        std::time::Duration::from_secs(60),
     );
-    let results: Vec<Option<String>> = out
-        .stdout
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the validator failed ({status:?}): {stderr}"
+    );
+    let results: Vec<Option<String>> = stdout
+        .as_bytes()
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|l| {

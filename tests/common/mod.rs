@@ -28,6 +28,7 @@ macro_rules! both {
     )*};
 }
 
+pub mod bounded;
 pub mod fake_http;
 pub mod procfs;
 pub mod python_env;

@@ -41,13 +41,10 @@ pub fn python() -> PathBuf {
 }
 
 fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let (status, _, stderr) =
+        super::bounded::run_bounded(cmd, b"", std::time::Duration::from_secs(300));
     assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}); the tests need python3 with venv and pip, and PyPI:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        status.is_some_and(|s| s.success()),
+        "{cmd:?} failed or hung ({status:?}); the tests need python3 with venv and pip, and PyPI:\n{stderr}"
     );
 }
