@@ -625,3 +625,63 @@ fn a_summary_that_does_not_shrink_the_context_is_not_applied() {
     assert!(!message_text(&view[0]).starts_with(MARKER));
     finish(rpc);
 }
+
+/// `auto_compaction` belongs to the session: it follows `switch_session`
+/// and `fork`, and a new session starts from the default (regression: the
+/// host kept its own copy, which a switch left stale).
+#[test]
+fn auto_compaction_follows_the_session_in_use() {
+    let mut rpc = Spawn::new().ext("echo").model(ECHO).start();
+    rpc.ready();
+    let auto = |rpc: &mut Rpc, id: &str| get_state(rpc, id)["auto_compaction"].clone();
+    ok_prompt(&mut rpc, "1", "a first prompt");
+    call_ok(
+        &mut rpc,
+        json!({"type": "set_auto_compaction", "enabled": false}),
+        "off",
+    );
+    let first = get_state(&mut rpc, "s0")["session_id"].clone();
+    assert_eq!(auto(&mut rpc, "s1"), false);
+
+    call_ok(&mut rpc, json!({"type": "new_session"}), "n");
+    assert_eq!(
+        auto(&mut rpc, "s2"),
+        true,
+        "a new session starts from the default"
+    );
+
+    call_ok(
+        &mut rpc,
+        json!({"type": "switch_session", "session_id": first}),
+        "sw",
+    );
+    assert_eq!(
+        auto(&mut rpc, "s3"),
+        false,
+        "the switched-to session's own choice"
+    );
+
+    call_ok(&mut rpc, json!({"type": "fork"}), "f");
+    assert_eq!(auto(&mut rpc, "s4"), false, "a fork keeps it");
+    finish(rpc);
+}
+
+/// A `compact` sent after a `set_model` that is still being checked does
+/// not run on the old model: it is `busy` until the check is done.
+#[test]
+fn compact_waits_for_a_set_model_sent_before_it() {
+    let mut rpc = Spawn::new()
+        .ext("echo")
+        .ext("hang-init")
+        .model(ECHO)
+        .arg("--init-timeout")
+        .arg("3")
+        .start();
+    rpc.ready();
+    ok_prompt(&mut rpc, "1", "something to summarise");
+    rpc.send(json!({"type": "set_model", "id": "m", "model": "hang-init:hang:hang-1"}));
+    let busy = rpc.call(json!({"type": "compact"}), "c");
+    assert_eq!(busy["code"], "busy", "{busy}");
+    assert_eq!(rpc.answer(&json!("m"))["type"], "error");
+    finish(rpc);
+}

@@ -173,8 +173,6 @@ pub struct Host {
     turn_tx: mpsc::UnboundedSender<(String, TurnMsg)>,
     deferred_tx: mpsc::UnboundedSender<Deferred>,
     eof: bool,
-    /// Compaction at the threshold and on overflow (`set_auto_compaction`).
-    auto_compaction: bool,
     /// The `compact` command running in a task, if any.
     compacting: Option<Compacting>,
     /// Set when the host began to exit (shutdown, a signal, stdout gone):
@@ -216,8 +214,6 @@ impl Host {
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
-        let auto_compaction = !settings.compaction.forced_off
-            && session.auto_compaction.unwrap_or(settings.compaction.auto);
         let host = Host {
             settings,
             context,
@@ -237,7 +233,6 @@ impl Host {
             turn_tx,
             deferred_tx,
             eof: false,
-            auto_compaction,
             compacting: None,
             exit: None,
         };
@@ -305,6 +300,19 @@ impl Host {
             return false;
         }
         self.exit.is_some() || (self.eof && self.pending.is_empty())
+    }
+
+    /// Whether the host compacts on its own (at the threshold, on
+    /// overflow): the session's own `set_auto_compaction`, else the config;
+    /// `--no-auto-compaction` wins until a `set_auto_compaction` says
+    /// otherwise. Derived, so it follows a `switch_session`, `fork` or
+    /// `new_session` without being kept in step.
+    fn auto_compaction(&self) -> bool {
+        !self.settings.compaction.forced_off
+            && self
+                .session
+                .auto_compaction
+                .unwrap_or(self.settings.compaction.auto)
     }
 
     fn on_eof(&mut self) {

@@ -136,7 +136,7 @@ impl Host {
             thinking: self.session.thinking_level,
             max_rounds: self.settings.max_rounds,
             idle_timeout: self.settings.idle_timeout,
-            auto_compaction: self.auto_compaction.then_some(engine::AutoCompaction {
+            auto_compaction: self.auto_compaction().then_some(engine::AutoCompaction {
                 reserve: self.settings.compaction.reserve,
                 keep_cap: self.settings.compaction.keep_cap,
             }),

@@ -189,6 +189,7 @@ impl Store {
         session.header.forked_from = Some(source.header.id.clone());
         session.permission_mode = source.permission_mode;
         session.thinking_level = source.thinking_level;
+        session.auto_compaction = source.auto_compaction;
         let ts = now();
         let mut body = Vec::new();
         for message in &messages {
@@ -215,6 +216,15 @@ impl Store {
             serde_json::to_writer(&mut body, &entry).context("cannot encode a session entry")?;
             body.push(b'\n');
             session.compaction = Some(c.clone());
+        }
+        // The fork keeps the original's own auto-compaction choice.
+        if let Some(enabled) = source.auto_compaction {
+            let entry = Entry::AutoCompaction {
+                ts: ts.clone(),
+                enabled,
+            };
+            serde_json::to_writer(&mut body, &entry).context("cannot encode a session entry")?;
+            body.push(b'\n');
         }
         session.messages = messages;
         let path = self.path_of(&session.header.id);

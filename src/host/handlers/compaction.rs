@@ -20,7 +20,12 @@ const UNKNOWN_WINDOW: u64 = 128_000;
 
 impl Host {
     pub(super) async fn compact(&mut self, token: Token, params: CompactParams) {
-        if self.turn.is_some() || self.reaching.is_some() || !self.queue.is_empty() {
+        // A set_model sent before it applies first, as for prompts.
+        if self.turn.is_some()
+            || self.reaching.is_some()
+            || !self.queue.is_empty()
+            || !self.model_checks.is_empty()
+        {
             let busy = Coded::new(
                 ErrorCode::Busy,
                 "a turn is running; abort it or wait for its end",
@@ -192,7 +197,8 @@ impl Host {
             return self.reject(token, err).await;
         }
         self.session.apply(entry);
-        self.auto_compaction = enabled;
+        // The client's explicit choice outranks the start-up flag.
+        self.settings.compaction.forced_off = false;
         let answer = Response::SetAutoCompaction(SetAutoCompactionResponse { enabled });
         self.respond(token, true, answer).await;
     }

@@ -22,7 +22,7 @@ impl Host {
             context_files: self.context.files().to_vec(),
             compacting: self.compacting.is_some()
                 || self.turn.as_ref().is_some_and(|t| t.compacting),
-            auto_compaction: self.auto_compaction,
+            auto_compaction: self.auto_compaction(),
         })
     }
 
