@@ -149,7 +149,7 @@ impl Compactor<'_> {
         history: &[Arc<Message>],
         known: Option<Known>,
     ) -> Result<bool, Stop> {
-        let model_id = current_model(self.model, ctx).await?;
+        let model_id = current_model(self.model)?;
         let Some((window, reserve)) = limits(&ctx.providers, &model_id, self.auto.reserve).await
         else {
             return Ok(false);
@@ -174,7 +174,7 @@ impl Compactor<'_> {
         known: Option<Known>,
         reason: CompactionReason,
     ) -> Result<bool, Stop> {
-        let model_id = current_model(self.model, ctx).await?;
+        let model_id = current_model(self.model)?;
         let prompt_id = Some(self.prompt_id.to_owned());
         ctx.host.send(TurnMsg::Compacting(true));
         ctx.out

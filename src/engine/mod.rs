@@ -60,8 +60,6 @@ pub struct AutoCompaction {
 pub enum TurnMsg {
     /// A message to add to the history (and to disk) now.
     Append(Arc<Message>),
-    /// No model was set; the turn picked this default.
-    ModelChosen(String),
     /// A compaction of the turn began (`true`) or ended.
     Compacting(bool),
     /// The history was compacted: the model now sees the summary and the
@@ -338,7 +336,7 @@ async fn open_round(
     model: &watch::Receiver<Option<String>>,
     request: &Request<'_>,
 ) -> Result<ProviderStream, Stop> {
-    let model_id = current_model(model, ctx).await?;
+    let model_id = current_model(model)?;
     tokio::select! {
         biased;
         _ = ctx.cancel.cancelled() => Err(Stop::Cancelled),
@@ -467,29 +465,13 @@ fn drain(rx: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
     out
 }
 
-/// The model for the next round; with none set, the first available one.
-async fn current_model(
-    model: &watch::Receiver<Option<String>>,
-    ctx: &TurnCtx,
-) -> Result<String, Stop> {
-    if let Some(m) = model.borrow().clone() {
-        return Ok(m);
-    }
-    let chosen = tokio::select! {
-        biased;
-        _ = ctx.cancel.cancelled() => return Err(Stop::Cancelled),
-        m = ctx.providers.default_model() => m,
-    };
-    let Some(chosen) = chosen else {
-        return Err(failed(
-            "no model is available: set ANTHROPIC_API_KEY or OPENAI_API_KEY, configure a \
-             provider in the config file, or start rpc with --extension <dir>; then pick a \
-             model with --model or set_model (see README)"
-                .to_owned(),
-        ));
-    };
-    ctx.host.send(TurnMsg::ModelChosen(chosen.clone()));
-    Ok(chosen)
+/// The model for the next round. The host sets one before it starts a turn
+/// (it refuses prompts that cannot reach any), and `set_model` may change
+/// it between rounds; it is never unset.
+fn current_model(model: &watch::Receiver<Option<String>>) -> Result<String, Stop> {
+    model.borrow().clone().ok_or_else(|| {
+        failed("no model is set for this turn (an internal error; send the prompt again)".into())
+    })
 }
 
 #[cfg(test)]

@@ -171,7 +171,6 @@ impl Host {
         }
         match msg {
             TurnMsg::Append(message) => self.append(message),
-            TurnMsg::ModelChosen(model) => self.adopt_default_model(model).await,
             TurnMsg::Compacting(on) => {
                 if let Some(turn) = self.turn.as_mut() {
                     turn.compacting = on;
