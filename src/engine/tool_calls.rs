@@ -49,15 +49,18 @@ pub(super) async fn execute(prompt_id: &str, calls: &[Block], ctx: &TurnCtx) -> 
             }))
             .await;
         let output = one(prompt_id, id, name, input, ctx).await;
-        ctx.out
-            .frame(&Frame::ToolExecutionEnd(ToolExecutionEndFrame {
-                prompt_id: prompt_id.to_owned(),
-                tool_call_id: id.clone(),
-                result: output.content.clone(),
-                is_error: output.is_error,
-            }))
-            .await;
-        blocks.push(result(id, output.content, output.is_error));
+        // The output moves into the frame and back out into the result
+        // block: a long tool output is never held twice.
+        let end = Frame::ToolExecutionEnd(ToolExecutionEndFrame {
+            prompt_id: prompt_id.to_owned(),
+            tool_call_id: id.clone(),
+            result: output.content,
+            is_error: output.is_error,
+        });
+        ctx.out.frame(&end).await;
+        if let Frame::ToolExecutionEnd(end) = end {
+            blocks.push(result(id, end.result, end.is_error));
+        }
     }
     Results {
         blocks,
@@ -197,6 +200,6 @@ fn tool_ctx(ctx: &TurnCtx, updates: mpsc::Sender<String>) -> ToolCtx {
         cwd: ctx.cwd.clone(),
         cancel: ctx.cancel.child_token(),
         updates,
-        env_remove: ctx.env_remove.to_vec(),
+        env_remove: ctx.env_remove.clone(),
     }
 }

@@ -57,7 +57,7 @@ pub struct ToolCtx {
     pub updates: mpsc::Sender<String>,
     /// Environment variable names that bash children must not inherit (API
     /// keys).
-    pub env_remove: Vec<String>,
+    pub env_remove: std::sync::Arc<Vec<String>>,
 }
 
 /// The result handed back to the model.
@@ -189,7 +189,7 @@ pub(crate) mod test_util {
             cwd,
             cancel: CancellationToken::new(),
             updates: tx,
-            env_remove: Vec::new(),
+            env_remove: Default::default(),
         };
         (ctx, rx)
     }

@@ -209,7 +209,7 @@ fn spawn(line: &str, ctx: &ToolCtx) -> io::Result<(Child, pipe::Receiver)> {
             .stderr(writer)
             .process_group(0)
             .kill_on_drop(true);
-        for name in &ctx.env_remove {
+        for name in ctx.env_remove.iter() {
             cmd.env_remove(name);
         }
         crate::process::restore_signals(&mut cmd);
@@ -465,7 +465,7 @@ mod tests {
         let (mut c, _rx) = ctx(dir.path());
         let cmd = "echo \"k=${AGENT_RPC_TOOLS_TEST_SECRET-unset}\"";
         assert!(bash(&c, cmd).await.content.starts_with("k=s3cret\n"));
-        c.env_remove = vec!["AGENT_RPC_TOOLS_TEST_SECRET".to_owned()];
+        c.env_remove = std::sync::Arc::new(vec!["AGENT_RPC_TOOLS_TEST_SECRET".to_owned()]);
         assert!(bash(&c, cmd).await.content.starts_with("k=unset\n"));
     }
 
