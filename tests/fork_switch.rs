@@ -6,13 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    call_ok, finish, get_state, message_text, messages, ok_prompt, rpc_command, wait_timeout, Rpc,
-    Spawn, ECHO, READ_TIMEOUT, SLOW,
+    call_ok, canonical, finish, get_state, message_text, messages, ok_prompt, read_jsonl, rpc_cli,
+    session_file, Rpc, Spawn, ECHO, SLOW,
 };
 use serde_json::{json, Value};
 
@@ -21,19 +20,6 @@ use serde_json::{json, Value};
 const ECHO_COMPLETE: &str = "echo:echo:echo-complete";
 
 // ---------------------------------------------------------------- helpers
-
-fn session_file(data: &Path, id: &str) -> PathBuf {
-    data.join("sessions").join(format!("{id}.jsonl"))
-}
-
-/// Every line of a session file, each required to be complete JSON.
-fn read_jsonl(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).expect("read session file");
-    assert!(text.ends_with('\n'), "no final newline: {text:?}");
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
-        .collect()
-}
 
 /// The texts of the `message` entries of a session file.
 fn stored_texts(path: &Path) -> Vec<String> {
@@ -67,27 +53,6 @@ fn expect_startup_error(mut rpc: Rpc, code: &str) {
     assert_eq!(frame["code"], code, "{frame}");
     let status = rpc.wait(Duration::from_secs(5)).expect("exits");
     assert_eq!(status.code(), Some(2));
-}
-
-/// `rpc <args>` as a plain command, bounded in time.
-fn rpc_cli(data: &Path, args: &[&str]) -> Output {
-    let mut child = rpc_command(data, None)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn rpc");
-    assert!(
-        wait_timeout(&mut child, READ_TIMEOUT).is_some(),
-        "rpc {args:?} hung"
-    );
-    child.wait_with_output().expect("rpc output")
-}
-
-fn canonical(dir: &Path) -> String {
-    dir.canonicalize()
-        .expect("canonical")
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// A host on `data` that has run a prompt for each text; returns it and

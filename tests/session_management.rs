@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use common::*;
@@ -30,27 +29,8 @@ fn session_in(data: &Path, cwd: &Path, text: &str) -> String {
     id
 }
 
-/// `rpc <args>` as a plain command (no session served), bounded in time.
-fn rpc(data: &Path, args: &[&str]) -> Output {
-    let mut child = rpc_command(data, None)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn rpc");
-    let status = wait_timeout(&mut child, READ_TIMEOUT);
-    assert!(status.is_some(), "rpc {args:?} did not finish");
-    child.wait_with_output().expect("rpc output")
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn canonical(dir: &Path) -> String {
-    dir.canonicalize()
-        .expect("canonical dir")
-        .to_string_lossy()
-        .into_owned()
 }
 
 #[test]
@@ -157,7 +137,7 @@ fn rpc_sessions_lists_the_working_directory_or_all_as_a_table_or_json() {
     let in_a = session_in(data.path(), a.path(), "alpha task\nsecond line");
     let in_b = session_in(data.path(), b.path(), "beta task");
 
-    let out = rpc(
+    let out = rpc_cli(
         data.path(),
         &["sessions", "--cwd", a.path().to_str().unwrap()],
     );
@@ -174,7 +154,7 @@ fn rpc_sessions_lists_the_working_directory_or_all_as_a_table_or_json() {
         "the title is the first line: {table}"
     );
 
-    let out = rpc(data.path(), &["sessions", "--all"]);
+    let out = rpc_cli(data.path(), &["sessions", "--all"]);
     let table = text(&out.stdout);
     assert!(table.contains(&in_a) && table.contains(&in_b), "{table}");
     assert!(
@@ -184,7 +164,7 @@ fn rpc_sessions_lists_the_working_directory_or_all_as_a_table_or_json() {
     // Newest first.
     assert!(table.find(&in_b) < table.find(&in_a), "{table}");
 
-    let out = rpc(data.path(), &["sessions", "--all", "--json"]);
+    let out = rpc_cli(data.path(), &["sessions", "--all", "--json"]);
     let listed: Vec<Value> = serde_json::from_slice(&out.stdout).expect("--json is JSON");
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0]["session_id"], in_b.as_str());
@@ -192,7 +172,7 @@ fn rpc_sessions_lists_the_working_directory_or_all_as_a_table_or_json() {
     assert_eq!(listed[0]["cwd"], canonical(b.path()).as_str());
 
     let empty = tempfile::tempdir().unwrap();
-    let out = rpc(
+    let out = rpc_cli(
         data.path(),
         &["sessions", "--cwd", empty.path().to_str().unwrap()],
     );
@@ -220,7 +200,7 @@ fn rpc_sessions_rm_deletes_but_never_a_session_in_use() {
     let busy_id = busy.ready()["session_id"].as_str().unwrap().to_owned();
     ok_prompt(&mut busy, "1", "still working");
 
-    let out = rpc(
+    let out = rpc_cli(
         data.path(),
         &["sessions", "rm", &free, &busy_id, "not-a-session"],
     );
@@ -319,7 +299,7 @@ fn an_unknown_continue_id_points_to_rpc_sessions() {
 #[test]
 fn help_explains_the_protocol() {
     let data = tempfile::tempdir().unwrap();
-    let out = rpc(data.path(), &["--help"]);
+    let out = rpc_cli(data.path(), &["--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
     for needle in [

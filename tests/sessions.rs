@@ -7,11 +7,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{call_ok, finish, message_text, messages, ok_prompt, Rpc, Spawn, ECHO};
+use common::{
+    call_ok, finish, message_text, messages, ok_prompt, read_jsonl, session_file, Rpc, Spawn, ECHO,
+};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- helpers
@@ -47,22 +49,6 @@ fn expect_startup_error(mut rpc: Rpc, code: &str) -> Value {
         rpc.stderr()
     );
     frame
-}
-
-fn session_file(data: &Path, id: &str) -> PathBuf {
-    data.join("sessions").join(format!("{id}.jsonl"))
-}
-
-/// Every line of a session file, each required to be complete JSON.
-fn read_jsonl(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).expect("read session file");
-    assert!(
-        text.ends_with('\n'),
-        "session file must end with a newline: {text:?}"
-    );
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
-        .collect()
 }
 
 fn sessions_in(data: &Path) -> Vec<String> {

@@ -551,3 +551,42 @@ pub fn finish(mut rpc: Rpc) {
         "exit status {status:?}; stderr:\n{stderr}"
     );
 }
+
+/// The file of session `id` in data dir `data`.
+pub fn session_file(data: &Path, id: &str) -> PathBuf {
+    data.join("sessions").join(format!("{id}.jsonl"))
+}
+
+/// Every line of a session file, each required to be complete JSON, the
+/// file ending in a newline.
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).expect("read session file");
+    assert!(
+        text.ends_with('\n'),
+        "session file must end with a newline: {text:?}"
+    );
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+/// `dir` as the host reports it: canonical, as a string.
+pub fn canonical(dir: &Path) -> String {
+    dir.canonicalize()
+        .expect("canonical dir")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `rpc <args>` as a plain command (a subcommand, `--help`; no session
+/// served), bounded in time, its output read while it runs.
+pub fn rpc_cli(data: &Path, args: &[&str]) -> std::process::Output {
+    let (status, stdout, stderr) =
+        bounded::run_bounded(rpc_command(data, None).args(args), b"", READ_TIMEOUT);
+    let status = status.unwrap_or_else(|| panic!("rpc {args:?} did not finish"));
+    std::process::Output {
+        status,
+        stdout: stdout.into_bytes(),
+        stderr: stderr.into_bytes(),
+    }
+}
