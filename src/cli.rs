@@ -62,6 +62,11 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// MCP servers in Claude Code's `.mcp.json` shape (repeatable); added to
+    /// the config file's `[mcp_servers]`. Never read implicitly.
+    #[arg(long = "mcp-config", value_name = "FILE")]
+    pub mcp_config: Vec<PathBuf>,
+
     /// A provider extension directory or its plugin.json (repeatable).
     #[arg(long = "extension", value_name = "PATH")]
     pub extensions: Vec<PathBuf>,

@@ -37,6 +37,9 @@ pub struct Config {
     pub append_system_prompt: Option<String>,
     /// Whether AGENTS.md / CLAUDE.md files are read (default true).
     pub context_files: Option<bool>,
+    /// `[mcp_servers.<name>]`: MCP tool servers (Codex's shape).
+    #[serde(default)]
+    pub mcp_servers: BTreeMap<String, crate::mcp::config::TomlServer>,
 }
 
 /// `[compaction]`: when and how much the host compacts long sessions.

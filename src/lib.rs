@@ -48,6 +48,7 @@ pub mod context;
 pub mod engine;
 pub mod error;
 pub mod host;
+pub mod mcp;
 pub mod message;
 pub mod permissions;
 pub mod process;

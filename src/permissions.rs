@@ -60,6 +60,24 @@ pub enum Access {
     EditsFiles,
     /// Anything at all (bash): the paths in its preview bound nothing.
     Unrestricted,
+    /// A tool from an MCP server: what it does is unknown, and its
+    /// annotations are hints from an untrusted server. It asks in every mode
+    /// but allow-all (unless allowed always); in read-only mode only one
+    /// hinted read-only is offered, and it still asks.
+    Foreign { read_only_hint: bool },
+}
+
+impl Access {
+    /// Offered to the model in read-only mode.
+    pub fn offered_read_only(self) -> bool {
+        matches!(
+            self,
+            Access::ReadOnly
+                | Access::Foreign {
+                    read_only_hint: true
+                }
+        )
+    }
 }
 
 /// The client's answer to a permission request.
@@ -144,6 +162,18 @@ impl Gate {
         let read_only = access == Access::ReadOnly;
         if mode == Mode::AllowAll {
             return Verdict::Run;
+        }
+        if let Access::Foreign { read_only_hint } = access {
+            if mode == Mode::ReadOnly && !read_only_hint {
+                return Verdict::Refuse(format!(
+                    "refused: the permission mode is read-only and {tool} is not marked read-only"
+                ));
+            }
+            return if self.state().always.contains(tool) {
+                Verdict::Run
+            } else {
+                Verdict::Ask
+            };
         }
         if !read_only && mode == Mode::ReadOnly {
             return Verdict::Refuse(format!(
@@ -235,6 +265,38 @@ mod tests {
         assert_eq!(g.verdict("grep", ReadOnly, false), Verdict::Run);
         g.set_mode(Mode::AllowAll);
         assert_eq!(g.verdict("bash", Unrestricted, true), Verdict::Run);
+    }
+
+    #[test]
+    fn foreign_tools_ask_in_every_mode_but_allow_all() {
+        let plain = Access::Foreign {
+            read_only_hint: false,
+        };
+        let hinted = Access::Foreign {
+            read_only_hint: true,
+        };
+        let g = Gate::new(Mode::Ask, vec![]);
+        assert_eq!(g.verdict("mcp__a__b", hinted, false), Verdict::Ask);
+        g.set_mode(Mode::AcceptEdits);
+        assert_eq!(g.verdict("mcp__a__b", plain, false), Verdict::Ask);
+        g.set_mode(Mode::ReadOnly);
+        assert_eq!(g.verdict("mcp__a__b", hinted, false), Verdict::Ask);
+        assert!(matches!(
+            g.verdict("mcp__a__b", plain, false),
+            Verdict::Refuse(_)
+        ));
+        g.set_mode(Mode::AllowAll);
+        assert_eq!(g.verdict("mcp__a__b", plain, false), Verdict::Run);
+        g.set_mode(Mode::Ask);
+        let (id, _rx) = g.ask("mcp__a__b").unwrap();
+        let always = Answer {
+            decision: Decision::AllowAlways,
+            message: None,
+        };
+        assert!(g.answer(&id, always));
+        assert_eq!(g.verdict("mcp__a__b", plain, false), Verdict::Run);
+        assert_eq!(g.verdict("mcp__a__c", plain, false), Verdict::Ask);
+        assert!(hinted.offered_read_only() && !plain.offered_read_only());
     }
 
     #[test]

@@ -94,6 +94,7 @@ async fn serve(
         file,
         providers,
         gate,
+        mcp_servers,
     } = prepared;
     // Handlers go in before `ready`: from then on a signal must act like
     // `shutdown`, never kill the process with the session half-written.
@@ -121,6 +122,7 @@ async fn serve(
         store,
         session,
         file,
+        mcp_servers,
     });
     host.run(inbound, channels, stdout_closed, signals).await
 }
@@ -134,6 +136,8 @@ struct Prepared {
     session: Session,
     file: SessionFile,
     providers: Arc<Providers>,
+    /// Started by the host after `ready`, in the background.
+    mcp_servers: Vec<crate::mcp::ServerSpec>,
 }
 
 /// From flags to the host's parts, step by step; each step's error carries
@@ -146,6 +150,7 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
         .code(ErrorCode::Internal)?;
     let store = Store::new(data_dir.join("sessions"));
     let config = config::load(cli.config.as_deref()).code(ErrorCode::InvalidParams)?;
+    let mcp_servers = mcp_servers(cli, &config)?;
     // Before anything is opened or written: a missing @file stops start-up
     // without touching a resumed session.
     let prompt_config = prompt_config(cli, &config)?;
@@ -203,7 +208,20 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
         session,
         file,
         providers,
+        mcp_servers,
     })
+}
+
+/// The config file's `[mcp_servers]` and the `--mcp-config` files'
+/// servers. Never read from the project directory on its own: a cloned
+/// repository must not be able to start programs.
+fn mcp_servers(cli: &Cli, config: &Config) -> Result<Vec<crate::mcp::ServerSpec>, Coded> {
+    let file = config
+        .path
+        .as_deref()
+        .map_or_else(|| "the config file".to_owned(), |p| p.display().to_string());
+    crate::mcp::config::collect(&config.mcp_servers, &file, &cli.mcp_config)
+        .map_err(|e| Coded::new(ErrorCode::InvalidParams, format!("{e:#}")))
 }
 
 /// Where the system prompt comes from: a flag wins over the config key of

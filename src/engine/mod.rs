@@ -101,6 +101,9 @@ pub struct TurnCtx {
     pub cwd: PathBuf,
     /// Environment variables tool processes must not inherit (API keys).
     pub env_remove: Arc<Vec<String>>,
+    /// The session's MCP servers; `None` when it has none, and the
+    /// built-in tools are all there is.
+    pub mcp: Option<Arc<crate::mcp::Manager>>,
 }
 
 /// The turn's line to the host. Every report carries the turn's prompt id,
@@ -187,6 +190,17 @@ impl Drop for Reports {
     }
 }
 
+/// The tools this round offers: the built-in ones (built once), or with
+/// MCP servers the session's current table, which waits on the first round
+/// for servers still starting (each up to its startup timeout).
+async fn offer(ctx: &TurnCtx) -> Arc<crate::tools::Offer> {
+    let mode = ctx.gate.mode();
+    match &ctx.mcp {
+        None => crate::tools::Offer::builtin(mode).clone(),
+        Some(mcp) => mcp.offer(mode, &ctx.cancel).await,
+    }
+}
+
 enum Stop {
     Cancelled,
     Failed(ErrorCode, String),
@@ -209,7 +223,6 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
         idle_timeout,
         auto_compaction,
     } = spec;
-    let tools = crate::tools::definitions_for(ctx.gate.mode());
     let mut known: Option<Known> = None;
     let mut overflowed = false;
     let mut round_no = 0;
@@ -229,10 +242,11 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
                 known = None;
             }
         }
+        let offer = offer(ctx).await;
         let request = Request {
             history: &history,
             system_prompt: system_prompt.as_deref(),
-            tools,
+            tools: &offer.definitions,
             max_tokens: None,
             temperature: None,
             thinking,
@@ -316,7 +330,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
             // The model asked for tools: run them, hand back the results
             // (with any steers) and go round again.
             keep_answer(ctx, builder, &stop_reason, Some(&mut history));
-            let results = tool_calls::execute(&prompt_id, &calls, ctx).await;
+            let results = tool_calls::execute(&prompt_id, &calls, &offer.tools, ctx).await;
             history.push(hand_back(ctx, results.blocks));
             if results.cancelled {
                 return Err(Stop::Cancelled);

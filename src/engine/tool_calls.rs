@@ -28,7 +28,12 @@ pub(super) struct Results {
     pub cancelled: bool,
 }
 
-pub(super) async fn execute(prompt_id: &str, calls: &[Block], ctx: &TurnCtx) -> Results {
+pub(super) async fn execute(
+    prompt_id: &str,
+    calls: &[Block],
+    table: &Toolset,
+    ctx: &TurnCtx,
+) -> Results {
     let mut blocks = Vec::with_capacity(calls.len());
     for call in calls {
         let Block::ToolUse { id, name, input } = call else {
@@ -48,7 +53,7 @@ pub(super) async fn execute(prompt_id: &str, calls: &[Block], ctx: &TurnCtx) -> 
                 input: input.clone(),
             }))
             .await;
-        let output = one(prompt_id, id, name, input, ctx).await;
+        let output = one(prompt_id, id, name, input, table, ctx).await;
         // The output moves into the frame and back out into the result
         // block: a long tool output is never held twice.
         let end = Frame::ToolExecutionEnd(ToolExecutionEndFrame {
@@ -77,10 +82,14 @@ fn result(id: &str, content: String, is_error: bool) -> Block {
 }
 
 /// One call: decide, maybe ask, then run.
-async fn one(prompt_id: &str, id: &str, name: &str, input: &Value, ctx: &TurnCtx) -> ToolOutput {
-    // Every session has the built-in tools for now; when a session brings
-    // its own (MCP), `TurnCtx` carries that session's `Toolset` instead.
-    let table = Toolset::builtin();
+async fn one(
+    prompt_id: &str,
+    id: &str,
+    name: &str,
+    input: &Value,
+    table: &Toolset,
+    ctx: &TurnCtx,
+) -> ToolOutput {
     let Some(tool) = table.get(name) else {
         return table.unknown(name);
     };

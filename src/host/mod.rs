@@ -175,6 +175,8 @@ pub struct Host {
     eof: bool,
     /// The `compact` command running in a task, if any.
     compacting: Option<Compacting>,
+    /// The MCP servers, started when the host is; `None` without any.
+    mcp: Option<Arc<crate::mcp::Manager>>,
     /// Set when the host began to exit (shutdown, a signal, stdout gone):
     /// no more commands are read, and the running turn gets `EXIT_GRACE`.
     exit: Option<Instant>,
@@ -197,6 +199,8 @@ pub struct Parts {
     pub store: Store,
     pub session: Session,
     pub file: SessionFile,
+    /// The MCP servers to start (from the config and `--mcp-config`).
+    pub mcp_servers: Vec<crate::mcp::ServerSpec>,
 }
 
 impl Host {
@@ -210,7 +214,25 @@ impl Host {
             store,
             session,
             file,
+            mcp_servers,
         } = parts;
+        let mcp = (!mcp_servers.is_empty()).then(|| {
+            let (events, mut rx) = mpsc::unbounded_channel();
+            let out = out.clone();
+            tokio::spawn(async move {
+                while let Some(status) = rx.recv().await {
+                    out.frame(&Frame::McpServerStatus(status)).await;
+                }
+            });
+            crate::mcp::Manager::start(
+                mcp_servers,
+                crate::mcp::Options {
+                    cwd: settings.cwd_path.clone(),
+                    env_remove: settings.env_remove.clone(),
+                    events,
+                },
+            )
+        });
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
@@ -234,6 +256,7 @@ impl Host {
             deferred_tx,
             eof: false,
             compacting: None,
+            mcp,
             exit: None,
         };
         let channels = HostChannels {
@@ -358,6 +381,9 @@ impl Host {
         }
         if let Err(e) = self.file.sync() {
             tracing::error!("{e:#}");
+        }
+        if let Some(mcp) = &self.mcp {
+            mcp.shutdown();
         }
         tokio::time::timeout(Duration::from_millis(500), self.providers.shutdown())
             .await

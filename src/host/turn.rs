@@ -150,6 +150,7 @@ impl Host {
             gate: self.gate.clone(),
             cwd: self.settings.cwd_path.clone(),
             env_remove: self.settings.env_remove.clone(),
+            mcp: self.mcp.clone(),
         };
         tokio::spawn(engine::run(spec, ctx));
         self.turn = Some(Running {

@@ -68,6 +68,33 @@ pub enum Frame {
     ModelChanged(ModelChangedFrame),
     CompactionStart(CompactionStartFrame),
     CompactionEnd(CompactionEndFrame),
+    McpServerStatus(McpServerStatusFrame),
+}
+
+/// Where an MCP server is (`get_state.mcp_servers`, `mcp_server_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum McpStatus {
+    /// Connecting and listing its tools (at start-up, or restarting).
+    Starting,
+    /// Its tools are offered to the model.
+    Ready,
+    /// It could not start, or crashed; `error` says why.
+    Failed,
+}
+
+/// An MCP server's status changed: it became ready (with its tools), its
+/// tool list changed, or it failed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct McpServerStatusFrame {
+    pub name: String,
+    pub status: McpStatus,
+    /// The names the model calls its tools by (`mcp__<server>__<tool>`);
+    /// absent while they are not known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Why a compaction runs.

@@ -196,6 +196,19 @@ pub struct StateResponse {
     pub compacting: bool,
     /// The host compacts on its own (`set_auto_compaction`).
     pub auto_compaction: bool,
+    /// The MCP servers configured for this host, in configuration order.
+    pub mcp_servers: Vec<McpServerState>,
+}
+
+/// One MCP server as `get_state` shows it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct McpServerState {
+    pub name: String,
+    pub status: super::McpStatus,
+    /// The names the model calls its tools by (empty until it is ready).
+    pub tools: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

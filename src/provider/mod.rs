@@ -91,8 +91,10 @@ impl Event {
 pub struct Request<'a> {
     pub history: &'a [Arc<Message>],
     pub system_prompt: Option<&'a str>,
-    /// The tool definitions offered to the model (built once, see `tools::definitions`).
-    pub tools: &'static [Value],
+    /// The tool definitions offered to the model (the built-in ones are
+    /// built once; a session with MCP servers rebuilds its own when they
+    /// change, see `tools::Offer`).
+    pub tools: &'a [Value],
     pub max_tokens: Option<u64>,
     pub temperature: Option<f64>,
     pub thinking: ThinkingLevel,

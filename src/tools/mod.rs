@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::permissions::Access;
-pub use table::Toolset;
+pub use table::{Offer, Toolset};
 pub use tool::{BoxFuture, Tool};
 
 /// Incremental output lines buffered between a tool and the turn.
@@ -118,21 +118,10 @@ pub fn definitions() -> &'static [Value] {
     Toolset::builtin().definitions()
 }
 
-/// The definitions a model is offered in permission mode `mode`: in
-/// read-only mode only the tools that change nothing (the others would be
-/// refused, and the system prompt says they are off), else all of them.
+/// The definitions a model is offered in permission mode `mode` when the
+/// session has only the built-in tools (see [`Offer`]).
 pub fn definitions_for(mode: crate::permissions::Mode) -> &'static [Value] {
-    static READ_ONLY: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(|| {
-        Toolset::builtin()
-            .iter()
-            .filter(|t| t.access() == crate::permissions::Access::ReadOnly)
-            .map(|t| t.definition())
-            .collect()
-    });
-    match mode {
-        crate::permissions::Mode::ReadOnly => &READ_ONLY,
-        _ => definitions(),
-    }
+    &Offer::builtin(mode).definitions
 }
 
 /// Runs blocking file-system work off the async threads. A read-only tool

@@ -119,6 +119,46 @@ impl Toolset {
     }
 }
 
+/// What one provider round offers: the table calls are looked up in, and
+/// the definitions the model is sent for the permission mode. Shared behind
+/// an `Arc` and rebuilt only when the tools change (an MCP server's list),
+/// so a round takes one pointer copy.
+pub struct Offer {
+    pub tools: Toolset,
+    pub definitions: Vec<Value>,
+}
+
+impl Offer {
+    /// `tools` as offered in `mode`: in read-only mode only the tools that
+    /// may run there (the others would be refused, and the system prompt
+    /// says they are off), else all of them.
+    pub fn new(tools: Toolset, mode: crate::permissions::Mode) -> Offer {
+        let definitions = match mode {
+            crate::permissions::Mode::ReadOnly => tools
+                .iter()
+                .zip(tools.definitions())
+                .filter(|(t, _)| t.access().offered_read_only())
+                .map(|(_, d)| d.clone())
+                .collect(),
+            _ => tools.definitions().to_vec(),
+        };
+        Offer { tools, definitions }
+    }
+
+    /// The built-in tools' offer for `mode`, built once.
+    pub fn builtin(mode: crate::permissions::Mode) -> &'static Arc<Offer> {
+        use crate::permissions::Mode;
+        static ALL: LazyLock<Arc<Offer>> =
+            LazyLock::new(|| Arc::new(Offer::new(Toolset::builtin().clone(), Mode::Ask)));
+        static READ_ONLY: LazyLock<Arc<Offer>> =
+            LazyLock::new(|| Arc::new(Offer::new(Toolset::builtin().clone(), Mode::ReadOnly)));
+        match mode {
+            Mode::ReadOnly => &READ_ONLY,
+            _ => &ALL,
+        }
+    }
+}
+
 /// "a, b and c".
 fn in_words(names: &[&str]) -> String {
     match names {

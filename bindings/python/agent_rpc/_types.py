@@ -362,7 +362,7 @@ class ForkResponse(_ForkResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -467,6 +467,8 @@ class GetStateResponse(TypedDict):
     cwd: str
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
+    #: The MCP servers configured for this host, in configuration order.
+    mcp_servers: List[McpServerState]
     message_count: int
     model: Optional[str]
     ok: Literal[True]
@@ -513,6 +515,40 @@ class ListSessionsResponse(TypedDict):
     ok: Literal[True]
     sessions: List[SessionSummary]
     type: Literal["response"]
+
+
+class _McpServerStateRequired(TypedDict):
+    name: str
+    status: McpStatus
+    #: The names the model calls its tools by (empty until it is ready).
+    tools: List[str]
+
+
+class McpServerState(_McpServerStateRequired, total=False):
+    """One MCP server as `get_state` shows it."""
+
+    error: Optional[str]
+
+
+class _McpServerStatusFrameRequired(TypedDict):
+    name: str
+    status: McpStatus
+    type: Literal["mcp_server_status"]
+
+
+class McpServerStatusFrame(_McpServerStatusFrameRequired, total=False):
+    """An MCP server's status changed: it became ready (with its tools), its
+    tool list changed, or it failed.
+    """
+
+    error: Optional[str]
+    #: The names the model calls its tools by (`mcp__<server>__<tool>`);
+    #: absent while they are not known.
+    tools: Optional[List[str]]
+
+
+#: Where an MCP server is (`get_state.mcp_servers`, `mcp_server_status`).
+McpStatus = Literal["starting", "ready", "failed"]
 
 
 class _MessageRequired(TypedDict):
@@ -1066,6 +1102,9 @@ __all__ = [
     "ImageAttachment",
     "ListSessionsCommand",
     "ListSessionsResponse",
+    "McpServerState",
+    "McpServerStatusFrame",
+    "McpStatus",
     "Message",
     "MessageUpdateFrame",
     "Mode",

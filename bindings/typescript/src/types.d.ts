@@ -295,6 +295,8 @@ export type Frame = (ReadyFrame & {
   type: "compaction_start";
 }) | (CompactionEndFrame & {
   type: "compaction_end";
+}) | (McpServerStatusFrame & {
+  type: "mcp_server_status";
 }) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
@@ -386,6 +388,8 @@ export type GetStateResponse = {
   /** The AGENTS.md / CLAUDE.md files in the system prompt, outermost first. */
   context_files: string[];
   cwd: string;
+  /** The MCP servers configured for this host, in configuration order. */
+  mcp_servers: McpServerState[];
   message_count: number;
   model: string | null;
   permission_mode: Mode;
@@ -423,6 +427,33 @@ export type ListSessionsResponse = {
 } & {
   sessions: SessionSummary[];
 };
+
+/** One MCP server as `get_state` shows it. */
+export interface McpServerState {
+  error?: string | null;
+  name: string;
+  status: McpStatus;
+  /** The names the model calls its tools by (empty until it is ready). */
+  tools: string[];
+}
+
+/**
+ * An MCP server's status changed: it became ready (with its tools), its
+ * tool list changed, or it failed.
+ */
+export interface McpServerStatusFrame {
+  error?: string | null;
+  name: string;
+  status: McpStatus;
+  /**
+   * The names the model calls its tools by (`mcp__<server>__<tool>`);
+   * absent while they are not known.
+   */
+  tools?: string[] | null;
+}
+
+/** Where an MCP server is (`get_state.mcp_servers`, `mcp_server_status`). */
+export type McpStatus = "starting" | "ready" | "failed";
 
 export interface Message {
   /** The turn was aborted while this message was streaming: it is partial. */

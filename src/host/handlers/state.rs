@@ -23,6 +23,7 @@ impl Host {
             compacting: self.compacting.is_some()
                 || self.turn.as_ref().is_some_and(|t| t.compacting),
             auto_compaction: self.auto_compaction(),
+            mcp_servers: self.mcp.as_ref().map(|m| m.states()).unwrap_or_default(),
         })
     }
 

@@ -111,7 +111,7 @@ impl Proc {
             }
         }
         cmd.envs(&manifest.env);
-        die_with_parent(&mut cmd);
+        crate::process::die_with_parent(&mut cmd);
         crate::process::restore_signals(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| {
             anyhow!(
@@ -326,25 +326,6 @@ impl Proc {
             format!("{message}; its stderr ends with: {tail}")
         }
     }
-}
-
-/// Has the kernel kill the child when the host dies, even by SIGKILL, when
-/// `kill_on_drop` never gets to run. Without it an extension that ignores
-/// stdin EOF would outlive a killed host forever.
-fn die_with_parent(cmd: &mut Command) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // one async-signal-safe syscall.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = cmd;
 }
 
 #[derive(Deserialize)]

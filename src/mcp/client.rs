@@ -1,0 +1,216 @@
+//! One connection to one MCP server, through the official SDK (`rmcp`):
+//! the child process or the HTTP endpoint, the initialize handshake, and
+//! the client side's handler, which routes progress notifications to the
+//! call that asked for them and reports `tools/list_changed`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Context, Result};
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, Implementation, NumberOrString, ProgressNotificationParam,
+};
+use rmcp::service::{NotificationContext, RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, Peer, ServiceExt};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, Notify};
+
+use super::config::{ServerSpec, Transport};
+
+/// Bytes of a stdio server's stderr kept to explain its failures.
+const STDERR_TAIL: usize = 2048;
+
+/// Progress senders by progress token, shared by the handler (which gets
+/// the notifications) and the calls (which register for them).
+pub(super) type ProgressRoutes = Arc<Mutex<HashMap<String, mpsc::Sender<String>>>>;
+
+/// The client side of the session: what the server tells us unasked.
+#[derive(Clone)]
+pub(super) struct Handler {
+    pub progress: ProgressRoutes,
+    /// Woken on `notifications/tools/list_changed`.
+    pub list_changed: Arc<Notify>,
+}
+
+pub(super) fn token_key(token: &NumberOrString) -> String {
+    match token {
+        NumberOrString::Number(n) => n.to_string(),
+        NumberOrString::String(s) => s.to_string(),
+    }
+}
+
+impl ClientHandler for Handler {
+    fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl std::future::Future<Output = ()> + Send + '_ {
+        let key = token_key(&params.progress_token.0);
+        let line = match (params.message, params.total) {
+            (Some(m), _) => m,
+            (None, Some(total)) => format!("progress {}/{total}", params.progress),
+            (None, None) => format!("progress {}", params.progress),
+        };
+        let routes = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = routes.get(&key) {
+            // A full channel drops a progress line rather than stall the
+            // connection's reader.
+            let _ = tx.try_send(line);
+        }
+        std::future::ready(())
+    }
+
+    fn on_tool_list_changed(
+        &self,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl std::future::Future<Output = ()> + Send + '_ {
+        self.list_changed.notify_one();
+        std::future::ready(())
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("agent-rpc", env!("CARGO_PKG_VERSION")),
+        )
+    }
+}
+
+/// A live session with a server. Dropping it closes the session and kills
+/// a stdio server's whole process group.
+pub(super) struct Conn {
+    service: RunningService<RoleClient, Handler>,
+    /// The stdio server's process group, killed on drop.
+    pgid: Option<u32>,
+}
+
+impl Conn {
+    pub fn peer(&self) -> Peer<RoleClient> {
+        self.service.peer().clone()
+    }
+
+    /// The session ended (the server exited or the connection broke).
+    pub fn is_closed(&self) -> bool {
+        self.service.is_closed()
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        crate::process::kill_group(self.pgid);
+    }
+}
+
+/// What a connection attempt needs besides the spec.
+pub(super) struct Env<'a> {
+    /// The host's working directory: a stdio server's unless it names one.
+    pub cwd: &'a Path,
+    /// Variables a server must not inherit (provider keys, `*_API_KEY`).
+    pub env_remove: &'a [String],
+}
+
+/// Starts the server and completes the initialize handshake. `stderr`
+/// receives a stdio server's stderr tail, for error messages.
+pub(super) async fn connect(
+    spec: &ServerSpec,
+    env: &Env<'_>,
+    handler: Handler,
+    stderr: Arc<Mutex<String>>,
+) -> Result<Conn> {
+    match &spec.transport {
+        Transport::Stdio {
+            command,
+            args,
+            env: extra,
+            cwd,
+        } => {
+            let mut cmd = tokio::process::Command::new(command);
+            cmd.args(args)
+                .current_dir(cwd.as_deref().unwrap_or(env.cwd))
+                .process_group(0)
+                .kill_on_drop(true);
+            for name in env.env_remove {
+                cmd.env_remove(name);
+            }
+            cmd.envs(extra);
+            crate::process::die_with_parent(&mut cmd);
+            crate::process::restore_signals(&mut cmd);
+            let (transport, child_stderr) = TokioChildProcess::builder(cmd)
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| anyhow!("cannot start `{command}`: {e}"))?;
+            let pgid = transport.id();
+            if let Some(mut pipe) = child_stderr {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = pipe.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let mut tail = stderr.lock().unwrap_or_else(|p| p.into_inner());
+                        tail.push_str(&String::from_utf8_lossy(&buf[..n]));
+                        if tail.len() > STDERR_TAIL {
+                            let mut cut = tail.len() - STDERR_TAIL;
+                            while !tail.is_char_boundary(cut) {
+                                cut += 1;
+                            }
+                            tail.drain(..cut);
+                        }
+                    }
+                });
+            }
+            let service = match handler.serve(transport).await {
+                Ok(s) => s,
+                Err(e) => {
+                    crate::process::kill_group(pgid);
+                    return Err(anyhow!(
+                        "`{command}` did not complete the MCP handshake: {e}"
+                    ));
+                }
+            };
+            Ok(Conn { service, pgid })
+        }
+        Transport::Http { url, headers } => {
+            let mut custom = HashMap::new();
+            for (name, value) in headers {
+                // Checked by `ServerSpec::validate`; the value stays out of
+                // every message.
+                let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                    .with_context(|| format!("header {name:?}"))?;
+                let value = reqwest::header::HeaderValue::from_str(value)
+                    .map_err(|_| anyhow!("header {name}: invalid value"))?;
+                custom.insert(name, value);
+            }
+            let config =
+                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
+            let transport = StreamableHttpClientTransport::from_config(config);
+            let service = handler
+                .serve(transport)
+                .await
+                .map_err(|e| anyhow!("{url}: {}", describe_init_error(&e)))?;
+            Ok(Conn {
+                service,
+                pgid: None,
+            })
+        }
+    }
+}
+
+/// The initialize error with its causes (an HTTP status sits in a source).
+fn describe_init_error(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,163 @@
+//! An MCP server's tool as an entry of the tool table: named
+//! `mcp__<server>__<tool>` (Claude Code's naming), its description and
+//! input schema passed on unchanged, its results mapped from MCP content.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use rmcp::model::{CallToolResult, ContentBlock, Tool as McpToolInfo};
+use serde_json::{json, Value};
+
+use super::manager::Server;
+use crate::permissions::Access;
+use crate::tools::{BoxFuture, Preview, Tool, ToolCtx, ToolOutput};
+
+pub struct McpTool {
+    server: Arc<Server>,
+    /// The name the server knows it by.
+    remote: String,
+    /// `mcp__<server>__<tool>`.
+    name: String,
+    definition: Value,
+    read_only_hint: bool,
+}
+
+/// Providers accept `[A-Za-z0-9_-]` in tool names; anything else becomes
+/// `_` (the call still goes out under the server's own name).
+fn sanitise(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl McpTool {
+    pub(super) fn new(server: Arc<Server>, info: McpToolInfo) -> McpTool {
+        let name = format!("mcp__{}__{}", server.name(), sanitise(&info.name));
+        let definition = json!({
+            "name": name,
+            "description": info.description.as_deref().unwrap_or_default(),
+            "input_schema": Value::Object((*info.input_schema).clone()),
+        });
+        McpTool {
+            server,
+            remote: info.name.into_owned(),
+            name,
+            definition,
+            read_only_hint: info
+                .annotations
+                .and_then(|a| a.read_only_hint)
+                .unwrap_or(false),
+        }
+    }
+}
+
+impl Tool for McpTool {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn definition(&self) -> Value {
+        self.definition.clone()
+    }
+
+    fn access(&self) -> Access {
+        Access::Foreign {
+            read_only_hint: self.read_only_hint,
+        }
+    }
+
+    fn preview(&self, input: &Value, cwd: &Path) -> Result<Preview> {
+        if !input.is_object() {
+            bail!("{}: the input must be a JSON object", self.name);
+        }
+        let _ = cwd;
+        Ok(Preview {
+            title: format!("{} (MCP server {})", self.remote, self.server.name()),
+            diff: None,
+            // What it touches is unknown: it always asks instead.
+            paths: Vec::new(),
+        })
+    }
+
+    fn run<'a>(&'a self, input: &'a Value, ctx: &'a ToolCtx) -> BoxFuture<'a, ToolOutput> {
+        Box::pin(async move {
+            let Some(arguments) = input.as_object() else {
+                return ToolOutput::error(format!(
+                    "{}: the input must be a JSON object",
+                    self.name
+                ));
+            };
+            self.server
+                .call(&self.remote, arguments.clone(), &ctx.updates, &ctx.cancel)
+                .await
+        })
+    }
+}
+
+/// The model's view of a result: text as is, images and audio as a note,
+/// embedded resources as their text, structured content as JSON text.
+pub(super) fn output(result: CallToolResult) -> ToolOutput {
+    let mut parts: Vec<String> = Vec::new();
+    for block in &result.content {
+        parts.push(match block {
+            ContentBlock::Text(t) => t.text.clone(),
+            ContentBlock::Image(i) => format!(
+                "[image {}, {} bytes base64; images are not passed on yet]",
+                i.mime_type,
+                i.data.len()
+            ),
+            ContentBlock::Audio(a) => format!("[audio {}, not passed on]", a.mime_type),
+            other => serde_json::to_string(other).unwrap_or_default(),
+        });
+    }
+    if let Some(structured) = &result.structured_content {
+        let text = structured.to_string();
+        if !parts.iter().any(|p| p.trim() == text) {
+            parts.push(text);
+        }
+    }
+    let content = parts.join("\n");
+    if result.is_error == Some(true) {
+        ToolOutput::error(content)
+    } else {
+        ToolOutput::ok(content)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_sanitised() {
+        assert_eq!(sanitise("get-sum_2"), "get-sum_2");
+        assert_eq!(sanitise("a.b/c d"), "a_b_c_d");
+    }
+
+    #[test]
+    fn results_map_text_structured_and_errors() {
+        let r: CallToolResult = serde_json::from_value(json!({
+            "content": [{"type": "text", "text": "hi"}],
+            "structuredContent": {"n": 1}
+        }))
+        .unwrap();
+        assert_eq!(output(r), ToolOutput::ok("hi\n{\"n\":1}"));
+        let r: CallToolResult = serde_json::from_value(json!({
+            "content": [{"type": "text", "text": "bad"}], "isError": true
+        }))
+        .unwrap();
+        assert_eq!(output(r), ToolOutput::error("bad"));
+        let r: CallToolResult = serde_json::from_value(json!({
+            "content": [{"type": "image", "data": "AAAA", "mimeType": "image/png"}]
+        }))
+        .unwrap();
+        assert!(output(r).content.contains("image/png"));
+    }
+}
