@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use rmcp::model::{
-    CallToolRequestParams, NumberOrString, ProgressToken, RequestMetaObject, Tool as McpToolInfo,
+    CallToolRequest, CallToolRequestParams, CancelledNotification, CancelledNotificationParam,
+    ClientRequest, ServerResult, Tool as McpToolInfo,
 };
+use rmcp::service::PeerRequestOptions;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -78,7 +80,6 @@ pub struct Server {
     stderr: Arc<Mutex<String>>,
     /// Connects and restarts one at a time.
     connecting: tokio::sync::Mutex<()>,
-    next_token: AtomicU64,
     /// The manager's shared state, not kept alive by the tools.
     shared: std::sync::Weak<Shared>,
 }
@@ -126,7 +127,6 @@ impl Manager {
                     },
                     stderr: Default::default(),
                     connecting: tokio::sync::Mutex::new(()),
-                    next_token: AtomicU64::new(1),
                     shared: Arc::downgrade(&shared),
                 })
             })
@@ -419,48 +419,79 @@ impl Server {
                 Err(e) => return ToolOutput::failed(&e),
             },
         };
-        let token = format!("rpc-{}", self.next_token.fetch_add(1, Ordering::Relaxed));
+        let peer = conn.peer();
+        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        // The SDK gives the request its progress token; progress for it is
+        // routed to this call's updates until it ends.
+        let handle = match peer
+            .send_cancellable_request(request, PeerRequestOptions::no_options())
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => return self.call_failed(&shared, &conn, e),
+        };
+        let token = client::token_key(&handle.progress_token.0);
+        let request_id = handle.id.clone();
         let (tx, mut rx) = mpsc::channel(PROGRESS_CAPACITY);
         lock(&self.handler.progress).insert(token.clone(), tx);
-        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
-        params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
-            NumberOrString::String(token.clone().into()),
-        )));
-        let peer = conn.peer();
-        let request = tokio::time::timeout(self.spec.tool_timeout, peer.call_tool(params));
-        tokio::pin!(request);
+        let response = tokio::time::timeout(self.spec.tool_timeout, handle.await_response());
+        tokio::pin!(response);
         let outcome = loop {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break None,
-                r = &mut request => break Some(r),
+                r = &mut response => break Some(r),
                 Some(line) = rx.recv() => { let _ = updates.try_send(line); }
             }
         };
         lock(&self.handler.progress).remove(&token);
+        let cancelled = |reason: &str| {
+            let note = CancelledNotification::new(CancelledNotificationParam::new(
+                Some(request_id.clone()),
+                Some(reason.to_owned()),
+            ));
+            let peer = peer.clone();
+            // Sent from a task: the turn must not wait on a slow server.
+            tokio::spawn(async move {
+                let _ = peer.send_notification(note.into()).await;
+            });
+        };
         match outcome {
-            None => ToolOutput::error("aborted"),
-            Some(Err(_)) => ToolOutput::error(format!(
-                "the MCP tool call timed out after {} s and was cancelled",
-                self.spec.tool_timeout.as_secs()
-            )),
-            Some(Ok(Ok(result))) => tool::output(result),
-            Some(Ok(Err(e))) => {
-                if conn.is_closed()
-                    || matches!(
-                        e,
-                        rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_)
-                    )
-                {
-                    // Dead: the next call restarts it.
-                    let why = self.with_stderr(anyhow!("the server stopped during the call: {e}"));
-                    self.fail(&shared, why, false);
-                    let message = lock(&self.state).error.clone().unwrap_or_default();
-                    ToolOutput::error(format!("MCP server {}: {message}", self.name()))
-                } else {
-                    ToolOutput::error(format!("MCP server {}: {e}", self.name()))
-                }
+            None => {
+                cancelled("aborted by the user");
+                ToolOutput::error("aborted")
             }
+            Some(Err(_)) => {
+                cancelled("timed out");
+                ToolOutput::error(format!(
+                    "the MCP tool call timed out after {} s and was cancelled",
+                    self.spec.tool_timeout.as_secs()
+                ))
+            }
+            Some(Ok(Ok(ServerResult::CallToolResult(result)))) => tool::output(result),
+            Some(Ok(Ok(_))) => ToolOutput::error(format!(
+                "MCP server {} answered tools/call with something other than a tool result",
+                self.name()
+            )),
+            Some(Ok(Err(e))) => self.call_failed(&shared, &conn, e),
         }
+    }
+
+    /// A call's error: the server's own, or the connection's. A dead
+    /// connection marks the server failed; the next call restarts it.
+    fn call_failed(&self, shared: &Shared, conn: &Conn, e: rmcp::ServiceError) -> ToolOutput {
+        let dead = conn.is_closed()
+            || matches!(
+                e,
+                rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_)
+            );
+        if !dead {
+            return ToolOutput::error(format!("MCP server {}: {e}", self.name()));
+        }
+        let why = self.with_stderr(anyhow!("the server stopped during the call: {e}"));
+        self.fail(shared, why, false);
+        let message = lock(&self.state).error.clone().unwrap_or_default();
+        ToolOutput::error(format!("MCP server {}: {message}", self.name()))
     }
 }

@@ -117,11 +117,14 @@ pub(super) fn output(result: CallToolResult) -> ToolOutput {
             other => serde_json::to_string(other).unwrap_or_default(),
         });
     }
-    if let Some(structured) = &result.structured_content {
-        let text = structured.to_string();
-        if !parts.iter().any(|p| p.trim() == text) {
-            parts.push(text);
-        }
+    // Servers that return structured content also send it as text (the
+    // spec asks them to); it is given as JSON text only when they did not.
+    if let Some(structured) = result
+        .structured_content
+        .as_ref()
+        .filter(|_| parts.is_empty())
+    {
+        parts.push(structured.to_string());
     }
     let content = parts.join("\n");
     if result.is_error == Some(true) {
@@ -144,11 +147,16 @@ mod tests {
     #[test]
     fn results_map_text_structured_and_errors() {
         let r: CallToolResult = serde_json::from_value(json!({
-            "content": [{"type": "text", "text": "hi"}],
+            "content": [{"type": "text", "text": "{\"n\": 1}"}],
             "structuredContent": {"n": 1}
         }))
         .unwrap();
-        assert_eq!(output(r), ToolOutput::ok("hi\n{\"n\":1}"));
+        assert_eq!(output(r), ToolOutput::ok("{\"n\": 1}"));
+        let r: CallToolResult = serde_json::from_value(json!({
+            "content": [], "structuredContent": {"n": 1}
+        }))
+        .unwrap();
+        assert_eq!(output(r), ToolOutput::ok("{\"n\":1}"));
         let r: CallToolResult = serde_json::from_value(json!({
             "content": [{"type": "text", "text": "bad"}], "isError": true
         }))
