@@ -20,8 +20,10 @@ The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schem
     tool_execution_start/_update/_end, permission_request (answer it with
     permission_response), permission_cancelled, auto_retry,
     compaction_start/_end, agent_end;
-    model_changed when the model the next prompt uses changes, and
-    model_error when the model in use turns out not to exist.
+    model_changed when the model the next prompt uses changes,
+    model_error when the model in use turns out not to exist, and
+    mcp_server_status when an MCP server (--mcp-config) starts, fails or
+    changes its tools.
   Try it offline, from a checkout of the repository:
     printf '{\"type\":\"prompt\",\"message\":\"hi\"}\\n' | rpc --extension fixtures/providers/echo";
 

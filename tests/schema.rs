@@ -372,7 +372,7 @@ fn frames_of_an_http_session_with_a_retry_are_valid() {
 fn malformed_commands_and_frames_are_invalid() {
     let state = json!({"type": "response", "id": 1, "command": "get_state", "ok": true,
         "streaming": false, "prompt_id": null, "model": null, "message_count": 0,
-        "queued": 0, "cwd": "/", "permission_mode": "ask", "thinking_level": "off", "context_files": [], "compacting": false, "auto_compaction": true});
+        "queued": 0, "cwd": "/", "permission_mode": "ask", "thinking_level": "off", "context_files": [], "compacting": false, "auto_compaction": true, "mcp_servers": []});
     let mut with_session = state.clone();
     with_session["session_id"] = json!("s");
     let cases: Vec<(&str, Value, bool)> = vec![
@@ -420,6 +420,23 @@ fn malformed_commands_and_frames_are_invalid() {
             true,
         ),
         ("Frame", json!({"type": "model_changed"}), false),
+        (
+            "Frame",
+            json!({"type": "mcp_server_status", "name": "docs", "status": "ready",
+                "tools": ["mcp__docs__search"]}),
+            true,
+        ),
+        (
+            "Frame",
+            json!({"type": "mcp_server_status", "name": "docs", "status": "failed",
+                "error": "cannot start `x`: No such file or directory (os error 2)"}),
+            true,
+        ),
+        (
+            "Frame",
+            json!({"type": "mcp_server_status", "name": "docs", "status": "stopped"}),
+            false,
+        ),
         ("Command", json!({"type": "launch_missiles"}), false),
         ("Command", json!({"type": "fork", "message_index": 2}), true),
         (
