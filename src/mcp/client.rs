@@ -175,6 +175,7 @@ pub(super) async fn connect(
             Ok(Conn { service, pgid })
         }
         Transport::Http { url, headers } => {
+            use_ring_for_tls();
             let mut custom = HashMap::new();
             for (name, value) in headers {
                 // Checked by `ServerSpec::validate`; the value stays out of
@@ -198,6 +199,17 @@ pub(super) async fn connect(
             })
         }
     }
+}
+
+/// rmcp's HTTP client (reqwest 0.13, built without a crypto provider)
+/// takes rustls' process default: ring, the provider the model HTTP
+/// client uses, so the binary carries one TLS stack.
+fn use_ring_for_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err: a default was installed already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// The initialize error with its causes (an HTTP status sits in a source).

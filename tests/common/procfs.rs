@@ -97,6 +97,12 @@ pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmHWM").ok()
 }
 
+/// Resident file-backed pages (RssFile) of a live process, in KiB: mostly
+/// the executable itself, which in a debug build is ~200 MB on disk.
+pub fn rss_file_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "RssFile").ok()
+}
+
 /// (VmRSS, VmHWM) of one process, MiB.
 pub fn rss_and_peak_mib(pid: u32) -> Result<(f64, f64), String> {
     let mib = |kib: u64| kib as f64 / 1024.0;

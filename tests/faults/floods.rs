@@ -150,15 +150,20 @@ fn stalled_reader_during_a_million_delta_reply_loses_nothing_and_stays_small() {
     );
     assert!(text == "tok ".repeat(DELTAS), "the text differs");
     let peak = vm_hwm_kib(raw.pid()).expect("VmHWM");
+    // The executable's own resident pages are not buffering: a debug build
+    // maps ~200 MB of it, and how much of that is resident grows with the
+    // code linked in (the release build is what the bench's 32 MB is for).
+    let binary = rss_file_kib(raw.pid()).expect("RssFile");
     let figures = format!(
         "{at_stall} B of text before a 3 s stall; host peak RSS {rss_before} KiB before the stall, \
          {rss_stalled} KiB after it, {hwm_streaming} KiB while the last deltas streamed, \
-         {peak} KiB after the turn ended; {frames} delta frames"
+         {peak} KiB after the turn ended, {binary} KiB of it file-backed; {frames} delta frames"
     );
     eprintln!("stalled reader: {figures}");
     assert!(
-        peak < 32 * 1024,
-        "host peak RSS {peak} KiB >= 32 MiB ({figures})"
+        peak.saturating_sub(binary) < 32 * 1024,
+        "host peak RSS less file-backed pages {} KiB >= 32 MiB ({figures})",
+        peak.saturating_sub(binary)
     );
     raw.close_stdin();
     let st = raw.wait(Duration::from_secs(5));

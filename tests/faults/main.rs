@@ -45,7 +45,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::procfs::{alive, cmdline, descendants, vm_hwm_kib};
+use common::procfs::{alive, cmdline, descendants, rss_file_kib, vm_hwm_kib};
 use common::*;
 use serde_json::{json, Value};
 
