@@ -352,7 +352,16 @@ impl Server {
 
     /// The live connection, restarting the server if it died (at most
     /// [`MAX_RESTARTS`] times a minute).
-    async fn live(self: &Arc<Self>, shared: &Shared) -> Result<Arc<Conn>> {
+    async fn live(self: &Arc<Self>, shared: &Arc<Shared>) -> Result<Arc<Conn>> {
+        // In a task of its own: an abort that drops the call must not leave
+        // a restart half done (the server `starting` for ever).
+        let (server, shared) = (self.clone(), shared.clone());
+        tokio::spawn(async move { server.live_now(&shared).await })
+            .await
+            .map_err(|e| anyhow!("restarting the MCP server failed: {e}"))?
+    }
+
+    async fn live_now(self: &Arc<Self>, shared: &Shared) -> Result<Arc<Conn>> {
         let _one_at_a_time = self.connecting.lock().await;
         {
             let mut st = lock(&self.state);

@@ -428,3 +428,36 @@ fn http_transport_and_list_changed() {
     );
     assert!(!log.contains("hunter2-secret"), "a header value was logged");
 }
+
+/// A stdio server dies with the host: on shutdown, and when the host is
+/// killed outright (SIGKILL: `PR_SET_PDEATHSIG`).
+#[test]
+fn stdio_servers_die_with_the_host() {
+    let srv = FakeServer::start();
+    for how in ["shutdown", "KILL"] {
+        let d = Dirs::new();
+        let cfg = d.mcp_json(json!({"fx": fixture_entry(&d.log("fx"), &[])}));
+        let mut rpc = host(
+            &srv,
+            &d,
+            "allow-all",
+            &["--mcp-config", cfg.to_str().unwrap()],
+        );
+        until_status(&mut rpc, "fx", "ready");
+        let pid: u32 = d
+            .log_lines("fx")
+            .iter()
+            .find_map(|l| l.strip_prefix("start ").and_then(|p| p.parse().ok()))
+            .expect("the server logged its pid");
+        assert!(common::procfs::alive(pid), "server {pid} runs");
+        if how == "shutdown" {
+            shutdown(rpc);
+        } else {
+            rpc.signal(how);
+            assert!(rpc.wait(Duration::from_secs(10)).is_some());
+        }
+        eventually(&format!("server {pid} gone after {how}"), || {
+            !common::procfs::alive(pid)
+        });
+    }
+}
