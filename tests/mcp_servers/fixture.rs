@@ -461,3 +461,54 @@ fn stdio_servers_die_with_the_host() {
         });
     }
 }
+
+/// A server that never answers the handshake: the first round waits for it
+/// up to its startup timeout, then goes on without it; it is `failed` with
+/// the timeout as its error, and the good server beside it is used.
+#[test]
+fn the_first_round_waits_up_to_the_startup_timeout() {
+    let srv = FakeServer::start();
+    let d = Dirs::new();
+    let (python, script) = python_fixture();
+    let config = d.files.join("config.toml");
+    let toml = format!(
+        "[mcp_servers.mute]\ncommand = \"sleep\"\nargs = [\"30\"]\nstartup_timeout_secs = 1\n\
+         [mcp_servers.fx]\ncommand = {:?}\nargs = [{:?}]\n",
+        python.to_str().unwrap(),
+        script.to_str().unwrap(),
+    );
+    fs::write(&config, toml).unwrap();
+    let mut rpc = host(
+        &srv,
+        &d,
+        "allow-all",
+        &["--config", config.to_str().unwrap()],
+    );
+    let starting = server_state(&mut rpc, "mute");
+    assert_eq!(
+        starting["status"], "starting",
+        "ready does not wait: {starting}"
+    );
+    let frames = run_ok(
+        &mut rpc,
+        "1",
+        &call("mcp__fx__echo", &json!({"text": "on"})),
+    );
+    assert_eq!(the_tool_end(&frames)["result"], "on");
+    let mute = server_state(&mut rpc, "mute");
+    assert_eq!(mute["status"], "failed", "{mute}");
+    assert!(
+        mute["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not start within 1 s"),
+        "{mute}"
+    );
+    assert!(
+        of_type(&frames, "mcp_server_status")
+            .iter()
+            .any(|f| f["name"] == "mute" && f["status"] == "failed"),
+        "the failure came before the first round went on: {frames:#?}"
+    );
+    shutdown(rpc);
+}
