@@ -54,6 +54,11 @@ pub fn run(cli: Cli) -> i32 {
             return EXIT_STARTUP;
         }
     };
+    if cli.acp {
+        let code = crate::acp::run(&cli, &runtime);
+        runtime.shutdown_timeout(Duration::from_millis(200));
+        return code;
+    }
     let (out, writer, closed) = transport::spawn_writer(std::io::stdout());
     let code = runtime.block_on(async move {
         match prepare(&cli) {
