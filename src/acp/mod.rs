@@ -254,6 +254,10 @@ impl Acp {
         cx: Connection,
     ) -> AcpResult<LoadSessionResponse> {
         let id = req.session_id.0.to_string();
+        // An empty id means "the latest of the cwd" to the native opener.
+        if id.is_empty() {
+            return Err(AcpError::invalid_params().data(json!("sessionId is empty")));
+        }
         if self.sessions.get(&id).is_some() {
             return Err(AcpError::invalid_params().data(json!(format!(
                 "session {id} is already open on this connection"

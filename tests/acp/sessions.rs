@@ -83,6 +83,13 @@ fn loading_an_unknown_session_is_an_error_naming_it() {
     let (updates, answer) = acp.until_answer(load);
     assert!(updates.is_empty());
     assert!(answer["error"].to_string().contains(missing), "{answer}");
+    // Not "the latest session of the cwd", as an empty id is natively.
+    let load = acp.request(
+        "session/load",
+        json!({"sessionId": "", "cwd": cwd.path().to_string_lossy(), "mcpServers": []}),
+    );
+    let (_, answer) = acp.until_answer(load);
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
     acp.finish();
 }
 

@@ -223,3 +223,40 @@ fn a_prompt_while_one_runs_is_rejected_saying_to_cancel_first() {
     assert_eq!(answer["result"]["stopReason"], "end_turn");
     acp.finish();
 }
+
+#[test]
+fn an_edit_carries_its_diff_and_bash_output_streams_into_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("e.txt"), "one two\n").unwrap();
+    let (mut acp, session) = started(dir.path(), &["--permission-mode", "allow-all"]);
+    let (updates, _) = acp.prompt(
+        &session,
+        r#"[[tool=edit input={"path": "e.txt", "old_string": "two", "new_string": "three"}]]"#,
+    );
+    let done = of_kind(&updates, "tool_call_update")
+        .into_iter()
+        .find(|u| u["status"] == "completed")
+        .expect("edited");
+    assert_eq!(done["content"][0]["type"], "diff", "{done}");
+    assert_eq!(done["content"][0]["oldText"], "two");
+    assert_eq!(done["content"][0]["newText"], "three");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("e.txt")).unwrap(),
+        "one three\n"
+    );
+    let (updates, _) = acp.prompt(
+        &session,
+        r#"[[tool=bash input={"command": "echo first; echo second"}]]"#,
+    );
+    let call = of_kind(&updates, "tool_call");
+    assert_eq!(call[0]["kind"], "execute");
+    assert_eq!(call[0]["title"], "echo first; echo second");
+    // Output while it runs: the text so far, in a content block.
+    let running: Vec<&str> = of_kind(&updates, "tool_call_update")
+        .into_iter()
+        .filter(|u| u.get("status").is_none())
+        .filter_map(|u| u["content"][0]["content"]["text"].as_str())
+        .collect();
+    assert_eq!(running.last(), Some(&"first\nsecond"), "{updates:?}");
+    acp.finish();
+}
