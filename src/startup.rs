@@ -55,8 +55,9 @@ pub fn run(cli: Cli) -> i32 {
         }
     };
     if cli.acp {
-        let code = crate::acp::run(&cli, &runtime);
+        let (code, writer) = crate::acp::run(&cli, &runtime);
         runtime.shutdown_timeout(Duration::from_millis(200));
+        writer.finish();
         return code;
     }
     let (out, writer, closed) = transport::spawn_writer(std::io::stdout());

@@ -194,6 +194,11 @@ impl Outbox {
         self.line(frame).await
     }
 
+    /// Queues any serialisable value as one line (ACP mode's JSON-RPC).
+    pub async fn message(&self, value: &impl Serialize) -> bool {
+        self.line(value).await
+    }
+
     pub async fn update(&self, prompt_id: &str, event: &StreamEvent) -> bool {
         self.line(&MessageUpdate {
             kind: "message_update",

@@ -52,8 +52,7 @@ mod tests {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0]["sessionId"], "b");
         assert_eq!(sessions(&all, None).len(), 2);
-        let response: agent_client_protocol::v1::schema::ListSessionsResponse =
-            serde_json::from_value(json!({"sessions": listed})).unwrap();
-        assert_eq!(response.sessions[0].title.as_deref(), Some("hello"));
+        assert_eq!(listed[0]["title"], "hello");
+        assert_eq!(listed[0]["updatedAt"], "2026-11-30T00:00:01.000Z");
     }
 }

@@ -123,8 +123,7 @@ mod tests {
         );
         assert_eq!(out[4]["status"], "completed");
         assert_eq!(out[4]["content"][0]["content"]["text"], "a\nb");
-        for u in out {
-            serde_json::from_value::<agent_client_protocol::v1::schema::SessionUpdate>(u).unwrap();
-        }
+        assert_eq!(out[3]["toolCallId"], "c1");
+        assert_eq!(out[4]["toolCallId"], "c1");
     }
 }

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use agent_client_protocol::v1::schema::McpServer;
+use serde_json::Value;
+
+use super::rpc::RpcError;
 
 /// One MCP server a session is to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,34 +34,70 @@ pub enum McpTransport {
     },
 }
 
-/// The client's servers we can connect to; SSE servers (which we do not
-/// advertise) are skipped with a warning.
-pub fn convert(servers: Vec<McpServer>, cwd: &std::path::Path) -> Vec<McpServerSpec> {
-    servers
-        .into_iter()
-        .filter_map(|server| match server {
-            McpServer::Stdio(s) => Some(McpServerSpec {
-                name: s.name,
-                transport: McpTransport::Stdio {
-                    command: s.command,
-                    args: s.args,
-                    env: s.env.into_iter().map(|v| (v.name, v.value)).collect(),
-                    cwd: cwd.to_path_buf(),
-                },
-            }),
-            McpServer::Http(s) => Some(McpServerSpec {
-                name: s.name,
-                transport: McpTransport::Http {
-                    url: s.url,
-                    headers: s.headers.into_iter().map(|h| (h.name, h.value)).collect(),
-                },
-            }),
-            other => {
-                tracing::warn!("MCP server {other:?} skipped: only stdio and http are supported");
-                None
+/// The client's `mcpServers` (required by the schema; absent is taken as
+/// none). Stdio entries (no `type`) and `http` ones are kept; `sse` ones
+/// (which we do not advertise) are skipped with a warning.
+pub fn convert(
+    servers: Option<&Value>,
+    cwd: &std::path::Path,
+) -> Result<Vec<McpServerSpec>, RpcError> {
+    let Some(servers) = servers.filter(|s| !s.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let list = servers
+        .as_array()
+        .ok_or_else(|| RpcError::invalid_params("mcpServers must be a list"))?;
+    let mut out = Vec::new();
+    for server in list {
+        let text = |key: &str| server.get(key).and_then(Value::as_str);
+        let bad = |what: &str| RpcError::invalid_params(format!("mcpServers: {what} in {server}"));
+        let name = text("name")
+            .ok_or_else(|| bad("a server without a name"))?
+            .to_owned();
+        let transport = match text("type") {
+            None | Some("stdio") => McpTransport::Stdio {
+                command: PathBuf::from(text("command").ok_or_else(|| bad("no command"))?),
+                args: server
+                    .get("args")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                env: pairs(server.get("env")),
+                cwd: cwd.to_path_buf(),
+            },
+            Some("http") => McpTransport::Http {
+                url: text("url").ok_or_else(|| bad("no url"))?.to_owned(),
+                headers: pairs(server.get("headers")),
+            },
+            Some(other) => {
+                tracing::warn!("MCP server {name:?} skipped: transport {other:?} is not supported");
+                continue;
             }
+        };
+        out.push(McpServerSpec { name, transport });
+    }
+    Ok(out)
+}
+
+/// `[{name, value}]` lists (env variables, HTTP headers) as a map.
+fn pairs(list: Option<&Value>) -> BTreeMap<String, String> {
+    list.and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| {
+                    let name = item.get("name")?.as_str()?;
+                    let value = item.get("value")?.as_str()?;
+                    Some((name.to_owned(), value.to_owned()))
+                })
+                .collect()
         })
-        .collect()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -69,13 +107,12 @@ mod tests {
 
     #[test]
     fn stdio_and_http_entries_convert_and_sse_is_skipped() {
-        let servers: Vec<McpServer> = serde_json::from_value(json!([
+        let servers = json!([
             {"name": "files", "command": "/usr/bin/mcp-files", "args": ["--root", "."], "env": [{"name": "TOKEN", "value": "t"}]},
             {"type": "http", "name": "web", "url": "https://example.test/mcp", "headers": [{"name": "Authorization", "value": "Bearer x"}]},
             {"type": "sse", "name": "old", "url": "https://example.test/sse", "headers": []}
-        ]))
-        .unwrap();
-        let specs = convert(servers, std::path::Path::new("/w"));
+        ]);
+        let specs = convert(Some(&servers), std::path::Path::new("/w")).unwrap();
         assert_eq!(specs.len(), 2);
         assert_eq!(
             specs[0],
@@ -99,5 +136,9 @@ mod tests {
                 },
             }
         );
+        assert!(convert(None, std::path::Path::new("/w"))
+            .unwrap()
+            .is_empty());
+        assert!(convert(Some(&json!([{"command": "x"}])), std::path::Path::new("/w")).is_err());
     }
 }

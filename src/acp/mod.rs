@@ -1,16 +1,15 @@
 //! `rpc --acp`: the Agent Client Protocol (v1, JSON-RPC 2.0 on stdio) on
-//! top of the native host, through the official `agent-client-protocol`
-//! crate (its typed schema and its connection; we write no JSON-RPC
-//! framing of our own).
+//! top of the native host.
 //!
 //! Each ACP session runs one native [`crate::host::Host`] in this process
 //! (`sessions`): same ledger, abort, locks, modes, permission flow,
 //! persistence and compaction as the native protocol, several sessions
-//! per connection. Handlers never wait on a turn or on the client: a
-//! prompt, a load or a permission request runs in its own task, so the
-//! connection's dispatch loop stays free (a `session/cancel` is read while
-//! a prompt runs).
+//! per connection. The read loop never waits on a turn or on the client:
+//! a prompt, a load, a mode change or a permission question runs in its own
+//! task, so a `session/cancel` is read while a prompt runs.
 //!
+//! - `rpc`: JSON-RPC over the stdio transport (why not the official crate:
+//!   see there).
 //! - `sessions`: the host per session and the pump reading its frames.
 //! - `updates`: native frames → `session/update`; `load`: history replay.
 //! - `prompt`: ACP prompt ↔ native `prompt`; `permissions`: asking.
@@ -22,34 +21,29 @@ pub mod mcp;
 mod options;
 mod permissions;
 mod prompt;
+mod rpc;
 mod sessions;
 mod updates;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
-use agent_client_protocol::v1::schema::{
-    CancelNotification, InitializeRequest, InitializeResponse, ListSessionsRequest,
-    ListSessionsResponse, LoadSessionRequest, LoadSessionResponse, NewSessionRequest,
-    NewSessionResponse, PromptRequest, SetSessionConfigOptionRequest,
-    SetSessionConfigOptionResponse, SetSessionModeRequest, SetSessionModeResponse,
-};
-use agent_client_protocol::{on_receive_notification, on_receive_request, Agent, Stdio};
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::cli::Cli;
 use crate::error::Coded;
 use crate::host::Signals;
 use crate::startup::{Opening, Shared};
-use sessions::{AcpSession, Connection, Models, Registry};
-
-type AcpError = agent_client_protocol::Error;
-type AcpResult<T> = Result<T, AcpError>;
+use crate::transport::{self, Inbound};
+use rpc::{Connection, Incoming, RpcError, RpcResult};
+use sessions::{AcpSession, Models, Registry};
 
 /// Exit status when the flags or config make serving impossible.
 const EXIT_STARTUP: i32 = 2;
+
+/// The ACP protocol version spoken.
+const PROTOCOL_VERSION: u64 = 1;
 
 /// What every handler shares.
 struct Acp {
@@ -57,13 +51,17 @@ struct Acp {
     shared: Shared,
     sessions: Registry,
     models: Models,
+    cx: Connection,
 }
 
 /// Serves ACP on stdio until the client closes stdin or a signal arrives;
 /// returns the exit code. Start-up errors go to stderr only: stdout
 /// carries JSON-RPC and nothing else.
-pub fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> i32 {
-    runtime.block_on(async {
+pub fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transport::Writer) {
+    // A closed stdout ends the session the way a closed stdin does: the
+    // client is gone either way, and stdin's end follows.
+    let (out, writer, _closed) = transport::spawn_writer(std::io::stdout());
+    let code = runtime.block_on(async move {
         let shared = match Shared::new(cli) {
             Ok(shared) => shared,
             Err(e) => {
@@ -83,6 +81,7 @@ pub fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> i32 {
             shared,
             sessions: Registry::default(),
             models: Models::default(),
+            cx: Connection::new(out),
         });
         // The listing waits (briefly) for extensions: never in a handler.
         let listing = acp.clone();
@@ -93,153 +92,125 @@ pub fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> i32 {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner) = models;
         });
-        serve(acp, signals).await
-    })
+        serve(&acp, signals).await;
+        acp.sessions.shutdown_all().await;
+        0
+    });
+    // The caller drops the runtime (and with it every task holding the
+    // outbox) before waiting for the writer to flush.
+    (code, writer)
 }
 
-async fn serve(acp: Arc<Acp>, mut signals: Signals) -> i32 {
-    let connection = {
-        let (a, b, c, d, e, f, g, h) = (
-            acp.clone(),
-            acp.clone(),
-            acp.clone(),
-            acp.clone(),
-            acp.clone(),
-            acp.clone(),
-            acp.clone(),
-            acp.clone(),
-        );
-        Agent
-            .v1()
-            .name("agent-rpc")
-            .on_receive_request(
-                async move |req: InitializeRequest, responder, _cx| {
-                    responder.respond(a.initialize(req)?)
-                },
-                on_receive_request!(),
-            )
-            .on_receive_request(
-                async move |req: NewSessionRequest, responder, cx| {
-                    responder.respond_with_result(b.new_session(req, cx))
-                },
-                on_receive_request!(),
-            )
-            .on_receive_request(
-                async move |req: LoadSessionRequest, responder, cx| {
-                    let acp = c.clone();
-                    tokio::spawn(async move {
-                        let _ = responder.respond_with_result(acp.load_session(req, cx).await);
-                    });
-                    Ok(())
-                },
-                on_receive_request!(),
-            )
-            .on_receive_request(
-                async move |req: ListSessionsRequest, responder, _cx| {
-                    let acp = d.clone();
-                    tokio::spawn(async move {
-                        let _ = responder.respond_with_result(acp.list_sessions(req));
-                    });
-                    Ok(())
-                },
-                on_receive_request!(),
-            )
-            .on_receive_request(
-                async move |req: PromptRequest, responder, _cx| {
-                    let session = e.session(&req.session_id.0)?;
-                    tokio::spawn(async move {
-                        let _ = responder.respond_with_result(run_prompt(session, req).await);
-                    });
-                    Ok(())
-                },
-                on_receive_request!(),
-            )
-            .on_receive_notification(
-                async move |note: CancelNotification, _cx| {
-                    if let Ok(session) = f.session(&note.session_id.0) {
+/// The read loop: one line at a time, each handled without waiting.
+async fn serve(acp: &Arc<Acp>, mut signals: Signals) {
+    let mut inbound = transport::spawn_reader(std::io::stdin(), acp.cli.max_frame_bytes);
+    loop {
+        tokio::select! {
+            line = inbound.recv() => match line {
+                Some(Inbound::Line(line)) => acp.on_message(rpc::decode(&line)).await,
+                Some(Inbound::TooLarge { bytes }) => {
+                    let error = RpcError::new(-32600, format!(
+                        "a message of {bytes} bytes exceeds the limit of {} bytes (--max-frame-bytes); it was discarded",
+                        acp.cli.max_frame_bytes
+                    ));
+                    acp.cx.respond(Value::Null, Err(error)).await;
+                }
+                None => return,
+            },
+            _ = signals.next() => {
+                tracing::info!("signal received; shutting down");
+                return;
+            }
+        }
+    }
+}
+
+impl Acp {
+    async fn on_message(self: &Arc<Self>, message: Incoming) {
+        match message {
+            Incoming::Request { id, method, params } => self.on_request(id, method, params).await,
+            Incoming::Notification { method, params } => {
+                if method == "session/cancel" {
+                    if let Ok(session) = self.session(&params) {
                         tokio::spawn(async move {
                             let _ = session.call(json!({"type": "abort"})).await;
                         });
                     }
-                    Ok(())
-                },
-                on_receive_notification!(),
-            )
-            .on_receive_request(
-                async move |req: SetSessionModeRequest, responder, cx| {
-                    let session = g.session(&req.session_id.0)?;
-                    tokio::spawn(async move {
-                        let _ = responder.respond_with_result(set_mode(session, req, cx).await);
-                    });
-                    Ok(())
-                },
-                on_receive_request!(),
-            )
-            .on_receive_request(
-                async move |req: SetSessionConfigOptionRequest, responder, cx| {
-                    let session = h.session(&req.session_id.0)?;
-                    tokio::spawn(async move {
-                        let answer = set_config_option(session, req, cx).await;
-                        let _ = responder.respond_with_result(answer);
-                    });
-                    Ok(())
-                },
-                on_receive_request!(),
-            )
-            .connect_to(Stdio::new())
-    };
-    let code = tokio::select! {
-        ended = connection => match ended {
-            Ok(()) => 0,
-            Err(e) => {
-                tracing::error!("the ACP connection failed: {e}");
-                1
+                }
             }
-        },
-        _ = signals.next() => {
-            tracing::info!("signal received; shutting down");
-            0
+            Incoming::Response(message) => self.cx.on_response(&message),
+            Incoming::Invalid { id, error } => self.cx.respond(id, Err(error)).await,
         }
-    };
-    acp.sessions.shutdown_all().await;
-    code
-}
-
-impl Acp {
-    fn session(&self, id: &str) -> AcpResult<Arc<AcpSession>> {
-        self.sessions.get(id).ok_or_else(|| {
-            AcpError::invalid_params().data(json!(format!(
-                "no open session {id} on this connection: session/new or session/load it first"
-            )))
-        })
     }
 
-    fn initialize(&self, _req: InitializeRequest) -> AcpResult<InitializeResponse> {
-        typed(json!({
-            "protocolVersion": 1,
-            "agentCapabilities": {
-                "loadSession": true,
-                "promptCapabilities": {"image": true, "audio": false, "embeddedContext": true},
-                "mcpCapabilities": {"http": true, "sse": false},
-                "sessionCapabilities": {"list": {}},
-            },
-            "agentInfo": {"name": "agent-rpc", "title": "agent-rpc", "version": env!("CARGO_PKG_VERSION")},
-            "authMethods": [],
-        }))
+    /// Quick requests are answered here; anything that can wait on a host,
+    /// the disk or the client is answered from its own task.
+    async fn on_request(self: &Arc<Self>, id: Value, method: String, params: Value) {
+        let answer = match method.as_str() {
+            "initialize" => initialize(),
+            "session/new" => self.new_session(&params),
+            "session/load"
+            | "session/list"
+            | "session/prompt"
+            | "session/set_mode"
+            | "session/set_config_option" => {
+                let acp = self.clone();
+                tokio::spawn(async move {
+                    let answer = acp.in_task(&method, &params).await;
+                    acp.cx.respond(id, answer).await;
+                });
+                return;
+            }
+            other => Err(RpcError::new(-32601, format!("method not found: {other}"))),
+        };
+        self.cx.respond(id, answer).await;
+    }
+
+    async fn in_task(&self, method: &str, params: &Value) -> RpcResult {
+        match method {
+            "session/load" => self.load_session(params).await,
+            "session/list" => self.list_sessions(params),
+            "session/prompt" => {
+                let session = self.session(params)?;
+                let blocks = params
+                    .get("prompt")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| {
+                        RpcError::invalid_params("prompt must be a list of content blocks")
+                    })?;
+                let answer = session
+                    .call(prompt::command(blocks))
+                    .await
+                    .map_err(|_| host_gone())?;
+                prompt::outcome(&answer)
+            }
+            "session/set_mode" => set_mode(self.session(params)?, params).await,
+            _ => set_config_option(self.session(params)?, params).await,
+        }
+    }
+
+    /// The open session a request names.
+    fn session(&self, params: &Value) -> Result<Arc<AcpSession>, RpcError> {
+        let id = string(params, "sessionId")?;
+        self.sessions.get(id).ok_or_else(|| {
+            RpcError::invalid_params(format!(
+                "no open session {id} on this connection: session/new or session/load it first"
+            ))
+        })
     }
 
     /// A new session, answered at once: nothing here waits for an
     /// extension or an MCP server.
-    fn new_session(&self, req: NewSessionRequest, cx: Connection) -> AcpResult<NewSessionResponse> {
-        let cwd = session_dir(&req.cwd)?;
-        let mcp = mcp::convert(req.mcp_servers, &cwd);
+    fn new_session(&self, params: &Value) -> RpcResult {
+        let cwd = session_dir(string(params, "cwd")?)?;
+        let mcp = mcp::convert(params.get("mcpServers"), &cwd)?;
         let prepared = self
             .shared
             .session(&self.cli, cwd, true, Opening::New)
             .map_err(coded_error)?;
-        let session = sessions::start(prepared, cx, self.models.clone(), mcp);
+        let session = sessions::start(prepared, self.cx.clone(), self.models.clone(), mcp);
         self.sessions.insert(session.clone());
-        typed(json!({
+        Ok(json!({
             "sessionId": session.id,
             "modes": options::modes(session.state().mode),
             "configOptions": session.config_options(),
@@ -248,25 +219,21 @@ impl Acp {
 
     /// Opens a stored session, replays its history as updates, and only
     /// then answers. The stored file is not written by loading.
-    async fn load_session(
-        &self,
-        req: LoadSessionRequest,
-        cx: Connection,
-    ) -> AcpResult<LoadSessionResponse> {
-        let id = req.session_id.0.to_string();
+    async fn load_session(&self, params: &Value) -> RpcResult {
+        let id = string(params, "sessionId")?.to_owned();
         // An empty id means "the latest of the cwd" to the native opener.
         if id.is_empty() {
-            return Err(AcpError::invalid_params().data(json!("sessionId is empty")));
+            return Err(RpcError::invalid_params("sessionId is empty"));
         }
         if self.sessions.get(&id).is_some() {
-            return Err(AcpError::invalid_params().data(json!(format!(
+            return Err(RpcError::invalid_params(format!(
                 "session {id} is already open on this connection"
-            ))));
+            )));
         }
-        let cwd = session_dir(&req.cwd)?;
-        let mcp = mcp::convert(req.mcp_servers, &cwd);
+        let cwd = session_dir(string(params, "cwd")?)?;
+        let mcp = mcp::convert(params.get("mcpServers"), &cwd)?;
         let opening = Opening::Continue {
-            id: id.clone(),
+            id,
             fork: false,
             record_overrides: false,
         };
@@ -275,68 +242,72 @@ impl Acp {
             .session(&self.cli, cwd, true, opening)
             .map_err(coded_error)?;
         let history = load::replay(&prepared.settings.cwd, &prepared.session.messages);
-        let session = sessions::start(prepared, cx.clone(), self.models.clone(), mcp);
+        let session = sessions::start(prepared, self.cx.clone(), self.models.clone(), mcp);
         for update in history {
-            session.notify(&cx, update);
+            session.notify(update).await;
         }
         self.sessions.insert(session.clone());
-        typed(json!({
+        Ok(json!({
             "modes": options::modes(session.state().mode),
             "configOptions": session.config_options(),
         }))
     }
 
-    fn list_sessions(&self, req: ListSessionsRequest) -> AcpResult<ListSessionsResponse> {
+    fn list_sessions(&self, params: &Value) -> RpcResult {
         let all = self
             .shared
             .store()
             .list()
-            .map_err(|e| AcpError::internal_error().data(json!(format!("{e:#}"))))?;
-        typed(json!({"sessions": list::sessions(&all, req.cwd.as_deref())}))
+            .map_err(|e| RpcError::internal(format!("{e:#}")))?;
+        let cwd = params.get("cwd").and_then(Value::as_str).map(Path::new);
+        Ok(json!({"sessions": list::sessions(&all, cwd)}))
     }
+}
+
+fn initialize() -> RpcResult {
+    Ok(json!({
+        "protocolVersion": PROTOCOL_VERSION,
+        "agentCapabilities": {
+            "loadSession": true,
+            "promptCapabilities": {"image": true, "audio": false, "embeddedContext": true},
+            "mcpCapabilities": {"http": true, "sse": false},
+            "sessionCapabilities": {"list": {}},
+        },
+        "agentInfo": {"name": "agent-rpc", "title": "agent-rpc", "version": env!("CARGO_PKG_VERSION")},
+        "authMethods": [],
+    }))
+}
+
+/// A required string parameter.
+fn string<'a>(params: &'a Value, name: &str) -> Result<&'a str, RpcError> {
+    params
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params(format!("{name} (a string) is required")))
 }
 
 /// The session's directory: absolute, existing, canonical.
-fn session_dir(cwd: &std::path::Path) -> AcpResult<PathBuf> {
-    if !cwd.is_absolute() {
-        return Err(AcpError::invalid_params().data(json!(format!(
-            "cwd must be an absolute path, not {}",
-            cwd.display()
-        ))));
+fn session_dir(cwd: &str) -> Result<PathBuf, RpcError> {
+    let path = Path::new(cwd);
+    if !path.is_absolute() {
+        return Err(RpcError::invalid_params(format!(
+            "cwd must be an absolute path, not {cwd}"
+        )));
     }
-    match cwd.canonicalize() {
+    match path.canonicalize() {
         Ok(dir) if dir.is_dir() => Ok(dir),
-        _ => Err(AcpError::invalid_params()
-            .data(json!(format!("cwd {} is not a directory", cwd.display())))),
+        _ => Err(RpcError::invalid_params(format!(
+            "cwd {cwd} is not a directory"
+        ))),
     }
 }
 
-async fn run_prompt(
-    session: Arc<AcpSession>,
-    req: PromptRequest,
-) -> AcpResult<agent_client_protocol::v1::schema::PromptResponse> {
-    let blocks: Vec<Value> = req
-        .prompt
-        .iter()
-        .filter_map(|b| serde_json::to_value(b).ok())
-        .collect();
-    let answer = session
-        .call(prompt::command(&blocks))
-        .await
-        .map_err(|_| host_gone())?;
-    prompt::outcome(&answer)
-}
-
-async fn set_mode(
-    session: Arc<AcpSession>,
-    req: SetSessionModeRequest,
-    cx: Connection,
-) -> AcpResult<SetSessionModeResponse> {
-    let id = req.mode_id.0.to_string();
-    let Some(mode) = options::parse_mode(&id) else {
-        return Err(AcpError::invalid_params().data(json!(format!(
+async fn set_mode(session: Arc<AcpSession>, params: &Value) -> RpcResult {
+    let id = string(params, "modeId")?;
+    let Some(mode) = options::parse_mode(id) else {
+        return Err(RpcError::invalid_params(format!(
             "unknown mode {id:?}: ask, accept-edits, allow-all or read-only"
-        ))));
+        )));
     };
     let answer = session
         .call(json!({"type": "set_permission_mode", "mode": id}))
@@ -344,23 +315,15 @@ async fn set_mode(
         .map_err(|_| host_gone())?;
     check(&answer)?;
     session.update_state(|s| s.mode = mode);
-    session.notify(
-        &cx,
-        json!({"sessionUpdate": "current_mode_update", "currentModeId": id}),
-    );
-    Ok(SetSessionModeResponse::new())
+    session
+        .notify(json!({"sessionUpdate": "current_mode_update", "currentModeId": id}))
+        .await;
+    Ok(json!({}))
 }
 
-async fn set_config_option(
-    session: Arc<AcpSession>,
-    req: SetSessionConfigOptionRequest,
-    cx: Connection,
-) -> AcpResult<SetSessionConfigOptionResponse> {
-    let value = serde_json::to_value(&req.value)
-        .ok()
-        .and_then(|v| v.get("value").and_then(Value::as_str).map(str::to_owned))
-        .ok_or_else(|| AcpError::invalid_params().data(json!("value must be a string")))?;
-    match req.config_id.0.as_ref() {
+async fn set_config_option(session: Arc<AcpSession>, params: &Value) -> RpcResult {
+    let value = string(params, "value")?.to_owned();
+    match string(params, "configId")? {
         "model" => {
             let answer = session
                 .call(json!({"type": "set_model", "model": value}))
@@ -372,9 +335,9 @@ async fn set_config_option(
         }
         "thinking" => {
             let Some(level) = options::parse_level(&value) else {
-                return Err(AcpError::invalid_params().data(json!(format!(
+                return Err(RpcError::invalid_params(format!(
                     "unknown thinking level {value:?}: off, minimal, low, medium, high or xhigh"
-                ))));
+                )));
             };
             let answer = session
                 .call(json!({"type": "set_thinking_level", "level": value}))
@@ -382,22 +345,21 @@ async fn set_config_option(
                 .map_err(|_| host_gone())?;
             check(&answer)?;
             session.update_state(|s| s.thinking = level);
-            session.notify(
-                &cx,
-                json!({"sessionUpdate": "config_option_update", "configOptions": session.config_options()}),
-            );
+            session
+                .notify(json!({"sessionUpdate": "config_option_update", "configOptions": session.config_options()}))
+                .await;
         }
         other => {
-            return Err(AcpError::invalid_params().data(json!(format!(
+            return Err(RpcError::invalid_params(format!(
                 "unknown config option {other:?}: model or thinking"
-            ))))
+            )))
         }
     }
-    typed(json!({"configOptions": session.config_options()}))
+    Ok(json!({"configOptions": session.config_options()}))
 }
 
 /// A native answer as success or a JSON-RPC error.
-fn check(answer: &Value) -> AcpResult<()> {
+fn check(answer: &Value) -> Result<(), RpcError> {
     let ok = answer.get("ok").and_then(Value::as_bool).unwrap_or(false);
     if answer.get("type").and_then(Value::as_str) == Some("response") && ok {
         Ok(())
@@ -408,19 +370,18 @@ fn check(answer: &Value) -> AcpResult<()> {
 
 /// A native `error` frame (or failed response) as a JSON-RPC error: the
 /// message for people, the native code in `data.code`.
-fn native_error(answer: &Value) -> AcpError {
+fn native_error(answer: &Value) -> RpcError {
     let field = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or("");
     let message = match field("message") {
         "" => field("error"),
         m => m,
     };
-    AcpError::new(json_rpc_code(field("code")), message.to_owned())
-        .data(json!({"code": field("code")}))
+    RpcError::new(json_rpc_code(field("code")), message).with_data(json!({"code": field("code")}))
 }
 
-fn coded_error(e: Coded) -> AcpError {
-    AcpError::new(json_rpc_code(e.code.as_str()), e.message.clone())
-        .data(json!({"code": e.code.as_str()}))
+fn coded_error(e: Coded) -> RpcError {
+    RpcError::new(json_rpc_code(e.code.as_str()), e.message.clone())
+        .with_data(json!({"code": e.code.as_str()}))
 }
 
 /// JSON-RPC codes for native error codes: ACP's "resource not found" for
@@ -433,12 +394,6 @@ fn json_rpc_code(native: &str) -> i32 {
     }
 }
 
-fn host_gone() -> AcpError {
-    AcpError::internal_error().data(json!("the session's host has stopped"))
-}
-
-/// A value of an ACP schema type from its JSON; an error here is ours.
-fn typed<T: DeserializeOwned>(value: Value) -> AcpResult<T> {
-    serde_json::from_value(value)
-        .map_err(|e| AcpError::internal_error().data(json!(format!("schema mismatch: {e}"))))
+fn host_gone() -> RpcError {
+    RpcError::internal("the session's host has stopped")
 }

@@ -8,28 +8,23 @@
 
 use std::sync::Arc;
 
-use agent_client_protocol::v1::schema::{RequestPermissionOutcome, RequestPermissionRequest};
-use agent_client_protocol::RequestCancellationHandle;
 use serde_json::{json, Value};
 
-use super::sessions::{AcpSession, Connection};
-use super::typed;
+use super::sessions::AcpSession;
 use super::updates::{kind, tool_call};
 
 /// A request open on the client.
 pub struct Asking {
     task: tokio::task::AbortHandle,
-    request: RequestCancellationHandle,
+    request: u64,
 }
 
 impl Asking {
     /// The host no longer needs the answer (the turn was aborted): tell the
     /// client with `$/cancel_request` and stop waiting.
-    pub fn cancel(self) {
-        if let Err(e) = self.request.cancel() {
-            tracing::debug!("$/cancel_request not sent: {e}");
-        }
+    pub async fn cancel(self, cx: &super::rpc::Connection) {
         self.task.abort();
+        cx.cancel_request(self.request).await;
     }
 }
 
@@ -40,14 +35,17 @@ pub enum Decision {
     AbortTurn,
 }
 
-pub fn decision(outcome: &RequestPermissionOutcome) -> Decision {
-    match outcome {
-        RequestPermissionOutcome::Selected(selected) => match selected.option_id.0.as_ref() {
-            "allow_once" => Decision::Answer("allow_once"),
-            "allow_always" => Decision::Answer("allow_always"),
-            _ => Decision::Answer("deny"),
-        },
-        _ => Decision::AbortTurn,
+/// The client's `RequestPermissionResponse` as a decision: a selected
+/// option by its id; `cancelled` (or anything else) aborts the turn.
+pub fn decision(response: &Value) -> Decision {
+    let outcome = response.get("outcome").unwrap_or(&Value::Null);
+    if outcome.get("outcome").and_then(Value::as_str) != Some("selected") {
+        return Decision::AbortTurn;
+    }
+    match outcome.get("optionId").and_then(Value::as_str) {
+        Some("allow_once") => Decision::Answer("allow_once"),
+        Some("allow_always") => Decision::Answer("allow_always"),
+        _ => Decision::Answer("deny"),
     }
 }
 
@@ -74,8 +72,8 @@ pub fn request(session_id: &str, cwd: &str, frame: &Value) -> Value {
     })
 }
 
-/// Asks the client in a task and hands its answer to the host.
-pub fn ask(session: Arc<AcpSession>, cx: Connection, frame: Value) {
+/// Asks the client and hands its answer to the host from a task.
+pub async fn ask(session: Arc<AcpSession>, frame: Value) {
     let Some(request_id) = frame
         .get("request_id")
         .and_then(Value::as_str)
@@ -83,34 +81,31 @@ pub fn ask(session: Arc<AcpSession>, cx: Connection, frame: Value) {
     else {
         return;
     };
-    let params = match typed::<RequestPermissionRequest>(request(&session.id, &session.cwd, &frame))
-    {
-        Ok(params) => params,
-        Err(e) => {
-            tracing::error!("permission request did not fit the ACP schema: {e:?}");
-            return;
-        }
-    };
-    let sent = cx.send_request(params);
-    let cancel = sent.cancellation_handle();
+    let params = request(&session.id, &session.cwd, &frame);
+    let (sent, answer) = session
+        .cx
+        .request("session/request_permission", params)
+        .await;
     let owner = session.clone();
     let id = request_id.clone();
     let task = tokio::spawn(async move {
-        let answer = sent.block_task().await;
+        let answer = answer.await;
         owner.asking_done(&id);
         let command = match answer {
-            Ok(response) => match decision(&response.outcome) {
+            Ok(Ok(response)) => match decision(&response) {
                 Decision::Answer(decision) => {
                     json!({"type": "permission_response", "request_id": id, "decision": decision})
                 }
                 Decision::AbortTurn => json!({"type": "abort"}),
             },
-            Err(e) => json!({
+            Ok(Err(e)) => json!({
                 "type": "permission_response",
                 "request_id": id,
                 "decision": "deny",
-                "message": format!("the editor did not answer the permission request: {e}"),
+                "message": format!("the editor did not answer the permission request: {}", e.message),
             }),
+            // The connection is gone: the host is being shut down anyway.
+            Err(_) => return,
         };
         let _ = owner.call(command).await;
     });
@@ -120,7 +115,7 @@ pub fn ask(session: Arc<AcpSession>, cx: Connection, frame: Value) {
         request_id,
         Asking {
             task: task.abort_handle(),
-            request: cancel,
+            request: sent,
         },
     );
 }
@@ -133,17 +128,24 @@ mod tests {
     fn the_request_fits_the_schema_and_offers_three_options() {
         let frame = json!({"type":"permission_request","request_id":"perm-1","prompt_id":"p1","tool_call_id":"c1","tool":"write","input":{"path":"a.txt","content":"x"},"title":"Create a.txt (1 bytes)","diff":"…","outside_cwd":false});
         let v = request("s1", "/w", &frame);
-        let typed: RequestPermissionRequest = serde_json::from_value(v.clone()).unwrap();
-        assert_eq!(typed.options.len(), 3);
+        assert_eq!(v["sessionId"], "s1");
+        assert_eq!(v["toolCall"]["toolCallId"], "c1");
+        assert_eq!(v["toolCall"]["kind"], "edit");
+        assert!(v["toolCall"].get("sessionUpdate").is_none());
+        let kinds: Vec<&str> = v["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["allow_once", "allow_always", "reject_once"]);
         assert_eq!(v["toolCall"]["title"], "Create a.txt (1 bytes)");
         assert_eq!(v["toolCall"]["content"][0]["type"], "diff");
     }
 
     #[test]
     fn outcomes_map_to_decisions() {
-        let pick = |id: &str| -> RequestPermissionOutcome {
-            serde_json::from_value(json!({"outcome": "selected", "optionId": id})).unwrap()
-        };
+        let pick = |id: &str| json!({"outcome": {"outcome": "selected", "optionId": id}});
         assert_eq!(
             decision(&pick("allow_once")),
             Decision::Answer("allow_once")
@@ -153,8 +155,7 @@ mod tests {
             Decision::Answer("allow_always")
         );
         assert_eq!(decision(&pick("reject_once")), Decision::Answer("deny"));
-        let cancelled: RequestPermissionOutcome =
-            serde_json::from_value(json!({"outcome": "cancelled"})).unwrap();
+        let cancelled = json!({"outcome": {"outcome": "cancelled"}});
         assert_eq!(decision(&cancelled), Decision::AbortTurn);
     }
 }

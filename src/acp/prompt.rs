@@ -3,10 +3,10 @@
 //! links → attachments), and the native answer as a `stopReason` or a
 //! JSON-RPC error.
 
-use agent_client_protocol::v1::schema::{PromptResponse, StopReason};
 use serde_json::{json, Value};
 
 use super::native_error;
+use super::rpc::{RpcError, RpcResult};
 
 /// The native `prompt` command for ACP prompt content (as JSON).
 pub fn command(blocks: &[Value]) -> Value {
@@ -54,40 +54,39 @@ pub fn command(blocks: &[Value]) -> Value {
 }
 
 /// The `session/prompt` result for the native answer frame.
-pub fn outcome(answer: &Value) -> Result<PromptResponse, agent_client_protocol::Error> {
+pub fn outcome(answer: &Value) -> RpcResult {
     let field = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or("");
     if field("type") == "error" {
         if field("code") == "busy" {
-            return Err(agent_client_protocol::Error::new(
+            return Err(RpcError::new(
                 -32000,
                 "a prompt is already running in this session; send session/cancel first",
             )
-            .data(json!({"code": "busy"})));
+            .with_data(json!({"code": "busy"})));
         }
         return Err(native_error(answer));
     }
     let flag = |k: &str| answer.get(k).and_then(Value::as_bool).unwrap_or(false);
     let stop = if flag("cancelled") || field("stop_reason") == "aborted" {
-        StopReason::Cancelled
+        "cancelled"
     } else if !flag("ok") {
         // The one failure ACP has a stop reason for: the --max-rounds limit
         // (the engine's message names the flag).
         if field("error").contains("--max-rounds") {
-            StopReason::MaxTurnRequests
+            "max_turn_requests"
         } else {
             return Err(
-                agent_client_protocol::Error::new(-32603, field("error").to_owned())
-                    .data(json!({"code": field("code")})),
+                RpcError::internal(field("error")).with_data(json!({"code": field("code")}))
             );
         }
     } else {
         match field("stop_reason") {
-            "max_tokens" => StopReason::MaxTokens,
-            "refusal" => StopReason::Refusal,
-            _ => StopReason::EndTurn,
+            "max_tokens" => "max_tokens",
+            "refusal" => "refusal",
+            _ => "end_turn",
         }
     };
-    Ok(PromptResponse::new(stop))
+    Ok(json!({"stopReason": stop}))
 }
 
 #[cfg(test)]
@@ -121,24 +120,18 @@ mod tests {
             v.as_object_mut()
                 .unwrap()
                 .extend(extra.as_object().unwrap().clone());
-            outcome(&v).unwrap().stop_reason
+            outcome(&v).unwrap()["stopReason"].clone()
         };
-        assert_eq!(ok(json!({"stop_reason":"end_turn"})), StopReason::EndTurn);
-        assert_eq!(
-            ok(json!({"stop_reason":"max_tokens"})),
-            StopReason::MaxTokens
-        );
+        assert_eq!(ok(json!({"stop_reason":"end_turn"})), "end_turn");
+        assert_eq!(ok(json!({"stop_reason":"max_tokens"})), "max_tokens");
         assert_eq!(
             ok(json!({"cancelled":true,"stop_reason":"aborted"})),
-            StopReason::Cancelled
+            "cancelled"
         );
         let rounds = json!({"type":"response","ok":false,"code":"provider_error","error":"the turn reached its limit of 2 provider rounds (--max-rounds)"});
-        assert_eq!(
-            outcome(&rounds).unwrap().stop_reason,
-            StopReason::MaxTurnRequests
-        );
+        assert_eq!(outcome(&rounds).unwrap()["stopReason"], "max_turn_requests");
         let busy = json!({"type":"error","code":"busy","message":"another prompt is in flight; abort first"});
         let err = outcome(&busy).unwrap_err();
-        assert!(err.to_string().contains("session/cancel"), "{err}");
+        assert!(err.message.contains("session/cancel"), "{err:?}");
     }
 }

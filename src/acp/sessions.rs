@@ -13,21 +13,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use agent_client_protocol::v1::schema::SessionNotification;
-use agent_client_protocol::Client;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::mcp::McpServerSpec;
 use super::options::{self, SessionState};
+use super::permissions;
+use super::rpc::Connection;
 use super::updates::Mapper;
-use super::{permissions, typed};
 use crate::host::{Host, Parts, Signals};
 use crate::provider::ModelEntry;
 use crate::startup::Prepared;
 use crate::transport::{Frames, Inbound, Outbox};
-
-pub type Connection = agent_client_protocol::v1::ConnectionTo<Client>;
 
 /// The model listing, filled once in the background at start-up (so that
 /// `session/new` never waits for extensions); empty until then.
@@ -59,6 +56,7 @@ pub struct AcpSession {
     pub mcp_servers: Vec<McpServerSpec>,
     host: Mutex<Option<tokio::task::JoinHandle<i32>>>,
     models: Models,
+    pub(super) cx: Connection,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -104,16 +102,13 @@ impl AcpSession {
     }
 
     /// Sends one `session/update`.
-    pub fn notify(&self, cx: &Connection, update: Value) {
-        let note = json!({"sessionId": self.id, "update": update});
-        match typed::<SessionNotification>(note) {
-            Ok(note) => {
-                if let Err(e) = cx.send_notification(note) {
-                    tracing::debug!("session/update not sent: {e}");
-                }
-            }
-            Err(e) => tracing::error!("a session/update did not fit the ACP schema: {e:?}"),
-        }
+    pub async fn notify(&self, update: Value) {
+        self.cx
+            .notify(
+                "session/update",
+                json!({"sessionId": self.id, "update": update}),
+            )
+            .await;
     }
 
     /// Asks the host to stop (aborting its turn) and waits for it.
@@ -127,7 +122,7 @@ impl AcpSession {
     }
 
     /// Handles one native frame from the host.
-    fn on_frame(self: &Arc<Self>, frame: Value, mapper: &mut Mapper, cx: &Connection) {
+    async fn on_frame(self: &Arc<Self>, frame: Value, mapper: &mut Mapper) {
         let kind = frame.get("type").and_then(Value::as_str).unwrap_or("");
         match kind {
             "response" | "error" => {
@@ -142,11 +137,12 @@ impl AcpSession {
                     None => tracing::debug!("unclaimed answer from the host: {frame}"),
                 }
             }
-            "permission_request" => permissions::ask(self.clone(), cx.clone(), frame),
+            "permission_request" => permissions::ask(self.clone(), frame).await,
             "permission_cancelled" => {
                 let request = frame.get("request_id").and_then(Value::as_str);
-                if let Some(asking) = request.and_then(|r| lock(&self.asking).remove(r)) {
-                    asking.cancel();
+                let asking = request.and_then(|r| lock(&self.asking).remove(r));
+                if let Some(asking) = asking {
+                    asking.cancel(&self.cx).await;
                 }
             }
             "model_changed" => {
@@ -156,16 +152,16 @@ impl AcpSession {
                     .map(str::to_owned);
                 self.update_state(|s| s.model = model);
                 let update = json!({"sessionUpdate": "config_option_update", "configOptions": self.config_options()});
-                self.notify(cx, update);
+                self.notify(update).await;
             }
             "agent_end" => {
                 if let Some(update) = self.usage_update(&frame) {
-                    self.notify(cx, update);
+                    self.notify(update).await;
                 }
             }
             _ => {
                 for update in mapper.map(&frame) {
-                    self.notify(cx, update);
+                    self.notify(update).await;
                 }
             }
         }
@@ -223,6 +219,7 @@ pub fn start(
         mcp_servers,
         host: Mutex::new(None),
         models,
+        cx,
     });
     // MCP: connected at merge — `acp.mcp_servers` go into the parts here.
     if !acp.mcp_servers.is_empty() {
@@ -248,17 +245,17 @@ pub fn start(
     let (_never, stdout_closed) = oneshot::channel();
     let running = tokio::spawn(host.run(inbound, channels, stdout_closed, Signals::none()));
     *lock(&acp.host) = Some(running);
-    tokio::spawn(pump(frames, acp.clone(), cx));
+    tokio::spawn(pump(frames, acp.clone()));
     acp
 }
 
 /// Reads the host's frames in order until it exits.
-async fn pump(mut frames: Frames, session: Arc<AcpSession>, cx: Connection) {
+async fn pump(mut frames: Frames, session: Arc<AcpSession>) {
     let mut mapper = Mapper::new(session.cwd.clone());
     while let Some(bytes) = frames.next().await {
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             match serde_json::from_slice::<Value>(line) {
-                Ok(frame) => session.on_frame(frame, &mut mapper, &cx),
+                Ok(frame) => session.on_frame(frame, &mut mapper).await,
                 Err(e) => tracing::error!("the host wrote a line that is not JSON: {e}"),
             }
         }

@@ -241,12 +241,17 @@ fn diff(cwd: &str, name: &str, input: &Value) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_client_protocol::v1::schema::SessionUpdate;
 
+    /// The shape every update shares (the TypeScript SDK test checks the
+    /// rest against the schema).
     fn typed(updates: &[Value]) {
         for u in updates {
-            serde_json::from_value::<SessionUpdate>(u.clone())
-                .unwrap_or_else(|e| panic!("{u} is not a SessionUpdate: {e}"));
+            assert!(u["sessionUpdate"].is_string(), "{u}");
+            if u["sessionUpdate"] != "agent_message_chunk"
+                && u["sessionUpdate"] != "agent_thought_chunk"
+            {
+                assert!(u["toolCallId"].is_string(), "{u}");
+            }
         }
     }
 

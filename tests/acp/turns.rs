@@ -20,11 +20,7 @@ fn an_allowed_write_goes_pending_in_progress_completed_with_a_diff() {
     let calls = of_kind(&updates, "tool_call");
     assert_eq!(calls.len(), 1, "{updates:?}");
     let call = calls[0];
-    // `pending` is the schema's default, which the crate leaves out.
-    assert!(
-        call["status"].is_null() || call["status"] == "pending",
-        "{call}"
-    );
+    assert_eq!(call["status"], "pending");
     assert_eq!(call["kind"], "edit");
     assert_eq!(call["title"], "a.txt");
     assert_eq!(call["rawInput"]["content"], "hello\n");
