@@ -179,3 +179,31 @@ fn every_stdout_line_is_json_rpc() {
     assert!(acp.rpc.seen.iter().all(|m: &Value| m["jsonrpc"] == "2.0"));
     assert!(!acp.asked.is_empty());
 }
+
+/// SIGTERM mid-turn: every session's host aborts and syncs, the process
+/// exits 0, and the aborted turn is on disk.
+#[test]
+fn sigterm_mid_turn_exits_cleanly_with_the_session_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut acp = Acp::start(Some(data.path()), &[]);
+    acp.initialize();
+    let session = acp.new_session(dir.path())["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    acp.request(
+        "session/prompt",
+        json!({"sessionId": session, "prompt": [{"type": "text", "text": "[[n=200 delay_ms=20]]"}]}),
+    );
+    acp.until(|m| m["params"]["update"]["sessionUpdate"] == "agent_message_chunk");
+    acp.rpc.signal("TERM");
+    let status = acp.rpc.wait(Duration::from_secs(5)).expect("exits");
+    assert!(status.success(), "{status:?}\n{}", acp.rpc.stderr());
+    let file = common::session_file(data.path(), &session);
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(
+        text.contains("delay_ms") && text.contains("\"aborted\":true"),
+        "{text}"
+    );
+}
