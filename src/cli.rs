@@ -27,7 +27,7 @@ The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schem
   Try it offline, from a checkout of the repository:
     printf '{\"type\":\"prompt\",\"message\":\"hi\"}\\n' | rpc --extension fixtures/providers/echo";
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "rpc",
     version,
@@ -37,6 +37,13 @@ The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schem
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Subcommand>,
+
+    /// Speak the Agent Client Protocol (ACP v1, JSON-RPC 2.0) on stdin and
+    /// stdout instead of the native protocol: for Zed, JetBrains IDEs,
+    /// Neovim, acpx. Sessions are opened by the client (`session/new`,
+    /// `session/load`).
+    #[arg(long, conflicts_with = "continue_session")]
+    pub acp: bool,
 
     /// Where sessions and installed extensions live [default: $AGENT_RPC_HOME,
     /// else $XDG_DATA_HOME/agent-rpc, else ~/.local/share/agent-rpc].
@@ -129,7 +136,7 @@ pub struct Cli {
 }
 
 /// Commands other than serving a session.
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum Subcommand {
     /// Print the protocol's JSON Schema (draft 2020-12) and exit; the
     /// checked-in copy is schema/agent-rpc.schema.json.
@@ -138,7 +145,7 @@ pub enum Subcommand {
     Sessions(SessionsArgs),
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct SessionsArgs {
     /// Sessions of every directory, not just the working one.
     #[arg(long)]
@@ -150,7 +157,7 @@ pub struct SessionsArgs {
     pub action: Option<SessionsAction>,
 }
 
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum SessionsAction {
     /// Delete stored sessions (refused for one an rpc process is using).
     Rm {

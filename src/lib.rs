@@ -6,6 +6,7 @@
 //! | where | what lives there |
 //! |---|---|
 //! | [`startup`] | from flags to a running host: data dir, config, providers, the session; start-up errors |
+//! | [`acp`] | `rpc --acp`: the Agent Client Protocol on stdio; each ACP session runs one [`host::Host`] in-process, fed through a channel, its frames mapped to `session/update`s |
 //! | [`cli`], [`subcommands`] | the flags; `rpc schema` and `rpc sessions` |
 //! | [`transport`] | the bounded stdin line reader and the one stdout writer |
 //! | [`protocol`] | the wire and nothing else: `command.rs` (the one list of commands), `response.rs` (each command's answer), `event.rs`, `error.rs` (error codes), `schema.rs` |
@@ -42,6 +43,7 @@
 //!    prompt out of the ledger to write its one `response`.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod acp;
 pub mod cli;
 pub mod compaction;
 pub mod config;

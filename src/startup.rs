@@ -54,6 +54,12 @@ pub fn run(cli: Cli) -> i32 {
             return EXIT_STARTUP;
         }
     };
+    if cli.acp {
+        let (code, writer) = crate::acp::run(&cli, &runtime);
+        runtime.shutdown_timeout(Duration::from_millis(200));
+        writer.finish();
+        return code;
+    }
     let (out, writer, closed) = transport::spawn_writer(std::io::stdout());
     let code = runtime.block_on(async move {
         match prepare(&cli) {
@@ -128,88 +134,189 @@ async fn serve(
 }
 
 /// Everything the host is started with, ready before `ready` is written.
-struct Prepared {
-    settings: Settings,
-    context: SessionPrompt,
-    gate: Arc<Gate>,
-    store: Store,
-    session: Session,
-    file: SessionFile,
-    providers: Arc<Providers>,
+pub(crate) struct Prepared {
+    pub settings: Settings,
+    pub context: SessionPrompt,
+    pub gate: Arc<Gate>,
+    pub store: Store,
+    pub session: Session,
+    pub file: SessionFile,
+    pub providers: Arc<Providers>,
     /// Started by the host after `ready`, in the background.
-    mcp_servers: Vec<crate::mcp::ServerSpec>,
+    pub mcp_servers: Vec<crate::mcp::ServerSpec>,
 }
 
 /// From flags to the host's parts, step by step; each step's error carries
 /// the code the start-up `error` frame shows.
 fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
-    let cwd = working_dir(cli)?;
-    let data_dir = data_dir(cli)?;
-    session::create_private_dir(&data_dir)
-        .context("data directory unusable")
-        .code(ErrorCode::Internal)?;
-    let store = Store::new(data_dir.join("sessions"));
-    let config = config::load(cli.config.as_deref()).code(ErrorCode::InvalidParams)?;
-    let mcp_servers = mcp_servers(cli, &config)?;
-    // Before anything is opened or written: a missing @file stops start-up
-    // without touching a resumed session.
-    let prompt_config = prompt_config(cli, &config)?;
-    let providers = providers(cli, &config, &data_dir)?;
-    let (mut session, mut file) = open_session(cli, &store, &cwd.to_string_lossy())?;
-    let mut cwd = cwd;
-    if cli.continue_session.is_some() {
-        apply_overrides(cli, &mut session, &mut file).code(ErrorCode::Internal)?;
-        if cli.cwd.is_none() {
-            cwd = resumed_cwd(&session, cwd);
-        }
-    }
-    let cwd_text = cwd.to_string_lossy().into_owned();
-    if let Some(mode) = cli.permission_mode {
-        session.permission_mode = Some(mode);
-    }
-    if let Some(level) = cli.thinking {
-        session.thinking_level = level;
-    }
-    // `ready` names the model the first prompt will use whenever that is
-    // known without waiting for extensions.
-    if session.model.is_none() {
-        if let Some(model) = providers.default_model_now() {
-            file.record_default_model(&model)
-                .code(ErrorCode::Internal)?;
-            session.header.model = Some(model.clone());
-            session.model = Some(model);
-        }
-    }
-    let mode = session.permission_mode.unwrap_or(Mode::Ask);
-    let gate = Arc::new(Gate::new(mode, vec![cwd.clone()]));
-    let context = SessionPrompt::start(prompt_config, cwd.clone(), mode);
-    Ok(Prepared {
-        gate,
-        context,
-        settings: Settings {
-            cwd_path: cwd,
-            cwd_fixed: cli.cwd.is_some(),
-            env_remove: Arc::new(secret_vars(&providers, &config.tools.keep_env)),
-            cwd: cwd_text,
-            max_rounds: cli.max_rounds,
-            idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
-            max_frame_bytes: cli.max_frame_bytes,
-            compaction: crate::host::CompactionSettings {
-                auto: !cli.no_auto_compaction && config.compaction.auto != Some(false),
-                forced_off: cli.no_auto_compaction,
-                reserve: config.compaction.reserve_tokens,
-                keep_cap: config
-                    .compaction
-                    .keep_tokens
-                    .unwrap_or(crate::compaction::KEEP_CAP),
-            },
+    let shared = Shared::new(cli)?;
+    let opening = match &cli.continue_session {
+        None => Opening::New,
+        Some(id) => Opening::Continue {
+            id: id.clone(),
+            fork: cli.fork,
+            record_overrides: true,
         },
-        store,
-        session,
-        file,
-        providers,
-        mcp_servers,
-    })
+    };
+    let cwd = shared.cwd.clone();
+    shared.session(cli, cwd, cli.cwd.is_some(), opening, Vec::new())
+}
+
+/// Which session a host starts on.
+pub(crate) enum Opening {
+    New,
+    /// A stored session (an empty id: the latest one of the cwd).
+    Continue {
+        id: String,
+        fork: bool,
+        /// `--model`, `--permission-mode`, `--thinking` are written into the
+        /// session (native `--continue`); off for an ACP `session/load`,
+        /// which must not modify what it loads.
+        record_overrides: bool,
+    },
+}
+
+/// What every session of the process shares, built once from the flags:
+/// one store, one config, one set of providers (extensions start once).
+pub(crate) struct Shared {
+    /// `--cwd` or the current directory, canonical.
+    pub cwd: PathBuf,
+    data_dir: PathBuf,
+    config: Config,
+    prompt_config: PromptConfig,
+    pub providers: Arc<Providers>,
+    env_remove: Arc<Vec<String>>,
+    /// The config's and `--mcp-config`'s servers, which every session gets.
+    mcp_servers: Vec<crate::mcp::ServerSpec>,
+}
+
+impl Shared {
+    pub(crate) fn new(cli: &Cli) -> Result<Shared, Coded> {
+        let cwd = working_dir(cli)?;
+        let data_dir = data_dir(cli)?;
+        session::create_private_dir(&data_dir)
+            .context("data directory unusable")
+            .code(ErrorCode::Internal)?;
+        let config = config::load(cli.config.as_deref()).code(ErrorCode::InvalidParams)?;
+        let mcp_servers = mcp_servers(cli, &config)?;
+        // Before anything is opened or written: a missing @file stops start-up
+        // without touching a resumed session.
+        let prompt_config = prompt_config(cli, &config)?;
+        let providers = providers(cli, &config, &data_dir)?;
+        let env_remove = Arc::new(secret_vars(&providers, &config.tools.keep_env));
+        Ok(Shared {
+            cwd,
+            data_dir,
+            config,
+            prompt_config,
+            providers,
+            env_remove,
+            mcp_servers,
+        })
+    }
+
+    /// The session store (cheap: a directory).
+    pub(crate) fn store(&self) -> Store {
+        Store::new(self.data_dir.join("sessions"))
+    }
+
+    /// A host's parts for one session working in `cwd` (`cwd_fixed`: a
+    /// resumed session stays there instead of moving to its own directory).
+    /// `session_mcp`: servers this session adds to the configured ones (an
+    /// ACP client's `mcpServers`); one of the same name replaces the
+    /// configured one.
+    pub(crate) fn session(
+        &self,
+        cli: &Cli,
+        cwd: PathBuf,
+        cwd_fixed: bool,
+        opening: Opening,
+        session_mcp: Vec<crate::mcp::ServerSpec>,
+    ) -> Result<Prepared, Coded> {
+        let store = self.store();
+        let providers = self.providers.clone();
+        let continuing = matches!(opening, Opening::Continue { .. });
+        let record_overrides = matches!(
+            opening,
+            Opening::Continue {
+                record_overrides: true,
+                ..
+            }
+        );
+        let (mut session, mut file) = open_session(cli, &store, &cwd.to_string_lossy(), opening)?;
+        let mut cwd = cwd;
+        if continuing {
+            if record_overrides {
+                apply_overrides(cli, &mut session, &mut file).code(ErrorCode::Internal)?;
+            }
+            if !cwd_fixed {
+                cwd = resumed_cwd(&session, cwd);
+            }
+        }
+        let cwd_text = cwd.to_string_lossy().into_owned();
+        if let Some(mode) = cli.permission_mode {
+            session.permission_mode = Some(mode);
+        }
+        if let Some(level) = cli.thinking {
+            session.thinking_level = level;
+        }
+        // `ready` names the model the first prompt will use whenever that is
+        // known without waiting for extensions.
+        if session.model.is_none() {
+            if let Some(model) = providers.default_model_now() {
+                file.record_default_model(&model)
+                    .code(ErrorCode::Internal)?;
+                session.header.model = Some(model.clone());
+                session.model = Some(model);
+            }
+        }
+        let mode = session.permission_mode.unwrap_or(Mode::Ask);
+        let gate = Arc::new(Gate::new(mode, vec![cwd.clone()]));
+        let context = SessionPrompt::start(self.prompt_config.clone(), cwd.clone(), mode);
+        let config = &self.config;
+        Ok(Prepared {
+            gate,
+            context,
+            settings: Settings {
+                cwd_path: cwd,
+                cwd_fixed,
+                env_remove: self.env_remove.clone(),
+                cwd: cwd_text,
+                max_rounds: cli.max_rounds,
+                idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
+                max_frame_bytes: cli.max_frame_bytes,
+                compaction: crate::host::CompactionSettings {
+                    auto: !cli.no_auto_compaction && config.compaction.auto != Some(false),
+                    forced_off: cli.no_auto_compaction,
+                    reserve: config.compaction.reserve_tokens,
+                    keep_cap: config
+                        .compaction
+                        .keep_tokens
+                        .unwrap_or(crate::compaction::KEEP_CAP),
+                },
+            },
+            store,
+            session,
+            file,
+            providers,
+            mcp_servers: merge_mcp(&self.mcp_servers, session_mcp),
+        })
+    }
+}
+
+/// The configured servers, then the session's own; a session's server of
+/// the same name as a configured one replaces it.
+fn merge_mcp(
+    configured: &[crate::mcp::ServerSpec],
+    session: Vec<crate::mcp::ServerSpec>,
+) -> Vec<crate::mcp::ServerSpec> {
+    let mut all: Vec<_> = configured
+        .iter()
+        .filter(|c| !session.iter().any(|s| s.name == c.name))
+        .cloned()
+        .collect();
+    all.extend(session);
+    all
 }
 
 /// The config file's `[mcp_servers]` and the `--mcp-config` files'
@@ -300,8 +407,13 @@ fn providers(cli: &Cli, config: &Config, data_dir: &Path) -> Result<Arc<Provider
 
 /// A new session, or the one `--continue` names (without an id, the latest
 /// one started in `cwd`).
-fn open_session(cli: &Cli, store: &Store, cwd: &str) -> Result<(Session, SessionFile), Coded> {
-    let Some(id) = &cli.continue_session else {
+fn open_session(
+    cli: &Cli,
+    store: &Store,
+    cwd: &str,
+    opening: Opening,
+) -> Result<(Session, SessionFile), Coded> {
+    let Opening::Continue { id, fork, .. } = opening else {
         let mut session = Session::new(session::new_id(), cwd.to_owned(), cli.model.clone());
         // Kept in the header (written with the first entry) so that a
         // later --continue resumes with the mode the session began with.
@@ -322,10 +434,10 @@ fn open_session(cli: &Cli, store: &Store, cwd: &str) -> Result<(Session, Session
             )
         })?
     } else {
-        id.clone()
+        id
     };
     let (session, file) = store.open(&id)?;
-    if !cli.fork {
+    if !fork {
         return Ok((session, file));
     }
     // The original's lock is held while it is copied, then released.

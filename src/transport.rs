@@ -1,5 +1,5 @@
 //! Stdio transport: a bounded line reader for commands and the one writer of
-//! stdout.
+//! stdout (or, in ACP mode, an in-process channel per session: [`Outbox::channel`]).
 //!
 //! Both ends run on dedicated OS threads rather than tokio tasks: stdin and
 //! stdout are blocking file descriptors, and tokio's own `Stdout` hands every
@@ -194,6 +194,11 @@ impl Outbox {
         self.line(frame).await
     }
 
+    /// Queues any serialisable value as one line (ACP mode's JSON-RPC).
+    pub async fn message(&self, value: &impl Serialize) -> bool {
+        self.line(value).await
+    }
+
     pub async fn update(&self, prompt_id: &str, event: &StreamEvent) -> bool {
         self.line(&MessageUpdate {
             kind: "message_update",
@@ -252,6 +257,31 @@ impl Outbox {
         }
         line.push(b'\n');
         self.send(line).await
+    }
+}
+
+/// The receiving end of an in-process [`Outbox`] (see [`Outbox::channel`]):
+/// what the host wrote, as complete lines, in order.
+pub struct Frames {
+    rx: mpsc::Receiver<Queued>,
+}
+
+impl Frames {
+    /// The next unit queued (one line, or a batch of complete lines);
+    /// `None` once every outbox clone is gone. Taking it releases its share
+    /// of the byte budget, so a slow consumer pushes back like stdout does.
+    pub async fn next(&mut self) -> Option<Vec<u8>> {
+        self.rx.recv().await.map(|queued| queued.bytes)
+    }
+}
+
+impl Outbox {
+    /// An outbox that feeds a channel in this process instead of stdout:
+    /// how an ACP session reads its host's frames. Same bounds as stdout.
+    pub fn channel() -> (Outbox, Frames) {
+        let (tx, rx) = mpsc::channel::<Queued>(OUTBOUND_CAPACITY);
+        let budget = Arc::new(Semaphore::new(OUTBOUND_BYTES));
+        (Outbox { tx, budget }, Frames { rx })
     }
 }
 

@@ -21,8 +21,17 @@ impl Signals {
         Signals { term, int }
     }
 
+    /// A stream that never fires: for hosts run inside another loop that
+    /// handles signals once for all of them (ACP mode).
+    pub fn none() -> Self {
+        Signals {
+            term: None,
+            int: None,
+        }
+    }
+
     /// The next SIGTERM or SIGINT.
-    pub(super) async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
             match s {
                 Some(s) => {

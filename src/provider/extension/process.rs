@@ -83,6 +83,10 @@ pub struct Proc {
     kill: mpsc::Sender<()>,
     exit: watch::Receiver<Option<ExitStatus>>,
     stderr: Arc<Mutex<String>>,
+    /// One round at a time: stream events carry no request id, so a second
+    /// concurrent stream (another ACP session's turn) would get the first
+    /// one's events. A round holds the permit until it ends or is cancelled.
+    rounds: Arc<tokio::sync::Semaphore>,
 }
 
 fn lock(routes: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
@@ -186,11 +190,17 @@ impl Proc {
             kill: kill_tx,
             exit: exit_rx,
             stderr: stderr_tail,
+            rounds: Arc::new(tokio::sync::Semaphore::new(1)),
         }))
     }
 
     pub fn is_alive(&self) -> bool {
         lock(&self.routes).dead.is_none()
+    }
+
+    /// Waits for this process to be free for a round (see `rounds`).
+    pub async fn round_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.rounds.clone().acquire_owned().await.ok()
     }
 
     /// Sends a request; its response (and, for a stream, its events) arrive

@@ -43,12 +43,16 @@ pub async fn open(
     } else {
         "provider.complete"
     };
+    // Waiting here is bounded by the other round; an abort meanwhile wins
+    // (the engine selects on it while a round opens).
+    let slot = proc.round_slot().await;
     let (id, rx) = proc.request(method, params, info.streaming).await?;
     Ok(ProviderStream(Box::new(ExtensionRound {
         proc,
         id,
         rx,
         grace,
+        _slot: slot,
     })))
 }
 
@@ -57,6 +61,8 @@ struct ExtensionRound {
     id: u64,
     rx: mpsc::Receiver<Incoming>,
     grace: Duration,
+    /// This process's one round (released when the round is dropped).
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl ExtensionRound {
@@ -112,6 +118,7 @@ impl Round for ExtensionRound {
             id,
             mut rx,
             grace,
+            _slot: slot,
         } = *self;
         Box::pin(async move {
             proc.notify("$/cancel_request", json!({ "id": id }));
@@ -126,6 +133,7 @@ impl Round for ExtensionRound {
                 proc.kill("was killed after ignoring a cancel");
             }
             proc.forget(id);
+            drop(slot);
         })
     }
 }

@@ -1,0 +1,129 @@
+//! `session/load`'s history replay: the stored messages as the updates a
+//! client would have seen live — `user_message_chunk`,
+//! `agent_message_chunk`, `agent_thought_chunk`, and each tool call as
+//! `tool_call` followed by a closing `tool_call_update` carrying its result.
+
+use serde_json::{json, Value};
+
+use super::updates::{chunk, tool_call};
+use crate::message::{Block, Content, Message, Role};
+
+/// The updates replaying `messages`, in order.
+pub fn replay(cwd: &str, messages: &[std::sync::Arc<Message>]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for message in messages {
+        let text_kind = match message.role {
+            Role::User => "user_message_chunk",
+            Role::Assistant => "agent_message_chunk",
+        };
+        match &message.content {
+            Content::Text(text) => out.push(chunk(text_kind, text)),
+            Content::Blocks(blocks) => {
+                for block in blocks {
+                    match block {
+                        Block::Text { text } => out.push(chunk(text_kind, text)),
+                        Block::Thinking { thinking, .. } => {
+                            out.push(chunk("agent_thought_chunk", thinking))
+                        }
+                        Block::ToolUse { id, name, input } => {
+                            out.push(tool_call(cwd, id, name, input));
+                        }
+                        Block::ToolResult {
+                            tool_use_id,
+                            content,
+                            is_error,
+                        } => {
+                            out.push(json!({
+                                "sessionUpdate": "tool_call_update",
+                                "toolCallId": tool_use_id,
+                                "status": if *is_error { "failed" } else { "completed" },
+                                "content": [{"type": "content", "content": {"type": "text", "text": result_text(content)}}],
+                            }));
+                        }
+                        Block::Image { source } => {
+                            if let Some(image) = image(source) {
+                                out.push(json!({"sessionUpdate": text_kind, "content": image}));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A tool result's content as text: a string, or the text of its blocks.
+fn result_text(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    }
+}
+
+/// An Anthropic base64 image source as an ACP image block.
+fn image(source: &Value) -> Option<Value> {
+    let data = source.get("data")?.as_str()?;
+    let media = source.get("media_type")?.as_str()?;
+    Some(json!({"type": "image", "data": data, "mimeType": media}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_history_with_tools_replays_in_order() {
+        let messages = vec![
+            Arc::new(Message::user_text("hello")),
+            Arc::new(Message::new(
+                Role::Assistant,
+                Content::Blocks(vec![
+                    Block::Thinking {
+                        thinking: "hmm".into(),
+                        signature: None,
+                    },
+                    Block::Text { text: "ok".into() },
+                    Block::ToolUse {
+                        id: "c1".into(),
+                        name: "bash".into(),
+                        input: json!({"command": "ls"}),
+                    },
+                ]),
+            )),
+            Arc::new(Message::new(
+                Role::User,
+                Content::Blocks(vec![Block::ToolResult {
+                    tool_use_id: "c1".into(),
+                    content: json!("a\nb"),
+                    is_error: false,
+                }]),
+            )),
+        ];
+        let out = replay("/w", &messages);
+        let kinds: Vec<&str> = out
+            .iter()
+            .map(|u| u["sessionUpdate"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "user_message_chunk",
+                "agent_thought_chunk",
+                "agent_message_chunk",
+                "tool_call",
+                "tool_call_update"
+            ]
+        );
+        assert_eq!(out[4]["status"], "completed");
+        assert_eq!(out[4]["content"][0]["content"]["text"], "a\nb");
+        assert_eq!(out[3]["toolCallId"], "c1");
+        assert_eq!(out[4]["toolCallId"], "c1");
+    }
+}

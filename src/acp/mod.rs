@@ -1,0 +1,399 @@
+//! `rpc --acp`: the Agent Client Protocol (v1, JSON-RPC 2.0 on stdio) on
+//! top of the native host.
+//!
+//! Each ACP session runs one native [`crate::host::Host`] in this process
+//! (`sessions`): same ledger, abort, locks, modes, permission flow,
+//! persistence and compaction as the native protocol, several sessions
+//! per connection. The read loop never waits on a turn or on the client:
+//! a prompt, a load, a mode change or a permission question runs in its own
+//! task, so a `session/cancel` is read while a prompt runs.
+//!
+//! - `rpc`: JSON-RPC over the stdio transport (why not the official crate:
+//!   see there).
+//! - `sessions`: the host per session and the pump reading its frames.
+//! - `updates`: native frames → `session/update`; `load`: history replay.
+//! - `prompt`: ACP prompt ↔ native `prompt`; `permissions`: asking.
+//! - `options`: modes and config options; `list`; `mcp`: client servers.
+
+mod list;
+mod load;
+pub mod mcp;
+mod options;
+mod permissions;
+mod prompt;
+mod rpc;
+mod sessions;
+mod updates;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError};
+
+use serde_json::{json, Value};
+
+use crate::cli::Cli;
+use crate::error::Coded;
+use crate::host::Signals;
+use crate::startup::{Opening, Shared};
+use crate::transport::{self, Inbound};
+use rpc::{Connection, Incoming, RpcError, RpcResult};
+use sessions::{AcpSession, Models, Registry};
+
+/// Exit status when the flags or config make serving impossible.
+const EXIT_STARTUP: i32 = 2;
+
+/// The ACP protocol version spoken.
+const PROTOCOL_VERSION: u64 = 1;
+
+/// What every handler shares.
+struct Acp {
+    cli: Cli,
+    shared: Shared,
+    sessions: Registry,
+    models: Models,
+    cx: Connection,
+}
+
+/// Serves ACP on stdio until the client closes stdin or a signal arrives;
+/// returns the exit code. Start-up errors go to stderr only: stdout
+/// carries JSON-RPC and nothing else.
+pub fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transport::Writer) {
+    // A closed stdout ends the session the way a closed stdin does: the
+    // client is gone either way, and stdin's end follows.
+    let (out, writer, _closed) = transport::spawn_writer(std::io::stdout());
+    let code = runtime.block_on(async move {
+        let shared = match Shared::new(cli) {
+            Ok(shared) => shared,
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "rpc: {} ({})",
+                    e.message,
+                    e.code.as_str()
+                );
+                return EXIT_STARTUP;
+            }
+        };
+        let signals = Signals::new();
+        shared.providers.warm_up();
+        let acp = Arc::new(Acp {
+            cli: cli.clone(),
+            shared,
+            sessions: Registry::default(),
+            models: Models::default(),
+            cx: Connection::new(out),
+        });
+        // The listing waits (briefly) for extensions: never in a handler.
+        let listing = acp.clone();
+        tokio::spawn(async move {
+            let models = listing.shared.providers.available_models().await;
+            *listing
+                .models
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = models;
+        });
+        serve(&acp, signals).await;
+        acp.sessions.shutdown_all().await;
+        0
+    });
+    // The caller drops the runtime (and with it every task holding the
+    // outbox) before waiting for the writer to flush.
+    (code, writer)
+}
+
+/// The read loop: one line at a time, each handled without waiting.
+async fn serve(acp: &Arc<Acp>, mut signals: Signals) {
+    let mut inbound = transport::spawn_reader(std::io::stdin(), acp.cli.max_frame_bytes);
+    loop {
+        tokio::select! {
+            line = inbound.recv() => match line {
+                Some(Inbound::Line(line)) => acp.on_message(rpc::decode(&line)).await,
+                Some(Inbound::TooLarge { bytes }) => {
+                    let error = RpcError::new(-32600, format!(
+                        "a message of {bytes} bytes exceeds the limit of {} bytes (--max-frame-bytes); it was discarded",
+                        acp.cli.max_frame_bytes
+                    ));
+                    acp.cx.respond(Value::Null, Err(error)).await;
+                }
+                None => return,
+            },
+            _ = signals.next() => {
+                tracing::info!("signal received; shutting down");
+                return;
+            }
+        }
+    }
+}
+
+impl Acp {
+    async fn on_message(self: &Arc<Self>, message: Incoming) {
+        match message {
+            Incoming::Request { id, method, params } => self.on_request(id, method, params).await,
+            Incoming::Notification { method, params } => {
+                if method == "session/cancel" {
+                    if let Ok(session) = self.session(&params) {
+                        tokio::spawn(async move {
+                            let _ = session.call(json!({"type": "abort"})).await;
+                        });
+                    }
+                }
+            }
+            Incoming::Response(message) => self.cx.on_response(&message),
+            Incoming::Invalid { id, error } => self.cx.respond(id, Err(error)).await,
+        }
+    }
+
+    /// Quick requests are answered here; anything that can wait on a host,
+    /// the disk or the client is answered from its own task.
+    async fn on_request(self: &Arc<Self>, id: Value, method: String, params: Value) {
+        let answer = match method.as_str() {
+            "initialize" => initialize(),
+            "session/new" => self.new_session(&params),
+            "session/load"
+            | "session/list"
+            | "session/prompt"
+            | "session/set_mode"
+            | "session/set_config_option" => {
+                let acp = self.clone();
+                tokio::spawn(async move {
+                    let answer = acp.in_task(&method, &params).await;
+                    acp.cx.respond(id, answer).await;
+                });
+                return;
+            }
+            other => Err(RpcError::new(-32601, format!("method not found: {other}"))),
+        };
+        self.cx.respond(id, answer).await;
+    }
+
+    async fn in_task(&self, method: &str, params: &Value) -> RpcResult {
+        match method {
+            "session/load" => self.load_session(params).await,
+            "session/list" => self.list_sessions(params),
+            "session/prompt" => {
+                let session = self.session(params)?;
+                let blocks = params
+                    .get("prompt")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| {
+                        RpcError::invalid_params("prompt must be a list of content blocks")
+                    })?;
+                let answer = session
+                    .call(prompt::command(blocks))
+                    .await
+                    .map_err(|_| host_gone())?;
+                prompt::outcome(&answer)
+            }
+            "session/set_mode" => set_mode(self.session(params)?, params).await,
+            _ => set_config_option(self.session(params)?, params).await,
+        }
+    }
+
+    /// The open session a request names.
+    fn session(&self, params: &Value) -> Result<Arc<AcpSession>, RpcError> {
+        let id = string(params, "sessionId")?;
+        self.sessions.get(id).ok_or_else(|| {
+            RpcError::invalid_params(format!(
+                "no open session {id} on this connection: session/new or session/load it first"
+            ))
+        })
+    }
+
+    /// A new session, answered at once: nothing here waits for an
+    /// extension or an MCP server.
+    fn new_session(&self, params: &Value) -> RpcResult {
+        let cwd = session_dir(string(params, "cwd")?)?;
+        let mcp = mcp::convert(params.get("mcpServers"), &cwd)?;
+        let prepared = self
+            .shared
+            .session(&self.cli, cwd, true, Opening::New, mcp)
+            .map_err(coded_error)?;
+        let session = sessions::start(prepared, self.cx.clone(), self.models.clone());
+        self.sessions.insert(session.clone());
+        Ok(json!({
+            "sessionId": session.id,
+            "modes": options::modes(session.state().mode),
+            "configOptions": session.config_options(),
+        }))
+    }
+
+    /// Opens a stored session, replays its history as updates, and only
+    /// then answers. The stored file is not written by loading.
+    async fn load_session(&self, params: &Value) -> RpcResult {
+        let id = string(params, "sessionId")?.to_owned();
+        // An empty id means "the latest of the cwd" to the native opener.
+        if id.is_empty() {
+            return Err(RpcError::invalid_params("sessionId is empty"));
+        }
+        if self.sessions.get(&id).is_some() {
+            return Err(RpcError::invalid_params(format!(
+                "session {id} is already open on this connection"
+            )));
+        }
+        let cwd = session_dir(string(params, "cwd")?)?;
+        let mcp = mcp::convert(params.get("mcpServers"), &cwd)?;
+        let opening = Opening::Continue {
+            id,
+            fork: false,
+            record_overrides: false,
+        };
+        let prepared = self
+            .shared
+            .session(&self.cli, cwd, true, opening, mcp)
+            .map_err(coded_error)?;
+        let history = load::replay(&prepared.settings.cwd, &prepared.session.messages);
+        let session = sessions::start(prepared, self.cx.clone(), self.models.clone());
+        for update in history {
+            session.notify(update).await;
+        }
+        self.sessions.insert(session.clone());
+        Ok(json!({
+            "modes": options::modes(session.state().mode),
+            "configOptions": session.config_options(),
+        }))
+    }
+
+    fn list_sessions(&self, params: &Value) -> RpcResult {
+        let all = self
+            .shared
+            .store()
+            .list()
+            .map_err(|e| RpcError::internal(format!("{e:#}")))?;
+        let cwd = params.get("cwd").and_then(Value::as_str).map(Path::new);
+        Ok(json!({"sessions": list::sessions(&all, cwd)}))
+    }
+}
+
+fn initialize() -> RpcResult {
+    Ok(json!({
+        "protocolVersion": PROTOCOL_VERSION,
+        "agentCapabilities": {
+            "loadSession": true,
+            "promptCapabilities": {"image": true, "audio": false, "embeddedContext": true},
+            "mcpCapabilities": {"http": true, "sse": false},
+            "sessionCapabilities": {"list": {}},
+        },
+        "agentInfo": {"name": "agent-rpc", "title": "agent-rpc", "version": env!("CARGO_PKG_VERSION")},
+        "authMethods": [],
+    }))
+}
+
+/// A required string parameter.
+fn string<'a>(params: &'a Value, name: &str) -> Result<&'a str, RpcError> {
+    params
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params(format!("{name} (a string) is required")))
+}
+
+/// The session's directory: absolute, existing, canonical.
+fn session_dir(cwd: &str) -> Result<PathBuf, RpcError> {
+    let path = Path::new(cwd);
+    if !path.is_absolute() {
+        return Err(RpcError::invalid_params(format!(
+            "cwd must be an absolute path, not {cwd}"
+        )));
+    }
+    match path.canonicalize() {
+        Ok(dir) if dir.is_dir() => Ok(dir),
+        _ => Err(RpcError::invalid_params(format!(
+            "cwd {cwd} is not a directory"
+        ))),
+    }
+}
+
+async fn set_mode(session: Arc<AcpSession>, params: &Value) -> RpcResult {
+    let id = string(params, "modeId")?;
+    let Some(mode) = options::parse_mode(id) else {
+        return Err(RpcError::invalid_params(format!(
+            "unknown mode {id:?}: ask, accept-edits, allow-all or read-only"
+        )));
+    };
+    let answer = session
+        .call(json!({"type": "set_permission_mode", "mode": id}))
+        .await
+        .map_err(|_| host_gone())?;
+    check(&answer)?;
+    session.update_state(|s| s.mode = mode);
+    session
+        .notify(json!({"sessionUpdate": "current_mode_update", "currentModeId": id}))
+        .await;
+    Ok(json!({}))
+}
+
+async fn set_config_option(session: Arc<AcpSession>, params: &Value) -> RpcResult {
+    let value = string(params, "value")?.to_owned();
+    match string(params, "configId")? {
+        "model" => {
+            let answer = session
+                .call(json!({"type": "set_model", "model": value}))
+                .await
+                .map_err(|_| host_gone())?;
+            check(&answer)?;
+            // A model change is announced by the pump (`model_changed`).
+            session.update_state(|s| s.model = Some(value));
+        }
+        "thinking" => {
+            let Some(level) = options::parse_level(&value) else {
+                return Err(RpcError::invalid_params(format!(
+                    "unknown thinking level {value:?}: off, minimal, low, medium, high or xhigh"
+                )));
+            };
+            let answer = session
+                .call(json!({"type": "set_thinking_level", "level": value}))
+                .await
+                .map_err(|_| host_gone())?;
+            check(&answer)?;
+            session.update_state(|s| s.thinking = level);
+            session
+                .notify(json!({"sessionUpdate": "config_option_update", "configOptions": session.config_options()}))
+                .await;
+        }
+        other => {
+            return Err(RpcError::invalid_params(format!(
+                "unknown config option {other:?}: model or thinking"
+            )))
+        }
+    }
+    Ok(json!({"configOptions": session.config_options()}))
+}
+
+/// A native answer as success or a JSON-RPC error.
+fn check(answer: &Value) -> Result<(), RpcError> {
+    let ok = answer.get("ok").and_then(Value::as_bool).unwrap_or(false);
+    if answer.get("type").and_then(Value::as_str) == Some("response") && ok {
+        Ok(())
+    } else {
+        Err(native_error(answer))
+    }
+}
+
+/// A native `error` frame (or failed response) as a JSON-RPC error: the
+/// message for people, the native code in `data.code`.
+fn native_error(answer: &Value) -> RpcError {
+    let field = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or("");
+    let message = match field("message") {
+        "" => field("error"),
+        m => m,
+    };
+    RpcError::new(json_rpc_code(field("code")), message).with_data(json!({"code": field("code")}))
+}
+
+fn coded_error(e: Coded) -> RpcError {
+    RpcError::new(json_rpc_code(e.code.as_str()), e.message.clone())
+        .with_data(json!({"code": e.code.as_str()}))
+}
+
+/// JSON-RPC codes for native error codes: ACP's "resource not found" for
+/// `not_found`, invalid params where the request was wrong, else internal.
+fn json_rpc_code(native: &str) -> i32 {
+    match native {
+        "not_found" => -32002,
+        "invalid_params" | "parse_error" | "invalid_request" => -32602,
+        _ => -32603,
+    }
+}
+
+fn host_gone() -> RpcError {
+    RpcError::internal("the session's host has stopped")
+}

@@ -1,0 +1,163 @@
+//! What a session shows an ACP client as settable: its permission mode
+//! (`modes`, `session/set_mode`) and its config options (`model`,
+//! `thinking`, `session/set_config_option`), built from the session's
+//! current state and the model listing.
+
+use serde_json::{json, Value};
+
+use crate::permissions::Mode;
+use crate::provider::{ModelEntry, ThinkingLevel};
+
+/// The four native permission modes, in their usual order.
+const MODES: [(Mode, &str, &str); 4] = [
+    (
+        Mode::Ask,
+        "Ask",
+        "Reads run; writes, edits and commands ask first",
+    ),
+    (
+        Mode::AcceptEdits,
+        "Accept edits",
+        "Edits inside the working directory run; commands ask",
+    ),
+    (Mode::AllowAll, "Allow all", "Nothing asks"),
+    (
+        Mode::ReadOnly,
+        "Read only",
+        "Only reading tools; writes, edits and commands are refused",
+    ),
+];
+
+const LEVELS: [ThinkingLevel; 6] = [
+    ThinkingLevel::Off,
+    ThinkingLevel::Minimal,
+    ThinkingLevel::Low,
+    ThinkingLevel::Medium,
+    ThinkingLevel::High,
+    ThinkingLevel::Xhigh,
+];
+
+/// What the client can see of one session's settings; kept in step by the
+/// frame pump (`model_changed`) and the set_* handlers.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    pub mode: Mode,
+    pub model: Option<String>,
+    pub thinking: ThinkingLevel,
+}
+
+/// A mode id from the client: the native names.
+pub fn parse_mode(id: &str) -> Option<Mode> {
+    MODES
+        .iter()
+        .find(|(mode, ..)| mode.as_str() == id)
+        .map(|(mode, ..)| *mode)
+}
+
+/// A thinking level id from the client: the native names.
+pub fn parse_level(id: &str) -> Option<ThinkingLevel> {
+    LEVELS.iter().copied().find(|level| level.as_str() == id)
+}
+
+/// `modes` of `session/new` and `session/load`: the current one first, so a
+/// client that shows the list in order shows it at the top.
+pub fn modes(current: Mode) -> Value {
+    let mut available: Vec<Value> = MODES
+        .iter()
+        .map(|(mode, name, description)| {
+            json!({"id": mode.as_str(), "name": name, "description": description})
+        })
+        .collect();
+    if let Some(at) = MODES.iter().position(|(mode, ..)| *mode == current) {
+        let entry = available.remove(at);
+        available.insert(0, entry);
+    }
+    json!({"currentModeId": current.as_str(), "availableModes": available})
+}
+
+/// `configOptions`: the model (a select over the models known so far; the
+/// current one is always among them) and the thinking level.
+pub fn config_options(state: &SessionState, models: &[ModelEntry]) -> Value {
+    let mut choices: Vec<Value> = models
+        .iter()
+        .filter(|m| m.available)
+        .map(|m| json!({"value": m.id, "name": m.name, "description": m.id}))
+        .collect();
+    let current_model = state.model.clone().unwrap_or_default();
+    if !current_model.is_empty() && !models.iter().any(|m| m.id == current_model) {
+        choices.insert(0, json!({"value": current_model, "name": current_model}));
+    }
+    let mut options = Vec::new();
+    if !choices.is_empty() {
+        options.push(json!({
+            "id": "model",
+            "name": "Model",
+            "category": "model",
+            "type": "select",
+            "currentValue": current_model,
+            "options": choices,
+        }));
+    }
+    let levels: Vec<Value> = LEVELS
+        .iter()
+        .map(|l| json!({"value": l.as_str(), "name": l.as_str()}))
+        .collect();
+    options.push(json!({
+        "id": "thinking",
+        "name": "Thinking",
+        "category": "thought_level",
+        "type": "select",
+        "currentValue": state.thinking.as_str(),
+        "options": levels,
+    }));
+    Value::Array(options)
+}
+
+/// The context window of `model`, when the listing knows it.
+pub fn context_window(models: &[ModelEntry], model: Option<&str>) -> Option<u64> {
+    let model = model?;
+    models
+        .iter()
+        .find(|m| m.id == model)
+        .and_then(|m| m.context_window)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_mode_comes_first_and_all_four_are_listed() {
+        let v = modes(Mode::ReadOnly);
+        assert_eq!(v["currentModeId"], "read-only");
+        let ids: Vec<&str> = v["availableModes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["read-only", "ask", "accept-edits", "allow-all"]);
+    }
+
+    #[test]
+    fn config_options_hold_the_current_model_and_level() {
+        let state = SessionState {
+            mode: Mode::Ask,
+            model: Some("x:y:z".into()),
+            thinking: ThinkingLevel::High,
+        };
+        let v = config_options(&state, &[]);
+        assert_eq!(v[0]["id"], "model");
+        assert_eq!(v[0]["category"], "model");
+        assert_eq!(v[0]["currentValue"], "x:y:z");
+        assert_eq!(v[1]["id"], "thinking");
+        assert_eq!(v[1]["category"], "thought_level");
+        assert_eq!(v[1]["currentValue"], "high");
+        assert_eq!(v[1]["options"].as_array().unwrap().len(), 6);
+        assert_eq!(v[0]["type"], "select");
+        assert_eq!(v[0]["options"][0]["value"], "x:y:z");
+        assert_eq!(parse_level("xhigh"), Some(ThinkingLevel::Xhigh));
+        assert_eq!(parse_mode("accept-edits"), Some(Mode::AcceptEdits));
+        assert_eq!(parse_mode("bogus"), None);
+    }
+}

@@ -1,0 +1,161 @@
+//! A native `permission_request` asked as `session/request_permission`.
+//!
+//! The request is sent from its own task (never from a handler, whose
+//! waiting would hold the connection's dispatch loop). The client's choice
+//! goes back as `permission_response`: `allow_once` / `allow_always` as
+//! such, `reject_once` as `deny` (that call only: the turn goes on and the
+//! model is told), and a `cancelled` outcome aborts the turn.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::sessions::AcpSession;
+use super::updates::{kind, tool_call};
+
+/// A request open on the client.
+pub struct Asking {
+    task: tokio::task::AbortHandle,
+    request: u64,
+}
+
+impl Asking {
+    /// The host no longer needs the answer (the turn was aborted): tell the
+    /// client with `$/cancel_request` and stop waiting.
+    pub async fn cancel(self, cx: &super::rpc::Connection) {
+        self.task.abort();
+        cx.cancel_request(self.request).await;
+    }
+}
+
+/// What the native side is told for the client's choice.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Answer(&'static str),
+    AbortTurn,
+}
+
+/// The client's `RequestPermissionResponse` as a decision: a selected
+/// option by its id; `cancelled` (or anything else) aborts the turn.
+pub fn decision(response: &Value) -> Decision {
+    let outcome = response.get("outcome").unwrap_or(&Value::Null);
+    if outcome.get("outcome").and_then(Value::as_str) != Some("selected") {
+        return Decision::AbortTurn;
+    }
+    match outcome.get("optionId").and_then(Value::as_str) {
+        Some("allow_once") => Decision::Answer("allow_once"),
+        Some("allow_always") => Decision::Answer("allow_always"),
+        _ => Decision::Answer("deny"),
+    }
+}
+
+/// The `session/request_permission` params for a native request.
+pub fn request(session_id: &str, cwd: &str, frame: &Value) -> Value {
+    let field = |k: &str| frame.get(k).and_then(Value::as_str).unwrap_or("");
+    let tool = field("tool");
+    let input = frame.get("input").cloned().unwrap_or(Value::Null);
+    let mut call = tool_call(cwd, field("tool_call_id"), tool, &input);
+    // The host's title says what the call would do ("Create a.txt (6 bytes)").
+    call["title"] = json!(field("title"));
+    call["kind"] = json!(kind(tool));
+    if let Some(map) = call.as_object_mut() {
+        map.remove("sessionUpdate");
+    }
+    json!({
+        "sessionId": session_id,
+        "toolCall": call,
+        "options": [
+            {"optionId": "allow_once", "name": "Allow", "kind": "allow_once"},
+            {"optionId": "allow_always", "name": format!("Always allow {tool}"), "kind": "allow_always"},
+            {"optionId": "reject_once", "name": "Reject", "kind": "reject_once"},
+        ],
+    })
+}
+
+/// Asks the client and hands its answer to the host from a task.
+pub async fn ask(session: Arc<AcpSession>, frame: Value) {
+    let Some(request_id) = frame
+        .get("request_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    let params = request(&session.id, &session.cwd, &frame);
+    let (sent, answer) = session
+        .cx
+        .request("session/request_permission", params)
+        .await;
+    let owner = session.clone();
+    let id = request_id.clone();
+    let task = tokio::spawn(async move {
+        let answer = answer.await;
+        owner.asking_done(&id);
+        let command = match answer {
+            Ok(Ok(response)) => match decision(&response) {
+                Decision::Answer(decision) => {
+                    json!({"type": "permission_response", "request_id": id, "decision": decision})
+                }
+                Decision::AbortTurn => json!({"type": "abort"}),
+            },
+            Ok(Err(e)) => json!({
+                "type": "permission_response",
+                "request_id": id,
+                "decision": "deny",
+                "message": format!("the editor did not answer the permission request: {}", e.message),
+            }),
+            // The connection is gone: the host is being shut down anyway.
+            Err(_) => return,
+        };
+        let _ = owner.call(command).await;
+    });
+    // The task cannot have finished yet: this runtime has one thread and
+    // nothing here yields before the entry is in.
+    session.asking_insert(
+        request_id,
+        Asking {
+            task: task.abort_handle(),
+            request: sent,
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_fits_the_schema_and_offers_three_options() {
+        let frame = json!({"type":"permission_request","request_id":"perm-1","prompt_id":"p1","tool_call_id":"c1","tool":"write","input":{"path":"a.txt","content":"x"},"title":"Create a.txt (1 bytes)","diff":"…","outside_cwd":false});
+        let v = request("s1", "/w", &frame);
+        assert_eq!(v["sessionId"], "s1");
+        assert_eq!(v["toolCall"]["toolCallId"], "c1");
+        assert_eq!(v["toolCall"]["kind"], "edit");
+        assert!(v["toolCall"].get("sessionUpdate").is_none());
+        let kinds: Vec<&str> = v["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["allow_once", "allow_always", "reject_once"]);
+        assert_eq!(v["toolCall"]["title"], "Create a.txt (1 bytes)");
+        assert_eq!(v["toolCall"]["content"][0]["type"], "diff");
+    }
+
+    #[test]
+    fn outcomes_map_to_decisions() {
+        let pick = |id: &str| json!({"outcome": {"outcome": "selected", "optionId": id}});
+        assert_eq!(
+            decision(&pick("allow_once")),
+            Decision::Answer("allow_once")
+        );
+        assert_eq!(
+            decision(&pick("allow_always")),
+            Decision::Answer("allow_always")
+        );
+        assert_eq!(decision(&pick("reject_once")), Decision::Answer("deny"));
+        let cancelled = json!({"outcome": {"outcome": "cancelled"}});
+        assert_eq!(decision(&cancelled), Decision::AbortTurn);
+    }
+}

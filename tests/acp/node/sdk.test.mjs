@@ -1,0 +1,157 @@
+// rpc --acp driven by the official TypeScript SDK (`acp.client()` over
+// `acp.ndJsonStream`), as an editor would. Run by tests/acp/real_clients.rs
+// with RPC_BINARY (the build under test) and ECHO_EXTENSION (the fixture).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable, Writable } from "node:stream";
+import * as acp from "@agentclientprotocol/sdk";
+
+const BINARY = process.env.RPC_BINARY;
+const ECHO = process.env.ECHO_EXTENSION;
+
+/** Starts `rpc --acp` in `data`; the client answers permissions with `pick`. */
+function agent(data, pick, extra = []) {
+  const child = spawn(
+    BINARY,
+    ["--acp", "--data-dir", data, "--extension", ECHO, "--model", "echo:echo:echo-1", ...extra],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  const updates = [];
+  const asked = [];
+  const client = acp
+    .client({ name: "agent-rpc-test" })
+    .onNotification(acp.methods.client.session.update, ({ params }) => {
+      updates.push(params);
+    })
+    .onRequest(acp.methods.client.session.requestPermission, ({ params }) => {
+      asked.push(params);
+      return { outcome: { outcome: "selected", optionId: pick } };
+    });
+  const stream = acp.ndJsonStream(Writable.toWeb(child.stdin), Readable.toWeb(child.stdout));
+  return { child, client, stream, updates, asked };
+}
+
+function textOf(updates, kind) {
+  return updates
+    .filter((u) => u.update.sessionUpdate === kind)
+    .map((u) => u.update.content.text)
+    .join("");
+}
+
+async function stop(child) {
+  child.stdin.end();
+  const code = await new Promise((resolve) => child.on("exit", resolve));
+  assert.equal(code, 0);
+}
+
+test("initialize, new, prompt with a tool and a diff, list, cancel", async () => {
+  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
+  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  const a = agent(data, "allow_once");
+  await a.client.connectWith(a.stream, async (ctx) => {
+    const init = await ctx.request(acp.methods.agent.initialize, {
+      protocolVersion: acp.PROTOCOL_VERSION,
+      clientCapabilities: {},
+    });
+    assert.equal(init.protocolVersion, 1);
+    assert.equal(init.agentCapabilities.loadSession, true);
+    const session = await ctx.request(acp.methods.agent.session.new, { cwd, mcpServers: [] });
+    const sessionId = session.sessionId;
+    assert.equal(session.modes.currentModeId, "ask");
+
+    let answer = await ctx.request(acp.methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: "text", text: "hello from node [[thinking=1]]" }],
+    });
+    assert.equal(answer.stopReason, "end_turn");
+    assert.equal(textOf(a.updates, "agent_message_chunk"), "hello from node");
+    assert.equal(textOf(a.updates, "agent_thought_chunk"), "hmm ");
+
+    a.updates.length = 0;
+    answer = await ctx.request(acp.methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: "text", text: 'w [[tool=write input={"path": "n.txt", "content": "node\\n"}]]' }],
+    });
+    assert.equal(answer.stopReason, "end_turn");
+    assert.equal(a.asked.length, 1);
+    const done = a.updates.find((u) => u.update.status === "completed");
+    assert.equal(done.update.content[0].type, "diff");
+    assert.equal(done.update.content[0].newText, "node\n");
+    assert.equal(readFileSync(join(cwd, "n.txt"), "utf8"), "node\n");
+
+    const options = await ctx.request(acp.methods.agent.session.setConfigOption, {
+      sessionId,
+      configId: "thinking",
+      value: "low",
+    });
+    assert.equal(options.configOptions.find((o) => o.id === "thinking").currentValue, "low");
+    assert.ok(a.updates.some((u) => u.update.sessionUpdate === "config_option_update"));
+
+    const listed = await ctx.request(acp.methods.agent.session.list, { cwd });
+    assert.equal(listed.sessions.length, 1);
+    assert.equal(listed.sessions[0].sessionId, sessionId);
+    assert.equal(listed.sessions[0].title, "hello from node [[thinking=1]]");
+
+    await ctx.request(acp.methods.agent.session.setMode, { sessionId, modeId: "allow-all" });
+    a.updates.length = 0;
+    const running = ctx.request(acp.methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: "text", text: '[[tool=bash input={"command": "sleep 30"}]]' }],
+    });
+    while (!a.updates.some((u) => u.update.status === "in_progress")) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await ctx.notify(acp.methods.agent.session.cancel, { sessionId });
+    answer = await running;
+    assert.equal(answer.stopReason, "cancelled");
+  });
+  await stop(a.child);
+});
+
+test("load from a new process replays the history before answering", async () => {
+  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
+  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  const first = agent(data, "allow_once");
+  const sessionId = await first.client.connectWith(first.stream, async (ctx) => {
+    await ctx.request(acp.methods.agent.initialize, { protocolVersion: 1, clientCapabilities: {} });
+    const { sessionId } = await ctx.request(acp.methods.agent.session.new, { cwd, mcpServers: [] });
+    await ctx.request(acp.methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: "text", text: "remember this" }],
+    });
+    await ctx.request(acp.methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: "text", text: '[[tool=bash input={"command": "echo replayed"}]]' }],
+    });
+    return sessionId;
+  });
+  await stop(first.child);
+
+  const second = agent(data, "reject_once");
+  await second.client.connectWith(second.stream, async (ctx) => {
+    await ctx.request(acp.methods.agent.initialize, { protocolVersion: 1, clientCapabilities: {} });
+    await ctx.request(acp.methods.agent.session.load, { sessionId, cwd, mcpServers: [] });
+    // Everything replayed had arrived when the answer did.
+    assert.ok(textOf(second.updates, "user_message_chunk").startsWith("remember this"));
+    assert.ok(textOf(second.updates, "agent_message_chunk").startsWith("remember this"));
+    // Tool calls come back as tool_call + a completed tool_call_update (the
+    // SDK checked every notification against the schema on arrival).
+    const call = second.updates.find((u) => u.update.sessionUpdate === "tool_call");
+    assert.equal(call.update.title, "echo replayed");
+    const done = second.updates.find((u) => u.update.sessionUpdate === "tool_call_update");
+    assert.equal(done.update.status, "completed");
+    assert.match(done.update.content[0].content.text, /replayed/);
+    const answer = await ctx.request(acp.methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: "text", text: 'no [[tool=write input={"path": "r.txt", "content": "x"}]]' }],
+    });
+    assert.equal(answer.stopReason, "end_turn");
+    assert.equal(second.asked.length, 1);
+    assert.ok(!existsSync(join(cwd, "r.txt")));
+  });
+  await stop(second.child);
+});

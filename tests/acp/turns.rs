@@ -1,0 +1,258 @@
+//! Tool calls as `tool_call` / `tool_call_update`, permissions (allow with a
+//! diff, reject that continues the turn, allow always, cancelled), modes,
+//! session/cancel during a bash `sleep`, and a prompt while one runs.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{chunk_text, of_kind, started, Answer};
+use crate::common::procfs;
+
+const WRITE: &str = r#"make it [[tool=write input={"path": "a.txt", "content": "hello\n"}]]"#;
+
+#[test]
+fn an_allowed_write_goes_pending_in_progress_completed_with_a_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    let (updates, answer) = acp.prompt(&session, WRITE);
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    let calls = of_kind(&updates, "tool_call");
+    assert_eq!(calls.len(), 1, "{updates:?}");
+    let call = calls[0];
+    assert_eq!(call["status"], "pending");
+    assert_eq!(call["kind"], "edit");
+    assert_eq!(call["title"], "a.txt");
+    assert_eq!(call["rawInput"]["content"], "hello\n");
+    let path = dir.path().canonicalize().unwrap().join("a.txt");
+    assert_eq!(
+        call["locations"][0]["path"],
+        path.to_string_lossy().as_ref()
+    );
+    // The permission request names the call and offers the three options.
+    assert_eq!(acp.asked.len(), 1);
+    let asked = &acp.asked[0]["params"];
+    assert_eq!(asked["toolCall"]["toolCallId"], call["toolCallId"]);
+    let kinds: Vec<&str> = asked["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["allow_once", "allow_always", "reject_once"]);
+    let steps: Vec<&str> = of_kind(&updates, "tool_call_update")
+        .iter()
+        .filter_map(|u| u["status"].as_str())
+        .collect();
+    assert_eq!(steps, ["in_progress", "completed"]);
+    let done = of_kind(&updates, "tool_call_update")
+        .into_iter()
+        .find(|u| u["status"] == "completed")
+        .unwrap();
+    let diff = &done["content"][0];
+    assert_eq!(diff["type"], "diff");
+    assert_eq!(diff["path"], path.to_string_lossy().as_ref());
+    assert_eq!(diff["newText"], "hello\n");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "hello\n");
+    acp.finish();
+}
+
+#[test]
+fn a_rejected_call_fails_alone_and_the_turn_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    acp.permissions = Answer::Pick("reject_once");
+    let (updates, answer) = acp.prompt(&session, WRITE);
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    let failed = of_kind(&updates, "tool_call_update")
+        .into_iter()
+        .find(|u| u["status"] == "failed")
+        .expect("the call failed");
+    assert!(failed["content"][0]["content"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("denied"));
+    // The model was told and answered in the same turn.
+    assert!(chunk_text(&updates, "agent_message_chunk").contains("denied"));
+    assert!(!dir.path().join("a.txt").exists());
+    acp.finish();
+}
+
+#[test]
+fn allow_always_is_remembered_for_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    acp.permissions = Answer::Pick("allow_always");
+    acp.prompt(&session, WRITE);
+    assert_eq!(acp.asked.len(), 1);
+    let (_, answer) = acp.prompt(
+        &session,
+        r#"again [[tool=write input={"path": "b.txt", "content": "b"}]]"#,
+    );
+    assert_eq!(answer["result"]["stopReason"], "end_turn");
+    assert_eq!(acp.asked.len(), 1, "asked again: {:?}", acp.asked);
+    assert!(dir.path().join("b.txt").exists());
+    acp.finish();
+}
+
+#[test]
+fn read_only_refuses_without_asking_and_set_mode_is_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    let id = acp.request(
+        "session/set_mode",
+        json!({"sessionId": session, "modeId": "read-only"}),
+    );
+    let (updates, answer) = acp.until_answer(id);
+    assert!(answer.get("error").is_none(), "{answer}");
+    let announced = of_kind(&updates, "current_mode_update");
+    assert_eq!(announced.len(), 1, "{updates:?}");
+    assert_eq!(announced[0]["currentModeId"], "read-only");
+    let (updates, answer) = acp.prompt(&session, WRITE);
+    assert_eq!(answer["result"]["stopReason"], "end_turn");
+    assert!(acp.asked.is_empty());
+    let failed = of_kind(&updates, "tool_call_update")
+        .into_iter()
+        .find(|u| u["status"] == "failed")
+        .expect("refused");
+    assert!(failed["content"][0]["content"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("read-only"));
+    assert!(!dir.path().join("a.txt").exists());
+    let id = acp.request(
+        "session/set_mode",
+        json!({"sessionId": session, "modeId": "reckless"}),
+    );
+    let (_, answer) = acp.until_answer(id);
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    acp.finish();
+}
+
+#[test]
+fn cancel_during_bash_sleep_kills_it_and_answers_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &["--permission-mode", "allow-all"]);
+    let id = acp.request(
+        "session/prompt",
+        json!({"sessionId": session, "prompt": [{"type": "text", "text": r#"[[tool=bash input={"command": "sleep 30"}]]"#}]}),
+    );
+    acp.until(|m| m["params"]["update"]["status"] == "in_progress");
+    let pid = acp.rpc.pid();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sleeper = loop {
+        let found = procfs::descendants(pid)
+            .into_iter()
+            .find(|p| procfs::cmdline(*p).is_some_and(|c| c.contains("sleep 30")));
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "sleep never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    acp.notify("session/cancel", json!({"sessionId": session}));
+    let (_, answer) = acp.until_answer(id);
+    assert_eq!(answer["result"]["stopReason"], "cancelled", "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while procfs::alive(sleeper) {
+        assert!(Instant::now() < deadline, "sleep {sleeper} outlived cancel");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The session goes on.
+    let (_, answer) = acp.prompt(&session, "still here");
+    assert_eq!(answer["result"]["stopReason"], "end_turn");
+    acp.finish();
+}
+
+#[test]
+fn cancel_while_a_permission_request_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    acp.permissions = Answer::Hold;
+    let id = acp.request(
+        "session/prompt",
+        json!({"sessionId": session, "prompt": [{"type": "text", "text": WRITE}]}),
+    );
+    acp.until(|m| m["method"] == "session/request_permission");
+    acp.notify("session/cancel", json!({"sessionId": session}));
+    // The agent withdraws its request and the prompt ends cancelled.
+    let (_, answer) = acp.until_answer(id);
+    assert_eq!(answer["result"]["stopReason"], "cancelled", "{answer}");
+    assert!(!dir.path().join("a.txt").exists());
+    acp.finish();
+}
+
+#[test]
+fn a_cancelled_permission_outcome_aborts_the_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    acp.permissions = Answer::Hold;
+    let id = acp.request(
+        "session/prompt",
+        json!({"sessionId": session, "prompt": [{"type": "text", "text": WRITE}]}),
+    );
+    let (_, asked) = acp.until(|m| m["method"] == "session/request_permission");
+    acp.rpc.send(json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"outcome": {"outcome": "cancelled"}}}));
+    let (_, answer) = acp.until_answer(id);
+    assert_eq!(answer["result"]["stopReason"], "cancelled", "{answer}");
+    assert!(!dir.path().join("a.txt").exists());
+    acp.finish();
+}
+
+#[test]
+fn a_prompt_while_one_runs_is_rejected_saying_to_cancel_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    let first = acp.request(
+        "session/prompt",
+        json!({"sessionId": session, "prompt": [{"type": "text", "text": "[[n=40 delay_ms=50]]"}]}),
+    );
+    acp.until(|m| m["params"]["update"]["sessionUpdate"] == "agent_message_chunk");
+    let second = acp.request(
+        "session/prompt",
+        json!({"sessionId": session, "prompt": [{"type": "text", "text": "me too"}]}),
+    );
+    let (_, answer) = acp.until_answer(second);
+    let message = answer["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("session/cancel"), "{answer}");
+    let (_, answer) = acp.until_answer(first);
+    assert_eq!(answer["result"]["stopReason"], "end_turn");
+    acp.finish();
+}
+
+#[test]
+fn an_edit_carries_its_diff_and_bash_output_streams_into_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("e.txt"), "one two\n").unwrap();
+    let (mut acp, session) = started(dir.path(), &["--permission-mode", "allow-all"]);
+    let (updates, _) = acp.prompt(
+        &session,
+        r#"[[tool=edit input={"path": "e.txt", "old_string": "two", "new_string": "three"}]]"#,
+    );
+    let done = of_kind(&updates, "tool_call_update")
+        .into_iter()
+        .find(|u| u["status"] == "completed")
+        .expect("edited");
+    assert_eq!(done["content"][0]["type"], "diff", "{done}");
+    assert_eq!(done["content"][0]["oldText"], "two");
+    assert_eq!(done["content"][0]["newText"], "three");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("e.txt")).unwrap(),
+        "one three\n"
+    );
+    let (updates, _) = acp.prompt(
+        &session,
+        r#"[[tool=bash input={"command": "echo first; echo second"}]]"#,
+    );
+    let call = of_kind(&updates, "tool_call");
+    assert_eq!(call[0]["kind"], "execute");
+    assert_eq!(call[0]["title"], "echo first; echo second");
+    // Output while it runs: the text so far, in a content block.
+    let running: Vec<&str> = of_kind(&updates, "tool_call_update")
+        .into_iter()
+        .filter(|u| u.get("status").is_none())
+        .filter_map(|u| u["content"][0]["content"]["text"].as_str())
+        .collect();
+    assert_eq!(running.last(), Some(&"first\nsecond"), "{updates:?}");
+    acp.finish();
+}
