@@ -21,8 +21,16 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
     fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// `npm ci` when `node_modules` is missing or older than the lockfile; a
-/// file lock makes concurrent callers wait for one install.
+/// Installs the lockfile's pinned packages when `node_modules` is missing
+/// or older than the lockfile; a file lock makes concurrent callers wait
+/// for one install.
+///
+/// `npm install --no-save` rather than `npm ci`: acpx 0.19.1 depends on
+/// `@openclaw/fs-safe` 0.12.0, whose optional per-platform packages for
+/// macOS, Windows and arm64 were never published, so no lockfile can list
+/// them and `npm ci` refuses every lockfile as "out of sync". `npm install`
+/// takes the same pinned versions from the lockfile, and `--no-save`
+/// keeps it from writing the lockfile.
 fn ensure_node_modules(pkg: &Path) {
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
     fs::create_dir_all(scratch).expect("create the test scratch dir");
@@ -36,14 +44,14 @@ fn ensure_node_modules(pkg: &Path) {
     }
     let (status, stdout, stderr) = run_bounded(
         Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
+            .args(["install", "--no-save", "--no-audit", "--no-fund"])
             .current_dir(pkg),
         b"",
         Duration::from_secs(300),
     );
     assert!(
         status.is_some_and(|s| s.success()),
-        "npm ci in tests/acp/node failed or hung ({status:?}; Node >= 20 and npm are needed):\n{stdout}{stderr}"
+        "npm install in tests/acp/node failed or hung ({status:?}; Node >= 20 and npm are needed):\n{stdout}{stderr}"
     );
 }
 
