@@ -173,6 +173,13 @@ fn render(message: &Message) -> String {
             } => {
                 let content = match content {
                     serde_json::Value::String(s) => s.clone(),
+                    // Text blocks and image results: the text only (an
+                    // image's base64 would only cost the summary tokens).
+                    serde_json::Value::Array(items) => items
+                        .iter()
+                        .filter_map(|i| i["text"].as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
                     other => other.to_string(),
                 };
                 let kind = if *is_error {

@@ -20,7 +20,7 @@ use crate::protocol::{
     Frame, PermissionCancelledFrame, PermissionRequestFrame, ToolExecutionEndFrame,
     ToolExecutionStartFrame, ToolExecutionUpdateFrame,
 };
-use crate::tools::{self, paths, Tool, ToolCtx, ToolOutput, Toolset};
+use crate::tools::{self, paths, Tool, ToolCtx, ToolImage, ToolOutput, Toolset};
 
 /// The results of a round's calls, and whether the turn was aborted.
 pub(super) struct Results {
@@ -42,7 +42,12 @@ pub(super) async fn execute(
         if ctx.cancel.is_cancelled() {
             // Every call still gets a result: providers reject a tool call
             // left unanswered in the history.
-            blocks.push(result(id, "not run: the turn was aborted".into(), true));
+            blocks.push(result(
+                id,
+                "not run: the turn was aborted".into(),
+                Vec::new(),
+                true,
+            ));
             continue;
         }
         ctx.out
@@ -53,7 +58,8 @@ pub(super) async fn execute(
                 input: input.clone(),
             }))
             .await;
-        let output = one(prompt_id, id, name, input, table, ctx).await;
+        let mut output = one(prompt_id, id, name, input, table, ctx).await;
+        let images = std::mem::take(&mut output.images);
         // The output moves into the frame and back out into the result
         // block: a long tool output is never held twice.
         let end = Frame::ToolExecutionEnd(ToolExecutionEndFrame {
@@ -64,7 +70,7 @@ pub(super) async fn execute(
         });
         ctx.out.frame(&end).await;
         if let Frame::ToolExecutionEnd(end) = end {
-            blocks.push(result(id, end.result, end.is_error));
+            blocks.push(result(id, end.result, images, end.is_error));
         }
     }
     Results {
@@ -73,10 +79,29 @@ pub(super) async fn execute(
     }
 }
 
-fn result(id: &str, content: String, is_error: bool) -> Block {
+/// A call's result block: its text as a plain string, or, when the tool
+/// returned images, Anthropic's list of a text block and image blocks
+/// (the OpenAI API is sent the images in a user message after the tool
+/// messages, `provider/http/openai.rs`).
+fn result(id: &str, content: String, images: Vec<ToolImage>, is_error: bool) -> Block {
+    let content = if images.is_empty() {
+        Value::String(content)
+    } else {
+        let mut blocks = Vec::with_capacity(images.len() + 1);
+        if !content.is_empty() {
+            blocks.push(serde_json::json!({"type": "text", "text": content}));
+        }
+        for image in images {
+            blocks.push(serde_json::json!({
+                "type": "image",
+                "source": {"type": "base64", "media_type": image.media_type, "data": image.data},
+            }));
+        }
+        Value::Array(blocks)
+    };
     Block::ToolResult {
         tool_use_id: id.to_owned(),
-        content: Value::String(content),
+        content,
         is_error,
     }
 }

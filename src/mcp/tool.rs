@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::manager::Server;
 use crate::permissions::Access;
-use crate::tools::{BoxFuture, Preview, Tool, ToolCtx, ToolOutput};
+use crate::tools::{BoxFuture, Preview, Tool, ToolCtx, ToolImage, ToolOutput};
 
 pub struct McpTool {
     server: Arc<Server>,
@@ -101,18 +101,23 @@ impl Tool for McpTool {
     }
 }
 
-/// The model's view of a result: text as is, images and audio as a note,
-/// embedded resources as their text, structured content as JSON text.
+/// The model's view of a result: text as is, images as image blocks (and
+/// a line naming each, which is what clients' `tool_execution_end` shows),
+/// audio as a note, embedded resources as JSON, structured content as JSON
+/// text.
 pub(super) fn output(result: CallToolResult) -> ToolOutput {
     let mut parts: Vec<String> = Vec::new();
+    let mut images = Vec::new();
     for block in &result.content {
         parts.push(match block {
             ContentBlock::Text(t) => t.text.clone(),
-            ContentBlock::Image(i) => format!(
-                "[image {}, {} bytes base64; images are not passed on yet]",
-                i.mime_type,
-                i.data.len()
-            ),
+            ContentBlock::Image(i) => {
+                images.push(ToolImage {
+                    media_type: i.mime_type.clone(),
+                    data: i.data.clone(),
+                });
+                format!("[image: {}]", i.mime_type)
+            }
             ContentBlock::Audio(a) => format!("[audio {}, not passed on]", a.mime_type),
             other => serde_json::to_string(other).unwrap_or_default(),
         });
@@ -127,11 +132,13 @@ pub(super) fn output(result: CallToolResult) -> ToolOutput {
         parts.push(structured.to_string());
     }
     let content = parts.join("\n");
-    if result.is_error == Some(true) {
+    let mut output = if result.is_error == Some(true) {
         ToolOutput::error(content)
     } else {
         ToolOutput::ok(content)
-    }
+    };
+    output.images = images;
+    output
 }
 
 #[cfg(test)]
@@ -166,6 +173,14 @@ mod tests {
             "content": [{"type": "image", "data": "AAAA", "mimeType": "image/png"}]
         }))
         .unwrap();
-        assert!(output(r).content.contains("image/png"));
+        let out = output(r);
+        assert_eq!(out.content, "[image: image/png]");
+        assert_eq!(
+            out.images,
+            [ToolImage {
+                media_type: "image/png".into(),
+                data: "AAAA".into()
+            }]
+        );
     }
 }

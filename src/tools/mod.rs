@@ -65,6 +65,17 @@ pub struct ToolCtx {
 pub struct ToolOutput {
     pub content: String,
     pub is_error: bool,
+    /// Images the model is shown with the text (an MCP tool's image
+    /// content); none for the built-in tools.
+    pub images: Vec<ToolImage>,
+}
+
+/// A base64 image in a tool's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolImage {
+    pub media_type: String,
+    /// Base64, as the server sent it.
+    pub data: String,
 }
 
 impl ToolOutput {
@@ -72,6 +83,7 @@ impl ToolOutput {
         Self {
             content: content.into(),
             is_error: false,
+            images: Vec::new(),
         }
     }
 
@@ -79,6 +91,7 @@ impl ToolOutput {
         Self {
             content: content.into(),
             is_error: true,
+            images: Vec::new(),
         }
     }
 

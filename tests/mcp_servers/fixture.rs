@@ -512,3 +512,68 @@ fn the_first_round_waits_up_to_the_startup_timeout() {
     );
     shutdown(rpc);
 }
+
+/// An image in a tool's result reaches the model as an image: an image
+/// block inside the `tool_result` for the Anthropic API, an `image_url`
+/// in a user message after the `tool` message for the OpenAI API.
+#[test]
+fn an_image_result_reaches_the_model_as_an_image() {
+    for api in [Api::Anthropic, Api::OpenAi] {
+        let srv = FakeServer::start();
+        let d = Dirs::new();
+        let cfg = d.mcp_json(json!({"fx": fixture_entry(&d.log("fx"), &[])}));
+        let mut rpc = host_on(
+            api,
+            &srv,
+            &d,
+            "allow-all",
+            &["--mcp-config", cfg.to_str().unwrap()],
+            &[],
+        );
+        let frames = run_ok(&mut rpc, "1", &call("mcp__fx__picture", &json!({})));
+        let end = the_tool_end(&frames);
+        assert_eq!(end["is_error"], false, "{end}");
+        assert_eq!(end["result"], "one red pixel\n[image: image/png]", "{end}");
+
+        let requests = srv.api_requests();
+        let second = &requests.last().expect("a request after the tool")["body"]["messages"];
+        let messages = second.as_array().expect("messages");
+        match api {
+            Api::Anthropic => {
+                let result = &messages.last().unwrap()["content"][0];
+                assert_eq!(result["type"], "tool_result", "{result}");
+                assert_eq!(
+                    result["content"][0]["text"],
+                    "one red pixel\n[image: image/png]"
+                );
+                let image = &result["content"][1];
+                assert_eq!(image["type"], "image", "{result}");
+                assert_eq!(image["source"]["media_type"], "image/png");
+                assert!(image["source"]["data"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("iVBORw0KGgo")));
+            }
+            Api::OpenAi => {
+                let n = messages.len();
+                assert_eq!(messages[n - 2]["role"], "tool", "{second}");
+                assert_eq!(
+                    messages[n - 2]["content"],
+                    "one red pixel\n[image: image/png]"
+                );
+                let images = &messages[n - 1];
+                assert_eq!(images["role"], "user", "{second}");
+                let url = images["content"][1]["image_url"]["url"]
+                    .as_str()
+                    .unwrap_or("");
+                assert!(
+                    url.starts_with("data:image/png;base64,iVBORw0KGgo"),
+                    "{images}"
+                );
+            }
+        }
+        // The stored session keeps the image, so a resumed session sends it too.
+        let stored = Value::Array(common::messages(&mut rpc, "m"));
+        assert!(stored.to_string().contains("iVBORw0KGgo"), "{stored}");
+        shutdown(rpc);
+    }
+}

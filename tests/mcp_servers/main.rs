@@ -134,11 +134,23 @@ fn host_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Rpc {
+    host_on(API, srv, d, mode, extra, env)
+}
+
+/// A host on the fake model speaking `api`.
+fn host_on(
+    api: Api,
+    srv: &FakeServer,
+    d: &Dirs,
+    mode: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Rpc {
     let mut spawn = Spawn::new()
         .env("XDG_CONFIG_HOME", NO_CONFIG_HOME)
-        .env(API.base_var(), &API.base_url(srv.port))
-        .env(API.key_var(), "sk-test-mcp")
-        .model(API.model())
+        .env(api.base_var(), &api.base_url(srv.port))
+        .env(api.key_var(), "sk-test-mcp")
+        .model(api.model())
         .arg("--cwd")
         .arg(d.cwd.to_str().expect("utf-8 cwd"))
         .arg("--permission-mode")

@@ -128,14 +128,7 @@ fn messages(req: &Request<'_>) -> Vec<Value> {
                     text.push_str(t);
                     parts.push(json!({"type": "text", "text": t}));
                 }
-                Block::Image { source } => {
-                    let url = format!(
-                        "data:{};base64,{}",
-                        source["media_type"].as_str().unwrap_or("image/png"),
-                        source["data"].as_str().unwrap_or_default()
-                    );
-                    parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
-                }
+                Block::Image { source } => parts.push(image_url(source)),
                 Block::ToolUse { id, name, input } => calls.push(json!({
                     "id": id, "type": "function",
                     "function": {"name": name, "arguments": input.to_string()},
@@ -147,11 +140,22 @@ fn messages(req: &Request<'_>) -> Vec<Value> {
                 } => {
                     let content = match content {
                         Value::String(s) => s.clone(),
-                        Value::Array(items) => items
-                            .iter()
-                            .filter_map(|i| i["text"].as_str())
-                            .collect::<Vec<_>>()
-                            .join("\n"),
+                        Value::Array(items) => {
+                            // A `tool` message carries text only: the
+                            // images follow in one user message after the
+                            // round's tool messages.
+                            for source in items.iter().filter(|i| i["type"] == "image") {
+                                if !parts.iter().any(|p| p["type"] == "image_url") {
+                                    parts.push(json!({"type": "text", "text": "Images returned by the tool calls above:"}));
+                                }
+                                parts.push(image_url(&source["source"]));
+                            }
+                            items
+                                .iter()
+                                .filter_map(|i| i["text"].as_str())
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        }
                         other => other.to_string(),
                     };
                     out.push(
@@ -177,6 +181,16 @@ fn messages(req: &Request<'_>) -> Vec<Value> {
         }
     }
     out
+}
+
+/// An Anthropic base64 image source as a chat `image_url` part (a data URL).
+fn image_url(source: &Value) -> Value {
+    let url = format!(
+        "data:{};base64,{}",
+        source["media_type"].as_str().unwrap_or("image/png"),
+        source["data"].as_str().unwrap_or_default()
+    );
+    json!({"type": "image_url", "image_url": {"url": url}})
 }
 
 /// One streamed chunk, read with borrowed strings: a delta's text is

@@ -184,7 +184,11 @@ impl Builtin for BashTool {
         if lingered {
             content.push_str("\n(processes it left running in the background were killed)");
         }
-        ToolOutput { content, is_error }
+        ToolOutput {
+            content,
+            is_error,
+            images: Vec::new(),
+        }
     }
 }
 
