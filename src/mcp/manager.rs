@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Result};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CancelledNotification, CancelledNotificationParam,
-    ClientRequest, ServerResult, Tool as McpToolInfo,
+    ClientRequest, ServerResult,
 };
 use rmcp::service::PeerRequestOptions;
 use serde_json::Value;
@@ -302,10 +302,23 @@ impl Server {
             .list_all_tools()
             .await
             .map_err(|e| anyhow!("tools/list failed: {e}"))?;
-        Ok(listed
-            .into_iter()
-            .map(|info: McpToolInfo| Arc::new(McpTool::new(self.clone(), info)) as Arc<dyn Tool>)
-            .collect())
+        let mut tools: Vec<Arc<dyn Tool>> = Vec::with_capacity(listed.len());
+        for info in listed {
+            let tool = McpTool::new(self.clone(), info);
+            // Two server names that differ only in characters `sanitise`
+            // replaces would give the model two tools of one name, which
+            // providers refuse: the first one wins.
+            if tools.iter().any(|t| t.name() == tool.name()) {
+                tracing::warn!(
+                    "MCP server {}: a second tool named {} is not offered",
+                    self.name(),
+                    tool.name()
+                );
+                continue;
+            }
+            tools.push(Arc::new(tool));
+        }
+        Ok(tools)
     }
 
     /// Adds the stderr tail of a stdio server, which usually says why.

@@ -37,9 +37,30 @@ fn sanitise(name: &str) -> String {
         .collect()
 }
 
+/// The longest tool name the Anthropic and OpenAI APIs accept; a longer
+/// one would make every request of the session fail.
+const MAX_NAME: usize = 64;
+
+/// `mcp__<server>__<tool>`, cut to [`MAX_NAME`] when longer: the first 55
+/// characters, `_` and 8 hex digits of a hash of the whole name, so two
+/// long names that share a beginning stay apart (and the same name is cut
+/// the same way in every process, as the history refers to it).
+fn full_name(server: &str, tool: &str) -> String {
+    let name = format!("mcp__{server}__{}", sanitise(tool));
+    if name.len() <= MAX_NAME {
+        return name;
+    }
+    // FNV-1a: tiny and stable across builds, unlike std's hasher.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    // Only ASCII remains after `sanitise` and the server name check.
+    format!("{}_{hash:08x}", &name[..MAX_NAME - 9])
+}
+
 impl McpTool {
     pub(super) fn new(server: Arc<Server>, info: McpToolInfo) -> McpTool {
-        let name = format!("mcp__{}__{}", server.name(), sanitise(&info.name));
+        let name = full_name(server.name(), &info.name);
         let definition = json!({
             "name": name,
             "description": info.description.as_deref().unwrap_or_default(),
@@ -149,6 +170,20 @@ mod tests {
     fn names_are_sanitised() {
         assert_eq!(sanitise("get-sum_2"), "get-sum_2");
         assert_eq!(sanitise("a.b/c d"), "a_b_c_d");
+    }
+
+    #[test]
+    fn long_names_are_cut_to_64_and_stay_distinct() {
+        assert_eq!(full_name("fx", "echo"), "mcp__fx__echo");
+        let long = "x".repeat(80);
+        let a = full_name("server", &format!("{long}_a"));
+        let b = full_name("server", &format!("{long}_b"));
+        assert_eq!(a.len(), MAX_NAME);
+        assert_eq!(b.len(), MAX_NAME);
+        assert_ne!(a, b);
+        assert!(a.starts_with("mcp__server__xxx"), "{a}");
+        // The same name is cut the same way every time.
+        assert_eq!(a, full_name("server", &format!("{long}_a")));
     }
 
     #[test]
