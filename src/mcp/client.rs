@@ -85,7 +85,19 @@ impl ClientHandler for Handler {
 pub(super) struct Conn {
     service: RunningService<RoleClient, Handler>,
     /// The stdio server's process group, killed on drop.
-    pgid: Option<u32>,
+    _group: Group,
+}
+
+/// Kills a stdio server's process group when dropped, from the moment it
+/// is spawned: a handshake cut short (startup timeout, the host stopping)
+/// must not leave a grandchild (`npx` → `node`) running. rmcp kills only
+/// the direct child.
+struct Group(Option<u32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        crate::process::kill_group(self.0);
+    }
 }
 
 impl Conn {
@@ -96,12 +108,6 @@ impl Conn {
     /// The session ended (the server exited or the connection broke).
     pub fn is_closed(&self) -> bool {
         self.service.is_closed()
-    }
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        crate::process::kill_group(self.pgid);
     }
 }
 
@@ -143,7 +149,7 @@ pub(super) async fn connect(
                 .stderr(Stdio::piped())
                 .spawn()
                 .map_err(|e| anyhow!("cannot start `{command}`: {e}"))?;
-            let pgid = transport.id();
+            let group = Group(transport.id());
             if let Some(mut pipe) = child_stderr {
                 tokio::spawn(async move {
                     let mut buf = [0u8; 1024];
@@ -163,16 +169,14 @@ pub(super) async fn connect(
                     }
                 });
             }
-            let service = match handler.serve(transport).await {
-                Ok(s) => s,
-                Err(e) => {
-                    crate::process::kill_group(pgid);
-                    return Err(anyhow!(
-                        "`{command}` did not complete the MCP handshake: {e}"
-                    ));
-                }
-            };
-            Ok(Conn { service, pgid })
+            let service = handler
+                .serve(transport)
+                .await
+                .map_err(|e| anyhow!("`{command}` did not complete the MCP handshake: {e}"))?;
+            Ok(Conn {
+                service,
+                _group: group,
+            })
         }
         Transport::Http { url, headers } => {
             use_ring_for_tls();
@@ -189,13 +193,19 @@ pub(super) async fn connect(
             let config =
                 StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
             let transport = StreamableHttpClientTransport::from_config(config);
-            let service = handler
-                .serve(transport)
-                .await
-                .map_err(|e| anyhow!("{url}: {}", describe_init_error(&e)))?;
+            let service = handler.serve(transport).await.map_err(|e| {
+                // The URL as written and as reqwest prints it may carry
+                // tokens; messages show it redacted.
+                let shown = super::config::redact_url(url);
+                let mut text = describe_init_error(&e).replace(url.as_str(), &shown);
+                if let Ok(parsed) = reqwest::Url::parse(url) {
+                    text = text.replace(parsed.as_str(), &shown);
+                }
+                anyhow!("{shown}: {text}")
+            })?;
             Ok(Conn {
                 service,
-                pgid: None,
+                _group: Group(None),
             })
         }
     }

@@ -75,7 +75,10 @@ impl ServerSpec {
             }
             Transport::Http { url, headers } => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    bail!("field url: {url:?} must start with http:// or https://");
+                    bail!(
+                        "field url: {:?} must start with http:// or https://",
+                        redact_url(url)
+                    );
                 }
                 for (name, value) in headers {
                     reqwest::header::HeaderName::from_bytes(name.as_bytes())
@@ -89,6 +92,26 @@ impl ServerSpec {
             }
             Transport::Stdio { .. } => Ok(()),
         }
+    }
+}
+
+/// A server URL as messages and logs show it: without a user, password,
+/// query or fragment, which often carry tokens (`?api_key=…`).
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let hidden = parsed.query().is_some() || parsed.fragment().is_some();
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            let mut shown = parsed.to_string();
+            if hidden {
+                shown.push_str("?…");
+            }
+            shown
+        }
+        Err(_) => "<the configured url>".to_owned(),
     }
 }
 
@@ -110,7 +133,7 @@ impl std::fmt::Debug for Transport {
                 .finish(),
             Transport::Http { url, headers } => f
                 .debug_struct("Http")
-                .field("url", url)
+                .field("url", &redact_url(url))
                 .field("headers", &headers.keys().collect::<Vec<_>>())
                 .finish(),
         }
@@ -337,6 +360,19 @@ pub fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials_or_query() {
+        assert_eq!(
+            redact_url("https://user:secret@mcp.example.com/mcp?api_key=k#x"),
+            "https://mcp.example.com/mcp?…"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1:9/mcp"),
+            "http://127.0.0.1:9/mcp"
+        );
+        assert_eq!(redact_url("not a url token=k"), "<the configured url>");
+    }
 
     fn err(text: &str) -> String {
         format!("{:#}", parse_json(text, "x.json").unwrap_err())

@@ -70,6 +70,9 @@ struct Shared {
     version: AtomicU64,
     /// Servers whose first start has not finished yet.
     starting: watch::Sender<usize>,
+    /// The manager's stop: a (re)start in flight gives up and stores
+    /// nothing once it fires.
+    stop: CancellationToken,
 }
 
 /// One server: its spec, its state and its connection.
@@ -102,12 +105,13 @@ impl Manager {
     /// Starts every server in the background and returns at once.
     pub fn start(specs: Vec<ServerSpec>, opts: Options) -> Arc<Manager> {
         let (starting, _) = watch::channel(specs.len());
+        let stop = CancellationToken::new();
         let shared = Arc::new(Shared {
             opts,
             version: AtomicU64::new(0),
             starting,
+            stop: stop.clone(),
         });
-        let stop = CancellationToken::new();
         let servers: Vec<Arc<Server>> = specs
             .into_iter()
             .map(|spec| {
@@ -273,7 +277,13 @@ impl Server {
             let tools = self.list_tools(&conn).await?;
             anyhow::Ok((Arc::new(conn), tools))
         };
-        let (conn, tools) = match tokio::time::timeout(timeout, attempt).await {
+        // A restart runs in a task of its own (`live`): the stop must end
+        // it too, and dropping the attempt kills the process group.
+        let attempt = tokio::select! {
+            _ = shared.stop.cancelled() => bail!("the host is stopping"),
+            outcome = tokio::time::timeout(timeout, attempt) => outcome,
+        };
+        let (conn, tools) = match attempt {
             Ok(Ok(ready)) => ready,
             Ok(Err(e)) => return Err(self.with_stderr(e)),
             Err(_) => {
@@ -285,6 +295,11 @@ impl Server {
         };
         {
             let mut st = lock(&self.state);
+            // `shutdown` cancels, then clears `conn` under this lock: a
+            // connection finished after that is dropped here, not stored.
+            if shared.stop.is_cancelled() {
+                bail!("the host is stopping");
+            }
             st.status = McpStatus::Ready;
             st.error = None;
             st.tools = Arc::new(tools);
