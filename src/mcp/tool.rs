@@ -122,6 +122,32 @@ impl Tool for McpTool {
     }
 }
 
+/// The image types both HTTP APIs accept.
+const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+/// Anthropic refuses images over 5 MB; base64 is 4/3 of that.
+const MAX_IMAGE_BASE64: usize = 5 * 1024 * 1024 * 4 / 3;
+/// The text a result keeps, as for the built-in tools' output.
+const MAX_TEXT_BYTES: usize = 50 * 1024;
+
+/// Cuts a result's text to [`MAX_TEXT_BYTES`] (on a character boundary),
+/// saying so: a server's output goes into every later request.
+fn cap_text(text: &mut String) {
+    if text.len() <= MAX_TEXT_BYTES {
+        return;
+    }
+    let total = text.len();
+    let mut cut = MAX_TEXT_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push_str(&format!(
+        "\n[output capped at {} KB of {} KB]",
+        MAX_TEXT_BYTES / 1024,
+        total / 1024
+    ));
+}
+
 /// The model's view of a result: text as is, images as image blocks (and
 /// a line naming each, which is what clients' `tool_execution_end` shows),
 /// audio as a note, embedded resources as JSON, structured content as JSON
@@ -133,11 +159,29 @@ pub(super) fn output(result: CallToolResult) -> ToolOutput {
         parts.push(match block {
             ContentBlock::Text(t) => t.text.clone(),
             ContentBlock::Image(i) => {
-                images.push(ToolImage {
-                    media_type: i.mime_type.clone(),
-                    data: i.data.clone(),
-                });
-                format!("[image: {}]", i.mime_type)
+                // The image is stored in the history and sent with every
+                // later request: one the providers refuse (a type they do
+                // not take, over their size limit) would fail them all.
+                if !IMAGE_TYPES.contains(&i.mime_type.as_str()) {
+                    format!(
+                        "[image: {}, not shown: the model takes {}]",
+                        i.mime_type,
+                        IMAGE_TYPES.join(", ")
+                    )
+                } else if i.data.len() > MAX_IMAGE_BASE64 {
+                    format!(
+                        "[image: {}, not shown: {} KB of base64, over the {} KB limit]",
+                        i.mime_type,
+                        i.data.len() / 1024,
+                        MAX_IMAGE_BASE64 / 1024
+                    )
+                } else {
+                    images.push(ToolImage {
+                        media_type: i.mime_type.clone(),
+                        data: i.data.clone(),
+                    });
+                    format!("[image: {}]", i.mime_type)
+                }
             }
             ContentBlock::Audio(a) => format!("[audio {}, not passed on]", a.mime_type),
             other => serde_json::to_string(other).unwrap_or_default(),
@@ -152,7 +196,8 @@ pub(super) fn output(result: CallToolResult) -> ToolOutput {
     {
         parts.push(structured.to_string());
     }
-    let content = parts.join("\n");
+    let mut content = parts.join("\n");
+    cap_text(&mut content);
     let mut output = if result.is_error == Some(true) {
         ToolOutput::error(content)
     } else {
@@ -210,6 +255,26 @@ mod tests {
         .unwrap();
         let out = output(r);
         assert_eq!(out.content, "[image: image/png]");
+        // A type the providers refuse stays out of the history.
+        let r: CallToolResult = serde_json::from_value(json!({
+            "content": [{"type": "image", "data": "AAAA", "mimeType": "image/svg+xml"}]
+        }))
+        .unwrap();
+        let svg = output(r);
+        assert!(svg.images.is_empty());
+        assert!(svg.content.contains("not shown"), "{}", svg.content);
+        // Text is capped like the built-in tools' output.
+        let r: CallToolResult = serde_json::from_value(json!({
+            "content": [{"type": "text", "text": "é".repeat(40_000)}]
+        }))
+        .unwrap();
+        let long = output(r);
+        assert!(long.content.len() < MAX_TEXT_BYTES + 100);
+        assert!(
+            long.content.ends_with("of 78 KB]"),
+            "{}",
+            &long.content[long.content.len() - 40..]
+        );
         assert_eq!(
             out.images,
             [ToolImage {
