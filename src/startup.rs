@@ -254,18 +254,25 @@ impl Shared {
             }
         }
         let cwd_text = cwd.to_string_lossy().into_owned();
-        if let Some(mode) = cli.permission_mode {
-            session.permission_mode = Some(mode);
-        }
-        if let Some(level) = cli.thinking {
-            session.thinking_level = level;
+        // An ACP `session/load` takes the session as stored: the flags are
+        // for new sessions there, and loading writes nothing.
+        let loading_as_stored = continuing && !record_overrides;
+        if !loading_as_stored {
+            if let Some(mode) = cli.permission_mode {
+                session.permission_mode = Some(mode);
+            }
+            if let Some(level) = cli.thinking {
+                session.thinking_level = level;
+            }
         }
         // `ready` names the model the first prompt will use whenever that is
         // known without waiting for extensions.
         if session.model.is_none() {
             if let Some(model) = providers.default_model_now() {
-                file.record_default_model(&model)
-                    .code(ErrorCode::Internal)?;
+                if !loading_as_stored {
+                    file.record_default_model(&model)
+                        .code(ErrorCode::Internal)?;
+                }
                 session.header.model = Some(model.clone());
                 session.model = Some(model);
             }

@@ -23,9 +23,16 @@ pub fn convert(
         .as_array()
         .ok_or_else(|| RpcError::invalid_params("mcpServers must be a list"))?;
     let mut out = Vec::new();
-    for server in list {
+    for (index, server) in list.iter().enumerate() {
         let text = |key: &str| server.get(key).and_then(Value::as_str);
-        let bad = |what: &str| RpcError::invalid_params(format!("mcpServers: {what} in {server}"));
+        // Names the entry by its place and name only: its env and header
+        // values are secrets that must not reach the client's logs.
+        let bad = |what: &str| {
+            let name = text("name")
+                .map(|n| format!(" ({n:?})"))
+                .unwrap_or_default();
+            RpcError::invalid_params(format!("mcpServers[{index}]{name}: {what}"))
+        };
         let name = text("name")
             .ok_or_else(|| bad("a server without a name"))?
             .to_owned();
@@ -42,12 +49,12 @@ pub fn convert(
                             .collect()
                     })
                     .unwrap_or_default(),
-                env: pairs(server.get("env")),
+                env: pairs(server.get("env"), "env").map_err(|e| bad(&e))?,
                 cwd: Some(cwd.to_path_buf()),
             },
             Some("http") => Transport::Http {
                 url: text("url").ok_or_else(|| bad("no url"))?.to_owned(),
-                headers: pairs(server.get("headers")),
+                headers: pairs(server.get("headers"), "headers").map_err(|e| bad(&e))?,
             },
             Some(other) => {
                 tracing::warn!("MCP server {name:?} skipped: transport {other:?} is not supported");
@@ -70,20 +77,30 @@ pub fn convert(
     Ok(out)
 }
 
-/// `[{name, value}]` lists (env variables, HTTP headers) as a map.
-fn pairs(list: Option<&Value>) -> BTreeMap<String, String> {
-    list.and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| {
-                    let name = item.get("name")?.as_str()?;
-                    let value = item.get("value")?.as_str()?;
-                    Some((name.to_owned(), value.to_owned()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// `[{name, value}]` lists (env variables, HTTP headers) as a map. A
+/// malformed entry is refused rather than skipped: a server started
+/// without its auth header would only fail later, and less clearly. The
+/// error names the entry, never its value.
+fn pairs(list: Option<&Value>, field: &str) -> Result<BTreeMap<String, String>, String> {
+    let Some(list) = list.filter(|l| !l.is_null()) else {
+        return Ok(BTreeMap::new());
+    };
+    let items = list
+        .as_array()
+        .ok_or_else(|| format!("{field} must be a list of {{name, value}}"))?;
+    let mut out = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let name = item.get("name").and_then(Value::as_str);
+        let value = item.get("value").and_then(Value::as_str);
+        match (name, value) {
+            (Some(name), Some(value)) => {
+                out.insert(name.to_owned(), value.to_owned());
+            }
+            (Some(name), None) => return Err(format!("{field} {name:?} has no string value")),
+            (None, _) => return Err(format!("{field}[{i}] has no name")),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -136,5 +153,14 @@ mod tests {
         .is_err());
         let twice = json!([{"name": "a", "command": "x"}, {"name": "a", "command": "y"}]);
         assert!(convert(Some(&twice), w).is_err());
+        // A header without a value is refused, and no value is ever echoed.
+        let headers = json!([{"type": "http", "name": "web", "url": "https://x.test/mcp",
+            "headers": [{"name": "Authorization"}, {"name": "X", "value": "secret-1"}]}]);
+        let e = convert(Some(&headers), w).unwrap_err();
+        assert!(e.message.contains("Authorization"), "{e:?}");
+        let env = json!([{"name": "fs", "command": "x", "env": [{"name": "TOKEN", "value": "secret-2"}, {"value": 3}]}]);
+        let e = convert(Some(&env), w).unwrap_err();
+        assert!(e.message.contains("env[1]"), "{e:?}");
+        assert!(!e.message.contains("secret-2"), "{e:?}");
     }
 }

@@ -325,13 +325,28 @@ async fn set_config_option(session: Arc<AcpSession>, params: &Value) -> RpcResul
     let value = string(params, "value")?.to_owned();
     match string(params, "configId")? {
         "model" => {
+            let before = session.state().model;
             let answer = session
                 .call(json!({"type": "set_model", "model": value}))
                 .await
                 .map_err(|_| host_gone())?;
             check(&answer)?;
-            // A model change is announced by the pump (`model_changed`).
-            session.update_state(|s| s.model = Some(value));
+            // The answer names the model resolved (an alias becomes its
+            // full id), as the pump's `model_changed` did before it.
+            let resolved = answer
+                .get("model")
+                .and_then(Value::as_str)
+                .map_or(value, str::to_owned);
+            let changed = before.as_deref() != Some(resolved.as_str());
+            session.update_state(|s| s.model = Some(resolved));
+            // `model_changed` (a real change) was announced by the pump;
+            // the same model again is announced here, so every accepted
+            // set_config_option has its `config_option_update`.
+            if !changed {
+                session
+                    .notify(json!({"sessionUpdate": "config_option_update", "configOptions": session.config_options()}))
+                    .await;
+            }
         }
         "thinking" => {
             let Some(level) = options::parse_level(&value) else {

@@ -245,6 +245,10 @@ async fn pump(mut frames: Frames, session: Arc<AcpSession>) {
             }
         }
     }
+    // The host is gone (every outbox dropped). Calls still waiting for an
+    // answer from it get `HostGone` (a JSON-RPC error) instead of waiting
+    // for ever; a call made from now on fails to send.
+    lock(&session.answers).clear();
 }
 
 /// The open sessions of the connection.

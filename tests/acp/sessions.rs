@@ -224,7 +224,7 @@ fn config_options_set_the_thinking_level_and_model_and_persist_them() {
         "session/set_config_option",
         json!({"sessionId": id, "configId": "model", "value": "echo:echo:echo-complete"}),
     );
-    let (_, answer) = acp.until_answer(set);
+    let (updates, answer) = acp.until_answer(set);
     let model = answer["result"]["configOptions"]
         .as_array()
         .unwrap()
@@ -233,6 +233,20 @@ fn config_options_set_the_thinking_level_and_model_and_persist_them() {
         .unwrap()
         .clone();
     assert_eq!(model["currentValue"], "echo:echo:echo-complete", "{answer}");
+    assert_eq!(
+        of_kind(&updates, "config_option_update").len(),
+        1,
+        "{updates:?}"
+    );
+    // The same model again is still announced, once.
+    let again = acp.request(
+        "session/set_config_option",
+        json!({"sessionId": id, "configId": "model", "value": "echo:echo:echo-complete"}),
+    );
+    let (updates, answer) = acp.until_answer(again);
+    assert!(answer.get("error").is_none(), "{answer}");
+    let announced = of_kind(&updates, "config_option_update");
+    assert_eq!(announced.len(), 1, "{updates:?}");
     let bad = acp.request(
         "session/set_config_option",
         json!({"sessionId": id, "configId": "model", "value": "nope:nope:nope"}),
