@@ -39,6 +39,10 @@ use crate::transport::{self, Inbound};
 use rpc::{Connection, Incoming, RpcError, RpcResult};
 use sessions::{AcpSession, Models, Registry};
 
+/// How long the background model listing waits for extensions still
+/// starting (one that hangs in `initialize` is listed as unavailable).
+const MODEL_LISTING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Exit status when the flags or config make serving impossible.
 const EXIT_STARTUP: i32 = 2;
 
@@ -86,11 +90,23 @@ pub fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transport::Wri
         // The listing waits (briefly) for extensions: never in a handler.
         let listing = acp.clone();
         tokio::spawn(async move {
-            let models = listing.shared.providers.available_models().await;
+            // In the background, so it can wait for a slow extension
+            // (sessions answered meanwhile get the list as an update).
+            let models = listing
+                .shared
+                .providers
+                .available_models_within(MODEL_LISTING_WAIT)
+                .await;
             *listing
                 .models
                 .write()
                 .unwrap_or_else(PoisonError::into_inner) = models;
+            // Sessions answered before the listing offered only their own
+            // model: their model selector gets the whole list now.
+            for session in listing.sessions.all().into_iter().filter(|s| s.take_short_list()) {
+                let update = json!({"sessionUpdate": "config_option_update", "configOptions": session.config_options()});
+                session.notify(update).await;
+            }
         });
         serve(&acp, signals).await;
         acp.sessions.shutdown_all().await;
@@ -213,7 +229,7 @@ impl Acp {
         Ok(json!({
             "sessionId": session.id,
             "modes": options::modes(session.state().mode),
-            "configOptions": session.config_options(),
+            "configOptions": session.config_options_for_answer(),
         }))
     }
 
@@ -249,7 +265,7 @@ impl Acp {
         self.sessions.insert(session.clone());
         Ok(json!({
             "modes": options::modes(session.state().mode),
-            "configOptions": session.config_options(),
+            "configOptions": session.config_options_for_answer(),
         }))
     }
 

@@ -42,6 +42,9 @@ pub struct HostGone;
 /// One open ACP session.
 pub struct AcpSession {
     pub id: String,
+    /// The client was given the config options before the model listing
+    /// was in (the current model alone): the listing announces the rest.
+    short_list: std::sync::atomic::AtomicBool,
     pub cwd: String,
     commands: mpsc::Sender<Inbound>,
     /// Calls waiting for their `response` / `error` frame, by command id.
@@ -90,6 +93,24 @@ impl AcpSession {
 
     pub fn update_state(&self, change: impl FnOnce(&mut SessionState)) {
         change(&mut lock(&self.state));
+    }
+
+    /// The `configOptions` of a `session/new` / `session/load` answer,
+    /// marking the session for the listing's update when the list is not
+    /// in yet. Under the listing's lock, so either the answer has the
+    /// whole list or the listing (written after this) sees the mark.
+    pub fn config_options_for_answer(&self) -> Value {
+        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
+        if models.is_empty() {
+            self.short_list.store(true, Ordering::Release);
+        }
+        options::config_options(&self.state(), &models)
+    }
+
+    /// Whether the listing must announce this session's options; asked
+    /// once.
+    pub fn take_short_list(&self) -> bool {
+        self.short_list.swap(false, Ordering::AcqRel)
     }
 
     /// The session's `configOptions` now.
@@ -209,6 +230,7 @@ pub fn start(prepared: Prepared, cx: Connection, models: Models) -> Arc<AcpSessi
         next_id: AtomicU64::new(1),
         state: Mutex::new(state),
         asking: Mutex::new(HashMap::new()),
+        short_list: std::sync::atomic::AtomicBool::new(false),
         host: Mutex::new(None),
         models,
         cx,
@@ -264,6 +286,11 @@ impl Registry {
 
     pub fn insert(&self, session: Arc<AcpSession>) {
         lock(&self.sessions).insert(session.id.clone(), session);
+    }
+
+    /// Every open session.
+    pub fn all(&self) -> Vec<Arc<AcpSession>> {
+        lock(&self.sessions).values().cloned().collect()
     }
 
     /// Stops every host, concurrently.

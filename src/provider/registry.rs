@@ -252,10 +252,17 @@ impl Providers {
     /// Every model: extension models (starting extensions if needed), then
     /// the catalogue and configured models of every HTTP endpoint.
     pub async fn available_models(&self) -> Vec<ModelEntry> {
-        let mut out = Vec::new();
         // Extensions still starting get a short, shared wait: the answer must
         // come fast even when one of them hangs in initialize.
-        let deadline = tokio::time::Instant::now() + LISTING_WAIT;
+        self.available_models_within(LISTING_WAIT).await
+    }
+
+    /// [`Providers::available_models`], waiting up to `wait` in all for
+    /// extensions still starting (a background listing can wait for a
+    /// slow extension; a command's answer cannot).
+    pub async fn available_models_within(&self, wait: Duration) -> Vec<ModelEntry> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
         for ext in &self.extensions {
             match ext.providers_by(deadline).await {
                 Ok(providers) => {

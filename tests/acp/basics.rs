@@ -53,6 +53,54 @@ fn session_new_returns_modes_and_config_options() {
     acp.finish();
 }
 
+/// A session opened before the model listing finished (its extension is
+/// still starting) gets the whole list in a `config_option_update` once
+/// the listing is done.
+#[test]
+fn the_model_list_arrives_as_an_update_for_sessions_opened_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rpc = common::Spawn::new()
+        .ext("slow-init")
+        .model("slow-init:echo:echo-1")
+        .arg("--acp")
+        .start();
+    let mut acp = super::Acp::from_rpc(rpc);
+    acp.initialize();
+    let new = acp.new_session(dir.path());
+    let id = new["sessionId"].as_str().unwrap().to_owned();
+    let values = |options: &serde_json::Value| -> Vec<String> {
+        options
+            .as_array()
+            .and_then(|o| o.iter().find(|o| o["id"] == "model"))
+            .and_then(|m| m["options"].as_array())
+            .map(|o| {
+                o.iter()
+                    .filter_map(|v| v["value"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Answered while the extension answers `initialize` 800 ms later.
+    assert!(
+        !values(&new["configOptions"]).contains(&"slow-init:echo:echo-complete".to_owned()),
+        "{new}"
+    );
+    // (The extension coming up announces its model first, still alone.)
+    let (_, update) = acp.until(|m| {
+        m["method"] == "session/update"
+            && m["params"]["update"]["sessionUpdate"] == "config_option_update"
+            && values(&m["params"]["update"]["configOptions"]).len() >= 2
+    });
+    assert_eq!(update["params"]["sessionId"], id.as_str());
+    let listed = values(&update["params"]["update"]["configOptions"]);
+    assert!(
+        listed.contains(&"slow-init:echo:echo-1".to_owned())
+            && listed.contains(&"slow-init:echo:echo-complete".to_owned()),
+        "{update}"
+    );
+    acp.finish();
+}
+
 #[test]
 fn a_prompt_streams_chunks_and_usage_then_answers_end_turn() {
     let dir = tempfile::tempdir().unwrap();

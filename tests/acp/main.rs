@@ -43,6 +43,16 @@ pub struct Acp {
 }
 
 impl Acp {
+    /// A client on an already spawned `rpc --acp`.
+    pub fn from_rpc(rpc: Rpc) -> Acp {
+        Acp {
+            rpc,
+            next: 1,
+            permissions: Answer::Pick("allow_once"),
+            asked: Vec::new(),
+        }
+    }
+
     /// `rpc --acp` with the echo extension and model, plus `args`.
     pub fn start(data: Option<&Path>, args: &[&str]) -> Acp {
         let mut spawn = Spawn::new().ext("echo").model(ECHO).arg("--acp");
@@ -152,6 +162,32 @@ impl Acp {
             json!({"sessionId": session, "prompt": [{"type": "text", "text": text}]}),
         );
         self.until_answer(id)
+    }
+
+    /// Waits out the start-up announcements of a new session (`new` is
+    /// its `session/new` result): the model list's `config_option_update`
+    /// when the answer came before the listing, and the `model_changed` one
+    /// when the extension comes up; so a test can count its own updates.
+    pub fn settle(&mut self, new: &Value) {
+        let models = |options: &Value| {
+            options
+                .as_array()
+                .and_then(|o| o.iter().find(|o| o["id"] == "model"))
+                .and_then(|m| m["options"].as_array())
+                .map_or(0, Vec::len)
+        };
+        if models(&new["configOptions"]) < 2 {
+            self.until(|m| {
+                m["params"]["update"]["sessionUpdate"] == "config_option_update"
+                    && models(&m["params"]["update"]["configOptions"]) >= 2
+            });
+        }
+        while let Some(late) = self.rpc.recv_within(std::time::Duration::from_millis(300)) {
+            assert_eq!(
+                late["params"]["update"]["sessionUpdate"], "config_option_update",
+                "{late}"
+            );
+        }
     }
 
     /// Closes stdin and expects a clean exit.
