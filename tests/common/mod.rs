@@ -30,6 +30,7 @@ macro_rules! both {
 
 pub mod bounded;
 pub mod fake_http;
+pub mod node;
 pub mod procfs;
 pub mod python_env;
 

@@ -17,12 +17,11 @@ mod config;
 mod everything;
 mod fixture;
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::bounded::run_bounded;
 use common::fake_http::{Api, FakeServer};
 use common::*;
 use serde_json::{json, Value};
@@ -40,30 +39,10 @@ fn python_fixture() -> (PathBuf, PathBuf) {
 }
 
 /// `tests/mcp/node_modules`, installed with `npm ci` when missing or older
-/// than the lockfile; a file lock makes concurrent tests wait for one
-/// install.
+/// than the lockfile.
 fn everything_js() -> PathBuf {
     let pkg = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp");
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    fs::create_dir_all(scratch).expect("create the test scratch dir");
-    let lock = File::create(scratch.join("mcp-npm.lock")).expect("create the npm lock");
-    lock.lock().expect("lock the npm install");
-    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-    let installed = modified(&pkg.join("node_modules/.package-lock.json"));
-    let wanted = modified(&pkg.join("package-lock.json")).expect("tests/mcp/package-lock.json");
-    if installed.is_none_or(|t| t < wanted) {
-        let (status, stdout, stderr) = run_bounded(
-            Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(&pkg),
-            b"",
-            Duration::from_secs(300),
-        );
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "npm ci in tests/mcp failed or hung ({status:?}; Node >= 20 and npm are needed):\n{stdout}{stderr}"
-        );
-    }
+    common::node::ensure_node_modules(&pkg, "mcp-npm.lock", common::node::Install::Ci);
     pkg.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
 }
 
