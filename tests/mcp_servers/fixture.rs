@@ -11,13 +11,7 @@ use super::*;
 fn tools_are_listed_and_a_call_round_trips() {
     let srv = FakeServer::start();
     let d = Dirs::new();
-    let cfg = d.mcp_json(json!({"fx": fixture_entry(&d.log("fx"), &[])}));
-    let mut rpc = host(
-        &srv,
-        &d,
-        "allow-all",
-        &["--mcp-config", cfg.to_str().unwrap()],
-    );
+    let mut rpc = fixture_host(&srv, &d);
 
     // Sent at once: the first round waits for the server to start.
     let frames = run_ok(
@@ -149,13 +143,7 @@ fn permissions_per_mode() {
 fn a_crash_fails_the_call_and_the_next_call_restarts() {
     let srv = FakeServer::start();
     let d = Dirs::new();
-    let cfg = d.mcp_json(json!({"fx": fixture_entry(&d.log("fx"), &[])}));
-    let mut rpc = host(
-        &srv,
-        &d,
-        "allow-all",
-        &["--mcp-config", cfg.to_str().unwrap()],
-    );
+    let mut rpc = fixture_host(&srv, &d);
     until_status(&mut rpc, "fx", "ready");
     let crash = call("mcp__fx__crash", &json!({}));
 
@@ -264,13 +252,7 @@ fn a_broken_server_affects_nothing_else() {
 fn abort_cancels_a_running_call() {
     let srv = FakeServer::start();
     let d = Dirs::new();
-    let cfg = d.mcp_json(json!({"fx": fixture_entry(&d.log("fx"), &[])}));
-    let mut rpc = host(
-        &srv,
-        &d,
-        "allow-all",
-        &["--mcp-config", cfg.to_str().unwrap()],
-    );
+    let mut rpc = fixture_host(&srv, &d);
     rpc.send(json!({"type": "prompt", "id": "1",
         "message": call("mcp__fx__slow", &json!({"seconds": 30}))}));
     let (_, update) = rpc.until("progress", |f| f["type"] == "tool_execution_update");
@@ -436,13 +418,7 @@ fn stdio_servers_die_with_the_host() {
     let srv = FakeServer::start();
     for how in ["shutdown", "KILL"] {
         let d = Dirs::new();
-        let cfg = d.mcp_json(json!({"fx": fixture_entry(&d.log("fx"), &[])}));
-        let mut rpc = host(
-            &srv,
-            &d,
-            "allow-all",
-            &["--mcp-config", cfg.to_str().unwrap()],
-        );
+        let mut rpc = fixture_host(&srv, &d);
         until_status(&mut rpc, "fx", "ready");
         let pid: u32 = d
             .log_lines("fx")

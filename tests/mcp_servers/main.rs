@@ -101,6 +101,18 @@ fn fixture_entry(log: &Path, extra_args: &[&str]) -> Value {
     })
 }
 
+/// A host in `allow-all` with the fixture server as `fx` (logging to
+/// `d.log("fx")`), past `ready`.
+fn fixture_host(srv: &FakeServer, d: &Dirs) -> Rpc {
+    let cfg = d.mcp_json(json!({"fx": fixture_entry(&d.log("fx"), &[])}));
+    host(
+        srv,
+        d,
+        "allow-all",
+        &["--mcp-config", cfg.to_str().expect("utf-8 path")],
+    )
+}
+
 /// A host on the fake model in `mode`, with `extra` flags, past `ready`.
 fn host(srv: &FakeServer, d: &Dirs, mode: &str, extra: &[&str]) -> Rpc {
     host_with_env(srv, d, mode, extra, &[])
