@@ -155,7 +155,6 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
         Some(id) => Opening::Continue {
             id: id.clone(),
             fork: cli.fork,
-            record_overrides: true,
         },
     };
     let cwd = shared.cwd.clone();
@@ -165,14 +164,17 @@ fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
 /// Which session a host starts on.
 pub(crate) enum Opening {
     New,
-    /// A stored session (an empty id: the latest one of the cwd).
+    /// `--continue`: a stored session (an empty id: the latest one of the
+    /// cwd), with `--model`, `--permission-mode` and `--thinking` written
+    /// into it.
     Continue {
         id: String,
         fork: bool,
-        /// `--model`, `--permission-mode`, `--thinking` are written into the
-        /// session (native `--continue`); off for an ACP `session/load`,
-        /// which must not modify what it loads.
-        record_overrides: bool,
+    },
+    /// ACP `session/load`: a stored session taken as it is; the flags are
+    /// for new sessions, and loading writes nothing.
+    Load {
+        id: String,
     },
 }
 
@@ -236,28 +238,18 @@ impl Shared {
         let store = self.store();
         let providers = self.providers.clone();
         let continuing = matches!(opening, Opening::Continue { .. });
-        let record_overrides = matches!(
-            opening,
-            Opening::Continue {
-                record_overrides: true,
-                ..
-            }
-        );
+        let loading = matches!(opening, Opening::Load { .. });
         let (mut session, mut file) = open_session(cli, &store, &cwd.to_string_lossy(), opening)?;
         let mut cwd = cwd;
         if continuing {
-            if record_overrides {
-                apply_overrides(cli, &mut session, &mut file).code(ErrorCode::Internal)?;
-            }
-            if !cwd_fixed {
-                cwd = resumed_cwd(&session, cwd);
-            }
+            apply_overrides(cli, &mut session, &mut file).code(ErrorCode::Internal)?;
+        }
+        if (continuing || loading) && !cwd_fixed {
+            cwd = resumed_cwd(&session, cwd);
         }
         let cwd_text = cwd.to_string_lossy().into_owned();
-        // An ACP `session/load` takes the session as stored: the flags are
-        // for new sessions there, and loading writes nothing.
-        let loading_as_stored = continuing && !record_overrides;
-        if !loading_as_stored {
+        // A loaded session is taken as stored (see `Opening::Load`).
+        if !loading {
             if let Some(mode) = cli.permission_mode {
                 session.permission_mode = Some(mode);
             }
@@ -269,7 +261,7 @@ impl Shared {
         // known without waiting for extensions.
         if session.model.is_none() {
             if let Some(model) = providers.default_model_now() {
-                if !loading_as_stored {
+                if !loading {
                     file.record_default_model(&model)
                         .code(ErrorCode::Internal)?;
                 }
@@ -412,22 +404,26 @@ fn providers(cli: &Cli, config: &Config, data_dir: &Path) -> Result<Arc<Provider
     Ok(Arc::new(providers))
 }
 
-/// A new session, or the one `--continue` names (without an id, the latest
-/// one started in `cwd`).
+/// A new session, or the stored one `--continue` names (without an id, the
+/// latest one started in `cwd`) or ACP's `session/load` names.
 fn open_session(
     cli: &Cli,
     store: &Store,
     cwd: &str,
     opening: Opening,
 ) -> Result<(Session, SessionFile), Coded> {
-    let Opening::Continue { id, fork, .. } = opening else {
-        let mut session = Session::new(session::new_id(), cwd.to_owned(), cli.model.clone());
-        // Kept in the header (written with the first entry) so that a
-        // later --continue resumes with the mode the session began with.
-        session.header.permission_mode = cli.permission_mode;
-        session.header.thinking_level = cli.thinking.filter(|l| *l != ThinkingLevel::Off);
-        let file = store.create(session.header.clone());
-        return Ok((session, file));
+    let (id, fork) = match opening {
+        Opening::Continue { id, fork } => (id, fork),
+        Opening::Load { id } => (id, false),
+        Opening::New => {
+            let mut session = Session::new(session::new_id(), cwd.to_owned(), cli.model.clone());
+            // Kept in the header (written with the first entry) so that a
+            // later --continue resumes with the mode the session began with.
+            session.header.permission_mode = cli.permission_mode;
+            session.header.thinking_level = cli.thinking.filter(|l| *l != ThinkingLevel::Off);
+            let file = store.create(session.header.clone());
+            return Ok((session, file));
+        }
     };
     let id = if id.is_empty() {
         // Like Claude Code and pi: the latest session of this directory,

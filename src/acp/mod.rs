@@ -248,11 +248,7 @@ impl Acp {
         }
         let cwd = session_dir(string(params, "cwd")?)?;
         let mcp = mcp::convert(params.get("mcpServers"), &cwd)?;
-        let opening = Opening::Continue {
-            id,
-            fork: false,
-            record_overrides: false,
-        };
+        let opening = Opening::Load { id };
         let prepared = self
             .shared
             .session(&self.cli, cwd, true, opening, mcp)

@@ -33,7 +33,9 @@ fn load_replays_the_history_before_answering_and_does_not_modify_it() {
     let file = common::session_file(data.path(), &id);
     let before = std::fs::read(&file).unwrap();
 
-    let mut acp = Acp::start(Some(data.path()), &[]);
+    // The flags are for new sessions: the loaded one keeps its stored mode
+    // (and the file is not touched).
+    let mut acp = Acp::start(Some(data.path()), &["--permission-mode", "read-only"]);
     acp.initialize();
     let load = acp.request(
         "session/load",
