@@ -56,6 +56,34 @@ fn everything_over_stdio() {
     assert!(env.contains("FROM_CONFIG"), "configured env passed");
     assert!(!env.contains("secret-2"), "*_API_KEY removed");
     assert!(!env.contains("sk-test-mcp"), "provider key removed");
+
+    // The reference server's image result reaches the model as an image,
+    // between its two text blocks.
+    let frames = run_ok(
+        &mut rpc,
+        "4",
+        &call("mcp__everything__get-tiny-image", &json!({})),
+    );
+    let end = the_tool_end(&frames);
+    assert_eq!(
+        end["result"],
+        "Here's the image you requested:\n[image: image/png]\nThe image above is the MCP logo.",
+        "{end}"
+    );
+    let requests = srv.api_requests();
+    let last = &requests.last().expect("a request after the tool")["body"]["messages"];
+    let result = &last
+        .as_array()
+        .expect("messages")
+        .last()
+        .expect("a message")["content"][0];
+    assert_eq!(result["type"], "tool_result", "{result}");
+    let image = &result["content"][1];
+    assert_eq!(image["type"], "image", "{result}");
+    assert_eq!(image["source"]["media_type"], "image/png");
+    assert!(image["source"]["data"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("iVBORw0KGgo")));
     shutdown(rpc);
 }
 
