@@ -198,8 +198,10 @@ impl Manager {
         }
     }
 
-    /// The built-in table plus every offered server tool. A name clash
-    /// (two servers whose names sanitise alike) drops the later tool.
+    /// The built-in table plus every offered server tool. Names are unique
+    /// within a server (`list_tools`) and carry its name, so a clash is left
+    /// only between two long names cut to the same hash; the later tool is
+    /// dropped.
     fn table(&self) -> Toolset {
         let mut set = Toolset::builtin().clone();
         for server in &self.servers {
