@@ -61,9 +61,60 @@ impl<T, E: fmt::Display> WithCode<T> for Result<T, E> {
     }
 }
 
+/// An error with its causes, each said once ("error sending request:
+/// connection refused"); an HTTP status often sits in a source.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// A URL as messages and logs show it: without `user:password@`, query or
+/// fragment, which often carry tokens (`?api_key=…`); `?…` marks a removed
+/// query or fragment.
+pub fn redact_url(url: &str) -> String {
+    let (base, cut) = match url.find(['?', '#']) {
+        Some(i) => (&url[..i], true),
+        None => (url, false),
+    };
+    let mut shown = match (base.find("://"), base.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme && !base[scheme + 3..at].contains('/') => {
+            format!("{}{}", &base[..scheme + 3], &base[at + 1..])
+        }
+        _ => base.to_owned(),
+    };
+    if cut {
+        shown.push_str("?…");
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials_query_or_fragment() {
+        assert_eq!(redact_url("https://u:p@h/x"), "https://h/x");
+        assert_eq!(redact_url("https://h/x@y"), "https://h/x@y");
+        assert_eq!(
+            redact_url("https://user:secret@mcp.example.com/mcp?api_key=k#x"),
+            "https://mcp.example.com/mcp?…"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1:9/mcp"),
+            "http://127.0.0.1:9/mcp"
+        );
+        assert_eq!(redact_url("https://h/x#frag"), "https://h/x?…");
+    }
 
     #[test]
     fn a_code_survives_a_trip_through_anyhow() {

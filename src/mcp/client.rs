@@ -196,8 +196,8 @@ pub(super) async fn connect(
             let service = handler.serve(transport).await.map_err(|e| {
                 // The URL as written and as reqwest prints it may carry
                 // tokens; messages show it redacted.
-                let shown = super::config::redact_url(url);
-                let mut text = describe_init_error(&e).replace(url.as_str(), &shown);
+                let shown = crate::error::redact_url(url);
+                let mut text = crate::error::error_chain(&e).replace(url.as_str(), &shown);
                 if let Ok(parsed) = reqwest::Url::parse(url) {
                     text = text.replace(parsed.as_str(), &shown);
                 }
@@ -220,19 +220,4 @@ fn use_ring_for_tls() {
         // Err: a default was installed already, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-}
-
-/// The initialize error with its causes (an HTTP status sits in a source).
-fn describe_init_error(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
 }

@@ -8,6 +8,7 @@
 //! end that gets its servers elsewhere (ACP's `session/new`) builds the
 //! specs in code. Every error names the file, the server and the field.
 
+use crate::error::redact_url;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -92,26 +93,6 @@ impl ServerSpec {
             }
             Transport::Stdio { .. } => Ok(()),
         }
-    }
-}
-
-/// A server URL as messages and logs show it: without a user, password,
-/// query or fragment, which often carry tokens (`?api_key=…`).
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) => {
-            let hidden = parsed.query().is_some() || parsed.fragment().is_some();
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            let mut shown = parsed.to_string();
-            if hidden {
-                shown.push_str("?…");
-            }
-            shown
-        }
-        Err(_) => "<the configured url>".to_owned(),
     }
 }
 
@@ -360,19 +341,6 @@ pub fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_shown_without_credentials_or_query() {
-        assert_eq!(
-            redact_url("https://user:secret@mcp.example.com/mcp?api_key=k#x"),
-            "https://mcp.example.com/mcp?…"
-        );
-        assert_eq!(
-            redact_url("http://127.0.0.1:9/mcp"),
-            "http://127.0.0.1:9/mcp"
-        );
-        assert_eq!(redact_url("not a url token=k"), "<the configured url>");
-    }
 
     fn err(text: &str) -> String {
         format!("{:#}", parse_json(text, "x.json").unwrap_err())

@@ -3,6 +3,7 @@
 //! setting: a local server not running, a base URL with or without `/v1`),
 //! whether it may be retried, and after how long.
 
+use crate::error::{error_chain, redact_url};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
@@ -332,31 +333,6 @@ fn reason(status: StatusCode) -> String {
     status.canonical_reason().unwrap_or("no message").to_owned()
 }
 
-/// A reqwest error with its causes ("error sending request: connection refused").
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
-/// Drops `user:password@` from a URL before it is shown.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme && !url[scheme + 3..at].contains('/') => {
-            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// Removes a secret from text that may echo it back (error bodies).
 pub fn scrub(text: &str, secret: Option<&str>) -> String {
     match secret {
@@ -472,9 +448,7 @@ mod tests {
     }
 
     #[test]
-    fn secrets_and_userinfo_are_hidden() {
-        assert_eq!(redact_url("https://u:p@h/x"), "https://h/x");
-        assert_eq!(redact_url("https://h/x@y"), "https://h/x@y");
+    fn secrets_are_scrubbed() {
         assert_eq!(
             scrub("bad key sk-123456", Some("sk-123456")),
             "bad key [redacted]"

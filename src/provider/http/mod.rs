@@ -27,9 +27,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{BoxFuture, Event, ProviderStream, Request, Round};
+use crate::error::error_chain;
 use api::{Api, ApiError, Decoder};
 use endpoints::Endpoint;
-use failure::{backoff, check_status, error_chain, scrub, Failure, Site, MAX_RETRY_AFTER};
+use failure::{backoff, check_status, scrub, Failure, Site, MAX_RETRY_AFTER};
 pub use failure::{error_fields, secret_header};
 
 /// Events buffered between a round task and the turn: enough for a burst
