@@ -65,15 +65,10 @@ pub fn run(cli: Cli) -> i32 {
         match prepare(&cli) {
             Ok(prepared) => serve(prepared, out, closed, cli.max_frame_bytes).await,
             Err(e) => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "rpc: {} ({})",
-                    e.message,
-                    e.code.as_str()
-                );
+                let code = report_startup_failure(&e);
                 let frame = ErrorFrame::new(Value::Null, e.code, e.message);
                 out.frame(&Frame::Error(frame)).await;
-                EXIT_STARTUP
+                code
             }
         }
     });
@@ -82,6 +77,17 @@ pub fn run(cli: Cli) -> i32 {
     runtime.shutdown_timeout(Duration::from_millis(200));
     writer.finish();
     code
+}
+
+/// Says on stderr why the host cannot start; returns the exit status.
+pub(crate) fn report_startup_failure(e: &Coded) -> i32 {
+    let _ = writeln!(
+        std::io::stderr(),
+        "rpc: {} ({})",
+        e.message,
+        e.code.as_str()
+    );
+    EXIT_STARTUP
 }
 
 /// Writes `ready`, starts extensions in the background and runs the

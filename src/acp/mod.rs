@@ -25,7 +25,6 @@ mod rpc;
 mod sessions;
 mod updates;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
@@ -42,9 +41,6 @@ use sessions::{AcpSession, Models, Registry};
 /// How long the background model listing waits for extensions still
 /// starting (one that hangs in `initialize` is listed as unavailable).
 const MODEL_LISTING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Exit status when the flags or config make serving impossible.
-const EXIT_STARTUP: i32 = 2;
 
 /// The ACP protocol version spoken.
 const PROTOCOL_VERSION: u64 = 1;
@@ -68,15 +64,8 @@ pub fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transport::Wri
     let code = runtime.block_on(async move {
         let shared = match Shared::new(cli) {
             Ok(shared) => shared,
-            Err(e) => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "rpc: {} ({})",
-                    e.message,
-                    e.code.as_str()
-                );
-                return EXIT_STARTUP;
-            }
+            // Nothing on stdout: it carries JSON-RPC only.
+            Err(e) => return crate::startup::report_startup_failure(&e),
         };
         let signals = Signals::new();
         shared.providers.warm_up();
