@@ -15,6 +15,7 @@
 //! - `prompt`: ACP prompt ↔ native `prompt`; `permissions`: asking.
 //! - `options`: modes and config options; `list`; `mcp`: client servers.
 
+mod chunks;
 mod list;
 mod load;
 pub mod mcp;

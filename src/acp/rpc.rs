@@ -89,6 +89,11 @@ impl Connection {
         self.inner.out.message(message).await;
     }
 
+    /// Sends complete lines (already encoded messages) as one write.
+    pub async fn lines(&self, lines: Vec<u8>) {
+        self.inner.out.lines(lines).await;
+    }
+
     /// Sends a notification. Messages go out in the order of these calls.
     pub async fn notify(&self, method: &str, params: Value) {
         self.write(&json!({"jsonrpc": "2.0", "method": method, "params": params}))

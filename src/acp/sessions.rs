@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use super::chunks;
 use super::options::{self, SessionState};
 use super::permissions;
 use super::rpc::Connection;
@@ -259,12 +260,25 @@ pub fn start(prepared: Prepared, cx: Connection, models: Models) -> Arc<AcpSessi
 /// Reads the host's frames in order until it exits.
 async fn pump(mut frames: Frames, session: Arc<AcpSession>) {
     let mut mapper = Mapper::new(session.cwd.clone());
+    // The chunks of one burst from the host, sent as one write; flushed
+    // before any other frame so the order is kept.
+    let mut burst = Vec::new();
     while let Some(bytes) = frames.next().await {
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if let Some(delta) = chunks::delta(line) {
+                chunks::encode(&mut burst, &session.id, &delta);
+                continue;
+            }
+            if !burst.is_empty() {
+                session.cx.lines(std::mem::take(&mut burst)).await;
+            }
             match serde_json::from_slice::<Value>(line) {
                 Ok(frame) => session.on_frame(frame, &mut mapper).await,
                 Err(e) => tracing::error!("the host wrote a line that is not JSON: {e}"),
             }
+        }
+        if !burst.is_empty() {
+            session.cx.lines(std::mem::take(&mut burst)).await;
         }
     }
     // The host is gone (every outbox dropped). Calls still waiting for an
