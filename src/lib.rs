@@ -50,17 +50,55 @@ pub mod config;
 pub mod context;
 pub mod engine;
 pub mod error;
+pub mod factory;
 pub mod host;
 pub mod mcp;
 pub mod message;
+pub mod native;
 pub mod permissions;
 pub mod process;
 pub mod protocol;
 pub mod provider;
 pub mod session;
-pub mod startup;
+pub mod sink;
 pub mod subcommands;
 pub mod tools;
 pub mod transport;
 
-pub use startup::run;
+use std::io::Write;
+use std::time::Duration;
+
+/// Serves the front end the flags choose (`--acp` or the native
+/// protocol) to its end; returns the process exit code.
+pub fn run(cli: cli::Cli) -> i32 {
+    // A file-size limit (RLIMIT_FSIZE) must make a write fail with EFBIG,
+    // which the session store handles, not kill the host with SIGXFSZ.
+    // SAFETY: setting a signal's disposition to SIG_IGN before any thread
+    // that could rely on it exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "rpc: cannot start the async runtime: {e}"
+            );
+            return factory::EXIT_STARTUP;
+        }
+    };
+    let (code, writer) = if cli.acp {
+        acp::run(&cli, &runtime)
+    } else {
+        native::run(&cli, &runtime)
+    };
+    // Dropping the runtime drops every task still holding an outbox (and
+    // kills extension processes); then the writer has flushed everything.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    writer.finish();
+    code
+}

@@ -6,8 +6,8 @@
 use std::io::{self, Write};
 
 use crate::cli::{Cli, SessionsAction, SessionsArgs};
+use crate::factory;
 use crate::protocol::SessionSummary;
-use crate::startup;
 
 /// `rpc schema`: the protocol's JSON Schema, pretty-printed.
 pub fn schema(out: &mut impl Write) -> io::Result<()> {
@@ -25,7 +25,7 @@ pub fn sessions(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> io::Result<i32> {
-    let store = match startup::store(cli) {
+    let store = match factory::store(cli) {
         Ok(store) => store,
         Err(e) => {
             writeln!(err, "rpc sessions: {e}")?;
@@ -48,7 +48,7 @@ pub fn sessions(
     let cwd = if args.all {
         None
     } else {
-        match startup::working_dir(cli) {
+        match factory::working_dir(cli) {
             Ok(dir) => Some(dir.to_string_lossy().into_owned()),
             Err(e) => {
                 writeln!(err, "rpc sessions: {e}")?;

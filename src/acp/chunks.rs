@@ -1,51 +1,20 @@
-//! The fast path for the frame a turn sends thousands of: a text or
+//! The fast path for the update a turn sends thousands of: a text or
 //! thinking delta becomes an `agent_message_chunk` / `agent_thought_chunk`
-//! line without building a `serde_json::Value` on either side (the general
-//! path in `updates` parses every frame into one and builds another), and
-//! the chunks of one burst from the host go out as one write.
+//! line serialized straight from the borrowed text, without building a
+//! `serde_json::Value`, and the chunks of one burst go out as one write.
 
-use std::borrow::Cow;
+use serde::Serialize;
 
-use serde::{Deserialize, Serialize};
+use crate::protocol::StreamEvent;
 
-/// A delta read from a native `message_update` line.
-pub struct Delta<'a> {
-    /// `agent_message_chunk` or `agent_thought_chunk`.
-    kind: &'static str,
-    text: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct Frame<'a> {
-    #[serde(borrow)]
-    event: Event<'a>,
-}
-
-#[derive(Deserialize)]
-struct Event<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    delta: Option<Cow<'a, str>>,
-}
-
-/// The delta in `line` when it is a native text or thinking delta; `None`
-/// for every other frame (the general path maps those).
-pub fn delta(line: &[u8]) -> Option<Delta<'_>> {
-    // The host writes `type` first: other frames are passed over unparsed.
-    if !line.starts_with(br#"{"type":"message_update""#) {
-        return None;
+/// The chunk kind of a text or thinking delta, and its text; `None` for
+/// the events the general mapping (`updates.rs`) handles.
+pub fn chunk(event: &StreamEvent) -> Option<(&'static str, &str)> {
+    match event {
+        StreamEvent::TextDelta { delta } => Some(("agent_message_chunk", delta)),
+        StreamEvent::ThinkingDelta { delta } => Some(("agent_thought_chunk", delta)),
+        _ => None,
     }
-    let frame: Frame = serde_json::from_slice(line).ok()?;
-    let kind = match frame.event.kind.as_ref() {
-        "text_delta" => "agent_message_chunk",
-        "thinking_delta" => "agent_thought_chunk",
-        _ => return None,
-    };
-    Some(Delta {
-        kind,
-        text: frame.event.delta?,
-    })
 }
 
 #[derive(Serialize)]
@@ -76,19 +45,16 @@ struct Text<'a> {
     text: &'a str,
 }
 
-/// Appends the `session/update` line of `delta` to `buf`.
-pub fn encode(buf: &mut Vec<u8>, session_id: &str, delta: &Delta) {
+/// Appends the `session/update` line of a chunk of `kind` to `buf`.
+pub fn encode(buf: &mut Vec<u8>, session_id: &str, kind: &'static str, text: &str) {
     let line = Notification {
         jsonrpc: "2.0",
         method: "session/update",
         params: Params {
             session_id,
             update: Chunk {
-                session_update: delta.kind,
-                content: Text {
-                    kind: "text",
-                    text: &delta.text,
-                },
+                session_update: kind,
+                content: Text { kind: "text", text },
             },
         },
     };
@@ -105,54 +71,40 @@ pub fn encode(buf: &mut Vec<u8>, session_id: &str, delta: &Delta) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::StreamEvent;
-    use crate::transport::Outbox;
     use serde_json::{json, Value};
 
-    /// The fast path writes what the general mapping (`updates::chunk`)
-    /// would, and leaves every other frame to it. The lines are encoded as
-    /// the host writes them.
     #[test]
-    fn deltas_map_like_the_general_path() {
-        let text = "a \"quoted\"\nline é";
+    fn the_fast_path_writes_what_the_general_path_would() {
         for (event, kind) in [
             (
-                StreamEvent::TextDelta { delta: text.into() },
+                StreamEvent::TextDelta {
+                    delta: "a \"q\" \u{e9}\n".into(),
+                },
                 "agent_message_chunk",
             ),
             (
-                StreamEvent::ThinkingDelta { delta: text.into() },
+                StreamEvent::ThinkingDelta { delta: "hm".into() },
                 "agent_thought_chunk",
             ),
         ] {
+            let (found, text) = chunk(&event).expect("a chunk");
+            assert_eq!(found, kind);
             let mut line = Vec::new();
-            Outbox::encode_update(&mut line, "p1", &event);
-            line.pop();
-            let d = delta(&line).expect("a delta");
-            let mut buf = Vec::new();
-            encode(&mut buf, "s1", &d);
-            assert_eq!(buf.last(), Some(&b'\n'));
-            let written: Value = serde_json::from_slice(&buf).unwrap();
-            let expected = json!({"jsonrpc": "2.0", "method": "session/update", "params": {
-                "sessionId": "s1",
-                "update": super::super::updates::chunk(kind, text),
-            }});
-            assert_eq!(written, expected);
+            encode(&mut line, "s1", found, text);
+            assert_eq!(line.last(), Some(&b'\n'));
+            let fast: Value = serde_json::from_slice(&line).expect("one JSON line");
+            let general = json!({
+                "jsonrpc": "2.0",
+                "method": "session/update",
+                "params": {"sessionId": "s1", "update": crate::acp::updates::chunk(kind, text)},
+            });
+            assert_eq!(fast, general);
         }
-        // A tool call's argument delta is a `message_update` too: not a chunk.
-        let mut toolcall = Vec::new();
-        let event = StreamEvent::ToolcallDelta {
+        let end = StreamEvent::ToolcallEnd {
             tool_call_id: "c".into(),
-            delta: "{".into(),
+            name: "read".into(),
+            input: json!({}),
         };
-        Outbox::encode_update(&mut toolcall, "p1", &event);
-        toolcall.pop();
-        assert!(delta(&toolcall).is_none());
-        for other in [
-            br#"{"type":"agent_end","prompt_id":"p1"}"#.as_slice(),
-            br#"{"type":"response","id":"x","ok":true}"#,
-        ] {
-            assert!(delta(other).is_none());
-        }
+        assert!(chunk(&end).is_none());
     }
 }

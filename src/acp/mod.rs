@@ -1,18 +1,21 @@
-//! `rpc --acp`: the Agent Client Protocol (v1, JSON-RPC 2.0 on stdio) on
-//! top of the native host.
+//! `rpc --acp`: the Agent Client Protocol (v1, JSON-RPC 2.0 on stdio), a
+//! front end beside the native one (`native.rs`) on the same host.
 //!
-//! Each ACP session runs one native [`crate::host::Host`] in this process
-//! (`sessions`): same ledger, abort, locks, modes, permission flow,
-//! persistence and compaction as the native protocol, several sessions
-//! per connection. The read loop never waits on a turn or on the client:
-//! a prompt, a load, a mode change or a permission question runs in its own
+//! Each ACP session runs one [`crate::host::Host`] in this process
+//! (`sessions`), made by the same factory as a native one: same ledger,
+//! abort, locks, modes, permission flow, persistence and compaction,
+//! several sessions per connection. It talks to its host in types only:
+//! typed commands and answers through a `HostHandle`, typed frames into
+//! its sink. The read loop never waits on a turn or on the client: a
+//! prompt, a load, a mode change or a permission question runs in its own
 //! task, so a `session/cancel` is read while a prompt runs.
 //!
 //! - `rpc`: JSON-RPC over the stdio transport (why not the official crate:
 //!   see there).
-//! - `sessions`: the host per session and the pump reading its frames.
-//! - `updates`: native frames → `session/update`; `load`: history replay.
-//! - `prompt`: ACP prompt ↔ native `prompt`; `permissions`: asking.
+//! - `sessions`: the host per session; `sink`: its frames →
+//!   `session/update` (`updates` maps, `chunks` is the delta fast path).
+//! - `load`: history replay; `prompt`: ACP prompt ↔ the `prompt` command;
+//!   `permissions`: asking the client.
 //! - `options`: modes and config options; `list`; `mcp`: client servers.
 
 mod chunks;
@@ -24,6 +27,7 @@ mod permissions;
 mod prompt;
 mod rpc;
 mod sessions;
+mod sink;
 mod updates;
 
 use std::path::{Path, PathBuf};
@@ -33,8 +37,11 @@ use serde_json::{json, Value};
 
 use crate::cli::Cli;
 use crate::error::Coded;
-use crate::host::Signals;
-use crate::startup::{Opening, Shared};
+use crate::factory::{Factory, Opening};
+use crate::host::{Answer, HostGone, Signals};
+use crate::protocol::{
+    Command, ErrorCode, Response, SetModelParams, SetPermissionModeParams, SetThinkingLevelParams,
+};
 use crate::transport::{self, Inbound};
 use rpc::{Connection, Incoming, RpcError, RpcResult};
 use sessions::{AcpSession, Models, Registry};
@@ -49,7 +56,7 @@ const PROTOCOL_VERSION: u64 = 1;
 /// What every handler shares.
 struct Acp {
     cli: Cli,
-    shared: Shared,
+    factory: Factory,
     sessions: Registry,
     models: Models,
     cx: Connection,
@@ -63,16 +70,16 @@ pub fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transport::Wri
     // client is gone either way, and stdin's end follows.
     let (out, writer, _closed) = transport::spawn_writer(std::io::stdout());
     let code = runtime.block_on(async move {
-        let shared = match Shared::new(cli) {
-            Ok(shared) => shared,
+        let factory = match Factory::new(cli) {
+            Ok(factory) => factory,
             // Nothing on stdout: it carries JSON-RPC only.
-            Err(e) => return crate::startup::report_startup_failure(&e),
+            Err(e) => return crate::factory::report_startup_failure(&e),
         };
         let signals = Signals::new();
-        shared.providers.warm_up();
+        factory.providers.warm_up();
         let acp = Arc::new(Acp {
             cli: cli.clone(),
-            shared,
+            factory,
             sessions: Registry::default(),
             models: Models::default(),
             cx: Connection::new(out),
@@ -83,7 +90,7 @@ pub fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transport::Wri
             // In the background, so it can wait for a slow extension
             // (sessions answered meanwhile get the list as an update).
             let models = listing
-                .shared
+                .factory
                 .providers
                 .available_models_within(MODEL_LISTING_WAIT)
                 .await;
@@ -139,7 +146,7 @@ impl Acp {
                 if method == "session/cancel" {
                     if let Ok(session) = self.session(&params) {
                         tokio::spawn(async move {
-                            let _ = session.call(json!({"type": "abort"})).await;
+                            let _ = session.call(Command::Abort).await;
                         });
                     }
                 }
@@ -184,11 +191,8 @@ impl Acp {
                     .ok_or_else(|| {
                         RpcError::invalid_params("prompt must be a list of content blocks")
                     })?;
-                let answer = session
-                    .call(prompt::command(blocks))
-                    .await
-                    .map_err(|_| host_gone())?;
-                prompt::outcome(&answer)
+                let answer = session.call(prompt::command(blocks)).await;
+                prompt::outcome(answer.map_err(host_gone)?)
             }
             "session/set_mode" => set_mode(self.session(params)?, params).await,
             _ => set_config_option(self.session(params)?, params).await,
@@ -210,15 +214,15 @@ impl Acp {
     fn new_session(&self, params: &Value) -> RpcResult {
         let cwd = session_dir(string(params, "cwd")?)?;
         let mcp = mcp::convert(params.get("mcpServers"), &cwd)?;
-        let prepared = self
-            .shared
+        let parts = self
+            .factory
             .session(&self.cli, cwd, true, Opening::New, mcp)
-            .map_err(coded_error)?;
-        let session = sessions::start(prepared, self.cx.clone(), self.models.clone());
+            .map_err(|e| host_error(&e))?;
+        let session = sessions::start(parts, self.cx.clone(), self.models.clone());
         self.sessions.insert(session.clone());
         Ok(json!({
             "sessionId": session.id,
-            "modes": options::modes(session.state().mode),
+            "modes": options::modes(session.settings().mode),
             "configOptions": session.config_options_for_answer(),
         }))
     }
@@ -239,25 +243,25 @@ impl Acp {
         let cwd = session_dir(string(params, "cwd")?)?;
         let mcp = mcp::convert(params.get("mcpServers"), &cwd)?;
         let opening = Opening::Load { id };
-        let prepared = self
-            .shared
+        let parts = self
+            .factory
             .session(&self.cli, cwd, true, opening, mcp)
-            .map_err(coded_error)?;
-        let history = load::replay(&prepared.settings.cwd, &prepared.session.messages);
-        let session = sessions::start(prepared, self.cx.clone(), self.models.clone());
+            .map_err(|e| host_error(&e))?;
+        let history = load::replay(&parts.settings.cwd, &parts.session.messages);
+        let session = sessions::start(parts, self.cx.clone(), self.models.clone());
         for update in history {
             session.notify(update).await;
         }
         self.sessions.insert(session.clone());
         Ok(json!({
-            "modes": options::modes(session.state().mode),
+            "modes": options::modes(session.settings().mode),
             "configOptions": session.config_options_for_answer(),
         }))
     }
 
     fn list_sessions(&self, params: &Value) -> RpcResult {
         let all = self
-            .shared
+            .factory
             .store()
             .list()
             .map_err(|e| RpcError::internal(format!("{e:#}")))?;
@@ -311,12 +315,8 @@ async fn set_mode(session: Arc<AcpSession>, params: &Value) -> RpcResult {
             "unknown mode {id:?}: ask, accept-edits, allow-all or read-only"
         )));
     };
-    let answer = session
-        .call(json!({"type": "set_permission_mode", "mode": id}))
-        .await
-        .map_err(|_| host_gone())?;
-    check(&answer)?;
-    session.update_state(|s| s.mode = mode);
+    let command = Command::SetPermissionMode(SetPermissionModeParams { mode });
+    accepted(session.call(command).await)?;
     session
         .notify(json!({"sessionUpdate": "current_mode_update", "currentModeId": id}))
         .await;
@@ -326,45 +326,16 @@ async fn set_mode(session: Arc<AcpSession>, params: &Value) -> RpcResult {
 async fn set_config_option(session: Arc<AcpSession>, params: &Value) -> RpcResult {
     let value = string(params, "value")?.to_owned();
     match string(params, "configId")? {
-        "model" => {
-            let before = session.state().model;
-            let answer = session
-                .call(json!({"type": "set_model", "model": value}))
-                .await
-                .map_err(|_| host_gone())?;
-            check(&answer)?;
-            // The answer names the model resolved (an alias becomes its
-            // full id), as the pump's `model_changed` did before it.
-            let resolved = answer
-                .get("model")
-                .and_then(Value::as_str)
-                .map_or(value, str::to_owned);
-            let changed = before.as_deref() != Some(resolved.as_str());
-            session.update_state(|s| s.model = Some(resolved));
-            // `model_changed` (a real change) was announced by the pump;
-            // the same model again is announced here, so every accepted
-            // set_config_option has its `config_option_update`.
-            if !changed {
-                session
-                    .notify(json!({"sessionUpdate": "config_option_update", "configOptions": session.config_options()}))
-                    .await;
-            }
-        }
+        "model" => set_model(&session, value).await?,
         "thinking" => {
             let Some(level) = options::parse_level(&value) else {
                 return Err(RpcError::invalid_params(format!(
                     "unknown thinking level {value:?}: off, minimal, low, medium, high or xhigh"
                 )));
             };
-            let answer = session
-                .call(json!({"type": "set_thinking_level", "level": value}))
-                .await
-                .map_err(|_| host_gone())?;
-            check(&answer)?;
-            session.update_state(|s| s.thinking = level);
-            session
-                .notify(json!({"sessionUpdate": "config_option_update", "configOptions": session.config_options()}))
-                .await;
+            let command = Command::SetThinkingLevel(SetThinkingLevelParams { level });
+            accepted(session.call(command).await)?;
+            announce_options(&session).await;
         }
         other => {
             return Err(RpcError::invalid_params(format!(
@@ -375,42 +346,55 @@ async fn set_config_option(session: Arc<AcpSession>, params: &Value) -> RpcResul
     Ok(json!({"configOptions": session.config_options()}))
 }
 
-/// A native answer as success or a JSON-RPC error.
-fn check(answer: &Value) -> Result<(), RpcError> {
-    let ok = answer.get("ok").and_then(Value::as_bool).unwrap_or(false);
-    if answer.get("type").and_then(Value::as_str) == Some("response") && ok {
-        Ok(())
-    } else {
-        Err(native_error(answer))
-    }
-}
-
-/// A native `error` frame (or failed response) as a JSON-RPC error: the
-/// message for people, the native code in `data.code`.
-fn native_error(answer: &Value) -> RpcError {
-    let field = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or("");
-    let message = match field("message") {
-        "" => field("error"),
-        m => m,
+/// A real change was announced by the sink (`model_changed`); the same
+/// model again is announced here, so every accepted `set_config_option`
+/// has its `config_option_update`.
+async fn set_model(session: &AcpSession, model: String) -> Result<(), RpcError> {
+    let before = session.settings().model;
+    let answer = accepted(
+        session
+            .call(Command::SetModel(SetModelParams { model }))
+            .await,
+    )?;
+    // The answer names the model resolved (an alias becomes its full id).
+    let resolved = match answer {
+        Response::SetModel(set) => Some(set.model),
+        _ => None,
     };
-    RpcError::new(json_rpc_code(field("code")), message).with_data(json!({"code": field("code")}))
+    if resolved.is_some() && resolved == before {
+        announce_options(session).await;
+    }
+    Ok(())
 }
 
-fn coded_error(e: Coded) -> RpcError {
-    RpcError::new(json_rpc_code(e.code.as_str()), e.message.clone())
+async fn announce_options(session: &AcpSession) {
+    session
+        .notify(json!({"sessionUpdate": "config_option_update", "configOptions": session.config_options()}))
+        .await;
+}
+
+/// A host's answer as success or a JSON-RPC error.
+fn accepted(answer: Result<Answer, HostGone>) -> Result<Response, RpcError> {
+    answer.map_err(host_gone)?.map_err(|e| host_error(&e))
+}
+
+/// A host error as a JSON-RPC error: the message for people, the native
+/// code in `data.code`.
+fn host_error(e: &Coded) -> RpcError {
+    RpcError::new(json_rpc_code(e.code), e.message.clone())
         .with_data(json!({"code": e.code.as_str()}))
 }
 
 /// JSON-RPC codes for native error codes: ACP's "resource not found" for
 /// `not_found`, invalid params where the request was wrong, else internal.
-fn json_rpc_code(native: &str) -> i32 {
-    match native {
-        "not_found" => -32002,
-        "invalid_params" | "parse_error" | "invalid_request" => -32602,
+fn json_rpc_code(code: ErrorCode) -> i32 {
+    match code {
+        ErrorCode::NotFound => -32002,
+        ErrorCode::InvalidParams | ErrorCode::ParseError | ErrorCode::InvalidRequest => -32602,
         _ => -32603,
     }
 }
 
-fn host_gone() -> RpcError {
+fn host_gone(_: HostGone) -> RpcError {
     RpcError::internal("the session's host has stopped")
 }

@@ -1,10 +1,11 @@
 //! What a session shows an ACP client as settable: its permission mode
 //! (`modes`, `session/set_mode`) and its config options (`model`,
-//! `thinking`, `session/set_config_option`), built from the session's
-//! current state and the model listing.
+//! `thinking`, `session/set_config_option`), built from the settings the
+//! host publishes and the model listing.
 
 use serde_json::{json, Value};
 
+use crate::host::SessionSettings;
 use crate::permissions::Mode;
 use crate::provider::{ModelEntry, ThinkingLevel};
 
@@ -37,15 +38,6 @@ const LEVELS: [ThinkingLevel; 6] = [
     ThinkingLevel::Xhigh,
 ];
 
-/// What the client can see of one session's settings; kept in step by the
-/// frame pump (`model_changed`) and the set_* handlers.
-#[derive(Debug, Clone)]
-pub struct SessionState {
-    pub mode: Mode,
-    pub model: Option<String>,
-    pub thinking: ThinkingLevel,
-}
-
 /// A mode id from the client: the native names.
 pub fn parse_mode(id: &str) -> Option<Mode> {
     MODES
@@ -77,7 +69,7 @@ pub fn modes(current: Mode) -> Value {
 
 /// `configOptions`: the model (a select over the models known so far; the
 /// current one is always among them) and the thinking level.
-pub fn config_options(state: &SessionState, models: &[ModelEntry]) -> Value {
+pub fn config_options(state: &SessionSettings, models: &[ModelEntry]) -> Value {
     let mut choices: Vec<Value> = models
         .iter()
         .filter(|m| m.available)
@@ -141,10 +133,13 @@ mod tests {
 
     #[test]
     fn config_options_hold_the_current_model_and_level() {
-        let state = SessionState {
+        let state = SessionSettings {
+            session_id: "s1".into(),
             mode: Mode::Ask,
             model: Some("x:y:z".into()),
             thinking: ThinkingLevel::High,
+            cwd: "/w".into(),
+            auto_compaction: true,
         };
         let v = config_options(&state, &[]);
         assert_eq!(v[0]["id"], "model");

@@ -1,10 +1,11 @@
-//! A native `permission_request` asked as `session/request_permission`.
+//! The host's permission question asked as `session/request_permission`.
 //!
-//! The request is sent from its own task (never from a handler, whose
-//! waiting would hold the connection's dispatch loop). The client's choice
-//! goes back as `permission_response`: `allow_once` / `allow_always` as
-//! such, `reject_once` as `deny` (that call only: the turn goes on and the
-//! model is told), and a `cancelled` outcome aborts the turn.
+//! The answer is awaited in its own task (never in the sink, whose waiting
+//! would hold the turn, nor in a handler, whose waiting would hold the
+//! connection's dispatch loop). The client's choice goes back to the host
+//! as `permission_response`: `allow_once` / `allow_always` as such,
+//! `reject_once` as `deny` (that call only: the turn goes on and the model
+//! is told), and a `cancelled` outcome aborts the turn.
 
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ use serde_json::{json, Value};
 
 use super::sessions::AcpSession;
 use super::updates::{kind, tool_call};
+use crate::permissions::Decision as HostDecision;
+use crate::protocol::{Command, PermissionRequestFrame, PermissionResponseParams};
 
 /// A request open on the client.
 pub struct Asking {
@@ -28,10 +31,10 @@ impl Asking {
     }
 }
 
-/// What the native side is told for the client's choice.
+/// What the host is told for the client's choice.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
-    Answer(&'static str),
+    Answer(HostDecision),
     AbortTurn,
 }
 
@@ -43,20 +46,18 @@ pub fn decision(response: &Value) -> Decision {
         return Decision::AbortTurn;
     }
     match outcome.get("optionId").and_then(Value::as_str) {
-        Some("allow_once") => Decision::Answer("allow_once"),
-        Some("allow_always") => Decision::Answer("allow_always"),
-        _ => Decision::Answer("deny"),
+        Some("allow_once") => Decision::Answer(HostDecision::AllowOnce),
+        Some("allow_always") => Decision::Answer(HostDecision::AllowAlways),
+        _ => Decision::Answer(HostDecision::Deny),
     }
 }
 
-/// The `session/request_permission` params for a native request.
-pub fn request(session_id: &str, cwd: &str, frame: &Value) -> Value {
-    let field = |k: &str| frame.get(k).and_then(Value::as_str).unwrap_or("");
-    let tool = field("tool");
-    let input = frame.get("input").cloned().unwrap_or(Value::Null);
-    let mut call = tool_call(cwd, field("tool_call_id"), tool, &input);
+/// The `session/request_permission` params for the host's question.
+pub fn request(session_id: &str, cwd: &str, frame: &PermissionRequestFrame) -> Value {
+    let tool = frame.tool.as_str();
+    let mut call = tool_call(cwd, &frame.tool_call_id, tool, &frame.input);
     // The host's title says what the call would do ("Create a.txt (6 bytes)").
-    call["title"] = json!(field("title"));
+    call["title"] = json!(frame.title);
     call["kind"] = json!(kind(tool));
     if let Some(map) = call.as_object_mut() {
         map.remove("sessionUpdate");
@@ -73,37 +74,30 @@ pub fn request(session_id: &str, cwd: &str, frame: &Value) -> Value {
 }
 
 /// Asks the client and hands its answer to the host from a task.
-pub async fn ask(session: Arc<AcpSession>, frame: Value) {
-    let Some(request_id) = frame
-        .get("request_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        return;
-    };
-    let params = request(&session.id, &session.cwd, &frame);
+pub async fn ask(session: Arc<AcpSession>, frame: &PermissionRequestFrame) {
+    let params = request(&session.id, &session.cwd, frame);
     let (sent, answer) = session
         .cx
         .request("session/request_permission", params)
         .await;
     let owner = session.clone();
-    let id = request_id.clone();
+    let id = frame.request_id.clone();
     let task = tokio::spawn(async move {
         let answer = answer.await;
-        owner.asking_done(&id);
+        owner.asking_take(&id);
         let command = match answer {
             Ok(Ok(response)) => match decision(&response) {
-                Decision::Answer(decision) => {
-                    json!({"type": "permission_response", "request_id": id, "decision": decision})
-                }
-                Decision::AbortTurn => json!({"type": "abort"}),
+                Decision::Answer(decision) => respond(id, decision, None),
+                Decision::AbortTurn => Command::Abort,
             },
-            Ok(Err(e)) => json!({
-                "type": "permission_response",
-                "request_id": id,
-                "decision": "deny",
-                "message": format!("the editor did not answer the permission request: {}", e.message),
-            }),
+            Ok(Err(e)) => respond(
+                id,
+                HostDecision::Deny,
+                Some(format!(
+                    "the editor did not answer the permission request: {}",
+                    e.message
+                )),
+            ),
             // The connection is gone: the host is being shut down anyway.
             Err(_) => return,
         };
@@ -112,12 +106,20 @@ pub async fn ask(session: Arc<AcpSession>, frame: Value) {
     // The task cannot have finished yet: this runtime has one thread and
     // nothing here yields before the entry is in.
     session.asking_insert(
-        request_id,
+        frame.request_id.clone(),
         Asking {
             task: task.abort_handle(),
             request: sent,
         },
     );
+}
+
+fn respond(request_id: String, decision: HostDecision, message: Option<String>) -> Command {
+    Command::PermissionResponse(PermissionResponseParams {
+        request_id,
+        decision,
+        message,
+    })
 }
 
 #[cfg(test)]
@@ -126,7 +128,16 @@ mod tests {
 
     #[test]
     fn the_request_fits_the_schema_and_offers_three_options() {
-        let frame = json!({"type":"permission_request","request_id":"perm-1","prompt_id":"p1","tool_call_id":"c1","tool":"write","input":{"path":"a.txt","content":"x"},"title":"Create a.txt (1 bytes)","diff":"…","outside_cwd":false});
+        let frame = PermissionRequestFrame {
+            request_id: "perm-1".into(),
+            prompt_id: "p1".into(),
+            tool_call_id: "c1".into(),
+            tool: "write".into(),
+            input: json!({"path":"a.txt","content":"x"}),
+            title: "Create a.txt (1 bytes)".into(),
+            diff: Some("…".into()),
+            outside_cwd: false,
+        };
         let v = request("s1", "/w", &frame);
         assert_eq!(v["sessionId"], "s1");
         assert_eq!(v["toolCall"]["toolCallId"], "c1");
@@ -148,13 +159,16 @@ mod tests {
         let pick = |id: &str| json!({"outcome": {"outcome": "selected", "optionId": id}});
         assert_eq!(
             decision(&pick("allow_once")),
-            Decision::Answer("allow_once")
+            Decision::Answer(HostDecision::AllowOnce)
         );
         assert_eq!(
             decision(&pick("allow_always")),
-            Decision::Answer("allow_always")
+            Decision::Answer(HostDecision::AllowAlways)
         );
-        assert_eq!(decision(&pick("reject_once")), Decision::Answer("deny"));
+        assert_eq!(
+            decision(&pick("reject_once")),
+            Decision::Answer(HostDecision::Deny)
+        );
         let cancelled = json!({"outcome": {"outcome": "cancelled"}});
         assert_eq!(decision(&cancelled), Decision::AbortTurn);
     }

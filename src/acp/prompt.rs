@@ -1,86 +1,85 @@
-//! `session/prompt` in native terms: the ACP content blocks as a native
-//! `prompt` (text → the message; images, embedded resources and resource
-//! links → attachments), and the native answer as a `stopReason` or a
-//! JSON-RPC error.
+//! `session/prompt` in host terms: the ACP content blocks as a typed
+//! `prompt` command (text → the message; images, embedded resources and
+//! resource links → attachments), and the host's typed answer as a
+//! `stopReason` or a JSON-RPC error.
 
 use serde_json::{json, Value};
 
-use super::native_error;
+use super::host_error;
 use super::rpc::{RpcError, RpcResult};
+use crate::host::Answer;
+use crate::protocol::{Attachment, Command, ErrorCode, PromptParams, Response};
 
-/// The native `prompt` command for ACP prompt content (as JSON).
-pub fn command(blocks: &[Value]) -> Value {
+/// The `prompt` command for ACP prompt content.
+pub fn command(blocks: &[Value]) -> Command {
     let mut message: Vec<&str> = Vec::new();
-    let mut attachments: Vec<Value> = Vec::new();
+    let mut attachments = Vec::new();
     for block in blocks {
         let field = |k: &str| block.get(k).and_then(Value::as_str);
         match field("type").unwrap_or("") {
             "text" => message.push(field("text").unwrap_or("")),
             "image" => {
                 if let (Some(data), Some(media)) = (field("data"), field("mimeType")) {
-                    attachments.push(json!({"type": "image", "media_type": media, "data": data}));
+                    attachments.push(Attachment::Image {
+                        media_type: media.to_owned(),
+                        data: data.to_owned(),
+                    });
                 }
             }
-            "resource" => {
-                let resource = block.get("resource").unwrap_or(&Value::Null);
-                let uri = resource.get("uri").and_then(Value::as_str).unwrap_or("");
-                match resource.get("text").and_then(Value::as_str) {
-                    Some(text) => attachments.push(json!({
-                        "type": "text",
-                        "text": format!("<resource uri=\"{uri}\">\n{text}\n</resource>"),
-                    })),
-                    None => attachments.push(json!({
-                        "type": "text",
-                        "text": format!("[binary resource {uri} attached; its content is not shown]"),
-                    })),
-                }
-            }
+            "resource" => attachments.push(resource(block.get("resource"))),
             "resource_link" => {
                 let uri = field("uri").unwrap_or("");
                 let name = field("name").unwrap_or(uri);
-                attachments.push(json!({
-                    "type": "text",
-                    "text": format!("[resource link: {name} <{uri}>]"),
-                }));
+                attachments.push(Attachment::Text {
+                    text: format!("[resource link: {name} <{uri}>]"),
+                });
             }
             other => tracing::warn!("prompt content of type {other:?} skipped"),
         }
     }
-    let mut command = json!({"type": "prompt", "message": message.join("\n\n")});
-    if !attachments.is_empty() {
-        command["attachments"] = Value::Array(attachments);
-    }
-    command
+    Command::Prompt(PromptParams {
+        message: message.join("\n\n"),
+        attachments,
+    })
 }
 
-/// The `session/prompt` result for the native answer frame.
-pub fn outcome(answer: &Value) -> RpcResult {
-    let field = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or("");
-    if field("type") == "error" {
-        if field("code") == "busy" {
+/// An embedded resource: its text inline, or a note that a binary one was
+/// attached.
+fn resource(resource: Option<&Value>) -> Attachment {
+    let resource = resource.unwrap_or(&Value::Null);
+    let uri = resource.get("uri").and_then(Value::as_str).unwrap_or("");
+    let text = match resource.get("text").and_then(Value::as_str) {
+        Some(text) => format!("<resource uri=\"{uri}\">\n{text}\n</resource>"),
+        None => format!("[binary resource {uri} attached; its content is not shown]"),
+    };
+    Attachment::Text { text }
+}
+
+/// The `session/prompt` result for the host's answer.
+pub fn outcome(answer: Answer) -> RpcResult {
+    let turn = match answer {
+        Err(e) if e.code == ErrorCode::Busy => {
             return Err(RpcError::new(
                 -32000,
                 "a prompt is already running in this session; send session/cancel first",
             )
             .with_data(json!({"code": "busy"})));
         }
-        return Err(native_error(answer));
-    }
-    let flag = |k: &str| answer.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let stop = if flag("cancelled") || field("stop_reason") == "aborted" {
+        Err(e) => return Err(host_error(&e)),
+        Ok(Response::Turn(turn)) => turn,
+        // Never run: dropped by an abort or by the host's exit.
+        Ok(_) => return Ok(json!({"stopReason": "cancelled"})),
+    };
+    let stop = if turn.cancelled {
         "cancelled"
-    } else if !flag("ok") {
-        // The one failure ACP has a stop reason for: the --max-rounds limit
-        // (the engine's message names the flag).
-        if field("error").contains("--max-rounds") {
-            "max_turn_requests"
-        } else {
-            return Err(
-                RpcError::internal(field("error")).with_data(json!({"code": field("code")}))
-            );
-        }
+    } else if turn.round_limit {
+        // The one failure ACP has a stop reason for.
+        "max_turn_requests"
+    } else if let Some(code) = turn.code {
+        let error = turn.error.unwrap_or_default();
+        return Err(RpcError::internal(error).with_data(json!({"code": code.as_str()})));
     } else {
-        match field("stop_reason") {
+        match turn.stop_reason.as_str() {
             "max_tokens" => "max_tokens",
             "refusal" => "refusal",
             _ => "end_turn",
@@ -92,46 +91,73 @@ pub fn outcome(answer: &Value) -> RpcResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Coded;
+    use crate::protocol::TurnResponse;
 
     #[test]
-    fn text_images_and_resources_become_a_native_prompt() {
-        let c = command(&[
+    fn text_images_and_resources_become_a_prompt() {
+        let Command::Prompt(p) = command(&[
             json!({"type":"text","text":"look"}),
             json!({"type":"image","data":"AAA","mimeType":"image/png"}),
             json!({"type":"resource","resource":{"uri":"file:///w/a.rs","text":"fn a() {}"}}),
             json!({"type":"resource_link","uri":"file:///w/b.rs","name":"b.rs"}),
-        ]);
-        assert_eq!(c["message"], "look");
-        assert_eq!(c["attachments"][0]["media_type"], "image/png");
-        assert!(c["attachments"][1]["text"]
-            .as_str()
-            .unwrap()
-            .contains("fn a() {}"));
-        assert!(c["attachments"][2]["text"]
-            .as_str()
-            .unwrap()
-            .contains("file:///w/b.rs"));
+        ]) else {
+            panic!("not a prompt");
+        };
+        assert_eq!(p.message, "look");
+        assert!(
+            matches!(&p.attachments[0], Attachment::Image { media_type, .. } if media_type == "image/png")
+        );
+        assert!(
+            matches!(&p.attachments[1], Attachment::Text { text } if text.contains("fn a() {}"))
+        );
+        assert!(
+            matches!(&p.attachments[2], Attachment::Text { text } if text.contains("file:///w/b.rs"))
+        );
+    }
+
+    fn turn(stop_reason: &str) -> TurnResponse {
+        TurnResponse {
+            prompt_id: "p1".into(),
+            stop_reason: stop_reason.into(),
+            usage: Default::default(),
+            cancelled: false,
+            code: None,
+            error: None,
+            dropped: Vec::new(),
+            persist_error: None,
+            round_limit: false,
+        }
     }
 
     #[test]
     fn answers_map_to_stop_reasons() {
-        let ok = |extra: Value| {
-            let mut v = json!({"type":"response","command":"prompt","ok":true});
-            v.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            outcome(&v).unwrap()["stopReason"].clone()
+        let stop = |t: TurnResponse| outcome(Ok(Response::Turn(t))).unwrap()["stopReason"].clone();
+        assert_eq!(stop(turn("end_turn")), "end_turn");
+        assert_eq!(stop(turn("max_tokens")), "max_tokens");
+        let aborted = TurnResponse {
+            cancelled: true,
+            ..turn("aborted")
         };
-        assert_eq!(ok(json!({"stop_reason":"end_turn"})), "end_turn");
-        assert_eq!(ok(json!({"stop_reason":"max_tokens"})), "max_tokens");
+        assert_eq!(stop(aborted), "cancelled");
+        let rounds = TurnResponse {
+            code: Some(ErrorCode::ProviderError),
+            error: Some("the turn reached its limit of 2 provider rounds (--max-rounds)".into()),
+            round_limit: true,
+            ..turn("error")
+        };
+        assert_eq!(stop(rounds), "max_turn_requests");
+        let failed = TurnResponse {
+            code: Some(ErrorCode::ProviderError),
+            error: Some("boom".into()),
+            ..turn("error")
+        };
         assert_eq!(
-            ok(json!({"cancelled":true,"stop_reason":"aborted"})),
-            "cancelled"
+            outcome(Ok(Response::Turn(failed))).unwrap_err().message,
+            "boom"
         );
-        let rounds = json!({"type":"response","ok":false,"code":"provider_error","error":"the turn reached its limit of 2 provider rounds (--max-rounds)"});
-        assert_eq!(outcome(&rounds).unwrap()["stopReason"], "max_turn_requests");
-        let busy = json!({"type":"error","code":"busy","message":"another prompt is in flight; abort first"});
-        let err = outcome(&busy).unwrap_err();
+        let busy = Coded::new(ErrorCode::Busy, "another prompt is in flight; abort first");
+        let err = outcome(Err(busy)).unwrap_err();
         assert!(err.message.contains("session/cancel"), "{err:?}");
     }
 }

@@ -1,6 +1,6 @@
-//! Native frames → ACP `session/update` payloads (the table in SPEC.md,
-//! "ACP mode"). Pure: the pump feeds it one decoded frame at a time and
-//! sends what comes out, in order.
+//! Host frames → ACP `session/update` payloads (the table in SPEC.md,
+//! "ACP mode"). Pure: the session's sink (`sink.rs`) feeds it one typed
+//! frame or streamed event at a time and sends what comes out, in order.
 //!
 //! A tool call is announced as `tool_call` (`pending`) when the model's call
 //! is complete (`toolcall_end`), goes `in_progress` at
@@ -12,6 +12,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::{json, Value};
+
+use crate::protocol::{
+    Frame, StreamEvent, ToolExecutionEndFrame, ToolExecutionStartFrame, ToolExecutionUpdateFrame,
+};
 
 /// Most tool output kept for the running `tool_call_update` (the tail).
 const OUTPUT_TAIL: usize = 32 * 1024;
@@ -40,91 +44,93 @@ impl Mapper {
         }
     }
 
-    /// The `update` objects (the `update` field of `session/update`) for one
-    /// native frame; empty for frames ACP has no place for.
-    pub fn map(&mut self, frame: &Value) -> Vec<Value> {
-        let field = |name: &str| frame.get(name).and_then(Value::as_str).unwrap_or("");
-        match field("type") {
-            "message_update" => self.stream_event(frame.get("event").unwrap_or(&Value::Null)),
-            "tool_execution_start" => {
-                let id = field("tool_call_id").to_owned();
-                let mut out = Vec::new();
-                let call = self.calls.entry(id.clone()).or_default();
-                if !call.announced {
-                    call.name = field("name").to_owned();
-                    call.input = frame.get("input").cloned().unwrap_or(Value::Null);
-                    call.announced = true;
-                    out.push(tool_call(&self.cwd, &id, &call.name, &call.input));
-                }
-                out.push(json!({
-                    "sessionUpdate": "tool_call_update",
-                    "toolCallId": id,
-                    "status": "in_progress",
-                }));
-                out
-            }
-            "tool_execution_update" => {
-                let id = field("tool_call_id");
-                let Some(call) = self.calls.get_mut(id) else {
-                    return Vec::new();
-                };
-                if !call.output.is_empty() {
-                    call.output.push('\n');
-                }
-                call.output.push_str(field("output"));
-                if call.output.len() > OUTPUT_TAIL {
-                    let mut cut = call.output.len() - OUTPUT_TAIL;
-                    while !call.output.is_char_boundary(cut) {
-                        cut += 1;
-                    }
-                    call.output.drain(..cut);
-                }
-                vec![json!({
-                    "sessionUpdate": "tool_call_update",
-                    "toolCallId": id,
-                    "content": [text_content(&call.output)],
-                })]
-            }
-            "tool_execution_end" => {
-                let id = field("tool_call_id");
-                let call = self.calls.remove(id).unwrap_or_default();
-                let failed = frame
-                    .get("is_error")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                let result = field("result");
-                let mut content = Vec::new();
-                if !failed {
-                    content.extend(diff(&self.cwd, &call.name, &call.input));
-                }
-                content.push(text_content(result));
-                vec![json!({
-                    "sessionUpdate": "tool_call_update",
-                    "toolCallId": id,
-                    "status": if failed { "failed" } else { "completed" },
-                    "content": content,
-                    "rawOutput": {"result": result, "is_error": failed},
-                })]
-            }
+    /// The `update` objects (the `update` field of `session/update`) for
+    /// one host frame; empty for frames ACP has no place for here.
+    pub fn frame(&mut self, frame: &Frame) -> Vec<Value> {
+        match frame {
+            Frame::ToolExecutionStart(start) => self.started(start),
+            Frame::ToolExecutionUpdate(update) => self.output(update),
+            Frame::ToolExecutionEnd(end) => self.ended(end),
             _ => Vec::new(),
         }
     }
 
-    fn stream_event(&mut self, event: &Value) -> Vec<Value> {
-        let field = |name: &str| event.get(name).and_then(Value::as_str).unwrap_or("");
-        match field("type") {
-            "text_delta" => vec![chunk("agent_message_chunk", field("delta"))],
-            "thinking_delta" => vec![chunk("agent_thought_chunk", field("delta"))],
-            "toolcall_end" => {
-                let id = field("tool_call_id").to_owned();
-                let name = field("name").to_owned();
-                let input = event.get("input").cloned().unwrap_or(Value::Null);
-                let update = tool_call(&self.cwd, &id, &name, &input);
+    fn started(&mut self, start: &ToolExecutionStartFrame) -> Vec<Value> {
+        let id = &start.tool_call_id;
+        let mut out = Vec::new();
+        let call = self.calls.entry(id.clone()).or_default();
+        if !call.announced {
+            call.name.clone_from(&start.name);
+            call.input = start.input.clone();
+            call.announced = true;
+            out.push(tool_call(&self.cwd, id, &call.name, &call.input));
+        }
+        out.push(json!({
+            "sessionUpdate": "tool_call_update",
+            "toolCallId": id,
+            "status": "in_progress",
+        }));
+        out
+    }
+
+    fn output(&mut self, update: &ToolExecutionUpdateFrame) -> Vec<Value> {
+        let id = &update.tool_call_id;
+        let Some(call) = self.calls.get_mut(id) else {
+            return Vec::new();
+        };
+        if !call.output.is_empty() {
+            call.output.push('\n');
+        }
+        call.output.push_str(&update.output);
+        if call.output.len() > OUTPUT_TAIL {
+            let mut cut = call.output.len() - OUTPUT_TAIL;
+            while !call.output.is_char_boundary(cut) {
+                cut += 1;
+            }
+            call.output.drain(..cut);
+        }
+        vec![json!({
+            "sessionUpdate": "tool_call_update",
+            "toolCallId": id,
+            "content": [text_content(&call.output)],
+        })]
+    }
+
+    fn ended(&mut self, end: &ToolExecutionEndFrame) -> Vec<Value> {
+        let id = &end.tool_call_id;
+        let call = self.calls.remove(id).unwrap_or_default();
+        let failed = end.is_error;
+        let mut content = Vec::new();
+        if !failed {
+            content.extend(diff(&self.cwd, &call.name, &call.input));
+        }
+        content.push(text_content(&end.result));
+        vec![json!({
+            "sessionUpdate": "tool_call_update",
+            "toolCallId": id,
+            "status": if failed { "failed" } else { "completed" },
+            "content": content,
+            "rawOutput": {"result": end.result, "is_error": failed},
+        })]
+    }
+
+    /// The updates for one streamed event (the text and thinking deltas
+    /// usually take `chunks.rs`'s faster path instead).
+    pub fn event(&mut self, event: &StreamEvent) -> Vec<Value> {
+        match event {
+            StreamEvent::TextDelta { delta } => vec![chunk("agent_message_chunk", delta)],
+            StreamEvent::ThinkingDelta { delta } => vec![chunk("agent_thought_chunk", delta)],
+            StreamEvent::ToolcallEnd {
+                tool_call_id,
+                name,
+                input,
+            } => {
+                let update = tool_call(&self.cwd, tool_call_id, name, input);
                 self.calls.insert(
-                    id,
+                    tool_call_id.clone(),
                     Call {
-                        name,
-                        input,
+                        name: name.clone(),
+                        input: input.clone(),
                         announced: true,
                         output: String::new(),
                     },
@@ -255,35 +261,68 @@ mod tests {
         }
     }
 
+    fn start(id: &str, name: &str, input: Value) -> Frame {
+        Frame::ToolExecutionStart(ToolExecutionStartFrame {
+            prompt_id: "p1".into(),
+            tool_call_id: id.into(),
+            name: name.into(),
+            input,
+        })
+    }
+
+    fn update(id: &str, output: &str) -> Frame {
+        Frame::ToolExecutionUpdate(ToolExecutionUpdateFrame {
+            prompt_id: "p1".into(),
+            tool_call_id: id.into(),
+            output: output.into(),
+        })
+    }
+
+    fn end(id: &str, result: &str, is_error: bool) -> Frame {
+        Frame::ToolExecutionEnd(ToolExecutionEndFrame {
+            prompt_id: "p1".into(),
+            tool_call_id: id.into(),
+            result: result.into(),
+            is_error,
+        })
+    }
+
     #[test]
     fn deltas_become_chunks() {
         let mut m = Mapper::new("/w".into());
-        let out = m.map(&json!({"type":"message_update","prompt_id":"p1","event":{"type":"text_delta","delta":"hi"}}));
+        let out = m.event(&StreamEvent::TextDelta { delta: "hi".into() });
         assert_eq!(out, vec![chunk("agent_message_chunk", "hi")]);
-        let out = m.map(&json!({"type":"message_update","prompt_id":"p1","event":{"type":"thinking_delta","delta":"hm"}}));
+        let out = m.event(&StreamEvent::ThinkingDelta { delta: "hm".into() });
         assert_eq!(out[0]["sessionUpdate"], "agent_thought_chunk");
         typed(&out);
-        assert!(m
-            .map(&json!({"type":"agent_start","prompt_id":"p1"}))
-            .is_empty());
+        let started = Frame::AgentStart(crate::protocol::AgentStartFrame {
+            prompt_id: "p1".into(),
+            id: Value::Null,
+            command: crate::protocol::CommandName::Prompt,
+        });
+        assert!(m.frame(&started).is_empty());
     }
 
     #[test]
     fn a_write_goes_pending_in_progress_completed_with_a_diff() {
         let mut m = Mapper::new("/w".into());
         let input = json!({"path":"a.txt","content":"new\n"});
-        let out = m.map(&json!({"type":"message_update","prompt_id":"p1","event":{"type":"toolcall_end","tool_call_id":"c1","name":"write","input":input}}));
+        let out = m.event(&StreamEvent::ToolcallEnd {
+            tool_call_id: "c1".into(),
+            name: "write".into(),
+            input: input.clone(),
+        });
         assert_eq!(out[0]["status"], "pending");
         assert_eq!(out[0]["kind"], "edit");
         assert_eq!(out[0]["title"], "a.txt");
         assert_eq!(out[0]["locations"][0]["path"], "/w/a.txt");
         assert_eq!(out[0]["rawInput"], input);
         typed(&out);
-        let out = m.map(&json!({"type":"tool_execution_start","prompt_id":"p1","tool_call_id":"c1","name":"write","input":input}));
+        let out = m.frame(&start("c1", "write", input));
         assert_eq!(out.len(), 1, "already announced");
         assert_eq!(out[0]["status"], "in_progress");
         typed(&out);
-        let out = m.map(&json!({"type":"tool_execution_end","prompt_id":"p1","tool_call_id":"c1","result":"Created a.txt","is_error":false}));
+        let out = m.frame(&end("c1", "Created a.txt", false));
         assert_eq!(out[0]["status"], "completed");
         assert_eq!(out[0]["content"][0]["type"], "diff");
         assert_eq!(out[0]["content"][0]["newText"], "new\n");
@@ -294,17 +333,15 @@ mod tests {
     #[test]
     fn bash_output_accumulates_and_failure_is_failed() {
         let mut m = Mapper::new("/w".into());
-        let start = json!({"type":"tool_execution_start","prompt_id":"p1","tool_call_id":"c2","name":"bash","input":{"command":"make"}});
-        let out = m.map(&start);
+        let out = m.frame(&start("c2", "bash", json!({"command":"make"})));
         assert_eq!(out[0]["title"], "make");
         assert_eq!(out[0]["kind"], "execute");
         assert_eq!(out[1]["status"], "in_progress");
-        m.map(&json!({"type":"tool_execution_update","tool_call_id":"c2","output":"one"}));
-        let out =
-            m.map(&json!({"type":"tool_execution_update","tool_call_id":"c2","output":"two"}));
+        m.frame(&update("c2", "one"));
+        let out = m.frame(&update("c2", "two"));
         assert_eq!(out[0]["content"][0]["content"]["text"], "one\ntwo");
         typed(&out);
-        let out = m.map(&json!({"type":"tool_execution_end","tool_call_id":"c2","result":"exit code 2","is_error":true}));
+        let out = m.frame(&end("c2", "exit code 2", true));
         assert_eq!(out[0]["status"], "failed");
         assert_eq!(out[0]["content"].as_array().unwrap().len(), 1);
         typed(&out);

@@ -3,7 +3,7 @@
 //! between rounds, and abort handled in order.
 //!
 //! A turn runs as its own task so the dispatch loop never waits on it. It
-//! writes events straight to the [`Outbox`] and reports to the host through a
+//! writes events straight to the front end's [`Sink`] and reports to the host through a
 //! channel: each finished message as it is complete (so the host persists it
 //! at once), then one [`TurnMsg::Done`]. The host writes `agent_end` and the
 //! response after `Done`, which puts them after every event of the turn.
@@ -28,7 +28,7 @@ use crate::message::{AssistantBuilder, Block, Content, Message, Role};
 use crate::permissions::Gate;
 use crate::protocol::{CompactionReason, ErrorCode, StreamEvent};
 use crate::provider::{ProviderStream, Providers, Request, ThinkingLevel};
-use crate::transport::Outbox;
+use crate::sink::Sink;
 use compaction::Compactor;
 
 /// What a turn needs besides the shared services.
@@ -87,13 +87,21 @@ pub struct TurnOutcome {
 pub enum TurnResult {
     Ok,
     Cancelled,
-    Failed { code: ErrorCode, error: String },
+    Failed {
+        code: ErrorCode,
+        error: String,
+    },
+    /// The turn reached `--max-rounds` (a failure on the native wire; ACP
+    /// has a stop reason of its own for it).
+    RoundLimit {
+        error: String,
+    },
 }
 
 /// The services a turn uses.
 pub struct TurnCtx {
     pub providers: Arc<Providers>,
-    pub out: Outbox,
+    pub out: Sink,
     pub host: Reports,
     pub cancel: CancellationToken,
     pub steers: mpsc::UnboundedReceiver<String>,
@@ -161,6 +169,7 @@ pub async fn run(spec: TurnSpec, mut ctx: TurnCtx) {
         Ok(stop) => (stop, TurnResult::Ok),
         Err(Stop::Cancelled) => ("aborted".to_owned(), TurnResult::Cancelled),
         Err(Stop::Failed(code, error)) => ("error".to_owned(), TurnResult::Failed { code, error }),
+        Err(Stop::RoundLimit(error)) => ("error".to_owned(), TurnResult::RoundLimit { error }),
     };
     ctx.host.done(TurnOutcome {
         prompt_id,
@@ -204,6 +213,8 @@ async fn offer(ctx: &TurnCtx) -> Arc<crate::tools::Offer> {
 enum Stop {
     Cancelled,
     Failed(ErrorCode, String),
+    /// `--max-rounds` was reached.
+    RoundLimit(String),
 }
 
 fn failed(error: String) -> Stop {
@@ -337,7 +348,7 @@ async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<
             }
         }
     }
-    Err(failed(format!(
+    Err(Stop::RoundLimit(format!(
         "the turn reached its limit of {max_rounds} provider rounds (--max-rounds)"
     )))
 }
@@ -387,7 +398,7 @@ fn keep_partial(ctx: &TurnCtx, builder: AssistantBuilder, stop: &Stop) {
     let mut partial = builder.build();
     match stop {
         Stop::Cancelled => partial.aborted = true,
-        Stop::Failed(_, e) => partial.error = Some(e.clone()),
+        Stop::Failed(_, e) | Stop::RoundLimit(e) => partial.error = Some(e.clone()),
     }
     ctx.host.append(partial);
     close_calls(ctx, &calls, stop);
@@ -457,7 +468,7 @@ fn close_calls(ctx: &TurnCtx, ids: &[String], stop: &Stop) {
     }
     let why = match stop {
         Stop::Cancelled => "not run: the turn was aborted",
-        Stop::Failed(..) => "not run: the turn failed",
+        Stop::Failed(..) | Stop::RoundLimit(_) => "not run: the turn failed",
     };
     let blocks = ids
         .iter()

@@ -1,10 +1,11 @@
 //! One provider round: the stream forwarded as `message_update` events while
 //! the assistant message is assembled, with abort and the idle timeout.
 //!
-//! Events that are already waiting are encoded into one batch and handed to
-//! the stdout writer together when the stream has nothing more ready, so a
-//! fast provider costs one channel message and one writer wake-up per burst
-//! rather than per delta, while a slow one still sees each delta at once.
+//! Events that are already waiting are collected into one batch and handed
+//! to the sink together when the stream has nothing more ready, so a fast
+//! provider costs one sink call (one channel message and one writer wake-up
+//! on either wire) per burst rather than per delta, while a slow one still
+//! sees each delta at once.
 
 use std::time::Duration;
 
@@ -12,36 +13,41 @@ use super::{failed, Stop, TurnCtx};
 use crate::message::{AssistantBuilder, Block, Usage};
 use crate::protocol::{AutoRetryFrame, Frame, StreamEvent};
 use crate::provider::{Completion, Event, ProviderStream};
-use crate::transport::Outbox;
+use crate::sink::Sink;
 
 type RoundError = (Stop, Usage);
 
-/// A batch is handed to the writer at this size even mid-burst, which
-/// bounds both its memory and how long a delta waits in it.
+/// A batch is handed to the sink once its text reaches this size even
+/// mid-burst, which bounds both its memory and how long a delta waits in it.
 const BATCH_BYTES: usize = 64 * 1024;
 
-/// Frames of one burst, written out as one unit.
+/// What an event costs in a batch besides its text: about the JSON around
+/// a delta, so that a burst of tiny deltas is bounded too.
+const EVENT_OVERHEAD: usize = 64;
+
+/// Events of one burst, handed on as one unit.
 struct Batch<'a> {
-    out: &'a Outbox,
+    out: &'a Sink,
     prompt_id: &'a str,
-    buf: Vec<u8>,
+    events: Vec<StreamEvent>,
+    bytes: usize,
 }
 
 impl Batch<'_> {
-    async fn update(&mut self, event: &StreamEvent) {
-        Outbox::encode_update(&mut self.buf, self.prompt_id, event);
-        if self.buf.len() >= BATCH_BYTES {
+    async fn update(&mut self, event: StreamEvent) {
+        self.bytes += EVENT_OVERHEAD + event_text_len(&event);
+        self.events.push(event);
+        if self.bytes >= BATCH_BYTES {
             self.flush().await;
         }
     }
 
     async fn flush(&mut self) {
-        if !self.buf.is_empty() {
-            // Not pre-sized: a burst of one delta must not pin kilobytes
-            // while it waits in the writer's queue (the byte budget counts
-            // lengths, so spare capacity would escape it).
-            let lines = std::mem::take(&mut self.buf);
-            self.out.lines(lines).await;
+        if !self.events.is_empty() {
+            self.out.updates(self.prompt_id, &self.events).await;
+            // Kept for the next burst: its capacity is pointers, not text.
+            self.events.clear();
+            self.bytes = 0;
         }
     }
 
@@ -49,6 +55,15 @@ impl Batch<'_> {
     async fn frame(&mut self, frame: &Frame) {
         self.flush().await;
         self.out.frame(frame).await;
+    }
+}
+
+/// The text an event carries (what dominates its size on any wire).
+fn event_text_len(event: &StreamEvent) -> usize {
+    match event {
+        StreamEvent::TextDelta { delta } | StreamEvent::ThinkingDelta { delta } => delta.len(),
+        StreamEvent::ToolcallDelta { delta, .. } => delta.len(),
+        _ => 0,
     }
 }
 
@@ -63,7 +78,8 @@ pub(super) async fn one_round(
     let mut batch = Batch {
         out: &ctx.out,
         prompt_id,
-        buf: Vec::new(),
+        events: Vec::new(),
+        bytes: 0,
     };
     let result = forward(&mut stream, ctx, builder, idle, &mut batch).await;
     // Whatever the outcome, the deltas shown so far go out before the
@@ -95,8 +111,8 @@ async fn forward(
         };
         match event {
             Event::Delta(delta) => {
-                batch.update(&delta).await;
-                keep(builder, delta);
+                keep(builder, &delta);
+                batch.update(delta).await;
             }
             Event::ThinkingSignature(sig) => builder.signature(&sig),
             Event::Usage(u) => last_usage = Some(u),
@@ -169,18 +185,18 @@ async fn next(
 
 /// What a delta adds to the message being built. Only a finished tool call
 /// becomes a block; its start and pieces are for the client's display.
-fn keep(builder: &mut AssistantBuilder, delta: StreamEvent) {
+fn keep(builder: &mut AssistantBuilder, delta: &StreamEvent) {
     match delta {
-        StreamEvent::TextDelta { delta } => builder.text(&delta),
-        StreamEvent::ThinkingDelta { delta } => builder.thinking(&delta),
+        StreamEvent::TextDelta { delta } => builder.text(delta),
+        StreamEvent::ThinkingDelta { delta } => builder.thinking(delta),
         StreamEvent::ToolcallEnd {
             tool_call_id,
             name,
             input,
         } => builder.block(Block::ToolUse {
-            id: tool_call_id,
-            name,
-            input,
+            id: tool_call_id.clone(),
+            name: name.clone(),
+            input: input.clone(),
         }),
         StreamEvent::ToolcallStart { .. } | StreamEvent::ToolcallDelta { .. } => {}
     }

@@ -8,14 +8,24 @@
 //! from their own tasks over `deferred_rx`. That is what keeps every
 //! read-only command fast in the middle of a stream.
 //!
+//! The host speaks in types only: it reads [`Submission`]s (a typed
+//! command and where its answer goes, `link.rs`) and writes typed frames to
+//! its front end's [`Sink`]. Which wire they came from it never knows.
+//!
+//! - `link`: the command channel, [`Reply`] and [`HostHandle`].
 //! - [`pending`]: the ledger of answers still owed (every command is in it
-//!   from the moment it is read until it is answered).
+//!   from the moment it is read until it is answered, with its reply).
+//! - `settings`: the one owner of the session's settings.
 //! - `handlers/`: one function per command, grouped by area.
 //! - `turn`: starting turns, applying their reports, the ordered end.
+//! - `memory`: a host driven in memory, for tests.
 
 mod handlers;
+mod link;
+pub mod memory;
 mod model_watch;
 pub mod pending;
+mod settings;
 mod signals;
 mod turn;
 
@@ -23,7 +33,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -31,20 +40,23 @@ use tokio_util::sync::CancellationToken;
 use crate::context::SessionPrompt;
 use crate::engine::TurnMsg;
 use crate::error::Coded;
-use crate::protocol::{
-    Dropped, ErrorCode, ErrorFrame, Frame, PromptParams, Response, ResponseFrame,
-};
+use crate::protocol::{Dropped, Frame, PromptParams, Response, ResponseFrame};
 use crate::provider::Providers;
 use crate::session::{Session, SessionFile, Store};
-use crate::transport::{Inbound, Outbox};
+use crate::sink::Sink;
+pub use link::{channel, Answer, HostGone, HostHandle, Reply, Submission};
 use pending::{Awaits, Pending, Token};
+pub use settings::SessionSettings;
 pub use signals::Signals;
 
 /// How long a cancelled turn may take to report before the host stops
 /// waiting for it on exit. Turns normally report within the cancel grace.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
 
-/// Settings fixed at start-up.
+/// How the host runs its sessions: from the flags and the config, except
+/// the working directory, which follows a `switch_session` or `fork` into
+/// another session's (unless `--cwd` pinned it), and `compaction.forced_off`,
+/// which a `set_auto_compaction` lifts.
 pub struct Settings {
     pub cwd: String,
     /// The same directory as a path, for tools.
@@ -56,7 +68,6 @@ pub struct Settings {
     pub env_remove: Arc<Vec<String>>,
     pub max_rounds: u32,
     pub idle_timeout: Duration,
-    pub max_frame_bytes: usize,
     pub compaction: CompactionSettings,
 }
 
@@ -155,12 +166,14 @@ pub struct Host {
     /// permission mode changes.
     context: SessionPrompt,
     gate: Arc<crate::permissions::Gate>,
-    out: Outbox,
+    out: Sink,
     providers: Arc<Providers>,
     store: Arc<Store>,
     session: Session,
     file: SessionFile,
     model: watch::Sender<Option<String>>,
+    /// The settings as front ends see them (`settings.rs`).
+    published: watch::Sender<SessionSettings>,
     pending: Pending,
     turn: Option<Running>,
     /// Prompts and follow-ups waiting to run, in order.
@@ -189,12 +202,12 @@ pub struct HostChannels {
     deferred_rx: mpsc::UnboundedReceiver<Deferred>,
 }
 
-/// What the host is started with: the services and the session in use.
+/// What the host is started with: the services and the session in use
+/// (built by `factory.rs` for either front end).
 pub struct Parts {
     pub settings: Settings,
     pub context: SessionPrompt,
     pub gate: Arc<crate::permissions::Gate>,
-    pub out: Outbox,
     pub providers: Arc<Providers>,
     pub store: Store,
     pub session: Session,
@@ -204,12 +217,13 @@ pub struct Parts {
 }
 
 impl Host {
-    pub fn new(parts: Parts) -> (Self, HostChannels) {
+    /// A host for `parts` writing to `out`. Its settings can be watched
+    /// from the start ([`Host::settings`]).
+    pub fn new(parts: Parts, out: Sink) -> (Self, HostChannels) {
         let Parts {
             settings,
             context,
             gate,
-            out,
             providers,
             store,
             session,
@@ -236,6 +250,14 @@ impl Host {
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
+        let (published, _) = watch::channel(SessionSettings {
+            session_id: session.header.id.clone(),
+            mode: gate.mode(),
+            model: session.model.clone(),
+            thinking: session.thinking_level,
+            cwd: settings.cwd_path.clone(),
+            auto_compaction: false,
+        });
         let host = Host {
             settings,
             context,
@@ -246,6 +268,7 @@ impl Host {
             session,
             file,
             model,
+            published,
             pending: Pending::default(),
             turn: None,
             queue: VecDeque::new(),
@@ -259,6 +282,7 @@ impl Host {
             mcp,
             exit: None,
         };
+        host.publish_settings();
         let channels = HostChannels {
             turn_rx,
             deferred_rx,
@@ -266,10 +290,15 @@ impl Host {
         (host, channels)
     }
 
+    /// The session's settings, kept current for as long as the host runs.
+    pub fn settings(&self) -> watch::Receiver<SessionSettings> {
+        self.published.subscribe()
+    }
+
     /// Runs until the host should exit; returns the process exit code.
     pub async fn run(
         mut self,
-        mut inbound: mpsc::Receiver<Inbound>,
+        mut inbound: mpsc::Receiver<Submission>,
         mut channels: HostChannels,
         mut stdout_closed: oneshot::Receiver<std::io::Error>,
         mut signals: Signals,
@@ -288,7 +317,7 @@ impl Host {
             let exit_deadline = self.exit.map(|at| at + EXIT_GRACE);
             tokio::select! {
                 line = inbound.recv(), if !self.eof && self.exit.is_none() => match line {
-                    Some(item) => self.on_inbound(item).await,
+                    Some(item) => self.on_submission(item).await,
                     None => self.on_eof(),
                 },
                 Some((prompt_id, msg)) = channels.turn_rx.recv() => {
@@ -376,8 +405,8 @@ impl Host {
             })
             .await;
         }
-        for frame in self.pending.cancel_all("the host is shutting down") {
-            self.send(frame).await;
+        for (open, answer) in self.pending.cancel_all("the host is shutting down") {
+            self.deliver(open, answer).await;
         }
         if let Err(e) = self.file.sync() {
             tracing::error!("{e:#}");
@@ -391,26 +420,13 @@ impl Host {
         0
     }
 
-    async fn on_inbound(&mut self, item: Inbound) {
+    async fn on_submission(&mut self, item: Submission) {
         match item {
-            Inbound::TooLarge { bytes } => {
-                let err = ErrorFrame::new(
-                    Value::Null,
-                    ErrorCode::FrameTooLarge,
-                    format!(
-                        "command line of {bytes} bytes exceeds the limit of {} bytes (--max-frame-bytes); it was discarded",
-                        self.settings.max_frame_bytes
-                    ),
-                );
-                self.send(Frame::Error(err)).await;
+            Submission::Command { command, reply } => {
+                let token = self.pending.register(reply, command.name());
+                self.dispatch(token, command).await;
             }
-            Inbound::Line(line) => match crate::protocol::decode_command(&line) {
-                Ok(envelope) => {
-                    let token = self.pending.register(envelope.id, envelope.command.name());
-                    self.dispatch(token, envelope.command).await;
-                }
-                Err(err) => self.send(Frame::Error(err)).await,
-            },
+            Submission::Invalid(err) => self.send(Frame::Error(err)).await,
         }
     }
 
@@ -418,32 +434,45 @@ impl Host {
         self.out.frame(&frame).await;
     }
 
-    /// Writes the command's `response`, unless it was answered already.
-    async fn respond(&mut self, token: Token, ok: bool, body: Response) {
-        if let Some(open) = self.pending.take(token) {
-            self.send(Frame::Response(ResponseFrame {
-                id: open.id,
-                command: open.command,
-                ok,
-                body,
-            }))
-            .await;
-        }
+    /// Answers with a response (`ok` unless it is a failed turn's), unless
+    /// the command was answered already.
+    async fn respond(&mut self, token: Token, body: Response) {
+        self.answer(token, Ok(body)).await;
     }
 
-    /// Writes the command's `error`, unless it was answered already.
+    /// Answers with an error, unless the command was answered already.
     async fn reject(&mut self, token: Token, err: Coded) {
+        self.answer(token, Err(err)).await;
+    }
+
+    /// Answers the command, unless it was answered already.
+    async fn answer(&mut self, token: Token, answer: Answer) {
         if let Some(open) = self.pending.take(token) {
-            self.send(Frame::Error(err.frame(open.id, open.command)))
-                .await;
+            self.deliver(open, answer).await;
         }
     }
 
-    /// Answers with `ok: true`, or the coded error.
-    async fn answer(&mut self, token: Token, answer: Result<Response, Coded>) {
-        match answer {
-            Ok(body) => self.respond(token, true, body).await,
-            Err(err) => self.reject(token, err).await,
+    /// Sends an answer taken out of the ledger where its command wants it.
+    async fn deliver(&self, open: pending::Open, answer: Answer) {
+        let command = open.command;
+        match open.reply {
+            Reply::Wire(id) => {
+                let frame = match answer {
+                    Ok(body) => Frame::Response(ResponseFrame {
+                        id,
+                        command,
+                        ok: body.ok(),
+                        body,
+                    }),
+                    Err(err) => Frame::Error(err.frame(id, command)),
+                };
+                self.send(frame).await;
+            }
+            // Every frame sent before this one is queued already (sink
+            // calls return once queued), so the caller sees them first.
+            Reply::Call(tx) => {
+                let _ = tx.send(answer);
+            }
         }
     }
 

@@ -11,13 +11,13 @@ use tokio::sync::watch;
 
 use crate::protocol::{Frame, ModelErrorFrame};
 use crate::provider::Providers;
-use crate::transport::Outbox;
+use crate::sink::Sink;
 
 /// Runs until the host ends (the model channel closes).
 pub(super) async fn run(
     providers: Arc<Providers>,
     mut model: watch::Receiver<Option<String>>,
-    out: Outbox,
+    out: Sink,
 ) {
     loop {
         let current = model

@@ -6,13 +6,17 @@
 //! answers it takes the entry out first, and only the one who took it
 //! writes the answer, so a second answer is impossible by construction. What
 //! is still registered when the host exits is answered by [`Pending::cancel_all`].
-//! (The same shape as rust-analyzer's `lsp-server` request queue.)
+//! (The same shape as rust-analyzer's `lsp-server` request queue.) Each
+//! entry holds the command's [`Reply`], so the ledger is also the only
+//! place that knows where an answer goes: no front end keeps its own map.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::protocol::{CommandName, ErrorCode, ErrorFrame, Frame, NotRun, Response, ResponseFrame};
+use super::link::{Answer, Reply};
+use crate::error::Coded;
+use crate::protocol::{CommandName, ErrorCode, NotRun, Response};
 
 /// A command's place in the ledger. Tokens grow with arrival, so walking
 /// the ledger in token order answers commands in the order they came.
@@ -32,12 +36,19 @@ pub enum Awaits {
     Turn,
 }
 
-/// An unanswered command: what its answer must carry.
-#[derive(Debug, Clone)]
+/// An unanswered command: where its answer goes and what it must carry.
+#[derive(Debug)]
 pub struct Open {
-    pub id: Value,
+    pub reply: Reply,
     pub command: CommandName,
     awaits: Awaits,
+}
+
+impl Open {
+    /// The command's `id` on the wire (`null` for an in-process call).
+    pub fn id(&self) -> Value {
+        self.reply.id()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -48,11 +59,11 @@ pub struct Pending {
 
 impl Pending {
     /// Registers a command that has just been read.
-    pub fn register(&mut self, id: Value, command: CommandName) -> Token {
+    pub fn register(&mut self, reply: Reply, command: CommandName) -> Token {
         self.next += 1;
         let token = Token(self.next);
         let open = Open {
-            id,
+            reply,
             command,
             awaits: Awaits::Handler,
         };
@@ -89,27 +100,23 @@ impl Pending {
         self.open.values().any(|o| o.awaits == Awaits::Task)
     }
 
-    /// Answers everything still open, in arrival order: prompts and
-    /// follow-ups that never ran as `cancelled` responses (they did no
-    /// harm), anything else as an `internal` error saying why.
-    pub fn cancel_all(&mut self, reason: &str) -> Vec<Frame> {
+    /// Takes out everything still open, in arrival order, with its
+    /// answer: prompts and follow-ups that never ran are `cancelled` (they
+    /// did no harm), anything else an `internal` error saying why.
+    pub fn cancel_all(&mut self, reason: &str) -> Vec<(Open, Answer)> {
         std::mem::take(&mut self.open)
             .into_values()
-            .map(|open| match open.command {
-                CommandName::Prompt | CommandName::FollowUp => Frame::Response(ResponseFrame {
-                    id: open.id,
-                    command: open.command,
-                    ok: true,
-                    body: Response::NotRun(NotRun::cancelled()),
-                }),
-                command => Frame::Error(
-                    ErrorFrame::new(
-                        open.id,
+            .map(|open| {
+                let answer = match open.command {
+                    CommandName::Prompt | CommandName::FollowUp => {
+                        Ok(Response::NotRun(NotRun::cancelled()))
+                    }
+                    _ => Err(Coded::new(
                         ErrorCode::Internal,
                         format!("not answered: {reason}"),
-                    )
-                    .for_command(command),
-                ),
+                    )),
+                };
+                (open, answer)
             })
             .collect()
     }
@@ -120,10 +127,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn wire(id: Value) -> Reply {
+        Reply::Wire(id)
+    }
+
     #[test]
     fn a_command_is_answered_once() {
         let mut p = Pending::default();
-        let t = p.register(json!(1), CommandName::GetState);
+        let t = p.register(wire(json!(1)), CommandName::GetState);
         assert!(p.take(t).is_some());
         assert!(p.take(t).is_none());
         assert!(p.is_empty());
@@ -132,10 +143,10 @@ mod tests {
     #[test]
     fn only_tasks_hold_the_exit() {
         let mut p = Pending::default();
-        let queued = p.register(json!("q"), CommandName::FollowUp);
+        let queued = p.register(wire(json!("q")), CommandName::FollowUp);
         p.wait(queued, Awaits::Queue);
         assert!(!p.tasks_running());
-        let listing = p.register(json!("l"), CommandName::ListSessions);
+        let listing = p.register(wire(json!("l")), CommandName::ListSessions);
         p.wait(listing, Awaits::Task);
         assert!(p.tasks_running());
         p.take(listing);
@@ -145,23 +156,17 @@ mod tests {
     #[test]
     fn cancel_all_answers_in_arrival_order() {
         let mut p = Pending::default();
-        p.register(json!("a"), CommandName::GetAvailableModels);
-        p.register(json!("b"), CommandName::FollowUp);
-        let frames = p.cancel_all("the host is shutting down");
-        let lines: Vec<Value> = frames
-            .iter()
-            .map(|f| serde_json::to_value(f).unwrap())
-            .collect();
-        assert_eq!(lines[0]["type"], "error");
-        assert_eq!(lines[0]["id"], "a");
-        assert_eq!(
-            lines[0]["message"],
-            "not answered: the host is shutting down"
-        );
-        assert_eq!(
-            lines[1],
-            json!({"type":"response","id":"b","command":"follow_up","ok":true,"cancelled":true})
-        );
+        p.register(wire(json!("a")), CommandName::GetAvailableModels);
+        p.register(wire(json!("b")), CommandName::FollowUp);
+        let answered = p.cancel_all("the host is shutting down");
+        assert_eq!(answered[0].0.id(), json!("a"));
+        let Err(err) = &answered[0].1 else {
+            panic!("a listing is not answered with a response");
+        };
+        assert_eq!(err.code, ErrorCode::Internal);
+        assert_eq!(err.message, "not answered: the host is shutting down");
+        assert_eq!(answered[1].0.id(), json!("b"));
+        assert!(matches!(answered[1].1, Ok(Response::NotRun(_))));
         assert!(p.is_empty());
     }
 }

@@ -92,7 +92,7 @@ impl Host {
         let Some(open) = self.pending.get(token) else {
             return;
         };
-        let (id, command) = (open.id.clone(), open.command);
+        let (id, command) = (open.id(), open.command);
         // The model chosen for the turn is the session's from now on: a
         // default is recorded like one found at start-up (in the header of
         // a file not yet written), any other change as a model change.
@@ -267,18 +267,18 @@ impl Host {
         } else {
             Vec::new()
         };
-        let (ok, response) = turn_response(outcome, unreported, persist_error);
-        self.respond(turn.token, ok, Response::Turn(response)).await;
+        let response = turn_response(outcome, unreported, persist_error);
+        self.respond(turn.token, Response::Turn(response)).await;
 
         for token in turn.dropped {
-            self.respond(token, true, Response::NotRun(NotRun::cancelled()))
+            self.respond(token, Response::NotRun(NotRun::cancelled()))
                 .await;
         }
         let mut steers = Some(steers);
         for (token, mut dropped) in turn.aborts {
             // The first abort reports the steers the turn never delivered.
             dropped.extend(steers.take().unwrap_or_default());
-            self.respond(token, true, Response::Abort(AbortResponse { dropped }))
+            self.respond(token, Response::Abort(AbortResponse { dropped }))
                 .await;
         }
         self.start_next().await;
@@ -308,12 +308,13 @@ impl Host {
     }
 }
 
-/// The response to the command that started a turn, and its `ok`.
+/// The response to the command that started a turn (`ok` unless it names
+/// a `code`: see `Response::ok`).
 fn turn_response(
     outcome: TurnOutcome,
     dropped: Vec<Dropped>,
     persist_error: Option<String>,
-) -> (bool, TurnResponse) {
+) -> TurnResponse {
     let mut response = TurnResponse {
         prompt_id: outcome.prompt_id,
         stop_reason: outcome.stop_reason,
@@ -323,8 +324,9 @@ fn turn_response(
         error: None,
         dropped,
         persist_error: None,
+        round_limit: false,
     };
-    let ok = match outcome.result {
+    match outcome.result {
         // An answer the session could not keep is not a success: the
         // client must learn that a restart would lose it.
         TurnResult::Ok if persist_error.is_some() => {
@@ -333,21 +335,21 @@ fn turn_response(
                 "{}; the answer was shown but is not saved in the session",
                 persist_error.as_deref().unwrap_or_default()
             ));
-            false
         }
-        TurnResult::Ok => true,
-        TurnResult::Cancelled => {
-            response.cancelled = true;
-            true
-        }
+        TurnResult::Ok => {}
+        TurnResult::Cancelled => response.cancelled = true,
         TurnResult::Failed { code, error } => {
             response.code = Some(code);
             response.error = Some(error);
-            false
         }
-    };
+        TurnResult::RoundLimit { error } => {
+            response.code = Some(ErrorCode::ProviderError);
+            response.error = Some(error);
+            response.round_limit = true;
+        }
+    }
     response.persist_error = persist_error;
-    (ok, response)
+    response
 }
 
 fn user_message(params: PromptParams) -> Message {

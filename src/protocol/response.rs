@@ -55,6 +55,14 @@ pub enum Response {
     SetAutoCompaction(SetAutoCompactionResponse),
 }
 
+impl Response {
+    /// The `ok` of the response frame: false only for a turn that failed
+    /// (its `code` and `error` say why).
+    pub fn ok(&self) -> bool {
+        !matches!(self, Response::Turn(turn) if turn.code.is_some())
+    }
+}
+
 /// `compact`: what the compaction did.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct CompactionResult {
@@ -106,6 +114,11 @@ pub struct TurnResponse {
     /// The turn's messages could not all be saved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub persist_error: Option<String>,
+    /// The failure was the `--max-rounds` limit. Not on the native wire
+    /// (its `error` says so in words); in-process front ends map it, as ACP
+    /// does to its `max_turn_requests` stop reason.
+    #[serde(skip)]
+    pub round_limit: bool,
 }
 
 /// The response to a `prompt` or `follow_up`: how its turn ended, or
@@ -352,11 +365,12 @@ mod tests {
             error: Some("boom".into()),
             dropped: Vec::new(),
             persist_error: None,
+            round_limit: true,
         };
         let v = line(CommandName::Prompt, false, Response::Turn(turn));
         assert_eq!(v["code"], "provider_error");
         assert_eq!(v["error"], "boom");
-        for absent in ["cancelled", "dropped", "persist_error"] {
+        for absent in ["cancelled", "dropped", "persist_error", "round_limit"] {
             assert!(v.get(absent).is_none(), "{absent} in {v}");
         }
     }

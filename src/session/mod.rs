@@ -18,7 +18,7 @@ mod store;
 use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -331,6 +331,24 @@ pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
         valid += line.len();
     }
     Ok((session, valid))
+}
+
+/// A resumed session works where it was started, unless `--cwd` says
+/// otherwise; if that directory is gone, in the current one (and says so).
+pub fn resumed_cwd(session: &Session, current: PathBuf) -> PathBuf {
+    let stored = Path::new(&session.header.cwd);
+    match stored.canonicalize() {
+        Ok(dir) if dir.is_dir() => dir,
+        _ => {
+            tracing::warn!(
+                "session {} was started in {}, which is no longer a directory; working in {} instead",
+                session.header.id,
+                stored.display(),
+                current.display()
+            );
+            current
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use crate::protocol::{
     AbortResponse, CompactParams, CompactionEndFrame, CompactionReason, CompactionResult,
     CompactionStartFrame, Dropped, ErrorCode, Frame, NotRun, Response, SetAutoCompactionResponse,
 };
-use crate::session::{self, Entry};
 
 /// The window assumed to size the kept part when the model's is unknown.
 const UNKNOWN_WINDOW: u64 = 128_000;
@@ -171,7 +170,7 @@ impl Host {
         self.send(Frame::CompactionEnd(end)).await;
         self.answer(token, answer).await;
         for (abort, dropped) in running.aborts {
-            self.respond(abort, true, Response::Abort(AbortResponse { dropped }))
+            self.respond(abort, Response::Abort(AbortResponse { dropped }))
                 .await;
         }
         self.start_next().await;
@@ -188,18 +187,11 @@ impl Host {
     }
 
     pub(super) async fn set_auto_compaction(&mut self, token: Token, enabled: bool) {
-        let entry = Entry::AutoCompaction {
-            ts: session::now(),
-            enabled,
-        };
-        if let Err(e) = self.file.append(&entry) {
+        if let Err(e) = self.set_auto_compaction_to(enabled) {
             let err = Coded::new(ErrorCode::Internal, format!("{e:#}; nothing was changed"));
             return self.reject(token, err).await;
         }
-        self.session.apply(entry);
-        // The client's explicit choice outranks the start-up flag.
-        self.settings.compaction.forced_off = false;
         let answer = Response::SetAutoCompaction(SetAutoCompactionResponse { enabled });
-        self.respond(token, true, answer).await;
+        self.respond(token, answer).await;
     }
 }

@@ -52,7 +52,7 @@ impl Host {
             message_count: upto,
             message,
         });
-        self.respond(token, true, forked).await;
+        self.respond(token, forked).await;
     }
 
     /// Where a fork cuts the history: before a user message the client
@@ -118,7 +118,7 @@ impl Host {
             thinking_level: s.thinking_level,
             context_files: self.context.files().to_vec(),
         });
-        self.respond(token, true, switched).await;
+        self.respond(token, switched).await;
     }
 
     async fn switch_to(&mut self, id: &str) -> Result<(), Coded> {
@@ -138,7 +138,7 @@ impl Host {
             }
         }
         if !self.settings.cwd_fixed {
-            let cwd = crate::startup::resumed_cwd(&session, self.settings.cwd_path.clone());
+            let cwd = crate::session::resumed_cwd(&session, self.settings.cwd_path.clone());
             self.settings.cwd = cwd.to_string_lossy().into_owned();
             self.settings.cwd_path = cwd;
         }
@@ -163,6 +163,7 @@ impl Host {
             // Announces `model_changed` when it differs from the one in use.
             self.use_model(model).await;
         }
+        self.publish_settings();
         Ok(())
     }
 }

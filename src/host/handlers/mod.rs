@@ -40,15 +40,15 @@ impl Host {
             Command::SetThinkingLevel(params) => self.set_thinking_level(token, params.level).await,
             Command::GetState => {
                 let state = self.state();
-                self.respond(token, true, state).await
+                self.respond(token, state).await
             }
             Command::GetSessionStats => {
                 let stats = self.session_stats();
-                self.respond(token, true, stats).await
+                self.respond(token, stats).await
             }
             Command::GetMessages(params) => {
                 let messages = self.messages(params.all);
-                self.respond(token, true, messages).await
+                self.respond(token, messages).await
             }
             Command::GetAvailableModels => self.available_models(token),
             Command::NewSession => self.new_session(token).await,
@@ -61,7 +61,7 @@ impl Host {
                 self.set_auto_compaction(token, params.enabled).await
             }
             Command::Shutdown => {
-                self.respond(token, true, Response::Empty(Empty {})).await;
+                self.respond(token, Response::Empty(Empty {})).await;
                 self.begin_exit();
             }
         }

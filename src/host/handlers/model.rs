@@ -7,8 +7,7 @@
 use crate::error::Coded;
 use crate::host::pending::Token;
 use crate::host::{Deferred, Host, ModelCheck};
-use crate::protocol::{ErrorCode, Frame, ModelChangedFrame, Response, SetModelResponse};
-use crate::session::{self, Entry};
+use crate::protocol::{ErrorCode, Response, SetModelResponse};
 
 impl Host {
     pub(super) async fn set_model(&mut self, token: Token, model: String) {
@@ -71,16 +70,6 @@ impl Host {
         self.answer(token, answer).await;
     }
 
-    /// Switches the model for the next provider request and records it.
-    pub(in crate::host) async fn change_model(&mut self, model: String) -> anyhow::Result<()> {
-        self.file.append(&Entry::ModelChange {
-            ts: session::now(),
-            model: model.clone(),
-        })?;
-        self.use_model(model).await;
-        Ok(())
-    }
-
     /// Takes a default model (found at start-up once extensions reported,
     /// or by a turn) unless one was set meanwhile.
     pub(in crate::host) async fn adopt_default_model(&mut self, model: String) {
@@ -95,18 +84,6 @@ impl Host {
             .model
             .get_or_insert_with(|| model.clone());
         self.use_model(model).await;
-    }
-
-    /// The model from now on, announced with `model_changed` when it is
-    /// another one.
-    pub(in crate::host) async fn use_model(&mut self, model: String) {
-        let changed = self.session.model.as_ref() != Some(&model);
-        self.session.model = Some(model.clone());
-        self.model.send_replace(Some(model.clone()));
-        if changed {
-            self.send(Frame::ModelChanged(ModelChangedFrame { model }))
-                .await;
-        }
     }
 
     /// Looks for the default model in a task when it depends on extensions

@@ -10,7 +10,7 @@ use crate::protocol::{
     Response, SessionsResponse, SetPermissionModeResponse, SetThinkingLevelResponse,
 };
 use crate::provider::ThinkingLevel;
-use crate::session::{self, Entry, Session};
+use crate::session::{self, Session};
 
 impl Host {
     /// Why the session in use cannot be replaced now (`new_session`,
@@ -56,10 +56,11 @@ impl Host {
         // Context files are read when a session starts: edits made since
         // the last one are picked up here.
         self.context.restart();
+        self.publish_settings();
         let created = Response::NewSession(NewSessionResponse {
             session_id: self.session.header.id.clone(),
         });
-        self.respond(token, true, created).await;
+        self.respond(token, created).await;
     }
 
     /// Lists stored sessions from a task: reading many files must not hold
@@ -95,40 +96,20 @@ impl Host {
         self.answer(token, answer).await;
     }
 
-    /// Records the mode first: a mode the session would not remember is
-    /// not applied.
     pub(super) async fn set_permission_mode(&mut self, token: Token, mode: Mode) {
-        let entry = Entry::PermissionMode {
-            ts: session::now(),
-            mode,
-        };
-        if let Err(e) = self.file.append(&entry) {
-            return self
-                .reject(token, Coded::new(ErrorCode::Internal, format!("{e:#}")))
-                .await;
-        }
-        self.gate.set_mode(mode);
-        self.session.permission_mode = Some(mode);
-        // The prompt lists the tools the mode allows.
-        self.context.set_mode(mode);
-        let set = Response::SetPermissionMode(SetPermissionModeResponse { mode });
-        self.respond(token, true, set).await;
+        let answer = self
+            .set_mode(mode)
+            .map(|()| Response::SetPermissionMode(SetPermissionModeResponse { mode }))
+            .code(ErrorCode::Internal);
+        self.answer(token, answer).await;
     }
 
-    /// Recorded first, like the permission mode; applies from the next turn.
     pub(super) async fn set_thinking_level(&mut self, token: Token, level: ThinkingLevel) {
-        let entry = Entry::ThinkingLevel {
-            ts: session::now(),
-            level,
-        };
-        if let Err(e) = self.file.append(&entry) {
-            return self
-                .reject(token, Coded::new(ErrorCode::Internal, format!("{e:#}")))
-                .await;
-        }
-        self.session.thinking_level = level;
-        let set = Response::SetThinkingLevel(SetThinkingLevelResponse { level });
-        self.respond(token, true, set).await;
+        let answer = self
+            .set_thinking(level)
+            .map(|()| Response::SetThinkingLevel(SetThinkingLevelResponse { level }))
+            .code(ErrorCode::Internal);
+        self.answer(token, answer).await;
     }
 
     pub(super) async fn permission_response(
@@ -141,7 +122,7 @@ impl Host {
             message: params.message,
         };
         if self.gate.answer(&params.request_id, answer) {
-            return self.respond(token, true, Response::Empty(Empty {})).await;
+            return self.respond(token, Response::Empty(Empty {})).await;
         }
         let unknown = Coded::new(
             ErrorCode::NotFound,

@@ -41,7 +41,7 @@ impl Host {
         };
         if delivered {
             let queued = Response::Steer(SteerResponse { queued: true });
-            return self.respond(token, true, queued).await;
+            return self.respond(token, queued).await;
         }
         let why = if self.turn.is_some() {
             "the turn is ending and takes no more steering; send it as a follow_up"
@@ -68,7 +68,7 @@ impl Host {
         });
         for q in reaching.into_iter().chain(self.queue.drain(..)) {
             if let Some(open) = self.pending.get(q.token) {
-                let (id, message) = (open.id.clone(), q.params.message);
+                let (id, message) = (open.id(), q.params.message);
                 dropped.push(match open.command {
                     CommandName::Prompt => Dropped::Prompt { id, message },
                     _ => Dropped::FollowUp { id, message },
@@ -78,18 +78,16 @@ impl Host {
         }
         if self.turn.is_none() && self.compacting.is_some() {
             for t in tokens {
-                self.respond(t, true, Response::NotRun(NotRun::cancelled()))
-                    .await;
+                self.respond(t, Response::NotRun(NotRun::cancelled())).await;
             }
             return self.abort_compaction(token, dropped);
         }
         let Some(turn) = self.turn.as_mut() else {
             for t in tokens {
-                self.respond(t, true, Response::NotRun(NotRun::cancelled()))
-                    .await;
+                self.respond(t, Response::NotRun(NotRun::cancelled())).await;
             }
             let answer = Response::Abort(AbortResponse { dropped });
-            return self.respond(token, true, answer).await;
+            return self.respond(token, answer).await;
         };
         turn.cancel.cancel();
         for t in tokens {

@@ -1,9 +1,11 @@
-//! From flags to a running host: resolve directories, discover extensions,
-//! open or create the session, write `ready`, run the dispatch loop.
+//! The one session factory both front ends stand on: from flags to a
+//! host's [`Parts`].
 //!
-//! `ready` is written as soon as the session is loaded; extensions are
-//! started afterwards in the background. A start-up failure is one `error`
-//! frame on stdout, the same message on stderr, and exit status 2.
+//! [`Factory`] is built once per process from the flags (directories,
+//! config, providers, the configured MCP servers); each session is then
+//! one [`Factory::session`] call: the native front end makes one at start,
+//! the ACP front end one per `session/new` or `session/load`. A start-up
+//! failure is a [`Coded`] error; each front end reports it its own way.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,73 +13,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::Value;
-use tokio::sync::oneshot;
 
 use crate::cli::Cli;
 use crate::config::{self, env_nonempty, Config};
 use crate::context::{self, PromptConfig, SessionPrompt};
 use crate::error::{Coded, WithCode};
-use crate::host::{Host, Parts, Settings, Signals};
+use crate::host::{Parts, Settings};
 use crate::permissions::{Gate, Mode};
-use crate::protocol::{ErrorCode, ErrorFrame, Frame, ReadyFrame, PROTOCOL_VERSION};
+use crate::protocol::ErrorCode;
 use crate::provider::{manifest, Providers, ThinkingLevel, Timeouts};
 use crate::session::{self, Entry, Session, SessionFile, Store};
-use crate::transport::{self, Outbox};
 
 /// Exit status for a start-up failure.
-const EXIT_STARTUP: i32 = 2;
+pub const EXIT_STARTUP: i32 = 2;
 
 /// How long an extension has to finish a cancelled request before it is
 /// killed. Short, because abort must end the turn within 200 ms.
 const CANCEL_GRACE: Duration = Duration::from_millis(100);
-
-/// Runs the host to completion and returns the process exit code.
-pub fn run(cli: Cli) -> i32 {
-    // A file-size limit (RLIMIT_FSIZE) must make a write fail with EFBIG,
-    // which the session store handles, not kill the host with SIGXFSZ.
-    // SAFETY: setting a signal's disposition to SIG_IGN before any thread
-    // that could rely on it exists.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "rpc: cannot start the async runtime: {e}"
-            );
-            return EXIT_STARTUP;
-        }
-    };
-    if cli.acp {
-        let (code, writer) = crate::acp::run(&cli, &runtime);
-        runtime.shutdown_timeout(Duration::from_millis(200));
-        writer.finish();
-        return code;
-    }
-    let (out, writer, closed) = transport::spawn_writer(std::io::stdout());
-    let code = runtime.block_on(async move {
-        match prepare(&cli) {
-            Ok(prepared) => serve(prepared, out, closed, cli.max_frame_bytes).await,
-            Err(e) => {
-                let code = report_startup_failure(&e);
-                let frame = ErrorFrame::new(Value::Null, e.code, e.message);
-                out.frame(&Frame::Error(frame)).await;
-                code
-            }
-        }
-    });
-    // Dropping the runtime drops every task still holding an outbox (and
-    // kills extension processes); then the writer has flushed everything.
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    writer.finish();
-    code
-}
 
 /// Says on stderr why the host cannot start; returns the exit status.
 pub(crate) fn report_startup_failure(e: &Coded) -> i32 {
@@ -90,72 +42,10 @@ pub(crate) fn report_startup_failure(e: &Coded) -> i32 {
     EXIT_STARTUP
 }
 
-/// Writes `ready`, starts extensions in the background and runs the
-/// dispatch loop to its end.
-async fn serve(
-    prepared: Prepared,
-    out: Outbox,
-    stdout_closed: oneshot::Receiver<std::io::Error>,
-    max_frame_bytes: usize,
-) -> i32 {
-    let Prepared {
-        settings,
-        context,
-        store,
-        session,
-        file,
-        providers,
-        gate,
-        mcp_servers,
-    } = prepared;
-    // Handlers go in before `ready`: from then on a signal must act like
-    // `shutdown`, never kill the process with the session half-written.
-    let signals = Signals::new();
-    out.frame(&Frame::Ready(ReadyFrame {
-        protocol_version: PROTOCOL_VERSION,
-        version: env!("CARGO_PKG_VERSION"),
-        session_id: session.header.id.clone(),
-        model: session.model.clone(),
-        cwd: settings.cwd.clone(),
-        message_count: session.messages.len(),
-        usage: session.usage,
-        thinking_level: session.thinking_level,
-        context_files: context.files().to_vec(),
-    }))
-    .await;
-    providers.warm_up();
-    let inbound = transport::spawn_reader(std::io::stdin(), max_frame_bytes);
-    let (host, channels) = Host::new(Parts {
-        settings,
-        context,
-        gate,
-        out,
-        providers,
-        store,
-        session,
-        file,
-        mcp_servers,
-    });
-    host.run(inbound, channels, stdout_closed, signals).await
-}
-
-/// Everything the host is started with, ready before `ready` is written.
-pub(crate) struct Prepared {
-    pub settings: Settings,
-    pub context: SessionPrompt,
-    pub gate: Arc<Gate>,
-    pub store: Store,
-    pub session: Session,
-    pub file: SessionFile,
-    pub providers: Arc<Providers>,
-    /// Started by the host after `ready`, in the background.
-    pub mcp_servers: Vec<crate::mcp::ServerSpec>,
-}
-
 /// From flags to the host's parts, step by step; each step's error carries
 /// the code the start-up `error` frame shows.
-fn prepare(cli: &Cli) -> Result<Prepared, Coded> {
-    let shared = Shared::new(cli)?;
+pub(crate) fn prepare(cli: &Cli) -> Result<Parts, Coded> {
+    let shared = Factory::new(cli)?;
     let opening = match &cli.continue_session {
         None => Opening::New,
         Some(id) => Opening::Continue {
@@ -186,7 +76,7 @@ pub(crate) enum Opening {
 
 /// What every session of the process shares, built once from the flags:
 /// one store, one config, one set of providers (extensions start once).
-pub(crate) struct Shared {
+pub(crate) struct Factory {
     /// `--cwd` or the current directory, canonical.
     pub cwd: PathBuf,
     data_dir: PathBuf,
@@ -198,8 +88,8 @@ pub(crate) struct Shared {
     mcp_servers: Vec<crate::mcp::ServerSpec>,
 }
 
-impl Shared {
-    pub(crate) fn new(cli: &Cli) -> Result<Shared, Coded> {
+impl Factory {
+    pub(crate) fn new(cli: &Cli) -> Result<Self, Coded> {
         let cwd = working_dir(cli)?;
         let data_dir = data_dir(cli)?;
         session::create_private_dir(&data_dir)
@@ -212,7 +102,7 @@ impl Shared {
         let prompt_config = prompt_config(cli, &config)?;
         let providers = providers(cli, &config, &data_dir)?;
         let env_remove = Arc::new(secret_vars(&providers, &config.tools.keep_env));
-        Ok(Shared {
+        Ok(Self {
             cwd,
             data_dir,
             config,
@@ -240,7 +130,7 @@ impl Shared {
         cwd_fixed: bool,
         opening: Opening,
         session_mcp: Vec<crate::mcp::ServerSpec>,
-    ) -> Result<Prepared, Coded> {
+    ) -> Result<Parts, Coded> {
         let store = self.store();
         let providers = self.providers.clone();
         let continuing = matches!(opening, Opening::Continue { .. });
@@ -251,7 +141,7 @@ impl Shared {
             apply_overrides(cli, &mut session, &mut file).code(ErrorCode::Internal)?;
         }
         if (continuing || loading) && !cwd_fixed {
-            cwd = resumed_cwd(&session, cwd);
+            cwd = session::resumed_cwd(&session, cwd);
         }
         let cwd_text = cwd.to_string_lossy().into_owned();
         // A loaded session is taken as stored (see `Opening::Load`).
@@ -279,7 +169,7 @@ impl Shared {
         let gate = Arc::new(Gate::new(mode, vec![cwd.clone()]));
         let context = SessionPrompt::start(self.prompt_config.clone(), cwd.clone(), mode);
         let config = &self.config;
-        Ok(Prepared {
+        Ok(Parts {
             gate,
             context,
             settings: Settings {
@@ -289,7 +179,6 @@ impl Shared {
                 cwd: cwd_text,
                 max_rounds: cli.max_rounds,
                 idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
-                max_frame_bytes: cli.max_frame_bytes,
                 compaction: crate::host::CompactionSettings {
                     auto: !cli.no_auto_compaction && config.compaction.auto != Some(false),
                     forced_off: cli.no_auto_compaction,
@@ -454,24 +343,6 @@ fn open_session(
         .fork(&session, session.messages.len())
         .with_context(|| format!("cannot fork session {id}"))
         .code(ErrorCode::Internal)
-}
-
-/// A resumed session works where it was started, unless `--cwd` says
-/// otherwise; if that directory is gone, in the current one (and says so).
-pub(crate) fn resumed_cwd(session: &Session, current: PathBuf) -> PathBuf {
-    let stored = Path::new(&session.header.cwd);
-    match stored.canonicalize() {
-        Ok(dir) if dir.is_dir() => dir,
-        _ => {
-            tracing::warn!(
-                "session {} was started in {}, which is no longer a directory; working in {} instead",
-                session.header.id,
-                stored.display(),
-                current.display()
-            );
-            current
-        }
-    }
 }
 
 /// `--model`, `--permission-mode` and `--thinking` given with `--continue` replace the

@@ -1,0 +1,126 @@
+//! An ACP session's sink: the host's typed frames become `session/update`
+//! notifications (and permission questions) as they are emitted, with no
+//! JSON between the host and this mapping.
+//!
+//! Text and thinking deltas take `chunks.rs`'s borrowed fast path, and a
+//! burst of them is one write; every other frame goes through the
+//! session's [`Mapper`], which keeps what it must remember of tool calls.
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use serde_json::{json, Value};
+
+use super::chunks;
+use super::permissions;
+use super::sessions::AcpSession;
+use super::updates::Mapper;
+use crate::protocol::{AgentEndFrame, Frame, StreamEvent};
+use crate::sink::{BoxFuture, FrameSink};
+
+pub struct AcpSink {
+    session: Weak<AcpSession>,
+    /// Locked only while a frame is mapped, never across a write.
+    mapper: Mutex<Mapper>,
+}
+
+impl AcpSink {
+    pub fn new(session: Weak<AcpSession>, cwd: String) -> Self {
+        AcpSink {
+            session,
+            mapper: Mutex::new(Mapper::new(cwd)),
+        }
+    }
+
+    fn map(&self, map: impl FnOnce(&mut Mapper) -> Vec<Value>) -> Vec<Value> {
+        map(&mut self.mapper.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl FrameSink for AcpSink {
+    fn frame<'a>(&'a self, frame: &'a Frame) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // A session already closed has nobody left to tell.
+            if let Some(session) = self.session.upgrade() {
+                self.on_frame(session, frame).await;
+            }
+        })
+    }
+
+    fn updates<'a>(&'a self, _prompt_id: &'a str, events: &'a [StreamEvent]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(session) = self.session.upgrade() else {
+                return;
+            };
+            let mut burst = Vec::new();
+            for event in events {
+                match chunks::chunk(event) {
+                    Some((kind, text)) => chunks::encode(&mut burst, &session.id, kind, text),
+                    None => {
+                        for update in self.map(|m| m.event(event)) {
+                            encode_update(&mut burst, &session.id, update);
+                        }
+                    }
+                }
+            }
+            if !burst.is_empty() {
+                session.cx.lines(burst).await;
+            }
+        })
+    }
+}
+
+impl AcpSink {
+    async fn on_frame(&self, session: Arc<AcpSession>, frame: &Frame) {
+        match frame {
+            Frame::PermissionRequest(request) => permissions::ask(session, request).await,
+            Frame::PermissionCancelled(cancelled) => {
+                if let Some(asking) = session.asking_take(&cancelled.request_id) {
+                    asking.cancel(&session.cx).await;
+                }
+            }
+            // The host changed its settings before it said so: the options
+            // read now carry the new model.
+            Frame::ModelChanged(_) => {
+                let update = json!({"sessionUpdate": "config_option_update", "configOptions": session.config_options()});
+                session.notify(update).await;
+            }
+            Frame::AgentEnd(end) => {
+                if let Some(update) = usage_update(&session, end) {
+                    session.notify(update).await;
+                }
+            }
+            other => {
+                for update in self.map(|m| m.frame(other)) {
+                    session.notify(update).await;
+                }
+            }
+        }
+    }
+}
+
+/// `usage_update` after a turn: its tokens against the model's window,
+/// when the listing knows the window.
+fn usage_update(session: &AcpSession, end: &AgentEndFrame) -> Option<Value> {
+    let usage = &end.usage;
+    let used = usage.input_tokens
+        + usage.output_tokens
+        + usage.cache_read_input_tokens
+        + usage.cache_creation_input_tokens;
+    let size = session.context_window()?;
+    Some(json!({"sessionUpdate": "usage_update", "used": used, "size": size}))
+}
+
+/// Appends one `session/update` notification line to `buf`.
+fn encode_update(buf: &mut Vec<u8>, session_id: &str, update: Value) {
+    let line = json!({
+        "jsonrpc": "2.0",
+        "method": "session/update",
+        "params": {"sessionId": session_id, "update": update},
+    });
+    let mark = buf.len();
+    if serde_json::to_writer(&mut *buf, &line).is_err() {
+        buf.truncate(mark);
+        return;
+    }
+    buf.push(b'\n');
+}

@@ -1,0 +1,120 @@
+//! A host driven in memory, for tests: the typed boundary a front end uses
+//! (a [`HostHandle`] in, a sink out), without a process or a pipe, the way
+//! lsp-server's `Connection::memory()` serves its tests.
+//!
+//! The sink keeps each frame as the JSON value the native wire would carry,
+//! so a test compares frames as a client would see them; commands and
+//! answers stay typed. Tests that check the real binary (framing, exit
+//! codes, signals, real clients) still spawn it.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{channel, Answer, Host, HostGone, HostHandle, Signals};
+use crate::cli::Cli;
+use crate::error::Coded;
+use crate::protocol::{Command, Frame, MessageUpdate, StreamEvent};
+use crate::sink::{BoxFuture, FrameSink, Sink};
+
+/// A running host and what it wrote.
+pub struct MemoryHost {
+    handle: HostHandle,
+    frames: mpsc::UnboundedReceiver<Value>,
+    running: tokio::task::JoinHandle<i32>,
+}
+
+/// Starts a host on the session the flags describe (as `rpc` would, less
+/// the pipe). Must run inside a tokio runtime.
+pub fn start(cli: &Cli) -> Result<MemoryHost, Coded> {
+    let parts = crate::factory::prepare(cli)?;
+    let (tx, frames) = mpsc::unbounded_channel();
+    let (handle, submissions) = channel();
+    let (host, channels) = Host::new(parts, Sink::new(MemorySink { tx }));
+    let (_never, closed) = oneshot::channel();
+    let running = tokio::spawn(host.run(submissions, channels, closed, Signals::none()));
+    Ok(MemoryHost {
+        handle,
+        frames,
+        running,
+    })
+}
+
+impl MemoryHost {
+    /// Sends a command and waits (bounded) for its typed answer.
+    pub async fn call(&self, command: Command) -> Result<Answer, HostGone> {
+        let within = tokio::time::timeout(Duration::from_secs(10), self.handle.call(command));
+        within.await.map_err(|_| HostGone)?
+    }
+
+    /// The host's handle, to send from another task.
+    pub fn handle(&self) -> HostHandle {
+        self.handle.clone()
+    }
+
+    /// The next frame the host wrote, waiting at most `within`.
+    pub async fn frame(&mut self, within: Duration) -> Option<Value> {
+        tokio::time::timeout(within, self.frames.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Frames up to and including the first of type `kind`, waiting at
+    /// most `within` in all.
+    pub async fn frames_until(&mut self, kind: &str, within: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut seen = Vec::new();
+        while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, self.frames.recv()).await {
+            let done = frame["type"] == kind;
+            seen.push(frame);
+            if done {
+                break;
+            }
+        }
+        seen
+    }
+
+    /// Asks the host to shut down and returns its exit code.
+    pub async fn shutdown(self) -> Option<i32> {
+        let _ = self.call(Command::Shutdown).await;
+        drop(self.handle);
+        let done = tokio::time::timeout(Duration::from_secs(5), self.running).await;
+        done.ok().and_then(Result::ok)
+    }
+}
+
+/// Frames as JSON values on a channel.
+struct MemorySink {
+    tx: mpsc::UnboundedSender<Value>,
+}
+
+impl MemorySink {
+    fn push(&self, frame: &impl serde::Serialize) {
+        match serde_json::to_value(frame) {
+            Ok(value) => {
+                let _ = self.tx.send(value);
+            }
+            Err(e) => tracing::error!("a frame could not be serialised: {e}"),
+        }
+    }
+}
+
+impl FrameSink for MemorySink {
+    fn frame<'a>(&'a self, frame: &'a Frame) -> BoxFuture<'a, ()> {
+        self.push(frame);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn updates<'a>(&'a self, prompt_id: &'a str, events: &'a [StreamEvent]) -> BoxFuture<'a, ()> {
+        for event in events {
+            self.push(&MessageUpdate {
+                kind: "message_update",
+                prompt_id,
+                event,
+            });
+        }
+        Box::pin(std::future::ready(()))
+    }
+}

@@ -1,0 +1,60 @@
+//! Where a host's output goes: the typed half of the host boundary.
+//!
+//! The host, its turns and its background tasks hand every frame they
+//! produce to a [`Sink`] as a typed [`Frame`] (or, for the deltas a turn
+//! streams by the thousand, a burst of typed [`StreamEvent`]s). Each front
+//! end implements [`FrameSink`] for its own wire: the native one serializes
+//! to stdout (`native.rs`), the ACP one maps to `session/update`s
+//! (`acp/sink.rs`), and tests collect the frames in memory
+//! (`host::memory`). Nothing in this process encodes JSON only for another
+//! part of it to parse again (style.md, example 18).
+//!
+//! Answers to commands do not travel here: the host delivers each through
+//! the command's own [`crate::host::Reply`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::protocol::{Frame, StreamEvent};
+
+/// A future a sink method returns; boxed so that [`FrameSink`] can be a
+/// trait object shared by every task that emits.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One front end's way of writing a host's frames.
+///
+/// Calls made one after another by one task are delivered in that order; a
+/// call returns once its output is queued (so a slow client pushes back on
+/// the caller, and an answer sent after it cannot overtake it).
+pub trait FrameSink: Send + Sync + 'static {
+    /// One frame, after everything sent before it.
+    fn frame<'a>(&'a self, frame: &'a Frame) -> BoxFuture<'a, ()>;
+
+    /// A burst of events streamed by the turn `prompt_id`, in order, written
+    /// as one unit.
+    fn updates<'a>(&'a self, prompt_id: &'a str, events: &'a [StreamEvent]) -> BoxFuture<'a, ()>;
+}
+
+/// A cheap handle to a front end's sink, cloned into every task that emits.
+#[derive(Clone)]
+pub struct Sink(Arc<dyn FrameSink>);
+
+impl Sink {
+    pub fn new(sink: impl FrameSink) -> Self {
+        Sink(Arc::new(sink))
+    }
+
+    pub async fn frame(&self, frame: &Frame) {
+        self.0.frame(frame).await;
+    }
+
+    /// One streamed event on its own (a burst of one).
+    pub async fn update(&self, prompt_id: &str, event: &StreamEvent) {
+        self.0.updates(prompt_id, std::slice::from_ref(event)).await;
+    }
+
+    pub async fn updates(&self, prompt_id: &str, events: &[StreamEvent]) {
+        self.0.updates(prompt_id, events).await;
+    }
+}
