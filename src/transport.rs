@@ -1,5 +1,5 @@
 //! Stdio transport: a bounded line reader for commands and the one writer of
-//! stdout (or, in ACP mode, an in-process channel per session: [`Outbox::channel`]).
+//! stdout, shared by both front ends (each encodes its own wire into it).
 //!
 //! Both ends run on dedicated OS threads rather than tokio tasks: stdin and
 //! stdout are blocking file descriptors, and tokio's own `Stdout` hands every
@@ -199,15 +199,6 @@ impl Outbox {
         self.line(value).await
     }
 
-    pub async fn update(&self, prompt_id: &str, event: &StreamEvent) -> bool {
-        self.line(&MessageUpdate {
-            kind: "message_update",
-            prompt_id,
-            event,
-        })
-        .await
-    }
-
     /// Appends a `message_update` line to `buf`, for a caller that batches
     /// the frames of one burst into a single [`Outbox::lines`].
     pub fn encode_update(buf: &mut Vec<u8>, prompt_id: &str, event: &StreamEvent) {
@@ -261,24 +252,26 @@ impl Outbox {
 }
 
 /// The receiving end of an in-process [`Outbox`] (see [`Outbox::channel`]):
-/// what the host wrote, as complete lines, in order.
-pub struct Frames {
+/// what was written, as complete lines, in order.
+#[cfg(test)]
+pub(crate) struct Frames {
     rx: mpsc::Receiver<Queued>,
 }
 
+#[cfg(test)]
 impl Frames {
     /// The next unit queued (one line, or a batch of complete lines);
-    /// `None` once every outbox clone is gone. Taking it releases its share
-    /// of the byte budget, so a slow consumer pushes back like stdout does.
-    pub async fn next(&mut self) -> Option<Vec<u8>> {
+    /// `None` once every outbox clone is gone.
+    pub(crate) async fn next(&mut self) -> Option<Vec<u8>> {
         self.rx.recv().await.map(|queued| queued.bytes)
     }
 }
 
+#[cfg(test)]
 impl Outbox {
-    /// An outbox that feeds a channel in this process instead of stdout:
-    /// how an ACP session reads its host's frames. Same bounds as stdout.
-    pub fn channel() -> (Outbox, Frames) {
+    /// An outbox that feeds a channel in this process instead of stdout,
+    /// for unit tests of what a writer of it sends. Same bounds as stdout.
+    pub(crate) fn channel() -> (Outbox, Frames) {
         let (tx, rx) = mpsc::channel::<Queued>(OUTBOUND_CAPACITY);
         let budget = Arc::new(Semaphore::new(OUTBOUND_BYTES));
         (Outbox { tx, budget }, Frames { rx })

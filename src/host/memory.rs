@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{channel, Answer, Host, HostGone, HostHandle, Signals};
+use super::{channel, Answer, Host, HostGone, HostHandle, SessionSettings, Signals};
 use crate::cli::Cli;
 use crate::error::Coded;
 use crate::protocol::{Command, Frame, MessageUpdate, StreamEvent};
@@ -22,6 +22,7 @@ use crate::sink::{BoxFuture, FrameSink, Sink};
 pub struct MemoryHost {
     handle: HostHandle,
     frames: mpsc::UnboundedReceiver<Value>,
+    settings: watch::Receiver<SessionSettings>,
     running: tokio::task::JoinHandle<i32>,
 }
 
@@ -32,11 +33,13 @@ pub fn start(cli: &Cli) -> Result<MemoryHost, Coded> {
     let (tx, frames) = mpsc::unbounded_channel();
     let (handle, submissions) = channel();
     let (host, channels) = Host::new(parts, Sink::new(MemorySink { tx }));
+    let settings = host.settings();
     let (_never, closed) = oneshot::channel();
     let running = tokio::spawn(host.run(submissions, channels, closed, Signals::none()));
     Ok(MemoryHost {
         handle,
         frames,
+        settings,
         running,
     })
 }
@@ -46,6 +49,11 @@ impl MemoryHost {
     pub async fn call(&self, command: Command) -> Result<Answer, HostGone> {
         let within = tokio::time::timeout(Duration::from_secs(10), self.handle.call(command));
         within.await.map_err(|_| HostGone)?
+    }
+
+    /// The session's settings as the host published them last.
+    pub fn settings(&self) -> SessionSettings {
+        self.settings.borrow().clone()
     }
 
     /// The host's handle, to send from another task.
@@ -116,5 +124,120 @@ impl FrameSink for MemorySink {
             });
         }
         Box::pin(std::future::ready(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::permissions::Mode;
+    use crate::protocol::{
+        ErrorCode, PromptParams, Response, SetPermissionModeParams, SetThinkingLevelParams,
+    };
+    use crate::provider::ThinkingLevel;
+    use clap::Parser;
+    use std::path::Path;
+
+    const ECHO: &str = "echo:echo:echo-1";
+    const WAIT: Duration = Duration::from_secs(15);
+
+    fn cli(data: &Path, extra: &[&str]) -> Cli {
+        let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/providers/echo");
+        let slow = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/providers/slow");
+        let mut args = vec![
+            "rpc".to_owned(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--extension".into(),
+            echo.display().to_string(),
+            "--extension".into(),
+            slow.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        Cli::try_parse_from(args).expect("flags")
+    }
+
+    fn prompt(message: &str) -> Command {
+        Command::Prompt(PromptParams {
+            message: message.into(),
+            attachments: Vec::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_prompt_is_answered_typed_after_every_frame_of_its_turn() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut host = start(&cli(data.path(), &["--model", ECHO])).expect("host");
+        let answer = host.call(prompt("hello there")).await.expect("answered");
+        let Ok(Response::Turn(turn)) = answer else {
+            panic!("not a turn: {answer:?}");
+        };
+        assert_eq!(turn.stop_reason, "end_turn");
+        // The answer is sent after agent_end: by now every frame is here.
+        let frames = host
+            .frames_until("agent_end", Duration::from_millis(1))
+            .await;
+        let text: String = frames
+            .iter()
+            .filter(|f| f["type"] == "message_update")
+            .filter_map(|f| f["event"]["delta"].as_str())
+            .collect();
+        assert_eq!(text.trim(), "hello there");
+        assert_eq!(
+            frames.last().map(|f| f["type"].clone()),
+            Some("agent_end".into())
+        );
+        assert_eq!(host.shutdown().await, Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_second_prompt_while_one_runs_is_busy_and_the_first_goes_on() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut host = start(&cli(data.path(), &["--model", "slow:slow:slow-1"])).expect("host");
+        let handle = host.handle();
+        let first = tokio::spawn(async move { handle.call(prompt("one two three")).await });
+        let started = host.frames_until("agent_start", WAIT).await;
+        assert!(started.iter().any(|f| f["type"] == "agent_start"));
+        let second = host.call(prompt("again")).await.expect("answered");
+        assert!(
+            matches!(&second, Err(e) if e.code == ErrorCode::Busy),
+            "{second:?}"
+        );
+        let first = tokio::time::timeout(WAIT, first).await.expect("in time");
+        assert!(matches!(first, Ok(Ok(Ok(Response::Turn(_))))), "{first:?}");
+        host.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_setting_is_persisted_and_published_by_its_one_owner() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let flags = cli(data.path(), &["--model", ECHO]);
+        let host = start(&flags).expect("host");
+        let set = Command::SetPermissionMode(SetPermissionModeParams {
+            mode: Mode::ReadOnly,
+        });
+        assert!(matches!(host.call(set).await, Ok(Ok(_))));
+        let level = Command::SetThinkingLevel(SetThinkingLevelParams {
+            level: ThinkingLevel::High,
+        });
+        assert!(matches!(host.call(level).await, Ok(Ok(_))));
+        // Published before the answers, for front ends to read.
+        let now = host.settings();
+        assert_eq!(
+            (now.mode, now.thinking),
+            (Mode::ReadOnly, ThinkingLevel::High)
+        );
+        let Ok(Ok(Response::GetState(state))) = host.call(Command::GetState).await else {
+            panic!("no state");
+        };
+        host.shutdown().await;
+        // A new host on the same session reads both back from disk.
+        let again = cli(
+            data.path(),
+            &["--continue", &state.session_id, "--model", ECHO],
+        );
+        let parts = crate::factory::prepare(&again).expect("reopened");
+        assert_eq!(parts.session.permission_mode, Some(Mode::ReadOnly));
+        assert_eq!(parts.session.thinking_level, ThinkingLevel::High);
     }
 }
