@@ -1,9 +1,9 @@
 //! The one session factory both front ends stand on: from flags to a
 //! host's [`Parts`].
 //!
-//! [`Factory`] is built once per process from the flags (directories,
+//! `Factory` is built once per process from the flags (directories,
 //! config, providers, the configured MCP servers); each session is then
-//! one [`Factory::session`] call: the native front end makes one at start,
+//! one `Factory::session` call: the native front end makes one at start,
 //! the ACP front end one per `session/new` or `session/load`. A start-up
 //! failure is a [`Coded`] error; each front end reports it its own way.
 
@@ -44,7 +44,7 @@ pub(crate) fn report_startup_failure(e: &Coded) -> i32 {
 
 /// From flags to the host's parts, step by step; each step's error carries
 /// the code the start-up `error` frame shows.
-pub(crate) fn prepare(cli: &Cli) -> Result<Parts, Coded> {
+pub fn prepare(cli: &Cli) -> Result<Parts, Coded> {
     let shared = Factory::new(cli)?;
     let opening = match &cli.continue_session {
         None => Opening::New,

@@ -3,29 +3,32 @@
 //!
 //! # Layout
 //!
-//! | where | what lives there |
-//! |---|---|
-//! | [`startup`] | from flags to a running host: data dir, config, providers, the session; start-up errors |
-//! | [`acp`] | `rpc --acp`: the Agent Client Protocol on stdio; each ACP session runs one [`host::Host`] in-process, fed through a channel, its frames mapped to `session/update`s |
-//! | [`cli`], [`subcommands`] | the flags; `rpc schema` and `rpc sessions` |
-//! | [`transport`] | the bounded stdin line reader and the one stdout writer |
-//! | [`protocol`] | the wire and nothing else: `command.rs` (the one list of commands), `response.rs` (each command's answer), `event.rs`, `error.rs` (error codes), `schema.rs` |
-//! | [`host`] | the dispatch loop owning all state: `pending.rs` (the ledger of answers still owed), `handlers/` (one function per command), `turn.rs` (starting and ending turns) |
-//! | [`engine`] | one turn: provider rounds (`round.rs`), tool calls behind the permission gate (`tool_calls.rs`), compaction at the threshold and on overflow (`compaction.rs`), steering, abort |
-//! | [`provider`] | model backends behind one interface: `registry.rs` resolves a model id once; `thinking.rs` (thinking levels and what each API is sent); `extension/` (subprocesses), `http/` (one file per HTTP API behind the `Api` trait in `api.rs`, SSE, retries) |
-//! | [`tools`] | the `Tool` trait (`tool.rs`), the table the engine looks tools up in (`table.rs`), one file per built-in tool |
-//! | [`mcp`] | MCP tool servers: `config.rs` (`.mcp.json` and `[mcp_servers]` into `ServerSpec`s), `client.rs` (one connection through `rmcp`), `manager.rs` (a host's servers: background start, status, restarts, the per-session tool table), `tool.rs` (a server tool in the tool table) |
-//! | [`permissions`] | the gate: which calls run, ask or are refused |
-//! | [`message`], [`session`] | the history's shapes; the JSONL session store: the format and loading (`mod.rs`), the directory (`store.rs`: list, open locked, fork, delete), the writer (`file.rs`) |
-//! | [`compaction`] | compaction arithmetic: token estimates, where to cut, the summarisation request, what the model sees after one |
-//! | [`error`] | the one error style: `anyhow` inside, [`error::Coded`] where a client sees a code |
-//! | [`context`] | the system prompt: the default one (`system_prompt.md`) or the user's, plus the AGENTS.md / CLAUDE.md context files (`files.rs`) |
-//! | [`config`], [`process`] | the config file; how child processes are spawned |
+//! Layers, each importing only from those below it (the exceptions are
+//! named after the table):
+//!
+//! | layer | where | what lives there |
+//! |---|---|---|
+//! | 7 | `lib.rs` [`run`], [`native`], [`acp`], [`subcommands`] | the front ends: `native.rs` is protocol v1 on stdio (decode lines into commands, serialize frames, the delta fast path); `acp/` is `rpc --acp` (JSON-RPC `rpc.rs`, one host per session `sessions.rs`, typed frames → `session/update` in `sink.rs`); `rpc schema`, `rpc sessions` |
+//! | 6 | [`factory`] | the one session factory both front ends use: flags + config → a host's [`host::Parts`]; start-up errors |
+//! | 5 | [`host`] | one session's dispatch loop: `link.rs` (the typed boundary in: `Submission`, `Reply`, `HostHandle`), `pending.rs` (the ledger of answers owed), `settings.rs` (the one owner of mode, model, thinking, cwd, auto-compaction), `handlers/` (one function per command), `turn.rs`, `memory.rs` (a host in memory for tests) |
+//! | 4 | [`engine`] | one turn: provider rounds (`round.rs`), tool calls behind the permission gate (`tool_calls.rs`), compaction at the threshold and on overflow (`compaction.rs`), steering, abort |
+//! | 3 | [`provider`], [`tools`], [`mcp`], [`session`], [`context`], [`compaction`] | model backends (`registry.rs` resolves a model id once; `extension/`, `http/` one file per API); the `Tool` trait and one file per built-in tool; MCP servers; the JSONL session store; the system prompt and AGENTS.md files; compaction arithmetic |
+//! | 2 | [`sink`], [`transport`], [`protocol`], [`config`], [`cli`] | `sink.rs`: the typed boundary out (`FrameSink`, one impl per front end); the stdin line reader and the one stdout writer; the wire vocabulary of protocol v1 (`command.rs` the one list of commands, `response.rs`, `event.rs`, `error.rs`, `schema.rs`); the config file; the flags |
+//! | 1 | [`message`], [`error`], [`permissions`], [`process`] | the history's shapes; the one error style (`anyhow` inside, [`error::Coded`] where a client sees a code); the permission gate; how child processes are spawned |
+//!
+//! # The host boundary
+//!
+//! A front end submits a typed [`protocol::Command`] with a
+//! [`host::Reply`] (an `id` to answer on the wire, or a oneshot for an
+//! in-process caller) and receives the host's typed [`protocol::Frame`]s
+//! through its [`sink::FrameSink`]. Nothing in this process encodes JSON
+//! only for another part of it to parse.
 //!
 //! # A prompt, from stdin to the model and back
 //!
-//! 1. `transport` reads a line; `protocol::decode_command` makes it a
-//!    [`protocol::Command`] (or an `error` frame under its id).
+//! 1. `transport` reads a line; `native.rs` decodes it into a
+//!    [`protocol::Command`] (or an `error` frame under its id) and submits
+//!    it to the host with `Reply::Wire(id)`.
 //! 2. `host` registers it in the ledger (`host::pending`) and dispatches it
 //!    to its handler (`host/handlers/turns.rs`), which queues it; `host/turn.rs`
 //!    checks that its model can be reached (`Providers::reach_now`, or in a
@@ -35,12 +38,14 @@
 //!    when the session started).
 //! 3. `engine` runs rounds: `provider::Providers` opens a stream on the
 //!    model's backend; each delta arrives already as a wire
-//!    [`protocol::StreamEvent`] and goes straight to the stdout writer.
+//!    [`protocol::StreamEvent`]; a burst of them goes to the sink in one
+//!    call, which `native.rs` encodes into one stdout write.
 //!    Tool calls go through `engine/tool_calls.rs`: one lookup in the tool
 //!    table, the permission gate, the run.
 //! 4. The turn reports each finished message to the host, which appends it
 //!    to the session; at the end the host writes `agent_end` and takes the
-//!    prompt out of the ledger to write its one `response`.
+//!    prompt out of the ledger to send its one answer where its `Reply`
+//!    says (for `rpc --acp`, a `session/prompt` result).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod acp;

@@ -12,9 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{channel, Answer, Host, HostGone, HostHandle, SessionSettings, Signals};
-use crate::cli::Cli;
-use crate::error::Coded;
+use super::{channel, Answer, Host, HostGone, HostHandle, Parts, SessionSettings, Signals};
 use crate::protocol::{Command, Frame, MessageUpdate, StreamEvent};
 use crate::sink::{BoxFuture, FrameSink, Sink};
 
@@ -26,22 +24,21 @@ pub struct MemoryHost {
     running: tokio::task::JoinHandle<i32>,
 }
 
-/// Starts a host on the session the flags describe (as `rpc` would, less
-/// the pipe). Must run inside a tokio runtime.
-pub fn start(cli: &Cli) -> Result<MemoryHost, Coded> {
-    let parts = crate::factory::prepare(cli)?;
+/// Starts a host on a session's parts (`factory::prepare` makes them from
+/// flags, as `rpc` would). Must run inside a tokio runtime.
+pub fn start(parts: Parts) -> MemoryHost {
     let (tx, frames) = mpsc::unbounded_channel();
     let (handle, submissions) = channel();
     let (host, channels) = Host::new(parts, Sink::new(MemorySink { tx }));
     let settings = host.settings();
     let (_never, closed) = oneshot::channel();
     let running = tokio::spawn(host.run(submissions, channels, closed, Signals::none()));
-    Ok(MemoryHost {
+    MemoryHost {
         handle,
         frames,
         settings,
         running,
-    })
+    }
 }
 
 impl MemoryHost {
@@ -130,6 +127,8 @@ impl FrameSink for MemorySink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
+    use crate::factory::prepare;
     use crate::permissions::Mode;
     use crate::protocol::{
         ErrorCode, PromptParams, Response, SetPermissionModeParams, SetThinkingLevelParams,
@@ -167,7 +166,7 @@ mod tests {
     #[tokio::test]
     async fn a_prompt_is_answered_typed_after_every_frame_of_its_turn() {
         let data = tempfile::tempdir().expect("tempdir");
-        let mut host = start(&cli(data.path(), &["--model", ECHO])).expect("host");
+        let mut host = start(prepare(&cli(data.path(), &["--model", ECHO])).expect("parts"));
         let answer = host.call(prompt("hello there")).await.expect("answered");
         let Ok(Response::Turn(turn)) = answer else {
             panic!("not a turn: {answer:?}");
@@ -193,7 +192,8 @@ mod tests {
     #[tokio::test]
     async fn a_second_prompt_while_one_runs_is_busy_and_the_first_goes_on() {
         let data = tempfile::tempdir().expect("tempdir");
-        let mut host = start(&cli(data.path(), &["--model", "slow:slow:slow-1"])).expect("host");
+        let mut host =
+            start(prepare(&cli(data.path(), &["--model", "slow:slow:slow-1"])).expect("parts"));
         let handle = host.handle();
         let first = tokio::spawn(async move { handle.call(prompt("one two three")).await });
         let started = host.frames_until("agent_start", WAIT).await;
@@ -212,7 +212,7 @@ mod tests {
     async fn a_setting_is_persisted_and_published_by_its_one_owner() {
         let data = tempfile::tempdir().expect("tempdir");
         let flags = cli(data.path(), &["--model", ECHO]);
-        let host = start(&flags).expect("host");
+        let host = start(prepare(&flags).expect("parts"));
         let set = Command::SetPermissionMode(SetPermissionModeParams {
             mode: Mode::ReadOnly,
         });
@@ -236,7 +236,7 @@ mod tests {
             data.path(),
             &["--continue", &state.session_id, "--model", ECHO],
         );
-        let parts = crate::factory::prepare(&again).expect("reopened");
+        let parts = prepare(&again).expect("reopened");
         assert_eq!(parts.session.permission_mode, Some(Mode::ReadOnly));
         assert_eq!(parts.session.thinking_level, ThinkingLevel::High);
     }
