@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::cli::Cli;
 use crate::config::{self, env_nonempty, Config};
-use crate::context::{self, PromptConfig, SessionPrompt};
+use crate::context::{PromptConfig, SessionPrompt};
 use crate::error::{Coded, WithCode};
 use crate::host::{Host, Parts, Settings, Signals};
 use crate::permissions::{Gate, Mode};
@@ -343,7 +343,7 @@ fn prompt_config(cli: &Cli, config: &Config) -> Result<PromptConfig, Coded> {
     let flag = |name: &str, value: &Option<String>| -> Result<Option<String>, Coded> {
         value
             .as_deref()
-            .map(|v| context::text_or_file(v, Path::new("")))
+            .map(|v| config::text_or_file(v, Path::new("")))
             .transpose()
             .with_context(|| format!("--{name}"))
             .code(ErrorCode::InvalidParams)
