@@ -13,7 +13,8 @@ use serde_json::{json, Map, Value};
 
 use super::api::{Api, ApiError, Decoder};
 use super::endpoints::Endpoint;
-use super::{secret_header, sse};
+use super::failure::secret_header;
+use super::sse;
 use crate::message::{Block, Content, Message, Role, Usage};
 use crate::provider::{Completion, Event, Request};
 

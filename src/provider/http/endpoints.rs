@@ -71,9 +71,9 @@ impl Endpoint {
         self.models.iter().find(|m| m.id == id)
     }
 
-    /// The full request URL.
-    pub fn url(&self) -> String {
-        format!("{}{}", self.base_url, super::api::api(self.kind).path())
+    /// The full request URL for an API's `path` (`Api::path`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
     }
 }
 
@@ -361,7 +361,7 @@ output_price = 2.0
         assert!(all["ollama"].available(), "configured keyless endpoint");
         assert!(!all["lmstudio"].available(), "unconfigured keyless preset");
         assert_eq!(
-            all["work"].url(),
+            all["work"].url("/chat/completions"),
             "https://llm.example.com/v1/chat/completions"
         );
         assert_eq!(

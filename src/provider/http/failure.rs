@@ -69,11 +69,12 @@ pub(super) struct Site {
 }
 
 impl Site {
-    pub fn of(endpoint: &Endpoint) -> Self {
+    /// `path`: the API's (`Api::path`).
+    pub fn of(endpoint: &Endpoint, path: &str) -> Self {
         Site {
             provider: endpoint.name.clone(),
             kind: endpoint.kind,
-            url: redact_url(&endpoint.url()),
+            url: redact_url(&endpoint.url(path)),
             base_url: redact_url(&endpoint.base_url),
             source: endpoint.base_url_source.clone(),
         }

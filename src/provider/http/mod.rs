@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{BoxFuture, Event, ProviderStream, Request, Round};
+use crate::config::Kind;
 use crate::error::error_chain;
 use api::{Api, ApiError, Decoder};
 use endpoints::Endpoint;
@@ -77,13 +78,22 @@ struct Prepared {
 }
 
 /// Starts one round against `model` on `endpoint`.
+/// The API an endpoint speaks: the one place a `config::Kind` becomes an
+/// [`Api`].
+pub fn api(kind: Kind) -> &'static dyn Api {
+    match kind {
+        Kind::Anthropic => &anthropic::Anthropic,
+        Kind::Openai => &openai::OpenAi,
+    }
+}
+
 pub fn open(
     settings: &Settings,
     endpoint: &Endpoint,
     model: &str,
     req: &Request<'_>,
 ) -> anyhow::Result<ProviderStream> {
-    let api = api::api(endpoint.kind);
+    let api = api(endpoint.kind);
     let key = endpoint.key()?;
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -91,8 +101,8 @@ pub fn open(
     api.headers(key.as_deref(), &mut headers)?;
     let prepared = Prepared {
         provider: endpoint.name.clone(),
-        url: endpoint.url(),
-        site: Site::of(endpoint),
+        url: endpoint.url(api.path()),
+        site: Site::of(endpoint, api.path()),
         headers,
         body: api.body(endpoint, model, req).to_string().into_bytes(),
         secret: key,
