@@ -9,7 +9,7 @@
 //! | [`acp`] | `rpc --acp`: the Agent Client Protocol on stdio; each ACP session runs one [`host::Host`] in-process, fed through a channel, its frames mapped to `session/update`s |
 //! | [`cli`], [`subcommands`] | the flags; `rpc schema` and `rpc sessions` |
 //! | [`transport`] | the bounded stdin line reader and the one stdout writer |
-//! | [`protocol`] | the wire and nothing else: `command.rs` (the one list of commands), `response.rs` (each command's answer), `event.rs`, `error.rs` (error codes), `schema.rs` |
+//! | [`protocol`] | the wire's vocabulary and its decoder, importing nothing above it (only `message`, whose `Message` and `Usage` the wire carries as the history stores them): `command.rs` (the one list of commands), `response.rs` (each command's answer), `event.rs`, `settings.rs` (permission mode, permission answer, thinking level, model entry), `error.rs` (error codes), `schema.rs` |
 //! | [`host`] | the dispatch loop owning all state: `pending.rs` (the ledger of answers still owed), `handlers/` (one function per command), `turn.rs` (starting and ending turns) |
 //! | [`engine`] | one turn: provider rounds (`round.rs`), tool calls behind the permission gate (`tool_calls.rs`), compaction at the threshold and on overflow (`compaction.rs`), steering, abort |
 //! | [`provider`] | model backends behind one interface: `registry.rs` resolves a model id once; `thinking.rs` (thinking levels and what each API is sent); `extension/` (subprocesses), `http/` (one file per HTTP API behind the `Api` trait in `api.rs`, SSE, retries) |

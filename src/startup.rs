@@ -19,9 +19,11 @@ use crate::config::{self, env_nonempty, Config};
 use crate::context::{PromptConfig, SessionPrompt};
 use crate::error::{Coded, WithCode};
 use crate::host::{Host, Parts, Settings, Signals};
-use crate::permissions::{Gate, Mode};
+use crate::permissions::Gate;
+use crate::protocol::Mode;
+use crate::protocol::ThinkingLevel;
 use crate::protocol::{ErrorCode, ErrorFrame, Frame, ReadyFrame, PROTOCOL_VERSION};
-use crate::provider::{manifest, Providers, ThinkingLevel, Timeouts};
+use crate::provider::{manifest, Providers, Timeouts};
 use crate::session::{self, Entry, Session, SessionFile, Store};
 use crate::transport::{self, Outbox};
 

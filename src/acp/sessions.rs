@@ -22,7 +22,7 @@ use super::permissions;
 use super::rpc::Connection;
 use super::updates::Mapper;
 use crate::host::{Host, Parts, Signals};
-use crate::provider::ModelEntry;
+use crate::protocol::ModelEntry;
 use crate::startup::Prepared;
 use crate::transport::{Frames, Inbound, Outbox};
 
@@ -217,7 +217,7 @@ pub fn start(prepared: Prepared, cx: Connection, models: Models) -> Arc<AcpSessi
     let state = SessionState {
         mode: session
             .permission_mode
-            .unwrap_or(crate::permissions::Mode::Ask),
+            .unwrap_or(crate::protocol::Mode::Ask),
         model: session.model.clone(),
         thinking: session.thinking_level,
     };

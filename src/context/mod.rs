@@ -12,7 +12,8 @@ pub mod files;
 
 use std::path::{Path, PathBuf};
 
-use crate::permissions::{Access, Gate, Mode, Verdict};
+use crate::permissions::{Access, Gate, Verdict};
+use crate::protocol::Mode;
 use crate::tools::Toolset;
 pub use files::ContextFile;
 

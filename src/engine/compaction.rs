@@ -21,8 +21,10 @@ use tokio_util::sync::CancellationToken;
 use super::{current_model, AutoCompaction, Stop, TurnCtx, TurnMsg};
 use crate::compaction::{self as calc, Known};
 use crate::message::{Block, Message};
-use crate::protocol::{CompactionEndFrame, CompactionReason, CompactionStartFrame, Frame};
-use crate::provider::{Event, Providers, Request, ThinkingLevel};
+use crate::protocol::{
+    CompactionEndFrame, CompactionReason, CompactionStartFrame, Frame, ThinkingLevel,
+};
+use crate::provider::{Event, Providers, Request};
 
 /// Tokens kept aside in the summarisation request for the request text
 /// and the answer, besides the reserve.

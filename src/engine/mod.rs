@@ -26,8 +26,8 @@ use crate::compaction::Known;
 use crate::message::Usage;
 use crate::message::{AssistantBuilder, Block, Content, Message, Role};
 use crate::permissions::Gate;
-use crate::protocol::{CompactionReason, ErrorCode, StreamEvent};
-use crate::provider::{Completion, ProviderStream, Providers, Request, ThinkingLevel};
+use crate::protocol::{CompactionReason, ErrorCode, StreamEvent, ThinkingLevel};
+use crate::provider::{Completion, ProviderStream, Providers, Request};
 use crate::transport::Outbox;
 use compaction::Compactor;
 

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::ServerSpec;
 use super::server::{lock, Options, Server, Shared};
-use crate::permissions::Mode;
 use crate::protocol::McpServerState;
+use crate::protocol::Mode;
 use crate::tools::{Offer, Toolset};
 
 pub struct Manager {

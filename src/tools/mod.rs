@@ -133,7 +133,7 @@ pub fn definitions() -> &'static [Value] {
 
 /// The definitions a model is offered in permission mode `mode` when the
 /// session has only the built-in tools (see [`Offer`]).
-pub fn definitions_for(mode: crate::permissions::Mode) -> &'static [Value] {
+pub fn definitions_for(mode: crate::protocol::Mode) -> &'static [Value] {
     &Offer::builtin(mode).definitions
 }
 

@@ -132,9 +132,9 @@ impl Offer {
     /// `tools` as offered in `mode`: in read-only mode only the tools that
     /// may run there (the others would be refused, and the system prompt
     /// says they are off), else all of them.
-    pub fn new(tools: Toolset, mode: crate::permissions::Mode) -> Offer {
+    pub fn new(tools: Toolset, mode: crate::protocol::Mode) -> Offer {
         let definitions = match mode {
-            crate::permissions::Mode::ReadOnly => tools
+            crate::protocol::Mode::ReadOnly => tools
                 .iter()
                 .zip(tools.definitions())
                 .filter(|(t, _)| t.access().offered_read_only())
@@ -146,8 +146,8 @@ impl Offer {
     }
 
     /// The built-in tools' offer for `mode`, built once.
-    pub fn builtin(mode: crate::permissions::Mode) -> &'static Arc<Offer> {
-        use crate::permissions::Mode;
+    pub fn builtin(mode: crate::protocol::Mode) -> &'static Arc<Offer> {
+        use crate::protocol::Mode;
         static ALL: LazyLock<Arc<Offer>> =
             LazyLock::new(|| Arc::new(Offer::new(Toolset::builtin().clone(), Mode::Ask)));
         static READ_ONLY: LazyLock<Arc<Offer>> =

@@ -508,7 +508,7 @@ mod tests {
             tools: &TOOLS,
             max_tokens: None,
             temperature: Some(0.5),
-            thinking: crate::provider::ThinkingLevel::Off,
+            thinking: crate::protocol::ThinkingLevel::Off,
         };
         let on = Options {
             max_tokens: 1000,
@@ -543,7 +543,7 @@ mod tests {
             tools: &[],
             max_tokens: None,
             temperature: Some(0.5),
-            thinking: crate::provider::ThinkingLevel::High,
+            thinking: crate::protocol::ThinkingLevel::High,
         };
         let options = Options {
             max_tokens: 8192,

@@ -514,7 +514,7 @@ mod tests {
             tools: &[],
             max_tokens: None,
             temperature: None,
-            thinking: crate::provider::ThinkingLevel::Off,
+            thinking: crate::protocol::ThinkingLevel::Off,
         };
         let m = messages(&req);
         assert_eq!(m[0], json!({"role":"system","content":"be nice"}));
