@@ -33,12 +33,6 @@ impl Mode {
             Mode::ReadOnly => "read-only",
         }
     }
-
-    pub fn parse(s: &str) -> Option<Mode> {
-        [Mode::Ask, Mode::AcceptEdits, Mode::AllowAll, Mode::ReadOnly]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
 }
 
 /// The client's answer to a permission request.

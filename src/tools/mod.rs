@@ -131,12 +131,6 @@ pub fn definitions() -> &'static [Value] {
     Toolset::builtin().definitions()
 }
 
-/// The definitions a model is offered in permission mode `mode` when the
-/// session has only the built-in tools (see [`Offer`]).
-pub fn definitions_for(mode: crate::protocol::Mode) -> &'static [Value] {
-    &Offer::builtin(mode).definitions
-}
-
 /// Runs blocking file-system work off the async threads. A read-only tool
 /// is abandoned at once on abort; the closure also gets the token so a long
 /// walk stops soon after instead of running on unseen.
