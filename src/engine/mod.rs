@@ -47,7 +47,8 @@ pub struct TurnSpec {
     pub auto_compaction: Option<AutoCompaction>,
 }
 
-/// What a turn needs to compact on its own.
+/// The configured sizes of a compaction: what a turn needs to compact on
+/// its own, and what the `compact` command's task passes too.
 #[derive(Debug, Clone, Copy)]
 pub struct AutoCompaction {
     /// The configured reserve; else the model's output limit, else 16k.

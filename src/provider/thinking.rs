@@ -1,11 +1,10 @@
-//! Thinking levels (pi's names) and what each means per API: an Anthropic
-//! token budget, an OpenAI `reasoning_effort`. Extensions get the level
-//! itself and map it their own way.
+//! What each thinking level (pi's names; the type is in
+//! `protocol/settings.rs`) means per API: an Anthropic token budget, an
+//! OpenAI `reasoning_effort`. Extensions get the level itself and map it
+//! their own way.
 
 use crate::protocol::ThinkingLevel;
 
-/// What each API is sent for a level (the level itself is wire vocabulary,
-/// in `protocol/settings.rs`).
 impl ThinkingLevel {
     /// Anthropic `budget_tokens` (the API's minimum is 1024); `None` for off.
     pub fn anthropic_budget(self) -> Option<u64> {

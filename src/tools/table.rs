@@ -5,7 +5,9 @@
 //! session that brings tools of its own (an MCP server's) gets a table of
 //! its own with [`Toolset::with`], and is used in the same way: nothing
 //! outside this file lists the tools or matches on their names. Definitions
-//! are built with the table, since every provider round sends them.
+//! are built with the table, and an [`Offer`] picks those of one permission
+//! mode once per table: the engine sends an offer's definitions in every
+//! provider round and looks calls up in its table.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -206,7 +208,7 @@ mod tests {
             assert!(d["description"].as_str().is_some_and(|s| !s.is_empty()));
             assert_eq!(d["input_schema"]["type"], "object");
         }
-        // The provider code reads the built-in definitions through this.
+        // Compaction's size estimate reads the built-in definitions through this.
         assert!(std::ptr::eq(crate::tools::definitions(), defs));
     }
 
