@@ -76,8 +76,9 @@ pub enum Failure {
 }
 
 /// The window and reserve for `model`: the configured or catalogue
-/// window (none known: compaction cannot be sized, it is skipped), and the
-/// reserve (config, else the model's output limit, else 16k).
+/// window, and the reserve (config, else the model's output limit, else
+/// 16k). `None` when no window is known: the model has no threshold, and a
+/// compaction guesses one ([`limits_or_guess`]).
 pub async fn limits(
     providers: &Providers,
     model: &str,
