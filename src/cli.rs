@@ -114,12 +114,12 @@ pub struct Cli {
     /// What tools may do without asking: ask (default), accept-edits, allow-all, read-only.
     /// Overrides a resumed session's mode.
     #[arg(long, value_name = "MODE", value_enum)]
-    pub permission_mode: Option<crate::permissions::Mode>,
+    pub permission_mode: Option<crate::protocol::Mode>,
 
     /// Thinking level: off, minimal, low, medium, high, xhigh [default: off; a
     /// resumed session's own]. Overrides a resumed session's level.
     #[arg(long, value_name = "LEVEL", value_enum)]
-    pub thinking: Option<crate::provider::ThinkingLevel>,
+    pub thinking: Option<crate::protocol::ThinkingLevel>,
 
     /// Never compact on its own (at the threshold or on a context overflow);
     /// `compact` still works, and `set_auto_compaction` can turn it back on.

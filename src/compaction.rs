@@ -4,7 +4,8 @@
 //!
 //! The async part (asking the model for the summary, abort, events) is in
 //! `engine/compaction.rs`; the host stores the result as a `compaction`
-//! session entry (`session.rs`).
+//! session entry (`session/mod.rs`), from which [`model_view`] rebuilds what
+//! the model sees.
 
 use std::sync::Arc;
 
@@ -50,8 +51,11 @@ pub fn message_tokens(message: &Message) -> u64 {
     chars.div_ceil(CHARS_PER_TOKEN)
 }
 
-/// The estimated tokens of the tool definitions every turn's request
-/// carries (computed once).
+/// The estimated tokens of the built-in tools' definitions (computed once).
+/// It does not count a session's MCP tools, nor the fewer tools offered in
+/// read-only mode: an estimate used only when no provider has reported the
+/// real input size yet (see [`estimate`]), after which the report, which
+/// includes every tool sent, replaces it.
 pub fn tool_tokens() -> u64 {
     static TOKENS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *TOKENS.get_or_init(|| {

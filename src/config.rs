@@ -148,6 +148,17 @@ pub fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// A prompt setting's text: the value itself, or with a leading `@` the
+/// content of that file, a relative path resolving against `base`.
+pub fn text_or_file(value: &str, base: &Path) -> anyhow::Result<String> {
+    let Some(file) = value.strip_prefix('@') else {
+        return Ok(value.to_owned());
+    };
+    let path = base.join(file);
+    let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+    std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", shown.display()))
+}
+
 /// The default location, if one can be found.
 pub fn default_path() -> Option<PathBuf> {
     Some(default_dir()?.join("config.toml"))
@@ -192,7 +203,7 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
         ("append_system_prompt", &mut config.append_system_prompt),
     ] {
         if let Some(v) = value.as_mut() {
-            *v = crate::context::text_or_file(v, dir)
+            *v = text_or_file(v, dir)
                 .with_context(|| format!("config file {} field {key}", path.display()))?;
         }
     }
@@ -303,5 +314,15 @@ context_window = 32768
         assert!(e.contains("base_url"), "{e}");
         let e = err("[http]\nmax_retries = \"many\"\n");
         assert!(e.contains("line 2") && e.contains("max_retries"), "{e}");
+    }
+
+    #[test]
+    fn prompt_text_comes_from_the_value_or_an_at_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.md"), "from a file\n").unwrap();
+        assert_eq!(text_or_file("plain", dir.path()).unwrap(), "plain");
+        assert_eq!(text_or_file("@p.md", dir.path()).unwrap(), "from a file\n");
+        let err = format!("{:#}", text_or_file("@gone.md", dir.path()).unwrap_err());
+        assert!(err.contains("gone.md"), "{err}");
     }
 }

@@ -5,8 +5,7 @@
 //! start-up message), so they are `anyhow::Error`s with context added on the
 //! way up. A failure that becomes an `error` frame or a failed response needs
 //! one of the wire's [`ErrorCode`]s: it is a [`Coded`], chosen once where the
-//! cause is known, and carried unchanged (also inside an `anyhow::Error`, from
-//! which [`code_of`] gets it back) to the place that writes the frame.
+//! cause is known, and carried unchanged to the place that writes the frame.
 
 use std::fmt;
 
@@ -43,11 +42,6 @@ impl fmt::Display for Coded {
 }
 
 impl std::error::Error for Coded {}
-
-/// The code `err` was given where it arose, else `default`.
-pub fn code_of(err: &anyhow::Error, default: ErrorCode) -> ErrorCode {
-    err.downcast_ref::<Coded>().map_or(default, |c| c.code)
-}
 
 /// Gives any error a code, keeping its whole message (for an
 /// `anyhow::Error`, the chain of contexts).
@@ -114,15 +108,6 @@ mod tests {
             "http://127.0.0.1:9/mcp"
         );
         assert_eq!(redact_url("https://h/x#frag"), "https://h/x?…");
-    }
-
-    #[test]
-    fn a_code_survives_a_trip_through_anyhow() {
-        let err = anyhow::Error::new(Coded::new(ErrorCode::NotFound, "no such session"));
-        let err = err.context("resuming");
-        assert_eq!(code_of(&err, ErrorCode::Internal), ErrorCode::NotFound);
-        let plain = anyhow::anyhow!("disk full");
-        assert_eq!(code_of(&plain, ErrorCode::Internal), ErrorCode::Internal);
     }
 
     #[test]

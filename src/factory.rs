@@ -16,12 +16,12 @@ use anyhow::Context;
 
 use crate::cli::Cli;
 use crate::config::{self, env_nonempty, Config};
-use crate::context::{self, PromptConfig, SessionPrompt};
+use crate::context::{PromptConfig, SessionPrompt};
 use crate::error::{Coded, WithCode};
 use crate::host::{Parts, Settings};
-use crate::permissions::{Gate, Mode};
-use crate::protocol::ErrorCode;
-use crate::provider::{manifest, Providers, ThinkingLevel, Timeouts};
+use crate::permissions::Gate;
+use crate::protocol::{ErrorCode, Mode, ThinkingLevel};
+use crate::provider::{manifest, Providers, Timeouts};
 use crate::session::{self, Entry, Session, SessionFile, Store};
 
 /// Exit status for a start-up failure.
@@ -232,7 +232,7 @@ fn prompt_config(cli: &Cli, config: &Config) -> Result<PromptConfig, Coded> {
     let flag = |name: &str, value: &Option<String>| -> Result<Option<String>, Coded> {
         value
             .as_deref()
-            .map(|v| context::text_or_file(v, Path::new("")))
+            .map(|v| config::text_or_file(v, Path::new("")))
             .transpose()
             .with_context(|| format!("--{name}"))
             .code(ErrorCode::InvalidParams)

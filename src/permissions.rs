@@ -12,42 +12,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use anyhow::{bail, Result};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-/// How much the host may do without asking.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// Read-only tools run; write, edit and bash ask.
-    Ask,
-    /// Edits inside the working directory run; bash and anything outside ask.
-    AcceptEdits,
-    /// Nothing asks.
-    AllowAll,
-    /// Mutating tools are refused.
-    ReadOnly,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Ask => "ask",
-            Mode::AcceptEdits => "accept-edits",
-            Mode::AllowAll => "allow-all",
-            Mode::ReadOnly => "read-only",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Mode> {
-        [Mode::Ask, Mode::AcceptEdits, Mode::AllowAll, Mode::ReadOnly]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
-}
+use crate::protocol::{Decision, Mode};
 
 /// How much a tool may do, which is what the rules judge a call by; the
 /// tool says it (see `tools::Tool::access`), so no rule names a tool.
@@ -78,15 +45,6 @@ impl Access {
                 }
         )
     }
-}
-
-/// The client's answer to a permission request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    AllowOnce,
-    AllowAlways,
-    Deny,
 }
 
 /// What the gate says about one call before anyone is asked.

@@ -6,8 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::host::SessionSettings;
-use crate::permissions::Mode;
-use crate::provider::{ModelEntry, ThinkingLevel};
+use crate::protocol::{Mode, ModelEntry, ThinkingLevel};
 
 /// The four native permission modes, in their usual order.
 const MODES: [(Mode, &str, &str); 4] = [

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::sessions::AcpSession;
 use super::updates::{kind, tool_call};
-use crate::permissions::Decision as HostDecision;
+use crate::protocol::Decision as HostDecision;
 use crate::protocol::{Command, PermissionRequestFrame, PermissionResponseParams};
 
 /// A request open on the client.

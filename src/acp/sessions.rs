@@ -22,8 +22,7 @@ use super::permissions;
 use super::rpc::Connection;
 use super::sink::AcpSink;
 use crate::host::{self, Answer, Host, HostGone, HostHandle, Parts, SessionSettings, Signals};
-use crate::protocol::Command;
-use crate::provider::ModelEntry;
+use crate::protocol::{Command, ModelEntry};
 use crate::sink::Sink;
 
 /// The model listing, filled once in the background at start-up (so that

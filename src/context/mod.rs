@@ -12,9 +12,8 @@ pub mod files;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-
-use crate::permissions::{Access, Gate, Mode, Verdict};
+use crate::permissions::{Access, Gate, Verdict};
+use crate::protocol::Mode;
 use crate::tools::Toolset;
 pub use files::ContextFile;
 
@@ -243,17 +242,6 @@ fn capitalized(s: &str) -> String {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
     }
-}
-
-/// A prompt setting's text: the value itself, or with a leading `@` the
-/// content of that file, a relative path resolving against `base`.
-pub fn text_or_file(value: &str, base: &Path) -> anyhow::Result<String> {
-    let Some(file) = value.strip_prefix('@') else {
-        return Ok(value.to_owned());
-    };
-    let path = base.join(file);
-    let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
-    std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", shown.display()))
 }
 
 /// The current session's system prompt, as the host holds it.

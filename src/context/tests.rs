@@ -187,16 +187,6 @@ fn every_placeholder_in_the_template_is_filled() {
 }
 
 #[test]
-fn prompt_text_comes_from_the_value_or_an_at_file() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.md"), "from a file\n").unwrap();
-    assert_eq!(text_or_file("plain", dir.path()).unwrap(), "plain");
-    assert_eq!(text_or_file("@p.md", dir.path()).unwrap(), "from a file\n");
-    let err = format!("{:#}", text_or_file("@gone.md", dir.path()).unwrap_err());
-    assert!(err.contains("gone.md"), "{err}");
-}
-
-#[test]
 fn the_environment_is_this_process() {
     let env = Environment::current(Path::new("/somewhere"));
     assert_eq!(env.cwd, "/somewhere");

@@ -1,9 +1,13 @@
 //! Running one compaction: the summarisation request to the session's own
 //! model (no tools offered, nothing streamed to the client), bounded by
-//! abort and the idle timeout. Used by a turn (threshold, overflow) and by
-//! the `compact` command's task; neither writes anything until it succeeds,
-//! so an abort leaves the history exactly as it was. [`Compactor`] is a
-//! turn's side: when one is due, its events, and the report to the host.
+//! abort and the idle timeout. [`run`] is the one path for both a turn
+//! (threshold, overflow) and the `compact` command's task: it sizes the
+//! compaction ([`limits_or_guess`]), summarises, and builds the new view
+//! with [`crate::compaction::model_view`], the same function the session
+//! rebuilds its view with after storing the entry. Neither caller writes
+//! anything until it succeeds, so an abort leaves the history exactly as it
+//! was; both show the result with [`end_frame`]. [`Compactor`] is a turn's
+//! side: when one is due, its events, and the report to the host.
 //!
 //! The arithmetic (where to cut, the request text, the view) is in
 //! `crate::compaction`.
@@ -17,8 +21,10 @@ use tokio_util::sync::CancellationToken;
 use super::{current_model, AutoCompaction, Stop, TurnCtx, TurnMsg};
 use crate::compaction::{self as calc, Known};
 use crate::message::{Block, Message};
-use crate::protocol::{CompactionEndFrame, CompactionReason, CompactionStartFrame, Frame};
-use crate::provider::{Event, Providers, Request, ThinkingLevel};
+use crate::protocol::{
+    CompactionEndFrame, CompactionReason, CompactionStartFrame, Frame, ThinkingLevel,
+};
+use crate::provider::{Event, Providers, Request};
 
 /// Tokens kept aside in the summarisation request for the request text
 /// and the answer, besides the reserve.
@@ -36,11 +42,19 @@ pub struct Job<'a> {
     pub view: &'a [Arc<Message>],
     pub system_prompt: Option<&'a str>,
     pub instructions: Option<&'a str>,
-    pub context_window: u64,
-    pub reserve: u64,
-    pub keep_cap: u64,
+    /// The configured reserve and cap of the kept part.
+    pub settings: AutoCompaction,
     pub idle_timeout: Duration,
+    /// The provider's last usage report on `view`, if any.
     pub known: Option<Known>,
+}
+
+/// A compaction that ran: its result, and the estimate of the context
+/// before it (what a failure reports as both before and after).
+#[derive(Debug)]
+pub struct Finished {
+    pub result: Result<Outcome, Failure>,
+    pub tokens_before: u64,
 }
 
 /// A finished compaction, not yet stored.
@@ -62,8 +76,9 @@ pub enum Failure {
 }
 
 /// The window and reserve for `model`: the configured or catalogue
-/// window (none known: compaction cannot be sized, it is skipped), and the
-/// reserve (config, else the model's output limit, else 16k).
+/// window, and the reserve (config, else the model's output limit, else
+/// 16k). `None` when no window is known: the model has no threshold, and a
+/// compaction guesses one ([`limits_or_guess`]).
 pub async fn limits(
     providers: &Providers,
     model: &str,
@@ -79,26 +94,75 @@ pub async fn limits(
     Some((window, reserve))
 }
 
-/// Summarises the older part of `job.view` and returns the new view.
-pub async fn run(job: Job<'_>, cancel: &CancellationToken) -> Result<Outcome, Failure> {
+/// [`limits`], or when the model's window is unknown (an unlisted model:
+/// an overflow, or a `compact` command) a window of half the `sent`
+/// tokens, with an eighth of it as the reserve.
+///
+/// Why half of what is sent rather than a fixed guess such as 128k: the
+/// size of the request is the only thing known about this model, and on an
+/// overflow the model has just refused it, so its window is smaller. A
+/// fixed guess can be larger than the real window (a local model of 8k),
+/// and the compacted context would overflow again; half of the request
+/// always leaves a context well under what was refused. For a `compact`
+/// command this summarises more than a known window would, which is what
+/// the client asked for.
+pub async fn limits_or_guess(
+    providers: &Providers,
+    model: &str,
+    reserve: Option<u64>,
+    sent: u64,
+) -> (u64, u64) {
+    match limits(providers, model, reserve).await {
+        Some(known) => known,
+        None => {
+            let window = (sent / 2).max(1_024);
+            (window, window / 8)
+        }
+    }
+}
+
+/// Summarises the older part of `job.view`: the one compaction path of
+/// both a turn and the `compact` command.
+pub async fn run(job: Job<'_>, cancel: &CancellationToken) -> Finished {
     let tokens_before = calc::estimate(job.view, job.system_prompt, job.known);
-    let budget = calc::keep_budget(job.context_window, job.keep_cap);
+    let (window, reserve) = limits_or_guess(
+        job.providers,
+        job.model,
+        job.settings.reserve,
+        tokens_before,
+    )
+    .await;
+    let result = summarise_view(&job, window, reserve, tokens_before, cancel).await;
+    Finished {
+        result,
+        tokens_before,
+    }
+}
+
+/// [`run`] once the window and reserve are known.
+async fn summarise_view(
+    job: &Job<'_>,
+    window: u64,
+    reserve: u64,
+    tokens_before: u64,
+    cancel: &CancellationToken,
+) -> Result<Outcome, Failure> {
+    let budget = calc::keep_budget(window, job.settings.keep_cap);
     let Some(cut) = calc::cut_point(job.view, budget) else {
         return Err(Failure::Failed(
             "nothing to compact: the history has fewer than two messages".into(),
         ));
     };
     let older = &job.view[..cut];
-    let mut transcript_budget = job
-        .context_window
-        .saturating_sub(job.reserve)
+    let mut transcript_budget = window
+        .saturating_sub(reserve)
         .saturating_sub(REQUEST_OVERHEAD)
         .max(256);
     let mut attempt = 0;
     let summary = loop {
         let request = calc::summary_request(older, job.instructions, transcript_budget);
         let sent = calc::text_tokens(&request.text());
-        match summarise(&job, request, cancel).await {
+        match summarise(job, request, cancel).await {
             Ok(summary) => break summary,
             Err(Failure::Failed(e)) if calc::is_overflow(&e) && attempt < SHRINK_ATTEMPTS => {
                 // Too long for the model itself (its window is smaller than
@@ -111,9 +175,7 @@ pub async fn run(job: Job<'_>, cancel: &CancellationToken) -> Result<Outcome, Fa
             Err(e) => return Err(e),
         }
     };
-    let mut view = Vec::with_capacity(job.view.len() - cut + 1);
-    view.push(Arc::new(calc::summary_message(&summary)));
-    view.extend(job.view[cut..].iter().cloned());
+    let view = calc::model_view(job.view, &summary, cut);
     let tokens_after = calc::estimate(&view, job.system_prompt, None);
     // A model that restates rather than summarises (or a history already
     // mostly kept) would make the context larger: keep the history as is.
@@ -131,8 +193,43 @@ pub async fn run(job: Job<'_>, cancel: &CancellationToken) -> Result<Outcome, Fa
     })
 }
 
+/// The one `compaction_end` frame of a compaction, for a turn's (with its
+/// `prompt_id`) and for the `compact` command's (`None`). A failure shows
+/// the context unchanged: `tokens_after` is `tokens_before`.
+pub fn end_frame(
+    prompt_id: Option<String>,
+    reason: CompactionReason,
+    result: &Result<Outcome, Failure>,
+    tokens_before: u64,
+) -> CompactionEndFrame {
+    match result {
+        Ok(o) => CompactionEndFrame {
+            prompt_id,
+            reason,
+            ok: true,
+            summary: Some(o.summary.clone()),
+            tokens_before: o.tokens_before,
+            tokens_after: o.tokens_after,
+            error: None,
+        },
+        Err(e) => CompactionEndFrame {
+            prompt_id,
+            reason,
+            ok: false,
+            summary: None,
+            tokens_before,
+            tokens_after: tokens_before,
+            error: Some(match e {
+                Failure::Cancelled => "aborted".to_owned(),
+                Failure::Failed(e) => e.clone(),
+            }),
+        },
+    }
+}
+
 /// A turn's own compaction: at the threshold before a round, or after an
 /// overflow. Shown as `compaction_start`/`compaction_end` inside the turn.
+/// A turn builds one, when auto-compaction is on, and uses it for both.
 pub(super) struct Compactor<'a> {
     pub prompt_id: &'a str,
     pub model: &'a watch::Receiver<Option<String>>,
@@ -143,6 +240,7 @@ pub(super) struct Compactor<'a> {
 
 impl Compactor<'_> {
     /// Whether the next request would leave less than the reserve free.
+    /// A model whose window is unknown has no threshold.
     pub(super) async fn due(
         &self,
         ctx: &TurnCtx,
@@ -154,15 +252,9 @@ impl Compactor<'_> {
         else {
             return Ok(false);
         };
-        let estimated = crate::compaction::estimate(history, self.system_prompt, known);
-        Ok(
-            crate::compaction::over_threshold(estimated, window, reserve)
-                && crate::compaction::cut_point(
-                    history,
-                    crate::compaction::keep_budget(window, self.auto.keep_cap),
-                )
-                .is_some(),
-        )
+        let estimated = calc::estimate(history, self.system_prompt, known);
+        Ok(calc::over_threshold(estimated, window, reserve)
+            && calc::cut_point(history, calc::keep_budget(window, self.auto.keep_cap)).is_some())
     }
 
     /// Compacts `history` in place and tells the host; `Ok(false)` when it
@@ -183,54 +275,21 @@ impl Compactor<'_> {
                 reason,
             }))
             .await;
-        // Without a known window (an overflow on an unlisted model), the
-        // provider's refusal says the request was too big: aim at half
-        // of what was sent.
-        let (window, reserve) = match limits(&ctx.providers, &model_id, self.auto.reserve).await {
-            Some(l) => l,
-            None => {
-                let sent = crate::compaction::estimate(history, self.system_prompt, known);
-                let window = (sent / 2).max(1_024);
-                (window, window / 8)
-            }
-        };
         let job = Job {
             providers: &ctx.providers,
             model: &model_id,
             view: history,
             system_prompt: self.system_prompt,
             instructions: None,
-            context_window: window,
-            reserve,
-            keep_cap: self.auto.keep_cap,
+            settings: self.auto,
             idle_timeout: self.idle_timeout,
             known,
         };
-        let before = crate::compaction::estimate(history, self.system_prompt, known);
-        let result = run(job, &ctx.cancel).await;
-        let end = match &result {
-            Ok(o) => CompactionEndFrame {
-                prompt_id,
-                reason,
-                ok: true,
-                summary: Some(o.summary.clone()),
-                tokens_before: o.tokens_before,
-                tokens_after: o.tokens_after,
-                error: None,
-            },
-            Err(e) => CompactionEndFrame {
-                prompt_id,
-                reason,
-                ok: false,
-                summary: None,
-                tokens_before: before,
-                tokens_after: before,
-                error: Some(match e {
-                    Failure::Cancelled => "aborted".to_owned(),
-                    Failure::Failed(e) => e.clone(),
-                }),
-            },
-        };
+        let Finished {
+            result,
+            tokens_before,
+        } = run(job, &ctx.cancel).await;
+        let end = end_frame(prompt_id, reason, &result, tokens_before);
         ctx.host.send(TurnMsg::Compacting(false));
         ctx.out.frame(&Frame::CompactionEnd(end)).await;
         match result {

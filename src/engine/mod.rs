@@ -26,8 +26,8 @@ use crate::compaction::Known;
 use crate::message::Usage;
 use crate::message::{AssistantBuilder, Block, Content, Message, Role};
 use crate::permissions::Gate;
-use crate::protocol::{CompactionReason, ErrorCode, StreamEvent};
-use crate::provider::{ProviderStream, Providers, Request, ThinkingLevel};
+use crate::protocol::{CompactionReason, ErrorCode, StreamEvent, ThinkingLevel};
+use crate::provider::{Completion, ProviderStream, Providers, Request};
 use crate::sink::Sink;
 use compaction::Compactor;
 
@@ -47,7 +47,8 @@ pub struct TurnSpec {
     pub auto_compaction: Option<AutoCompaction>,
 }
 
-/// What a turn needs to compact on its own.
+/// The configured sizes of a compaction: what a turn needs to compact on
+/// its own, and what the `compact` command's task passes too.
 #[derive(Debug, Clone, Copy)]
 pub struct AutoCompaction {
     /// The configured reserve; else the model's output limit, else 16k.
@@ -156,10 +157,12 @@ impl Reports {
 }
 
 /// Runs the turn to its end and reports `Done`.
-pub async fn run(spec: TurnSpec, mut ctx: TurnCtx) {
-    let prompt_id = spec.prompt_id.clone();
+pub async fn run(mut spec: TurnSpec, mut ctx: TurnCtx) {
     let mut usage = Usage::default();
-    let result = rounds(spec, &mut ctx, &mut usage).await;
+    let history = std::mem::take(&mut spec.history);
+    let result = Turn::new(&spec, &mut ctx, history, &mut usage)
+        .rounds()
+        .await;
     ctx.steers.close();
     let mut undelivered = Vec::new();
     while let Ok(s) = ctx.steers.try_recv() {
@@ -172,7 +175,7 @@ pub async fn run(spec: TurnSpec, mut ctx: TurnCtx) {
         Err(Stop::RoundLimit(error)) => ("error".to_owned(), TurnResult::RoundLimit { error }),
     };
     ctx.host.done(TurnOutcome {
-        prompt_id,
+        prompt_id: spec.prompt_id,
         stop_reason,
         usage,
         result,
@@ -221,136 +224,207 @@ fn failed(error: String) -> Stop {
     Stop::Failed(ErrorCode::ProviderError, error)
 }
 
-/// Provider rounds until the model ends its turn with no tool calls and
-/// nothing left to deliver. Returns the final stop reason.
-async fn rounds(spec: TurnSpec, ctx: &mut TurnCtx, usage: &mut Usage) -> Result<String, Stop> {
-    let TurnSpec {
-        prompt_id,
-        mut history,
-        model,
-        system_prompt,
-        thinking,
-        max_rounds,
-        idle_timeout,
-        auto_compaction,
-    } = spec;
-    let mut known: Option<Known> = None;
-    let mut overflowed = false;
-    let mut round_no = 0;
-    while round_no < max_rounds {
-        if let Some(auto) = auto_compaction {
-            let compactor = Compactor {
-                prompt_id: &prompt_id,
-                model: &model,
-                system_prompt: system_prompt.as_deref(),
-                idle_timeout,
-                auto,
+/// One turn's state across its rounds: what the model sees, the usage so
+/// far, and the one [`Compactor`] (when auto-compaction is on) that both
+/// the threshold and an overflow use.
+struct Turn<'a> {
+    spec: &'a TurnSpec,
+    ctx: &'a mut TurnCtx,
+    compactor: Option<Compactor<'a>>,
+    history: Vec<Arc<Message>>,
+    usage: &'a mut Usage,
+    /// The provider's last report of the input size; `None` after a
+    /// compaction changed what the model sees.
+    known: Option<Known>,
+    /// An overflow was compacted already: a second one fails the turn.
+    overflowed: bool,
+}
+
+impl<'a> Turn<'a> {
+    /// `spec.history` has been taken out into `history`.
+    fn new(
+        spec: &'a TurnSpec,
+        ctx: &'a mut TurnCtx,
+        history: Vec<Arc<Message>>,
+        usage: &'a mut Usage,
+    ) -> Self {
+        let compactor = spec.auto_compaction.map(|auto| Compactor {
+            prompt_id: &spec.prompt_id,
+            model: &spec.model,
+            system_prompt: spec.system_prompt.as_deref(),
+            idle_timeout: spec.idle_timeout,
+            auto,
+        });
+        Turn {
+            spec,
+            ctx,
+            compactor,
+            history,
+            usage,
+            known: None,
+            overflowed: false,
+        }
+    }
+
+    /// Provider rounds until the model ends its turn with no tool calls
+    /// and nothing left to deliver. Returns the final stop reason.
+    async fn rounds(mut self) -> Result<String, Stop> {
+        let mut round_no = 0;
+        while round_no < self.spec.max_rounds {
+            self.compact_if_due().await?;
+            let offer = offer(self.ctx).await;
+            let mut builder = AssistantBuilder::default();
+            let completion = match self.stream_round(&offer, &mut builder).await {
+                Ok(completion) => completion,
+                Err((Stop::Failed(code, e), round_usage))
+                    if builder.is_empty() && crate::compaction::is_overflow(&e) =>
+                {
+                    self.usage.add(&round_usage);
+                    self.compact_on_overflow(code, e).await?;
+                    continue;
+                }
+                Err((stop, round_usage)) => {
+                    self.usage.add(&round_usage);
+                    keep_partial(self.ctx, builder, &stop);
+                    return Err(stop);
+                }
             };
-            if compactor.due(ctx, &history, known).await? {
-                compactor
-                    .compact(ctx, &mut history, known, CompactionReason::Threshold)
-                    .await?;
-                known = None;
+            round_no += 1;
+            if let Some(stop_reason) = self.finish_round(completion, builder, &offer).await? {
+                return Ok(stop_reason);
             }
         }
-        let offer = offer(ctx).await;
+        Err(Stop::RoundLimit(format!(
+            "the turn reached its limit of {} provider rounds (--max-rounds)",
+            self.spec.max_rounds
+        )))
+    }
+
+    /// At the threshold, compacts before the round is sent.
+    async fn compact_if_due(&mut self) -> Result<(), Stop> {
+        let Some(compactor) = &self.compactor else {
+            return Ok(());
+        };
+        if compactor.due(self.ctx, &self.history, self.known).await? {
+            compactor
+                .compact(
+                    self.ctx,
+                    &mut self.history,
+                    self.known,
+                    CompactionReason::Threshold,
+                )
+                .await?;
+            self.known = None;
+        }
+        Ok(())
+    }
+
+    /// Sends one round and streams it; on success adds its usage and
+    /// remembers the input size the provider reported.
+    async fn stream_round(
+        &mut self,
+        offer: &crate::tools::Offer,
+        builder: &mut AssistantBuilder,
+    ) -> Result<Completion, (Stop, Usage)> {
         let request = Request {
-            history: &history,
-            system_prompt: system_prompt.as_deref(),
+            history: &self.history,
+            system_prompt: self.spec.system_prompt.as_deref(),
             tools: &offer.definitions,
             max_tokens: None,
             temperature: None,
-            thinking,
+            thinking: self.spec.thinking,
         };
-        let sent = history.len();
-        let mut builder = AssistantBuilder::default();
-        let outcome = match open_round(ctx, &model, &request).await {
-            Ok(stream) => {
-                round::one_round(&prompt_id, stream, ctx, &mut builder, idle_timeout).await
-            }
-            Err(stop) => Err((stop, Usage::default())),
+        let sent = self.history.len();
+        let stream = match open_round(self.ctx, &self.spec.model, &request).await {
+            Ok(stream) => stream,
+            Err(stop) => return Err((stop, Usage::default())),
         };
-        let completion = match outcome {
-            Ok((completion, round_usage)) => {
-                usage.add(&round_usage);
-                known = Some(Known {
-                    messages: sent,
-                    tokens: round_usage.input_tokens
-                        + round_usage.cache_read_input_tokens
-                        + round_usage.cache_creation_input_tokens,
-                });
-                completion
-            }
-            Err((Stop::Failed(code, e), round_usage))
-                if builder.is_empty() && crate::compaction::is_overflow(&e) =>
-            {
-                usage.add(&round_usage);
-                // Too long for the model: compact once and send the round
-                // again (not an ordinary retry, and not a round of its own).
-                let Some(auto) = auto_compaction.filter(|_| !overflowed) else {
-                    let why = if overflowed {
-                        "the request is still too long for the model's context window after compacting the history"
-                    } else {
-                        "the request is too long for the model's context window and auto-compaction is off (send compact, or set_auto_compaction)"
-                    };
-                    return Err(Stop::Failed(code, format!("{why}: {e}")));
-                };
-                overflowed = true;
-                let compactor = Compactor {
-                    prompt_id: &prompt_id,
-                    model: &model,
-                    system_prompt: system_prompt.as_deref(),
-                    idle_timeout,
-                    auto,
-                };
-                if !compactor
-                    .compact(ctx, &mut history, known, CompactionReason::Overflow)
-                    .await?
-                {
-                    return Err(Stop::Failed(
-                        code,
-                        format!("the request is too long for the model's context window and compacting the history failed: {e}"),
-                    ));
-                }
-                known = None;
-                continue;
-            }
-            Err((stop, round_usage)) => {
-                usage.add(&round_usage);
-                keep_partial(ctx, builder, &stop);
-                return Err(stop);
-            }
+        let (completion, round_usage) = round::one_round(
+            &self.spec.prompt_id,
+            stream,
+            self.ctx,
+            builder,
+            self.spec.idle_timeout,
+        )
+        .await?;
+        self.usage.add(&round_usage);
+        self.known = Some(Known {
+            messages: sent,
+            tokens: round_usage.input_tokens
+                + round_usage.cache_read_input_tokens
+                + round_usage.cache_creation_input_tokens,
+        });
+        Ok(completion)
+    }
+
+    /// The provider refused the round as too long for the model: compact
+    /// once and let the caller send the round again (not an ordinary
+    /// retry, and not a round of its own).
+    async fn compact_on_overflow(&mut self, code: ErrorCode, e: String) -> Result<(), Stop> {
+        let Some(compactor) = self.compactor.as_ref().filter(|_| !self.overflowed) else {
+            let why = if self.overflowed {
+                "the request is still too long for the model's context window after compacting the history"
+            } else {
+                "the request is too long for the model's context window and auto-compaction is off (send compact, or set_auto_compaction)"
+            };
+            return Err(Stop::Failed(code, format!("{why}: {e}")));
         };
-        round_no += 1;
-        show_unstreamed(&prompt_id, ctx, &mut builder, completion.content).await;
+        self.overflowed = true;
+        if !compactor
+            .compact(
+                self.ctx,
+                &mut self.history,
+                self.known,
+                CompactionReason::Overflow,
+            )
+            .await?
+        {
+            return Err(Stop::Failed(
+                code,
+                format!("the request is too long for the model's context window and compacting the history failed: {e}"),
+            ));
+        }
+        self.known = None;
+        Ok(())
+    }
+
+    /// Keeps the round's answer and decides what follows: `Some(stop
+    /// reason)` when the turn ends, `None` when another round follows
+    /// (tool results or steers to hand back).
+    async fn finish_round(
+        &mut self,
+        completion: Completion,
+        mut builder: AssistantBuilder,
+        offer: &crate::tools::Offer,
+    ) -> Result<Option<String>, Stop> {
+        let prompt_id = &self.spec.prompt_id;
+        show_unstreamed(prompt_id, self.ctx, &mut builder, completion.content).await;
         let stop_reason = completion
             .stop_reason
             .unwrap_or_else(|| "end_turn".to_owned());
         let calls: Vec<Block> = builder.tool_uses().cloned().collect();
         if calls.is_empty() {
-            let steers = last_steers(&mut ctx.steers);
+            let steers = last_steers(&mut self.ctx.steers);
             if steers.is_empty() {
-                keep_answer(ctx, builder, &stop_reason, None);
-                return Ok(stop_reason);
+                keep_answer(self.ctx, builder, &stop_reason, None);
+                return Ok(Some(stop_reason));
             }
             // Steers that came during the round start another one.
-            keep_answer(ctx, builder, &stop_reason, Some(&mut history));
+            keep_answer(self.ctx, builder, &stop_reason, Some(&mut self.history));
             let message = Message::user_text(steers.join("\n\n"));
-            history.push(ctx.host.append(message));
+            self.history.push(self.ctx.host.append(message));
         } else {
             // The model asked for tools: run them, hand back the results
             // (with any steers) and go round again.
-            keep_answer(ctx, builder, &stop_reason, Some(&mut history));
-            let results = tool_calls::execute(&prompt_id, &calls, &offer.tools, ctx).await;
-            history.push(hand_back(ctx, results.blocks));
+            keep_answer(self.ctx, builder, &stop_reason, Some(&mut self.history));
+            let results = tool_calls::execute(prompt_id, &calls, &offer.tools, self.ctx).await;
+            self.history.push(hand_back(self.ctx, results.blocks));
             if results.cancelled {
                 return Err(Stop::Cancelled);
             }
         }
+        Ok(None)
     }
-    Err(Stop::RoundLimit(format!(
-        "the turn reached its limit of {max_rounds} provider rounds (--max-rounds)"
-    )))
 }
 
 /// Opens the round's stream against the model chosen now (a `set_model`

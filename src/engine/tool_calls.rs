@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 
 use super::TurnCtx;
 use crate::message::Block;
-use crate::permissions::{Decision, Verdict};
+use crate::permissions::Verdict;
+use crate::protocol::Decision;
 use crate::protocol::{
     Frame, PermissionCancelledFrame, PermissionRequestFrame, ToolExecutionEndFrame,
     ToolExecutionStartFrame, ToolExecutionUpdateFrame,

@@ -129,11 +129,11 @@ mod tests {
     use super::*;
     use crate::cli::Cli;
     use crate::factory::prepare;
-    use crate::permissions::Mode;
+    use crate::protocol::Mode;
     use crate::protocol::{
         ErrorCode, PromptParams, Response, SetPermissionModeParams, SetThinkingLevelParams,
     };
-    use crate::provider::ThinkingLevel;
+    use crate::protocol::ThinkingLevel;
     use clap::Parser;
     use std::path::Path;
 

@@ -11,9 +11,9 @@
 use std::path::PathBuf;
 
 use crate::host::Host;
-use crate::permissions::Mode;
+use crate::protocol::Mode;
 use crate::protocol::{Frame, ModelChangedFrame};
-use crate::provider::ThinkingLevel;
+use crate::protocol::ThinkingLevel;
 use crate::session::{self, Entry};
 
 /// A session's settings as they are now.

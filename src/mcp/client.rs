@@ -17,6 +17,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, ServiceExt};
 use tokio::io::AsyncReadExt;
+use tokio::process::ChildStderr;
 use tokio::sync::{mpsc, Notify};
 
 use super::config::{ServerSpec, Transport};
@@ -150,24 +151,8 @@ pub(super) async fn connect(
                 .spawn()
                 .map_err(|e| anyhow!("cannot start `{command}`: {e}"))?;
             let group = Group(transport.id());
-            if let Some(mut pipe) = child_stderr {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    while let Ok(n) = pipe.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                        let mut tail = stderr.lock().unwrap_or_else(|p| p.into_inner());
-                        tail.push_str(&String::from_utf8_lossy(&buf[..n]));
-                        if tail.len() > STDERR_TAIL {
-                            let mut cut = tail.len() - STDERR_TAIL;
-                            while !tail.is_char_boundary(cut) {
-                                cut += 1;
-                            }
-                            tail.drain(..cut);
-                        }
-                    }
-                });
+            if let Some(pipe) = child_stderr {
+                tokio::spawn(keep_tail(pipe, stderr));
             }
             let service = handler
                 .serve(transport)
@@ -178,37 +163,62 @@ pub(super) async fn connect(
                 _group: group,
             })
         }
-        Transport::Http { url, headers } => {
-            use_ring_for_tls();
-            let mut custom = HashMap::new();
-            for (name, value) in headers {
-                // Checked by `ServerSpec::validate`; the value stays out of
-                // every message.
-                let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                    .with_context(|| format!("header {name:?}"))?;
-                let value = reqwest::header::HeaderValue::from_str(value)
-                    .map_err(|_| anyhow!("header {name}: invalid value"))?;
-                custom.insert(name, value);
+        Transport::Http { url, headers } => connect_http(url, headers, handler).await,
+    }
+}
+
+/// Keeps the last [`STDERR_TAIL`] bytes a stdio server writes to stderr.
+async fn keep_tail(mut pipe: ChildStderr, stderr: Arc<Mutex<String>>) {
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let mut tail = stderr.lock().unwrap_or_else(|p| p.into_inner());
+        tail.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if tail.len() > STDERR_TAIL {
+            let mut cut = tail.len() - STDERR_TAIL;
+            while !tail.is_char_boundary(cut) {
+                cut += 1;
             }
-            let config =
-                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
-            let transport = StreamableHttpClientTransport::from_config(config);
-            let service = handler.serve(transport).await.map_err(|e| {
-                // The URL as written and as reqwest prints it may carry
-                // tokens; messages show it redacted.
-                let shown = crate::error::redact_url(url);
-                let mut text = crate::error::error_chain(&e).replace(url.as_str(), &shown);
-                if let Ok(parsed) = reqwest::Url::parse(url) {
-                    text = text.replace(parsed.as_str(), &shown);
-                }
-                anyhow!("{shown}: {text}")
-            })?;
-            Ok(Conn {
-                service,
-                _group: Group(None),
-            })
+            tail.drain(..cut);
         }
     }
+}
+
+/// A streamable-HTTP server at `url`, sent `headers` with every request.
+async fn connect_http(
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    handler: Handler,
+) -> Result<Conn> {
+    use_ring_for_tls();
+    let mut custom = HashMap::new();
+    for (name, value) in headers {
+        // Checked by `ServerSpec::validate`; the value stays out of
+        // every message.
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .with_context(|| format!("header {name:?}"))?;
+        let value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|_| anyhow!("header {name}: invalid value"))?;
+        custom.insert(name, value);
+    }
+    let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(custom);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    let service = handler.serve(transport).await.map_err(|e| {
+        // The URL as written and as reqwest prints it may carry
+        // tokens; messages show it redacted.
+        let shown = crate::error::redact_url(url);
+        let mut text = crate::error::error_chain(&e).replace(url, &shown);
+        if let Ok(parsed) = reqwest::Url::parse(url) {
+            text = text.replace(parsed.as_str(), &shown);
+        }
+        anyhow!("{shown}: {text}")
+    })?;
+    Ok(Conn {
+        service,
+        _group: Group(None),
+    })
 }
 
 /// rmcp's HTTP client (reqwest 0.13, built without a crypto provider)

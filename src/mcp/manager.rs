@@ -1,51 +1,23 @@
 //! The MCP servers of one host (or one ACP session): each started in the
-//! background, its status and tools kept, its tool list refreshed on
-//! `notifications/tools/list_changed`, restarted when a call finds it dead
-//! (at most [`MAX_RESTARTS`] a minute), and the table of tools the turns
-//! use rebuilt when any list changes.
+//! background (`server.rs` starts, refreshes and restarts one), their
+//! status, and the table of tools the turns use, rebuilt when any server's
+//! list changes.
 //!
 //! The manager is built from a `Vec<ServerSpec>` value and reports status
 //! changes on a channel, so whichever front end owns it decides where they
 //! go (the native host writes `mcp_server_status` frames).
 
-use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
-use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CancelledNotification, CancelledNotificationParam,
-    ClientRequest, ServerResult,
-};
-use rmcp::service::PeerRequestOptions;
-use serde_json::Value;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{self, Conn, Handler};
 use super::config::ServerSpec;
-use super::tool::{self, McpTool};
-use crate::permissions::Mode;
-use crate::protocol::{McpServerState, McpServerStatusFrame, McpStatus};
-use crate::tools::{Offer, Tool, ToolOutput, Toolset};
-
-/// Restarts allowed within [`RESTART_WINDOW`] before a server is given up.
-pub const MAX_RESTARTS: usize = 3;
-const RESTART_WINDOW: Duration = Duration::from_secs(60);
-/// Progress lines buffered per call before further ones are dropped.
-const PROGRESS_CAPACITY: usize = 64;
-
-/// What the manager is given besides the specs.
-pub struct Options {
-    /// The working directory of stdio servers that name none.
-    pub cwd: PathBuf,
-    /// Variables stdio servers must not inherit (provider keys, `*_API_KEY`).
-    pub env_remove: Arc<Vec<String>>,
-    /// Where status changes go.
-    pub events: mpsc::UnboundedSender<McpServerStatusFrame>,
-}
+use super::server::{lock, Options, Server, Shared};
+use crate::protocol::McpServerState;
+use crate::protocol::Mode;
+use crate::tools::{Offer, Toolset};
 
 pub struct Manager {
     servers: Vec<Arc<Server>>,
@@ -63,44 +35,6 @@ struct Offers {
     read_only: Arc<Offer>,
 }
 
-/// What every server task reports to.
-struct Shared {
-    opts: Options,
-    /// Bumped whenever a tool list that is offered changes.
-    version: AtomicU64,
-    /// Servers whose first start has not finished yet.
-    starting: watch::Sender<usize>,
-    /// The manager's stop: a (re)start in flight gives up and stores
-    /// nothing once it fires.
-    stop: CancellationToken,
-}
-
-/// One server: its spec, its state and its connection.
-pub struct Server {
-    spec: ServerSpec,
-    state: Mutex<State>,
-    handler: Handler,
-    stderr: Arc<Mutex<String>>,
-    /// Connects and restarts one at a time.
-    connecting: tokio::sync::Mutex<()>,
-    /// The manager's shared state, not kept alive by the tools.
-    shared: std::sync::Weak<Shared>,
-}
-
-struct State {
-    status: McpStatus,
-    tools: Arc<Vec<Arc<dyn Tool>>>,
-    error: Option<String>,
-    conn: Option<Arc<Conn>>,
-    restarts: VecDeque<Instant>,
-    /// Restarted too often: its tools are no longer offered.
-    given_up: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Manager {
     /// Starts every server in the background and returns at once.
     pub fn start(specs: Vec<ServerSpec>, opts: Options) -> Arc<Manager> {
@@ -114,26 +48,7 @@ impl Manager {
         });
         let servers: Vec<Arc<Server>> = specs
             .into_iter()
-            .map(|spec| {
-                Arc::new(Server {
-                    spec,
-                    state: Mutex::new(State {
-                        status: McpStatus::Starting,
-                        tools: Arc::new(Vec::new()),
-                        error: None,
-                        conn: None,
-                        restarts: VecDeque::new(),
-                        given_up: false,
-                    }),
-                    handler: Handler {
-                        progress: Default::default(),
-                        list_changed: Arc::new(Notify::new()),
-                    },
-                    stderr: Default::default(),
-                    connecting: tokio::sync::Mutex::new(()),
-                    shared: Arc::downgrade(&shared),
-                })
-            })
+            .map(|spec| Server::new(spec, &shared))
             .collect();
         for server in &servers {
             let (server, shared, stop) = (server.clone(), shared.clone(), stop.clone());
@@ -143,7 +58,7 @@ impl Manager {
                     _ = server.clone().run(shared) => {}
                 }
                 // The connection goes with the manager.
-                lock(&server.state).conn = None;
+                server.disconnect();
             });
         }
         Arc::new(Manager {
@@ -156,18 +71,7 @@ impl Manager {
 
     /// Every server as `get_state` shows it.
     pub fn states(&self) -> Vec<McpServerState> {
-        self.servers
-            .iter()
-            .map(|s| {
-                let st = lock(&s.state);
-                McpServerState {
-                    name: s.spec.name.clone(),
-                    status: st.status,
-                    tools: st.tools.iter().map(|t| t.name().to_owned()).collect(),
-                    error: st.error.clone(),
-                }
-            })
-            .collect()
+        self.servers.iter().map(|s| s.state()).collect()
     }
 
     /// The tools a round offers in `mode`: the built-in ones and every
@@ -205,17 +109,13 @@ impl Manager {
     fn table(&self) -> Toolset {
         let mut set = Toolset::builtin().clone();
         for server in &self.servers {
-            let (tools, offered) = {
-                let st = lock(&server.state);
-                (st.tools.clone(), !st.given_up)
-            };
-            if !offered {
+            let Some(tools) = server.offered_tools() else {
                 continue;
-            }
+            };
             for t in tools.iter() {
                 match set.with([t.clone()]) {
                     Ok(s) => set = s,
-                    Err(e) => tracing::warn!("MCP server {}: {e:#}", server.spec.name),
+                    Err(e) => tracing::warn!("MCP server {}: {e:#}", server.name()),
                 }
             }
         }
@@ -226,7 +126,7 @@ impl Manager {
     pub fn shutdown(&self) {
         self.stop.cancel();
         for s in &self.servers {
-            lock(&s.state).conn = None;
+            s.disconnect();
         }
     }
 }
@@ -234,303 +134,5 @@ impl Manager {
 impl Drop for Manager {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-impl Server {
-    pub fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    /// The first start, then tool list refreshes until the manager stops.
-    async fn run(self: Arc<Self>, shared: Arc<Shared>) {
-        let started = self.connect(&shared).await;
-        shared.starting.send_modify(|n| *n = n.saturating_sub(1));
-        if let Err(e) = started {
-            self.fail(&shared, e, false);
-        }
-        loop {
-            self.handler.list_changed.notified().await;
-            let conn = lock(&self.state).conn.clone();
-            let Some(conn) = conn else { continue };
-            match self.list_tools(&conn).await {
-                Ok(tools) => {
-                    lock(&self.state).tools = Arc::new(tools);
-                    shared.version.fetch_add(1, Ordering::AcqRel);
-                    self.report(&shared);
-                }
-                Err(e) => tracing::warn!("MCP server {}: refreshing tools: {e:#}", self.name()),
-            }
-        }
-    }
-
-    /// Connects, lists the tools and becomes ready, within the startup
-    /// timeout.
-    async fn connect(self: &Arc<Self>, shared: &Shared) -> Result<Arc<Conn>> {
-        let timeout = self.spec.startup_timeout;
-        let env = client::Env {
-            cwd: &shared.opts.cwd,
-            env_remove: &shared.opts.env_remove,
-        };
-        lock(&self.stderr).clear();
-        let attempt = async {
-            let conn = client::connect(&self.spec, &env, self.handler.clone(), self.stderr.clone())
-                .await?;
-            let tools = self.list_tools(&conn).await?;
-            anyhow::Ok((Arc::new(conn), tools))
-        };
-        // A restart runs in a task of its own (`live`): the stop must end
-        // it too, and dropping the attempt kills the process group.
-        let attempt = tokio::select! {
-            _ = shared.stop.cancelled() => bail!("the host is stopping"),
-            outcome = tokio::time::timeout(timeout, attempt) => outcome,
-        };
-        let (conn, tools) = match attempt {
-            Ok(Ok(ready)) => ready,
-            Ok(Err(e)) => return Err(self.with_stderr(e)),
-            Err(_) => {
-                return Err(self.with_stderr(anyhow!(
-                    "did not start within {} s (startup timeout)",
-                    timeout.as_secs()
-                )))
-            }
-        };
-        {
-            let mut st = lock(&self.state);
-            // `shutdown` cancels, then clears `conn` under this lock: a
-            // connection finished after that is dropped here, not stored.
-            if shared.stop.is_cancelled() {
-                bail!("the host is stopping");
-            }
-            st.status = McpStatus::Ready;
-            st.error = None;
-            st.tools = Arc::new(tools);
-            st.conn = Some(conn.clone());
-        }
-        shared.version.fetch_add(1, Ordering::AcqRel);
-        tracing::info!("MCP server {} is ready", self.name());
-        self.report(shared);
-        Ok(conn)
-    }
-
-    async fn list_tools(self: &Arc<Self>, conn: &Conn) -> Result<Vec<Arc<dyn Tool>>> {
-        let listed = conn
-            .peer()
-            .list_all_tools()
-            .await
-            .map_err(|e| anyhow!("tools/list failed: {e}"))?;
-        let mut tools: Vec<Arc<dyn Tool>> = Vec::with_capacity(listed.len());
-        for info in listed {
-            let tool = McpTool::new(self.clone(), info);
-            // Two server names that differ only in characters `sanitise`
-            // replaces would give the model two tools of one name, which
-            // providers refuse: the first one wins.
-            if tools.iter().any(|t| t.name() == tool.name()) {
-                tracing::warn!(
-                    "MCP server {}: a second tool named {} is not offered",
-                    self.name(),
-                    tool.name()
-                );
-                continue;
-            }
-            tools.push(Arc::new(tool));
-        }
-        Ok(tools)
-    }
-
-    /// Adds the stderr tail of a stdio server, which usually says why.
-    fn with_stderr(&self, e: anyhow::Error) -> anyhow::Error {
-        let tail = lock(&self.stderr).trim().to_owned();
-        if tail.is_empty() {
-            e
-        } else {
-            anyhow!("{e:#}; stderr: {tail}")
-        }
-    }
-
-    fn fail(&self, shared: &Shared, e: anyhow::Error, given_up: bool) {
-        let message = format!("{e:#}");
-        tracing::warn!("MCP server {}: {message}", self.name());
-        {
-            let mut st = lock(&self.state);
-            st.status = McpStatus::Failed;
-            st.error = Some(message);
-            st.conn = None;
-            if given_up {
-                st.given_up = true;
-            }
-        }
-        if given_up {
-            shared.version.fetch_add(1, Ordering::AcqRel);
-        }
-        self.report(shared);
-    }
-
-    fn report(&self, shared: &Shared) {
-        let frame = {
-            let st = lock(&self.state);
-            McpServerStatusFrame {
-                name: self.spec.name.clone(),
-                status: st.status,
-                tools: (st.status == McpStatus::Ready)
-                    .then(|| st.tools.iter().map(|t| t.name().to_owned()).collect()),
-                error: st.error.clone(),
-            }
-        };
-        let _ = shared.opts.events.send(frame);
-    }
-
-    /// The live connection, restarting the server if it died (at most
-    /// [`MAX_RESTARTS`] times a minute).
-    async fn live(self: &Arc<Self>, shared: &Arc<Shared>) -> Result<Arc<Conn>> {
-        // In a task of its own: an abort that drops the call must not leave
-        // a restart half done (the server `starting` for ever).
-        let (server, shared) = (self.clone(), shared.clone());
-        tokio::spawn(async move { server.live_now(&shared).await })
-            .await
-            .map_err(|e| anyhow!("restarting the MCP server failed: {e}"))?
-    }
-
-    async fn live_now(self: &Arc<Self>, shared: &Shared) -> Result<Arc<Conn>> {
-        let _one_at_a_time = self.connecting.lock().await;
-        {
-            let mut st = lock(&self.state);
-            if let Some(conn) = st.conn.as_ref().filter(|c| !c.is_closed()) {
-                return Ok(conn.clone());
-            }
-            if st.given_up {
-                bail!(
-                    "MCP server {} is not running: {}",
-                    self.name(),
-                    st.error.as_deref().unwrap_or("it failed")
-                );
-            }
-            let now = Instant::now();
-            while st
-                .restarts
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
-            {
-                st.restarts.pop_front();
-            }
-            if st.restarts.len() >= MAX_RESTARTS {
-                drop(st);
-                let e =
-                    anyhow!("restarted {MAX_RESTARTS} times within a minute; not restarted again");
-                self.fail(shared, e, true);
-                bail!("MCP server {} failed: restarted too often", self.name());
-            }
-            st.restarts.push_back(now);
-            st.status = McpStatus::Starting;
-            st.conn = None;
-        }
-        self.report(shared);
-        match self.connect(shared).await {
-            Ok(conn) => Ok(conn),
-            Err(e) => {
-                let message = format!("{e:#}");
-                self.fail(shared, e, false);
-                bail!(
-                    "MCP server {} could not be restarted: {message}",
-                    self.name()
-                )
-            }
-        }
-    }
-
-    /// One `tools/call`, with the spec's timeout; `cancel` (abort) and the
-    /// timeout drop the request, which the SDK turns into
-    /// `notifications/cancelled`.
-    pub(super) async fn call(
-        self: &Arc<Self>,
-        tool: &str,
-        arguments: serde_json::Map<String, Value>,
-        updates: &mpsc::Sender<String>,
-        cancel: &CancellationToken,
-    ) -> ToolOutput {
-        let Some(shared) = self.shared.upgrade() else {
-            return ToolOutput::error("the MCP servers were shut down");
-        };
-        let conn = tokio::select! {
-            _ = cancel.cancelled() => return ToolOutput::error("aborted"),
-            c = self.live(&shared) => match c {
-                Ok(c) => c,
-                Err(e) => return ToolOutput::failed(&e),
-            },
-        };
-        let peer = conn.peer();
-        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        // The SDK gives the request its progress token; progress for it is
-        // routed to this call's updates until it ends.
-        let handle = match peer
-            .send_cancellable_request(request, PeerRequestOptions::no_options())
-            .await
-        {
-            Ok(h) => h,
-            Err(e) => return self.call_failed(&shared, &conn, e),
-        };
-        let token = client::token_key(&handle.progress_token.0);
-        let request_id = handle.id.clone();
-        let (tx, mut rx) = mpsc::channel(PROGRESS_CAPACITY);
-        lock(&self.handler.progress).insert(token.clone(), tx);
-        let response = tokio::time::timeout(self.spec.tool_timeout, handle.await_response());
-        tokio::pin!(response);
-        let outcome = loop {
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => break None,
-                r = &mut response => break Some(r),
-                Some(line) = rx.recv() => { let _ = updates.try_send(line); }
-            }
-        };
-        lock(&self.handler.progress).remove(&token);
-        let cancelled = |reason: &str| {
-            let note = CancelledNotification::new(CancelledNotificationParam::new(
-                Some(request_id.clone()),
-                Some(reason.to_owned()),
-            ));
-            let peer = peer.clone();
-            // Sent from a task: the turn must not wait on a slow server.
-            tokio::spawn(async move {
-                let _ = peer.send_notification(note.into()).await;
-            });
-        };
-        match outcome {
-            None => {
-                cancelled("aborted by the user");
-                ToolOutput::error("aborted")
-            }
-            Some(Err(_)) => {
-                cancelled("timed out");
-                ToolOutput::error(format!(
-                    "the MCP tool call timed out after {} s and was cancelled",
-                    self.spec.tool_timeout.as_secs()
-                ))
-            }
-            Some(Ok(Ok(ServerResult::CallToolResult(result)))) => tool::output(result),
-            Some(Ok(Ok(_))) => ToolOutput::error(format!(
-                "MCP server {} answered tools/call with something other than a tool result",
-                self.name()
-            )),
-            Some(Ok(Err(e))) => self.call_failed(&shared, &conn, e),
-        }
-    }
-
-    /// A call's error: the server's own, or the connection's. A dead
-    /// connection marks the server failed; the next call restarts it.
-    fn call_failed(&self, shared: &Shared, conn: &Conn, e: rmcp::ServiceError) -> ToolOutput {
-        let dead = conn.is_closed()
-            || matches!(
-                e,
-                rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_)
-            );
-        if !dead {
-            return ToolOutput::error(format!("MCP server {}: {e}", self.name()));
-        }
-        let why = self.with_stderr(anyhow!("the server stopped during the call: {e}"));
-        self.fail(shared, why, false);
-        let message = lock(&self.state).error.clone().unwrap_or_default();
-        ToolOutput::error(format!("MCP server {}: {message}", self.name()))
     }
 }

@@ -1,12 +1,15 @@
 //! MCP (Model Context Protocol) tool servers: their configuration
-//! (`config`), one connection through the official SDK (`client`), the
-//! servers of one host with their status and restarts (`manager`), and a
-//! server tool as an entry of the tool table (`tool`).
+//! (`config`), one connection through the official SDK (`client`), one
+//! server with its start, tool list and restarts (`server`), the servers of
+//! one host and their tool table (`manager`), and a server tool as an entry
+//! of the tool table (`tool`).
 
 mod client;
 pub mod config;
 pub mod manager;
+mod server;
 mod tool;
 
 pub use config::{ServerSpec, Transport};
-pub use manager::{Manager, Options};
+pub use manager::Manager;
+pub use server::Options;

@@ -9,12 +9,31 @@ use anyhow::{bail, Result};
 use rmcp::model::{CallToolResult, ContentBlock, Tool as McpToolInfo};
 use serde_json::{json, Value};
 
-use super::manager::Server;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
 use crate::permissions::Access;
 use crate::tools::{BoxFuture, Preview, Tool, ToolCtx, ToolImage, ToolOutput};
 
+/// What a server tool needs of its server (`server.rs`): its name, and one
+/// `tools/call`. A trait, so that the server, which makes its tools, and
+/// the tools, which call their server, do not import each other.
+pub(super) trait Remote: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// Calls `tool` (the server's own name for it); progress goes to
+    /// `updates`; `cancel` (abort) drops the request.
+    fn call<'a>(
+        self: Arc<Self>,
+        tool: &'a str,
+        arguments: serde_json::Map<String, Value>,
+        updates: &'a mpsc::Sender<String>,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, ToolOutput>;
+}
+
 pub struct McpTool {
-    server: Arc<Server>,
+    server: Arc<dyn Remote>,
     /// The name the server knows it by.
     remote: String,
     /// `mcp__<server>__<tool>`.
@@ -59,7 +78,7 @@ fn full_name(server: &str, tool: &str) -> String {
 }
 
 impl McpTool {
-    pub(super) fn new(server: Arc<Server>, info: McpToolInfo) -> McpTool {
+    pub(super) fn new(server: Arc<dyn Remote>, info: McpToolInfo) -> McpTool {
         let name = full_name(server.name(), &info.name);
         let definition = json!({
             "name": name,
@@ -116,6 +135,7 @@ impl Tool for McpTool {
                 ));
             };
             self.server
+                .clone()
                 .call(&self.remote, arguments.clone(), &ctx.updates, &ctx.cancel)
                 .await
         })

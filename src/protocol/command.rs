@@ -18,8 +18,7 @@ use super::{
     SetPermissionModeResponse, SetThinkingLevelResponse, StateResponse, SteerResponse,
     SwitchSessionResponse,
 };
-use crate::permissions::{Decision, Mode};
-use crate::provider::ThinkingLevel;
+use super::{Decision, Mode, ThinkingLevel};
 
 /// Declares every command once: its variant, its fields and its wire name.
 /// From this one list come [`Command`], [`CommandName`] (with the names a

@@ -9,9 +9,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CommandName, ErrorFrame, ResponseFrame};
+use super::{CommandName, ErrorFrame, ResponseFrame, ThinkingLevel};
 use crate::message::Usage;
-use crate::provider::ThinkingLevel;
 
 /// The payload of a `message_update` frame.
 #[derive(Debug, Clone, Serialize, JsonSchema)]

@@ -6,6 +6,8 @@
 //! - `response`: the typed body of each command's `response`.
 //! - `event`: `ready`, turn events and permission frames.
 //! - `error`: `error` frames and [`ErrorCode`].
+//! - `settings`: the permission mode, a permission answer, the thinking
+//!   level and a model entry: the session settings the wire names.
 //! - [`schema`]: the JSON Schema of all of the above (`rpc schema`).
 
 mod command;
@@ -13,11 +15,13 @@ mod error;
 mod event;
 mod response;
 pub mod schema;
+mod settings;
 
 pub use command::*;
 pub use error::*;
 pub use event::*;
 pub use response::*;
+pub use settings::*;
 
 pub use crate::message::Usage;
 

@@ -11,10 +11,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CommandName, ErrorCode};
+use super::{CommandName, ErrorCode, Mode, ModelEntry, ThinkingLevel};
 use crate::message::{Message, Usage};
-use crate::permissions::Mode;
-use crate::provider::{ModelEntry, ThinkingLevel};
 
 /// `response`: the single answer to a command.
 #[derive(Debug, Serialize)]

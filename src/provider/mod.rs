@@ -24,11 +24,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::message::{Block, Message, Usage};
-use crate::protocol::StreamEvent;
+use crate::protocol::{StreamEvent, ThinkingLevel};
 
 // The framing and SSE parsers are tested and fuzzed from outside the crate
 // under these paths; the manifest loader is used by start-up.
@@ -36,7 +35,6 @@ pub use extension::{framing, manifest};
 pub use http::sse;
 pub use model_id::ExtModelId;
 pub use registry::{Providers, Timeouts};
-pub use thinking::ThinkingLevel;
 
 /// One item of a round, whatever the backend.
 #[derive(Debug)]
@@ -168,19 +166,4 @@ impl ProviderStream {
     pub fn abandon(&self, why: &str) {
         self.0.abandon(why)
     }
-}
-
-/// An entry of `get_available_models`.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct ModelEntry {
-    pub id: String,
-    pub provider: String,
-    pub name: String,
-    pub context_window: Option<u64>,
-    /// The model takes a thinking level (`set_thinking_level`); for an
-    /// extension's model, whether it declares `reasoning`.
-    pub reasoning: bool,
-    pub available: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }

@@ -17,10 +17,11 @@ use super::http;
 use super::http::catalog::Price;
 use super::http::endpoints::{self, Endpoint};
 use super::model_id::{self, Target};
-use super::{ExtModelId, ModelEntry, ProviderStream, Request};
+use super::{ExtModelId, ProviderStream, Request};
 use crate::config::Config;
 use crate::error::Coded;
 use crate::protocol::ErrorCode;
+use crate::protocol::ModelEntry;
 
 /// Longest a model listing waits for extensions that are still starting.
 const LISTING_WAIT: Duration = Duration::from_millis(750);

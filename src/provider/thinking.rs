@@ -1,39 +1,11 @@
-//! Thinking levels (pi's names) and what each means per API: an Anthropic
-//! token budget, an OpenAI `reasoning_effort`. Extensions get the level
-//! itself and map it their own way.
+//! What each thinking level (pi's names; the type is in
+//! `protocol/settings.rs`) means per API: an Anthropic token budget, an
+//! OpenAI `reasoning_effort`. Extensions get the level itself and map it
+//! their own way.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-/// How hard the model thinks before answering.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ThinkingLevel {
-    /// No thinking field is sent.
-    #[default]
-    Off,
-    Minimal,
-    Low,
-    Medium,
-    High,
-    /// The most the model takes.
-    Xhigh,
-}
+use crate::protocol::ThinkingLevel;
 
 impl ThinkingLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ThinkingLevel::Off => "off",
-            ThinkingLevel::Minimal => "minimal",
-            ThinkingLevel::Low => "low",
-            ThinkingLevel::Medium => "medium",
-            ThinkingLevel::High => "high",
-            ThinkingLevel::Xhigh => "xhigh",
-        }
-    }
-
     /// Anthropic `budget_tokens` (the API's minimum is 1024); `None` for off.
     pub fn anthropic_budget(self) -> Option<u64> {
         match self {
@@ -56,12 +28,6 @@ impl ThinkingLevel {
             ThinkingLevel::Medium => Some("medium"),
             ThinkingLevel::High | ThinkingLevel::Xhigh => Some("high"),
         }
-    }
-}
-
-impl std::fmt::Display for ThinkingLevel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Coded, ErrorCode};
 use crate::message::{Message, Role, Usage};
-use crate::provider::ThinkingLevel;
+use crate::protocol::ThinkingLevel;
 
 pub use file::SessionFile;
 pub use store::Store;
@@ -46,7 +46,7 @@ pub struct Header {
     /// The permission mode the session was started with, when one was
     /// given; later changes are `permission_mode` entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permission_mode: Option<crate::permissions::Mode>,
+    pub permission_mode: Option<crate::protocol::Mode>,
     /// The thinking level the session was started with, when not `off`;
     /// later changes are `thinking_level` entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,7 +74,7 @@ pub enum Entry {
     /// `set_permission_mode`: the mode from here on.
     PermissionMode {
         ts: String,
-        mode: crate::permissions::Mode,
+        mode: crate::protocol::Mode,
     },
     /// `set_thinking_level` (or `--thinking` on resume): the level from here on.
     ThinkingLevel {
@@ -168,7 +168,7 @@ pub struct Session {
     /// Sum of the priced turns; `None` while no turn had a known price.
     pub cost_usd: Option<f64>,
     /// The last permission mode set in this session.
-    pub permission_mode: Option<crate::permissions::Mode>,
+    pub permission_mode: Option<crate::protocol::Mode>,
     /// The last thinking level set in this session (`off` when none was).
     pub thinking_level: ThinkingLevel,
     /// The latest compaction, from which the model's context is rebuilt.

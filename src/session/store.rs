@@ -13,7 +13,7 @@ use super::file::create_file;
 use super::{new_id, now, parse, read_header, validate_id, Entry, Header, Session, SessionFile};
 use crate::error::{Coded, ErrorCode, WithCode};
 use crate::protocol::SessionSummary;
-use crate::provider::ThinkingLevel;
+use crate::protocol::ThinkingLevel;
 
 /// Where sessions live: the directory of `<id>.jsonl` files. It finds,
 /// lists and loads them, and hands out the one `SessionFile` writer for the

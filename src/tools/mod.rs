@@ -125,16 +125,13 @@ pub struct Preview {
 }
 
 /// Name, description and input schema of every built-in tool, in the shape
-/// providers expect: `[{name, description, input_schema}]`. Built once with
-/// the built-in [`Toolset`]: every provider round sends them.
+/// providers expect: `[{name, description, input_schema}]`, built once with
+/// the built-in [`Toolset`]. Provider rounds do not read these: a round
+/// sends its [`Offer`]'s definitions (for the permission mode, with the
+/// session's MCP tools). Only compaction's estimate of a request's size
+/// reads them (`compaction::tool_tokens`).
 pub fn definitions() -> &'static [Value] {
     Toolset::builtin().definitions()
-}
-
-/// The definitions a model is offered in permission mode `mode` when the
-/// session has only the built-in tools (see [`Offer`]).
-pub fn definitions_for(mode: crate::permissions::Mode) -> &'static [Value] {
-    &Offer::builtin(mode).definitions
 }
 
 /// Runs blocking file-system work off the async threads. A read-only tool

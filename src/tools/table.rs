@@ -5,7 +5,9 @@
 //! session that brings tools of its own (an MCP server's) gets a table of
 //! its own with [`Toolset::with`], and is used in the same way: nothing
 //! outside this file lists the tools or matches on their names. Definitions
-//! are built with the table, since every provider round sends them.
+//! are built with the table, and an [`Offer`] picks those of one permission
+//! mode once per table: the engine sends an offer's definitions in every
+//! provider round and looks calls up in its table.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -132,9 +134,9 @@ impl Offer {
     /// `tools` as offered in `mode`: in read-only mode only the tools that
     /// may run there (the others would be refused, and the system prompt
     /// says they are off), else all of them.
-    pub fn new(tools: Toolset, mode: crate::permissions::Mode) -> Offer {
+    pub fn new(tools: Toolset, mode: crate::protocol::Mode) -> Offer {
         let definitions = match mode {
-            crate::permissions::Mode::ReadOnly => tools
+            crate::protocol::Mode::ReadOnly => tools
                 .iter()
                 .zip(tools.definitions())
                 .filter(|(t, _)| t.access().offered_read_only())
@@ -146,8 +148,8 @@ impl Offer {
     }
 
     /// The built-in tools' offer for `mode`, built once.
-    pub fn builtin(mode: crate::permissions::Mode) -> &'static Arc<Offer> {
-        use crate::permissions::Mode;
+    pub fn builtin(mode: crate::protocol::Mode) -> &'static Arc<Offer> {
+        use crate::protocol::Mode;
         static ALL: LazyLock<Arc<Offer>> =
             LazyLock::new(|| Arc::new(Offer::new(Toolset::builtin().clone(), Mode::Ask)));
         static READ_ONLY: LazyLock<Arc<Offer>> =
@@ -206,7 +208,7 @@ mod tests {
             assert!(d["description"].as_str().is_some_and(|s| !s.is_empty()));
             assert_eq!(d["input_schema"]["type"], "object");
         }
-        // The provider code reads the built-in definitions through this.
+        // Compaction's size estimate reads the built-in definitions through this.
         assert!(std::ptr::eq(crate::tools::definitions(), defs));
     }
 

@@ -1,21 +1,20 @@
 //! `compact` and `set_auto_compaction`. A `compact` runs as a task (the
 //! loop never awaits it) and comes back as `Deferred::Compacted`; nothing
 //! is written until it succeeds, so an `abort` leaves the history exactly
-//! as it was. A turn's own compactions are in `engine` (`Compactor`).
+//! as it was. The compaction itself (sizing, summarising, the new view,
+//! the `compaction_end` frame) is the one path in `engine/compaction.rs`
+//! that a turn's own compactions (`Compactor`) take too.
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::compaction::{self, Failure, Outcome};
+use crate::engine::compaction::{self, Failure, Finished, Outcome};
 use crate::error::Coded;
 use crate::host::pending::{Awaits, Token};
 use crate::host::{Compacting, Deferred, Host};
 use crate::protocol::{
-    AbortResponse, CompactParams, CompactionEndFrame, CompactionReason, CompactionResult,
-    CompactionStartFrame, Dropped, ErrorCode, Frame, NotRun, Response, SetAutoCompactionResponse,
+    AbortResponse, CompactParams, CompactionReason, CompactionResult, CompactionStartFrame,
+    Dropped, ErrorCode, Frame, NotRun, Response, SetAutoCompactionResponse,
 };
-
-/// The window assumed to size the kept part when the model's is unknown.
-const UNKNOWN_WINDOW: u64 = 128_000;
 
 impl Host {
     pub(super) async fn compact(&mut self, token: Token, params: CompactParams) {
@@ -69,31 +68,31 @@ impl Host {
         .await;
         let providers = self.providers.clone();
         let system_prompt = self.context.text();
-        let settings = self.settings.compaction;
+        let settings = crate::engine::AutoCompaction {
+            reserve: self.settings.compaction.reserve,
+            keep_cap: self.settings.compaction.keep_cap,
+        };
         let idle_timeout = self.settings.idle_timeout;
         let tx = self.deferred_tx.clone();
         tokio::spawn(async move {
-            let (window, reserve) = compaction::limits(&providers, &model, settings.reserve)
-                .await
-                .unwrap_or((UNKNOWN_WINDOW, crate::compaction::DEFAULT_RESERVE));
             let job = compaction::Job {
                 providers: &providers,
                 model: &model,
                 view: &view,
                 system_prompt: system_prompt.as_deref(),
                 instructions: params.instructions.as_deref(),
-                context_window: window,
-                reserve,
-                keep_cap: settings.keep_cap,
+                settings,
                 idle_timeout,
                 known: None,
             };
-            let before = crate::compaction::estimate(&view, system_prompt.as_deref(), None);
-            let result = compaction::run(job, &cancel).await;
+            let Finished {
+                result,
+                tokens_before,
+            } = compaction::run(job, &cancel).await;
             let _ = tx.send(Deferred::Compacted {
                 token,
                 result,
-                tokens_before: before,
+                tokens_before,
             });
         });
     }
@@ -110,8 +109,8 @@ impl Host {
         let Some(running) = self.compacting.take_if(|c| c.token == token) else {
             return;
         };
-        let reason = CompactionReason::Manual;
-        let (end, answer) = match result {
+        let end = compaction::end_frame(None, CompactionReason::Manual, &result, tokens_before);
+        let answer = match result {
             Ok(o) => {
                 let first_kept = self.session.messages.len().saturating_sub(o.kept);
                 let written = self.record_compaction(
@@ -120,16 +119,7 @@ impl Host {
                     o.tokens_before,
                     o.tokens_after,
                 );
-                let end = CompactionEndFrame {
-                    prompt_id: None,
-                    reason,
-                    ok: true,
-                    summary: Some(o.summary.clone()),
-                    tokens_before: o.tokens_before,
-                    tokens_after: o.tokens_after,
-                    error: None,
-                };
-                let answer = match written {
+                match written {
                     Ok(()) => Ok(Response::Compact(CompactionResult {
                         summary: o.summary,
                         tokens_before: o.tokens_before,
@@ -140,32 +130,13 @@ impl Host {
                         ErrorCode::Internal,
                         format!("{e:#}; the compaction applies to this process but is not saved"),
                     )),
-                };
-                (end, answer)
+                }
             }
-            Err(failure) => {
-                let error = match &failure {
-                    Failure::Cancelled => "aborted".to_owned(),
-                    Failure::Failed(e) => e.clone(),
-                };
-                let end = CompactionEndFrame {
-                    prompt_id: None,
-                    reason,
-                    ok: false,
-                    summary: None,
-                    tokens_before,
-                    tokens_after: tokens_before,
-                    error: Some(error.clone()),
-                };
-                let answer = match failure {
-                    Failure::Cancelled => Ok(Response::NotRun(NotRun::cancelled())),
-                    Failure::Failed(e) => Err(Coded::new(
-                        ErrorCode::ProviderError,
-                        format!("the compaction failed and the history is unchanged: {e}"),
-                    )),
-                };
-                (end, answer)
-            }
+            Err(Failure::Cancelled) => Ok(Response::NotRun(NotRun::cancelled())),
+            Err(Failure::Failed(e)) => Err(Coded::new(
+                ErrorCode::ProviderError,
+                format!("the compaction failed and the history is unchanged: {e}"),
+            )),
         };
         self.send(Frame::CompactionEnd(end)).await;
         self.answer(token, answer).await;

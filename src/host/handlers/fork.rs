@@ -9,7 +9,8 @@ use crate::error::Coded;
 use crate::host::pending::Token;
 use crate::host::Host;
 use crate::message::{Block, Content, Role};
-use crate::permissions::{Gate, Mode};
+use crate::permissions::Gate;
+use crate::protocol::Mode;
 use crate::protocol::{ErrorCode, ForkResponse, Response, SwitchSessionResponse};
 use crate::session::Session;
 

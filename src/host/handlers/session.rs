@@ -4,12 +4,13 @@
 use crate::error::{Coded, WithCode};
 use crate::host::pending::Token;
 use crate::host::{Deferred, Host};
-use crate::permissions::{Answer, Mode};
+use crate::permissions::Answer;
+use crate::protocol::Mode;
+use crate::protocol::ThinkingLevel;
 use crate::protocol::{
     DeleteSessionResponse, Empty, ErrorCode, NewSessionResponse, PermissionResponseParams,
     Response, SessionsResponse, SetPermissionModeResponse, SetThinkingLevelResponse,
 };
-use crate::provider::ThinkingLevel;
 use crate::session::{self, Session};
 
 impl Host {

@@ -92,26 +92,7 @@ pub fn load(path: &Path) -> Result<Manifest> {
             file.display()
         )
     })?;
-    if ext.protocol_version != 1 {
-        bail!(
-            "{}: extension protocol_version {} is not supported (this rpc speaks 1)",
-            file.display(),
-            ext.protocol_version
-        );
-    }
-    if ext.runtime != "process" {
-        bail!(
-            "{}: runtime {:?} is not supported (only \"process\")",
-            file.display(),
-            ext.runtime
-        );
-    }
-    if !ext.permissions.iter().any(|p| p == "providers.register") {
-        bail!(
-            "{}: the extension lacks the \"providers.register\" permission, so it provides no models",
-            file.display()
-        );
-    }
+    supported(&ext, &file)?;
     // A command with a path component is relative to the plugin; a bare name
     // is looked up on PATH like a shell would.
     let command = PathBuf::from(&ext.command);
@@ -136,6 +117,32 @@ pub fn load(path: &Path) -> Result<Manifest> {
         env: ext.env,
         pass_env: ext.pass_env,
     })
+}
+
+/// Whether this host can run the extension `file` describes: protocol 1,
+/// the `process` runtime, and the permission to register providers.
+fn supported(ext: &ExtensionSection, file: &Path) -> Result<()> {
+    if ext.protocol_version != 1 {
+        bail!(
+            "{}: extension protocol_version {} is not supported (this rpc speaks 1)",
+            file.display(),
+            ext.protocol_version
+        );
+    }
+    if ext.runtime != "process" {
+        bail!(
+            "{}: runtime {:?} is not supported (only \"process\")",
+            file.display(),
+            ext.runtime
+        );
+    }
+    if !ext.permissions.iter().any(|p| p == "providers.register") {
+        bail!(
+            "{}: the extension lacks the \"providers.register\" permission, so it provides no models",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// All extensions: installed ones first, then explicit ones, which replace an

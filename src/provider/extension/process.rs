@@ -19,7 +19,7 @@ use anyhow::{anyhow, bail};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{ChildStderr, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
 
 use super::framing::{self, Decoder};
@@ -132,39 +132,18 @@ impl Proc {
 
         let routes = Arc::new(Mutex::new(Routes::default()));
         let stderr_tail = Arc::new(Mutex::new(String::new()));
-        let (stdin_tx, mut stdin_rx) = mpsc::channel::<Vec<u8>>(STDIN_CAPACITY);
-        let (kill_tx, mut kill_rx) = mpsc::channel::<()>(1);
+        let (stdin_tx, stdin_rx) = mpsc::channel::<Vec<u8>>(STDIN_CAPACITY);
+        let (kill_tx, kill_rx) = mpsc::channel::<()>(1);
         let (exit_tx, exit_rx) = watch::channel(None);
 
-        tokio::spawn(async move {
-            let mut stdin = stdin;
-            while let Some(frame) = stdin_rx.recv().await {
-                if stdin.write_all(&frame).await.is_err() || stdin.flush().await.is_err() {
-                    break;
-                }
-            }
-            // Dropping stdin closes the pipe: the extension sees EOF.
-        });
-
-        let id = manifest.id.clone();
-        let sup_routes = routes.clone();
-        tokio::spawn(async move {
-            let status = tokio::select! {
-                status = child.wait() => status,
-                _ = kill_rx.recv() => {
-                    let _ = child.start_kill();
-                    child.wait().await
-                }
-            };
-            match status {
-                Ok(status) => {
-                    tracing::debug!("extension {id} exited: {status}");
-                    lock(&sup_routes).die(format!("exited ({status})"));
-                    let _ = exit_tx.send(Some(status));
-                }
-                Err(e) => lock(&sup_routes).die(format!("could not be waited for: {e}")),
-            }
-        });
+        tokio::spawn(write_stdin(stdin, stdin_rx));
+        tokio::spawn(supervise(
+            manifest.id.clone(),
+            child,
+            kill_rx,
+            routes.clone(),
+            exit_tx,
+        ));
 
         // The reader holds the kill sender weakly: when the last `Proc` is
         // dropped every strong sender is gone, which the supervisor takes as
@@ -350,6 +329,44 @@ struct RpcIn {
     result: Option<Value>,
     #[serde(default)]
     error: Option<Value>,
+}
+
+/// The one writer of the extension's stdin: frames in order, until the
+/// `Proc` is gone or the pipe breaks.
+async fn write_stdin(mut stdin: ChildStdin, mut frames: mpsc::Receiver<Vec<u8>>) {
+    while let Some(frame) = frames.recv().await {
+        if stdin.write_all(&frame).await.is_err() || stdin.flush().await.is_err() {
+            break;
+        }
+    }
+    // Dropping stdin closes the pipe: the extension sees EOF.
+}
+
+/// Owns the child: kills it when asked (or when every kill sender is
+/// gone), and on its exit fails whatever still waits on it and publishes
+/// the exit status.
+async fn supervise(
+    id: String,
+    mut child: Child,
+    mut kill: mpsc::Receiver<()>,
+    routes: Arc<Mutex<Routes>>,
+    exit: watch::Sender<Option<ExitStatus>>,
+) {
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = kill.recv() => {
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    };
+    match status {
+        Ok(status) => {
+            tracing::debug!("extension {id} exited: {status}");
+            lock(&routes).die(format!("exited ({status})"));
+            let _ = exit.send(Some(status));
+        }
+        Err(e) => lock(&routes).die(format!("could not be waited for: {e}")),
+    }
 }
 
 async fn read_stdout(

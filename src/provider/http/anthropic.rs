@@ -13,7 +13,8 @@ use serde_json::{json, Map, Value};
 
 use super::api::{Api, ApiError, Decoder};
 use super::endpoints::Endpoint;
-use super::{secret_header, sse};
+use super::failure::secret_header;
+use super::sse;
 use crate::message::{Block, Content, Message, Role, Usage};
 use crate::provider::{Completion, Event, Request};
 
@@ -243,6 +244,57 @@ fn read_usage(into: &mut Usage, u: &Value) {
     }
 }
 
+impl AnthropicDecoder {
+    /// A content block opens: a tool call is remembered by its index; a
+    /// text block may carry its first text.
+    fn block_start(&mut self, data: &Value, out: &mut Vec<Event>) {
+        let index = data["index"].as_u64().unwrap_or(0);
+        let block = &data["content_block"];
+        match block["type"].as_str() {
+            Some("tool_use") => {
+                let id = block["id"].as_str().unwrap_or_default().to_owned();
+                let name = block["name"].as_str().unwrap_or_default().to_owned();
+                out.push(Event::tool_start(id.clone(), name.clone()));
+                self.tools.insert(
+                    index,
+                    ToolCall {
+                        id,
+                        name,
+                        json: String::new(),
+                    },
+                );
+            }
+            Some("text") => {
+                if let Some(t) = block["text"].as_str().filter(|t| !t.is_empty()) {
+                    out.push(Event::text(t.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A piece of a block: text, thinking, its signature, or a tool call's
+    /// input JSON (kept whole for the end of the call).
+    fn block_delta(&mut self, data: &Value, out: &mut Vec<Event>) {
+        let index = data["index"].as_u64().unwrap_or(0);
+        let delta = &data["delta"];
+        let text = |k: &str| delta[k].as_str().unwrap_or_default().to_owned();
+        match delta["type"].as_str() {
+            Some("text_delta") => out.push(Event::text(text("text"))),
+            Some("thinking_delta") => out.push(Event::thinking(text("thinking"))),
+            Some("signature_delta") => out.push(Event::ThinkingSignature(text("signature"))),
+            Some("input_json_delta") => {
+                if let Some(call) = self.tools.get_mut(&index) {
+                    let piece = text("partial_json");
+                    call.json.push_str(&piece);
+                    out.push(Event::tool_delta(call.id.clone(), piece));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 impl Decoder for AnthropicDecoder {
     fn event(
         &mut self,
@@ -264,51 +316,8 @@ impl Decoder for AnthropicDecoder {
                 // still counts the input it was charged for.
                 out.push(Event::Usage(self.usage));
             }
-            "content_block_start" => {
-                let index = data["index"].as_u64().unwrap_or(0);
-                let block = &data["content_block"];
-                match block["type"].as_str() {
-                    Some("tool_use") => {
-                        let id = block["id"].as_str().unwrap_or_default().to_owned();
-                        let name = block["name"].as_str().unwrap_or_default().to_owned();
-                        out.push(Event::tool_start(id.clone(), name.clone()));
-                        self.tools.insert(
-                            index,
-                            ToolCall {
-                                id,
-                                name,
-                                json: String::new(),
-                            },
-                        );
-                    }
-                    Some("text") => {
-                        if let Some(t) = block["text"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(Event::text(t.to_owned()));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            "content_block_delta" => {
-                let index = data["index"].as_u64().unwrap_or(0);
-                let delta = &data["delta"];
-                let text = |k: &str| delta[k].as_str().unwrap_or_default().to_owned();
-                match delta["type"].as_str() {
-                    Some("text_delta") => out.push(Event::text(text("text"))),
-                    Some("thinking_delta") => out.push(Event::thinking(text("thinking"))),
-                    Some("signature_delta") => {
-                        out.push(Event::ThinkingSignature(text("signature")))
-                    }
-                    Some("input_json_delta") => {
-                        if let Some(call) = self.tools.get_mut(&index) {
-                            let piece = text("partial_json");
-                            call.json.push_str(&piece);
-                            out.push(Event::tool_delta(call.id.clone(), piece));
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            "content_block_start" => self.block_start(&data, out),
+            "content_block_delta" => self.block_delta(&data, out),
             "content_block_stop" => {
                 let index = data["index"].as_u64().unwrap_or(0);
                 if let Some(call) = self.tools.remove(&index) {
@@ -507,7 +516,7 @@ mod tests {
             tools: &TOOLS,
             max_tokens: None,
             temperature: Some(0.5),
-            thinking: crate::provider::ThinkingLevel::Off,
+            thinking: crate::protocol::ThinkingLevel::Off,
         };
         let on = Options {
             max_tokens: 1000,
@@ -542,7 +551,7 @@ mod tests {
             tools: &[],
             max_tokens: None,
             temperature: Some(0.5),
-            thinking: crate::provider::ThinkingLevel::High,
+            thinking: crate::protocol::ThinkingLevel::High,
         };
         let options = Options {
             max_tokens: 8192,

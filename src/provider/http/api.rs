@@ -3,15 +3,16 @@
 //!
 //! Everything else (sending, retries, SSE, timeouts, scrubbing keys) is the
 //! same for every API and lives in `http/mod.rs`, so a new API (say OpenAI's
-//! Responses API) is one file implementing [`Api`] plus its arm in [`api`].
+//! Responses API) is one file implementing [`Api`], a `config::Kind` variant
+//! for the config to name it by (`kind = "…"`), and its arm in the registry
+//! (`api` in `http/mod.rs`). The registry is not here: this file is what
+//! the API files import, so it imports none of them.
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use super::endpoints::Endpoint;
 use super::sse;
-use super::{anthropic, openai};
-use crate::config::Kind;
 use crate::provider::{Completion, Event, Request};
 
 /// One HTTP API's side of a round.
@@ -27,14 +28,6 @@ pub trait Api: Sync {
 
     /// A decoder for one attempt's stream.
     fn decoder(&self) -> Box<dyn Decoder>;
-}
-
-/// The API an endpoint speaks.
-pub fn api(kind: Kind) -> &'static dyn Api {
-    match kind {
-        Kind::Anthropic => &anthropic::Anthropic,
-        Kind::Openai => &openai::OpenAi,
-    }
 }
 
 /// Turns SSE events into round events for one API.

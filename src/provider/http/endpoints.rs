@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context};
 
 use super::catalog::{self, ModelSpec, Price};
-use crate::config::{env_nonempty, Config, Kind, ModelConfig};
+use crate::config::{env_nonempty, Config, Kind, ModelConfig, ProviderConfig};
 
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -71,9 +71,9 @@ impl Endpoint {
         self.models.iter().find(|m| m.id == id)
     }
 
-    /// The full request URL.
-    pub fn url(&self) -> String {
-        format!("{}{}", self.base_url, super::api::api(self.kind).path())
+    /// The full request URL for an API's `path` (`Api::path`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
     }
 }
 
@@ -197,6 +197,22 @@ const PRESETS: &[(&str, &str, Option<&str>)] = &[
 /// Every endpoint: built-ins, presets, then the config's, which override a
 /// built-in of the same name field by field.
 pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
+    let mut all = builtin();
+    for (name, pc) in &config.providers {
+        let endpoint = configured(name, pc, all.remove(name), config)?;
+        all.insert(name.clone(), endpoint);
+    }
+    for e in all.values_mut() {
+        while e.base_url.ends_with('/') {
+            e.base_url.pop();
+        }
+    }
+    Ok(all)
+}
+
+/// The endpoints there are without a config: Anthropic, OpenAI and the
+/// [`PRESETS`], their base URLs from the environment where it sets one.
+fn builtin() -> BTreeMap<String, Endpoint> {
     let mut all = BTreeMap::new();
     let anthropic_base = env_or("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
     let openai_base = env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
@@ -248,57 +264,60 @@ pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
             },
         );
     }
-    let config_source = |provider: &str| UrlSource::Config {
-        provider: provider.to_owned(),
+    all
+}
+
+/// `[providers.<name>]` applied to the built-in endpoint of that name
+/// (`existing`), or a new endpoint, which needs a kind and a base URL.
+fn configured(
+    name: &str,
+    pc: &ProviderConfig,
+    existing: Option<Endpoint>,
+    config: &Config,
+) -> anyhow::Result<Endpoint> {
+    let config_source = || UrlSource::Config {
+        provider: name.to_owned(),
         file: config.path.clone(),
     };
-    for (name, pc) in &config.providers {
-        let endpoint = match all.remove(name) {
-            Some(mut e) => {
-                if let Some(kind) = pc.kind {
-                    e.kind = kind;
-                }
-                if let Some(url) = &pc.base_url {
-                    e.base_url = url.clone();
-                    e.base_url_source = config_source(name);
-                }
-                if pc.api_key_env.is_some() {
-                    e.api_key_env = pc.api_key_env.clone();
-                }
-                e
+    let endpoint = match existing {
+        Some(mut e) => {
+            if let Some(kind) = pc.kind {
+                e.kind = kind;
             }
-            None => Endpoint {
-                name: name.clone(),
-                kind: pc.kind.with_context(|| {
-                    format!("[providers.{name}] needs kind = \"openai\" or kind = \"anthropic\"")
-                })?,
-                base_url: pc
-                    .base_url
-                    .clone()
-                    .with_context(|| format!("[providers.{name}] needs a base_url"))?,
-                base_url_source: config_source(name),
-                api_key_env: pc.api_key_env.clone(),
-                configured: true,
-                prompt_caching: true,
-                models: Vec::new(),
-            },
-        };
-        let mut endpoint = Endpoint {
+            if let Some(url) = &pc.base_url {
+                e.base_url = url.clone();
+                e.base_url_source = config_source();
+            }
+            if pc.api_key_env.is_some() {
+                e.api_key_env = pc.api_key_env.clone();
+            }
+            e
+        }
+        None => Endpoint {
+            name: name.to_owned(),
+            kind: pc.kind.with_context(|| {
+                format!("[providers.{name}] needs kind = \"openai\" or kind = \"anthropic\"")
+            })?,
+            base_url: pc
+                .base_url
+                .clone()
+                .with_context(|| format!("[providers.{name}] needs a base_url"))?,
+            base_url_source: config_source(),
+            api_key_env: pc.api_key_env.clone(),
             configured: true,
-            prompt_caching: pc.prompt_caching.unwrap_or(endpoint.prompt_caching),
-            ..endpoint
-        };
-        for m in &pc.models {
-            merge_model(&mut endpoint.models, m);
-        }
-        all.insert(name.clone(), endpoint);
+            prompt_caching: true,
+            models: Vec::new(),
+        },
+    };
+    let mut endpoint = Endpoint {
+        configured: true,
+        prompt_caching: pc.prompt_caching.unwrap_or(endpoint.prompt_caching),
+        ..endpoint
+    };
+    for m in &pc.models {
+        merge_model(&mut endpoint.models, m);
     }
-    for e in all.values_mut() {
-        while e.base_url.ends_with('/') {
-            e.base_url.pop();
-        }
-    }
-    Ok(all)
+    Ok(endpoint)
 }
 
 fn merge_model(models: &mut Vec<ModelSpec>, m: &ModelConfig) {
@@ -361,7 +380,7 @@ output_price = 2.0
         assert!(all["ollama"].available(), "configured keyless endpoint");
         assert!(!all["lmstudio"].available(), "unconfigured keyless preset");
         assert_eq!(
-            all["work"].url(),
+            all["work"].url("/chat/completions"),
             "https://llm.example.com/v1/chat/completions"
         );
         assert_eq!(

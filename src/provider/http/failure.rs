@@ -22,15 +22,15 @@ const ERROR_BODY_CAP: usize = 2048;
 pub(super) const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
 /// What went wrong with one attempt.
-pub(super) struct Failure {
+pub(super) struct AttemptFailure {
     pub message: String,
     pub retryable: bool,
     pub retry_after: Option<Duration>,
 }
 
-impl Failure {
+impl AttemptFailure {
     pub fn retryable(message: String) -> Self {
-        Failure {
+        AttemptFailure {
             message,
             retryable: true,
             retry_after: None,
@@ -38,7 +38,7 @@ impl Failure {
     }
 
     pub fn fatal(message: String) -> Self {
-        Failure {
+        AttemptFailure {
             message,
             retryable: false,
             retry_after: None,
@@ -46,7 +46,7 @@ impl Failure {
     }
 
     pub fn api(provider: &str, e: ApiError) -> Self {
-        Failure {
+        AttemptFailure {
             message: format!("{provider}: {}", e.message),
             retryable: e.retryable,
             retry_after: None,
@@ -69,18 +69,19 @@ pub(super) struct Site {
 }
 
 impl Site {
-    pub fn of(endpoint: &Endpoint) -> Self {
+    /// `path`: the API's (`Api::path`).
+    pub fn of(endpoint: &Endpoint, path: &str) -> Self {
         Site {
             provider: endpoint.name.clone(),
             kind: endpoint.kind,
-            url: redact_url(&endpoint.url()),
+            url: redact_url(&endpoint.url(path)),
             base_url: redact_url(&endpoint.base_url),
             source: endpoint.base_url_source.clone(),
         }
     }
 
     /// The failure of a request that got no response.
-    pub fn unreachable(&self, e: reqwest::Error) -> Failure {
+    pub fn unreachable(&self, e: reqwest::Error) -> AttemptFailure {
         let refused = is_refused(&e);
         let cause = if refused {
             "connection refused".to_owned()
@@ -93,7 +94,7 @@ impl Site {
             message.push_str("; ");
             message.push_str(&self.refused_hint());
         }
-        Failure {
+        AttemptFailure {
             message,
             // Nothing listens on that port of this machine: it will not
             // start listening within a backoff, so waiting only delays the
@@ -228,7 +229,7 @@ fn is_loopback(url: &str) -> bool {
 pub(super) async fn check_status(
     response: reqwest::Response,
     site: &Site,
-) -> Result<reqwest::Response, Failure> {
+) -> Result<reqwest::Response, AttemptFailure> {
     let provider = &site.provider;
     let status = response.status();
     if status.is_success() {
@@ -253,7 +254,7 @@ pub(super) async fn check_status(
     } else {
         format!("{provider}: HTTP {code}{kind}: {message}")
     };
-    Err(Failure {
+    Err(AttemptFailure {
         message,
         retryable,
         retry_after,

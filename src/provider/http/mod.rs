@@ -27,10 +27,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{BoxFuture, Event, ProviderStream, Request, Round};
+use crate::config::Kind;
 use crate::error::error_chain;
 use api::{Api, ApiError, Decoder};
 use endpoints::Endpoint;
-use failure::{backoff, check_status, scrub, Failure, Site, MAX_RETRY_AFTER};
+use failure::{backoff, check_status, scrub, AttemptFailure, Site, MAX_RETRY_AFTER};
 pub use failure::{error_fields, secret_header};
 
 /// Events buffered between a round task and the turn: enough for a burst
@@ -77,13 +78,22 @@ struct Prepared {
 }
 
 /// Starts one round against `model` on `endpoint`.
+/// The API an endpoint speaks: the one place a `config::Kind` becomes an
+/// [`Api`].
+pub fn api(kind: Kind) -> &'static dyn Api {
+    match kind {
+        Kind::Anthropic => &anthropic::Anthropic,
+        Kind::Openai => &openai::OpenAi,
+    }
+}
+
 pub fn open(
     settings: &Settings,
     endpoint: &Endpoint,
     model: &str,
     req: &Request<'_>,
 ) -> anyhow::Result<ProviderStream> {
-    let api = api::api(endpoint.kind);
+    let api = api(endpoint.kind);
     let key = endpoint.key()?;
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -91,8 +101,8 @@ pub fn open(
     api.headers(key.as_deref(), &mut headers)?;
     let prepared = Prepared {
         provider: endpoint.name.clone(),
-        url: endpoint.url(),
-        site: Site::of(endpoint),
+        url: endpoint.url(api.path()),
+        site: Site::of(endpoint, api.path()),
         headers,
         body: api.body(endpoint, model, req).to_string().into_bytes(),
         secret: key,
@@ -211,7 +221,7 @@ async fn attempt_once(
     prepared: &Prepared,
     tx: &mpsc::Sender<anyhow::Result<Event>>,
     forwarded: &mut bool,
-) -> Result<(), Failure> {
+) -> Result<(), AttemptFailure> {
     let response = send(client, settings, prepared).await?;
     let response = check_status(response, &prepared.site).await?;
     let mut stream = Stream {
@@ -229,14 +239,14 @@ async fn send(
     client: &reqwest::Client,
     settings: &Settings,
     prepared: &Prepared,
-) -> Result<reqwest::Response, Failure> {
+) -> Result<reqwest::Response, AttemptFailure> {
     let send = client
         .post(&prepared.url)
         .headers(prepared.headers.clone())
         .body(prepared.body.clone())
         .send();
     match tokio::time::timeout(settings.idle_timeout, send).await {
-        Err(_) => Err(Failure::retryable(format!(
+        Err(_) => Err(AttemptFailure::retryable(format!(
             "{}: no response within {} s",
             prepared.provider,
             settings.idle_timeout.as_secs()
@@ -262,19 +272,19 @@ impl Stream<'_> {
         &mut self,
         mut response: reqwest::Response,
         idle: Duration,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), AttemptFailure> {
         let mut parser = sse::Parser::new();
         loop {
             let chunk = match tokio::time::timeout(idle, response.chunk()).await {
                 Err(_) => {
-                    return Err(Failure::retryable(format!(
+                    return Err(AttemptFailure::retryable(format!(
                         "{}: the stream was silent for {} s (--provider-idle-timeout)",
                         self.provider,
                         idle.as_secs()
                     )))
                 }
                 Ok(Err(e)) => {
-                    return Err(Failure::retryable(format!(
+                    return Err(AttemptFailure::retryable(format!(
                         "{}: the stream broke: {}",
                         self.provider,
                         error_chain(&e)
@@ -291,7 +301,7 @@ impl Stream<'_> {
                 let ev = match parser.next_event() {
                     Ok(Some(ev)) => ev,
                     Ok(None) => break,
-                    Err(e) => return Err(Failure::fatal(format!("{}: {e}", self.provider))),
+                    Err(e) => return Err(AttemptFailure::fatal(format!("{}: {e}", self.provider))),
                 };
                 let result = self.decoder.event(&ev, &mut self.events);
                 if let Some(done) = self.finish(result).await? {
@@ -306,7 +316,7 @@ impl Stream<'_> {
     async fn finish(
         &mut self,
         result: Result<Option<super::Completion>, ApiError>,
-    ) -> Result<Option<()>, Failure> {
+    ) -> Result<Option<()>, AttemptFailure> {
         self.forward().await?;
         match result {
             Ok(None) => Ok(None),
@@ -314,19 +324,19 @@ impl Stream<'_> {
                 let _ = self.tx.send(Ok(Event::Done(done))).await;
                 Ok(Some(()))
             }
-            Err(e) => Err(Failure::api(self.provider, e)),
+            Err(e) => Err(AttemptFailure::api(self.provider, e)),
         }
     }
 
     /// Sends decoded events on; marks the attempt as visible to the client.
-    async fn forward(&mut self) -> Result<(), Failure> {
+    async fn forward(&mut self) -> Result<(), AttemptFailure> {
         for ev in self.events.drain(..) {
             if !matches!(ev, Event::Usage(_)) {
                 *self.forwarded = true;
             }
             if self.tx.send(Ok(ev)).await.is_err() {
                 // The turn is gone (aborted): stop quietly.
-                return Err(Failure::fatal("the turn ended".into()));
+                return Err(AttemptFailure::fatal("the turn ended".into()));
             }
         }
         Ok(())

@@ -15,7 +15,8 @@ use serde_json::{json, Map, Value};
 
 use super::api::{Api, ApiError, Decoder};
 use super::endpoints::Endpoint;
-use super::{secret_header, sse};
+use super::failure::secret_header;
+use super::sse;
 use crate::message::{Block, Content, Role, Usage};
 use crate::provider::{Completion, Event, Request};
 
@@ -278,6 +279,36 @@ pub struct OpenAiDecoder {
 }
 
 impl OpenAiDecoder {
+    /// A piece of the `n`th tool call of a chunk: its id and name (shown as
+    /// the call's start once both are known, which may take several
+    /// chunks), then pieces of its arguments.
+    fn tool_call_chunk(&mut self, n: usize, c: ToolCallChunk<'_>, out: &mut Vec<Event>) {
+        let index = c.index.unwrap_or(n as u64);
+        let call = self.tools.entry(index).or_insert_with(|| ToolCall {
+            id: String::new(),
+            name: String::new(),
+            args: String::new(),
+            started: false,
+        });
+        if let Some(id) = c.id.filter(|s| !s.is_empty()) {
+            call.id = id.into_owned();
+        }
+        let function = c.function.unwrap_or_default();
+        if let Some(name) = function.name.filter(|s| !s.is_empty()) {
+            call.name.push_str(&name);
+        }
+        if !call.started && !call.id.is_empty() && !call.name.is_empty() {
+            call.started = true;
+            out.push(Event::tool_start(call.id.clone(), call.name.clone()));
+        }
+        if let Some(args) = function.arguments.filter(|s| !s.is_empty()) {
+            call.args.push_str(&args);
+            if call.started {
+                out.push(Event::tool_delta(call.id.clone(), args.into_owned()));
+            }
+        }
+    }
+
     pub fn new() -> Self {
         OpenAiDecoder::default()
     }
@@ -373,30 +404,7 @@ impl Decoder for OpenAiDecoder {
             out.push(Event::text(t.into_owned()));
         }
         for (n, c) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
-            let index = c.index.unwrap_or(n as u64);
-            let call = self.tools.entry(index).or_insert_with(|| ToolCall {
-                id: String::new(),
-                name: String::new(),
-                args: String::new(),
-                started: false,
-            });
-            if let Some(id) = c.id.filter(|s| !s.is_empty()) {
-                call.id = id.into_owned();
-            }
-            let function = c.function.unwrap_or_default();
-            if let Some(name) = function.name.filter(|s| !s.is_empty()) {
-                call.name.push_str(&name);
-            }
-            if !call.started && !call.id.is_empty() && !call.name.is_empty() {
-                call.started = true;
-                out.push(Event::tool_start(call.id.clone(), call.name.clone()));
-            }
-            if let Some(args) = function.arguments.filter(|s| !s.is_empty()) {
-                call.args.push_str(&args);
-                if call.started {
-                    out.push(Event::tool_delta(call.id.clone(), args.into_owned()));
-                }
-            }
+            self.tool_call_chunk(n, c, out);
         }
         if let Some(f) = choice.finish_reason {
             self.finish = Some(f.into_owned());
@@ -513,7 +521,7 @@ mod tests {
             tools: &[],
             max_tokens: None,
             temperature: None,
-            thinking: crate::provider::ThinkingLevel::Off,
+            thinking: crate::protocol::ThinkingLevel::Off,
         };
         let m = messages(&req);
         assert_eq!(m[0], json!({"role":"system","content":"be nice"}));
