@@ -20,7 +20,8 @@
 //! | [`compaction`] | compaction arithmetic: token estimates, where to cut, the summarisation request, what the model sees after one |
 //! | [`error`] | the one error style: `anyhow` inside, [`error::Coded`] where a client sees a code |
 //! | [`context`] | the system prompt: the default one (`system_prompt.md`) or the user's, plus the AGENTS.md / CLAUDE.md context files (`files.rs`) |
-//! | [`config`], [`process`] | the config file; how child processes are spawned |
+//! | [`config`] | the config file |
+//! | [`process`] | `ChildBuilder`, the one way a child process starts (bash, MCP stdio servers, extensions): parent-death signal, signal reset, environment scrub, process group, the sandbox hook |
 //!
 //! # A prompt, from stdin to the model and back
 //!

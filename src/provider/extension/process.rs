@@ -19,12 +19,13 @@ use anyhow::{anyhow, bail};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{ChildStderr, ChildStdout, Command};
+use tokio::process::{ChildStderr, ChildStdout};
 use tokio::sync::{mpsc, watch};
 
 use super::framing::{self, Decoder};
 use super::manifest::Manifest;
 use crate::message::Usage;
+use crate::process::ChildBuilder;
 use crate::protocol::StreamEvent;
 use crate::provider::Event;
 
@@ -97,26 +98,18 @@ fn lock(routes: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
 
 impl Proc {
     pub(super) fn spawn(manifest: &Manifest) -> anyhow::Result<Arc<Proc>> {
-        let mut cmd = Command::new(&manifest.command);
-        cmd.args(&manifest.args)
-            .current_dir(&manifest.root)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for name in BASE_ENV
+        // Only the base variables and those the manifest names: an
+        // extension is third-party code and never sees the host's keys.
+        let env = BASE_ENV
             .iter()
             .copied()
-            .chain(manifest.pass_env.iter().map(String::as_str))
-        {
-            if let Some(v) = std::env::var_os(name) {
-                cmd.env(name, v);
-            }
-        }
-        cmd.envs(&manifest.env);
-        crate::process::die_with_parent(&mut cmd);
-        crate::process::restore_signals(&mut cmd);
+            .chain(manifest.pass_env.iter().map(String::as_str));
+        let cmd = ChildBuilder::new(&manifest.command)
+            .args(&manifest.args)
+            .current_dir(&manifest.root)
+            .env_only(env)
+            .envs(&manifest.env)
+            .stdio(Stdio::piped(), Stdio::piped(), Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {
             anyhow!(
                 "extension {:?} could not start {}: {e}",

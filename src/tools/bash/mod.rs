@@ -21,13 +21,14 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 mod output;
 
 use super::args::Args;
 use super::tool::Builtin;
 use super::{Access, Preview, ToolCtx, ToolOutput};
+use crate::process::ChildBuilder;
 use output::Collector;
 
 const DEFAULT_TIMEOUT_MS: u64 = 120_000;
@@ -204,23 +205,15 @@ enum End {
 fn spawn(line: &str, ctx: &ToolCtx) -> io::Result<(Child, pipe::Receiver)> {
     for shell in ["bash", "sh"] {
         let (reader, writer) = io::pipe()?;
-        let mut cmd = Command::new(shell);
-        cmd.arg("-c")
-            .arg(line)
+        // The write end goes to the child twice (stdout and stderr) and our
+        // copies close with the builder, or end of file would never come.
+        let spawned = ChildBuilder::new(shell)
+            .args(["-c", line])
             .current_dir(&ctx.cwd)
-            .stdin(Stdio::null())
-            .stdout(writer.try_clone()?)
-            .stderr(writer)
-            .process_group(0)
-            .kill_on_drop(true);
-        for name in ctx.env_remove.iter() {
-            cmd.env_remove(name);
-        }
-        crate::process::restore_signals(&mut cmd);
-        let spawned = cmd.spawn();
-        // Our copies of the write end must close, or end of file would
-        // never come.
-        drop(cmd);
+            .env_remove(&ctx.env_remove)
+            .own_group()
+            .stdio(Stdio::null(), writer.try_clone()?, writer)
+            .spawn();
         match spawned {
             Ok(child) => {
                 let reader = pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
@@ -471,6 +464,21 @@ mod tests {
         assert!(bash(&c, cmd).await.content.starts_with("k=s3cret\n"));
         c.env_remove = std::sync::Arc::new(vec!["AGENT_RPC_TOOLS_TEST_SECRET".to_owned()]);
         assert!(bash(&c, cmd).await.content.starts_with("k=unset\n"));
+    }
+
+    #[tokio::test]
+    async fn the_shell_dies_with_the_host() {
+        // bash execs its last command, so python reads the shell's own
+        // parent-death signal.
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _rx) = ctx(dir.path());
+        let probe = "python3 -c 'import ctypes; s = ctypes.c_int(0); \
+            ctypes.CDLL(None).prctl(2, ctypes.byref(s)); print(s.value)'";
+        let out = bash(&c, probe).await;
+        assert_eq!(
+            out,
+            ToolOutput::ok(format!("{}\n\nexit code 0", libc::SIGKILL))
+        );
     }
 
     #[test]
