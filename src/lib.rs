@@ -15,7 +15,7 @@
 //! | [`provider`] | model backends behind one interface: `registry.rs` resolves a model id once; `thinking.rs` (thinking levels and what each API is sent); `extension/` (subprocesses), `http/` (one file per HTTP API behind the `Api` trait in `api.rs`, SSE, retries) |
 //! | [`tools`] | the `Tool` trait (`tool.rs`), the table the engine looks tools up in (`table.rs`), one file per built-in tool |
 //! | [`mcp`] | MCP tool servers: `config.rs` (`.mcp.json` and `[mcp_servers]` into `ServerSpec`s), `client.rs` (one connection through `rmcp`), `manager.rs` (a host's servers: background start, status, restarts, the per-session tool table), `tool.rs` (a server tool in the tool table) |
-//! | [`permissions`] | the gate: which calls run, ask or are refused |
+//! | [`permissions`] | the rule table (`permissions::verdict`, a pure function of mode, access, outside-cwd and the always-allowed tools) and the gate that asks the client |
 //! | [`message`], [`session`] | the history's shapes; the JSONL session store: the format and loading (`mod.rs`), the directory (`store.rs`: list, open locked, fork, delete), the writer (`file.rs`) |
 //! | [`compaction`] | compaction arithmetic: token estimates, where to cut, the summarisation request, what the model sees after one |
 //! | [`error`] | the one error style: `anyhow` inside, [`error::Coded`] where a client sees a code |
