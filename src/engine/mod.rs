@@ -99,8 +99,8 @@ pub struct TurnCtx {
     pub steers: mpsc::UnboundedReceiver<String>,
     pub gate: Arc<Gate>,
     pub cwd: PathBuf,
-    /// Environment variables tool processes must not inherit (API keys).
-    pub env_remove: Arc<Vec<String>>,
+    /// The session's file system and processes, which tools use.
+    pub backends: crate::tools::Backends,
     /// The session's MCP servers; `None` when it has none, and the
     /// built-in tools are all there is.
     pub mcp: Option<Arc<crate::mcp::Manager>>,

@@ -29,7 +29,7 @@ use super::config::ServerSpec;
 use super::tool::{self, McpTool};
 use crate::permissions::Mode;
 use crate::protocol::{McpServerState, McpServerStatusFrame, McpStatus};
-use crate::tools::{Offer, Tool, ToolOutput, Toolset};
+use crate::tools::{Offer, Tool, ToolOutput, ToolUpdate, Toolset};
 
 /// Restarts allowed within [`RESTART_WINDOW`] before a server is given up.
 pub const MAX_RESTARTS: usize = 3;
@@ -445,7 +445,7 @@ impl Server {
         self: &Arc<Self>,
         tool: &str,
         arguments: serde_json::Map<String, Value>,
-        updates: &mpsc::Sender<String>,
+        updates: &mpsc::Sender<ToolUpdate>,
         cancel: &CancellationToken,
     ) -> ToolOutput {
         let Some(shared) = self.shared.upgrade() else {
@@ -481,7 +481,7 @@ impl Server {
                 biased;
                 _ = cancel.cancelled() => break None,
                 r = &mut response => break Some(r),
-                Some(line) = rx.recv() => { let _ = updates.try_send(line); }
+                Some(line) = rx.recv() => { let _ = updates.try_send(ToolUpdate::Output(line)); }
             }
         };
         lock(&self.handler.progress).remove(&token);

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::manager::Server;
 use crate::permissions::Access;
-use crate::tools::{BoxFuture, Preview, Tool, ToolCtx, ToolImage, ToolOutput};
+use crate::tools::{BoxFuture, FileSystem, Preview, Tool, ToolCtx, ToolImage, ToolOutput};
 
 pub struct McpTool {
     server: Arc<Server>,
@@ -94,7 +94,7 @@ impl Tool for McpTool {
         }
     }
 
-    fn preview(&self, input: &Value, cwd: &Path) -> Result<Preview> {
+    fn preview(&self, input: &Value, cwd: &Path, _fs: &dyn FileSystem) -> Result<Preview> {
         if !input.is_object() {
             bail!("{}: the input must be a JSON object", self.name);
         }
@@ -116,7 +116,12 @@ impl Tool for McpTool {
                 ));
             };
             self.server
-                .call(&self.remote, arguments.clone(), &ctx.updates, &ctx.cancel)
+                .call(
+                    &self.remote,
+                    arguments.clone(),
+                    &ctx.env.updates,
+                    &ctx.cancel,
+                )
                 .await
         })
     }

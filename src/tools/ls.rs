@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::Args;
 use super::fsutil::open_error;
 use super::tool::Builtin;
-use super::{blocking, paths, Access, Preview, ToolCtx, ToolOutput};
+use super::{blocking, paths, Access, FileSystem, Preview, ToolCtx, ToolOutput};
 
 const MAX_ENTRIES: usize = 1000;
 
@@ -51,7 +51,7 @@ impl Builtin for LsTool {
         Ok((path, shown))
     }
 
-    fn preview((path, shown): Self::Input, _cwd: &Path) -> Result<Preview> {
+    fn preview((path, shown): Self::Input, _cwd: &Path, _fs: &dyn FileSystem) -> Result<Preview> {
         Ok(Preview {
             title: format!("List {shown}"),
             diff: None,

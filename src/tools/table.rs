@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use crate::permissions::Access;
     use crate::tools::tool::BoxFuture;
-    use crate::tools::{test_util, Preview, ToolCtx};
+    use crate::tools::{test_util, FileSystem, Preview, ToolCtx};
 
     #[test]
     fn one_lookup_finds_every_builtin_tool() {
@@ -250,7 +250,7 @@ mod tests {
         fn access(&self) -> Access {
             Access::Unrestricted
         }
-        fn preview(&self, _input: &Value, cwd: &Path) -> Result<Preview> {
+        fn preview(&self, _input: &Value, cwd: &Path, _fs: &dyn FileSystem) -> Result<Preview> {
             Ok(Preview {
                 title: format!("Echo via {}", self.0),
                 diff: None,
@@ -304,7 +304,7 @@ mod tests {
             "{}",
             out.content
         );
-        let previewed = read.preview(&json!("a.txt"), &ctx.cwd);
+        let previewed = read.preview(&json!("a.txt"), &ctx.cwd, ctx.env.fs.as_ref());
         assert_eq!(previewed.map_err(|e| format!("{e:#}")), Err(out.content));
     }
 }
