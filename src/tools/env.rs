@@ -149,3 +149,85 @@ pub struct ToolEnv {
     /// buffered; the tool's result still carries the output.
     pub updates: mpsc::Sender<ToolUpdate>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::tools::{ToolCtx, Toolset};
+
+    /// A file system held in memory, as the editor's would be: nothing the
+    /// tools do may reach the disk.
+    #[derive(Default)]
+    struct MemFs(Mutex<HashMap<PathBuf, Vec<u8>>>);
+
+    impl FileSystem for MemFs {
+        fn metadata(&self, path: &Path) -> io::Result<FileMeta> {
+            let files = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            match files.get(path) {
+                Some(bytes) => Ok(FileMeta {
+                    kind: FileKind::File,
+                    len: bytes.len() as u64,
+                }),
+                None if path.parent().is_none() || files.keys().any(|k| k.starts_with(path)) => {
+                    Ok(FileMeta {
+                        kind: FileKind::Dir,
+                        len: 0,
+                    })
+                }
+                None => Err(io::ErrorKind::NotFound.into()),
+            }
+        }
+
+        fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
+            let files = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let bytes = files.get(path).ok_or(io::ErrorKind::NotFound)?;
+            Ok(Box::new(io::Cursor::new(bytes.clone())))
+        }
+
+        fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<bool> {
+            let mut files = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(files.insert(path.to_owned(), bytes.to_vec()).is_none())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_file_tools_use_the_sessions_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().canonicalize().unwrap();
+        let fs = Arc::new(MemFs::default());
+        let backends = Backends {
+            fs: fs.clone(),
+            processes: Backends::local(Default::default()).processes,
+        };
+        let (tx, _rx) = mpsc::channel(crate::tools::UPDATE_CAPACITY);
+        let ctx = ToolCtx {
+            cwd: cwd.clone(),
+            cancel: CancellationToken::new(),
+            env: backends.env(tx),
+        };
+        let tool = |name| Toolset::builtin().get(name).unwrap();
+
+        let out = tool("write")
+            .run(&json!({"path": "a.txt", "content": "one\ntwo\n"}), &ctx)
+            .await;
+        assert_eq!(out.content, "Created a.txt (8 bytes written)");
+        assert!(!cwd.join("a.txt").exists(), "the write reached the disk");
+
+        let edit = json!({"path": "a.txt", "old_string": "two", "new_string": "2"});
+        let preview = tool("edit").preview(&edit, &cwd, fs.as_ref()).unwrap();
+        assert!(preview.diff.unwrap_or_default().contains("+2"));
+        assert!(!tool("edit").run(&edit, &ctx).await.is_error);
+
+        let out = tool("read").run(&json!({"path": "a.txt"}), &ctx).await;
+        assert_eq!(out.content, "     1\tone\n     2\t2\n");
+        let files = fs.0.lock().unwrap();
+        assert_eq!(files.get(&cwd.join("a.txt")).unwrap(), b"one\n2\n");
+    }
+}
