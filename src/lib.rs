@@ -13,9 +13,9 @@
 //! | [`host`] | the dispatch loop owning all state: `pending.rs` (the ledger of answers still owed), `handlers/` (one function per command), `turn.rs` (starting and ending turns) |
 //! | [`engine`] | one turn: provider rounds (`round.rs`), tool calls behind the permission gate (`tool_calls.rs`), compaction at the threshold and on overflow (`compaction.rs`), steering, abort |
 //! | [`provider`] | model backends behind one interface: `registry.rs` resolves a model id once; `thinking.rs` (thinking levels and what each API is sent); `extension/` (subprocesses), `http/` (one file per HTTP API behind the `Api` trait in `api.rs`, SSE, retries) |
-//! | [`tools`] | the `Tool` trait (`tool.rs`), the table the engine looks tools up in (`table.rs`), one file per built-in tool |
+//! | [`tools`] | the `Tool` trait (`tool.rs`), the table the engine looks tools up in (`table.rs`), the list of tool sources the engine asks for each round's offer (`source.rs`; built in `host/mod.rs`), one file per built-in tool |
 //! | `tools/env.rs`, `tools/local.rs` | the `ToolEnv` a tool call is handed: the session's file system and process backends (traits; the local disk and local spawn in `local.rs`) and the typed `ToolUpdate` channel the engine forwards |
-//! | [`mcp`] | MCP tool servers: `config.rs` (`.mcp.json` and `[mcp_servers]` into `ServerSpec`s), `client.rs` (one connection through `rmcp`), `manager.rs` (a host's servers: background start, status, restarts, the per-session tool table), `tool.rs` (a server tool in the tool table) |
+//! | [`mcp`] | MCP tool servers: `config.rs` (`.mcp.json` and `[mcp_servers]` into `ServerSpec`s), `client.rs` (one connection through `rmcp`), `manager.rs` (a host's servers: background start, status, restarts; one `ToolSource` for all of them), `tool.rs` (a server tool in the tool table) |
 //! | [`permissions`] | the rule table (`permissions::verdict`, a pure function of mode, access, outside-cwd and the always-allowed tools) and the gate that asks the client |
 //! | [`message`], [`session`] | the history's shapes; the JSONL session store: the format and loading (`mod.rs`), the directory (`store.rs`: list, open locked, fork, delete), the writer (`file.rs`) |
 //! | [`compaction`] | compaction arithmetic: token estimates, where to cut, the summarisation request, what the model sees after one |

@@ -177,6 +177,8 @@ pub struct Host {
     compacting: Option<Compacting>,
     /// The MCP servers, started when the host is; `None` without any.
     mcp: Option<Arc<crate::mcp::Manager>>,
+    /// Where the turns' tools come from (the built-ins, the MCP servers).
+    tools: Arc<crate::tools::ToolSources>,
     /// Set when the host began to exit (shutdown, a signal, stdout gone):
     /// no more commands are read, and the running turn gets `EXIT_GRACE`.
     exit: Option<Instant>,
@@ -233,6 +235,12 @@ impl Host {
                 },
             )
         });
+        // The tool sources, in the order their tools are offered; a new
+        // source is one line here.
+        let mut sources: Vec<Arc<dyn crate::tools::ToolSource>> =
+            vec![Arc::new(crate::tools::Builtins)];
+        sources.extend(mcp.clone().map(|m| m as Arc<dyn crate::tools::ToolSource>));
+        let tools = Arc::new(crate::tools::ToolSources::new(sources));
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
@@ -257,6 +265,7 @@ impl Host {
             eof: false,
             compacting: None,
             mcp,
+            tools,
             exit: None,
         };
         let channels = HostChannels {

@@ -150,7 +150,7 @@ impl Host {
             gate: self.gate.clone(),
             cwd: self.settings.cwd_path.clone(),
             backends: crate::tools::Backends::local(self.settings.env_remove.clone()),
-            mcp: self.mcp.clone(),
+            tools: self.tools.clone(),
         };
         tokio::spawn(engine::run(spec, ctx));
         self.turn = Some(Running {

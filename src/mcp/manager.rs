@@ -1,8 +1,9 @@
 //! The MCP servers of one host (or one ACP session): each started in the
 //! background, its status and tools kept, its tool list refreshed on
 //! `notifications/tools/list_changed`, restarted when a call finds it dead
-//! (at most [`MAX_RESTARTS`] a minute), and the table of tools the turns
-//! use rebuilt when any list changes.
+//! (at most [`MAX_RESTARTS`] a minute). The manager is one of the session's
+//! tool sources (`tools::ToolSource`): it hands out the ready servers'
+//! tools and bumps its version when any list changes.
 //!
 //! The manager is built from a `Vec<ServerSpec>` value and reports status
 //! changes on a channel, so whichever front end owns it decides where they
@@ -27,9 +28,8 @@ use tokio_util::sync::CancellationToken;
 use super::client::{self, Conn, Handler};
 use super::config::ServerSpec;
 use super::tool::{self, McpTool};
-use crate::permissions::Mode;
 use crate::protocol::{McpServerState, McpServerStatusFrame, McpStatus};
-use crate::tools::{Offer, Tool, ToolOutput, ToolUpdate, Toolset};
+use crate::tools::{BoxFuture, Tool, ToolOutput, ToolSource, ToolUpdate};
 
 /// Restarts allowed within [`RESTART_WINDOW`] before a server is given up.
 pub const MAX_RESTARTS: usize = 3;
@@ -50,17 +50,8 @@ pub struct Options {
 pub struct Manager {
     servers: Vec<Arc<Server>>,
     shared: Arc<Shared>,
-    /// The offers for the current tool lists, rebuilt when they change.
-    offers: Mutex<Option<Offers>>,
     /// Stops every server task when the manager goes.
     stop: CancellationToken,
-}
-
-/// The offers built for one version of the tool lists.
-struct Offers {
-    version: u64,
-    all: Arc<Offer>,
-    read_only: Arc<Offer>,
 }
 
 /// What every server task reports to.
@@ -149,7 +140,6 @@ impl Manager {
         Arc::new(Manager {
             servers,
             shared,
-            offers: Mutex::new(None),
             stop,
         })
     }
@@ -170,64 +160,48 @@ impl Manager {
             .collect()
     }
 
-    /// The tools a round offers in `mode`: the built-in ones and every
-    /// ready server's. Waits first for servers still on their first start
-    /// (each bounded by its startup timeout), or until `cancel`.
-    pub async fn offer(&self, mode: Mode, cancel: &CancellationToken) -> Arc<Offer> {
-        let mut starting = self.shared.starting.subscribe();
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = starting.wait_for(|n| *n == 0) => {}
-        }
-        let version = self.shared.version.load(Ordering::Acquire);
-        let mut offers = lock(&self.offers);
-        let current = match offers.as_ref() {
-            Some(o) if o.version == version => o,
-            _ => {
-                let tools = self.table();
-                offers.insert(Offers {
-                    version,
-                    all: Arc::new(Offer::new(tools.clone(), Mode::Ask)),
-                    read_only: Arc::new(Offer::new(tools, Mode::ReadOnly)),
-                })
-            }
-        };
-        match mode {
-            Mode::ReadOnly => current.read_only.clone(),
-            _ => current.all.clone(),
-        }
-    }
-
-    /// The built-in table plus every offered server tool. Names are unique
-    /// within a server (`list_tools`) and carry its name, so a clash is left
-    /// only between two long names cut to the same hash; the later tool is
-    /// dropped.
-    fn table(&self) -> Toolset {
-        let mut set = Toolset::builtin().clone();
-        for server in &self.servers {
-            let (tools, offered) = {
-                let st = lock(&server.state);
-                (st.tools.clone(), !st.given_up)
-            };
-            if !offered {
-                continue;
-            }
-            for t in tools.iter() {
-                match set.with([t.clone()]) {
-                    Ok(s) => set = s,
-                    Err(e) => tracing::warn!("MCP server {}: {e:#}", server.spec.name),
-                }
-            }
-        }
-        set
-    }
-
     /// Stops every server (their processes are killed).
     pub fn shutdown(&self) {
         self.stop.cancel();
         for s in &self.servers {
             lock(&s.state).conn = None;
         }
+    }
+}
+
+/// The servers as one source of the session's tools: every ready server's
+/// tools, in the order of the specs.
+impl ToolSource for Manager {
+    fn name(&self) -> &str {
+        "MCP servers"
+    }
+
+    /// Servers still on their first start are waited for (each bounded by
+    /// its startup timeout), so the first round sees their tools.
+    fn ready<'a>(&'a self, cancel: &'a CancellationToken) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let mut starting = self.shared.starting.subscribe();
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = starting.wait_for(|n| *n == 0) => {}
+            }
+        })
+    }
+
+    fn version(&self) -> u64 {
+        self.shared.version.load(Ordering::Acquire)
+    }
+
+    /// Names are unique within a server (`list_tools`) and carry its name.
+    fn tools(&self) -> Vec<Arc<dyn Tool>> {
+        let mut all = Vec::new();
+        for server in &self.servers {
+            let st = lock(&server.state);
+            if !st.given_up {
+                all.extend(st.tools.iter().cloned());
+            }
+        }
+        all
     }
 }
 

@@ -29,6 +29,7 @@ mod local;
 mod ls;
 pub mod paths;
 mod read;
+mod source;
 mod table;
 mod tool;
 mod walk;
@@ -44,6 +45,7 @@ pub use env::{
     Backends, FileKind, FileMeta, FileSystem, PlanEntry, PlanStatus, Processes, Shell,
     ShellProcess, ToolEnv, ToolUpdate,
 };
+pub use source::{Builtins, ToolSource, ToolSources};
 pub use table::{Offer, Toolset};
 pub use tool::{BoxFuture, Tool};
 

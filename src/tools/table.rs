@@ -2,10 +2,10 @@
 //! lookup.
 //!
 //! The built-in tools form one table, built once ([`Toolset::builtin`]). A
-//! session that brings tools of its own (an MCP server's) gets a table of
-//! its own with [`Toolset::with`], and is used in the same way: nothing
-//! outside this file lists the tools or matches on their names. Definitions
-//! are built with the table, since every provider round sends them.
+//! session's table joins the tools of all its sources (`source.rs`), and is
+//! used in the same way: nothing outside this file lists the built-in tools
+//! or matches on their names. Definitions are built with the table, since
+//! every provider round sends them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -31,8 +31,6 @@ pub struct Toolset {
     /// `definitions[i]` is `tools[i].definition()`.
     definitions: Vec<Value>,
     by_name: HashMap<String, usize>,
-    /// True once tools beyond the built-in ones joined.
-    extended: bool,
 }
 
 impl Toolset {
@@ -48,12 +46,7 @@ impl Toolset {
                 Arc::new(FindTool),
                 Arc::new(GrepTool),
             ];
-            let mut set = Toolset {
-                tools: Vec::new(),
-                definitions: Vec::new(),
-                by_name: HashMap::new(),
-                extended: false,
-            };
+            let mut set = Toolset::empty();
             for tool in tools {
                 if let Err(e) = set.add(tool) {
                     // Seven fixed names: a clash is a bug, caught by the
@@ -66,6 +59,15 @@ impl Toolset {
         &BUILTIN
     }
 
+    /// A table with no tools yet.
+    pub(super) fn empty() -> Toolset {
+        Toolset {
+            tools: Vec::new(),
+            definitions: Vec::new(),
+            by_name: HashMap::new(),
+        }
+    }
+
     /// This table and `extra` after it, for a session that brings its own
     /// tools. A name already taken is refused: the model could not tell the
     /// two apart, and providers reject a request that offers a name twice.
@@ -73,12 +75,12 @@ impl Toolset {
         let mut set = self.clone();
         for tool in extra {
             set.add(tool)?;
-            set.extended = true;
         }
         Ok(set)
     }
 
-    fn add(&mut self, tool: Arc<dyn Tool>) -> Result<()> {
+    /// Adds `tool` at the end; an error if its name is taken.
+    pub(super) fn add(&mut self, tool: Arc<dyn Tool>) -> Result<()> {
         let name = tool.name().to_owned();
         if self.by_name.contains_key(&name) {
             bail!("two tools are named `{name}`; tool names must be unique");
@@ -106,11 +108,11 @@ impl Toolset {
     /// The result for a call to a tool this table does not have. It lists
     /// the tools that exist, so the model can pick one of them instead.
     pub fn unknown(&self, name: &str) -> ToolOutput {
-        let which = if self.extended {
-            "tools"
-        } else {
-            "built-in tools"
-        };
+        // Said "built-in" while nothing else joined, so the model knows
+        // the list is the fixed one.
+        let builtin = Toolset::builtin();
+        let extended = self.tools.iter().any(|t| builtin.get(t.name()).is_none());
+        let which = if extended { "tools" } else { "built-in tools" };
         let names: Vec<&str> = self.tools.iter().map(|t| t.name()).collect();
         ToolOutput::error(format!(
             "unknown tool `{name}`; the {which} are {}",
