@@ -149,24 +149,8 @@ pub(super) async fn connect(
                 .spawn()
                 .map_err(|e| anyhow!("cannot start `{command}`: {e}"))?;
             let group = Group(transport.id());
-            if let Some(mut pipe) = child_stderr {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    while let Ok(n) = pipe.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                        let mut tail = stderr.lock().unwrap_or_else(|p| p.into_inner());
-                        tail.push_str(&String::from_utf8_lossy(&buf[..n]));
-                        if tail.len() > STDERR_TAIL {
-                            let mut cut = tail.len() - STDERR_TAIL;
-                            while !tail.is_char_boundary(cut) {
-                                cut += 1;
-                            }
-                            tail.drain(..cut);
-                        }
-                    }
-                });
+            if let Some(pipe) = child_stderr {
+                tokio::spawn(keep_tail(pipe, stderr));
             }
             let service = handler
                 .serve(transport)
@@ -206,6 +190,26 @@ pub(super) async fn connect(
                 service,
                 _group: Group(None),
             })
+        }
+    }
+}
+
+/// Keeps the last [`STDERR_TAIL`] bytes of a stdio server's stderr until
+/// it closes.
+async fn keep_tail(mut pipe: tokio::process::ChildStderr, stderr: Arc<Mutex<String>>) {
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let mut tail = stderr.lock().unwrap_or_else(|p| p.into_inner());
+        tail.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if tail.len() > STDERR_TAIL {
+            let mut cut = tail.len() - STDERR_TAIL;
+            while !tail.is_char_boundary(cut) {
+                cut += 1;
+            }
+            tail.drain(..cut);
         }
     }
 }

@@ -98,25 +98,7 @@ fn lock(routes: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
 
 impl Proc {
     pub(super) fn spawn(manifest: &Manifest) -> anyhow::Result<Arc<Proc>> {
-        // Only the base variables and those the manifest names: an
-        // extension is third-party code and never sees the host's keys.
-        let env = BASE_ENV
-            .iter()
-            .copied()
-            .chain(manifest.pass_env.iter().map(String::as_str));
-        let cmd = ChildBuilder::new(&manifest.command)
-            .args(&manifest.args)
-            .current_dir(&manifest.root)
-            .env_only(env)
-            .envs(&manifest.env)
-            .stdio(Stdio::piped(), Stdio::piped(), Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| {
-            anyhow!(
-                "extension {:?} could not start {}: {e}",
-                manifest.id,
-                manifest.command.display()
-            )
-        })?;
+        let mut child = start(manifest)?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -343,6 +325,30 @@ struct RpcIn {
     result: Option<Value>,
     #[serde(default)]
     error: Option<Value>,
+}
+
+/// Starts the extension's process with its three pipes.
+fn start(manifest: &Manifest) -> anyhow::Result<tokio::process::Child> {
+    // Only the base variables and those the manifest names: an extension
+    // is third-party code and never sees the host's keys.
+    let env = BASE_ENV
+        .iter()
+        .copied()
+        .chain(manifest.pass_env.iter().map(String::as_str));
+    ChildBuilder::new(&manifest.command)
+        .args(&manifest.args)
+        .current_dir(&manifest.root)
+        .env_only(env)
+        .envs(&manifest.env)
+        .stdio(Stdio::piped(), Stdio::piped(), Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            anyhow!(
+                "extension {:?} could not start {}: {e}",
+                manifest.id,
+                manifest.command.display()
+            )
+        })
 }
 
 async fn read_stdout(

@@ -122,7 +122,7 @@ impl Builtin for BashTool {
         }
         let Shell {
             output: mut out_pipe,
-            process: mut child,
+            mut process,
         } = match ctx.env.processes.shell(&i.command, &ctx.cwd) {
             Ok(c) => c,
             Err(e) => return ToolOutput::error(format!("bash: cannot start the shell: {e}")),
@@ -143,7 +143,7 @@ impl Builtin for BashTool {
                     // End of file: every writer has closed the pipe.
                     _ => open = false,
                 },
-                status = child.wait() => break End::Exited(status),
+                status = process.wait() => break End::Exited(status),
             }
         };
 
@@ -154,45 +154,49 @@ impl Builtin for BashTool {
                     let drained = drain(&mut out_pipe, &mut buf, &mut output);
                     lingered = tokio::time::timeout(EXIT_GRACE, drained).await.is_err();
                 }
-                child.kill();
+                process.kill();
                 if lingered {
                     let drained = drain(&mut out_pipe, &mut buf, &mut output);
                     let _ = tokio::time::timeout(KILL_DRAIN, drained).await;
                 }
             }
             End::TimedOut | End::Aborted => {
-                child.kill();
+                process.kill();
                 let last = async {
-                    let _ = child.wait().await;
+                    let _ = process.wait().await;
                     drain(&mut out_pipe, &mut buf, &mut output).await;
                 };
                 let _ = tokio::time::timeout(KILL_DRAIN, last).await;
             }
         }
 
-        let (status, is_error) = match end {
-            End::Exited(Ok(st)) => (describe(st), !st.success()),
-            End::Exited(Err(e)) => (format!("the shell's exit status is unknown: {e}"), true),
-            End::TimedOut => (format!("timed out after {} ms", i.timeout_ms), true),
-            End::Aborted => ("aborted".to_owned(), true),
-        };
-        tracing::debug!(%status, "bash finished");
-        let mut content = output.finish();
-        if content.is_empty() {
-            content.push_str("(no output)\n");
-        } else if !content.ends_with('\n') {
-            content.push('\n');
-        }
+        result(end, i.timeout_ms, output.finish(), lingered)
+    }
+}
+
+/// The result the model reads: the output, a blank line, how it ended.
+fn result(end: End, timeout_ms: u64, mut content: String, lingered: bool) -> ToolOutput {
+    let (status, is_error) = match end {
+        End::Exited(Ok(st)) => (describe(st), !st.success()),
+        End::Exited(Err(e)) => (format!("the shell's exit status is unknown: {e}"), true),
+        End::TimedOut => (format!("timed out after {timeout_ms} ms"), true),
+        End::Aborted => ("aborted".to_owned(), true),
+    };
+    tracing::debug!(%status, "bash finished");
+    if content.is_empty() {
+        content.push_str("(no output)\n");
+    } else if !content.ends_with('\n') {
         content.push('\n');
-        content.push_str(&status);
-        if lingered {
-            content.push_str("\n(processes it left running in the background were killed)");
-        }
-        ToolOutput {
-            content,
-            is_error,
-            images: Vec::new(),
-        }
+    }
+    content.push('\n');
+    content.push_str(&status);
+    if lingered {
+        content.push_str("\n(processes it left running in the background were killed)");
+    }
+    ToolOutput {
+        content,
+        is_error,
+        images: Vec::new(),
     }
 }
 
