@@ -179,6 +179,8 @@ pub struct Host {
     mcp: Option<Arc<crate::mcp::Manager>>,
     /// Where the turns' tools come from (the built-ins, the MCP servers).
     tools: Arc<crate::tools::ToolSources>,
+    /// The file system and processes the session's tools use.
+    backends: crate::tools::Backends,
     /// Set when the host began to exit (shutdown, a signal, stdout gone):
     /// no more commands are read, and the running turn gets `EXIT_GRACE`.
     exit: Option<Instant>,
@@ -241,6 +243,7 @@ impl Host {
             vec![Arc::new(crate::tools::Builtins)];
         sources.extend(mcp.clone().map(|m| m as Arc<dyn crate::tools::ToolSource>));
         let tools = Arc::new(crate::tools::ToolSources::new(sources));
+        let backends = crate::tools::Backends::local(settings.env_remove.clone());
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
@@ -266,6 +269,7 @@ impl Host {
             compacting: None,
             mcp,
             tools,
+            backends,
             exit: None,
         };
         let channels = HostChannels {

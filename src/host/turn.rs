@@ -149,7 +149,7 @@ impl Host {
             steers: steer_rx,
             gate: self.gate.clone(),
             cwd: self.settings.cwd_path.clone(),
-            backends: crate::tools::Backends::local(self.settings.env_remove.clone()),
+            backends: self.backends.clone(),
             tools: self.tools.clone(),
         };
         tokio::spawn(engine::run(spec, ctx));
