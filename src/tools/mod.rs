@@ -127,16 +127,11 @@ pub struct Preview {
 }
 
 /// Name, description and input schema of every built-in tool, in the shape
-/// providers expect: `[{name, description, input_schema}]`. Built once with
-/// the built-in [`Toolset`]: every provider round sends them.
+/// providers expect: `[{name, description, input_schema}]`, built once with
+/// the built-in [`Toolset`]. Compaction's token estimate reads them; a
+/// provider round is sent its [`Offer`]'s definitions instead.
 pub fn definitions() -> &'static [Value] {
     Toolset::builtin().definitions()
-}
-
-/// The definitions a model is offered in permission mode `mode` when the
-/// session has only the built-in tools (see [`Offer`]).
-pub fn definitions_for(mode: crate::permissions::Mode) -> &'static [Value] {
-    &Offer::builtin(mode).definitions
 }
 
 /// Runs blocking file-system work off the async threads. A read-only tool

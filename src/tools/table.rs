@@ -123,8 +123,8 @@ impl Toolset {
 
 /// What one provider round offers: the table calls are looked up in, and
 /// the definitions the model is sent for the permission mode. Shared behind
-/// an `Arc` and rebuilt only when the tools change (an MCP server's list),
-/// so a round takes one pointer copy.
+/// an `Arc` and rebuilt only when a tool source's version changes
+/// (`source.rs`), so a round takes one pointer copy.
 pub struct Offer {
     pub tools: Toolset,
     pub definitions: Vec<Value>,
@@ -145,19 +145,6 @@ impl Offer {
             _ => tools.definitions().to_vec(),
         };
         Offer { tools, definitions }
-    }
-
-    /// The built-in tools' offer for `mode`, built once.
-    pub fn builtin(mode: crate::permissions::Mode) -> &'static Arc<Offer> {
-        use crate::permissions::Mode;
-        static ALL: LazyLock<Arc<Offer>> =
-            LazyLock::new(|| Arc::new(Offer::new(Toolset::builtin().clone(), Mode::Ask)));
-        static READ_ONLY: LazyLock<Arc<Offer>> =
-            LazyLock::new(|| Arc::new(Offer::new(Toolset::builtin().clone(), Mode::ReadOnly)));
-        match mode {
-            Mode::ReadOnly => &READ_ONLY,
-            _ => &ALL,
-        }
     }
 }
 
