@@ -126,7 +126,10 @@ impl Backends {
     pub fn local(env_remove: Arc<Vec<String>>) -> Backends {
         Backends {
             fs: Arc::new(super::local::LocalFs),
-            processes: Arc::new(super::local::LocalProcesses { env_remove }),
+            processes: Arc::new(super::local::LocalProcesses {
+                env_remove,
+                sandbox: None,
+            }),
         }
     }
 

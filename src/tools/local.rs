@@ -24,7 +24,7 @@ use tokio::process::Child;
 
 use super::env::{FileKind, FileMeta, FileSystem, Processes, Shell, ShellProcess};
 use super::tool::BoxFuture;
-use crate::process::ChildBuilder;
+use crate::process::{ChildBuilder, Sandbox};
 
 /// The local disk.
 pub(crate) struct LocalFs;
@@ -133,6 +133,8 @@ fn write_then_rename(
 pub(crate) struct LocalProcesses {
     /// Variables the command must not inherit (API keys).
     pub env_remove: Arc<Vec<String>>,
+    /// Applied to every command; none yet.
+    pub sandbox: Option<Arc<dyn Sandbox>>,
 }
 
 impl Processes for LocalProcesses {
@@ -151,6 +153,7 @@ impl Processes for LocalProcesses {
                 .env_remove(&self.env_remove)
                 .own_group()
                 .stdio(Stdio::null(), writer.try_clone()?, writer)
+                .sandbox(self.sandbox.clone())
                 .spawn();
             match spawned {
                 Ok(child) => {
