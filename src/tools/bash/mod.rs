@@ -5,10 +5,10 @@
 //! locally `bash -c`, or `sh -c` where bash is missing, in a process group
 //! of its own, see `tools/local.rs`). Everything it starts is killed: on
 //! timeout, on abort, when the command ends, and when this future is
-//! dropped (dropping the [`ShellProcess`] kills). stdout and stderr come as
-//! one stream, in the order they were written; each line also goes to
-//! `ctx.env.updates` as it arrives. Only the tail of a long output is kept,
-//! since the end of a build or test log is what matters.
+//! dropped (dropping the backend's `ShellProcess` kills). stdout and stderr
+//! come as one stream, in the order they were written; each line also goes
+//! to `ctx.env.updates` as it arrives. Only the tail of a long output is
+//! kept, since the end of a build or test log is what matters.
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
