@@ -5,6 +5,9 @@
 //! with `*` stopping at `/` (shell rules), so `*.rs` means the top level and
 //! `**/*.rs` means everywhere. Results are sorted and shown relative to the
 //! working directory, ready to pass to `read`.
+//!
+//! It walks the local disk directly, not the session's `FileSystem`
+//! (`env.rs`): an editor's file system cannot list directories.
 
 use std::path::{Path, PathBuf};
 

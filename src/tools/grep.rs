@@ -5,6 +5,9 @@
 //! files are skipped at their first NUL byte, and `glob` filters files the
 //! way `rg -g` does (a glob without `/` matches the file name at any depth).
 //! Output is `path:line:text`, with paths relative to the working directory.
+//!
+//! It walks the local disk directly, not the session's `FileSystem`
+//! (`env.rs`): an editor's file system cannot list directories.
 
 use std::path::{Path, PathBuf};
 

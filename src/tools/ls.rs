@@ -4,6 +4,9 @@
 //! This is a plain listing of what is on disk, hidden and git-ignored
 //! entries included: the model asked what is in this directory. `find` and
 //! `grep` are the tools that skip ignored files.
+//!
+//! It reads the local disk directly, not the session's `FileSystem`
+//! (`env.rs`): an editor's file system cannot list directories.
 
 use std::fs;
 use std::path::{Path, PathBuf};
