@@ -194,6 +194,7 @@ impl Factory {
             file,
             providers,
             mcp_servers: merge_mcp(&self.mcp_servers, session_mcp),
+            backends: crate::tools::Backends::local(self.env_remove.clone()),
         })
     }
 }

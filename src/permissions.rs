@@ -79,6 +79,50 @@ pub struct Gate {
     state: Mutex<State>,
 }
 
+/// The rule table, as a pure function so that anyone can ask it without a
+/// gate (the system prompt says what each tool will do). `outside` is true
+/// when a path the call touches resolves (symlinks included) outside every
+/// root; `always` holds the tools the user allowed always.
+pub fn verdict(
+    mode: Mode,
+    tool: &str,
+    access: Access,
+    outside: bool,
+    always: &HashSet<String>,
+) -> Verdict {
+    let read_only = access == Access::ReadOnly;
+    if mode == Mode::AllowAll {
+        return Verdict::Run;
+    }
+    if let Access::Foreign { read_only_hint } = access {
+        if mode == Mode::ReadOnly && !read_only_hint {
+            return Verdict::Refuse(format!(
+                "refused: the permission mode is read-only and {tool} is not marked read-only"
+            ));
+        }
+        return if always.contains(tool) {
+            Verdict::Run
+        } else {
+            Verdict::Ask
+        };
+    }
+    if !read_only && mode == Mode::ReadOnly {
+        return Verdict::Refuse(format!(
+            "refused: the permission mode is read-only, so {tool} cannot run"
+        ));
+    }
+    if outside {
+        return Verdict::Ask;
+    }
+    if read_only || always.contains(tool) {
+        return Verdict::Run;
+    }
+    match (mode, access) {
+        (Mode::AcceptEdits, Access::EditsFiles) => Verdict::Run,
+        _ => Verdict::Ask,
+    }
+}
+
 /// Message given to the model when a question cannot be answered.
 pub const NO_CLIENT: &str =
     "denied automatically: the client closed stdin, so nobody can answer permission prompts";
@@ -113,41 +157,11 @@ impl Gate {
         self.state().always.clear();
     }
 
-    /// The rule table. `outside` is true when a path the call touches
-    /// resolves (symlinks included) outside every root.
+    /// What the rule table says about a call now, with this gate's mode
+    /// and `allow_always` grants (see [`verdict`]).
     pub fn verdict(&self, tool: &str, access: Access, outside: bool) -> Verdict {
         let mode = self.mode();
-        let read_only = access == Access::ReadOnly;
-        if mode == Mode::AllowAll {
-            return Verdict::Run;
-        }
-        if let Access::Foreign { read_only_hint } = access {
-            if mode == Mode::ReadOnly && !read_only_hint {
-                return Verdict::Refuse(format!(
-                    "refused: the permission mode is read-only and {tool} is not marked read-only"
-                ));
-            }
-            return if self.state().always.contains(tool) {
-                Verdict::Run
-            } else {
-                Verdict::Ask
-            };
-        }
-        if !read_only && mode == Mode::ReadOnly {
-            return Verdict::Refuse(format!(
-                "refused: the permission mode is read-only, so {tool} cannot run"
-            ));
-        }
-        if outside {
-            return Verdict::Ask;
-        }
-        if read_only || self.state().always.contains(tool) {
-            return Verdict::Run;
-        }
-        match (mode, access) {
-            (Mode::AcceptEdits, Access::EditsFiles) => Verdict::Run,
-            _ => Verdict::Ask,
-        }
+        verdict(mode, tool, access, outside, &self.state().always)
     }
 
     /// Registers a question: its request id, and where the answer will
@@ -199,6 +213,33 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_needs_no_gate() {
+        let none = HashSet::new();
+        let bash: HashSet<String> = ["bash".to_owned()].into();
+        let v = |mode, access, outside, always| verdict(mode, "bash", access, outside, always);
+        assert_eq!(
+            v(Mode::Ask, Access::Unrestricted, false, &none),
+            Verdict::Ask
+        );
+        assert_eq!(
+            v(Mode::Ask, Access::Unrestricted, false, &bash),
+            Verdict::Run
+        );
+        assert_eq!(
+            v(Mode::Ask, Access::Unrestricted, true, &bash),
+            Verdict::Ask
+        );
+        assert_eq!(
+            v(Mode::AllowAll, Access::Unrestricted, true, &none),
+            Verdict::Run
+        );
+        assert!(matches!(
+            v(Mode::ReadOnly, Access::Unrestricted, false, &bash),
+            Verdict::Refuse(_)
+        ));
+    }
 
     #[test]
     fn rules_by_mode() {

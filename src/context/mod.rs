@@ -10,9 +10,10 @@
 
 pub mod files;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::permissions::{Access, Gate, Verdict};
+use crate::permissions::{self, Access, Verdict};
 use crate::protocol::Mode;
 use crate::tools::Toolset;
 pub use files::ContextFile;
@@ -121,15 +122,17 @@ fn default_prompt(i: &Inputs) -> String {
 }
 
 /// One line per tool the mode lets run (`- name: when to use it`), and
-/// what the permission gate will do, both asked of the gate itself so the
-/// prompt cannot disagree with it.
+/// what the permission gate will do, both asked of the gate's own rule
+/// table so the prompt cannot disagree with it. Nothing is allowed always
+/// yet when a session's prompt is written.
 fn tools_and_permissions(tools: &Toolset, mode: Mode) -> (String, String) {
-    let gate = Gate::new(mode, Vec::new());
+    let none = HashSet::new();
+    let verdict = |name, access, outside| permissions::verdict(mode, name, access, outside, &none);
     let mut lines = Vec::new();
     let (mut asking, mut refused) = (Vec::new(), Vec::new());
     for tool in tools.iter() {
         let name = tool.name();
-        match gate.verdict(name, tool.access(), false) {
+        match verdict(name, tool.access(), false) {
             Verdict::Refuse(_) => {
                 refused.push(name);
                 continue;
@@ -139,7 +142,7 @@ fn tools_and_permissions(tools: &Toolset, mode: Mode) -> (String, String) {
         }
         lines.push(format!("- {name}: {}", tool.summary()));
     }
-    let outside_asks = gate.verdict("read", Access::ReadOnly, true) == Verdict::Ask;
+    let outside_asks = verdict("read", Access::ReadOnly, true) == Verdict::Ask;
     let outside = "any call that touches a path outside the working directory";
     let mut notes = Vec::new();
     if !refused.is_empty() {

@@ -108,11 +108,10 @@ pub struct TurnCtx {
     pub steers: mpsc::UnboundedReceiver<String>,
     pub gate: Arc<Gate>,
     pub cwd: PathBuf,
-    /// Environment variables tool processes must not inherit (API keys).
-    pub env_remove: Arc<Vec<String>>,
-    /// The session's MCP servers; `None` when it has none, and the
-    /// built-in tools are all there is.
-    pub mcp: Option<Arc<crate::mcp::Manager>>,
+    /// The session's file system and processes, which tools use.
+    pub backends: crate::tools::Backends,
+    /// Where the session's tools come from (built-ins, MCP servers).
+    pub tools: Arc<crate::tools::ToolSources>,
 }
 
 /// The turn's line to the host. Every report carries the turn's prompt id,
@@ -202,15 +201,11 @@ impl Drop for Reports {
     }
 }
 
-/// The tools this round offers: the built-in ones (built once), or with
-/// MCP servers the session's current table, which waits on the first round
-/// for servers still starting (each up to its startup timeout).
+/// The tools this round offers, asked of the session's tool sources; the
+/// first round waits for MCP servers still starting (each up to its
+/// startup timeout).
 async fn offer(ctx: &TurnCtx) -> Arc<crate::tools::Offer> {
-    let mode = ctx.gate.mode();
-    match &ctx.mcp {
-        None => crate::tools::Offer::builtin(mode).clone(),
-        Some(mcp) => mcp.offer(mode, &ctx.cancel).await,
-    }
+    ctx.tools.offer(ctx.gate.mode(), &ctx.cancel).await
 }
 
 enum Stop {

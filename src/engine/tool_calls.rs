@@ -21,7 +21,7 @@ use crate::protocol::{
     Frame, PermissionCancelledFrame, PermissionRequestFrame, ToolExecutionEndFrame,
     ToolExecutionStartFrame, ToolExecutionUpdateFrame,
 };
-use crate::tools::{self, paths, Tool, ToolCtx, ToolImage, ToolOutput, Toolset};
+use crate::tools::{self, paths, Tool, ToolCtx, ToolImage, ToolOutput, ToolUpdate, Toolset};
 
 /// The results of a round's calls, and whether the turn was aborted.
 pub(super) struct Results {
@@ -119,7 +119,7 @@ async fn one(
     let Some(tool) = table.get(name) else {
         return table.unknown(name);
     };
-    let preview = match tool.preview(input, &ctx.cwd) {
+    let preview = match tool.preview(input, &ctx.cwd, ctx.backends.fs.as_ref()) {
         Ok(p) => p,
         Err(e) => return ToolOutput::failed(&e),
     };
@@ -208,19 +208,28 @@ async fn run(
         loop {
             tokio::select! {
                 out = &mut running => break out,
-                Some(line) = rx.recv() => update(prompt_id, id, line, ctx).await,
+                Some(u) = rx.recv() => update(prompt_id, id, u, ctx).await,
             }
         }
     };
     // What the tool sent after its last select is the tail. Not awaited:
     // a sender a tool left in a task must not hold the turn.
-    while let Ok(line) = rx.try_recv() {
-        update(prompt_id, id, line, ctx).await;
+    while let Ok(u) = rx.try_recv() {
+        update(prompt_id, id, u, ctx).await;
     }
     output
 }
 
-async fn update(prompt_id: &str, id: &str, output: String, ctx: &TurnCtx) {
+/// Forwards one update of a running tool. Only output has a frame yet;
+/// the other kinds are not produced by any tool today.
+async fn update(prompt_id: &str, id: &str, update: ToolUpdate, ctx: &TurnCtx) {
+    let output = match update {
+        ToolUpdate::Output(text) => text,
+        other => {
+            tracing::debug!(?other, "no frame carries this tool update yet");
+            return;
+        }
+    };
     ctx.out
         .frame(&Frame::ToolExecutionUpdate(ToolExecutionUpdateFrame {
             prompt_id: prompt_id.to_owned(),
@@ -230,11 +239,10 @@ async fn update(prompt_id: &str, id: &str, output: String, ctx: &TurnCtx) {
         .await;
 }
 
-fn tool_ctx(ctx: &TurnCtx, updates: mpsc::Sender<String>) -> ToolCtx {
+fn tool_ctx(ctx: &TurnCtx, updates: mpsc::Sender<ToolUpdate>) -> ToolCtx {
     ToolCtx {
         cwd: ctx.cwd.clone(),
         cancel: ctx.cancel.child_token(),
-        updates,
-        env_remove: ctx.env_remove.clone(),
+        env: ctx.backends.env(updates),
     }
 }

@@ -130,10 +130,10 @@ mod tests {
     use crate::cli::Cli;
     use crate::factory::prepare;
     use crate::protocol::Mode;
+    use crate::protocol::ThinkingLevel;
     use crate::protocol::{
         ErrorCode, PromptParams, Response, SetPermissionModeParams, SetThinkingLevelParams,
     };
-    use crate::protocol::ThinkingLevel;
     use clap::Parser;
     use std::path::Path;
 

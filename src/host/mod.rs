@@ -190,6 +190,10 @@ pub struct Host {
     compacting: Option<Compacting>,
     /// The MCP servers, started when the host is; `None` without any.
     mcp: Option<Arc<crate::mcp::Manager>>,
+    /// Where the turns' tools come from (the built-ins, the MCP servers).
+    tools: Arc<crate::tools::ToolSources>,
+    /// The file system and processes the session's tools use.
+    backends: crate::tools::Backends,
     /// Set when the host began to exit (shutdown, a signal, stdout gone):
     /// no more commands are read, and the running turn gets `EXIT_GRACE`.
     exit: Option<Instant>,
@@ -214,6 +218,9 @@ pub struct Parts {
     pub file: SessionFile,
     /// The MCP servers to start (from the config and `--mcp-config`).
     pub mcp_servers: Vec<crate::mcp::ServerSpec>,
+    /// The file system and processes the session's tools use (a front end
+    /// may put the editor's in place of the local ones).
+    pub backends: crate::tools::Backends,
 }
 
 impl Host {
@@ -229,6 +236,7 @@ impl Host {
             session,
             file,
             mcp_servers,
+            backends,
         } = parts;
         let mcp = (!mcp_servers.is_empty()).then(|| {
             let (events, mut rx) = mpsc::unbounded_channel();
@@ -247,6 +255,12 @@ impl Host {
                 },
             )
         });
+        // The tool sources, in the order their tools are offered; a new
+        // source is one line here.
+        let mut sources: Vec<Arc<dyn crate::tools::ToolSource>> =
+            vec![Arc::new(crate::tools::Builtins)];
+        sources.extend(mcp.clone().map(|m| m as Arc<dyn crate::tools::ToolSource>));
+        let tools = Arc::new(crate::tools::ToolSources::new(sources));
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
@@ -280,6 +294,8 @@ impl Host {
             eof: false,
             compacting: None,
             mcp,
+            tools,
+            backends,
             exit: None,
         };
         host.publish_settings();

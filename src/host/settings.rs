@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use crate::host::Host;
 use crate::protocol::Mode;
-use crate::protocol::{Frame, ModelChangedFrame};
 use crate::protocol::ThinkingLevel;
+use crate::protocol::{Frame, ModelChangedFrame};
 use crate::session::{self, Entry};
 
 /// A session's settings as they are now.

@@ -149,8 +149,8 @@ impl Host {
             steers: steer_rx,
             gate: self.gate.clone(),
             cwd: self.settings.cwd_path.clone(),
-            env_remove: self.settings.env_remove.clone(),
-            mcp: self.mcp.clone(),
+            backends: self.backends.clone(),
+            tools: self.tools.clone(),
         };
         tokio::spawn(engine::run(spec, ctx));
         self.turn = Some(Running {

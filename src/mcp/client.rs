@@ -21,6 +21,7 @@ use tokio::process::ChildStderr;
 use tokio::sync::{mpsc, Notify};
 
 use super::config::{ServerSpec, Transport};
+use crate::process::ChildBuilder;
 
 /// Bytes of a stdio server's stderr kept to explain its failures.
 const STDERR_TAIL: usize = 2048;
@@ -135,17 +136,15 @@ pub(super) async fn connect(
             env: extra,
             cwd,
         } => {
-            let mut cmd = tokio::process::Command::new(command);
-            cmd.args(args)
+            // rmcp sets up stdin and stdout itself.
+            let cmd = ChildBuilder::new(command)
+                .args(args)
                 .current_dir(cwd.as_deref().unwrap_or(env.cwd))
-                .process_group(0)
-                .kill_on_drop(true);
-            for name in env.env_remove {
-                cmd.env_remove(name);
-            }
-            cmd.envs(extra);
-            crate::process::die_with_parent(&mut cmd);
-            crate::process::restore_signals(&mut cmd);
+                .own_group()
+                .env_remove(env.env_remove)
+                .envs(extra)
+                .into_command()
+                .map_err(|e| anyhow!("cannot start `{command}`: {e}"))?;
             let (transport, child_stderr) = TokioChildProcess::builder(cmd)
                 .stderr(Stdio::piped())
                 .spawn()

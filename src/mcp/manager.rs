@@ -1,38 +1,29 @@
 //! The MCP servers of one host (or one ACP session): each started in the
-//! background (`server.rs` starts, refreshes and restarts one), their
-//! status, and the table of tools the turns use, rebuilt when any server's
-//! list changes.
+//! background (`server.rs` starts, refreshes and restarts one) and their
+//! status. The manager is one of the session's tool sources
+//! (`tools::ToolSource`): it hands out the ready servers' tools, and its
+//! version changes whenever any server's list does.
 //!
 //! The manager is built from a `Vec<ServerSpec>` value and reports status
 //! changes on a channel, so whichever front end owns it decides where they
 //! go (the native host writes `mcp_server_status` frames).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::config::ServerSpec;
-use super::server::{lock, Options, Server, Shared};
+use super::server::{Options, Server, Shared};
 use crate::protocol::McpServerState;
-use crate::protocol::Mode;
-use crate::tools::{Offer, Toolset};
+use crate::tools::{BoxFuture, Tool, ToolSource};
 
 pub struct Manager {
     servers: Vec<Arc<Server>>,
     shared: Arc<Shared>,
-    /// The offers for the current tool lists, rebuilt when they change.
-    offers: Mutex<Option<Offers>>,
     /// Stops every server task when the manager goes.
     stop: CancellationToken,
-}
-
-/// The offers built for one version of the tool lists.
-struct Offers {
-    version: u64,
-    all: Arc<Offer>,
-    read_only: Arc<Offer>,
 }
 
 impl Manager {
@@ -64,7 +55,6 @@ impl Manager {
         Arc::new(Manager {
             servers,
             shared,
-            offers: Mutex::new(None),
             stop,
         })
     }
@@ -74,60 +64,47 @@ impl Manager {
         self.servers.iter().map(|s| s.state()).collect()
     }
 
-    /// The tools a round offers in `mode`: the built-in ones and every
-    /// ready server's. Waits first for servers still on their first start
-    /// (each bounded by its startup timeout), or until `cancel`.
-    pub async fn offer(&self, mode: Mode, cancel: &CancellationToken) -> Arc<Offer> {
-        let mut starting = self.shared.starting.subscribe();
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = starting.wait_for(|n| *n == 0) => {}
-        }
-        let version = self.shared.version.load(Ordering::Acquire);
-        let mut offers = lock(&self.offers);
-        let current = match offers.as_ref() {
-            Some(o) if o.version == version => o,
-            _ => {
-                let tools = self.table();
-                offers.insert(Offers {
-                    version,
-                    all: Arc::new(Offer::new(tools.clone(), Mode::Ask)),
-                    read_only: Arc::new(Offer::new(tools, Mode::ReadOnly)),
-                })
-            }
-        };
-        match mode {
-            Mode::ReadOnly => current.read_only.clone(),
-            _ => current.all.clone(),
-        }
-    }
-
-    /// The built-in table plus every offered server tool. Names are unique
-    /// within a server (`list_tools`) and carry its name, so a clash is left
-    /// only between two long names cut to the same hash; the later tool is
-    /// dropped.
-    fn table(&self) -> Toolset {
-        let mut set = Toolset::builtin().clone();
-        for server in &self.servers {
-            let Some(tools) = server.offered_tools() else {
-                continue;
-            };
-            for t in tools.iter() {
-                match set.with([t.clone()]) {
-                    Ok(s) => set = s,
-                    Err(e) => tracing::warn!("MCP server {}: {e:#}", server.name()),
-                }
-            }
-        }
-        set
-    }
-
     /// Stops every server (their processes are killed).
     pub fn shutdown(&self) {
         self.stop.cancel();
         for s in &self.servers {
             s.disconnect();
         }
+    }
+}
+
+/// The servers as one source of the session's tools: every ready server's
+/// tools, in the order of the specs.
+impl ToolSource for Manager {
+    fn name(&self) -> &str {
+        "MCP servers"
+    }
+
+    /// Servers still on their first start are waited for (each bounded by
+    /// its startup timeout), so the first round sees their tools.
+    fn ready<'a>(&'a self, cancel: &'a CancellationToken) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let mut starting = self.shared.starting.subscribe();
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = starting.wait_for(|n| *n == 0) => {}
+            }
+        })
+    }
+
+    fn version(&self) -> u64 {
+        self.shared.version.load(Ordering::Acquire)
+    }
+
+    /// Names are unique within a server (`list_tools`) and carry its name.
+    fn tools(&self) -> Vec<Arc<dyn Tool>> {
+        let mut all = Vec::new();
+        for server in &self.servers {
+            if let Some(tools) = server.offered_tools() {
+                all.extend(tools.iter().cloned());
+            }
+        }
+        all
     }
 }
 

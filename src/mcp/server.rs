@@ -24,7 +24,7 @@ use super::client::{self, Conn, Handler};
 use super::config::ServerSpec;
 use super::tool::{self, McpTool, Remote};
 use crate::protocol::{McpServerState, McpServerStatusFrame, McpStatus};
-use crate::tools::{BoxFuture, Tool, ToolOutput};
+use crate::tools::{BoxFuture, Tool, ToolOutput, ToolUpdate};
 
 /// Restarts allowed within [`RESTART_WINDOW`] before a server is given up.
 pub const MAX_RESTARTS: usize = 3;
@@ -331,7 +331,7 @@ impl Server {
         self: &Arc<Self>,
         tool: &str,
         arguments: serde_json::Map<String, Value>,
-        updates: &mpsc::Sender<String>,
+        updates: &mpsc::Sender<ToolUpdate>,
         cancel: &CancellationToken,
     ) -> ToolOutput {
         let Some(shared) = self.shared.upgrade() else {
@@ -367,7 +367,7 @@ impl Server {
                 biased;
                 _ = cancel.cancelled() => break None,
                 r = &mut response => break Some(r),
-                Some(line) = rx.recv() => { let _ = updates.try_send(line); }
+                Some(line) = rx.recv() => { let _ = updates.try_send(ToolUpdate::Output(line)); }
             }
         };
         lock(&self.handler.progress).remove(&token);
@@ -430,7 +430,7 @@ impl Remote for Server {
         self: Arc<Self>,
         tool: &'a str,
         arguments: serde_json::Map<String, Value>,
-        updates: &'a mpsc::Sender<String>,
+        updates: &'a mpsc::Sender<ToolUpdate>,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, ToolOutput> {
         Box::pin(async move { self.call_tool(tool, arguments, updates, cancel).await })

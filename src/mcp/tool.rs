@@ -13,7 +13,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::permissions::Access;
-use crate::tools::{BoxFuture, Preview, Tool, ToolCtx, ToolImage, ToolOutput};
+use crate::tools::{
+    BoxFuture, FileSystem, Preview, Tool, ToolCtx, ToolImage, ToolOutput, ToolUpdate,
+};
 
 /// What a server tool needs of its server (`server.rs`): its name, and one
 /// `tools/call`. A trait, so that the server, which makes its tools, and
@@ -27,7 +29,7 @@ pub(super) trait Remote: Send + Sync {
         self: Arc<Self>,
         tool: &'a str,
         arguments: serde_json::Map<String, Value>,
-        updates: &'a mpsc::Sender<String>,
+        updates: &'a mpsc::Sender<ToolUpdate>,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, ToolOutput>;
 }
@@ -113,7 +115,7 @@ impl Tool for McpTool {
         }
     }
 
-    fn preview(&self, input: &Value, cwd: &Path) -> Result<Preview> {
+    fn preview(&self, input: &Value, cwd: &Path, _fs: &dyn FileSystem) -> Result<Preview> {
         if !input.is_object() {
             bail!("{}: the input must be a JSON object", self.name);
         }
@@ -136,7 +138,12 @@ impl Tool for McpTool {
             };
             self.server
                 .clone()
-                .call(&self.remote, arguments.clone(), &ctx.updates, &ctx.cancel)
+                .call(
+                    &self.remote,
+                    arguments.clone(),
+                    &ctx.env.updates,
+                    &ctx.cancel,
+                )
                 .await
         })
     }

@@ -13,9 +13,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::args::Args;
-use super::fsutil::{atomic_write, read_text};
+use super::fsutil::read_text;
 use super::tool::Builtin;
-use super::{diff, paths, unabortable, Access, Preview, ToolCtx, ToolOutput};
+use super::{diff, paths, unabortable, Access, FileSystem, Preview, ToolCtx, ToolOutput};
 
 /// The diff in the tool result is for the model to check its work; a
 /// `replace_all` over a large file should not flood its context.
@@ -81,7 +81,7 @@ pub(crate) struct Input {
 
 /// Works the edit out, the same way for the preview and the run. It reads
 /// the file, so the run calls it off the async threads.
-fn plan(i: Input) -> Result<Plan> {
+fn plan(fs: &dyn FileSystem, i: Input) -> Result<Plan> {
     let Input {
         path,
         shown,
@@ -89,10 +89,10 @@ fn plan(i: Input) -> Result<Plan> {
         new,
         replace_all,
     } = i;
-    if !path.exists() {
+    if fs.metadata(&path).is_err() {
         bail!("edit: {shown} does not exist; use write to create a new file");
     }
-    let text = read_text(&path, &shown).context("edit")?;
+    let text = read_text(fs, &path, &shown).context("edit")?;
     let (new_text, count) = replace(&text, &old, &new, replace_all).map_err(|m| match m {
         Mismatch::Empty => anyhow!(
             "edit: `old_string` is empty; give the exact text to replace (use write to create a file)"
@@ -169,8 +169,8 @@ impl Builtin for EditTool {
         })
     }
 
-    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
-        let p = plan(i)?;
+    fn preview(i: Self::Input, _cwd: &Path, fs: &dyn FileSystem) -> Result<Preview> {
+        let p = plan(fs, i)?;
         Ok(Preview {
             title: format!("Edit {} ({})", p.shown, replacements(p.count)),
             diff: Some(p.diff),
@@ -178,10 +178,11 @@ impl Builtin for EditTool {
         })
     }
 
-    async fn run(i: Self::Input, _ctx: &ToolCtx) -> ToolOutput {
+    async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
+        let fs = ctx.env.fs.clone();
         unabortable(move || {
-            let p = plan(i)?;
-            atomic_write(&p.path, p.new_text.as_bytes())
+            let p = plan(fs.as_ref(), i)?;
+            fs.write(&p.path, p.new_text.as_bytes())
                 .map_err(|e| anyhow!("edit: cannot write {}: {e}", p.shown))?;
             Ok(format!(
                 "Edited {}: {} (+{} -{} lines)\n\n{}",
@@ -217,7 +218,7 @@ mod tests {
     }
 
     fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
-        EditTool.preview(input, cwd)
+        EditTool.preview(input, cwd, &crate::tools::local::LocalFs)
     }
 
     #[test]

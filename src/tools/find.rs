@@ -5,6 +5,9 @@
 //! with `*` stopping at `/` (shell rules), so `*.rs` means the top level and
 //! `**/*.rs` means everywhere. Results are sorted and shown relative to the
 //! working directory, ready to pass to `read`.
+//!
+//! It walks the local disk directly, not the session's `FileSystem`
+//! (`env.rs`): an editor's file system cannot list directories.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::Args;
 use super::fsutil::open_error;
 use super::tool::Builtin;
-use super::{blocking, paths, walk, Access, Preview, ToolCtx, ToolOutput};
+use super::{blocking, paths, walk, Access, FileSystem, Preview, ToolCtx, ToolOutput};
 
 const MAX_RESULTS: usize = 1000;
 
@@ -84,7 +87,7 @@ impl Builtin for FindTool {
         })
     }
 
-    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
+    fn preview(i: Self::Input, _cwd: &Path, _fs: &dyn FileSystem) -> Result<Preview> {
         Ok(Preview {
             title: format!("Find {} in {}", i.pattern, i.shown),
             diff: None,

@@ -5,6 +5,9 @@
 //! files are skipped at their first NUL byte, and `glob` filters files the
 //! way `rg -g` does (a glob without `/` matches the file name at any depth).
 //! Output is `path:line:text`, with paths relative to the working directory.
+//!
+//! It walks the local disk directly, not the session's `FileSystem`
+//! (`env.rs`): an editor's file system cannot list directories.
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::Args;
 use super::fsutil::open_error;
 use super::tool::Builtin;
-use super::{blocking, paths, walk, Access, Preview, ToolCtx, ToolOutput};
+use super::{blocking, paths, walk, Access, FileSystem, Preview, ToolCtx, ToolOutput};
 
 const MAX_MATCHES: usize = 500;
 const MAX_OUTPUT_BYTES: usize = 50 * 1024;
@@ -91,7 +94,7 @@ impl Builtin for GrepTool {
         })
     }
 
-    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
+    fn preview(i: Self::Input, _cwd: &Path, _fs: &dyn FileSystem) -> Result<Preview> {
         Ok(Preview {
             title: format!("Search for /{}/ in {}", i.pattern, i.shown),
             diff: None,

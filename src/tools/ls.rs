@@ -4,6 +4,9 @@
 //! This is a plain listing of what is on disk, hidden and git-ignored
 //! entries included: the model asked what is in this directory. `find` and
 //! `grep` are the tools that skip ignored files.
+//!
+//! It reads the local disk directly, not the session's `FileSystem`
+//! (`env.rs`): an editor's file system cannot list directories.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::Args;
 use super::fsutil::open_error;
 use super::tool::Builtin;
-use super::{blocking, paths, Access, Preview, ToolCtx, ToolOutput};
+use super::{blocking, paths, Access, FileSystem, Preview, ToolCtx, ToolOutput};
 
 const MAX_ENTRIES: usize = 1000;
 
@@ -51,7 +54,7 @@ impl Builtin for LsTool {
         Ok((path, shown))
     }
 
-    fn preview((path, shown): Self::Input, _cwd: &Path) -> Result<Preview> {
+    fn preview((path, shown): Self::Input, _cwd: &Path, _fs: &dyn FileSystem) -> Result<Preview> {
         Ok(Preview {
             title: format!("List {shown}"),
             diff: None,

@@ -9,6 +9,8 @@
 //! diff for the prompt) and the tool's [`Access`] before it runs the call.
 //! Every wire path goes through [`paths::resolve`], so the paths a preview
 //! reports are the real locations the run will touch.
+//! A tool touches files and starts processes only through the [`ToolEnv`]
+//! in its [`ToolCtx`] (`env.rs`), so the backends can change per session.
 //!
 //! Inside a tool failures are `anyhow` errors whose contexts read as
 //! "tool: what is wrong"; they reach the model as tool results, not Rust
@@ -19,12 +21,15 @@ mod args;
 mod bash;
 mod diff;
 mod edit;
+mod env;
 mod find;
 mod fsutil;
 mod grep;
+mod local;
 mod ls;
 pub mod paths;
 mod read;
+mod source;
 mod table;
 mod tool;
 mod walk;
@@ -33,14 +38,18 @@ mod write;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::permissions::Access;
+pub use env::{
+    Backends, FileKind, FileMeta, FileSystem, PlanEntry, PlanStatus, Processes, Shell,
+    ShellProcess, ToolEnv, ToolUpdate,
+};
+pub use source::{Builtins, ToolSource, ToolSources};
 pub use table::{Offer, Toolset};
 pub use tool::{BoxFuture, Tool};
 
-/// Incremental output lines buffered between a tool and the turn.
+/// Updates buffered between a tool and the turn.
 pub const UPDATE_CAPACITY: usize = 1024;
 
 /// Where and how one tool call runs.
@@ -49,15 +58,8 @@ pub struct ToolCtx {
     pub cwd: PathBuf,
     /// Abort: a running tool stops now and reports "aborted".
     pub cancel: CancellationToken,
-    /// Incremental output (bash lines, without their newline) for
-    /// `tool_execution_update` events. A closed receiver is fine.
-    /// Bounded ([`UPDATE_CAPACITY`]): when the client does not keep up,
-    /// further lines are skipped rather than buffered; the tool's result
-    /// still carries the output.
-    pub updates: mpsc::Sender<String>,
-    /// Environment variable names that bash children must not inherit (API
-    /// keys).
-    pub env_remove: std::sync::Arc<Vec<String>>,
+    /// What the call may touch: files, processes, and where its updates go.
+    pub env: ToolEnv,
 }
 
 /// The result handed back to the model.
@@ -176,9 +178,19 @@ where
 pub(crate) mod test_util {
     use super::*;
     use std::path::Path;
+    use tokio::sync::mpsc;
 
-    /// A context rooted at `dir` whose update receiver is handed back.
-    pub fn ctx(dir: &Path) -> (ToolCtx, mpsc::Receiver<String>) {
+    /// A context rooted at `dir` on the local backends, whose update
+    /// receiver is handed back.
+    pub fn ctx(dir: &Path) -> (ToolCtx, mpsc::Receiver<ToolUpdate>) {
+        ctx_with(dir, Default::default())
+    }
+
+    /// The same, with bash children not inheriting `env_remove`.
+    pub fn ctx_with(
+        dir: &Path,
+        env_remove: std::sync::Arc<Vec<String>>,
+    ) -> (ToolCtx, mpsc::Receiver<ToolUpdate>) {
         let (tx, rx) = mpsc::channel(UPDATE_CAPACITY);
         let cwd = match dir.canonicalize() {
             Ok(c) => c,
@@ -187,9 +199,19 @@ pub(crate) mod test_util {
         let ctx = ToolCtx {
             cwd,
             cancel: CancellationToken::new(),
-            updates: tx,
-            env_remove: Default::default(),
+            env: Backends::local(env_remove).env(tx),
         };
         (ctx, rx)
+    }
+
+    /// The text of the output updates received so far.
+    pub fn lines(rx: &mut mpsc::Receiver<ToolUpdate>) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(update) = rx.try_recv() {
+            if let ToolUpdate::Output(line) = update {
+                lines.push(line);
+            }
+        }
+        lines
     }
 }

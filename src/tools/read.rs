@@ -5,7 +5,6 @@
 //! shown. When the output stops early, the closing note gives the exact
 //! `offset` to continue from.
 
-use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -16,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::Args;
 use super::fsutil::{looks_binary, open_error, BINARY_SNIFF_BYTES};
 use super::tool::Builtin;
-use super::{blocking, paths, Access, Preview, ToolCtx, ToolOutput};
+use super::{blocking, paths, Access, FileKind, FileSystem, Preview, ToolCtx, ToolOutput};
 
 const DEFAULT_LIMIT: u64 = 2000;
 /// Longer lines are cut; one minified line should not fill the context.
@@ -86,7 +85,7 @@ impl Builtin for ReadTool {
         })
     }
 
-    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
+    fn preview(i: Self::Input, _cwd: &Path, _fs: &dyn FileSystem) -> Result<Preview> {
         Ok(Preview {
             title: format!("Read {}", i.shown),
             diff: None,
@@ -95,7 +94,8 @@ impl Builtin for ReadTool {
     }
 
     async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
-        blocking(ctx, move |cancel| read_file(&i, &cancel)).await
+        let fs = ctx.env.fs.clone();
+        blocking(ctx, move |cancel| read_file(fs.as_ref(), &i, &cancel)).await
     }
 }
 
@@ -105,17 +105,16 @@ enum Cut {
     Size,
 }
 
-fn read_file(i: &Input, cancel: &CancellationToken) -> Result<String> {
+fn read_file(fs: &dyn FileSystem, i: &Input, cancel: &CancellationToken) -> Result<String> {
     let shown = &i.shown;
-    let meta = fs::metadata(&i.path).map_err(|e| open_error(e, shown))?;
-    if meta.is_dir() {
-        bail!("{shown} is a directory; use ls to list it");
+    let meta = fs.metadata(&i.path).map_err(|e| open_error(e, shown))?;
+    match meta.kind {
+        FileKind::Dir => bail!("{shown} is a directory; use ls to list it"),
+        // Opening a FIFO or a device could block forever or never end.
+        FileKind::Other => bail!("{shown} is not a regular file"),
+        FileKind::File => {}
     }
-    // Opening a FIFO or a device could block forever or never end.
-    if !meta.is_file() {
-        bail!("{shown} is not a regular file");
-    }
-    let mut file = File::open(&i.path).map_err(|e| open_error(e, shown))?;
+    let mut file = fs.open(&i.path).map_err(|e| open_error(e, shown))?;
     let mut head = Vec::with_capacity(BINARY_SNIFF_BYTES);
     (&mut file)
         .take(BINARY_SNIFF_BYTES as u64)
@@ -124,7 +123,7 @@ fn read_file(i: &Input, cancel: &CancellationToken) -> Result<String> {
     if looks_binary(&head) {
         bail!(
             "{shown} is a binary file ({} bytes); read shows text files only",
-            meta.len()
+            meta.len
         );
     }
     let mut reader = BufReader::new(io::Cursor::new(head).chain(file));
@@ -256,6 +255,7 @@ mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
     use crate::tools::Tool;
+    use std::fs;
 
     /// Through the table's interface, as the turn runs it.
     async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {

@@ -2,12 +2,10 @@
 //! lookup.
 //!
 //! The built-in tools form one table, built once ([`Toolset::builtin`]). A
-//! session that brings tools of its own (an MCP server's) gets a table of
-//! its own with [`Toolset::with`], and is used in the same way: nothing
-//! outside this file lists the tools or matches on their names. Definitions
-//! are built with the table, and an [`Offer`] picks those of one permission
-//! mode once per table: the engine sends an offer's definitions in every
-//! provider round and looks calls up in its table.
+//! session's table joins the tools of all its sources (`source.rs`), and is
+//! used in the same way: nothing outside this file lists the built-in tools
+//! or matches on their names. Definitions are built with the table, since
+//! every provider round sends them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -33,8 +31,6 @@ pub struct Toolset {
     /// `definitions[i]` is `tools[i].definition()`.
     definitions: Vec<Value>,
     by_name: HashMap<String, usize>,
-    /// True once tools beyond the built-in ones joined.
-    extended: bool,
 }
 
 impl Toolset {
@@ -50,12 +46,7 @@ impl Toolset {
                 Arc::new(FindTool),
                 Arc::new(GrepTool),
             ];
-            let mut set = Toolset {
-                tools: Vec::new(),
-                definitions: Vec::new(),
-                by_name: HashMap::new(),
-                extended: false,
-            };
+            let mut set = Toolset::empty();
             for tool in tools {
                 if let Err(e) = set.add(tool) {
                     // Seven fixed names: a clash is a bug, caught by the
@@ -68,6 +59,15 @@ impl Toolset {
         &BUILTIN
     }
 
+    /// A table with no tools yet.
+    pub(super) fn empty() -> Toolset {
+        Toolset {
+            tools: Vec::new(),
+            definitions: Vec::new(),
+            by_name: HashMap::new(),
+        }
+    }
+
     /// This table and `extra` after it, for a session that brings its own
     /// tools. A name already taken is refused: the model could not tell the
     /// two apart, and providers reject a request that offers a name twice.
@@ -75,12 +75,12 @@ impl Toolset {
         let mut set = self.clone();
         for tool in extra {
             set.add(tool)?;
-            set.extended = true;
         }
         Ok(set)
     }
 
-    fn add(&mut self, tool: Arc<dyn Tool>) -> Result<()> {
+    /// Adds `tool` at the end; an error if its name is taken.
+    pub(super) fn add(&mut self, tool: Arc<dyn Tool>) -> Result<()> {
         let name = tool.name().to_owned();
         if self.by_name.contains_key(&name) {
             bail!("two tools are named `{name}`; tool names must be unique");
@@ -108,11 +108,11 @@ impl Toolset {
     /// The result for a call to a tool this table does not have. It lists
     /// the tools that exist, so the model can pick one of them instead.
     pub fn unknown(&self, name: &str) -> ToolOutput {
-        let which = if self.extended {
-            "tools"
-        } else {
-            "built-in tools"
-        };
+        // Said "built-in" while nothing else joined, so the model knows
+        // the list is the fixed one.
+        let builtin = Toolset::builtin();
+        let extended = self.tools.iter().any(|t| builtin.get(t.name()).is_none());
+        let which = if extended { "tools" } else { "built-in tools" };
         let names: Vec<&str> = self.tools.iter().map(|t| t.name()).collect();
         ToolOutput::error(format!(
             "unknown tool `{name}`; the {which} are {}",
@@ -123,8 +123,8 @@ impl Toolset {
 
 /// What one provider round offers: the table calls are looked up in, and
 /// the definitions the model is sent for the permission mode. Shared behind
-/// an `Arc` and rebuilt only when the tools change (an MCP server's list),
-/// so a round takes one pointer copy.
+/// an `Arc` and rebuilt only when a tool source's version changes
+/// (`source.rs`), so a round takes one pointer copy.
 pub struct Offer {
     pub tools: Toolset,
     pub definitions: Vec<Value>,
@@ -146,19 +146,6 @@ impl Offer {
         };
         Offer { tools, definitions }
     }
-
-    /// The built-in tools' offer for `mode`, built once.
-    pub fn builtin(mode: crate::protocol::Mode) -> &'static Arc<Offer> {
-        use crate::protocol::Mode;
-        static ALL: LazyLock<Arc<Offer>> =
-            LazyLock::new(|| Arc::new(Offer::new(Toolset::builtin().clone(), Mode::Ask)));
-        static READ_ONLY: LazyLock<Arc<Offer>> =
-            LazyLock::new(|| Arc::new(Offer::new(Toolset::builtin().clone(), Mode::ReadOnly)));
-        match mode {
-            Mode::ReadOnly => &READ_ONLY,
-            _ => &ALL,
-        }
-    }
 }
 
 /// "a, b and c".
@@ -179,7 +166,7 @@ mod tests {
     use super::*;
     use crate::permissions::Access;
     use crate::tools::tool::BoxFuture;
-    use crate::tools::{test_util, Preview, ToolCtx};
+    use crate::tools::{test_util, FileSystem, Preview, ToolCtx};
 
     #[test]
     fn one_lookup_finds_every_builtin_tool() {
@@ -252,7 +239,7 @@ mod tests {
         fn access(&self) -> Access {
             Access::Unrestricted
         }
-        fn preview(&self, _input: &Value, cwd: &Path) -> Result<Preview> {
+        fn preview(&self, _input: &Value, cwd: &Path, _fs: &dyn FileSystem) -> Result<Preview> {
             Ok(Preview {
                 title: format!("Echo via {}", self.0),
                 diff: None,
@@ -306,7 +293,7 @@ mod tests {
             "{}",
             out.content
         );
-        let previewed = read.preview(&json!("a.txt"), &ctx.cwd);
+        let previewed = read.preview(&json!("a.txt"), &ctx.cwd, ctx.env.fs.as_ref());
         assert_eq!(previewed.map_err(|e| format!("{e:#}")), Err(out.content));
     }
 }

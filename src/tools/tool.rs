@@ -14,7 +14,7 @@ use std::pin::Pin;
 use anyhow::Result;
 use serde_json::Value;
 
-use super::{Preview, ToolCtx, ToolOutput};
+use super::{FileSystem, Preview, ToolCtx, ToolOutput};
 use crate::permissions::Access;
 
 /// A future a tool call runs as; boxed so that [`Tool`] can be a trait object.
@@ -45,10 +45,11 @@ pub trait Tool: Send + Sync {
         first_sentence(description).to_owned()
     }
 
-    /// What the call would do, without doing it. An input that would make
-    /// the run fail anyway is an error here, so the caller fails the call
-    /// without asking the user about it.
-    fn preview(&self, input: &Value, cwd: &Path) -> Result<Preview>;
+    /// What the call would do, without doing it; `fs` is the session's
+    /// file system, for a diff against what is there. An input that would
+    /// make the run fail anyway is an error here, so the caller fails the
+    /// call without asking the user about it.
+    fn preview(&self, input: &Value, cwd: &Path, fs: &dyn FileSystem) -> Result<Preview>;
 
     /// Runs the call. Every failure is an `is_error` result the model can
     /// act on, never a Rust error: the model fixes its input and tries again.
@@ -73,7 +74,7 @@ pub(crate) trait Builtin: Send + Sync + 'static {
 
     fn parse(input: &Value, cwd: &Path) -> Result<Self::Input>;
 
-    fn preview(input: Self::Input, cwd: &Path) -> Result<Preview>;
+    fn preview(input: Self::Input, cwd: &Path, fs: &dyn FileSystem) -> Result<Preview>;
 
     fn run(input: Self::Input, ctx: &ToolCtx) -> impl Future<Output = ToolOutput> + Send + '_;
 }
@@ -95,8 +96,8 @@ impl<T: Builtin> Tool for T {
         T::SUMMARY.to_owned()
     }
 
-    fn preview(&self, input: &Value, cwd: &Path) -> Result<Preview> {
-        <T as Builtin>::preview(T::parse(input, cwd)?, cwd)
+    fn preview(&self, input: &Value, cwd: &Path, fs: &dyn FileSystem) -> Result<Preview> {
+        <T as Builtin>::preview(T::parse(input, cwd)?, cwd, fs)
     }
 
     fn run<'a>(&'a self, input: &'a Value, ctx: &'a ToolCtx) -> BoxFuture<'a, ToolOutput> {

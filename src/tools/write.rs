@@ -4,16 +4,15 @@
 //! atomically (see [`super::fsutil::atomic_write`]). The preview diffs the
 //! old text against the new so the user sees what an overwrite loses.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::args::Args;
-use super::fsutil::{atomic_write, read_text};
+use super::fsutil::read_text;
 use super::tool::Builtin;
-use super::{diff, paths, unabortable, Access, Preview, ToolCtx, ToolOutput};
+use super::{diff, paths, unabortable, Access, FileKind, FileSystem, Preview, ToolCtx, ToolOutput};
 
 /// Past this size an existing file is not diffed for the prompt; the title
 /// still says it is being overwritten.
@@ -65,20 +64,20 @@ impl Builtin for WriteTool {
         })
     }
 
-    fn preview(i: Self::Input, _cwd: &Path) -> Result<Preview> {
+    fn preview(i: Self::Input, _cwd: &Path, fs: &dyn FileSystem) -> Result<Preview> {
         let bytes = i.content.len();
-        let (title, diff) = match fs::metadata(&i.path) {
-            Ok(meta) if meta.is_dir() => {
+        let (title, diff) = match fs.metadata(&i.path) {
+            Ok(meta) if meta.kind == FileKind::Dir => {
                 bail!("write: {} is a directory", i.shown);
             }
-            Ok(meta) if meta.len() > MAX_DIFF_INPUT_BYTES => (
+            Ok(meta) if meta.len > MAX_DIFF_INPUT_BYTES => (
                 format!(
                     "Overwrite {} ({bytes} bytes; the old file is too large to diff)",
                     i.shown
                 ),
                 None,
             ),
-            Ok(_) => match read_text(&i.path, &i.shown) {
+            Ok(_) => match read_text(fs, &i.path, &i.shown) {
                 Ok(old) => (
                     format!("Overwrite {} ({bytes} bytes)", i.shown),
                     Some(diff::unified(&old, &i.content, &i.shown, &i.shown)),
@@ -100,13 +99,15 @@ impl Builtin for WriteTool {
         })
     }
 
-    async fn run(i: Self::Input, _ctx: &ToolCtx) -> ToolOutput {
-        unabortable(move || write_file(&i)).await
+    async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
+        let fs = ctx.env.fs.clone();
+        unabortable(move || write_file(fs.as_ref(), &i)).await
     }
 }
 
-fn write_file(i: &Input) -> Result<String> {
-    let created = atomic_write(&i.path, i.content.as_bytes())
+fn write_file(fs: &dyn FileSystem, i: &Input) -> Result<String> {
+    let created = fs
+        .write(&i.path, i.content.as_bytes())
         .map_err(|e| anyhow!("cannot write {}: {e}", i.shown))?;
     let verb = if created { "Created" } else { "Replaced" };
     Ok(format!(
@@ -121,6 +122,7 @@ mod tests {
     use super::*;
     use crate::tools::test_util::ctx;
     use crate::tools::Tool;
+    use std::fs;
 
     /// Through the table's interface, as the turn runs it.
     async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {
@@ -128,7 +130,7 @@ mod tests {
     }
 
     fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
-        WriteTool.preview(input, cwd)
+        WriteTool.preview(input, cwd, &crate::tools::local::LocalFs)
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! The bash tool: output, stderr and exit status, streamed updates, the
-//! timeout, no API keys in its environment, and abort killing it (and its
-//! background children).
+//! timeout, no API keys in its environment, abort killing it (and its
+//! background children), and the shell dying with a host killed outright.
 
 use super::*;
 
@@ -181,4 +181,38 @@ fn abort_kills_a_running_bash() {
 #[test]
 fn abort_kills_bash_background_children_too() {
     abort_kills("sleep 30 & sleep 30", 2);
+}
+
+/// A host killed with SIGKILL cannot kill its bash itself; the shell has
+/// `PR_SET_PDEATHSIG` and goes with it. (bash had no parent-death signal
+/// until the one child-process builder, issue 19.)
+#[test]
+fn a_host_killed_with_sigkill_takes_its_bash_along() {
+    let d = Dirs::new();
+    let mut rpc = start(&d.cwd, "allow-all");
+    // Two commands, so the shell stays the parent of `sleep` instead of
+    // exec'ing it.
+    rpc.send(json!({"type": "prompt", "id": "1", "message": bash("echo $$; sleep 30")}));
+    let (_, update) = rpc.until("the shell's pid", |f| f["type"] == "tool_execution_update");
+    let shell: u32 = update["output"]
+        .as_str()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a pid: {update}"));
+    assert!(alive(shell), "the shell {shell} is not running");
+
+    rpc.signal("KILL");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(shell) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survived = alive(shell);
+    // The orphaned `sleep` has no parent-death signal of its own; its group
+    // (led by the shell) is cleaned up here either way.
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{shell}")])
+        .status();
+    assert!(
+        !survived,
+        "bash {shell} outlived the host killed with SIGKILL"
+    );
 }

@@ -19,12 +19,13 @@ use anyhow::{anyhow, bail};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, watch};
 
 use super::framing::{self, Decoder};
 use super::manifest::Manifest;
 use crate::message::Usage;
+use crate::process::ChildBuilder;
 use crate::protocol::StreamEvent;
 use crate::provider::Event;
 
@@ -97,33 +98,7 @@ fn lock(routes: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
 
 impl Proc {
     pub(super) fn spawn(manifest: &Manifest) -> anyhow::Result<Arc<Proc>> {
-        let mut cmd = Command::new(&manifest.command);
-        cmd.args(&manifest.args)
-            .current_dir(&manifest.root)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for name in BASE_ENV
-            .iter()
-            .copied()
-            .chain(manifest.pass_env.iter().map(String::as_str))
-        {
-            if let Some(v) = std::env::var_os(name) {
-                cmd.env(name, v);
-            }
-        }
-        cmd.envs(&manifest.env);
-        crate::process::die_with_parent(&mut cmd);
-        crate::process::restore_signals(&mut cmd);
-        let mut child = cmd.spawn().map_err(|e| {
-            anyhow!(
-                "extension {:?} could not start {}: {e}",
-                manifest.id,
-                manifest.command.display()
-            )
-        })?;
+        let mut child = start(manifest)?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -367,6 +342,30 @@ async fn supervise(
         }
         Err(e) => lock(&routes).die(format!("could not be waited for: {e}")),
     }
+}
+
+/// Starts the extension's process with its three pipes.
+fn start(manifest: &Manifest) -> anyhow::Result<tokio::process::Child> {
+    // Only the base variables and those the manifest names: an extension
+    // is third-party code and never sees the host's keys.
+    let env = BASE_ENV
+        .iter()
+        .copied()
+        .chain(manifest.pass_env.iter().map(String::as_str));
+    ChildBuilder::new(&manifest.command)
+        .args(&manifest.args)
+        .current_dir(&manifest.root)
+        .env_only(env)
+        .envs(&manifest.env)
+        .stdio(Stdio::piped(), Stdio::piped(), Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            anyhow!(
+                "extension {:?} could not start {}: {e}",
+                manifest.id,
+                manifest.command.display()
+            )
+        })
 }
 
 async fn read_stdout(

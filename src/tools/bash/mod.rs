@@ -1,33 +1,30 @@
 //! `bash {command, timeout_ms?}`: one shell command in the session's
 //! working directory.
 //!
-//! The command runs as `bash -c` (or `sh -c` where bash is missing) in a
-//! process group of its own, so everything it starts can be killed with
-//! one `kill(-pgid, SIGKILL)`: on timeout, on abort, when the command ends,
-//! and when this future is dropped (see [`Group`]). stdout and stderr share
-//! one pipe, as with `2>&1`, so the output keeps the order in which it was
-//! written; each line also goes to `ctx.updates` as it arrives. Only the
-//! tail of a long output is kept, since the end of a build or test log is
-//! what matters.
+//! The command is started by the session's process backend (`ctx.env`;
+//! locally `bash -c`, or `sh -c` where bash is missing, in a process group
+//! of its own, see `tools/local.rs`). Everything it starts is killed: on
+//! timeout, on abort, when the command ends, and when this future is
+//! dropped (dropping the backend's `ShellProcess` kills). stdout and stderr
+//! come as one stream, in the order they were written; each line also goes
+//! to `ctx.env.updates` as it arrives. Only the tail of a long output is
+//! kept, since the end of a build or test log is what matters.
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::pipe;
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 mod output;
 
 use super::args::Args;
 use super::tool::Builtin;
-use super::{Access, Preview, ToolCtx, ToolOutput};
+use super::{Access, FileKind, FileSystem, Preview, Shell, ToolCtx, ToolOutput};
 use output::Collector;
 
 const DEFAULT_TIMEOUT_MS: u64 = 120_000;
@@ -97,7 +94,7 @@ impl Builtin for BashTool {
         })
     }
 
-    fn preview(i: Self::Input, cwd: &Path) -> Result<Preview> {
+    fn preview(i: Self::Input, cwd: &Path, _fs: &dyn FileSystem) -> Result<Preview> {
         let first = i.command.lines().next().unwrap_or_default();
         let mut title: String = first.chars().take(TITLE_CHARS).collect();
         if title.len() < i.command.trim_end().len() {
@@ -112,19 +109,26 @@ impl Builtin for BashTool {
 
     async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
         // A missing directory would surface as "bash: not found" from spawn.
-        if !ctx.cwd.is_dir() {
+        let cwd_is_dir = ctx
+            .env
+            .fs
+            .metadata(&ctx.cwd)
+            .is_ok_and(|m| m.kind == FileKind::Dir);
+        if !cwd_is_dir {
             return ToolOutput::error(format!(
                 "bash: the working directory {} does not exist",
                 ctx.cwd.display()
             ));
         }
-        let (mut child, mut out_pipe) = match spawn(&i.command, ctx) {
+        let Shell {
+            output: mut out_pipe,
+            mut process,
+        } = match ctx.env.processes.shell(&i.command, &ctx.cwd) {
             Ok(c) => c,
             Err(e) => return ToolOutput::error(format!("bash: cannot start the shell: {e}")),
         };
-        let mut group = Group::new(child.id());
 
-        let mut output = Collector::new(&ctx.updates);
+        let mut output = Collector::new(&ctx.env.updates);
         let mut buf = vec![0u8; READ_CHUNK_BYTES];
         let deadline = tokio::time::sleep(Duration::from_millis(i.timeout_ms));
         tokio::pin!(deadline);
@@ -139,7 +143,7 @@ impl Builtin for BashTool {
                     // End of file: every writer has closed the pipe.
                     _ => open = false,
                 },
-                status = child.wait() => break End::Exited(status),
+                status = process.wait() => break End::Exited(status),
             }
         };
 
@@ -150,45 +154,49 @@ impl Builtin for BashTool {
                     let drained = drain(&mut out_pipe, &mut buf, &mut output);
                     lingered = tokio::time::timeout(EXIT_GRACE, drained).await.is_err();
                 }
-                group.kill();
+                process.kill();
                 if lingered {
                     let drained = drain(&mut out_pipe, &mut buf, &mut output);
                     let _ = tokio::time::timeout(KILL_DRAIN, drained).await;
                 }
             }
             End::TimedOut | End::Aborted => {
-                group.kill();
+                process.kill();
                 let last = async {
-                    let _ = child.wait().await;
+                    let _ = process.wait().await;
                     drain(&mut out_pipe, &mut buf, &mut output).await;
                 };
                 let _ = tokio::time::timeout(KILL_DRAIN, last).await;
             }
         }
 
-        let (status, is_error) = match end {
-            End::Exited(Ok(st)) => (describe(st), !st.success()),
-            End::Exited(Err(e)) => (format!("the shell's exit status is unknown: {e}"), true),
-            End::TimedOut => (format!("timed out after {} ms", i.timeout_ms), true),
-            End::Aborted => ("aborted".to_owned(), true),
-        };
-        tracing::debug!(%status, "bash finished");
-        let mut content = output.finish();
-        if content.is_empty() {
-            content.push_str("(no output)\n");
-        } else if !content.ends_with('\n') {
-            content.push('\n');
-        }
+        result(end, i.timeout_ms, output.finish(), lingered)
+    }
+}
+
+/// The result the model reads: the output, a blank line, how it ended.
+fn result(end: End, timeout_ms: u64, mut content: String, lingered: bool) -> ToolOutput {
+    let (status, is_error) = match end {
+        End::Exited(Ok(st)) => (describe(st), !st.success()),
+        End::Exited(Err(e)) => (format!("the shell's exit status is unknown: {e}"), true),
+        End::TimedOut => (format!("timed out after {timeout_ms} ms"), true),
+        End::Aborted => ("aborted".to_owned(), true),
+    };
+    tracing::debug!(%status, "bash finished");
+    if content.is_empty() {
+        content.push_str("(no output)\n");
+    } else if !content.ends_with('\n') {
         content.push('\n');
-        content.push_str(&status);
-        if lingered {
-            content.push_str("\n(processes it left running in the background were killed)");
-        }
-        ToolOutput {
-            content,
-            is_error,
-            images: Vec::new(),
-        }
+    }
+    content.push('\n');
+    content.push_str(&status);
+    if lingered {
+        content.push_str("\n(processes it left running in the background were killed)");
+    }
+    ToolOutput {
+        content,
+        is_error,
+        images: Vec::new(),
     }
 }
 
@@ -199,84 +207,12 @@ enum End {
     Aborted,
 }
 
-/// Starts the shell with stdout and stderr on one new pipe and returns the
-/// pipe's read end.
-fn spawn(line: &str, ctx: &ToolCtx) -> io::Result<(Child, pipe::Receiver)> {
-    for shell in ["bash", "sh"] {
-        let (reader, writer) = io::pipe()?;
-        let mut cmd = Command::new(shell);
-        cmd.arg("-c")
-            .arg(line)
-            .current_dir(&ctx.cwd)
-            .stdin(Stdio::null())
-            .stdout(writer.try_clone()?)
-            .stderr(writer)
-            .process_group(0)
-            .kill_on_drop(true);
-        for name in ctx.env_remove.iter() {
-            cmd.env_remove(name);
-        }
-        crate::process::restore_signals(&mut cmd);
-        let spawned = cmd.spawn();
-        // Our copies of the write end must close, or end of file would
-        // never come.
-        drop(cmd);
-        match spawned {
-            Ok(child) => {
-                let reader = pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
-                return Ok((child, reader));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound && shell == "bash" => {
-                tracing::debug!("bash is not installed; using sh");
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::NotFound,
-        "neither bash nor sh was found",
-    ))
-}
-
-/// The command's process group. Dropping it (normally, or because the
-/// tool's future was dropped mid-run) kills every process in the group, so
-/// nothing the command started outlives the call.
-struct Group {
-    pgid: Option<libc::pid_t>,
-}
-
-impl Group {
-    fn new(pid: Option<u32>) -> Self {
-        // `process_group(0)` made the child the leader of a group whose id
-        // is its pid. 0 and 1 would make kill(2) hit our own group or every
-        // process, so such ids are never used.
-        let pgid = pid
-            .and_then(|p| libc::pid_t::try_from(p).ok())
-            .filter(|&p| p > 1);
-        Self { pgid }
-    }
-
-    fn kill(&mut self) {
-        if let Some(pgid) = self.pgid.take() {
-            // SAFETY: kill(2) takes plain integers and touches no memory of
-            // ours; `pgid > 1`, so `-pgid` names exactly the command's group.
-            let rc = unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            if rc != 0 {
-                // ESRCH: everything in the group had already exited.
-                tracing::trace!(pgid, "process group already gone");
-            }
-        }
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Reads until every writer has closed the pipe.
-async fn drain(pipe: &mut pipe::Receiver, buf: &mut [u8], output: &mut Collector<'_>) {
+async fn drain<R: AsyncRead + Unpin + ?Sized>(
+    pipe: &mut R,
+    buf: &mut [u8],
+    output: &mut Collector<'_>,
+) {
     while let Ok(n) = pipe.read(buf).await {
         if n == 0 {
             break;
@@ -320,7 +256,7 @@ mod tests {
     }
 
     fn preview(input: &Value, cwd: &Path) -> Result<Preview> {
-        BashTool.preview(input, cwd)
+        BashTool.preview(input, cwd, &crate::tools::local::LocalFs)
     }
 
     async fn bash(c: &ToolCtx, command: &str) -> ToolOutput {
@@ -337,10 +273,7 @@ mod tests {
             out,
             ToolOutput::ok(format!("hello\noops\n{cwd}\n\nexit code 0"))
         );
-        let mut updates = Vec::new();
-        while let Ok(u) = rx.try_recv() {
-            updates.push(u);
-        }
+        let updates = crate::tools::test_util::lines(&mut rx);
         assert_eq!(updates, vec!["hello".to_owned(), "oops".to_owned(), cwd]);
 
         let out = bash(&c, "printf 'no newline'; exit 3").await;
@@ -466,11 +399,27 @@ mod tests {
         // A name no other test uses, so setting it cannot disturb them.
         std::env::set_var("AGENT_RPC_TOOLS_TEST_SECRET", "s3cret");
         let dir = tempfile::tempdir().unwrap();
-        let (mut c, _rx) = ctx(dir.path());
+        let (c, _rx) = ctx(dir.path());
         let cmd = "echo \"k=${AGENT_RPC_TOOLS_TEST_SECRET-unset}\"";
         assert!(bash(&c, cmd).await.content.starts_with("k=s3cret\n"));
-        c.env_remove = std::sync::Arc::new(vec!["AGENT_RPC_TOOLS_TEST_SECRET".to_owned()]);
+        let secret = std::sync::Arc::new(vec!["AGENT_RPC_TOOLS_TEST_SECRET".to_owned()]);
+        let (c, _rx) = crate::tools::test_util::ctx_with(dir.path(), secret);
         assert!(bash(&c, cmd).await.content.starts_with("k=unset\n"));
+    }
+
+    #[tokio::test]
+    async fn the_shell_dies_with_the_host() {
+        // bash execs its last command, so python reads the shell's own
+        // parent-death signal.
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _rx) = ctx(dir.path());
+        let probe = "python3 -c 'import ctypes; s = ctypes.c_int(0); \
+            ctypes.CDLL(None).prctl(2, ctypes.byref(s)); print(s.value)'";
+        let out = bash(&c, probe).await;
+        assert_eq!(
+            out,
+            ToolOutput::ok(format!("{}\n\nexit code 0", libc::SIGKILL))
+        );
     }
 
     #[test]

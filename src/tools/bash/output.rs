@@ -1,5 +1,5 @@
 //! The output of a running command: the tail that is kept for the result,
-//! and the lines passed on to `ctx.updates` as they complete.
+//! and the lines passed on to `ctx.env.updates` as they complete.
 //!
 //! Only the tail is kept because the end of a build or test log (the error,
 //! the summary) is what the model needs; what was dropped is counted and
@@ -7,21 +7,23 @@
 
 use tokio::sync::mpsc;
 
+use crate::tools::ToolUpdate;
+
 /// How much output is kept (the tail); the rest is counted and dropped.
 pub(super) const MAX_OUTPUT_BYTES: usize = 50 * 1024;
 /// A line that never ends is passed on to the updates in pieces this big.
 const MAX_LINE_BYTES: usize = 8 * 1024;
 
-/// Keeps the tail of the output and passes each line on to `ctx.updates`
+/// Keeps the tail of the output and passes each line on to `ctx.env.updates`
 /// as it completes.
 pub(super) struct Collector<'a> {
     tail: Tail,
     line: Vec<u8>,
-    updates: &'a mpsc::Sender<String>,
+    updates: &'a mpsc::Sender<ToolUpdate>,
 }
 
 impl<'a> Collector<'a> {
-    pub(super) fn new(updates: &'a mpsc::Sender<String>) -> Self {
+    pub(super) fn new(updates: &'a mpsc::Sender<ToolUpdate>) -> Self {
         Self {
             tail: Tail::new(MAX_OUTPUT_BYTES),
             line: Vec::new(),
@@ -50,9 +52,9 @@ impl<'a> Collector<'a> {
         // Updates are a courtesy to the client: with nobody listening, or a
         // client that is not reading, the line is skipped (the result keeps
         // the output) instead of piling up in memory.
-        let _ = self
-            .updates
-            .try_send(String::from_utf8_lossy(line).into_owned());
+        let _ = self.updates.try_send(ToolUpdate::Output(
+            String::from_utf8_lossy(line).into_owned(),
+        ));
     }
 
     pub(super) fn finish(mut self) -> String {
@@ -137,10 +139,7 @@ mod tests {
         c.push(b"one\ntw");
         c.push(b"o\r\nthree");
         assert_eq!(c.finish(), "one\ntwo\r\nthree");
-        let mut lines = Vec::new();
-        while let Ok(l) = rx.try_recv() {
-            lines.push(l);
-        }
+        let lines = crate::tools::test_util::lines(&mut rx);
         assert_eq!(lines, ["one", "two", "three"]);
     }
 }

@@ -1,0 +1,236 @@
+//! The tool environment: what a tool may touch, handed to it as one value
+//! ([`ToolEnv`] in its [`super::ToolCtx`]) instead of reached for as a
+//! global. A tool reads and writes files through [`FileSystem`], starts its
+//! shell command through [`Processes`] and reports progress as typed
+//! [`ToolUpdate`]s, so the same tool runs against the local machine today
+//! and against the editor (ACP `fs/*`, its terminal) or a sandbox later,
+//! without knowing which. The local backends live in `local.rs`.
+//!
+//! The file system offers only what an editor can serve: metadata, reading
+//! a file and replacing it whole. The walking tools (`ls`, `find`, `grep`)
+//! need to list directories, which an editor does not offer, so they walk
+//! the local disk directly, and so does path resolution (`paths.rs`), which
+//! follows symlinks.
+//!
+//! The backend methods are blocking, like the std calls they stand for: the
+//! tools call them on blocking threads (`spawn_blocking`), and a remote
+//! backend blocks such a thread on its request.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::process::ExitStatus;
+use std::sync::Arc;
+
+use tokio::io::AsyncRead;
+use tokio::sync::mpsc;
+
+use super::tool::BoxFuture;
+use crate::protocol::StreamEvent;
+
+/// What a path is, as far as the file tools care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Dir,
+    /// A FIFO, a device, a socket: opening one could block or never end.
+    Other,
+}
+
+/// A path's metadata, symlinks followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    pub kind: FileKind,
+    pub len: u64,
+}
+
+/// Where the file tools (`read`, `write`, `edit`) read and write.
+pub trait FileSystem: Send + Sync {
+    fn metadata(&self, path: &Path) -> io::Result<FileMeta>;
+
+    /// A regular file's bytes, from the start; the caller stops reading
+    /// when it has what it shows.
+    fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>>;
+
+    /// Replaces `path` with `bytes` whole (never half-written), creating
+    /// parent directories; true when the file did not exist before.
+    fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<bool>;
+}
+
+/// Where the `bash` tool runs its command.
+pub trait Processes: Send + Sync {
+    /// Starts `command` in a shell in `cwd` with stdin empty, stdout and
+    /// stderr together on one stream.
+    fn shell(&self, command: &str, cwd: &Path) -> io::Result<Shell>;
+}
+
+/// A running shell command: its output and the process, apart so that a
+/// tool can read the one while it waits for the other.
+pub struct Shell {
+    /// stdout and stderr in the order they were written; ends when every
+    /// process holding it has closed it.
+    pub output: Box<dyn AsyncRead + Send + Unpin>,
+    pub process: Box<dyn ShellProcess>,
+}
+
+/// The process side of a [`Shell`]. Dropping it kills the command and
+/// everything it started, so nothing outlives a call that is dropped.
+pub trait ShellProcess: Send {
+    /// The shell's exit; cancel-safe, so it can sit in a `select!`.
+    fn wait(&mut self) -> BoxFuture<'_, io::Result<ExitStatus>>;
+
+    /// Kills the command and everything it started (once; later calls do
+    /// nothing).
+    fn kill(&mut self);
+}
+
+/// Something a running tool reports before its result.
+#[derive(Debug, Clone)]
+pub enum ToolUpdate {
+    /// A line of output (bash), or a progress line (an MCP server's),
+    /// without its newline.
+    Output(String),
+    /// The editor terminal the command runs in (ACP `terminal/create`),
+    /// for the client to show. Not produced yet.
+    Terminal(String),
+    /// The tool's plan, replacing the last one. Not produced yet.
+    Plan(Vec<PlanEntry>),
+    /// An event of a subagent the tool runs. Not produced yet.
+    Subagent { agent: String, event: StreamEvent },
+}
+
+/// One step of a [`ToolUpdate::Plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanEntry {
+    pub content: String,
+    pub status: PlanStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanStatus {
+    Pending,
+    InProgress,
+    Completed,
+}
+
+/// A session's backends, shared by its turns; [`Backends::env`] adds the
+/// update channel of one call.
+#[derive(Clone)]
+pub struct Backends {
+    pub fs: Arc<dyn FileSystem>,
+    pub processes: Arc<dyn Processes>,
+}
+
+impl Backends {
+    /// The local disk, and local processes that do not inherit
+    /// `env_remove` (the API keys).
+    pub fn local(env_remove: Arc<Vec<String>>) -> Backends {
+        Backends {
+            fs: Arc::new(super::local::LocalFs),
+            processes: Arc::new(super::local::LocalProcesses {
+                env_remove,
+                sandbox: None,
+            }),
+        }
+    }
+
+    pub fn env(&self, updates: mpsc::Sender<ToolUpdate>) -> ToolEnv {
+        ToolEnv {
+            fs: self.fs.clone(),
+            processes: self.processes.clone(),
+            updates,
+        }
+    }
+}
+
+/// What one tool call may touch.
+pub struct ToolEnv {
+    pub fs: Arc<dyn FileSystem>,
+    pub processes: Arc<dyn Processes>,
+    /// Incremental output for `tool_execution_update` events. A closed
+    /// receiver is fine. Bounded ([`super::UPDATE_CAPACITY`]): when the
+    /// client does not keep up, further updates are skipped rather than
+    /// buffered; the tool's result still carries the output.
+    pub updates: mpsc::Sender<ToolUpdate>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::tools::{ToolCtx, Toolset};
+
+    /// A file system held in memory, as the editor's would be: nothing the
+    /// tools do may reach the disk.
+    #[derive(Default)]
+    struct MemFs(Mutex<HashMap<PathBuf, Vec<u8>>>);
+
+    impl FileSystem for MemFs {
+        fn metadata(&self, path: &Path) -> io::Result<FileMeta> {
+            let files = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            match files.get(path) {
+                Some(bytes) => Ok(FileMeta {
+                    kind: FileKind::File,
+                    len: bytes.len() as u64,
+                }),
+                None if path.parent().is_none() || files.keys().any(|k| k.starts_with(path)) => {
+                    Ok(FileMeta {
+                        kind: FileKind::Dir,
+                        len: 0,
+                    })
+                }
+                None => Err(io::ErrorKind::NotFound.into()),
+            }
+        }
+
+        fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
+            let files = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let bytes = files.get(path).ok_or(io::ErrorKind::NotFound)?;
+            Ok(Box::new(io::Cursor::new(bytes.clone())))
+        }
+
+        fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<bool> {
+            let mut files = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(files.insert(path.to_owned(), bytes.to_vec()).is_none())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_file_tools_use_the_sessions_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().canonicalize().unwrap();
+        let fs = Arc::new(MemFs::default());
+        let backends = Backends {
+            fs: fs.clone(),
+            processes: Backends::local(Default::default()).processes,
+        };
+        let (tx, _rx) = mpsc::channel(crate::tools::UPDATE_CAPACITY);
+        let ctx = ToolCtx {
+            cwd: cwd.clone(),
+            cancel: CancellationToken::new(),
+            env: backends.env(tx),
+        };
+        let tool = |name| Toolset::builtin().get(name).unwrap();
+
+        let out = tool("write")
+            .run(&json!({"path": "a.txt", "content": "one\ntwo\n"}), &ctx)
+            .await;
+        assert_eq!(out.content, "Created a.txt (8 bytes written)");
+        assert!(!cwd.join("a.txt").exists(), "the write reached the disk");
+
+        let edit = json!({"path": "a.txt", "old_string": "two", "new_string": "2"});
+        let preview = tool("edit").preview(&edit, &cwd, fs.as_ref()).unwrap();
+        assert!(preview.diff.unwrap_or_default().contains("+2"));
+        assert!(!tool("edit").run(&edit, &ctx).await.is_error);
+
+        let out = tool("read").run(&json!({"path": "a.txt"}), &ctx).await;
+        assert_eq!(out.content, "     1\tone\n     2\t2\n");
+        let files = fs.0.lock().unwrap();
+        assert_eq!(files.get(&cwd.join("a.txt")).unwrap(), b"one\n2\n");
+    }
+}
