@@ -135,6 +135,42 @@ fn abort_kills_a_provider_that_ignores_cancel() {
     );
 }
 
+/// What the echo fixture's process has seen (`[[show=cancels]]`): its pid,
+/// the ids of the provider requests it got (this one last), of the
+/// `$/cancel_request`s, and of the requests it answered `cancelled`.
+fn seen_by_extension(rpc: &mut Rpc, id: &str) -> Value {
+    let text = ok_prompt(rpc, id, "[[show=cancels]]");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("show=cancels: {e}: {text:?}"))
+}
+
+/// A cooperative extension is sent `$/cancel_request` naming the request it
+/// is streaming, answers it cancelled within the grace, and is therefore
+/// not killed: the next turn is served by the same process. (A host that
+/// only waited out the grace and killed it would pass every outcome check
+/// above; this one fails on the pid and the missing cancel.)
+#[test]
+fn abort_asks_a_cooperative_extension_to_cancel_and_keeps_its_process() {
+    let (mut rpc, _) = host(&["echo"], ECHO);
+    let before = seen_by_extension(&mut rpc, "0");
+    start_prompt(&mut rpc, "1", "[[n=500 delay_ms=20]]");
+    first_delta(&mut rpc);
+    let ab = rpc.call(json!({"type": "abort"}), "a");
+    assert_eq!(ab["ok"], true, "{ab}");
+    let after = seen_by_extension(&mut rpc, "2");
+    assert_eq!(
+        after["pid"],
+        before["pid"],
+        "the extension was replaced after the abort: {before} then {after}\nstderr:\n{}",
+        rpc.stderr()
+    );
+    let requests = after["requests"].as_array().expect("requests");
+    assert_eq!(requests.len(), 3, "{after}");
+    let aborted = &requests[1];
+    assert_eq!(after["cancels"], json!([aborted]), "{after}");
+    assert_eq!(after["answered_cancelled"], json!([aborted]), "{after}");
+    finish(rpc);
+}
+
 /// Abort drops the queued follow-ups, each answered cancelled under its own
 /// id and listed in the abort's `dropped`; a follow-up sent after runs.
 #[test]

@@ -1,7 +1,7 @@
 //! Turns (the engine, `src/engine/`) against the real `rpc` binary and the
 //! fake providers, one file per sub-area: `lifecycle` (event order, usage,
 //! busy), `reads` (commands answered during a stream), `abort` (also against
-//! a provider that ignores it),
+//! a provider that ignores it, and the cancel a cooperative one receives),
 //! `queue` (`follow_up`, `steer`), `set_model`, `streams` (stray events, a
 //! large reply, attachments), `compaction` (on overflow, at the threshold,
 //! on demand). The helpers below are shared by all but `compaction`.
