@@ -23,10 +23,11 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
-    call_ok, finish, message_text, messages, ok_prompt, read_jsonl, session_file, Rpc, Spawn, ECHO,
+    call_ok, finish, is_answer_to, message_text, messages, ok_prompt, read_jsonl, session_file,
+    Rpc, Spawn, ECHO,
 };
 use serde_json::{json, Value};
 
