@@ -127,8 +127,7 @@ fn abort_kills_a_provider_that_ignores_cancel() {
 
     // A second after the first abort, nothing of the first hang process lives.
     let left = Duration::from_secs(1).saturating_sub(ended_at.elapsed());
-    std::thread::sleep(left);
-    let alive_now: Vec<u32> = first_procs.into_iter().filter(|p| alive(*p)).collect();
+    let alive_now = procfs::wait_gone(&first_procs, left);
     assert!(
         alive_now.is_empty(),
         "hang fixture still alive: {alive_now:?}"

@@ -24,7 +24,7 @@ mod streams;
 
 use std::time::{Duration, Instant};
 
-use common::procfs::{self, alive, descendants, vm_hwm_kib};
+use common::procfs::{self, descendants, vm_hwm_kib};
 use common::*;
 use serde_json::{json, Value};
 
