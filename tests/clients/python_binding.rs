@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-mod common;
-
-use common::bounded::run_bounded;
+use crate::common::bounded::run_bounded;
 
 const RPC: &str = env!("CARGO_BIN_EXE_rpc");
 
