@@ -12,7 +12,7 @@
 //!    garbage lines of 100 KiB each;
 //! 6. API keys in the host environment reaching nothing.
 //!
-//! What tests/protocol/, tests/sessions/ and tests/extensions.rs
+//! What tests/protocol/, tests/sessions/ and tests/extensions/
 //! already cover (kill -9, SIGTERM, EPIPE, deep nesting, NUL bytes, crash
 //! before `initialize`, crash and hang mid-stream, garbage frames) is not
 //! repeated here. The fault directives used here (`crash_on_round`,
