@@ -151,7 +151,9 @@ fn seen_by_extension(rpc: &mut Rpc, id: &str) -> Value {
 fn abort_asks_a_cooperative_extension_to_cancel_and_keeps_its_process() {
     let (mut rpc, _) = host(&["echo"], ECHO);
     let before = seen_by_extension(&mut rpc, "0");
-    start_prompt(&mut rpc, "1", "[[n=500 delay_ms=20]]");
+    // Deltas 5 ms apart: the fixture checks for the cancel before each, so
+    // it answers well within the host's 100 ms grace even on a busy machine.
+    start_prompt(&mut rpc, "1", "[[n=3000 delay_ms=5]]");
     first_delta(&mut rpc);
     let ab = rpc.call(json!({"type": "abort"}), "a");
     assert_eq!(ab["ok"], true, "{ab}");
