@@ -112,8 +112,11 @@ pub fn bench_latency_http(t: &mut Table, runs: usize) {
         let mut end = Vec::new();
         let mut to_arrival = Vec::new();
         let mut arrival_to_delta = Vec::new();
+        let mut served_to_end = Vec::new();
         for (tu, rq) in turns.iter().zip(&reqs[1..]) {
             let arr = rq["time"].as_f64().ok_or("request without time")?;
+            let served = rq["end_time"].as_f64().ok_or("request without end_time")?;
+            served_to_end.push((tu.t_end.ok_or("no agent_end")? - served) * 1e3);
             host.push(tu.first_delta_s()? * 1e3);
             end.push(tu.end_s()? * 1e3);
             to_arrival.push((arr - tu.t_sent) * 1e3);
@@ -177,6 +180,15 @@ pub fn bench_latency_http(t: &mut Table, runs: usize) {
             "… warm prompt → `agent_end` (after the turn's fsync)",
             "ms",
             &end,
+            3,
+            Target::None,
+            "—",
+        );
+        t.add(
+            g,
+            "… the fake's last byte written (its `end_time`) → `agent_end` read: the last event decoded, the session appended and synced, the frame written",
+            "ms",
+            &served_to_end,
             3,
             Target::None,
             "—",

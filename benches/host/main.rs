@@ -9,7 +9,7 @@
 //! - `BENCH_STALL_RUNS` (default `BENCH_RUNS`): runs of the 1,000,000-delta
 //!   stalled-reader row (each takes ≥ 5 s by design).
 //! - `BENCH_ONLY` (optional): comma-separated row groups to run
-//!   (`spawn,resume,latency,throughput,acp,idle,stall`); default all.
+//!   (`spawn,resume,latency,throughput,acp,idle,stall,abort`); default all.
 //!
 //! The harness reads the host's stdout with 1 MiB `read(2)` calls straight
 //! into its line buffer and recognises frames by their fixed prefixes (the
@@ -29,6 +29,7 @@ mod frames;
 mod machine;
 mod table;
 
+mod abort;
 mod acp;
 mod idle;
 mod latency;
@@ -120,5 +121,6 @@ fn main() {
     step("acp", &mut |t| acp::bench_acp_flood(t, runs));
     step("idle", &mut |t| idle::bench_idle(t, runs));
     step("stall", &mut |t| stall::bench_stall(t, stall_runs));
+    step("abort", &mut |t| abort::bench_abort(t, runs));
     t.print(&machine, runs, mono() - t0);
 }

@@ -26,7 +26,7 @@ fn package_dir() -> PathBuf {
 fn node_test(file: &str) {
     let pkg = package_dir();
     ensure_node_modules(&pkg, "acp-clients-npm.lock", Install::NoSave);
-    let output = run_node_test(
+    run_node_test(
         &pkg,
         &[file.to_owned()],
         &[
@@ -35,7 +35,6 @@ fn node_test(file: &str) {
         ],
         TIMEOUT,
     );
-    assert!(output.contains("# fail 0"), "{output}");
 }
 
 #[test]

@@ -264,14 +264,20 @@ fn config_options_set_the_thinking_level_and_model_and_persist_them() {
     let (_, answer) = acp.prompt(&id, "persist me");
     assert_eq!(answer["result"]["stopReason"], "end_turn");
     acp.finish();
-    let entries = common::read_jsonl(&common::session_file(data.path(), &id));
-    assert!(
-        entries.iter().any(|e| e.to_string().contains("\"high\"")),
-        "{entries:?}"
-    );
-    assert!(entries
-        .iter()
-        .any(|e| e.to_string().contains("echo:echo:echo-complete")));
+    // Reloaded by a new process (the native protocol, `--continue <id>`):
+    // the session comes back with both.
+    let mut rpc = common::Spawn::new()
+        .data(data.path())
+        .ext("echo")
+        .arg("--continue")
+        .arg(&id)
+        .start();
+    let ready = rpc.ready();
+    assert_eq!(ready["session_id"], id.as_str(), "{ready}");
+    let state = common::get_state(&mut rpc, "state");
+    assert_eq!(state["thinking_level"], "high", "{state}");
+    assert_eq!(state["model"], "echo:echo:echo-complete", "{state}");
+    common::finish(rpc);
 }
 
 /// Two sessions streaming from the same extension at once: each gets its

@@ -173,9 +173,16 @@ fn cancel_while_a_permission_request_is_open() {
         "session/prompt",
         json!({"sessionId": session, "prompt": [{"type": "text", "text": WRITE}]}),
     );
-    acp.until(|m| m["method"] == "session/request_permission");
+    let (_, asked) = acp.until(|m| m["method"] == "session/request_permission");
     acp.notify("session/cancel", json!({"sessionId": session}));
-    // The agent withdraws its request and the prompt ends cancelled.
+    // The agent withdraws its request (`$/cancel_request` naming the
+    // permission request's id), then the prompt ends cancelled.
+    let (_, withdrawn) = acp.until(|m| m["method"] == "$/cancel_request" || m["id"] == json!(id));
+    assert_eq!(
+        withdrawn["method"], "$/cancel_request",
+        "the prompt was answered before its permission request was withdrawn: {withdrawn}"
+    );
+    assert_eq!(withdrawn["params"]["requestId"], asked["id"], "{withdrawn}");
     let (_, answer) = acp.until_answer(id);
     assert_eq!(answer["result"]["stopReason"], "cancelled", "{answer}");
     assert!(!dir.path().join("a.txt").exists());

@@ -58,7 +58,9 @@ pub fn ensure_node_modules(pkg: &Path, lock_name: &str, install: Install) {
 }
 
 /// Runs `node --test <files>` in `pkg` with `envs`, and fails the test
-/// unless it passes within `timeout`; returns its output. Output goes to a file, not a pipe:
+/// unless it passes within `timeout` having run every test the files
+/// declare (a suite that ran nothing, or fewer tests than the files' `test(`
+/// calls, fails: see [`declared_tests`]); returns its output. Output goes to a file, not a pipe:
 /// nothing can block on a full pipe, and a test process that outlives a
 /// kill cannot hold the read open. The whole process group is killed on
 /// timeout (node --test runs each file in a child process).
@@ -105,5 +107,40 @@ pub fn run_node_test<K: AsRef<OsStr>, V: AsRef<OsStr>>(
             timeout.as_secs()
         ),
     }
+    let declared: usize = files.iter().map(|f| declared_tests(&pkg.join(f))).sum();
+    let passed = summary_count(&output, "pass")
+        .unwrap_or_else(|| panic!("{what}: no `pass` count in its summary:\n{output}"));
+    let failed = summary_count(&output, "fail")
+        .unwrap_or_else(|| panic!("{what}: no `fail` count in its summary:\n{output}"));
+    assert!(
+        declared > 0 && passed >= declared && failed == 0,
+        "{what}: {passed} passed, {failed} failed, but the files declare {declared} tests:\n{output}"
+    );
     output
+}
+
+/// The top-level tests a `node --test` file declares: lines starting with
+/// `test(` or `it(` (after indentation).
+pub fn declared_tests(file: &Path) -> usize {
+    let text =
+        fs::read_to_string(file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+    text.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("test(") || l.starts_with("it("))
+        .count()
+}
+
+/// A count from `node --test`'s closing summary: `# pass 12` (TAP, the
+/// reporter when output is not a terminal) or `ℹ pass 12` (spec).
+pub fn summary_count(output: &str, what: &str) -> Option<usize> {
+    output.lines().rev().find_map(|line| {
+        let rest = line
+            .strip_prefix("# ")
+            .or_else(|| line.strip_prefix("ℹ "))?;
+        rest.strip_prefix(what)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }

@@ -32,6 +32,19 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// Waits until none of `pids` is alive (zombies count as gone), polling,
+/// for at most `within`; returns those still alive then.
+pub fn wait_gone(pids: &[u32], within: std::time::Duration) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// The parent pid of a live process.
 pub fn parent_of(pid: u32) -> Option<u32> {
     stat_fields(pid).ok()?.get(1)?.parse().ok()

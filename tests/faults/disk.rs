@@ -60,20 +60,40 @@ fn assert_rejected_naming(frames: &[Value], err: &Value, id: &str, path: &Path) 
     );
 }
 
-/// 1b. The sessions directory is made unwritable (0500) before the first
-/// prompt of a new session. Root ignores permission bits, so under root this
-/// case cannot be produced and is skipped with a note.
+/// 1b. The sessions directory, there when the host started, stops taking
+/// writes before the first prompt of a new session: the prompt is rejected
+/// naming it, nothing is stored, and once it is writable again a prompt
+/// works. Made so in a way that holds for root too (root ignores permission
+/// bits): the directory is replaced by a regular file; and, when not root,
+/// also by `chmod 0500`.
 #[test]
 fn disk_unwritable_sessions_dir_rejects_the_prompt_naming_it() {
+    unwritable_sessions_dir(
+        |dir| {
+            std::fs::remove_dir(dir).unwrap();
+            std::fs::write(dir, b"not a directory\n").unwrap();
+        },
+        |dir| {
+            std::fs::remove_file(dir).unwrap();
+            std::fs::create_dir(dir).unwrap();
+        },
+    );
     if is_root() {
         eprintln!(
-            "NOTE: disk_unwritable_sessions_dir_rejects_the_prompt_naming_it skipped: \
-             running as root, which ignores directory permission bits (a chmod 0500 \
-             directory stays writable); 1a and 1c cover disk failures instead"
+            "NOTE: the chmod 0500 case runs only when not root (root ignores permission bits)"
         );
         return;
     }
     use std::os::unix::fs::PermissionsExt;
+    unwritable_sessions_dir(
+        |dir| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap(),
+        |dir| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap(),
+    );
+}
+
+/// 1b with `block` making `<data>/sessions` unwritable after `ready` and
+/// `unblock` undoing it.
+fn unwritable_sessions_dir(block: impl Fn(&Path), unblock: impl Fn(&Path)) {
     let data = tempfile::tempdir().unwrap();
     let sessions = data.path().join("sessions");
     std::fs::create_dir(&sessions).unwrap();
@@ -83,11 +103,11 @@ fn disk_unwritable_sessions_dir_rejects_the_prompt_naming_it() {
         .model(ECHO)
         .start();
     rpc.ready();
-    std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o500)).unwrap();
+    block(&sessions);
 
     let (frames, err) = prompt(&mut rpc, "p1", "hello there");
     // Restore first, so a failure below does not leave an undeletable dir.
-    std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o700)).unwrap();
+    unblock(&sessions);
     assert_rejected_naming(&frames, &err, "p1", &sessions);
     let st = get_state(&mut rpc, "s1");
     assert_eq!(st["message_count"], 0, "{st}");

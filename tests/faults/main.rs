@@ -12,7 +12,7 @@
 //!    garbage lines of 100 KiB each;
 //! 6. API keys in the host environment reaching nothing.
 //!
-//! What tests/protocol/, tests/sessions.rs and tests/extensions.rs
+//! What tests/protocol/, tests/sessions/ and tests/extensions/
 //! already cover (kill -9, SIGTERM, EPIPE, deep nesting, NUL bytes, crash
 //! before `initialize`, crash and hang mid-stream, garbage frames) is not
 //! repeated here. The fault directives used here (`crash_on_round`,
@@ -40,12 +40,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ExitStatus};
+use std::process::{Child, ExitStatus};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::procfs::{alive, cmdline, descendants, rss_file_kib, vm_hwm_kib};
+use common::procfs::{alive, cmdline, descendants, rss_file_kib, vm_hwm_kib, wait_gone};
 use common::*;
 use serde_json::{json, Value};
 
@@ -141,17 +141,6 @@ fn fakeprovs(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-fn wait_gone(pids: &[u32], within: Duration) -> Vec<u32> {
-    let deadline = Instant::now() + within;
-    loop {
-        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
-        if left.is_empty() || Instant::now() > deadline {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -167,13 +156,21 @@ type Texts = Arc<Mutex<HashMap<String, (String, usize)>>>;
 /// forwards every other frame; the thread can be paused to stall the pipe.
 struct Raw {
     child: Child,
-    stdin: Option<ChildStdin>,
+    /// Bytes for the writer thread, which owns the host's stdin; dropping
+    /// the sender closes it.
+    stdin: Option<mpsc::Sender<Vec<u8>>>,
+    /// The writer's answer for each write: done, or the error.
+    written: Receiver<std::io::Result<()>>,
     rx: Receiver<Value>,
     texts: Texts,
     gate: Arc<Mutex<()>>,
     stderr: StderrLog,
     _owned: Option<tempfile::TempDir>,
 }
+
+/// Bound on one write to the host's stdin (generous: a stalled-stdout test
+/// may keep the host busy for seconds).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 const DELTA_HEAD: &[u8] = br#"{"type":"message_update","prompt_id":""#;
 const DELTA_MID: &[u8] = br#"","event":{"type":"text_delta","delta":""#;
@@ -207,6 +204,21 @@ impl Raw {
         let (tx, rx) = mpsc::channel();
         let texts: Texts = Arc::default();
         let gate = Arc::new(Mutex::new(()));
+        // Writes go through a thread so that a host that stops reading its
+        // stdin fails `send_raw` after WRITE_TIMEOUT instead of hanging it.
+        let (wtx, wrx) = mpsc::channel::<Vec<u8>>();
+        let (done_tx, written) = mpsc::channel();
+        if let Some(mut stdin) = stdin {
+            std::thread::spawn(move || {
+                for bytes in wrx {
+                    let r = stdin.write_all(&bytes).and_then(|()| stdin.flush());
+                    let failed = r.is_err();
+                    if done_tx.send(r).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        }
         {
             let texts = texts.clone();
             let gate = gate.clone();
@@ -247,7 +259,8 @@ impl Raw {
         }
         Raw {
             child,
-            stdin,
+            stdin: Some(wtx),
+            written,
             rx,
             texts,
             gate,
@@ -270,10 +283,20 @@ impl Raw {
         self.send_raw(&line);
     }
 
+    /// Writes `bytes` to the host's stdin, failing the test if the write
+    /// fails or has not completed within [`WRITE_TIMEOUT`].
     fn send_raw(&mut self, bytes: &[u8]) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(bytes).expect("write to rpc");
-        stdin.flush().expect("flush");
+        let stdin = self.stdin.as_ref().expect("stdin open");
+        stdin.send(bytes.to_vec()).expect("stdin writer alive");
+        match self.written.recv_timeout(WRITE_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("write to rpc: {e}\nstderr:\n{}", self.stderr()),
+            Err(_) => panic!(
+                "rpc did not take {} bytes on stdin within {WRITE_TIMEOUT:?}\nstderr:\n{}",
+                bytes.len(),
+                self.stderr()
+            ),
+        }
     }
 
     /// The next forwarded (non-text-delta) frame, or None after `timeout`

@@ -146,8 +146,11 @@ fn abort_ends_an_endless_stream_that_ignores_cancel() {
         "the process that ignored cancel is still alive: {left:?}"
     );
 
-    // Nothing of the old stream after the abort's answer, then or later.
-    std::thread::sleep(Duration::from_millis(300));
+    // Nothing of the old stream after the abort's answer, then or later:
+    // no frame at all in the next 300 ms (a read that must time out)...
+    if let Some(stray) = rpc.recv_within(Duration::from_millis(300)) {
+        panic!("a frame after the abort's answer: {stray}");
+    }
     let (frames, resp) = prompt(&mut rpc, "2", "fresh start");
     assert_eq!(resp["ok"], true, "{resp}");
     for f in &frames {

@@ -11,12 +11,10 @@
 //! bounds from the contract (abort < 1 s, persistent 500 < 10 s with the
 //! short retry config, idle timeout of 1 s fails within ~4 s).
 //!
-//! The `latency` module measures (and prints, see `--nocapture`) how long
-//! frames take from the fake server's write to the host's stdout; it asserts
-//! nothing about speed.
+//! Latency is measured by `cargo bench` (rows 2b), not here.
 //!
 //! One test binary, one module per area (`streams`, `retries`, `failures`,
-//! `requests`, `config`, `latency`, `system_prompt`); the helpers and
+//! `requests`, `config`, `system_prompt`, …); the helpers and
 //! `both!` are below.
 
 #[path = "../common/mod.rs"]
@@ -72,7 +70,6 @@ mod caching;
 mod config;
 mod failures;
 mod hints;
-mod latency;
 mod models;
 mod requests;
 mod retries;
@@ -223,16 +220,4 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-/// CLOCK_MONOTONIC in seconds: the clock of the fake server's timestamps.
-fn monotonic() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }

@@ -170,7 +170,24 @@ fn available_models_say_which_take_a_thinking_level() {
         .arg(&fixture("echo").to_string_lossy())
         .start();
     rpc.ready();
-    let r = call_ok(&mut rpc, json!({"type": "get_available_models"}), "m");
+    // The echo extension's models are listed once it has answered
+    // `initialize` (it starts in the background after `ready`): asked
+    // until then, within the read timeout.
+    let deadline = Instant::now() + READ_TIMEOUT;
+    let r = loop {
+        let r = call_ok(&mut rpc, json!({"type": "get_available_models"}), "m");
+        let starting = r["models"].as_array().is_some_and(|models| {
+            models.iter().any(|m| {
+                m["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("still starting"))
+            })
+        });
+        if !starting || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let models = r["models"].as_array().expect("models");
     assert!(models.iter().all(|m| m["reasoning"].is_boolean()), "{r}");
     let reasoning = |id: &str| {

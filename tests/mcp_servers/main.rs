@@ -6,7 +6,7 @@
 //! The servers: `fixtures/mcp/server.py` (the official Python SDK, `mcp`
 //! pinned in tests/requirements.txt, installed into a venv on first use)
 //! and `@modelcontextprotocol/server-everything` (pinned in
-//! tests/mcp/package-lock.json, installed with `npm ci` on first use).
+//! tests/mcp_servers/package-lock.json, installed with `npm ci` on first use).
 //!
 //! Every read is bounded by the harness timeout; nothing asserts a speed.
 
@@ -38,10 +38,10 @@ fn python_fixture() -> (PathBuf, PathBuf) {
     (python, script)
 }
 
-/// `tests/mcp/node_modules`, installed with `npm ci` when missing or older
+/// `tests/mcp_servers/node_modules`, installed with `npm ci` when missing or older
 /// than the lockfile.
 fn everything_js() -> PathBuf {
-    let pkg = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp");
+    let pkg = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_servers");
     common::node::ensure_node_modules(&pkg, "mcp-npm.lock", common::node::Install::Ci);
     pkg.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
 }

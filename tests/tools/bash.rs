@@ -161,11 +161,19 @@ fn abort_kills(command: &str, sleeps: usize) {
     assert_eq!(resp["cancelled"], true, "{resp}");
     rpc.until("abort answer", |f| is_answer_to(f, "a"));
 
-    std::thread::sleep(Duration::from_secs(1));
-    let left: Vec<&(u32, String)> = running
-        .iter()
-        .filter(|(p, c)| alive(*p) && cmdline(*p).as_deref() == Some(c.as_str()))
-        .collect();
+    // Gone within a second of the abort's answer (polled: the same pid
+    // with the same command line still running counts as alive).
+    let gone_by = Instant::now() + Duration::from_secs(1);
+    let left = loop {
+        let left: Vec<&(u32, String)> = running
+            .iter()
+            .filter(|(p, c)| alive(*p) && cmdline(*p).as_deref() == Some(c.as_str()))
+            .collect();
+        if left.is_empty() || Instant::now() > gone_by {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert!(
         left.is_empty(),
         "still running a second after abort: {left:?}"

@@ -8,13 +8,11 @@
 //! dropped follow-up and steer — and every command they sent must be valid;
 //! lines a client or host must never write must be invalid.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::fake_http::{Api, FakeServer};
-use common::*;
+use crate::common::fake_http::{Api, FakeServer};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const SCHEMA: &str = "schema/agent-rpc.schema.json";

@@ -8,9 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-mod common;
-
-use common::node::{ensure_node_modules, run_node_test, Install};
+use crate::common::node::{ensure_node_modules, run_node_test, Install};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 

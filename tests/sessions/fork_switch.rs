@@ -4,12 +4,10 @@
 //! and the host's state (model, mode, thinking level, directory, lock)
 //! following a switch. Every process is the real `rpc` binary.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     call_ok, canonical, finish, get_state, message_text, messages, ok_prompt, read_jsonl, rpc_cli,
     session_file, Rpc, Spawn, ECHO, SLOW,
 };
@@ -261,7 +259,7 @@ fn fork_and_switch_are_busy_during_a_turn() {
         let message = expect_error(&mut h, cmd, &format!("b{n}"), "busy");
         assert!(message.contains("abort first"), "{message}");
     }
-    let (_, done) = h.until("prompt 1", |f| common::is_answer_to(f, "1"));
+    let (_, done) = h.until("prompt 1", |f| crate::common::is_answer_to(f, "1"));
     assert_eq!(done["ok"], true, "{done}");
     assert_eq!(get_state(&mut h, "s")["session_id"], id.as_str());
     // Once idle, both work.

@@ -8,14 +8,11 @@
 //! The `measure_*` test prints figures (`--nocapture`); speed is never
 //! asserted.
 
-#[macro_use]
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::fake_http::{Api, FakeServer};
-use common::*;
+use crate::common::fake_http::{Api, FakeServer};
+use crate::common::*;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-mod common;
-
-use common::bounded::run_bounded;
+use crate::common::bounded::run_bounded;
 
 const RPC: &str = env!("CARGO_BIN_EXE_rpc");
 
@@ -51,6 +49,50 @@ fn python_binding_unittests_pass() {
         "the Python binding's tests failed ({}):\n{stdout}{stderr}",
         describe(status, limit)
     );
+    // unittest exits 0 when discovery finds nothing (before Python 3.12):
+    // every test the files define must have run, none skipped.
+    let declared = declared_python_tests(&repo().join("bindings/python/tests"));
+    let ran = stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Ran ")?
+                .split(' ')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no `Ran N tests` in unittest's output:\n{stderr}"));
+    assert!(
+        declared > 0 && ran >= declared,
+        "unittest ran {ran} tests, the files define {declared}:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("skipped="),
+        "tests were skipped:\n{stderr}"
+    );
+}
+
+/// The `def test_` methods in `dir`'s `test_*.py` files.
+fn declared_python_tests(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .expect("read the binding's tests")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("test_") && n.ends_with(".py"))
+        })
+        .map(|p| {
+            fs::read_to_string(&p)
+                .expect("read a test file")
+                .lines()
+                .filter(|l| {
+                    let l = l.trim_start();
+                    l.starts_with("def test_") || l.starts_with("async def test_")
+                })
+                .count()
+        })
+        .sum()
 }
 
 /// Copies `from` to `to`, leaving out what a local build leaves behind.

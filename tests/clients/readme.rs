@@ -2,11 +2,9 @@
 //! line, and the offline tools walk-through replayed line by line against
 //! the real binary, its frames compared with the ones README shows.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn readme() -> String {

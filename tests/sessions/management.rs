@@ -4,12 +4,10 @@
 //! `rpc sessions rm` and the `delete_session` command delete, and
 //! `rpc --help` explains the protocol.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// A finished session with one prompt, started in `cwd`; returns its id.

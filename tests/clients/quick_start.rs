@@ -1,10 +1,8 @@
 //! The quick-start path: one prompt piped in, the whole answer out, exit 0.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{text_of, Spawn};
+use crate::common::{text_of, Spawn};
 use serde_json::json;
 
 #[test]
