@@ -12,7 +12,8 @@
 //!
 //! - `rpc`: JSON-RPC over the stdio transport (why not the official crate:
 //!   see there).
-//! - `sessions`: the host per session; `sink`: its frames →
+//! - `start`: a session's host and sink wired together; `sessions`: the
+//!   open sessions; `sink`: a host's frames →
 //!   `session/update` (`updates` maps, `chunks` is the delta fast path).
 //! - `load`: history replay; `prompt`: ACP prompt ↔ the `prompt` command;
 //!   `permissions`: asking the client.
@@ -28,6 +29,7 @@ mod prompt;
 mod rpc;
 mod sessions;
 mod sink;
+mod start;
 mod updates;
 
 use std::path::{Path, PathBuf};
@@ -218,7 +220,7 @@ impl Acp {
             .factory
             .session(&self.cli, cwd, true, Opening::New, mcp)
             .map_err(|e| host_error(&e))?;
-        let session = sessions::start(parts, self.cx.clone(), self.models.clone());
+        let session = start::start(parts, self.cx.clone(), self.models.clone());
         self.sessions.insert(session.clone());
         Ok(json!({
             "sessionId": session.id,
@@ -248,7 +250,7 @@ impl Acp {
             .session(&self.cli, cwd, true, opening, mcp)
             .map_err(|e| host_error(&e))?;
         let history = load::replay(&parts.settings.cwd, &parts.session.messages);
-        let session = sessions::start(parts, self.cx.clone(), self.models.clone());
+        let session = start::start(parts, self.cx.clone(), self.models.clone());
         for update in history {
             session.notify(update).await;
         }

@@ -7,7 +7,8 @@
 //! `reject_once` as `deny` (that call only: the turn goes on and the model
 //! is told), and a `cancelled` outcome aborts the turn.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{json, Value};
 
@@ -17,17 +18,37 @@ use crate::protocol::Decision as HostDecision;
 use crate::protocol::{Command, PermissionRequestFrame, PermissionResponseParams};
 
 /// A request open on the client.
-pub struct Asking {
+struct Asking {
     task: tokio::task::AbortHandle,
     request: u64,
 }
 
-impl Asking {
+/// A session's `session/request_permission` requests open on the client,
+/// by the host's request id: what the front end needs to map the host's
+/// question to its wire and back (the question itself is the gate's).
+#[derive(Default)]
+pub struct Questions(Mutex<HashMap<String, Asking>>);
+
+impl Questions {
+    fn insert(&self, request_id: String, asking: Asking) {
+        self.lock().insert(request_id, asking);
+    }
+
+    fn take(&self, request_id: &str) -> Option<Asking> {
+        self.lock().remove(request_id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Asking>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The host no longer needs the answer (the turn was aborted): tell the
     /// client with `$/cancel_request` and stop waiting.
-    pub async fn cancel(self, cx: &super::rpc::Connection) {
-        self.task.abort();
-        cx.cancel_request(self.request).await;
+    pub async fn withdraw(&self, request_id: &str, cx: &super::rpc::Connection) {
+        if let Some(asking) = self.take(request_id) {
+            asking.task.abort();
+            cx.cancel_request(asking.request).await;
+        }
     }
 }
 
@@ -74,7 +95,7 @@ pub fn request(session_id: &str, cwd: &str, frame: &PermissionRequestFrame) -> V
 }
 
 /// Asks the client and hands its answer to the host from a task.
-pub async fn ask(session: Arc<AcpSession>, frame: &PermissionRequestFrame) {
+pub async fn ask(session: Arc<AcpSession>, open: Arc<Questions>, frame: &PermissionRequestFrame) {
     let params = request(&session.id, &session.cwd, frame);
     let (sent, answer) = session
         .cx
@@ -82,9 +103,10 @@ pub async fn ask(session: Arc<AcpSession>, frame: &PermissionRequestFrame) {
         .await;
     let owner = session.clone();
     let id = frame.request_id.clone();
+    let questions = open.clone();
     let task = tokio::spawn(async move {
         let answer = answer.await;
-        owner.asking_take(&id);
+        questions.take(&id);
         let command = match answer {
             Ok(Ok(response)) => match decision(&response) {
                 Decision::Answer(decision) => respond(id, decision, None),
@@ -105,7 +127,7 @@ pub async fn ask(session: Arc<AcpSession>, frame: &PermissionRequestFrame) {
     });
     // The task cannot have finished yet: this runtime has one thread and
     // nothing here yields before the entry is in.
-    session.asking_insert(
+    open.insert(
         frame.request_id.clone(),
         Asking {
             task: task.abort_handle(),

@@ -1,9 +1,9 @@
-//! One ACP session = one native [`Host`] in this process, driven through
-//! the typed host boundary: commands go in through a [`HostHandle`] and
-//! come back as typed answers; frames come out through the session's
-//! [`AcpSink`] (`sink.rs`), which maps them to `session/update`s as they
-//! are emitted; the settings the client sees are read from the host's own
-//! watch channel.
+//! One ACP session = one [`crate::host::Host`] in this process (started by
+//! `start.rs`), driven through the typed host boundary: commands go in
+//! through a [`HostHandle`] and come back as typed answers; frames come out
+//! through the session's sink (`sink.rs`), which maps them to
+//! `session/update`s as they are emitted; the settings the client sees are
+//! read from the host's own watch channel.
 //!
 //! A prompt's answer is sent by the host after every frame of its turn,
 //! and the sink queues each update before it returns, so every update of a
@@ -15,15 +15,12 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::options;
-use super::permissions;
 use super::rpc::Connection;
-use super::sink::AcpSink;
-use crate::host::{self, Answer, Host, HostGone, HostHandle, Parts, SessionSettings, Signals};
+use crate::host::{Answer, HostGone, HostHandle, SessionSettings};
 use crate::protocol::{Command, ModelEntry};
-use crate::sink::Sink;
 
 /// The model listing, filled once in the background at start-up (so that
 /// `session/new` never waits for extensions); empty until then.
@@ -41,9 +38,6 @@ pub struct AcpSession {
     short_list: AtomicBool,
     host: HostHandle,
     settings: watch::Receiver<SessionSettings>,
-    /// `session/request_permission` requests open on the client, by the
-    /// host's request id: withdrawn when the host cancels the question.
-    asking: Mutex<HashMap<String, permissions::Asking>>,
     running: Mutex<Option<tokio::task::JoinHandle<i32>>>,
     models: Models,
     pub(super) cx: Connection,
@@ -54,17 +48,35 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl AcpSession {
+    /// A session on the host behind `host`, whose settings are `settings`.
+    pub(super) fn new(
+        id: String,
+        cwd: String,
+        host: HostHandle,
+        settings: watch::Receiver<SessionSettings>,
+        models: Models,
+        cx: Connection,
+    ) -> Self {
+        AcpSession {
+            id,
+            cwd,
+            short_list: AtomicBool::new(false),
+            host,
+            settings,
+            running: Mutex::new(None),
+            models,
+            cx,
+        }
+    }
+
+    /// Keeps the host's task, for `shutdown` to wait on.
+    pub(super) fn set_running(&self, running: tokio::task::JoinHandle<i32>) {
+        *lock(&self.running) = Some(running);
+    }
+
     /// Sends a command to the host and waits for its typed answer.
     pub async fn call(&self, command: Command) -> Result<Answer, HostGone> {
         self.host.call(command).await
-    }
-
-    pub(super) fn asking_insert(&self, request_id: String, asking: permissions::Asking) {
-        lock(&self.asking).insert(request_id, asking);
-    }
-
-    pub(super) fn asking_take(&self, request_id: &str) -> Option<permissions::Asking> {
-        lock(&self.asking).remove(request_id)
     }
 
     /// The session's settings as the host has them now.
@@ -121,45 +133,6 @@ impl AcpSession {
             let _ = tokio::time::timeout(SHUTDOWN_WAIT, running).await;
         }
     }
-}
-
-/// Starts the host of a session and returns it, usable at once (the host
-/// reads its first command when the caller yields).
-pub fn start(parts: Parts, cx: Connection, models: Models) -> Arc<AcpSession> {
-    let (handle, submissions) = host::channel();
-    let id = parts.session.header.id.clone();
-    let cwd = parts.settings.cwd.clone();
-    // The sink reaches its session through a weak pointer: the session
-    // owns the host's handle, the host owns the sink, and neither keeps
-    // the other alive.
-    let mut host = None;
-    let session = Arc::new_cyclic(|weak| {
-        let sink = Sink::new(AcpSink::new(weak.clone(), cwd.clone()));
-        let (built, channels) = Host::new(parts, sink);
-        let settings = built.settings();
-        host = Some((built, channels));
-        AcpSession {
-            id,
-            cwd,
-            short_list: AtomicBool::new(false),
-            host: handle,
-            settings,
-            asking: Mutex::new(HashMap::new()),
-            running: Mutex::new(None),
-            models,
-            cx,
-        }
-    });
-    if let Some((host, channels)) = host {
-        // Stdout and signals belong to the ACP connection, handled once for
-        // every session: this host's "stdout closed" notice resolves empty
-        // (its sender is dropped), which the host ignores, and it gets no
-        // signals.
-        let (_never, stdout_closed) = oneshot::channel();
-        let running = tokio::spawn(host.run(submissions, channels, stdout_closed, Signals::none()));
-        *lock(&session.running) = Some(running);
-    }
-    session
 }
 
 /// The open sessions of the connection.

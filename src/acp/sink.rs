@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use serde_json::{json, Value};
 
 use super::chunks;
-use super::permissions;
+use super::permissions::{self, Questions};
 use super::sessions::AcpSession;
 use super::updates::Mapper;
 use crate::protocol::{AgentEndFrame, Frame, StreamEvent};
@@ -21,6 +21,8 @@ pub struct AcpSink {
     session: Weak<AcpSession>,
     /// Locked only while a frame is mapped, never across a write.
     mapper: Mutex<Mapper>,
+    /// Permission requests open on the client.
+    questions: Arc<Questions>,
 }
 
 impl AcpSink {
@@ -28,6 +30,7 @@ impl AcpSink {
         AcpSink {
             session,
             mapper: Mutex::new(Mapper::new(cwd)),
+            questions: Arc::default(),
         }
     }
 
@@ -72,11 +75,13 @@ impl FrameSink for AcpSink {
 impl AcpSink {
     async fn on_frame(&self, session: Arc<AcpSession>, frame: &Frame) {
         match frame {
-            Frame::PermissionRequest(request) => permissions::ask(session, request).await,
+            Frame::PermissionRequest(request) => {
+                permissions::ask(session, self.questions.clone(), request).await
+            }
             Frame::PermissionCancelled(cancelled) => {
-                if let Some(asking) = session.asking_take(&cancelled.request_id) {
-                    asking.cancel(&session.cx).await;
-                }
+                self.questions
+                    .withdraw(&cancelled.request_id, &session.cx)
+                    .await
             }
             // The host changed its settings before it said so: the options
             // read now carry the new model.

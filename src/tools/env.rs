@@ -113,7 +113,8 @@ pub enum PlanStatus {
 }
 
 /// A session's backends, shared by its turns; [`Backends::env`] adds the
-/// update channel of one call.
+/// update channel of one call. (`Backends::local`, in `local.rs`, makes
+/// the local ones.)
 #[derive(Clone)]
 pub struct Backends {
     pub fs: Arc<dyn FileSystem>,
@@ -121,18 +122,6 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// The local disk, and local processes that do not inherit
-    /// `env_remove` (the API keys).
-    pub fn local(env_remove: Arc<Vec<String>>) -> Backends {
-        Backends {
-            fs: Arc::new(super::local::LocalFs),
-            processes: Arc::new(super::local::LocalProcesses {
-                env_remove,
-                sandbox: None,
-            }),
-        }
-    }
-
     pub fn env(&self, updates: mpsc::Sender<ToolUpdate>) -> ToolEnv {
         ToolEnv {
             fs: self.fs.clone(),

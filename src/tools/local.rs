@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tokio::net::unix::pipe;
 use tokio::process::Child;
 
-use super::env::{FileKind, FileMeta, FileSystem, Processes, Shell, ShellProcess};
+use super::env::{Backends, FileKind, FileMeta, FileSystem, Processes, Shell, ShellProcess};
 use super::tool::BoxFuture;
 use crate::process::{ChildBuilder, Sandbox};
 
@@ -202,6 +202,20 @@ impl ShellProcess for LocalShell {
 impl Drop for LocalShell {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+impl Backends {
+    /// The local disk, and local processes that do not inherit
+    /// `env_remove` (the API keys).
+    pub fn local(env_remove: Arc<Vec<String>>) -> Backends {
+        Backends {
+            fs: Arc::new(LocalFs),
+            processes: Arc::new(LocalProcesses {
+                env_remove,
+                sandbox: None,
+            }),
+        }
     }
 }
 

@@ -1,0 +1,41 @@
+//! Opening an ACP session: its host, the sink the host writes to, and the
+//! [`AcpSession`] the connection's handlers use, wired together once.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::rpc::Connection;
+use super::sessions::{AcpSession, Models};
+use super::sink::AcpSink;
+use crate::host::{self, Host, Parts, Signals};
+use crate::sink::Sink;
+
+/// Starts the host of a session and returns the session, usable at once
+/// (the host reads its first command when the caller yields).
+pub fn start(parts: Parts, cx: Connection, models: Models) -> Arc<AcpSession> {
+    let (handle, submissions) = host::channel();
+    let id = parts.session.header.id.clone();
+    let cwd = parts.settings.cwd.clone();
+    // The sink reaches its session through a weak pointer: the session
+    // owns the host's handle, the host owns the sink, and neither keeps
+    // the other alive.
+    let mut host = None;
+    let session = Arc::new_cyclic(|weak| {
+        let sink = Sink::new(AcpSink::new(weak.clone(), cwd.clone()));
+        let (built, channels) = Host::new(parts, sink);
+        let settings = built.settings();
+        host = Some((built, channels));
+        AcpSession::new(id, cwd, handle, settings, models, cx)
+    });
+    if let Some((host, channels)) = host {
+        // Stdout and signals belong to the ACP connection, handled once for
+        // every session: this host's "stdout closed" notice resolves empty
+        // (its sender is dropped), which the host ignores, and it gets no
+        // signals.
+        let (_never, stdout_closed) = oneshot::channel();
+        let running = tokio::spawn(host.run(submissions, channels, stdout_closed, Signals::none()));
+        session.set_running(running);
+    }
+    session
+}
