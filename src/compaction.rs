@@ -12,14 +12,14 @@ use std::sync::Arc;
 use crate::message::{Block, Content, Message, Role};
 
 /// Characters per token for text no provider has counted yet.
-pub const CHARS_PER_TOKEN: u64 = 4;
+pub(crate) const CHARS_PER_TOKEN: u64 = 4;
 /// The most recent messages kept verbatim are at most this many tokens
 /// (and at most a quarter of the context window).
-pub const KEEP_CAP: u64 = 20_000;
+pub(crate) const KEEP_CAP: u64 = 20_000;
 /// Tokens left free for the answer when the model's output limit is unknown.
-pub const DEFAULT_RESERVE: u64 = 16_384;
+pub(crate) const DEFAULT_RESERVE: u64 = 16_384;
 /// The first line of the user message that carries a summary.
-pub const SUMMARY_MARKER: &str = "[Summary of the earlier conversation]";
+pub(crate) const SUMMARY_MARKER: &str = "[Summary of the earlier conversation]";
 
 /// What the summarisation request asks for; the user's instructions follow.
 const SUMMARY_REQUEST: &str = "Summarise the conversation above so that the work can continue \
@@ -31,7 +31,7 @@ Answer with the summary only.";
 /// model: Anthropic's `prompt is too long`, OpenAI's
 /// `context_length_exceeded` / "maximum context length", an extension's
 /// `context_overflow` code.
-pub fn is_overflow(error: &str) -> bool {
+pub(crate) fn is_overflow(error: &str) -> bool {
     let e = error.to_lowercase();
     [
         "prompt is too long",
@@ -44,7 +44,7 @@ pub fn is_overflow(error: &str) -> bool {
 }
 
 /// The estimated tokens of one message: its JSON size at 4 chars a token.
-pub fn message_tokens(message: &Message) -> u64 {
+pub(crate) fn message_tokens(message: &Message) -> u64 {
     let chars = serde_json::to_string(&message.to_provider())
         .map(|s| s.len())
         .unwrap_or(0) as u64;
@@ -56,7 +56,7 @@ pub fn message_tokens(message: &Message) -> u64 {
 /// read-only mode: an estimate used only when no provider has reported the
 /// real input size yet (see [`estimate`]), after which the report, which
 /// includes every tool sent, replaces it.
-pub fn tool_tokens() -> u64 {
+pub(crate) fn tool_tokens() -> u64 {
     static TOKENS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *TOKENS.get_or_init(|| {
         serde_json::to_string(crate::tools::definitions())
@@ -65,14 +65,14 @@ pub fn tool_tokens() -> u64 {
     })
 }
 
-pub fn text_tokens(text: &str) -> u64 {
+pub(crate) fn text_tokens(text: &str) -> u64 {
     (text.len() as u64).div_ceil(CHARS_PER_TOKEN)
 }
 
 /// What a provider last reported: the input and output tokens of the round
 /// that saw the first `messages` messages of the history (and answered).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Known {
+pub(crate) struct Known {
     pub messages: usize,
     pub tokens: u64,
 }
@@ -80,7 +80,7 @@ pub struct Known {
 /// The estimated input of a turn's request: the last reported usage, plus
 /// 4 chars a token for what came after it (when nothing was reported: the
 /// tool definitions, the system prompt and the history).
-pub fn estimate(
+pub(crate) fn estimate(
     history: &[Arc<Message>],
     system_prompt: Option<&str>,
     known: Option<Known>,
@@ -102,12 +102,12 @@ pub fn estimate(
 }
 
 /// The budget of the kept part: a quarter of the window, at most `cap`.
-pub fn keep_budget(context_window: u64, cap: u64) -> u64 {
+pub(crate) fn keep_budget(context_window: u64, cap: u64) -> u64 {
     (context_window / 4).min(cap)
 }
 
 /// Whether a request of `estimated` tokens leaves less than `reserve` free.
-pub fn over_threshold(estimated: u64, context_window: u64, reserve: u64) -> bool {
+pub(crate) fn over_threshold(estimated: u64, context_window: u64, reserve: u64) -> bool {
     estimated > context_window.saturating_sub(reserve)
 }
 
@@ -125,7 +125,7 @@ fn answers_tools(message: &Message) -> bool {
 /// summarise. When even the last user turn is over budget, the cut moves
 /// into it (before an assistant message, never between a tool call and its
 /// result); with nothing to summarise, `None`.
-pub fn cut_point(history: &[Arc<Message>], budget: u64) -> Option<usize> {
+pub(crate) fn cut_point(history: &[Arc<Message>], budget: u64) -> Option<usize> {
     if history.len() < 2 {
         return None;
     }
@@ -203,7 +203,11 @@ fn render(message: &Message) -> String {
 /// The summarisation request: one user message with the transcript of
 /// `older` (oldest messages dropped, with a note, to fit `budget` tokens)
 /// and the request for the structured summary, then the user's instructions.
-pub fn summary_request(older: &[Arc<Message>], instructions: Option<&str>, budget: u64) -> Message {
+pub(crate) fn summary_request(
+    older: &[Arc<Message>],
+    instructions: Option<&str>,
+    budget: u64,
+) -> Message {
     let mut lines: Vec<String> = older.iter().map(|m| render(m)).collect();
     let mut used: u64 = lines.iter().map(|l| text_tokens(l)).sum();
     let mut dropped = 0usize;
@@ -245,13 +249,13 @@ pub fn summary_request(older: &[Arc<Message>], instructions: Option<&str>, budge
 }
 
 /// The user message the model sees in place of the summarised messages.
-pub fn summary_message(summary: &str) -> Message {
+pub(crate) fn summary_message(summary: &str) -> Message {
     Message::user_text(format!("{SUMMARY_MARKER}\n{summary}"))
 }
 
 /// What the model sees of a history with a compaction: the summary, then
 /// the messages from `first_kept` on.
-pub fn model_view(
+pub(crate) fn model_view(
     messages: &[Arc<Message>],
     summary: &str,
     first_kept: usize,

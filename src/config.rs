@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     /// The file this was read from (none when there is no config file), so
     /// later checks can name it.
     #[serde(skip)]
@@ -45,7 +45,7 @@ pub struct Config {
 /// `[compaction]`: when and how much the host compacts long sessions.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct CompactionConfig {
+pub(crate) struct CompactionConfig {
     /// Compact on its own (threshold, overflow); default true. A session's
     /// `set_auto_compaction` and `--no-auto-compaction` win.
     pub auto: Option<bool>,
@@ -59,7 +59,7 @@ pub struct CompactionConfig {
 /// `[tools]`: what tool processes may see.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ToolsConfig {
+pub(crate) struct ToolsConfig {
     /// Credential variables bash may nonetheless inherit (by default every
     /// provider key variable and every `*_API_KEY` is removed).
     pub keep_env: Vec<String>,
@@ -67,7 +67,7 @@ pub struct ToolsConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Anthropic Messages API.
     Anthropic,
     /// OpenAI-compatible Chat Completions API.
@@ -77,7 +77,7 @@ pub enum Kind {
 /// `[providers.<name>]`: a named endpoint (or overrides of a built-in one).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
+pub(crate) struct ProviderConfig {
     #[serde(default)]
     pub kind: Option<Kind>,
     #[serde(default)]
@@ -96,7 +96,7 @@ pub struct ProviderConfig {
 /// An extra model entry (or overrides for a catalogue one).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModelConfig {
+pub(crate) struct ModelConfig {
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
@@ -122,7 +122,7 @@ pub struct ModelConfig {
 /// `[http]`: timeouts and retries for the HTTP providers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
+pub(crate) struct HttpConfig {
     pub connect_timeout_secs: f64,
     /// Retries after the first attempt.
     pub max_retries: u32,
@@ -144,13 +144,13 @@ impl Default for HttpConfig {
 }
 
 /// An environment variable's value; an empty one counts as unset.
-pub fn env_nonempty(name: &str) -> Option<String> {
+pub(crate) fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// A prompt setting's text: the value itself, or with a leading `@` the
 /// content of that file, a relative path resolving against `base`.
-pub fn text_or_file(value: &str, base: &Path) -> anyhow::Result<String> {
+pub(crate) fn text_or_file(value: &str, base: &Path) -> anyhow::Result<String> {
     let Some(file) = value.strip_prefix('@') else {
         return Ok(value.to_owned());
     };
@@ -160,13 +160,13 @@ pub fn text_or_file(value: &str, base: &Path) -> anyhow::Result<String> {
 }
 
 /// The default location, if one can be found.
-pub fn default_path() -> Option<PathBuf> {
+pub(crate) fn default_path() -> Option<PathBuf> {
     Some(default_dir()?.join("config.toml"))
 }
 
 /// The global config directory: `$XDG_CONFIG_HOME/agent-rpc`, else
 /// `~/.config/agent-rpc` (also where the global AGENTS.md lives).
-pub fn default_dir() -> Option<PathBuf> {
+pub(crate) fn default_dir() -> Option<PathBuf> {
     let base = std::env::var("XDG_CONFIG_HOME")
         .ok()
         .filter(|v| v.starts_with('/'))
@@ -181,7 +181,7 @@ pub fn default_dir() -> Option<PathBuf> {
 }
 
 /// Loads the config: `explicit` must exist; the default path may not.
-pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+pub(crate) fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
     let (path, required) = match explicit {
         Some(p) => (p.to_path_buf(), true),
         None => match default_path() {
@@ -212,7 +212,7 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 /// Parses config text; errors carry the line, column and field.
-pub fn parse(text: &str) -> anyhow::Result<Config> {
+pub(crate) fn parse(text: &str) -> anyhow::Result<Config> {
     let config: Config = toml::from_str(text).map_err(|e| {
         let Some(span) = e.span() else {
             return anyhow!("{}", e.message());

@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-pub use crate::protocol::ErrorCode;
+pub(crate) use crate::protocol::ErrorCode;
 use crate::protocol::{CommandName, ErrorFrame};
 
 /// An error a client will see with a code: what failed, and what to do.
@@ -45,7 +45,7 @@ impl std::error::Error for Coded {}
 
 /// Gives any error a code, keeping its whole message (for an
 /// `anyhow::Error`, the chain of contexts).
-pub trait WithCode<T> {
+pub(crate) trait WithCode<T> {
     fn code(self, code: ErrorCode) -> Result<T, Coded>;
 }
 
@@ -57,7 +57,7 @@ impl<T, E: fmt::Display> WithCode<T> for Result<T, E> {
 
 /// An error with its causes, each said once ("error sending request:
 /// connection refused"); an HTTP status often sits in a source.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -74,7 +74,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// A URL as messages and logs show it: without `user:password@`, query or
 /// fragment, which often carry tokens (`?api_key=…`); `?…` marks a removed
 /// query or fragment.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let (base, cut) = match url.find(['?', '#']) {
         Some(i) => (&url[..i], true),
         None => (url, false),

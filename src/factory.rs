@@ -25,7 +25,7 @@ use crate::provider::{manifest, Providers, Timeouts};
 use crate::session::{self, Entry, Session, SessionFile, Store};
 
 /// Exit status for a start-up failure.
-pub const EXIT_STARTUP: i32 = 2;
+pub(crate) const EXIT_STARTUP: i32 = 2;
 
 /// How long an extension has to finish a cancelled request before it is
 /// killed. Short, because abort must end the turn within 200 ms.
@@ -44,7 +44,7 @@ pub(crate) fn report_startup_failure(e: &Coded) -> i32 {
 
 /// From flags to the host's parts, step by step; each step's error carries
 /// the code the start-up `error` frame shows.
-pub fn prepare(cli: &Cli) -> Result<Parts, Coded> {
+pub(crate) fn prepare(cli: &Cli) -> Result<Parts, Coded> {
     let shared = Factory::new(cli)?;
     let opening = match &cli.continue_session {
         None => Opening::New,
@@ -249,7 +249,7 @@ fn prompt_config(cli: &Cli, config: &Config) -> Result<PromptConfig, Coded> {
 }
 
 /// `--cwd` or the current directory, canonical.
-pub fn working_dir(cli: &Cli) -> Result<PathBuf, Coded> {
+pub(crate) fn working_dir(cli: &Cli) -> Result<PathBuf, Coded> {
     let cwd = match &cli.cwd {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()
@@ -394,7 +394,7 @@ fn secret_vars(providers: &Providers, keep: &[String]) -> Vec<String> {
 
 /// The session store the flags point at, for the subcommands that manage
 /// it; unlike start-up, it creates nothing.
-pub fn store(cli: &Cli) -> Result<Store, Coded> {
+pub(crate) fn store(cli: &Cli) -> Result<Store, Coded> {
     Ok(Store::new(data_dir(cli)?.join("sessions")))
 }
 

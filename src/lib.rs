@@ -47,28 +47,36 @@
 //!    prompt out of the ledger to send its one answer where its `Reply`
 //!    says (for `rpc --acp`, a `session/prompt` result).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+#![warn(unreachable_pub)]
 
-pub mod acp;
+// The crate's own modules: nothing outside it names them.
+pub(crate) mod acp;
+pub(crate) mod compaction;
+pub(crate) mod config;
+pub(crate) mod context;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod factory;
+pub(crate) mod host;
+pub(crate) mod mcp;
+pub(crate) mod native;
+pub(crate) mod permissions;
+pub(crate) mod process;
+pub(crate) mod provider;
+pub(crate) mod sink;
+pub(crate) mod tools;
+
+// What the `rpc` binary, the property tests and the fuzz targets use: the
+// flags and subcommands, and the wire types and parsers they exercise.
 pub mod cli;
-pub mod compaction;
-pub mod config;
-pub mod context;
-pub mod engine;
-pub mod error;
-pub mod factory;
-pub mod host;
-pub mod mcp;
 pub mod message;
-pub mod native;
-pub mod permissions;
-pub mod process;
 pub mod protocol;
-pub mod provider;
 pub mod session;
-pub mod sink;
 pub mod subcommands;
-pub mod tools;
 pub mod transport;
+/// The provider parsers the property tests and fuzz targets drive: the
+/// extension protocol's Content-Length framing and the HTTP APIs' SSE.
+pub use provider::{framing, sse};
 
 use std::io::Write;
 use std::time::Duration;

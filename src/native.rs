@@ -23,7 +23,7 @@ use crate::transport::{self, Inbound, Outbox};
 
 /// Serves one session on stdio until it ends; returns the exit code and
 /// the writer, which the caller finishes once the runtime is gone.
-pub fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transport::Writer) {
+pub(crate) fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transport::Writer) {
     let (out, writer, closed) = transport::spawn_writer(std::io::stdout());
     let code = runtime.block_on(async move {
         match factory::prepare(cli) {

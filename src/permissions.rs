@@ -19,7 +19,7 @@ use crate::protocol::{Decision, Mode};
 /// How much a tool may do, which is what the rules judge a call by; the
 /// tool says it (see `tools::Tool::access`), so no rule names a tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Only reads (read, ls, find, grep): runs inside the roots unasked.
     ReadOnly,
     /// Changes only the files its preview names (write, edit), so
@@ -36,7 +36,7 @@ pub enum Access {
 
 impl Access {
     /// Offered to the model in read-only mode.
-    pub fn offered_read_only(self) -> bool {
+    pub(crate) fn offered_read_only(self) -> bool {
         matches!(
             self,
             Access::ReadOnly
@@ -49,7 +49,7 @@ impl Access {
 
 /// What the gate says about one call before anyone is asked.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Run,
     Ask,
     Refuse(String),
@@ -57,7 +57,7 @@ pub enum Verdict {
 
 /// An answer, with the client's message for a denial.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub decision: Decision,
     pub message: Option<String>,
 }
@@ -72,7 +72,7 @@ struct State {
     next: u64,
 }
 
-pub struct Gate {
+pub(crate) struct Gate {
     mode: Mutex<Mode>,
     /// The working directory and other roots edits may touch freely.
     roots: Vec<PathBuf>,
@@ -83,7 +83,7 @@ pub struct Gate {
 /// gate (the system prompt says what each tool will do). `outside` is true
 /// when a path the call touches resolves (symlinks included) outside every
 /// root; `always` holds the tools the user allowed always.
-pub fn verdict(
+pub(crate) fn verdict(
     mode: Mode,
     tool: &str,
     access: Access,
@@ -124,11 +124,11 @@ pub fn verdict(
 }
 
 /// Message given to the model when a question cannot be answered.
-pub const NO_CLIENT: &str =
+pub(crate) const NO_CLIENT: &str =
     "denied automatically: the client closed stdin, so nobody can answer permission prompts";
 
 impl Gate {
-    pub fn new(mode: Mode, roots: Vec<PathBuf>) -> Self {
+    pub(crate) fn new(mode: Mode, roots: Vec<PathBuf>) -> Self {
         Gate {
             mode: Mutex::new(mode),
             roots,
@@ -140,33 +140,33 @@ impl Gate {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         *self.mode.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn set_mode(&self, mode: Mode) {
+    pub(crate) fn set_mode(&self, mode: Mode) {
         *self.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
     }
 
-    pub fn roots(&self) -> &[PathBuf] {
+    pub(crate) fn roots(&self) -> &[PathBuf] {
         &self.roots
     }
 
     /// Forgets `allow_always` grants (a new session starts clean).
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.state().always.clear();
     }
 
     /// What the rule table says about a call now, with this gate's mode
     /// and `allow_always` grants (see [`verdict`]).
-    pub fn verdict(&self, tool: &str, access: Access, outside: bool) -> Verdict {
+    pub(crate) fn verdict(&self, tool: &str, access: Access, outside: bool) -> Verdict {
         let mode = self.mode();
         verdict(mode, tool, access, outside, &self.state().always)
     }
 
     /// Registers a question: its request id, and where the answer will
     /// come. An error ([`NO_CLIENT`]) when nobody can answer (stdin closed).
-    pub fn ask(&self, tool: &str) -> Result<(String, oneshot::Receiver<Answer>)> {
+    pub(crate) fn ask(&self, tool: &str) -> Result<(String, oneshot::Receiver<Answer>)> {
         let mut st = self.state();
         if st.closed {
             bail!(NO_CLIENT);
@@ -179,12 +179,12 @@ impl Gate {
     }
 
     /// Drops a question nobody will wait for any more (abort).
-    pub fn cancel(&self, id: &str) {
+    pub(crate) fn cancel(&self, id: &str) {
         self.state().pending.remove(id);
     }
 
     /// Delivers the client's answer. False when no such question is open.
-    pub fn answer(&self, id: &str, answer: Answer) -> bool {
+    pub(crate) fn answer(&self, id: &str, answer: Answer) -> bool {
         let mut st = self.state();
         let Some((tool, tx)) = st.pending.remove(id) else {
             return false;
@@ -198,7 +198,7 @@ impl Gate {
     }
 
     /// stdin closed: deny what is pending and everything asked later.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let mut st = self.state();
         st.closed = true;
         for (_, (_, tx)) in st.pending.drain() {

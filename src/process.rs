@@ -20,12 +20,12 @@ use std::sync::Arc;
 /// A policy applied to a child before it starts (a kernel sandbox, later):
 /// it may change the command (wrap it, add a `pre_exec` step). Kept here so
 /// that every child the host starts goes through it.
-pub trait Sandbox: Send + Sync {
+pub(crate) trait Sandbox: Send + Sync {
     fn apply(&self, cmd: &mut tokio::process::Command) -> io::Result<()>;
 }
 
 /// Builds a child with the host's standard set-up (see the module doc).
-pub struct ChildBuilder {
+pub(crate) struct ChildBuilder {
     cmd: tokio::process::Command,
     sandbox: Option<Arc<dyn Sandbox>>,
 }
@@ -34,7 +34,7 @@ impl ChildBuilder {
     /// `program`, inheriting the host's environment until told otherwise;
     /// stdin, stdout and stderr are the caller's to set (tokio inherits them
     /// by default, which no child of ours should get: stdout is the wire).
-    pub fn new(program: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn new(program: impl AsRef<OsStr>) -> Self {
         let mut cmd = tokio::process::Command::new(program);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -43,7 +43,7 @@ impl ChildBuilder {
         ChildBuilder { cmd, sandbox: None }
     }
 
-    pub fn args<I, S>(mut self, args: I) -> Self
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -52,13 +52,13 @@ impl ChildBuilder {
         self
     }
 
-    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+    pub(crate) fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.cmd.current_dir(dir);
         self
     }
 
     /// Leaves out the named variables of the host's environment (API keys).
-    pub fn env_remove(mut self, names: &[String]) -> Self {
+    pub(crate) fn env_remove(mut self, names: &[String]) -> Self {
         for name in names {
             self.cmd.env_remove(name);
         }
@@ -67,7 +67,7 @@ impl ChildBuilder {
 
     /// Starts from an empty environment and passes on only the host's
     /// `names` that are set.
-    pub fn env_only<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
+    pub(crate) fn env_only<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
         self.cmd.env_clear();
         for name in names {
             if let Some(value) = std::env::var_os(name) {
@@ -78,7 +78,7 @@ impl ChildBuilder {
     }
 
     /// Fixed values, set after the scrub so the caller's own always arrive.
-    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    pub(crate) fn envs<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<OsStr>,
@@ -90,12 +90,12 @@ impl ChildBuilder {
 
     /// A process group of its own, led by the child, so that everything it
     /// starts can be killed at once ([`kill_group`]).
-    pub fn own_group(mut self) -> Self {
+    pub(crate) fn own_group(mut self) -> Self {
         self.cmd.process_group(0);
         self
     }
 
-    pub fn stdio(
+    pub(crate) fn stdio(
         mut self,
         stdin: impl Into<Stdio>,
         stdout: impl Into<Stdio>,
@@ -106,14 +106,14 @@ impl ChildBuilder {
     }
 
     /// The sandbox to apply; `None` (today's only value) applies none.
-    pub fn sandbox(mut self, sandbox: Option<Arc<dyn Sandbox>>) -> Self {
+    pub(crate) fn sandbox(mut self, sandbox: Option<Arc<dyn Sandbox>>) -> Self {
         self.sandbox = sandbox;
         self
     }
 
     /// The finished command, for a library that spawns it itself (rmcp's
     /// child transport).
-    pub fn into_command(self) -> io::Result<tokio::process::Command> {
+    pub(crate) fn into_command(self) -> io::Result<tokio::process::Command> {
         let ChildBuilder {
             mut cmd,
             sandbox: policy,
@@ -125,7 +125,7 @@ impl ChildBuilder {
         Ok(cmd)
     }
 
-    pub fn spawn(self) -> io::Result<tokio::process::Child> {
+    pub(crate) fn spawn(self) -> io::Result<tokio::process::Child> {
         self.into_command()?.spawn()
     }
 }
@@ -179,7 +179,7 @@ fn die_with_parent(_host: u32) -> io::Result<()> {
 /// group id the leader's pid). Ids 0 and 1 would hit our own group or every
 /// process, so they are never used. Returns false when there was no group
 /// to kill (no id, or everything in it had exited).
-pub fn kill_group(pid: Option<u32>) -> bool {
+pub(crate) fn kill_group(pid: Option<u32>) -> bool {
     let Some(pgid) = pid
         .and_then(|p| libc::pid_t::try_from(p).ok())
         .filter(|&p| p > 1)

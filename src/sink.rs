@@ -20,14 +20,14 @@ use crate::protocol::{Frame, StreamEvent};
 
 /// A future a sink method returns; boxed so that [`FrameSink`] can be a
 /// trait object shared by every task that emits.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One front end's way of writing a host's frames.
 ///
 /// Calls made one after another by one task are delivered in that order; a
 /// call returns once its output is queued (so a slow client pushes back on
 /// the caller, and an answer sent after it cannot overtake it).
-pub trait FrameSink: Send + Sync + 'static {
+pub(crate) trait FrameSink: Send + Sync + 'static {
     /// One frame, after everything sent before it.
     fn frame<'a>(&'a self, frame: &'a Frame) -> BoxFuture<'a, ()>;
 
@@ -38,23 +38,23 @@ pub trait FrameSink: Send + Sync + 'static {
 
 /// A cheap handle to a front end's sink, cloned into every task that emits.
 #[derive(Clone)]
-pub struct Sink(Arc<dyn FrameSink>);
+pub(crate) struct Sink(Arc<dyn FrameSink>);
 
 impl Sink {
-    pub fn new(sink: impl FrameSink) -> Self {
+    pub(crate) fn new(sink: impl FrameSink) -> Self {
         Sink(Arc::new(sink))
     }
 
-    pub async fn frame(&self, frame: &Frame) {
+    pub(crate) async fn frame(&self, frame: &Frame) {
         self.0.frame(frame).await;
     }
 
     /// One streamed event on its own (a burst of one).
-    pub async fn update(&self, prompt_id: &str, event: &StreamEvent) {
+    pub(crate) async fn update(&self, prompt_id: &str, event: &StreamEvent) {
         self.0.updates(prompt_id, std::slice::from_ref(event)).await;
     }
 
-    pub async fn updates(&self, prompt_id: &str, events: &[StreamEvent]) {
+    pub(crate) async fn updates(&self, prompt_id: &str, events: &[StreamEvent]) {
         self.0.updates(prompt_id, events).await;
     }
 }

@@ -6,11 +6,11 @@
 //! The same decoders are fuzzed by the targets in `fuzz/` (see
 //! `fuzz/README.md`); these tests are the fast, always-run half of that.
 
+use agent_rpc::framing::{self, Decoder, FrameError};
 use agent_rpc::message::{Block, Content, Message, Role};
 use agent_rpc::protocol::{decode_command, Command, ErrorCode, Usage};
-use agent_rpc::provider::framing::{self, Decoder, FrameError};
-use agent_rpc::provider::sse::{self, Parser};
 use agent_rpc::session::{self, Entry, Header};
+use agent_rpc::sse::{self, Parser};
 use agent_rpc::transport::{Inbound, LineDecoder};
 use proptest::prelude::*;
 use proptest::sample::Index;

@@ -4,7 +4,7 @@
 //! when neither run hits an error.
 #![no_main]
 
-use agent_rpc::provider::framing::{encode, Decoder, FrameError};
+use agent_rpc::framing::{encode, Decoder, FrameError};
 use libfuzzer_sys::fuzz_target;
 
 fn decode(chunks: &[&[u8]]) -> (Vec<Vec<u8>>, Option<FrameError>) {

@@ -3,7 +3,7 @@
 //! first byte, and byte by byte).
 #![no_main]
 
-use agent_rpc::provider::sse::{Event, Parser, TooLarge};
+use agent_rpc::sse::{Event, Parser, TooLarge};
 use libfuzzer_sys::fuzz_target;
 
 fn parse<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> Result<Vec<Event>, TooLarge> {

@@ -9,7 +9,7 @@ use crate::protocol::StreamEvent;
 
 /// The chunk kind of a text or thinking delta, and its text; `None` for
 /// the events the general mapping (`updates.rs`) handles.
-pub fn chunk(event: &StreamEvent) -> Option<(&'static str, &str)> {
+pub(super) fn chunk(event: &StreamEvent) -> Option<(&'static str, &str)> {
     match event {
         StreamEvent::TextDelta { delta } => Some(("agent_message_chunk", delta)),
         StreamEvent::ThinkingDelta { delta } => Some(("agent_thought_chunk", delta)),
@@ -46,7 +46,7 @@ struct Text<'a> {
 }
 
 /// Appends the `session/update` line of a chunk of `kind` to `buf`.
-pub fn encode(buf: &mut Vec<u8>, session_id: &str, kind: &'static str, text: &str) {
+pub(super) fn encode(buf: &mut Vec<u8>, session_id: &str, kind: &'static str, text: &str) {
     let line = Notification {
         jsonrpc: "2.0",
         method: "session/update",

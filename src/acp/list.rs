@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::protocol::SessionSummary;
 
 /// The `sessions` of a `session/list` response.
-pub fn sessions(all: &[SessionSummary], cwd: Option<&Path>) -> Vec<Value> {
+pub(super) fn sessions(all: &[SessionSummary], cwd: Option<&Path>) -> Vec<Value> {
     // The store records canonical directories; compare like with like.
     let wanted = cwd.map(|c| c.canonicalize().unwrap_or_else(|_| c.to_path_buf()));
     all.iter()

@@ -9,7 +9,7 @@ use super::updates::{chunk, tool_call};
 use crate::message::{Block, Content, Message, Role};
 
 /// The updates replaying `messages`, in order.
-pub fn replay(cwd: &str, messages: &[std::sync::Arc<Message>]) -> Vec<Value> {
+pub(super) fn replay(cwd: &str, messages: &[std::sync::Arc<Message>]) -> Vec<Value> {
     let mut out = Vec::new();
     for message in messages {
         let text_kind = match message.role {

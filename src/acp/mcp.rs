@@ -12,7 +12,7 @@ use crate::mcp::{ServerSpec, Transport};
 /// The client's `mcpServers` (required by the schema; absent is taken as
 /// none). Stdio entries (no `type`) and `http` ones are kept; `sse` ones
 /// (which we do not advertise) are skipped with a warning.
-pub fn convert(
+pub(crate) fn convert(
     servers: Option<&Value>,
     cwd: &std::path::Path,
 ) -> Result<Vec<ServerSpec>, RpcError> {

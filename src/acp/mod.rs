@@ -22,7 +22,7 @@
 mod chunks;
 mod list;
 mod load;
-pub mod mcp;
+pub(crate) mod mcp;
 mod options;
 mod permissions;
 mod prompt;
@@ -67,7 +67,7 @@ struct Acp {
 /// Serves ACP on stdio until the client closes stdin or a signal arrives;
 /// returns the exit code. Start-up errors go to stderr only: stdout
 /// carries JSON-RPC and nothing else.
-pub fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transport::Writer) {
+pub(crate) fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transport::Writer) {
     // A closed stdout ends the session the way a closed stdin does: the
     // client is gone either way, and stdin's end follows.
     let (out, writer, _closed) = transport::spawn_writer(std::io::stdout());

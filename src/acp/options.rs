@@ -38,7 +38,7 @@ const LEVELS: [ThinkingLevel; 6] = [
 ];
 
 /// A mode id from the client: the native names.
-pub fn parse_mode(id: &str) -> Option<Mode> {
+pub(super) fn parse_mode(id: &str) -> Option<Mode> {
     MODES
         .iter()
         .find(|(mode, ..)| mode.as_str() == id)
@@ -46,13 +46,13 @@ pub fn parse_mode(id: &str) -> Option<Mode> {
 }
 
 /// A thinking level id from the client: the native names.
-pub fn parse_level(id: &str) -> Option<ThinkingLevel> {
+pub(super) fn parse_level(id: &str) -> Option<ThinkingLevel> {
     LEVELS.iter().copied().find(|level| level.as_str() == id)
 }
 
 /// `modes` of `session/new` and `session/load`: the current one first, so a
 /// client that shows the list in order shows it at the top.
-pub fn modes(current: Mode) -> Value {
+pub(super) fn modes(current: Mode) -> Value {
     let mut available: Vec<Value> = MODES
         .iter()
         .map(|(mode, name, description)| {
@@ -68,7 +68,7 @@ pub fn modes(current: Mode) -> Value {
 
 /// `configOptions`: the model (a select over the models known so far; the
 /// current one is always among them) and the thinking level.
-pub fn config_options(state: &SessionSettings, models: &[ModelEntry]) -> Value {
+pub(super) fn config_options(state: &SessionSettings, models: &[ModelEntry]) -> Value {
     let mut choices: Vec<Value> = models
         .iter()
         .filter(|m| m.available)
@@ -105,7 +105,7 @@ pub fn config_options(state: &SessionSettings, models: &[ModelEntry]) -> Value {
 }
 
 /// The context window of `model`, when the listing knows it.
-pub fn context_window(models: &[ModelEntry], model: Option<&str>) -> Option<u64> {
+pub(super) fn context_window(models: &[ModelEntry], model: Option<&str>) -> Option<u64> {
     let model = model?;
     models
         .iter()

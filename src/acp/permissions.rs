@@ -27,7 +27,7 @@ struct Asking {
 /// by the host's request id: what the front end needs to map the host's
 /// question to its wire and back (the question itself is the gate's).
 #[derive(Default)]
-pub struct Questions(Mutex<HashMap<String, Asking>>);
+pub(super) struct Questions(Mutex<HashMap<String, Asking>>);
 
 impl Questions {
     fn insert(&self, request_id: String, asking: Asking) {
@@ -44,7 +44,7 @@ impl Questions {
 
     /// The host no longer needs the answer (the turn was aborted): tell the
     /// client with `$/cancel_request` and stop waiting.
-    pub async fn withdraw(&self, request_id: &str, cx: &super::rpc::Connection) {
+    pub(super) async fn withdraw(&self, request_id: &str, cx: &super::rpc::Connection) {
         if let Some(asking) = self.take(request_id) {
             asking.task.abort();
             cx.cancel_request(asking.request).await;
@@ -54,14 +54,14 @@ impl Questions {
 
 /// What the host is told for the client's choice.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(super) enum Decision {
     Answer(HostDecision),
     AbortTurn,
 }
 
 /// The client's `RequestPermissionResponse` as a decision: a selected
 /// option by its id; `cancelled` (or anything else) aborts the turn.
-pub fn decision(response: &Value) -> Decision {
+pub(super) fn decision(response: &Value) -> Decision {
     let outcome = response.get("outcome").unwrap_or(&Value::Null);
     if outcome.get("outcome").and_then(Value::as_str) != Some("selected") {
         return Decision::AbortTurn;
@@ -74,7 +74,7 @@ pub fn decision(response: &Value) -> Decision {
 }
 
 /// The `session/request_permission` params for the host's question.
-pub fn request(session_id: &str, cwd: &str, frame: &PermissionRequestFrame) -> Value {
+pub(super) fn request(session_id: &str, cwd: &str, frame: &PermissionRequestFrame) -> Value {
     let tool = frame.tool.as_str();
     let mut call = tool_call(cwd, &frame.tool_call_id, tool, &frame.input);
     // The host's title says what the call would do ("Create a.txt (6 bytes)").
@@ -95,7 +95,11 @@ pub fn request(session_id: &str, cwd: &str, frame: &PermissionRequestFrame) -> V
 }
 
 /// Asks the client and hands its answer to the host from a task.
-pub async fn ask(session: Arc<AcpSession>, open: Arc<Questions>, frame: &PermissionRequestFrame) {
+pub(super) async fn ask(
+    session: Arc<AcpSession>,
+    open: Arc<Questions>,
+    frame: &PermissionRequestFrame,
+) {
     let params = request(&session.id, &session.cwd, frame);
     let (sent, answer) = session
         .cx

@@ -11,7 +11,7 @@ use crate::host::Answer;
 use crate::protocol::{Attachment, Command, ErrorCode, PromptParams, Response};
 
 /// The `prompt` command for ACP prompt content.
-pub fn command(blocks: &[Value]) -> Command {
+pub(super) fn command(blocks: &[Value]) -> Command {
     let mut message: Vec<&str> = Vec::new();
     let mut attachments = Vec::new();
     for block in blocks {
@@ -56,7 +56,7 @@ fn resource(resource: Option<&Value>) -> Attachment {
 }
 
 /// The `session/prompt` result for the host's answer.
-pub fn outcome(answer: Answer) -> RpcResult {
+pub(super) fn outcome(answer: Answer) -> RpcResult {
     let turn = match answer {
         Err(e) if e.code == ErrorCode::Busy => {
             return Err(RpcError::new(

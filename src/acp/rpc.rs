@@ -21,14 +21,14 @@ use crate::transport::Outbox;
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RpcError {
+pub(crate) struct RpcError {
     pub code: i32,
     pub message: String,
     pub data: Option<Value>,
 }
 
 impl RpcError {
-    pub fn new(code: i32, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: i32, message: impl Into<String>) -> Self {
         RpcError {
             code,
             message: message.into(),
@@ -36,15 +36,15 @@ impl RpcError {
         }
     }
 
-    pub fn invalid_params(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_params(message: impl Into<String>) -> Self {
         RpcError::new(-32602, message)
     }
 
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         RpcError::new(-32603, message)
     }
 
-    pub fn with_data(mut self, data: Value) -> Self {
+    pub(crate) fn with_data(mut self, data: Value) -> Self {
         self.data = Some(data);
         self
     }
@@ -58,12 +58,12 @@ impl RpcError {
     }
 }
 
-pub type RpcResult = Result<Value, RpcError>;
+pub(super) type RpcResult = Result<Value, RpcError>;
 
 /// The client's side of the connection: cheap to clone, shared by every
 /// task that writes to it.
 #[derive(Clone)]
-pub struct Connection {
+pub(super) struct Connection {
     inner: Arc<Inner>,
 }
 
@@ -75,7 +75,7 @@ struct Inner {
 }
 
 impl Connection {
-    pub fn new(out: Outbox) -> Self {
+    pub(super) fn new(out: Outbox) -> Self {
         Connection {
             inner: Arc::new(Inner {
                 out,
@@ -90,18 +90,18 @@ impl Connection {
     }
 
     /// Sends complete lines (already encoded messages) as one write.
-    pub async fn lines(&self, lines: Vec<u8>) {
+    pub(super) async fn lines(&self, lines: Vec<u8>) {
         self.inner.out.lines(lines).await;
     }
 
     /// Sends a notification. Messages go out in the order of these calls.
-    pub async fn notify(&self, method: &str, params: Value) {
+    pub(super) async fn notify(&self, method: &str, params: Value) {
         self.write(&json!({"jsonrpc": "2.0", "method": method, "params": params}))
             .await;
     }
 
     /// Answers a request of the client.
-    pub async fn respond(&self, id: Value, result: RpcResult) {
+    pub(super) async fn respond(&self, id: Value, result: RpcResult) {
         let message = match result {
             Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
             Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error.to_json()}),
@@ -110,7 +110,7 @@ impl Connection {
     }
 
     /// Sends a request; returns its id and where its response will arrive.
-    pub async fn request(
+    pub(super) async fn request(
         &self,
         method: &str,
         params: Value,
@@ -125,14 +125,14 @@ impl Connection {
 
     /// Withdraws a request of ours (`$/cancel_request`); its answer, if one
     /// still comes, is dropped.
-    pub async fn cancel_request(&self, id: u64) {
+    pub(super) async fn cancel_request(&self, id: u64) {
         self.waiting().remove(&id);
         self.notify("$/cancel_request", json!({"requestId": id}))
             .await;
     }
 
     /// A response from the client to one of our requests.
-    pub fn on_response(&self, message: &Value) {
+    pub(super) fn on_response(&self, message: &Value) {
         let Some(id) = message.get("id").and_then(Value::as_u64) else {
             tracing::debug!("a response to no request of ours: {message}");
             return;
@@ -169,7 +169,7 @@ impl Connection {
 
 /// One decoded incoming message.
 #[derive(Debug, PartialEq)]
-pub enum Incoming {
+pub(super) enum Incoming {
     Request {
         id: Value,
         method: String,
@@ -188,7 +188,7 @@ pub enum Incoming {
 }
 
 /// Classifies one line from the client.
-pub fn decode(line: &[u8]) -> Incoming {
+pub(super) fn decode(line: &[u8]) -> Incoming {
     let message: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => {

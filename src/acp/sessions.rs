@@ -24,13 +24,13 @@ use crate::protocol::{Command, ModelEntry};
 
 /// The model listing, filled once in the background at start-up (so that
 /// `session/new` never waits for extensions); empty until then.
-pub type Models = Arc<RwLock<Vec<ModelEntry>>>;
+pub(super) type Models = Arc<RwLock<Vec<ModelEntry>>>;
 
 /// How long a host gets to answer `shutdown` and finish at the end.
 const SHUTDOWN_WAIT: Duration = Duration::from_millis(1500);
 
 /// One open ACP session.
-pub struct AcpSession {
+pub(super) struct AcpSession {
     pub id: String,
     pub cwd: String,
     /// The client was given the config options before the model listing
@@ -75,12 +75,12 @@ impl AcpSession {
     }
 
     /// Sends a command to the host and waits for its typed answer.
-    pub async fn call(&self, command: Command) -> Result<Answer, HostGone> {
+    pub(super) async fn call(&self, command: Command) -> Result<Answer, HostGone> {
         self.host.call(command).await
     }
 
     /// The session's settings as the host has them now.
-    pub fn settings(&self) -> SessionSettings {
+    pub(super) fn settings(&self) -> SessionSettings {
         self.settings.borrow().clone()
     }
 
@@ -88,7 +88,7 @@ impl AcpSession {
     /// marking the session for the listing's update when the list is not
     /// in yet. Under the listing's lock, so either the answer has the
     /// whole list or the listing (written after this) sees the mark.
-    pub fn config_options_for_answer(&self) -> Value {
+    pub(super) fn config_options_for_answer(&self) -> Value {
         let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
         if models.is_empty() {
             self.short_list.store(true, Ordering::Release);
@@ -98,12 +98,12 @@ impl AcpSession {
 
     /// Whether the listing must announce this session's options; asked
     /// once.
-    pub fn take_short_list(&self) -> bool {
+    pub(super) fn take_short_list(&self) -> bool {
         self.short_list.swap(false, Ordering::AcqRel)
     }
 
     /// The session's `configOptions` now.
-    pub fn config_options(&self) -> Value {
+    pub(super) fn config_options(&self) -> Value {
         let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
         options::config_options(&self.settings(), &models)
     }
@@ -115,7 +115,7 @@ impl AcpSession {
     }
 
     /// Sends one `session/update`.
-    pub async fn notify(&self, update: Value) {
+    pub(super) async fn notify(&self, update: Value) {
         self.cx
             .notify(
                 "session/update",
@@ -125,7 +125,7 @@ impl AcpSession {
     }
 
     /// Asks the host to stop (aborting its turn) and waits for it.
-    pub async fn shutdown(&self) {
+    pub(super) async fn shutdown(&self) {
         let ask = tokio::time::timeout(SHUTDOWN_WAIT, self.call(Command::Shutdown));
         let _ = ask.await;
         let running = lock(&self.running).take();
@@ -137,26 +137,26 @@ impl AcpSession {
 
 /// The open sessions of the connection.
 #[derive(Default)]
-pub struct Registry {
+pub(super) struct Registry {
     sessions: Mutex<HashMap<String, Arc<AcpSession>>>,
 }
 
 impl Registry {
-    pub fn get(&self, id: &str) -> Option<Arc<AcpSession>> {
+    pub(super) fn get(&self, id: &str) -> Option<Arc<AcpSession>> {
         lock(&self.sessions).get(id).cloned()
     }
 
-    pub fn insert(&self, session: Arc<AcpSession>) {
+    pub(super) fn insert(&self, session: Arc<AcpSession>) {
         lock(&self.sessions).insert(session.id.clone(), session);
     }
 
     /// Every open session.
-    pub fn all(&self) -> Vec<Arc<AcpSession>> {
+    pub(super) fn all(&self) -> Vec<Arc<AcpSession>> {
         lock(&self.sessions).values().cloned().collect()
     }
 
     /// Stops every host, concurrently.
-    pub async fn shutdown_all(&self) {
+    pub(super) async fn shutdown_all(&self) {
         let all: Vec<_> = lock(&self.sessions).drain().map(|(_, s)| s).collect();
         let mut set = tokio::task::JoinSet::new();
         for session in all {

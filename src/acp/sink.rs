@@ -17,7 +17,7 @@ use super::updates::Mapper;
 use crate::protocol::{AgentEndFrame, Frame, StreamEvent};
 use crate::sink::{BoxFuture, FrameSink};
 
-pub struct AcpSink {
+pub(super) struct AcpSink {
     session: Weak<AcpSession>,
     /// Locked only while a frame is mapped, never across a write.
     mapper: Mutex<Mapper>,
@@ -26,7 +26,7 @@ pub struct AcpSink {
 }
 
 impl AcpSink {
-    pub fn new(session: Weak<AcpSession>, cwd: String) -> Self {
+    pub(super) fn new(session: Weak<AcpSession>, cwd: String) -> Self {
         AcpSink {
             session,
             mapper: Mutex::new(Mapper::new(cwd)),

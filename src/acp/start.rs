@@ -13,7 +13,7 @@ use crate::sink::Sink;
 
 /// Starts the host of a session and returns the session, usable at once
 /// (the host reads its first command when the caller yields).
-pub fn start(parts: Parts, cx: Connection, models: Models) -> Arc<AcpSession> {
+pub(super) fn start(parts: Parts, cx: Connection, models: Models) -> Arc<AcpSession> {
     let (handle, submissions) = host::channel();
     let id = parts.session.header.id.clone();
     let cwd = parts.settings.cwd.clone();

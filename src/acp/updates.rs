@@ -31,13 +31,13 @@ struct Call {
 
 /// The mapping state of one session.
 #[derive(Debug)]
-pub struct Mapper {
+pub(super) struct Mapper {
     cwd: String,
     calls: HashMap<String, Call>,
 }
 
 impl Mapper {
-    pub fn new(cwd: String) -> Self {
+    pub(super) fn new(cwd: String) -> Self {
         Mapper {
             cwd,
             calls: HashMap::new(),
@@ -46,7 +46,7 @@ impl Mapper {
 
     /// The `update` objects (the `update` field of `session/update`) for
     /// one host frame; empty for frames ACP has no place for here.
-    pub fn frame(&mut self, frame: &Frame) -> Vec<Value> {
+    pub(super) fn frame(&mut self, frame: &Frame) -> Vec<Value> {
         match frame {
             Frame::ToolExecutionStart(start) => self.started(start),
             Frame::ToolExecutionUpdate(update) => self.output(update),
@@ -116,7 +116,7 @@ impl Mapper {
 
     /// The updates for one streamed event (the text and thinking deltas
     /// usually take `chunks.rs`'s faster path instead).
-    pub fn event(&mut self, event: &StreamEvent) -> Vec<Value> {
+    pub(super) fn event(&mut self, event: &StreamEvent) -> Vec<Value> {
         match event {
             StreamEvent::TextDelta { delta } => vec![chunk("agent_message_chunk", delta)],
             StreamEvent::ThinkingDelta { delta } => vec![chunk("agent_thought_chunk", delta)],
@@ -143,7 +143,7 @@ impl Mapper {
 }
 
 /// A message chunk update of `kind` with one text block.
-pub fn chunk(kind: &str, text: &str) -> Value {
+pub(super) fn chunk(kind: &str, text: &str) -> Value {
     json!({"sessionUpdate": kind, "content": {"type": "text", "text": text}})
 }
 
@@ -152,7 +152,7 @@ fn text_content(text: &str) -> Value {
 }
 
 /// The `tool_call` announcing a call, `pending` until it runs.
-pub fn tool_call(cwd: &str, id: &str, name: &str, input: &Value) -> Value {
+pub(super) fn tool_call(cwd: &str, id: &str, name: &str, input: &Value) -> Value {
     let mut update = json!({
         "sessionUpdate": "tool_call",
         "toolCallId": id,
@@ -170,7 +170,7 @@ pub fn tool_call(cwd: &str, id: &str, name: &str, input: &Value) -> Value {
 }
 
 /// The ACP tool kind of a built-in tool.
-pub fn kind(name: &str) -> &'static str {
+pub(super) fn kind(name: &str) -> &'static str {
     match name {
         "read" | "ls" => "read",
         "write" | "edit" => "edit",
@@ -182,7 +182,7 @@ pub fn kind(name: &str) -> &'static str {
 
 /// A human title: the command for bash, the path for file tools, the
 /// pattern for searches.
-pub fn title(name: &str, input: &Value) -> String {
+pub(super) fn title(name: &str, input: &Value) -> String {
     let field = |key: &str| input.get(key).and_then(Value::as_str);
     let text = match name {
         "bash" => field("command"),

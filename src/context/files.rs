@@ -11,14 +11,14 @@ use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 /// The names looked for in each directory, the first found wins.
-pub const NAMES: [&str; 2] = ["AGENTS.md", "CLAUDE.md"];
+pub(crate) const NAMES: [&str; 2] = ["AGENTS.md", "CLAUDE.md"];
 
 /// Most bytes of one file that reach the prompt.
-pub const CAP: usize = 64 * 1024;
+pub(crate) const CAP: usize = 64 * 1024;
 
 /// One file as it goes into the prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContextFile {
+pub(crate) struct ContextFile {
     pub path: PathBuf,
     /// At most [`CAP`] bytes of it (invalid UTF-8 replaced).
     pub text: String,
@@ -28,7 +28,7 @@ pub struct ContextFile {
 
 /// The context files for a session in `cwd` (canonical), outermost first:
 /// `global_dir`'s, then the chain's. A directory met twice counts once.
-pub fn discover(cwd: &Path, global_dir: Option<&Path>) -> Vec<ContextFile> {
+pub(crate) fn discover(cwd: &Path, global_dir: Option<&Path>) -> Vec<ContextFile> {
     let mut dirs: Vec<PathBuf> = global_dir.map(Path::to_path_buf).into_iter().collect();
     for dir in chain(cwd) {
         if !dirs.contains(&dir) {

@@ -8,7 +8,7 @@
 //! rebuilds the text when the permission mode (and with it the tool list)
 //! changes.
 
-pub mod files;
+pub(crate) mod files;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -16,14 +16,14 @@ use std::path::{Path, PathBuf};
 use crate::permissions::{self, Access, Verdict};
 use crate::protocol::Mode;
 use crate::tools::Toolset;
-pub use files::ContextFile;
+pub(crate) use files::ContextFile;
 
 /// The default prompt; `{name}` placeholders are filled by [`build`].
 const TEMPLATE: &str = include_str!("system_prompt.md");
 
 /// What the prompt is made of besides the defaults, from flags and config.
 #[derive(Debug, Clone, Default)]
-pub struct PromptConfig {
+pub(crate) struct PromptConfig {
     /// Replaces the default prompt (`--system-prompt`, `system_prompt`).
     pub replace: Option<String>,
     /// Added after it (`--append-system-prompt`, `append_system_prompt`).
@@ -37,7 +37,7 @@ pub struct PromptConfig {
 
 /// Where the session runs, as the default prompt states it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Environment {
+pub(crate) struct Environment {
     pub cwd: String,
     /// OS and architecture, e.g. `linux x86_64`.
     pub platform: String,
@@ -49,7 +49,7 @@ pub struct Environment {
 
 impl Environment {
     /// The environment of this process now, for a session in `cwd`.
-    pub fn current(cwd: &Path) -> Self {
+    pub(crate) fn current(cwd: &Path) -> Self {
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         Environment {
             cwd: cwd.to_string_lossy().into_owned(),
@@ -61,7 +61,7 @@ impl Environment {
 }
 
 /// Everything the prompt is built from.
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     pub config: &'a PromptConfig,
     pub tools: &'a Toolset,
     pub mode: Mode,
@@ -71,14 +71,14 @@ pub struct Inputs<'a> {
 
 /// The text sent as the system prompt, and the context files it includes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SystemPrompt {
+pub(crate) struct SystemPrompt {
     pub text: String,
     pub context_files: Vec<String>,
 }
 
 /// The system prompt: the default one or the replacement, the addition,
 /// then the context files; the parts joined by a blank line.
-pub fn build(i: &Inputs) -> SystemPrompt {
+pub(crate) fn build(i: &Inputs) -> SystemPrompt {
     let base = match &i.config.replace {
         Some(text) => text.clone(),
         None => default_prompt(i),
@@ -248,7 +248,7 @@ fn capitalized(s: &str) -> String {
 }
 
 /// The current session's system prompt, as the host holds it.
-pub struct SessionPrompt {
+pub(crate) struct SessionPrompt {
     config: PromptConfig,
     cwd: PathBuf,
     mode: Mode,
@@ -259,7 +259,7 @@ pub struct SessionPrompt {
 
 impl SessionPrompt {
     /// Reads the context files of a session in `cwd` and builds its prompt.
-    pub fn start(config: PromptConfig, cwd: PathBuf, mode: Mode) -> Self {
+    pub(crate) fn start(config: PromptConfig, cwd: PathBuf, mode: Mode) -> Self {
         let env = Environment::current(&cwd);
         let files = read_files(&config, &cwd);
         let prompt = build(&Inputs {
@@ -280,20 +280,20 @@ impl SessionPrompt {
     }
 
     /// A new session: the context files are read again, the date is today's.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let config = std::mem::take(&mut self.config);
         *self = SessionPrompt::start(config, std::mem::take(&mut self.cwd), self.mode);
     }
 
     /// Another session, in `cwd` with `mode`: rebuilt as at start-up.
-    pub fn restart_in(&mut self, cwd: PathBuf, mode: Mode) {
+    pub(crate) fn restart_in(&mut self, cwd: PathBuf, mode: Mode) {
         let config = std::mem::take(&mut self.config);
         *self = SessionPrompt::start(config, cwd, mode);
     }
 
     /// The tool list and permission notes follow the mode; the files are
     /// not read again.
-    pub fn set_mode(&mut self, mode: Mode) {
+    pub(crate) fn set_mode(&mut self, mode: Mode) {
         self.mode = mode;
         self.prompt = build(&Inputs {
             config: &self.config,
@@ -305,12 +305,12 @@ impl SessionPrompt {
     }
 
     /// What a turn sends; nothing when the text is empty.
-    pub fn text(&self) -> Option<String> {
+    pub(crate) fn text(&self) -> Option<String> {
         Some(self.prompt.text.clone()).filter(|t| !t.is_empty())
     }
 
     /// The context files in the prompt, outermost first.
-    pub fn files(&self) -> &[String] {
+    pub(crate) fn files(&self) -> &[String] {
         &self.prompt.context_files
     }
 }

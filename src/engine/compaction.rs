@@ -35,7 +35,7 @@ const REQUEST_OVERHEAD: u64 = 1_024;
 const SHRINK_ATTEMPTS: u32 = 4;
 
 /// What a compaction is given.
-pub struct Job<'a> {
+pub(crate) struct Job<'a> {
     pub providers: &'a Providers,
     pub model: &'a str,
     /// What the model sees now (after any earlier compaction).
@@ -52,14 +52,14 @@ pub struct Job<'a> {
 /// A compaction that ran: its result, and the estimate of the context
 /// before it (what a failure reports as both before and after).
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     pub result: Result<Outcome, Failure>,
     pub tokens_before: u64,
 }
 
 /// A finished compaction, not yet stored.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub summary: String,
     /// Messages of `view` kept verbatim (its tail).
     pub kept: usize,
@@ -70,7 +70,7 @@ pub struct Outcome {
 }
 
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     Cancelled,
     Failed(String),
 }
@@ -79,7 +79,7 @@ pub enum Failure {
 /// window, and the reserve (config, else the model's output limit, else
 /// 16k). `None` when no window is known: the model has no threshold, and a
 /// compaction guesses one ([`limits_or_guess`]).
-pub async fn limits(
+pub(crate) async fn limits(
     providers: &Providers,
     model: &str,
     reserve: Option<u64>,
@@ -106,7 +106,7 @@ pub async fn limits(
 /// always leaves a context well under what was refused. For a `compact`
 /// command this summarises more than a known window would, which is what
 /// the client asked for.
-pub async fn limits_or_guess(
+pub(crate) async fn limits_or_guess(
     providers: &Providers,
     model: &str,
     reserve: Option<u64>,
@@ -123,7 +123,7 @@ pub async fn limits_or_guess(
 
 /// Summarises the older part of `job.view`: the one compaction path of
 /// both a turn and the `compact` command.
-pub async fn run(job: Job<'_>, cancel: &CancellationToken) -> Finished {
+pub(crate) async fn run(job: Job<'_>, cancel: &CancellationToken) -> Finished {
     let tokens_before = calc::estimate(job.view, job.system_prompt, job.known);
     let (window, reserve) = limits_or_guess(
         job.providers,
@@ -196,7 +196,7 @@ async fn summarise_view(
 /// The one `compaction_end` frame of a compaction, for a turn's (with its
 /// `prompt_id`) and for the `compact` command's (`None`). A failure shows
 /// the context unchanged: `tokens_after` is `tokens_before`.
-pub fn end_frame(
+pub(crate) fn end_frame(
     prompt_id: Option<String>,
     reason: CompactionReason,
     result: &Result<Outcome, Failure>,

@@ -11,7 +11,7 @@
 //! asked to stop, killed if it does not within the grace, and the partial
 //! message is handed back marked `aborted`.
 
-pub mod compaction;
+pub(crate) mod compaction;
 mod round;
 mod tool_calls;
 
@@ -32,7 +32,7 @@ use crate::sink::Sink;
 use compaction::Compactor;
 
 /// What a turn needs besides the shared services.
-pub struct TurnSpec {
+pub(crate) struct TurnSpec {
     pub prompt_id: String,
     /// The history including the user message that started the turn,
     /// shared with the host's copy: starting a turn copies pointers only.
@@ -50,7 +50,7 @@ pub struct TurnSpec {
 /// The configured sizes of a compaction: what a turn needs to compact on
 /// its own, and what the `compact` command's task passes too.
 #[derive(Debug, Clone, Copy)]
-pub struct AutoCompaction {
+pub(crate) struct AutoCompaction {
     /// The configured reserve; else the model's output limit, else 16k.
     pub reserve: Option<u64>,
     pub keep_cap: u64,
@@ -58,7 +58,7 @@ pub struct AutoCompaction {
 
 /// Messages from a turn to the host.
 #[derive(Debug)]
-pub enum TurnMsg {
+pub(crate) enum TurnMsg {
     /// A message to add to the history (and to disk) now.
     Append(Arc<Message>),
     /// A compaction of the turn began (`true`) or ended.
@@ -75,7 +75,7 @@ pub enum TurnMsg {
 }
 
 #[derive(Debug)]
-pub struct TurnOutcome {
+pub(crate) struct TurnOutcome {
     pub prompt_id: String,
     pub stop_reason: String,
     pub usage: Usage,
@@ -85,7 +85,7 @@ pub struct TurnOutcome {
 }
 
 #[derive(Debug)]
-pub enum TurnResult {
+pub(crate) enum TurnResult {
     Ok,
     Cancelled,
     Failed {
@@ -100,7 +100,7 @@ pub enum TurnResult {
 }
 
 /// The services a turn uses.
-pub struct TurnCtx {
+pub(crate) struct TurnCtx {
     pub providers: Arc<Providers>,
     pub out: Sink,
     pub host: Reports,
@@ -122,14 +122,14 @@ pub struct TurnCtx {
 /// reporting `Done` (a panic unwinding it), dropping `Reports` reports a
 /// failed end, so the prompt still gets its one answer and the host can
 /// exit.
-pub struct Reports {
+pub(crate) struct Reports {
     prompt_id: String,
     tx: mpsc::UnboundedSender<(String, TurnMsg)>,
     done: bool,
 }
 
 impl Reports {
-    pub fn new(prompt_id: String, tx: mpsc::UnboundedSender<(String, TurnMsg)>) -> Self {
+    pub(crate) fn new(prompt_id: String, tx: mpsc::UnboundedSender<(String, TurnMsg)>) -> Self {
         Reports {
             prompt_id,
             tx,
@@ -138,7 +138,7 @@ impl Reports {
     }
 
     /// Sends a report; a host that has gone has nothing left to tell.
-    pub fn send(&self, msg: TurnMsg) {
+    pub(crate) fn send(&self, msg: TurnMsg) {
         let _ = self.tx.send((self.prompt_id.clone(), msg));
     }
 
@@ -156,7 +156,7 @@ impl Reports {
 }
 
 /// Runs the turn to its end and reports `Done`.
-pub async fn run(mut spec: TurnSpec, mut ctx: TurnCtx) {
+pub(crate) async fn run(mut spec: TurnSpec, mut ctx: TurnCtx) {
     let mut usage = Usage::default();
     let history = std::mem::take(&mut spec.history);
     let result = Turn::new(&spec, &mut ctx, history, &mut usage)

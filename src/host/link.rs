@@ -20,11 +20,11 @@ use crate::protocol::{Command, ErrorFrame, Response};
 const COMMAND_CAPACITY: usize = 32;
 
 /// A command's typed answer.
-pub type Answer = Result<Response, Coded>;
+pub(crate) type Answer = Result<Response, Coded>;
 
 /// Where a command's answer goes.
 #[derive(Debug)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// A `response` / `error` frame on the sink under this `id`.
     Wire(Value),
     /// Handed to an in-process caller. The host sends it after every frame
@@ -35,7 +35,7 @@ pub enum Reply {
 impl Reply {
     /// The `id` frames name the command by (`agent_start`, `dropped`);
     /// `null` for in-process calls, which have none.
-    pub fn id(&self) -> Value {
+    pub(crate) fn id(&self) -> Value {
         match self {
             Reply::Wire(id) => id.clone(),
             Reply::Call(_) => Value::Null,
@@ -45,7 +45,7 @@ impl Reply {
 
 /// One unit of a host's input.
 #[derive(Debug)]
-pub enum Submission {
+pub(crate) enum Submission {
     Command {
         command: Command,
         reply: Reply,
@@ -57,29 +57,29 @@ pub enum Submission {
 
 /// The host stopped before it answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostGone;
+pub(crate) struct HostGone;
 
 /// A front end's handle on a host: cheap to clone, one per task that
 /// submits.
 #[derive(Clone)]
-pub struct HostHandle {
+pub(crate) struct HostHandle {
     tx: mpsc::Sender<Submission>,
 }
 
 /// A handle and the receiver its host reads.
-pub fn channel() -> (HostHandle, mpsc::Receiver<Submission>) {
+pub(crate) fn channel() -> (HostHandle, mpsc::Receiver<Submission>) {
     let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
     (HostHandle { tx }, rx)
 }
 
 impl HostHandle {
     /// Hands the host one unit of input; fails once it stopped reading.
-    pub async fn submit(&self, submission: Submission) -> Result<(), HostGone> {
+    pub(crate) async fn submit(&self, submission: Submission) -> Result<(), HostGone> {
         self.tx.send(submission).await.map_err(|_| HostGone)
     }
 
     /// Sends a command and waits for its answer.
-    pub async fn call(&self, command: Command) -> Result<Answer, HostGone> {
+    pub(crate) async fn call(&self, command: Command) -> Result<Answer, HostGone> {
         let (tx, rx) = oneshot::channel();
         let reply = Reply::Call(tx);
         self.submit(Submission::Command { command, reply }).await?;

@@ -17,7 +17,7 @@ use crate::protocol::{Command, Frame, MessageUpdate, StreamEvent};
 use crate::sink::{BoxFuture, FrameSink, Sink};
 
 /// A running host and what it wrote.
-pub struct MemoryHost {
+pub(crate) struct MemoryHost {
     handle: HostHandle,
     frames: mpsc::UnboundedReceiver<Value>,
     settings: watch::Receiver<SessionSettings>,
@@ -26,7 +26,7 @@ pub struct MemoryHost {
 
 /// Starts a host on a session's parts (`factory::prepare` makes them from
 /// flags, as `rpc` would). Must run inside a tokio runtime.
-pub fn start(parts: Parts) -> MemoryHost {
+pub(crate) fn start(parts: Parts) -> MemoryHost {
     let (tx, frames) = mpsc::unbounded_channel();
     let (handle, submissions) = channel();
     let (host, channels) = Host::new(parts, Sink::new(MemorySink { tx }));
@@ -43,32 +43,24 @@ pub fn start(parts: Parts) -> MemoryHost {
 
 impl MemoryHost {
     /// Sends a command and waits (bounded) for its typed answer.
-    pub async fn call(&self, command: Command) -> Result<Answer, HostGone> {
+    pub(crate) async fn call(&self, command: Command) -> Result<Answer, HostGone> {
         let within = tokio::time::timeout(Duration::from_secs(10), self.handle.call(command));
         within.await.map_err(|_| HostGone)?
     }
 
     /// The session's settings as the host published them last.
-    pub fn settings(&self) -> SessionSettings {
+    pub(crate) fn settings(&self) -> SessionSettings {
         self.settings.borrow().clone()
     }
 
     /// The host's handle, to send from another task.
-    pub fn handle(&self) -> HostHandle {
+    pub(crate) fn handle(&self) -> HostHandle {
         self.handle.clone()
-    }
-
-    /// The next frame the host wrote, waiting at most `within`.
-    pub async fn frame(&mut self, within: Duration) -> Option<Value> {
-        tokio::time::timeout(within, self.frames.recv())
-            .await
-            .ok()
-            .flatten()
     }
 
     /// Frames up to and including the first of type `kind`, waiting at
     /// most `within` in all.
-    pub async fn frames_until(&mut self, kind: &str, within: Duration) -> Vec<Value> {
+    pub(crate) async fn frames_until(&mut self, kind: &str, within: Duration) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + within;
         let mut seen = Vec::new();
         while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, self.frames.recv()).await {
@@ -82,7 +74,7 @@ impl MemoryHost {
     }
 
     /// Asks the host to shut down and returns its exit code.
-    pub async fn shutdown(self) -> Option<i32> {
+    pub(crate) async fn shutdown(self) -> Option<i32> {
         let _ = self.call(Command::Shutdown).await;
         drop(self.handle);
         let done = tokio::time::timeout(Duration::from_secs(5), self.running).await;

@@ -22,9 +22,10 @@
 
 mod handlers;
 mod link;
-pub mod memory;
+#[cfg(test)]
+mod memory;
 mod model_watch;
-pub mod pending;
+pub(crate) mod pending;
 mod settings;
 mod signals;
 mod turn;
@@ -44,10 +45,10 @@ use crate::protocol::{Dropped, Frame, PromptParams, Response, ResponseFrame};
 use crate::provider::Providers;
 use crate::session::{Session, SessionFile, Store};
 use crate::sink::Sink;
-pub use link::{channel, Answer, HostGone, HostHandle, Reply, Submission};
+pub(crate) use link::{channel, Answer, HostGone, HostHandle, Reply, Submission};
 use pending::{Awaits, Pending, Token};
-pub use settings::SessionSettings;
-pub use signals::Signals;
+pub(crate) use settings::SessionSettings;
+pub(crate) use signals::Signals;
 
 /// How long a cancelled turn may take to report before the host stops
 /// waiting for it on exit. Turns normally report within the cancel grace.
@@ -57,7 +58,7 @@ const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// the working directory, which follows a `switch_session` or `fork` into
 /// another session's (unless `--cwd` pinned it), and `compaction.forced_off`,
 /// which a `set_auto_compaction` lifts.
-pub struct Settings {
+pub(crate) struct Settings {
     pub cwd: String,
     /// The same directory as a path, for tools.
     pub cwd_path: std::path::PathBuf,
@@ -73,7 +74,7 @@ pub struct Settings {
 
 /// Compaction settings from the config and flags.
 #[derive(Debug, Clone, Copy)]
-pub struct CompactionSettings {
+pub(crate) struct CompactionSettings {
     /// The default for sessions that never ran `set_auto_compaction`.
     pub auto: bool,
     /// `--no-auto-compaction`: off for this process whatever the session says.
@@ -160,7 +161,7 @@ enum Deferred {
     },
 }
 
-pub struct Host {
+pub(crate) struct Host {
     settings: Settings,
     /// The session's system prompt: read at its start, rebuilt when the
     /// permission mode changes.
@@ -201,14 +202,14 @@ pub struct Host {
 
 /// Receivers the loop selects over, split from `Host` so `select!` can
 /// borrow them while handlers borrow the host.
-pub struct HostChannels {
+pub(crate) struct HostChannels {
     turn_rx: mpsc::UnboundedReceiver<(String, TurnMsg)>,
     deferred_rx: mpsc::UnboundedReceiver<Deferred>,
 }
 
 /// What the host is started with: the services and the session in use
 /// (built by `factory.rs` for either front end).
-pub struct Parts {
+pub(crate) struct Parts {
     pub settings: Settings,
     pub context: SessionPrompt,
     pub gate: Arc<crate::permissions::Gate>,
@@ -226,7 +227,7 @@ pub struct Parts {
 impl Host {
     /// A host for `parts` writing to `out`. Its settings can be watched
     /// from the start ([`Host::settings`]).
-    pub fn new(parts: Parts, out: Sink) -> (Self, HostChannels) {
+    pub(crate) fn new(parts: Parts, out: Sink) -> (Self, HostChannels) {
         let Parts {
             settings,
             context,
@@ -307,12 +308,12 @@ impl Host {
     }
 
     /// The session's settings, kept current for as long as the host runs.
-    pub fn settings(&self) -> watch::Receiver<SessionSettings> {
+    pub(crate) fn settings(&self) -> watch::Receiver<SessionSettings> {
         self.published.subscribe()
     }
 
     /// Runs until the host should exit; returns the process exit code.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Submission>,
         mut channels: HostChannels,

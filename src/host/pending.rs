@@ -21,11 +21,11 @@ use crate::protocol::{CommandName, ErrorCode, NotRun, Response};
 /// A command's place in the ledger. Tokens grow with arrival, so walking
 /// the ledger in token order answers commands in the order they came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Token(u64);
+pub(crate) struct Token(u64);
 
 /// What an unanswered command is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Awaits {
+pub(crate) enum Awaits {
     /// Its handler is running on the loop right now.
     Handler,
     /// A spawned task computes its answer (a listing, a model check).
@@ -38,7 +38,7 @@ pub enum Awaits {
 
 /// An unanswered command: where its answer goes and what it must carry.
 #[derive(Debug)]
-pub struct Open {
+pub(crate) struct Open {
     pub reply: Reply,
     pub command: CommandName,
     awaits: Awaits,
@@ -46,20 +46,20 @@ pub struct Open {
 
 impl Open {
     /// The command's `id` on the wire (`null` for an in-process call).
-    pub fn id(&self) -> Value {
+    pub(crate) fn id(&self) -> Value {
         self.reply.id()
     }
 }
 
 #[derive(Debug, Default)]
-pub struct Pending {
+pub(crate) struct Pending {
     next: u64,
     open: BTreeMap<Token, Open>,
 }
 
 impl Pending {
     /// Registers a command that has just been read.
-    pub fn register(&mut self, reply: Reply, command: CommandName) -> Token {
+    pub(crate) fn register(&mut self, reply: Reply, command: CommandName) -> Token {
         self.next += 1;
         let token = Token(self.next);
         let open = Open {
@@ -73,7 +73,7 @@ impl Pending {
 
     /// Records what the command now waits for. A token already answered is
     /// left alone.
-    pub fn wait(&mut self, token: Token, awaits: Awaits) {
+    pub(crate) fn wait(&mut self, token: Token, awaits: Awaits) {
         if let Some(open) = self.open.get_mut(&token) {
             open.awaits = awaits;
         }
@@ -81,29 +81,29 @@ impl Pending {
 
     /// Takes the command out to answer it. `None` means it was answered
     /// already (at exit): the caller must then write nothing.
-    pub fn take(&mut self, token: Token) -> Option<Open> {
+    pub(crate) fn take(&mut self, token: Token) -> Option<Open> {
         self.open.remove(&token)
     }
 
     /// The command, if it is still unanswered.
-    pub fn get(&self, token: Token) -> Option<&Open> {
+    pub(crate) fn get(&self, token: Token) -> Option<&Open> {
         self.open.get(&token)
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
 
     /// True while a task still owes an answer: the host waits for those
     /// before it exits, so their answers are real ones.
-    pub fn tasks_running(&self) -> bool {
+    pub(crate) fn tasks_running(&self) -> bool {
         self.open.values().any(|o| o.awaits == Awaits::Task)
     }
 
     /// Takes out everything still open, in arrival order, with its
     /// answer: prompts and follow-ups that never ran are `cancelled` (they
     /// did no harm), anything else an `internal` error saying why.
-    pub fn cancel_all(&mut self, reason: &str) -> Vec<(Open, Answer)> {
+    pub(crate) fn cancel_all(&mut self, reason: &str) -> Vec<(Open, Answer)> {
         std::mem::take(&mut self.open)
             .into_values()
             .map(|open| {

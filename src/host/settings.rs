@@ -18,7 +18,7 @@ use crate::session::{self, Entry};
 
 /// A session's settings as they are now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionSettings {
+pub(crate) struct SessionSettings {
     pub session_id: String,
     pub mode: Mode,
     pub model: Option<String>,

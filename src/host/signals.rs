@@ -3,14 +3,14 @@
 /// Created before `ready` is written, so a signal at any moment after it
 /// acts like `shutdown`. If a handler cannot be installed the default
 /// disposition (exit) stays.
-pub struct Signals {
+pub(crate) struct Signals {
     term: Option<tokio::signal::unix::Signal>,
     int: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
     #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         use tokio::signal::unix::{signal, SignalKind};
         let term = signal(SignalKind::terminate())
             .map_err(|e| tracing::warn!("cannot handle SIGTERM: {e}"))
@@ -23,7 +23,7 @@ impl Signals {
 
     /// A stream that never fires: for hosts run inside another loop that
     /// handles signals once for all of them (ACP mode).
-    pub fn none() -> Self {
+    pub(crate) fn none() -> Self {
         Signals {
             term: None,
             int: None,

@@ -103,12 +103,12 @@ impl Drop for Group {
 }
 
 impl Conn {
-    pub fn peer(&self) -> Peer<RoleClient> {
+    pub(super) fn peer(&self) -> Peer<RoleClient> {
         self.service.peer().clone()
     }
 
     /// The session ended (the server exited or the connection broke).
-    pub fn is_closed(&self) -> bool {
+    pub(super) fn is_closed(&self) -> bool {
         self.service.is_closed()
     }
 }

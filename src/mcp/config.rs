@@ -18,13 +18,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// How long a server may take to start and list its tools by default.
-pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one tool call may take by default.
-pub const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One MCP server the host connects to.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ServerSpec {
+pub(crate) struct ServerSpec {
     /// Unique among the host's servers; the middle of `mcp__<server>__<tool>`.
     pub name: String,
     pub transport: Transport,
@@ -36,7 +36,7 @@ pub struct ServerSpec {
 
 /// How the host reaches a server.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// A child process speaking MCP on its stdin and stdout.
     Stdio {
         command: String,
@@ -56,7 +56,7 @@ pub enum Transport {
 
 impl ServerSpec {
     /// A server with the default timeouts, enabled.
-    pub fn new(name: impl Into<String>, transport: Transport) -> Self {
+    pub(crate) fn new(name: impl Into<String>, transport: Transport) -> Self {
         ServerSpec {
             name: name.into(),
             transport,
@@ -68,7 +68,7 @@ impl ServerSpec {
 
     /// Checks what a front end built in code, as the parsers do: a name
     /// usable in a tool name, a command or an http(s) URL.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         check_name(&self.name)?;
         match &self.transport {
             Transport::Stdio { command, .. } if command.trim().is_empty() => {
@@ -148,7 +148,7 @@ fn check_name(name: &str) -> Result<()> {
 /// `[mcp_servers.<name>]` in config.toml (Codex's shape).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TomlServer {
+pub(crate) struct TomlServer {
     pub command: Option<String>,
     #[serde(default)]
     pub args: Vec<String>,
@@ -164,7 +164,10 @@ pub struct TomlServer {
 }
 
 /// The config file's servers as specs; `file` names it in errors.
-pub fn from_toml(servers: &BTreeMap<String, TomlServer>, file: &str) -> Result<Vec<ServerSpec>> {
+pub(crate) fn from_toml(
+    servers: &BTreeMap<String, TomlServer>,
+    file: &str,
+) -> Result<Vec<ServerSpec>> {
     servers
         .iter()
         .map(|(name, s)| {
@@ -235,7 +238,7 @@ struct JsonServer {
 }
 
 /// Reads a `--mcp-config` file: `{"mcpServers": {"<name>": {...}}}`.
-pub fn read_json_file(path: &Path) -> Result<Vec<ServerSpec>> {
+pub(crate) fn read_json_file(path: &Path) -> Result<Vec<ServerSpec>> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --mcp-config {file}"))?;
@@ -243,7 +246,7 @@ pub fn read_json_file(path: &Path) -> Result<Vec<ServerSpec>> {
 }
 
 /// Parses `.mcp.json` text; `file` names it in errors.
-pub fn parse_json(text: &str, file: &str) -> Result<Vec<ServerSpec>> {
+pub(crate) fn parse_json(text: &str, file: &str) -> Result<Vec<ServerSpec>> {
     let root: Value =
         serde_json::from_str(text).with_context(|| format!("{file}: not valid JSON"))?;
     let Some(servers) = root.get("mcpServers") else {
@@ -310,7 +313,7 @@ fn json_server(name: &str, value: &Value) -> Result<ServerSpec> {
 
 /// The servers of the config file and the `--mcp-config` files, in that
 /// order; a name given twice is an error naming both places.
-pub fn collect(
+pub(crate) fn collect(
     config: &BTreeMap<String, TomlServer>,
     config_file: &str,
     json_files: &[PathBuf],

@@ -19,7 +19,7 @@ use super::server::{Options, Server, Shared};
 use crate::protocol::McpServerState;
 use crate::tools::{BoxFuture, Tool, ToolSource};
 
-pub struct Manager {
+pub(crate) struct Manager {
     servers: Vec<Arc<Server>>,
     shared: Arc<Shared>,
     /// Stops every server task when the manager goes.
@@ -28,7 +28,7 @@ pub struct Manager {
 
 impl Manager {
     /// Starts every server in the background and returns at once.
-    pub fn start(specs: Vec<ServerSpec>, opts: Options) -> Arc<Manager> {
+    pub(crate) fn start(specs: Vec<ServerSpec>, opts: Options) -> Arc<Manager> {
         let (starting, _) = watch::channel(specs.len());
         let stop = CancellationToken::new();
         let shared = Arc::new(Shared {
@@ -60,12 +60,12 @@ impl Manager {
     }
 
     /// Every server as `get_state` shows it.
-    pub fn states(&self) -> Vec<McpServerState> {
+    pub(crate) fn states(&self) -> Vec<McpServerState> {
         self.servers.iter().map(|s| s.state()).collect()
     }
 
     /// Stops every server (their processes are killed).
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.stop.cancel();
         for s in &self.servers {
             s.disconnect();

@@ -5,11 +5,11 @@
 //! of the tool table (`tool`).
 
 mod client;
-pub mod config;
-pub mod manager;
+pub(crate) mod config;
+pub(crate) mod manager;
 mod server;
 mod tool;
 
-pub use config::{ServerSpec, Transport};
-pub use manager::Manager;
-pub use server::Options;
+pub(crate) use config::{ServerSpec, Transport};
+pub(crate) use manager::Manager;
+pub(crate) use server::Options;

@@ -27,13 +27,13 @@ use crate::protocol::{McpServerState, McpServerStatusFrame, McpStatus};
 use crate::tools::{BoxFuture, Tool, ToolOutput, ToolUpdate};
 
 /// Restarts allowed within [`RESTART_WINDOW`] before a server is given up.
-pub const MAX_RESTARTS: usize = 3;
+pub(super) const MAX_RESTARTS: usize = 3;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
 /// Progress lines buffered per call before further ones are dropped.
 const PROGRESS_CAPACITY: usize = 64;
 
 /// What the manager is given besides the specs.
-pub struct Options {
+pub(crate) struct Options {
     /// The working directory of stdio servers that name none.
     pub cwd: PathBuf,
     /// Variables stdio servers must not inherit (provider keys, `*_API_KEY`).
@@ -55,7 +55,7 @@ pub(super) struct Shared {
 }
 
 /// One server: its spec, its state and its connection.
-pub struct Server {
+pub(super) struct Server {
     spec: ServerSpec,
     state: Mutex<State>,
     handler: Handler,
@@ -102,7 +102,7 @@ impl Server {
         })
     }
 
-    pub fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         &self.spec.name
     }
 

@@ -34,7 +34,7 @@ pub(super) trait Remote: Send + Sync {
     ) -> BoxFuture<'a, ToolOutput>;
 }
 
-pub struct McpTool {
+pub(super) struct McpTool {
     server: Arc<dyn Remote>,
     /// The name the server knows it by.
     remote: String,

@@ -13,11 +13,11 @@
 //! rebuilding them, plus the few items only the turn reads (usage, retries,
 //! the final [`Completion`]).
 
-pub mod extension;
-pub mod http;
-pub mod model_id;
+pub(crate) mod extension;
+pub(crate) mod http;
+pub(crate) mod model_id;
 mod registry;
-pub mod thinking;
+pub(crate) mod thinking;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,14 +31,15 @@ use crate::protocol::{StreamEvent, ThinkingLevel};
 
 // The framing and SSE parsers are tested and fuzzed from outside the crate
 // under these paths; the manifest loader is used by start-up.
-pub use extension::{framing, manifest};
+pub use extension::framing;
+pub(crate) use extension::manifest;
 pub use http::sse;
-pub use model_id::ExtModelId;
-pub use registry::{Providers, Timeouts};
+pub(crate) use model_id::ExtModelId;
+pub(crate) use registry::{Providers, Timeouts};
 
 /// One item of a round, whatever the backend.
 #[derive(Debug)]
-pub enum Event {
+pub(crate) enum Event {
     /// A piece of the answer for the client, sent on as a `message_update`.
     Delta(StreamEvent),
     /// The signature closing the current thinking block (Anthropic).
@@ -55,26 +56,26 @@ pub enum Event {
 }
 
 impl Event {
-    pub fn text(delta: String) -> Self {
+    pub(crate) fn text(delta: String) -> Self {
         Event::Delta(StreamEvent::TextDelta { delta })
     }
 
-    pub fn thinking(delta: String) -> Self {
+    pub(crate) fn thinking(delta: String) -> Self {
         Event::Delta(StreamEvent::ThinkingDelta { delta })
     }
 
-    pub fn tool_start(tool_call_id: String, name: String) -> Self {
+    pub(crate) fn tool_start(tool_call_id: String, name: String) -> Self {
         Event::Delta(StreamEvent::ToolcallStart { tool_call_id, name })
     }
 
-    pub fn tool_delta(tool_call_id: String, delta: String) -> Self {
+    pub(crate) fn tool_delta(tool_call_id: String, delta: String) -> Self {
         Event::Delta(StreamEvent::ToolcallDelta {
             tool_call_id,
             delta,
         })
     }
 
-    pub fn tool_end(tool_call_id: String, name: String, input: Value) -> Self {
+    pub(crate) fn tool_end(tool_call_id: String, name: String, input: Value) -> Self {
         Event::Delta(StreamEvent::ToolcallEnd {
             tool_call_id,
             name,
@@ -86,7 +87,7 @@ impl Event {
 /// What one provider round is given. Borrowed: the turn keeps the history,
 /// and each backend builds its own request from the typed messages.
 #[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub history: &'a [Arc<Message>],
     pub system_prompt: Option<&'a str>,
     /// The tool definitions offered to the model (the built-in ones are
@@ -100,7 +101,7 @@ pub struct Request<'a> {
 
 /// The final answer of a round.
 #[derive(Debug, Clone, Default)]
-pub struct Completion {
+pub(crate) struct Completion {
     pub content: Vec<Block>,
     pub stop_reason: Option<String>,
     pub usage: Option<Usage>,
@@ -133,37 +134,37 @@ trait Round: Send {
 /// One provider round in flight. Extensions are asked to cancel, given a
 /// grace, then killed; an HTTP round's task is dropped, closing the
 /// connection at once.
-pub struct ProviderStream(Box<dyn Round>);
+pub(crate) struct ProviderStream(Box<dyn Round>);
 
 impl ProviderStream {
-    pub fn needs_idle_timeout(&self) -> bool {
+    pub(crate) fn needs_idle_timeout(&self) -> bool {
         self.0.needs_idle_timeout()
     }
 
     /// An item that is already waiting, without waiting for one.
-    pub fn try_next(&mut self) -> Option<anyhow::Result<Event>> {
+    pub(crate) fn try_next(&mut self) -> Option<anyhow::Result<Event>> {
         self.0.try_next()
     }
 
     /// The next item; `Err` when the round failed.
-    pub async fn next(&mut self) -> anyhow::Result<Event> {
+    pub(crate) async fn next(&mut self) -> anyhow::Result<Event> {
         match std::future::poll_fn(|cx| self.0.poll_next(cx)).await {
             Some(item) => item,
             None => Err(self.0.closed().await),
         }
     }
 
-    pub async fn cancel(self) {
+    pub(crate) async fn cancel(self) {
         self.0.cancel().await
     }
 
-    pub fn idle_failure(&self, secs: u64) -> String {
+    pub(crate) fn idle_failure(&self, secs: u64) -> String {
         self.0.idle_failure(secs)
     }
 
     /// Gives up on a stalled round. A stalled extension is killed, since it
     /// may still be producing output for it.
-    pub fn abandon(&self, why: &str) {
+    pub(crate) fn abandon(&self, why: &str) {
         self.0.abandon(why)
     }
 }

@@ -11,12 +11,12 @@ use super::http::catalog;
 
 /// Where a model id points.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target<'a> {
+pub(crate) enum Target<'a> {
     Http { provider: &'a str, model: &'a str },
     Extension(ExtModelId<'a>),
 }
 
-pub fn parse(id: &str) -> anyhow::Result<Target<'_>> {
+pub(crate) fn parse(id: &str) -> anyhow::Result<Target<'_>> {
     if let Some((provider, model)) = id.split_once('/') {
         if !provider.contains(':') {
             if provider.is_empty() || model.is_empty() {
@@ -44,13 +44,13 @@ pub fn parse(id: &str) -> anyhow::Result<Target<'_>> {
 /// An extension model id split into its parts: `<plugin>:<provider>:<model>`.
 /// The model part may itself contain ':' (e.g. `qwen2.5:7b`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtModelId<'a> {
+pub(crate) struct ExtModelId<'a> {
     pub plugin: &'a str,
     pub provider: &'a str,
     pub model: &'a str,
 }
 
-pub fn parse_ext_model(id: &str) -> Option<ExtModelId<'_>> {
+pub(crate) fn parse_ext_model(id: &str) -> Option<ExtModelId<'_>> {
     let mut parts = id.splitn(3, ':');
     let (plugin, provider, model) = (parts.next()?, parts.next()?, parts.next()?);
     if plugin.is_empty() || provider.is_empty() || model.is_empty() {

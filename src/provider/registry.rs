@@ -28,7 +28,7 @@ const LISTING_WAIT: Duration = Duration::from_millis(750);
 
 /// Timeouts that apply to provider calls.
 #[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     pub init: Duration,
     pub idle: Duration,
     pub cancel_grace: Duration,
@@ -47,7 +47,7 @@ enum Backend<'a> {
     },
 }
 
-pub struct Providers {
+pub(crate) struct Providers {
     extensions: Vec<Arc<Extension>>,
     endpoints: BTreeMap<String, Endpoint>,
     default_model: Option<String>,
@@ -56,7 +56,7 @@ pub struct Providers {
 }
 
 impl Providers {
-    pub fn new(
+    pub(crate) fn new(
         manifests: Vec<Manifest>,
         config: &Config,
         timeouts: Timeouts,
@@ -88,7 +88,7 @@ impl Providers {
 
     /// Starts every extension in the background so that its models are known
     /// by the time a client asks; failures are kept for later reporting.
-    pub fn warm_up(self: &Arc<Self>) {
+    pub(crate) fn warm_up(self: &Arc<Self>) {
         for ext in &self.extensions {
             let ext = ext.clone();
             tokio::spawn(async move {
@@ -133,7 +133,7 @@ impl Providers {
     /// Checks a model id without waiting for anything: the syntax, that the
     /// provider or plugin exists. An extension's own provider and model names
     /// are checked by [`Providers::check_model`] once it has started.
-    pub fn check_model_quick(&self, id: &str) -> anyhow::Result<()> {
+    pub(crate) fn check_model_quick(&self, id: &str) -> anyhow::Result<()> {
         self.resolve(id).map(drop)
     }
 
@@ -150,7 +150,7 @@ impl Providers {
     }
 
     /// Full check of a model id, starting its extension if needed.
-    pub async fn check_model(&self, id: &str) -> anyhow::Result<()> {
+    pub(crate) async fn check_model(&self, id: &str) -> anyhow::Result<()> {
         match self.resolve(id)? {
             // Any model name may be sent to an HTTP endpoint: services add
             // models faster than a catalogue can follow.
@@ -162,7 +162,7 @@ impl Providers {
     /// The full check when it needs no waiting: always for HTTP ids, and for
     /// an extension that has already reported its models. `None` when the
     /// extension must start first.
-    pub fn check_model_now(&self, id: &str) -> Option<anyhow::Result<()>> {
+    pub(crate) fn check_model_now(&self, id: &str) -> Option<anyhow::Result<()>> {
         let checked = match self.resolve(id) {
             Ok(Backend::Http { .. }) => Ok(()),
             Ok(Backend::Extension { ext, id }) => {
@@ -179,7 +179,7 @@ impl Providers {
     /// first (then [`Providers::reach`] decides). Decided before anything
     /// of the prompt is stored, so a prompt that could never run leaves no
     /// trace.
-    pub fn reach_now(&self, model: Option<&str>) -> Option<Result<String, Coded>> {
+    pub(crate) fn reach_now(&self, model: Option<&str>) -> Option<Result<String, Coded>> {
         let model = match model.or(self.default_model.as_deref()) {
             Some(m) => m.to_owned(),
             None => {
@@ -220,7 +220,7 @@ impl Providers {
     /// [`Providers::reach_now`], waiting for extensions to start. An
     /// extension that cannot start makes its models unreachable
     /// (`provider_error`, with why).
-    pub async fn reach(&self, model: Option<&str>) -> Result<String, Coded> {
+    pub(crate) async fn reach(&self, model: Option<&str>) -> Result<String, Coded> {
         let model = match model.or(self.default_model.as_deref()) {
             Some(m) => m.to_owned(),
             None => self.default_model().await.ok_or_else(no_model)?,
@@ -252,7 +252,7 @@ impl Providers {
 
     /// Every model: extension models (starting extensions if needed), then
     /// the catalogue and configured models of every HTTP endpoint.
-    pub async fn available_models(&self) -> Vec<ModelEntry> {
+    pub(crate) async fn available_models(&self) -> Vec<ModelEntry> {
         // Extensions still starting get a short, shared wait: the answer must
         // come fast even when one of them hangs in initialize.
         self.available_models_within(LISTING_WAIT).await
@@ -261,7 +261,7 @@ impl Providers {
     /// [`Providers::available_models`], waiting up to `wait` in all for
     /// extensions still starting (a background listing can wait for a
     /// slow extension; a command's answer cannot).
-    pub async fn available_models_within(&self, wait: Duration) -> Vec<ModelEntry> {
+    pub(crate) async fn available_models_within(&self, wait: Duration) -> Vec<ModelEntry> {
         let mut out = Vec::new();
         let deadline = tokio::time::Instant::now() + wait;
         for ext in &self.extensions {
@@ -311,7 +311,7 @@ impl Providers {
 
     /// The model used when none was chosen: the config's `default_model`,
     /// else the first available one.
-    pub async fn default_model(&self) -> Option<String> {
+    pub(crate) async fn default_model(&self) -> Option<String> {
         if let Some(m) = &self.default_model {
             return Some(m.clone());
         }
@@ -340,7 +340,7 @@ impl Providers {
     /// does not offer the model, if it does not. `None` in every other case
     /// (an HTTP model, a known extension, a model offered, a failed start —
     /// which is reported where it is used).
-    pub async fn unoffered_after_start(&self, id: &str) -> Option<String> {
+    pub(crate) async fn unoffered_after_start(&self, id: &str) -> Option<String> {
         let Ok(Backend::Extension { ext, id }) = self.resolve(id) else {
             return None;
         };
@@ -354,7 +354,7 @@ impl Providers {
     }
 
     /// The config file's `default_model`, if it sets one.
-    pub fn configured_default(&self) -> Option<&str> {
+    pub(crate) fn configured_default(&self) -> Option<&str> {
         self.default_model.as_deref()
     }
 
@@ -362,7 +362,7 @@ impl Providers {
     /// `default_model`, else (with no extension, whose models come first)
     /// the first available HTTP model. `None` when extensions must report
     /// first, or nothing is available.
-    pub fn default_model_now(&self) -> Option<String> {
+    pub(crate) fn default_model_now(&self) -> Option<String> {
         if let Some(m) = &self.default_model {
             return Some(m.clone());
         }
@@ -376,12 +376,12 @@ impl Providers {
     }
 
     /// Whether the default model can depend on extensions still starting.
-    pub fn has_extensions(&self) -> bool {
+    pub(crate) fn has_extensions(&self) -> bool {
         !self.extensions.is_empty()
     }
 
     /// The environment variables that hold provider keys.
-    pub fn key_vars(&self) -> Vec<String> {
+    pub(crate) fn key_vars(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .endpoints
             .values()
@@ -393,7 +393,7 @@ impl Providers {
     }
 
     /// Prices of a model, when known (catalogue or config).
-    pub fn price(&self, id: &str) -> Option<Price> {
+    pub(crate) fn price(&self, id: &str) -> Option<Price> {
         match self.resolve(id).ok()? {
             Backend::Http { endpoint, model } => endpoint.model(model)?.price,
             Backend::Extension { .. } => None,
@@ -402,7 +402,7 @@ impl Providers {
 
     /// The model's context window and output limit, where known (the
     /// catalogue, the config, or the extension's model info).
-    pub async fn limits(&self, id: &str) -> (Option<u64>, Option<u64>) {
+    pub(crate) async fn limits(&self, id: &str) -> (Option<u64>, Option<u64>) {
         match self.resolve(id) {
             Ok(Backend::Http { endpoint, model }) => endpoint
                 .model(model)
@@ -425,7 +425,11 @@ impl Providers {
     }
 
     /// Opens one round against `model`.
-    pub async fn stream(&self, model: &str, req: &Request<'_>) -> anyhow::Result<ProviderStream> {
+    pub(crate) async fn stream(
+        &self,
+        model: &str,
+        req: &Request<'_>,
+    ) -> anyhow::Result<ProviderStream> {
         match self.resolve(model)? {
             Backend::Http { endpoint, model } => http::open(&self.http, endpoint, model, req),
             Backend::Extension { ext, id } => {
@@ -435,7 +439,7 @@ impl Providers {
     }
 
     /// Stops every running extension, all at once.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         let grace = Duration::from_millis(200);
         let mut set = tokio::task::JoinSet::new();
         for ext in &self.extensions {

@@ -29,7 +29,7 @@ use crate::protocol::StreamEvent;
 
 /// What a path is, as far as the file tools care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
+pub(crate) enum FileKind {
     File,
     Dir,
     /// A FIFO, a device, a socket: opening one could block or never end.
@@ -38,13 +38,13 @@ pub enum FileKind {
 
 /// A path's metadata, symlinks followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileMeta {
+pub(crate) struct FileMeta {
     pub kind: FileKind,
     pub len: u64,
 }
 
 /// Where the file tools (`read`, `write`, `edit`) read and write.
-pub trait FileSystem: Send + Sync {
+pub(crate) trait FileSystem: Send + Sync {
     fn metadata(&self, path: &Path) -> io::Result<FileMeta>;
 
     /// A regular file's bytes, from the start; the caller stops reading
@@ -57,7 +57,7 @@ pub trait FileSystem: Send + Sync {
 }
 
 /// Where the `bash` tool runs its command.
-pub trait Processes: Send + Sync {
+pub(crate) trait Processes: Send + Sync {
     /// Starts `command` in a shell in `cwd` with stdin empty, stdout and
     /// stderr together on one stream.
     fn shell(&self, command: &str, cwd: &Path) -> io::Result<Shell>;
@@ -65,7 +65,7 @@ pub trait Processes: Send + Sync {
 
 /// A running shell command: its output and the process, apart so that a
 /// tool can read the one while it waits for the other.
-pub struct Shell {
+pub(crate) struct Shell {
     /// stdout and stderr in the order they were written; ends when every
     /// process holding it has closed it.
     pub output: Box<dyn AsyncRead + Send + Unpin>,
@@ -74,7 +74,7 @@ pub struct Shell {
 
 /// The process side of a [`Shell`]. Dropping it kills the command and
 /// everything it started, so nothing outlives a call that is dropped.
-pub trait ShellProcess: Send {
+pub(crate) trait ShellProcess: Send {
     /// The shell's exit; cancel-safe, so it can sit in a `select!`.
     fn wait(&mut self) -> BoxFuture<'_, io::Result<ExitStatus>>;
 
@@ -85,7 +85,11 @@ pub trait ShellProcess: Send {
 
 /// Something a running tool reports before its result.
 #[derive(Debug, Clone)]
-pub enum ToolUpdate {
+#[expect(
+    dead_code,
+    reason = "the seam for the editor's terminal, plans and subagents (issues 20-22): only `Output` is produced today"
+)]
+pub(crate) enum ToolUpdate {
     /// A line of output (bash), or a progress line (an MCP server's),
     /// without its newline.
     Output(String),
@@ -100,13 +104,14 @@ pub enum ToolUpdate {
 
 /// One step of a [`ToolUpdate::Plan`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanEntry {
+pub(crate) struct PlanEntry {
     pub content: String,
     pub status: PlanStatus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlanStatus {
+#[expect(dead_code, reason = "plans are produced from issue 21 on")]
+pub(crate) enum PlanStatus {
     Pending,
     InProgress,
     Completed,
@@ -116,13 +121,13 @@ pub enum PlanStatus {
 /// update channel of one call. (`Backends::local`, in `local.rs`, makes
 /// the local ones.)
 #[derive(Clone)]
-pub struct Backends {
+pub(crate) struct Backends {
     pub fs: Arc<dyn FileSystem>,
     pub processes: Arc<dyn Processes>,
 }
 
 impl Backends {
-    pub fn env(&self, updates: mpsc::Sender<ToolUpdate>) -> ToolEnv {
+    pub(crate) fn env(&self, updates: mpsc::Sender<ToolUpdate>) -> ToolEnv {
         ToolEnv {
             fs: self.fs.clone(),
             processes: self.processes.clone(),
@@ -132,7 +137,7 @@ impl Backends {
 }
 
 /// What one tool call may touch.
-pub struct ToolEnv {
+pub(crate) struct ToolEnv {
     pub fs: Arc<dyn FileSystem>,
     pub processes: Arc<dyn Processes>,
     /// Incremental output for `tool_execution_update` events. A closed

@@ -208,7 +208,7 @@ impl Drop for LocalShell {
 impl Backends {
     /// The local disk, and local processes that do not inherit
     /// `env_remove` (the API keys).
-    pub fn local(env_remove: Arc<Vec<String>>) -> Backends {
+    pub(crate) fn local(env_remove: Arc<Vec<String>>) -> Backends {
         Backends {
             fs: Arc::new(LocalFs),
             processes: Arc::new(LocalProcesses {

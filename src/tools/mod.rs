@@ -27,7 +27,7 @@ mod fsutil;
 mod grep;
 mod local;
 mod ls;
-pub mod paths;
+pub(crate) mod paths;
 mod read;
 mod source;
 mod table;
@@ -40,20 +40,17 @@ use std::path::PathBuf;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::permissions::Access;
-pub use env::{
-    Backends, FileKind, FileMeta, FileSystem, PlanEntry, PlanStatus, Processes, Shell,
-    ShellProcess, ToolEnv, ToolUpdate,
-};
-pub use source::{Builtins, ToolSource, ToolSources};
-pub use table::{Offer, Toolset};
-pub use tool::{BoxFuture, Tool};
+pub(crate) use crate::permissions::Access;
+pub(crate) use env::{Backends, FileKind, FileSystem, Shell, ToolEnv, ToolUpdate};
+pub(crate) use source::{Builtins, ToolSource, ToolSources};
+pub(crate) use table::{Offer, Toolset};
+pub(crate) use tool::{BoxFuture, Tool};
 
 /// Updates buffered between a tool and the turn.
-pub const UPDATE_CAPACITY: usize = 1024;
+pub(crate) const UPDATE_CAPACITY: usize = 1024;
 
 /// Where and how one tool call runs.
-pub struct ToolCtx {
+pub(crate) struct ToolCtx {
     /// The session's working directory, canonical.
     pub cwd: PathBuf,
     /// Abort: a running tool stops now and reports "aborted".
@@ -64,7 +61,7 @@ pub struct ToolCtx {
 
 /// The result handed back to the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolOutput {
+pub(crate) struct ToolOutput {
     pub content: String,
     pub is_error: bool,
     /// Images the model is shown with the text (an MCP tool's image
@@ -74,7 +71,7 @@ pub struct ToolOutput {
 
 /// A base64 image in a tool's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolImage {
+pub(crate) struct ToolImage {
     pub media_type: String,
     /// Base64, as the server sent it.
     pub data: String,
@@ -115,7 +112,7 @@ impl From<anyhow::Result<String>> for ToolOutput {
 
 /// What a call would do, for the permission prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Preview {
+pub(crate) struct Preview {
     /// A short line such as "Edit src/lib.rs (1 replacement)".
     pub title: String,
     /// The unified diff a `write` or `edit` would make.
@@ -132,7 +129,7 @@ pub struct Preview {
 /// sends its [`Offer`]'s definitions (for the permission mode, with the
 /// session's MCP tools). Only compaction's estimate of a request's size
 /// reads them (`compaction::tool_tokens`).
-pub fn definitions() -> &'static [Value] {
+pub(crate) fn definitions() -> &'static [Value] {
     Toolset::builtin().definitions()
 }
 
@@ -182,12 +179,12 @@ pub(crate) mod test_util {
 
     /// A context rooted at `dir` on the local backends, whose update
     /// receiver is handed back.
-    pub fn ctx(dir: &Path) -> (ToolCtx, mpsc::Receiver<ToolUpdate>) {
+    pub(crate) fn ctx(dir: &Path) -> (ToolCtx, mpsc::Receiver<ToolUpdate>) {
         ctx_with(dir, Default::default())
     }
 
     /// The same, with bash children not inheriting `env_remove`.
-    pub fn ctx_with(
+    pub(crate) fn ctx_with(
         dir: &Path,
         env_remove: std::sync::Arc<Vec<String>>,
     ) -> (ToolCtx, mpsc::Receiver<ToolUpdate>) {
@@ -205,7 +202,7 @@ pub(crate) mod test_util {
     }
 
     /// The text of the output updates received so far.
-    pub fn lines(rx: &mut mpsc::Receiver<ToolUpdate>) -> Vec<String> {
+    pub(crate) fn lines(rx: &mut mpsc::Receiver<ToolUpdate>) -> Vec<String> {
         let mut lines = Vec::new();
         while let Ok(update) = rx.try_recv() {
             if let ToolUpdate::Output(line) = update {

@@ -22,7 +22,7 @@ const MAX_SYMLINKS: usize = 40;
 /// `..` lexically and resolve symlinks of the longest existing ancestor (so
 /// a not-yet-existing file under a symlinked dir resolves to its real
 /// location).
-pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf> {
+pub(crate) fn resolve(cwd: &Path, path: &str) -> Result<PathBuf> {
     if path.is_empty() {
         bail!("the path is empty");
     }
@@ -83,7 +83,7 @@ pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf> {
 }
 
 /// True when `path` (already resolved) is inside one of `roots` (canonical).
-pub fn is_inside(path: &Path, roots: &[PathBuf]) -> bool {
+pub(crate) fn is_inside(path: &Path, roots: &[PathBuf]) -> bool {
     roots.iter().any(|root| path.starts_with(root))
 }
 

@@ -16,7 +16,7 @@ use super::tool::{BoxFuture, Tool};
 use crate::protocol::Mode;
 
 /// A place tools come from.
-pub trait ToolSource: Send + Sync {
+pub(crate) trait ToolSource: Send + Sync {
     /// Named in logs (a tool dropped for a name clash).
     fn name(&self) -> &str;
 
@@ -36,7 +36,7 @@ pub trait ToolSource: Send + Sync {
 }
 
 /// The built-in tools, which never change.
-pub struct Builtins;
+pub(crate) struct Builtins;
 
 impl ToolSource for Builtins {
     fn name(&self) -> &str {
@@ -53,7 +53,7 @@ impl ToolSource for Builtins {
 }
 
 /// A session's sources, asked in order; an earlier source wins a name.
-pub struct ToolSources {
+pub(crate) struct ToolSources {
     sources: Vec<Arc<dyn ToolSource>>,
     offers: Mutex<Option<Offers>>,
 }
@@ -66,7 +66,7 @@ struct Offers {
 }
 
 impl ToolSources {
-    pub fn new(sources: Vec<Arc<dyn ToolSource>>) -> ToolSources {
+    pub(crate) fn new(sources: Vec<Arc<dyn ToolSource>>) -> ToolSources {
         ToolSources {
             sources,
             offers: Mutex::new(None),
@@ -75,7 +75,7 @@ impl ToolSources {
 
     /// What a round offers in `mode`. Waits first for sources still
     /// discovering their tools, or until `cancel`.
-    pub async fn offer(&self, mode: Mode, cancel: &CancellationToken) -> Arc<Offer> {
+    pub(crate) async fn offer(&self, mode: Mode, cancel: &CancellationToken) -> Arc<Offer> {
         for source in &self.sources {
             source.ready(cancel).await;
         }

@@ -26,7 +26,7 @@ use super::ToolOutput;
 /// A set of tools with distinct names, in the order they are offered to the
 /// model. Cloning shares the tools themselves.
 #[derive(Clone)]
-pub struct Toolset {
+pub(crate) struct Toolset {
     tools: Vec<Arc<dyn Tool>>,
     /// `definitions[i]` is `tools[i].definition()`.
     definitions: Vec<Value>,
@@ -35,7 +35,7 @@ pub struct Toolset {
 
 impl Toolset {
     /// The built-in tools: read, write, edit, bash, ls, find, grep.
-    pub fn builtin() -> &'static Toolset {
+    pub(crate) fn builtin() -> &'static Toolset {
         static BUILTIN: LazyLock<Toolset> = LazyLock::new(|| {
             let tools: [Arc<dyn Tool>; 7] = [
                 Arc::new(ReadTool),
@@ -68,18 +68,10 @@ impl Toolset {
         }
     }
 
-    /// This table and `extra` after it, for a session that brings its own
-    /// tools. A name already taken is refused: the model could not tell the
-    /// two apart, and providers reject a request that offers a name twice.
-    pub fn with(&self, extra: impl IntoIterator<Item = Arc<dyn Tool>>) -> Result<Toolset> {
-        let mut set = self.clone();
-        for tool in extra {
-            set.add(tool)?;
-        }
-        Ok(set)
-    }
-
-    /// Adds `tool` at the end; an error if its name is taken.
+    /// Adds `tool` at the end (a session's table is the built-in one and its
+    /// sources' tools after it). A name already taken is refused: the model
+    /// could not tell the two apart, and providers reject a request that
+    /// offers a name twice.
     pub(super) fn add(&mut self, tool: Arc<dyn Tool>) -> Result<()> {
         let name = tool.name().to_owned();
         if self.by_name.contains_key(&name) {
@@ -92,22 +84,22 @@ impl Toolset {
     }
 
     /// The tool the model calls `name`.
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
         self.by_name.get(name).and_then(|&i| self.tools.get(i))
     }
 
     /// Every tool's `{name, description, input_schema}`, in table order.
-    pub fn definitions(&self) -> &[Value] {
+    pub(crate) fn definitions(&self) -> &[Value] {
         &self.definitions
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Tool>> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<dyn Tool>> {
         self.tools.iter()
     }
 
     /// The result for a call to a tool this table does not have. It lists
     /// the tools that exist, so the model can pick one of them instead.
-    pub fn unknown(&self, name: &str) -> ToolOutput {
+    pub(crate) fn unknown(&self, name: &str) -> ToolOutput {
         // Said "built-in" while nothing else joined, so the model knows
         // the list is the fixed one.
         let builtin = Toolset::builtin();
@@ -125,7 +117,7 @@ impl Toolset {
 /// the definitions the model is sent for the permission mode. Shared behind
 /// an `Arc` and rebuilt only when a tool source's version changes
 /// (`source.rs`), so a round takes one pointer copy.
-pub struct Offer {
+pub(crate) struct Offer {
     pub tools: Toolset,
     pub definitions: Vec<Value>,
 }
@@ -134,7 +126,7 @@ impl Offer {
     /// `tools` as offered in `mode`: in read-only mode only the tools that
     /// may run there (the others would be refused, and the system prompt
     /// says they are off), else all of them.
-    pub fn new(tools: Toolset, mode: crate::protocol::Mode) -> Offer {
+    pub(crate) fn new(tools: Toolset, mode: crate::protocol::Mode) -> Offer {
         let definitions = match mode {
             crate::protocol::Mode::ReadOnly => tools
                 .iter()
@@ -253,9 +245,8 @@ mod tests {
 
     #[tokio::test]
     async fn other_tools_join_without_touching_the_builtin_table() {
-        let set = Toolset::builtin()
-            .with([Arc::new(Echo("mcp__echo")) as Arc<dyn Tool>])
-            .unwrap();
+        let mut set = Toolset::builtin().clone();
+        set.add(Arc::new(Echo("mcp__echo"))).unwrap();
         assert_eq!(set.definitions().len(), 8);
         assert_eq!(set.definitions()[7]["name"], "mcp__echo");
         assert_eq!(Toolset::builtin().definitions().len(), 7);
@@ -271,7 +262,7 @@ mod tests {
         assert!(set.unknown("x").content.contains("the tools are read, "));
         assert!(set.unknown("x").content.ends_with("grep and mcp__echo"));
 
-        let clash = set.with([Arc::new(Echo("bash")) as Arc<dyn Tool>]);
+        let clash = set.add(Arc::new(Echo("bash")));
         let err = clash.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("two tools are named `bash`"), "{err}");
     }

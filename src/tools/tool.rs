@@ -18,7 +18,7 @@ use super::{FileSystem, Preview, ToolCtx, ToolOutput};
 use crate::permissions::Access;
 
 /// A future a tool call runs as; boxed so that [`Tool`] can be a trait object.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One tool the model can call.
 ///
@@ -26,7 +26,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// would touch (for confinement and the permission prompt) and
 /// [`Tool::access`] how much it may do; only then is [`Tool::run`] called.
 /// Tools never ask for permission themselves.
-pub trait Tool: Send + Sync {
+pub(crate) trait Tool: Send + Sync {
     /// The name the model calls it by; unique within a table.
     fn name(&self) -> &str;
 

@@ -16,8 +16,6 @@ use serde_json::Value;
 #[derive(Deserialize)]
 struct PluginJson {
     name: Option<String>,
-    #[serde(default)]
-    version: Option<String>,
     extension: Option<ExtensionSection>,
 }
 
@@ -42,12 +40,11 @@ struct ExtensionSection {
 
 /// A validated manifest.
 #[derive(Debug, Clone)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// The plugin id: the name of the directory holding `plugin.json`.
     pub id: String,
     pub root: PathBuf,
     pub name: String,
-    pub version: Option<String>,
     pub command: PathBuf,
     pub args: Vec<String>,
     pub config: Value,
@@ -56,7 +53,7 @@ pub struct Manifest {
 }
 
 /// Reads `plugin.json` from a directory, or the file itself.
-pub fn load(path: &Path) -> Result<Manifest> {
+pub(crate) fn load(path: &Path) -> Result<Manifest> {
     if !path.exists() {
         bail!(
             "extension path {} does not exist (give a plugin directory or its plugin.json)",
@@ -103,7 +100,6 @@ pub fn load(path: &Path) -> Result<Manifest> {
     };
     Ok(Manifest {
         name: json.name.unwrap_or_else(|| id.clone()),
-        version: json.version,
         id,
         root,
         command,
@@ -147,7 +143,7 @@ fn supported(ext: &ExtensionSection, file: &Path) -> Result<()> {
 
 /// All extensions: installed ones first, then explicit ones, which replace an
 /// installed extension with the same id.
-pub fn discover(installed_dir: &Path, explicit: &[PathBuf]) -> Result<Vec<Manifest>> {
+pub(crate) fn discover(installed_dir: &Path, explicit: &[PathBuf]) -> Result<Vec<Manifest>> {
     let mut found: BTreeMap<String, Manifest> = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir(installed_dir) {
         for entry in entries.flatten() {

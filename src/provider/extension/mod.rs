@@ -5,7 +5,7 @@
 //! `stream`.
 
 pub mod framing;
-pub mod manifest;
+pub(crate) mod manifest;
 mod process;
 mod stream;
 
@@ -19,20 +19,19 @@ use tokio::sync::watch;
 
 use super::ExtModelId;
 use manifest::Manifest;
-pub use process::{parse_event, Incoming, Proc};
-pub use stream::open;
+pub(crate) use process::{Incoming, Proc};
+pub(crate) use stream::open;
 
 /// What an extension's `initialize` reported of one provider.
 #[derive(Debug, Clone)]
-pub struct ProviderInfo {
+pub(crate) struct ProviderInfo {
     pub id: String,
-    pub name: String,
     pub models: Vec<ModelInfo>,
 }
 
 /// One model of a provider, with what the extension says it can do.
 #[derive(Debug, Clone)]
-pub struct ModelInfo {
+pub(crate) struct ModelInfo {
     pub id: String,
     pub name: String,
     pub streaming: bool,
@@ -52,7 +51,7 @@ enum Status {
 }
 
 /// One installed extension: its manifest, and the process when running.
-pub struct Extension {
+pub(crate) struct Extension {
     pub manifest: Manifest,
     proc: tokio::sync::Mutex<Option<Arc<Proc>>>,
     providers: Mutex<Option<Arc<Vec<ProviderInfo>>>>,
@@ -64,7 +63,7 @@ pub struct Extension {
 }
 
 impl Extension {
-    pub fn new(manifest: Manifest, init_timeout: Duration) -> Self {
+    pub(crate) fn new(manifest: Manifest, init_timeout: Duration) -> Self {
         Extension {
             manifest,
             proc: tokio::sync::Mutex::new(None),
@@ -75,12 +74,12 @@ impl Extension {
         }
     }
 
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         &self.manifest.id
     }
 
     /// What `initialize` reported, if it has run.
-    pub fn known_providers(&self) -> Option<Arc<Vec<ProviderInfo>>> {
+    pub(crate) fn known_providers(&self) -> Option<Arc<Vec<ProviderInfo>>> {
         self.providers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -89,7 +88,7 @@ impl Extension {
 
     /// The running, initialised process, starting it if needed. Concurrent
     /// callers share one start.
-    pub async fn proc(&self) -> anyhow::Result<Arc<Proc>> {
+    pub(crate) async fn proc(&self) -> anyhow::Result<Arc<Proc>> {
         let seen = self.attempts.load(Ordering::Acquire);
         let mut slot = self.proc.lock().await;
         if let Some(p) = slot.as_ref() {
@@ -146,7 +145,7 @@ impl Extension {
 
     /// The provider list for a listing: what is known now, waiting at most
     /// until `deadline` for a start in progress, and never starting twice.
-    pub async fn providers_by(
+    pub(crate) async fn providers_by(
         self: &Arc<Self>,
         deadline: tokio::time::Instant,
     ) -> anyhow::Result<Arc<Vec<ProviderInfo>>> {
@@ -185,7 +184,7 @@ impl Extension {
 
     /// What `initialize` reported, once the start under way (or the next
     /// one) has settled; `None` if it failed. Starts nothing itself.
-    pub async fn settled(&self) -> Option<Arc<Vec<ProviderInfo>>> {
+    pub(crate) async fn settled(&self) -> Option<Arc<Vec<ProviderInfo>>> {
         let mut status = self.status.subscribe();
         let _ = status
             .wait_for(|s| matches!(s, Status::Ready | Status::Failed(_)))
@@ -194,7 +193,7 @@ impl Extension {
     }
 
     /// Provider list, starting the process if it never ran.
-    pub async fn providers(&self) -> anyhow::Result<Arc<Vec<ProviderInfo>>> {
+    pub(crate) async fn providers(&self) -> anyhow::Result<Arc<Vec<ProviderInfo>>> {
         if let Some(p) = self.known_providers() {
             return Ok(p);
         }
@@ -204,11 +203,11 @@ impl Extension {
     }
 
     /// The model `id` names, starting the process if it never ran.
-    pub async fn model(&self, id: &ExtModelId<'_>) -> anyhow::Result<ModelInfo> {
+    pub(crate) async fn model(&self, id: &ExtModelId<'_>) -> anyhow::Result<ModelInfo> {
         find_model(id, &self.providers().await?)
     }
 
-    pub async fn shutdown(&self, grace: Duration) {
+    pub(crate) async fn shutdown(&self, grace: Duration) {
         let proc = self.proc.lock().await.take();
         if let Some(p) = proc {
             p.shutdown(grace).await;
@@ -217,7 +216,10 @@ impl Extension {
 }
 
 /// A model of an extension's reported providers, or what it has instead.
-pub fn find_model(id: &ExtModelId<'_>, providers: &[ProviderInfo]) -> anyhow::Result<ModelInfo> {
+pub(crate) fn find_model(
+    id: &ExtModelId<'_>,
+    providers: &[ProviderInfo],
+) -> anyhow::Result<ModelInfo> {
     let names = |it: &mut dyn Iterator<Item = &str>| it.collect::<Vec<_>>().join(", ");
     let provider = providers
         .iter()
@@ -290,11 +292,6 @@ fn parse_capabilities(result: &Value) -> Result<Vec<ProviderInfo>, &'static str>
             .unwrap_or_default();
         out.push(ProviderInfo {
             id: id.to_owned(),
-            name: p
-                .get("display_name")
-                .and_then(Value::as_str)
-                .unwrap_or(id)
-                .to_owned(),
             models,
         });
     }

@@ -46,7 +46,7 @@ const BASE_ENV: [&str; 5] = ["PATH", "HOME", "LANG", "TERM", "XDG_RUNTIME_DIR"];
 
 /// What a request's receiver gets.
 #[derive(Debug)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     Event(Event),
     /// An `error` stream event: the extension gave up on the request.
     Failed(String),
@@ -76,7 +76,7 @@ impl Routes {
 }
 
 /// A running extension process.
-pub struct Proc {
+pub(crate) struct Proc {
     plugin_id: String,
     stdin: mpsc::Sender<Vec<u8>>,
     routes: Arc<Mutex<Routes>>,
@@ -148,18 +148,18 @@ impl Proc {
         }))
     }
 
-    pub fn is_alive(&self) -> bool {
+    pub(crate) fn is_alive(&self) -> bool {
         lock(&self.routes).dead.is_none()
     }
 
     /// Waits for this process to be free for a round (see `rounds`).
-    pub async fn round_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    pub(crate) async fn round_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.rounds.clone().acquire_owned().await.ok()
     }
 
     /// Sends a request; its response (and, for a stream, its events) arrive
     /// on the returned receiver, which closes if the process dies.
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         method: &str,
         params: Value,
@@ -187,7 +187,7 @@ impl Proc {
     }
 
     /// A request whose only answer is its result.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         params: Value,
@@ -222,7 +222,7 @@ impl Proc {
     }
 
     /// Fire-and-forget notification (e.g. `$/cancel_request`).
-    pub fn notify(&self, method: &str, params: Value) {
+    pub(crate) fn notify(&self, method: &str, params: Value) {
         let body = json!({"jsonrpc": "2.0", "method": method, "params": params});
         let _ = self
             .stdin
@@ -230,14 +230,14 @@ impl Proc {
     }
 
     /// Kills the process now; callers see it dead at once.
-    pub fn kill(&self, why: &str) {
+    pub(crate) fn kill(&self, why: &str) {
         lock(&self.routes).die(why.to_owned());
         let _ = self.kill.try_send(());
     }
 
     /// Stops routing events to a request that is being abandoned, so stray
     /// events it still sends never reach a later turn.
-    pub fn forget(&self, id: u64) {
+    pub(crate) fn forget(&self, id: u64) {
         let mut routes = lock(&self.routes);
         routes.pending.remove(&id);
         if routes.stream == Some(id) {
@@ -246,7 +246,7 @@ impl Proc {
     }
 
     /// Asks the extension to exit, then makes sure it does.
-    pub async fn shutdown(&self, grace: Duration) {
+    pub(crate) async fn shutdown(&self, grace: Duration) {
         if self.is_alive() {
             let _ = self.call("shutdown", Value::Null, grace).await;
         }
@@ -255,7 +255,7 @@ impl Proc {
 
     /// A message that says what happened to the process: why it died, its
     /// exit status when known within a moment, and its stderr tail.
-    pub async fn failure(&self) -> String {
+    pub(crate) async fn failure(&self) -> String {
         let mut exit = self.exit.clone();
         let _ =
             tokio::time::timeout(Duration::from_millis(300), exit.wait_for(|s| s.is_some())).await;
@@ -276,12 +276,12 @@ impl Proc {
     }
 
     /// "extension <id> <what>", with the stderr tail.
-    pub fn describe(&self, what: &str) -> String {
+    pub(crate) fn describe(&self, what: &str) -> String {
         self.with_stderr(format!("extension {:?} {what}", self.plugin_id))
     }
 
     /// Appends the stderr tail, if there is one.
-    pub fn with_stderr(&self, message: String) -> String {
+    pub(crate) fn with_stderr(&self, message: String) -> String {
         let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
         let tail = tail.trim();
         if tail.is_empty() {
@@ -492,7 +492,7 @@ fn rpc_error_text(err: &Value) -> String {
 
 /// Reads a stream event, flat (`{type, delta}`) or wrapped (`{event: {...}}`).
 /// `done` carries nothing the final result does not, so it is dropped here.
-pub fn parse_event(params: Value) -> Option<Incoming> {
+pub(crate) fn parse_event(params: Value) -> Option<Incoming> {
     let mut ev = match params {
         Value::Object(mut m) if !m.contains_key("type") && m.contains_key("event") => {
             m.remove("event")?

@@ -15,7 +15,7 @@ use crate::message::{Block, Usage};
 use crate::provider::{BoxFuture, Completion, Event, ExtModelId, ProviderStream, Request, Round};
 
 /// Sends the round's request to the extension and returns its stream.
-pub async fn open(
+pub(crate) async fn open(
     ext: &Extension,
     id: &ExtModelId<'_>,
     req: &Request<'_>,

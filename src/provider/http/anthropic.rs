@@ -19,13 +19,13 @@ use crate::message::{Block, Content, Message, Role, Usage};
 use crate::provider::{Completion, Event, Request};
 
 /// The API version header sent with every request.
-pub const API_VERSION: &str = "2023-06-01";
+pub(crate) const API_VERSION: &str = "2023-06-01";
 
 /// `max_tokens` is required by the API; used when the catalogue has none.
-pub const DEFAULT_MAX_TOKENS: u64 = 8192;
+pub(crate) const DEFAULT_MAX_TOKENS: u64 = 8192;
 
 /// The Messages API.
-pub struct Anthropic;
+pub(crate) struct Anthropic;
 
 impl Api for Anthropic {
     fn path(&self) -> &'static str {
@@ -59,7 +59,7 @@ impl Api for Anthropic {
 
 /// What the endpoint and the catalogue decide about a request.
 #[derive(Debug, Clone, Copy)]
-pub struct Options {
+pub(crate) struct Options {
     /// The model's output limit, used when the request sets none.
     pub max_tokens: u64,
     /// Set `cache_control` breakpoints (config `prompt_caching`, default on).
@@ -74,7 +74,7 @@ fn ephemeral() -> Value {
 }
 
 /// The request body for `model`.
-pub fn body(model: &str, options: &Options, req: &Request<'_>) -> Value {
+pub(crate) fn body(model: &str, options: &Options, req: &Request<'_>) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
     let mut max_tokens = req.max_tokens.unwrap_or(options.max_tokens);
@@ -215,7 +215,7 @@ struct ToolCall {
 }
 
 #[derive(Default)]
-pub struct AnthropicDecoder {
+pub(crate) struct AnthropicDecoder {
     usage: Usage,
     stop_reason: Option<String>,
     tools: HashMap<u64, ToolCall>,
@@ -223,7 +223,7 @@ pub struct AnthropicDecoder {
 }
 
 impl AnthropicDecoder {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         AnthropicDecoder::default()
     }
 }

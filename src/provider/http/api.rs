@@ -16,7 +16,7 @@ use super::sse;
 use crate::provider::{Completion, Event, Request};
 
 /// One HTTP API's side of a round.
-pub trait Api: Sync {
+pub(crate) trait Api: Sync {
     /// Appended to the endpoint's base URL.
     fn path(&self) -> &'static str;
 
@@ -31,7 +31,7 @@ pub trait Api: Sync {
 }
 
 /// Turns SSE events into round events for one API.
-pub trait Decoder: Send {
+pub(crate) trait Decoder: Send {
     /// Handles one event. `Ok(Some(_))` when it was the terminal event.
     fn event(
         &mut self,
@@ -47,13 +47,13 @@ pub trait Decoder: Send {
 /// An error reported inside a stream or by a response. Not an
 /// `anyhow::Error`: the retry loop needs to know whether it may retry.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub message: String,
     pub retryable: bool,
 }
 
 impl ApiError {
-    pub fn fatal(message: impl Into<String>) -> Self {
+    pub(crate) fn fatal(message: impl Into<String>) -> Self {
         ApiError {
             message: message.into(),
             retryable: false,

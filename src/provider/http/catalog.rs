@@ -10,7 +10,7 @@ use crate::message::Usage;
 
 /// USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Price {
+pub(crate) struct Price {
     pub input: f64,
     pub output: f64,
     pub cache_read: f64,
@@ -18,7 +18,7 @@ pub struct Price {
 }
 
 impl Price {
-    pub fn cost(&self, u: &Usage) -> f64 {
+    pub(crate) fn cost(&self, u: &Usage) -> f64 {
         (u.input_tokens as f64 * self.input
             + u.output_tokens as f64 * self.output
             + u.cache_read_input_tokens as f64 * self.cache_read
@@ -28,7 +28,7 @@ impl Price {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ModelSpec {
+pub(crate) struct ModelSpec {
     pub id: String,
     pub name: String,
     pub context_window: Option<u64>,
@@ -96,11 +96,11 @@ fn specs(rows: &[Row]) -> Vec<ModelSpec> {
         .collect()
 }
 
-pub fn anthropic() -> Vec<ModelSpec> {
+pub(crate) fn anthropic() -> Vec<ModelSpec> {
     specs(ANTHROPIC)
 }
 
-pub fn openai() -> Vec<ModelSpec> {
+pub(crate) fn openai() -> Vec<ModelSpec> {
     specs(OPENAI)
 }
 
@@ -108,7 +108,7 @@ pub fn openai() -> Vec<ModelSpec> {
 /// Claude from 3.7 on (extended thinking), OpenAI's o-series and GPT-5 and
 /// later. Used for the catalogue and for ids it does not list; a config
 /// entry's `reasoning` overrides it.
-pub fn is_reasoning(id: &str) -> bool {
+pub(crate) fn is_reasoning(id: &str) -> bool {
     if let Some(rest) = id.strip_prefix("claude-") {
         // claude-3-haiku, claude-3-5-sonnet, … predate extended thinking.
         return !rest.contains("3-") || rest.contains("3-7");
@@ -123,7 +123,7 @@ pub fn is_reasoning(id: &str) -> bool {
 }
 
 /// The built-in provider a bare model name belongs to, if it is well known.
-pub fn provider_of_bare(model: &str) -> Option<&'static str> {
+pub(crate) fn provider_of_bare(model: &str) -> Option<&'static str> {
     let openai_prefix = ["gpt-", "chatgpt-", "o1", "o3", "o4", "codex-"]
         .iter()
         .any(|p| model.starts_with(p));

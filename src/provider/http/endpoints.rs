@@ -11,7 +11,7 @@ use super::catalog::{self, ModelSpec, Price};
 use crate::config::{env_nonempty, Config, Kind, ModelConfig, ProviderConfig};
 
 #[derive(Debug, Clone)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub name: String,
     pub kind: Kind,
     /// Without a trailing slash.
@@ -30,7 +30,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// The key, if one is needed and set (empty counts as unset).
-    pub fn key(&self) -> anyhow::Result<Option<String>> {
+    pub(crate) fn key(&self) -> anyhow::Result<Option<String>> {
         let Some(var) = &self.api_key_env else {
             return Ok(None);
         };
@@ -53,7 +53,7 @@ impl Endpoint {
     /// Whether a request could be sent now. Asked for every endpoint at
     /// start-up (the default model) and in every listing, so it reads the
     /// variable without building the error `key` would.
-    pub fn available(&self) -> bool {
+    pub(crate) fn available(&self) -> bool {
         match &self.api_key_env {
             Some(var) => std::env::var_os(var).is_some_and(|v| !v.is_empty()),
             None => self.configured,
@@ -62,24 +62,24 @@ impl Endpoint {
 
     /// Whether `model` takes a thinking level: as its catalogue or config
     /// entry says, else as its family name suggests.
-    pub fn reasoning(&self, model: &str) -> bool {
+    pub(crate) fn reasoning(&self, model: &str) -> bool {
         self.model(model)
             .map_or_else(|| catalog::is_reasoning(model), |s| s.reasoning)
     }
 
-    pub fn model(&self, id: &str) -> Option<&ModelSpec> {
+    pub(crate) fn model(&self, id: &str) -> Option<&ModelSpec> {
         self.models.iter().find(|m| m.id == id)
     }
 
     /// The full request URL for an API's `path` (`Api::path`).
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
 }
 
 /// Where an endpoint's base URL was set.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UrlSource {
+pub(crate) enum UrlSource {
     /// The built-in default.
     Default,
     /// An environment variable (`OPENAI_BASE_URL`, `OLLAMA_HOST`, …).
@@ -124,7 +124,7 @@ fn env_or(var: &'static str, default: &str) -> (String, UrlSource) {
 /// reads it: `host`, `host:port` or a URL; `http://` and port 11434 when not
 /// given (80/443 for an explicit http/https URL without a port); `/v1`
 /// appended for the OpenAI-compatible API.
-pub fn ollama_base_url(value: &str) -> Option<String> {
+pub(crate) fn ollama_base_url(value: &str) -> Option<String> {
     let value = value.trim();
     if value.is_empty() {
         return None;
@@ -196,7 +196,7 @@ const PRESETS: &[(&str, &str, Option<&str>)] = &[
 
 /// Every endpoint: built-ins, presets, then the config's, which override a
 /// built-in of the same name field by field.
-pub fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
+pub(crate) fn build(config: &Config) -> anyhow::Result<BTreeMap<String, Endpoint>> {
     let mut all = builtin();
     for (name, pc) in &config.providers {
         let endpoint = configured(name, pc, all.remove(name), config)?;

@@ -29,7 +29,7 @@ pub(super) struct AttemptFailure {
 }
 
 impl AttemptFailure {
-    pub fn retryable(message: String) -> Self {
+    pub(super) fn retryable(message: String) -> Self {
         AttemptFailure {
             message,
             retryable: true,
@@ -37,7 +37,7 @@ impl AttemptFailure {
         }
     }
 
-    pub fn fatal(message: String) -> Self {
+    pub(super) fn fatal(message: String) -> Self {
         AttemptFailure {
             message,
             retryable: false,
@@ -45,7 +45,7 @@ impl AttemptFailure {
         }
     }
 
-    pub fn api(provider: &str, e: ApiError) -> Self {
+    pub(super) fn api(provider: &str, e: ApiError) -> Self {
         AttemptFailure {
             message: format!("{provider}: {}", e.message),
             retryable: e.retryable,
@@ -70,7 +70,7 @@ pub(super) struct Site {
 
 impl Site {
     /// `path`: the API's (`Api::path`).
-    pub fn of(endpoint: &Endpoint, path: &str) -> Self {
+    pub(super) fn of(endpoint: &Endpoint, path: &str) -> Self {
         Site {
             provider: endpoint.name.clone(),
             kind: endpoint.kind,
@@ -81,7 +81,7 @@ impl Site {
     }
 
     /// The failure of a request that got no response.
-    pub fn unreachable(&self, e: reqwest::Error) -> AttemptFailure {
+    pub(super) fn unreachable(&self, e: reqwest::Error) -> AttemptFailure {
         let refused = is_refused(&e);
         let cause = if refused {
             "connection refused".to_owned()
@@ -311,7 +311,7 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> String {
 
 /// `(type, message)` from the usual error bodies: Anthropic
 /// `{"error": {"type", "message"}}` and OpenAI `{"error": {"message", "type"|"code"}}`.
-pub fn error_fields(body: &str) -> (Option<String>, Option<String>) {
+pub(crate) fn error_fields(body: &str) -> (Option<String>, Option<String>) {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
         let trimmed = body.trim();
         return (None, (!trimmed.is_empty()).then(|| trimmed.to_owned()));
@@ -335,7 +335,7 @@ fn reason(status: StatusCode) -> String {
 }
 
 /// Removes a secret from text that may echo it back (error bodies).
-pub fn scrub(text: &str, secret: Option<&str>) -> String {
+pub(super) fn scrub(text: &str, secret: Option<&str>) -> String {
     match secret {
         Some(s) if s.len() >= 4 && text.contains(s) => text.replace(s, "[redacted]"),
         _ => text.to_owned(),
@@ -343,7 +343,7 @@ pub fn scrub(text: &str, secret: Option<&str>) -> String {
 }
 
 /// A header value that hyper and h2 never print in debug output.
-pub fn secret_header(value: &str) -> anyhow::Result<HeaderValue> {
+pub(crate) fn secret_header(value: &str) -> anyhow::Result<HeaderValue> {
     let mut v = HeaderValue::from_str(value)
         .map_err(|_| anyhow!("the API key contains characters not allowed in a header"))?;
     v.set_sensitive(true);

@@ -9,12 +9,12 @@
 //! engine), because a retry would show the user a second, different answer
 //! glued to the first.
 
-pub mod anthropic;
-pub mod api;
-pub mod catalog;
-pub mod endpoints;
+pub(crate) mod anthropic;
+pub(crate) mod api;
+pub(crate) mod catalog;
+pub(crate) mod endpoints;
 mod failure;
-pub mod openai;
+pub(crate) mod openai;
 pub mod sse;
 
 use std::sync::OnceLock;
@@ -32,14 +32,13 @@ use crate::error::error_chain;
 use api::{Api, ApiError, Decoder};
 use endpoints::Endpoint;
 use failure::{backoff, check_status, scrub, AttemptFailure, Site, MAX_RETRY_AFTER};
-pub use failure::{error_fields, secret_header};
 
 /// Events buffered between a round task and the turn: enough for a burst
 /// of deltas, small enough that a stalled client stalls the download.
 const STREAM_CAPACITY: usize = 256;
 
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_retries: u32,
@@ -49,7 +48,7 @@ pub struct Settings {
 
 /// The process-wide client, built on first use so start-up pays nothing
 /// for TLS setup when no HTTP provider is used.
-pub fn client(settings: &Settings) -> anyhow::Result<&'static reqwest::Client> {
+pub(crate) fn client(settings: &Settings) -> anyhow::Result<&'static reqwest::Client> {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     if let Some(c) = CLIENT.get() {
         return Ok(c);
@@ -80,14 +79,14 @@ struct Prepared {
 /// Starts one round against `model` on `endpoint`.
 /// The API an endpoint speaks: the one place a `config::Kind` becomes an
 /// [`Api`].
-pub fn api(kind: Kind) -> &'static dyn Api {
+pub(crate) fn api(kind: Kind) -> &'static dyn Api {
     match kind {
         Kind::Anthropic => &anthropic::Anthropic,
         Kind::Openai => &openai::OpenAi,
     }
 }
 
-pub fn open(
+pub(crate) fn open(
     settings: &Settings,
     endpoint: &Endpoint,
     model: &str,

@@ -21,7 +21,7 @@ use crate::message::{Block, Content, Role, Usage};
 use crate::provider::{Completion, Event, Request};
 
 /// Chat Completions, as OpenAI and the compatible servers speak it.
-pub struct OpenAi;
+pub(crate) struct OpenAi;
 
 impl Api for OpenAi {
     fn path(&self) -> &'static str {
@@ -65,7 +65,7 @@ impl Api for OpenAi {
 /// for compatible servers, which mostly know only the older name.
 /// `reasoning_effort` is given only for a reasoning model: the others
 /// reject the field.
-pub fn body(
+pub(crate) fn body(
     model: &str,
     req: &Request<'_>,
     max_tokens_field: &str,
@@ -270,7 +270,7 @@ struct ToolCall {
 }
 
 #[derive(Default)]
-pub struct OpenAiDecoder {
+pub(crate) struct OpenAiDecoder {
     usage: Option<Usage>,
     finish: Option<String>,
     /// Tool calls by their `index`, in order.
@@ -309,7 +309,7 @@ impl OpenAiDecoder {
         }
     }
 
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         OpenAiDecoder::default()
     }
 
