@@ -18,7 +18,8 @@
 //! - `settings`: the one owner of the session's settings.
 //! - `handlers/`: one function per command, grouped by area.
 //! - `turn`: starting turns, applying their reports, the ordered end.
-//! - `memory`: a host driven in memory, for tests.
+//! - `memory`: a host driven in memory, and `tests`: the host's logic
+//!   checked through it.
 
 mod handlers;
 mod link;
@@ -28,6 +29,8 @@ mod model_watch;
 pub(crate) mod pending;
 mod settings;
 mod signals;
+#[cfg(test)]
+mod tests;
 mod turn;
 
 use std::collections::VecDeque;
