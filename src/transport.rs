@@ -18,11 +18,12 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::protocol::{Frame, MessageUpdate, StreamEvent};
 
-/// Inbound lines buffered between the stdin thread and the dispatch loop.
-/// Each may be up to the frame cap, so this bounds memory at
-/// `INBOUND_CAPACITY × max_frame_bytes` in the worst case while still letting a
+/// Inbound lines buffered between the stdin thread and the native front
+/// end, which decodes them into the host's command channel (16 more, see
+/// `host/link.rs`). Each may be up to the frame cap, so the two bound memory
+/// at about `32 × max_frame_bytes` in the worst case while still letting a
 /// burst of small commands flow without a context switch per line.
-const INBOUND_CAPACITY: usize = 32;
+const INBOUND_CAPACITY: usize = 16;
 
 /// Messages buffered for the writer thread (a message is one frame or a
 /// batch of them).

@@ -42,7 +42,10 @@ impl AcpSink {
 impl FrameSink for AcpSink {
     fn frame<'a>(&'a self, frame: &'a Frame) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            // A session already closed has nobody left to tell.
+            // A session already closed has nobody left to tell. (A
+            // permission question dropped here does not hang its turn:
+            // the session held the host's last handle, so the host has
+            // seen its input end and closed the gate, which denies it.)
             if let Some(session) = self.session.upgrade() {
                 self.on_frame(session, frame).await;
             }

@@ -47,6 +47,9 @@ pub(crate) struct Job<'a> {
     pub idle_timeout: Duration,
     /// The provider's last usage report on `view`, if any.
     pub known: Option<Known>,
+    /// Why it runs: after an overflow the model's window is known to be
+    /// smaller than what was sent.
+    pub reason: CompactionReason,
 }
 
 /// A compaction that ran: its result, and the estimate of the context
@@ -95,31 +98,45 @@ pub(crate) async fn limits(
 }
 
 /// [`limits`], or when the model's window is unknown (an unlisted model:
-/// an overflow, or a `compact` command) a window of half the `sent`
-/// tokens, with an eighth of it as the reserve.
+/// an overflow, or a `compact` command) a guess from the one thing known
+/// about it, the size of what it was `sent`, with an eighth of the guess
+/// as the reserve.
 ///
-/// Why half of what is sent rather than a fixed guess such as 128k: the
-/// size of the request is the only thing known about this model, and on an
-/// overflow the model has just refused it, so its window is smaller. A
-/// fixed guess can be larger than the real window (a local model of 8k),
-/// and the compacted context would overflow again; half of the request
-/// always leaves a context well under what was refused. For a `compact`
-/// command this summarises more than a known window would, which is what
-/// the client asked for.
+/// After an overflow the model has just refused `sent` tokens, so its
+/// window is smaller: half of it, which leaves the compacted context well
+/// under what was refused (a fixed guess such as 128k could be larger than
+/// a local model's 8k, and the context would overflow again). Otherwise
+/// (`compact`) the history was last accepted at about `sent` tokens, so the
+/// transcript of it fits the model whatever the guess, and the guess must
+/// only not cut it short: twice what was accepted, and at least
+/// [`ACCEPTED_GUESS`].
 pub(crate) async fn limits_or_guess(
     providers: &Providers,
     model: &str,
     reserve: Option<u64>,
     sent: u64,
+    refused: bool,
 ) -> (u64, u64) {
     match limits(providers, model, reserve).await {
         Some(known) => known,
-        None => {
-            let window = (sent / 2).max(1_024);
-            (window, window / 8)
-        }
+        None => guess(sent, refused),
     }
 }
+
+/// The window and reserve [`limits_or_guess`] assumes for a model of
+/// unknown window that was sent `sent` tokens (and `refused` them).
+fn guess(sent: u64, refused: bool) -> (u64, u64) {
+    let window = if refused {
+        (sent / 2).max(1_024)
+    } else {
+        sent.saturating_mul(2).max(ACCEPTED_GUESS)
+    };
+    (window, window / 8)
+}
+
+/// The least window guessed for a model of unknown window that accepted
+/// its history: what today's models offer at the least.
+const ACCEPTED_GUESS: u64 = 128_000;
 
 /// Summarises the older part of `job.view`: the one compaction path of
 /// both a turn and the `compact` command.
@@ -130,6 +147,7 @@ pub(crate) async fn run(job: Job<'_>, cancel: &CancellationToken) -> Finished {
         job.model,
         job.settings.reserve,
         tokens_before,
+        job.reason == CompactionReason::Overflow,
     )
     .await;
     let result = summarise_view(&job, window, reserve, tokens_before, cancel).await;
@@ -284,6 +302,7 @@ impl Compactor<'_> {
             settings: self.auto,
             idle_timeout: self.idle_timeout,
             known,
+            reason,
         };
         let Finished {
             result,
@@ -381,5 +400,20 @@ async fn summarise(
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guess;
+
+    #[test]
+    fn an_unknown_window_is_guessed_from_what_the_model_was_sent() {
+        // Refused: smaller than what was sent.
+        assert_eq!(guess(100_000, true), (50_000, 6_250));
+        assert_eq!(guess(1_000, true), (1_024, 128));
+        // Accepted: the history's transcript must not be cut short.
+        assert_eq!(guess(100_000, false), (200_000, 25_000));
+        assert_eq!(guess(20_000, false), (128_000, 16_000));
     }
 }

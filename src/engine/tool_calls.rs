@@ -10,6 +10,8 @@
 //! permission prompt is never shown for a call whose predecessor has not
 //! finished, and the results read in the order the model expects.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -107,6 +109,22 @@ fn result(id: &str, content: String, images: Vec<ToolImage>, is_error: bool) -> 
     }
 }
 
+/// What the call would do. On a blocking thread: a preview reads through
+/// the session's file system, whose calls block (`tools/env.rs`), and a
+/// remote one waits there for an answer that this runtime's one thread
+/// must be free to read.
+async fn preview(
+    tool: &Arc<dyn Tool>,
+    input: &Value,
+    ctx: &TurnCtx,
+) -> anyhow::Result<crate::tools::Preview> {
+    let (tool, input, cwd) = (tool.clone(), input.clone(), ctx.cwd.clone());
+    let fs = ctx.backends.fs.clone();
+    tokio::task::spawn_blocking(move || tool.preview(&input, &cwd, fs.as_ref()))
+        .await
+        .map_err(|e| anyhow::anyhow!("the preview stopped: {e}"))?
+}
+
 /// One call: decide, maybe ask, then run.
 async fn one(
     prompt_id: &str,
@@ -119,7 +137,7 @@ async fn one(
     let Some(tool) = table.get(name) else {
         return table.unknown(name);
     };
-    let preview = match tool.preview(input, &ctx.cwd, ctx.backends.fs.as_ref()) {
+    let preview = match preview(tool, input, ctx).await {
         Ok(p) => p,
         Err(e) => return ToolOutput::failed(&e),
     };

@@ -16,8 +16,9 @@ use crate::protocol::{Command, ErrorFrame, Response};
 
 /// Commands buffered towards one host: enough for a burst of small ones
 /// without a context switch each, few enough that a host that stopped
-/// reading pushes back on its front end at once.
-const COMMAND_CAPACITY: usize = 32;
+/// reading pushes back on its front end at once. (Natively, stdin's line
+/// buffer sits in front of it: the two together hold at most 32 lines.)
+const COMMAND_CAPACITY: usize = 16;
 
 /// A command's typed answer.
 pub(crate) type Answer = Result<Response, Coded>;

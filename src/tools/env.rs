@@ -12,9 +12,14 @@
 //! the local disk directly, and so does path resolution (`paths.rs`), which
 //! follows symlinks.
 //!
-//! The backend methods are blocking, like the std calls they stand for: the
-//! tools call them on blocking threads (`spawn_blocking`), and a remote
-//! backend blocks such a thread on its request.
+//! The file-system methods are blocking, like the std calls they stand
+//! for: previews and tools call them on blocking threads (`spawn_blocking`),
+//! so a remote backend may block such a thread on its request. `shell` is
+//! the exception: it is called on the runtime's thread, because a child's
+//! parent-death signal follows the thread that forks it, and a blocking
+//! thread exits when idle (which would kill a long command); so it must not
+//! block, and a remote backend returns at once and makes its requests from
+//! a task.
 
 use std::io::{self, Read};
 use std::path::Path;

@@ -84,6 +84,7 @@ impl Host {
                 settings,
                 idle_timeout,
                 known: None,
+                reason: CompactionReason::Manual,
             };
             let Finished {
                 result,

@@ -47,6 +47,7 @@ impl Host {
         self.file = file;
         self.session = session;
         self.gate.reset();
+        self.publish_settings();
         let forked = Response::Fork(ForkResponse {
             session_id: self.session.header.id.clone(),
             forked_from,
