@@ -133,10 +133,9 @@ fn request(
     timeout: f64,
 ) -> Res<Vec<u8>> {
     h.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string())?;
-    let head = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},");
     let mut got = Vec::new();
     h.read_lines(mono() + timeout, method, |line, _| {
-        let answered = line.starts_with(head.as_bytes());
+        let answered = answers(line, id);
         if answered {
             got = line.to_vec();
         }
@@ -153,14 +152,20 @@ fn prompt(h: &mut Host, id: u64, session: &str, n: u64, timeout: f64) -> Res<u64
         &json!({"jsonrpc": "2.0", "id": id, "method": "session/prompt", "params": params})
             .to_string(),
     )?;
-    let head = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},");
     let mut chunks = 0;
     h.read_lines(mono() + timeout, "the prompt's result", |line, _| {
         if find(line, b"\"agent_message_chunk\"").is_some() {
             chunks += 1;
             return false;
         }
-        line.starts_with(head.as_bytes())
+        answers(line, id)
     })?;
     Ok(chunks)
+}
+
+/// Whether `line` is the response to our request `id`: it names the id and
+/// no method (the agent's own requests and notifications carry one; its
+/// keys come in any order).
+fn answers(line: &[u8], id: u64) -> bool {
+    find(line, format!("\"id\":{id},").as_bytes()).is_some() && find(line, b"\"method\"").is_none()
 }
