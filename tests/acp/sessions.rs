@@ -175,7 +175,7 @@ fn two_sessions_on_one_connection_run_turns_at_the_same_time() {
     });
     let quick = acp.request(
         "session/prompt",
-        json!({"sessionId": b, "prompt": [{"type": "text", "text": "bee"}]}),
+        json!({"sessionId": b, "prompt": [{"type": "text", "text": "quokka"}]}),
     );
     let mut answers = Vec::new();
     let mut updates = Vec::new();
@@ -199,14 +199,15 @@ fn two_sessions_on_one_connection_run_turns_at_the_same_time() {
             .cloned()
             .collect()
     };
-    assert_eq!(chunk_text(&of(&b), "agent_message_chunk"), "bee");
+    assert_eq!(chunk_text(&of(&b), "agent_message_chunk"), "quokka");
     assert!(chunk_text(&of(&a), "agent_message_chunk").contains("done-a"));
     // Separate histories, separate files.
     acp.finish();
     let file_a = std::fs::read_to_string(common::session_file(data.path(), &a)).unwrap();
     let file_b = std::fs::read_to_string(common::session_file(data.path(), &b)).unwrap();
-    assert!(file_a.contains("done-a") && !file_a.contains("bee"));
-    assert!(file_b.contains("bee") && !file_b.contains("done-a"));
+    // (Words no hex id can spell: the files also hold uuids.)
+    assert!(file_a.contains("done-a") && !file_a.contains("quokka"));
+    assert!(file_b.contains("quokka") && !file_b.contains("done-a"));
 }
 
 #[test]
