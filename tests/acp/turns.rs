@@ -108,6 +108,10 @@ fn read_only_refuses_without_asking_and_set_mode_is_announced() {
     let announced = of_kind(&updates, "current_mode_update");
     assert_eq!(announced.len(), 1, "{updates:?}");
     assert_eq!(announced[0]["currentModeId"], "read-only");
+    // The mode is a config option too, kept in step.
+    let options = of_kind(&updates, "config_option_update");
+    assert_eq!(options.len(), 1, "{updates:?}");
+    assert_eq!(mode_option(options[0])["currentValue"], "read-only");
     let (updates, answer) = acp.prompt(&session, WRITE);
     assert_eq!(answer["result"]["stopReason"], "end_turn");
     assert!(acp.asked.is_empty());
@@ -123,6 +127,50 @@ fn read_only_refuses_without_asking_and_set_mode_is_announced() {
     let id = acp.request(
         "session/set_mode",
         json!({"sessionId": session, "modeId": "reckless"}),
+    );
+    let (_, answer) = acp.until_answer(id);
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    acp.finish();
+}
+
+/// The `mode` entry of a `configOptions` holder.
+fn mode_option(holder: &serde_json::Value) -> &serde_json::Value {
+    holder["configOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == "mode")
+        .unwrap_or_else(|| panic!("no mode option: {holder}"))
+}
+
+#[test]
+fn the_mode_config_option_sets_the_mode_and_announces_both_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    let id = acp.request(
+        "session/set_config_option",
+        json!({"sessionId": session, "configId": "mode", "value": "read-only"}),
+    );
+    let (updates, answer) = acp.until_answer(id);
+    let option = mode_option(&answer["result"]);
+    assert_eq!(option["category"], "mode", "{answer}");
+    assert_eq!(option["type"], "select");
+    assert_eq!(option["currentValue"], "read-only");
+    assert_eq!(option["options"].as_array().unwrap().len(), 4);
+    let announced = of_kind(&updates, "current_mode_update");
+    assert_eq!(announced.len(), 1, "{updates:?}");
+    assert_eq!(announced[0]["currentModeId"], "read-only");
+    let options = of_kind(&updates, "config_option_update");
+    assert_eq!(options.len(), 1, "{updates:?}");
+    assert_eq!(mode_option(options[0])["currentValue"], "read-only");
+    // The host applies it: a write is refused without asking.
+    let (_, answer) = acp.prompt(&session, WRITE);
+    assert_eq!(answer["result"]["stopReason"], "end_turn");
+    assert!(acp.asked.is_empty());
+    assert!(!dir.path().join("a.txt").exists());
+    let id = acp.request(
+        "session/set_config_option",
+        json!({"sessionId": session, "configId": "mode", "value": "reckless"}),
     );
     let (_, answer) = acp.until_answer(id);
     assert_eq!(answer["error"]["code"], -32602, "{answer}");
