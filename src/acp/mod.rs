@@ -362,11 +362,11 @@ async fn set_config_option(session: Arc<AcpSession>, params: &Value) -> RpcResul
 /// has its `config_option_update`.
 async fn set_model(session: &AcpSession, model: String) -> Result<(), RpcError> {
     let before = session.settings().model;
-    let answer = accepted(
-        session
-            .call(Command::SetModel(SetModelParams { model }))
-            .await,
-    )?;
+    let answer = session
+        .call(Command::SetModel(SetModelParams { model }))
+        .await
+        .map_err(host_gone)?
+        .map_err(|e| bad_value(&e))?;
     // The answer names the model resolved (an alias becomes its full id).
     let resolved = match answer {
         Response::SetModel(set) => Some(set.model),
@@ -394,6 +394,17 @@ fn accepted(answer: Result<Answer, HostGone>) -> Result<Response, RpcError> {
 fn host_error(e: &Coded) -> RpcError {
     RpcError::new(json_rpc_code(e.code), e.message.clone())
         .with_data(json!({"code": e.code.as_str()}))
+}
+
+/// A host's refusal of a value the client chose: an unknown one (the
+/// native `not_found`, e.g. a model no provider has) is invalid params,
+/// like an unknown mode or level.
+fn bad_value(e: &Coded) -> RpcError {
+    let mut error = host_error(e);
+    if e.code == ErrorCode::NotFound {
+        error.code = -32602;
+    }
+    error
 }
 
 /// JSON-RPC codes for native error codes: ACP's "resource not found" for

@@ -260,7 +260,9 @@ fn config_options_set_the_thinking_level_and_model_and_persist_them() {
         json!({"sessionId": id, "configId": "model", "value": "nope:nope:nope"}),
     );
     let (_, answer) = acp.until_answer(bad);
-    assert!(answer.get("error").is_some(), "{answer}");
+    // An unknown model is a bad value, like an unknown level.
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert_eq!(answer["error"]["data"]["code"], "not_found", "{answer}");
     let (_, answer) = acp.prompt(&id, "persist me");
     assert_eq!(answer["result"]["stopReason"], "end_turn");
     acp.finish();
