@@ -73,6 +73,17 @@ impl FrameSink for AcpSink {
             }
         })
     }
+
+    fn tool_running<'a>(&'a self, tool_call_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(session) = self.session.upgrade() else {
+                return;
+            };
+            for update in self.map(|m| m.running(tool_call_id)) {
+                session.notify(update).await;
+            }
+        })
+    }
 }
 
 impl AcpSink {

@@ -57,6 +57,39 @@ fn an_allowed_write_goes_pending_in_progress_completed_with_a_diff() {
     acp.finish();
 }
 
+/// `pending` while the permission request is open (the request keeps the
+/// call's title), `in_progress` only once approved, then `completed`.
+#[test]
+fn a_call_stays_pending_while_asking_and_runs_in_progress_once_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    acp.permissions = Answer::Hold;
+    let id = acp.request(
+        "session/prompt",
+        json!({"sessionId": session, "prompt": [{"type": "text", "text": WRITE}]}),
+    );
+    let (before, asked) = acp.until(|m| m["method"] == "session/request_permission");
+    let call = of_kind(&before, "tool_call");
+    assert_eq!(call.len(), 1, "{before:?}");
+    assert_eq!(call[0]["status"], "pending");
+    assert!(
+        of_kind(&before, "tool_call_update").is_empty(),
+        "a status change before approval: {before:?}"
+    );
+    let asked_call = &asked["params"]["toolCall"];
+    assert_eq!(asked_call["title"], call[0]["title"], "renamed: {asked}");
+    assert_eq!(asked_call["status"], "pending", "{asked}");
+    acp.rpc.send(json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"outcome": {"outcome": "selected", "optionId": "allow_once"}}}));
+    let (after, answer) = acp.until_answer(id);
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    let steps: Vec<&str> = of_kind(&after, "tool_call_update")
+        .iter()
+        .filter_map(|u| u["status"].as_str())
+        .collect();
+    assert_eq!(steps, ["in_progress", "completed"]);
+    acp.finish();
+}
+
 #[test]
 fn a_rejected_call_fails_alone_and_the_turn_goes_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -72,6 +105,12 @@ fn a_rejected_call_fails_alone_and_the_turn_goes_on() {
         .as_str()
         .unwrap()
         .contains("denied"));
+    // It never ran: pending, then failed.
+    let steps: Vec<&str> = of_kind(&updates, "tool_call_update")
+        .iter()
+        .filter_map(|u| u["status"].as_str())
+        .collect();
+    assert_eq!(steps, ["failed"]);
     // The model was told and answered in the same turn.
     assert!(chunk_text(&updates, "agent_message_chunk").contains("denied"));
     assert!(!dir.path().join("a.txt").exists());
