@@ -90,6 +90,76 @@ fn a_call_stays_pending_while_asking_and_runs_in_progress_once_approved() {
     acp.finish();
 }
 
+/// `usage_update` after a turn of two provider calls: `used` is what the
+/// context held after the last one (input + cache + output), not the
+/// turn's sum, against the model's window.
+#[test]
+fn usage_update_reports_the_context_after_the_last_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acp = super::Acp::start(None, &["--permission-mode", "allow-all"]);
+    acp.initialize();
+    let new = acp.new_session(dir.path());
+    let session = new["sessionId"].as_str().unwrap().to_owned();
+    // The window comes with the model listing.
+    acp.settle(&new);
+    let (updates, answer) = acp.prompt(
+        &session,
+        r#"[[tool=bash input={"command": "true"} usage_in=100 usage_out=50 cache_read=20 cache_write=30]]"#,
+    );
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    assert_eq!(
+        of_kind(&updates, "tool_call").len(),
+        1,
+        "two calls: {updates:?}"
+    );
+    let usage = of_kind(&updates, "usage_update");
+    assert_eq!(usage.len(), 1, "{updates:?}");
+    assert_eq!(usage[0]["used"], 200, "{}", usage[0]);
+    assert_eq!(usage[0]["size"], 200_000);
+    // The echo extension has no prices.
+    assert!(usage[0].get("cost").is_none(), "{}", usage[0]);
+    acp.finish();
+}
+
+/// A model whose catalogue has prices: `cost` is the session's, in USD,
+/// summed over its turns.
+#[test]
+fn usage_update_carries_the_sessions_cost_when_prices_are_known() {
+    use crate::common::fake_http::FakeServer;
+    let srv = FakeServer::start();
+    let rpc = crate::common::Spawn::new()
+        .env("XDG_CONFIG_HOME", "/nonexistent/agent-rpc-acp-tests")
+        .env(
+            "ANTHROPIC_BASE_URL",
+            &format!("http://127.0.0.1:{}", srv.port),
+        )
+        .env("ANTHROPIC_API_KEY", "SECRET123")
+        .model("anthropic/claude-sonnet-4-5")
+        .arg("--acp")
+        .start();
+    let mut acp = super::Acp::from_rpc(rpc);
+    acp.initialize();
+    let dir = tempfile::tempdir().unwrap();
+    let new = acp.new_session(dir.path());
+    let session = new["sessionId"].as_str().unwrap().to_owned();
+    acp.settle(&new);
+    // $3 per million in, $15 per million out: $4.50 a turn.
+    let prompt = "hi [[usage_in=1000000 usage_out=100000 cache_read=0 cache_write=0]]";
+    let mut costs = Vec::new();
+    for _ in 0..2 {
+        let (updates, answer) = acp.prompt(&session, prompt);
+        assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+        let usage = of_kind(&updates, "usage_update");
+        assert_eq!(usage.len(), 1, "{updates:?}");
+        assert_eq!(usage[0]["used"], 1_100_000, "{}", usage[0]);
+        assert_eq!(usage[0]["cost"]["currency"], "USD", "{}", usage[0]);
+        costs.push(usage[0]["cost"]["amount"].as_f64().unwrap());
+    }
+    assert!((costs[0] - 4.5).abs() < 1e-9, "{costs:?}");
+    assert!((costs[1] - 9.0).abs() < 1e-9, "{costs:?}");
+    acp.finish();
+}
+
 #[test]
 fn a_rejected_call_fails_alone_and_the_turn_goes_on() {
     let dir = tempfile::tempdir().unwrap();
