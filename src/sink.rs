@@ -34,6 +34,15 @@ pub(crate) trait FrameSink: Send + Sync + 'static {
     /// A burst of events streamed by the turn `prompt_id`, in order, written
     /// as one unit.
     fn updates<'a>(&'a self, prompt_id: &'a str, events: &'a [StreamEvent]) -> BoxFuture<'a, ()>;
+
+    /// The tool call `tool_call_id` (announced by `tool_execution_start`)
+    /// was let through the permission gate and starts running now. No
+    /// native frame says so (the native wire's client answered the
+    /// question itself); ACP's tool status needs it, to go `in_progress`
+    /// only once a call no longer waits for approval.
+    fn tool_running<'a>(&'a self, _tool_call_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A cheap handle to a front end's sink, cloned into every task that emits.
@@ -56,5 +65,9 @@ impl Sink {
 
     pub(crate) async fn updates(&self, prompt_id: &str, events: &[StreamEvent]) {
         self.0.updates(prompt_id, events).await;
+    }
+
+    pub(crate) async fn tool_running(&self, tool_call_id: &str) {
+        self.0.tool_running(tool_call_id).await;
     }
 }

@@ -1,16 +1,21 @@
 //! `session/load`'s history replay: the stored messages as the updates a
 //! client would have seen live — `user_message_chunk`,
 //! `agent_message_chunk`, `agent_thought_chunk`, and each tool call as
-//! `tool_call` followed by a closing `tool_call_update` carrying its result.
+//! `tool_call` followed by the same closing `tool_call_update` as live
+//! (its result, `rawOutput`, and the diff of a successful write or edit).
+
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::updates::{chunk, tool_call};
+use super::updates::{chunk, result_update, tool_call};
 use crate::message::{Block, Content, Message, Role};
 
 /// The updates replaying `messages`, in order.
 pub(super) fn replay(cwd: &str, messages: &[std::sync::Arc<Message>]) -> Vec<Value> {
     let mut out = Vec::new();
+    // Each call's name and input, for its result's diff.
+    let mut calls: HashMap<&str, (&str, &Value)> = HashMap::new();
     for message in messages {
         let text_kind = match message.role {
             Role::User => "user_message_chunk",
@@ -26,6 +31,7 @@ pub(super) fn replay(cwd: &str, messages: &[std::sync::Arc<Message>]) -> Vec<Val
                             out.push(chunk("agent_thought_chunk", thinking))
                         }
                         Block::ToolUse { id, name, input } => {
+                            calls.insert(id, (name, input));
                             out.push(tool_call(cwd, id, name, input));
                         }
                         Block::ToolResult {
@@ -33,12 +39,18 @@ pub(super) fn replay(cwd: &str, messages: &[std::sync::Arc<Message>]) -> Vec<Val
                             content,
                             is_error,
                         } => {
-                            out.push(json!({
-                                "sessionUpdate": "tool_call_update",
-                                "toolCallId": tool_use_id,
-                                "status": if *is_error { "failed" } else { "completed" },
-                                "content": [{"type": "content", "content": {"type": "text", "text": result_text(content)}}],
-                            }));
+                            let (name, input) = calls
+                                .get(tool_use_id.as_str())
+                                .copied()
+                                .unwrap_or(("", &Value::Null));
+                            out.push(result_update(
+                                cwd,
+                                tool_use_id,
+                                name,
+                                input,
+                                &result_text(content),
+                                *is_error,
+                            ));
                         }
                         Block::Image { source } => {
                             if let Some(image) = image(source) {
@@ -125,5 +137,35 @@ mod tests {
         assert_eq!(out[4]["content"][0]["content"]["text"], "a\nb");
         assert_eq!(out[3]["toolCallId"], "c1");
         assert_eq!(out[4]["toolCallId"], "c1");
+    }
+
+    /// A replayed call closes exactly as the live one did.
+    #[test]
+    fn a_replayed_write_carries_its_diff_and_raw_output_as_live() {
+        let input = json!({"path": "a.txt", "content": "new\n"});
+        let messages = vec![
+            Arc::new(Message::new(
+                Role::Assistant,
+                Content::Blocks(vec![Block::ToolUse {
+                    id: "c1".into(),
+                    name: "write".into(),
+                    input: input.clone(),
+                }]),
+            )),
+            Arc::new(Message::new(
+                Role::User,
+                Content::Blocks(vec![Block::ToolResult {
+                    tool_use_id: "c1".into(),
+                    content: json!("Created a.txt"),
+                    is_error: false,
+                }]),
+            )),
+        ];
+        let out = replay("/w", &messages);
+        let live = result_update("/w", "c1", "write", &input, "Created a.txt", false);
+        assert_eq!(out[1], live);
+        assert_eq!(out[1]["content"][0]["type"], "diff");
+        assert_eq!(out[1]["rawOutput"]["result"], "Created a.txt");
+        assert_eq!(out[1]["rawOutput"]["is_error"], false);
     }
 }

@@ -311,7 +311,14 @@ fn session_dir(cwd: &str) -> Result<PathBuf, RpcError> {
 }
 
 async fn set_mode(session: Arc<AcpSession>, params: &Value) -> RpcResult {
-    let id = string(params, "modeId")?;
+    change_mode(&session, string(params, "modeId")?).await?;
+    Ok(json!({}))
+}
+
+/// A mode change by either path (`session/set_mode`, or the `mode` config
+/// option): both views of the mode are announced, so a client showing
+/// either stays in step.
+async fn change_mode(session: &AcpSession, id: &str) -> Result<(), RpcError> {
     let Some(mode) = options::parse_mode(id) else {
         return Err(RpcError::invalid_params(format!(
             "unknown mode {id:?}: ask, accept-edits, allow-all or read-only"
@@ -322,13 +329,15 @@ async fn set_mode(session: Arc<AcpSession>, params: &Value) -> RpcResult {
     session
         .notify(json!({"sessionUpdate": "current_mode_update", "currentModeId": id}))
         .await;
-    Ok(json!({}))
+    announce_options(session).await;
+    Ok(())
 }
 
 async fn set_config_option(session: Arc<AcpSession>, params: &Value) -> RpcResult {
     let value = string(params, "value")?.to_owned();
     match string(params, "configId")? {
         "model" => set_model(&session, value).await?,
+        "mode" => change_mode(&session, &value).await?,
         "thinking" => {
             let Some(level) = options::parse_level(&value) else {
                 return Err(RpcError::invalid_params(format!(
@@ -341,7 +350,7 @@ async fn set_config_option(session: Arc<AcpSession>, params: &Value) -> RpcResul
         }
         other => {
             return Err(RpcError::invalid_params(format!(
-                "unknown config option {other:?}: model or thinking"
+                "unknown config option {other:?}: model, mode or thinking"
             )))
         }
     }
@@ -353,11 +362,11 @@ async fn set_config_option(session: Arc<AcpSession>, params: &Value) -> RpcResul
 /// has its `config_option_update`.
 async fn set_model(session: &AcpSession, model: String) -> Result<(), RpcError> {
     let before = session.settings().model;
-    let answer = accepted(
-        session
-            .call(Command::SetModel(SetModelParams { model }))
-            .await,
-    )?;
+    let answer = session
+        .call(Command::SetModel(SetModelParams { model }))
+        .await
+        .map_err(host_gone)?
+        .map_err(|e| bad_value(&e))?;
     // The answer names the model resolved (an alias becomes its full id).
     let resolved = match answer {
         Response::SetModel(set) => Some(set.model),
@@ -385,6 +394,17 @@ fn accepted(answer: Result<Answer, HostGone>) -> Result<Response, RpcError> {
 fn host_error(e: &Coded) -> RpcError {
     RpcError::new(json_rpc_code(e.code), e.message.clone())
         .with_data(json!({"code": e.code.as_str()}))
+}
+
+/// A host's refusal of a value the client chose: an unknown one (the
+/// native `not_found`, e.g. a model no provider has) is invalid params,
+/// like an unknown mode or level.
+fn bad_value(e: &Coded) -> RpcError {
+    let mut error = host_error(e);
+    if e.code == ErrorCode::NotFound {
+        error.code = -32602;
+    }
+    error
 }
 
 /// JSON-RPC codes for native error codes: ACP's "resource not found" for

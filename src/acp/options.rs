@@ -1,7 +1,8 @@
 //! What a session shows an ACP client as settable: its permission mode
-//! (`modes`, `session/set_mode`) and its config options (`model`,
+//! (`modes`, `session/set_mode`) and its config options (`mode`, `model`,
 //! `thinking`, `session/set_config_option`), built from the settings the
-//! host publishes and the model listing.
+//! host publishes and the model listing. The mode is both: clients that
+//! prefer config options (as ACP says they should) find it there too.
 
 use serde_json::{json, Value};
 
@@ -66,9 +67,16 @@ pub(super) fn modes(current: Mode) -> Value {
     json!({"currentModeId": current.as_str(), "availableModes": available})
 }
 
-/// `configOptions`: the model (a select over the models known so far; the
-/// current one is always among them) and the thinking level.
+/// `configOptions`: the permission mode (the same four as `modes`), the
+/// model (a select over the models known so far; the current one is always
+/// among them) and the thinking level.
 pub(super) fn config_options(state: &SessionSettings, models: &[ModelEntry]) -> Value {
+    let modes: Vec<Value> = MODES
+        .iter()
+        .map(|(mode, name, description)| {
+            json!({"value": mode.as_str(), "name": name, "description": description})
+        })
+        .collect();
     let mut choices: Vec<Value> = models
         .iter()
         .filter(|m| m.available)
@@ -78,7 +86,14 @@ pub(super) fn config_options(state: &SessionSettings, models: &[ModelEntry]) -> 
     if !current_model.is_empty() && !models.iter().any(|m| m.id == current_model) {
         choices.insert(0, json!({"value": current_model, "name": current_model}));
     }
-    let mut options = Vec::new();
+    let mut options = vec![json!({
+        "id": "mode",
+        "name": "Mode",
+        "category": "mode",
+        "type": "select",
+        "currentValue": state.mode.as_str(),
+        "options": modes,
+    })];
     if !choices.is_empty() {
         options.push(json!({
             "id": "model",
@@ -141,15 +156,26 @@ mod tests {
             auto_compaction: true,
         };
         let v = config_options(&state, &[]);
-        assert_eq!(v[0]["id"], "model");
-        assert_eq!(v[0]["category"], "model");
-        assert_eq!(v[0]["currentValue"], "x:y:z");
-        assert_eq!(v[1]["id"], "thinking");
-        assert_eq!(v[1]["category"], "thought_level");
-        assert_eq!(v[1]["currentValue"], "high");
-        assert_eq!(v[1]["options"].as_array().unwrap().len(), 6);
+        assert_eq!(v[0]["id"], "mode");
+        assert_eq!(v[0]["category"], "mode");
         assert_eq!(v[0]["type"], "select");
-        assert_eq!(v[0]["options"][0]["value"], "x:y:z");
+        assert_eq!(v[0]["currentValue"], "ask");
+        let modes: Vec<&str> = v[0]["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(modes, ["ask", "accept-edits", "allow-all", "read-only"]);
+        assert_eq!(v[1]["id"], "model");
+        assert_eq!(v[1]["category"], "model");
+        assert_eq!(v[1]["currentValue"], "x:y:z");
+        assert_eq!(v[2]["id"], "thinking");
+        assert_eq!(v[2]["category"], "thought_level");
+        assert_eq!(v[2]["currentValue"], "high");
+        assert_eq!(v[2]["options"].as_array().unwrap().len(), 6);
+        assert_eq!(v[1]["type"], "select");
+        assert_eq!(v[1]["options"][0]["value"], "x:y:z");
         assert_eq!(parse_level("xhigh"), Some(ThinkingLevel::Xhigh));
         assert_eq!(parse_mode("accept-edits"), Some(Mode::AcceptEdits));
         assert_eq!(parse_mode("bogus"), None);

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::{json, Value};
 
 use super::sessions::AcpSession;
-use super::updates::{kind, tool_call};
+use super::updates::tool_call;
 use crate::protocol::Decision as HostDecision;
 use crate::protocol::{Command, PermissionRequestFrame, PermissionResponseParams};
 
@@ -76,10 +76,9 @@ pub(super) fn decision(response: &Value) -> Decision {
 /// The `session/request_permission` params for the host's question.
 pub(super) fn request(session_id: &str, cwd: &str, frame: &PermissionRequestFrame) -> Value {
     let tool = frame.tool.as_str();
+    // The call as announced (same title, still `pending`): a client that
+    // merges the request into its tool call must not see it renamed.
     let mut call = tool_call(cwd, &frame.tool_call_id, tool, &frame.input);
-    // The host's title says what the call would do ("Create a.txt (6 bytes)").
-    call["title"] = json!(frame.title);
-    call["kind"] = json!(kind(tool));
     if let Some(map) = call.as_object_mut() {
         map.remove("sessionUpdate");
     }
@@ -176,7 +175,11 @@ mod tests {
             .map(|o| o["kind"].as_str().unwrap())
             .collect();
         assert_eq!(kinds, ["allow_once", "allow_always", "reject_once"]);
-        assert_eq!(v["toolCall"]["title"], "Create a.txt (1 bytes)");
+        assert_eq!(
+            v["toolCall"]["title"], "a.txt",
+            "the call's title, unchanged"
+        );
+        assert_eq!(v["toolCall"]["status"], "pending");
         assert_eq!(v["toolCall"]["content"][0]["type"], "diff");
     }
 

@@ -73,6 +73,17 @@ impl FrameSink for AcpSink {
             }
         })
     }
+
+    fn tool_running<'a>(&'a self, tool_call_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(session) = self.session.upgrade() else {
+                return;
+            };
+            for update in self.map(|m| m.running(tool_call_id)) {
+                session.notify(update).await;
+            }
+        })
+    }
 }
 
 impl AcpSink {
@@ -106,16 +117,27 @@ impl AcpSink {
     }
 }
 
-/// `usage_update` after a turn: its tokens against the model's window,
-/// when the listing knows the window.
+/// `usage_update` after a turn: the context in use after its last
+/// provider call against the model's window (when the listing knows the
+/// window), and the session's cost so far when its prices are known.
 fn usage_update(session: &AcpSession, end: &AgentEndFrame) -> Option<Value> {
-    let usage = &end.usage;
-    let used = usage.input_tokens
-        + usage.output_tokens
-        + usage.cache_read_input_tokens
-        + usage.cache_creation_input_tokens;
     let size = session.context_window()?;
-    Some(json!({"sessionUpdate": "usage_update", "used": used, "size": size}))
+    usage_value(end, size)
+}
+
+/// The `usage_update` for a turn's end and the model's window `size`;
+/// none when no provider call reported usage.
+fn usage_value(end: &AgentEndFrame, size: u64) -> Option<Value> {
+    let last = end.last_call.as_ref()?;
+    let used = last.input_tokens
+        + last.cache_read_input_tokens
+        + last.cache_creation_input_tokens
+        + last.output_tokens;
+    let mut update = json!({"sessionUpdate": "usage_update", "used": used, "size": size});
+    if let Some(amount) = end.session_cost_usd {
+        update["cost"] = json!({"amount": amount, "currency": "USD"});
+    }
+    Some(update)
 }
 
 /// Appends one `session/update` notification line to `buf`.
@@ -131,4 +153,49 @@ fn encode_update(buf: &mut Vec<u8>, session_id: &str, update: Value) {
         return;
     }
     buf.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Usage;
+
+    fn end(last_call: Option<Usage>, session_cost_usd: Option<f64>) -> AgentEndFrame {
+        let call = Usage {
+            input_tokens: 100,
+            output_tokens: 50,
+            cache_read_input_tokens: 0,
+            cache_creation_input_tokens: 0,
+        };
+        AgentEndFrame {
+            prompt_id: "p1".into(),
+            stop_reason: "end_turn".into(),
+            // Five calls of 150: the sum is not the context.
+            usage: Usage {
+                input_tokens: 500,
+                output_tokens: 250,
+                ..call
+            },
+            last_call,
+            session_cost_usd,
+        }
+    }
+
+    #[test]
+    fn used_is_the_last_calls_context_and_cost_is_the_sessions() {
+        let last = Usage {
+            input_tokens: 100,
+            output_tokens: 50,
+            cache_read_input_tokens: 20,
+            cache_creation_input_tokens: 30,
+        };
+        let v = usage_value(&end(Some(last), Some(0.25)), 200_000).unwrap();
+        assert_eq!(v["sessionUpdate"], "usage_update");
+        assert_eq!(v["used"], 200);
+        assert_eq!(v["size"], 200_000);
+        assert_eq!(v["cost"], json!({"amount": 0.25, "currency": "USD"}));
+        let v = usage_value(&end(Some(last), None), 10).unwrap();
+        assert!(v.get("cost").is_none(), "{v}");
+        assert!(usage_value(&end(None, None), 10).is_none());
+    }
 }

@@ -3,10 +3,13 @@
 //! frame or streamed event at a time and sends what comes out, in order.
 //!
 //! A tool call is announced as `tool_call` (`pending`) when the model's call
-//! is complete (`toolcall_end`), goes `in_progress` at
-//! `tool_execution_start`, carries its output so far on each
-//! `tool_execution_update`, and ends `completed` or `failed` with the
-//! result (and, for `write` and `edit`, a `diff` content block).
+//! is complete (`toolcall_end`), stays `pending` while it waits for
+//! approval, goes `in_progress` when it starts running (the sink's
+//! `tool_running`, after the gate let it through), carries its output so
+//! far on each `tool_execution_update`, and ends `completed` or `failed`
+//! with the result (and, for `write` and `edit`, a `diff` content block).
+//! `session/load` replays a finished call with the same closing update
+//! ([`result_update`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -55,22 +58,30 @@ impl Mapper {
         }
     }
 
+    /// The call is about to be decided on: announced if the stream did not
+    /// (still `pending`: it may wait for approval first).
     fn started(&mut self, start: &ToolExecutionStartFrame) -> Vec<Value> {
         let id = &start.tool_call_id;
-        let mut out = Vec::new();
         let call = self.calls.entry(id.clone()).or_default();
-        if !call.announced {
-            call.name.clone_from(&start.name);
-            call.input = start.input.clone();
-            call.announced = true;
-            out.push(tool_call(&self.cwd, id, &call.name, &call.input));
+        if call.announced {
+            return Vec::new();
         }
-        out.push(json!({
+        call.name.clone_from(&start.name);
+        call.input = start.input.clone();
+        call.announced = true;
+        vec![tool_call(&self.cwd, id, &call.name, &call.input)]
+    }
+
+    /// The call was let through and runs now.
+    pub(super) fn running(&mut self, id: &str) -> Vec<Value> {
+        if !self.calls.contains_key(id) {
+            return Vec::new();
+        }
+        vec![json!({
             "sessionUpdate": "tool_call_update",
             "toolCallId": id,
             "status": "in_progress",
-        }));
-        out
+        })]
     }
 
     fn output(&mut self, update: &ToolExecutionUpdateFrame) -> Vec<Value> {
@@ -99,19 +110,14 @@ impl Mapper {
     fn ended(&mut self, end: &ToolExecutionEndFrame) -> Vec<Value> {
         let id = &end.tool_call_id;
         let call = self.calls.remove(id).unwrap_or_default();
-        let failed = end.is_error;
-        let mut content = Vec::new();
-        if !failed {
-            content.extend(diff(&self.cwd, &call.name, &call.input));
-        }
-        content.push(text_content(&end.result));
-        vec![json!({
-            "sessionUpdate": "tool_call_update",
-            "toolCallId": id,
-            "status": if failed { "failed" } else { "completed" },
-            "content": content,
-            "rawOutput": {"result": end.result, "is_error": failed},
-        })]
+        vec![result_update(
+            &self.cwd,
+            id,
+            &call.name,
+            &call.input,
+            &end.result,
+            end.is_error,
+        )]
     }
 
     /// The updates for one streamed event (the text and thinking deltas
@@ -145,6 +151,31 @@ impl Mapper {
 /// A message chunk update of `kind` with one text block.
 pub(super) fn chunk(kind: &str, text: &str) -> Value {
     json!({"sessionUpdate": kind, "content": {"type": "text", "text": text}})
+}
+
+/// The `tool_call_update` closing a call, live or replayed: `completed`
+/// or `failed`, the result text (after the diff of a successful write or
+/// edit) and `rawOutput`.
+pub(super) fn result_update(
+    cwd: &str,
+    id: &str,
+    name: &str,
+    input: &Value,
+    result: &str,
+    failed: bool,
+) -> Value {
+    let mut content = Vec::new();
+    if !failed {
+        content.extend(diff(cwd, name, input));
+    }
+    content.push(text_content(result));
+    json!({
+        "sessionUpdate": "tool_call_update",
+        "toolCallId": id,
+        "status": if failed { "failed" } else { "completed" },
+        "content": content,
+        "rawOutput": {"result": result, "is_error": failed},
+    })
 }
 
 fn text_content(text: &str) -> Value {
@@ -319,7 +350,8 @@ mod tests {
         assert_eq!(out[0]["rawInput"], input);
         typed(&out);
         let out = m.frame(&start("c1", "write", input));
-        assert_eq!(out.len(), 1, "already announced");
+        assert!(out.is_empty(), "already announced, and not running yet");
+        let out = m.running("c1");
         assert_eq!(out[0]["status"], "in_progress");
         typed(&out);
         let out = m.frame(&end("c1", "Created a.txt", false));
@@ -336,7 +368,10 @@ mod tests {
         let out = m.frame(&start("c2", "bash", json!({"command":"make"})));
         assert_eq!(out[0]["title"], "make");
         assert_eq!(out[0]["kind"], "execute");
-        assert_eq!(out[1]["status"], "in_progress");
+        assert_eq!(out[0]["status"], "pending");
+        assert_eq!(out.len(), 1);
+        assert_eq!(m.running("c2")[0]["status"], "in_progress");
+        assert!(m.running("unknown").is_empty());
         m.frame(&update("c2", "one"));
         let out = m.frame(&update("c2", "two"));
         assert_eq!(out[0]["content"][0]["content"]["text"], "one\ntwo");

@@ -78,7 +78,12 @@ pub(crate) enum TurnMsg {
 pub(crate) struct TurnOutcome {
     pub prompt_id: String,
     pub stop_reason: String,
+    /// Summed over the turn's provider calls.
     pub usage: Usage,
+    /// The last provider call's own report: what the model's context held
+    /// after it (its input, cache and output). `None` when no call
+    /// reported any.
+    pub last_call: Option<Usage>,
     pub result: TurnResult,
     /// Steers that arrived too late to reach the model.
     pub undelivered: Vec<String>,
@@ -157,7 +162,7 @@ impl Reports {
 
 /// Runs the turn to its end and reports `Done`.
 pub(crate) async fn run(mut spec: TurnSpec, mut ctx: TurnCtx) {
-    let mut usage = Usage::default();
+    let mut usage = Spent::default();
     let history = std::mem::take(&mut spec.history);
     let result = Turn::new(&spec, &mut ctx, history, &mut usage)
         .rounds()
@@ -176,10 +181,29 @@ pub(crate) async fn run(mut spec: TurnSpec, mut ctx: TurnCtx) {
     ctx.host.done(TurnOutcome {
         prompt_id: spec.prompt_id,
         stop_reason,
-        usage,
+        usage: usage.total,
+        last_call: usage.last,
         result,
         undelivered,
     });
+}
+
+/// What a turn's provider calls reported: their sum, and the last one.
+#[derive(Debug, Default)]
+struct Spent {
+    total: Usage,
+    last: Option<Usage>,
+}
+
+impl Spent {
+    fn add(&mut self, round: &Usage) {
+        self.total.add(round);
+        // A call that reported nothing (it failed before its usage came)
+        // says nothing about the context.
+        if *round != Usage::default() {
+            self.last = Some(*round);
+        }
+    }
 }
 
 impl Drop for Reports {
@@ -192,6 +216,7 @@ impl Drop for Reports {
             prompt_id: self.prompt_id.clone(),
             stop_reason: "error".into(),
             usage: Usage::default(),
+            last_call: None,
             result: TurnResult::Failed {
                 code: ErrorCode::Internal,
                 error: "the turn stopped unexpectedly (an internal error, logged on stderr); the session is intact, send the prompt again".into(),
@@ -227,7 +252,7 @@ struct Turn<'a> {
     ctx: &'a mut TurnCtx,
     compactor: Option<Compactor<'a>>,
     history: Vec<Arc<Message>>,
-    usage: &'a mut Usage,
+    usage: &'a mut Spent,
     /// The provider's last report of the input size; `None` after a
     /// compaction changed what the model sees.
     known: Option<Known>,
@@ -241,7 +266,7 @@ impl<'a> Turn<'a> {
         spec: &'a TurnSpec,
         ctx: &'a mut TurnCtx,
         history: Vec<Arc<Message>>,
-        usage: &'a mut Usage,
+        usage: &'a mut Spent,
     ) -> Self {
         let compactor = spec.auto_compaction.map(|auto| Compactor {
             prompt_id: &spec.prompt_id,
@@ -606,6 +631,7 @@ mod tests {
             prompt_id: "p1".into(),
             stop_reason: "end_turn".into(),
             usage: Usage::default(),
+            last_call: None,
             result: TurnResult::Ok,
             undelivered: Vec::new(),
         });

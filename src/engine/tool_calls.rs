@@ -199,6 +199,7 @@ async fn one(
             }
         }
     }
+    ctx.out.tool_running(id).await;
     run(prompt_id, id, tool.as_ref(), input, ctx).await
 }
 

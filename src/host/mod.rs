@@ -420,6 +420,7 @@ impl Host {
                 prompt_id,
                 stop_reason: "aborted".into(),
                 usage: Default::default(),
+                last_call: None,
                 result: crate::engine::TurnResult::Cancelled,
                 undelivered: Vec::new(),
             })

@@ -247,6 +247,8 @@ impl Host {
             prompt_id: outcome.prompt_id.clone(),
             stop_reason: outcome.stop_reason.clone(),
             usage: outcome.usage,
+            last_call: outcome.last_call,
+            session_cost_usd: self.session.cost_usd,
         }))
         .await;
 

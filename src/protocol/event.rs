@@ -249,6 +249,15 @@ pub struct AgentEndFrame {
     pub prompt_id: String,
     pub stop_reason: String,
     pub usage: Usage,
+    /// The turn's last provider call's usage: the context in use after it.
+    /// Not on the native wire (its clients have `get_session_stats`);
+    /// in-process front ends report it, as ACP's `usage_update` does.
+    #[serde(skip)]
+    pub last_call: Option<Usage>,
+    /// The session's cost so far (this turn included), when its model's
+    /// prices are known. Not on the native wire, like `last_call`.
+    #[serde(skip)]
+    pub session_cost_usd: Option<f64>,
 }
 
 #[cfg(test)]

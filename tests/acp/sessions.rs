@@ -79,6 +79,44 @@ fn load_replays_the_history_before_answering_and_does_not_modify_it() {
     assert!(text.len() > before.len() && text.contains("show=messages"));
 }
 
+/// A replayed call closes with the same update as the live one: result,
+/// `rawOutput` and the write's diff.
+#[test]
+fn a_replayed_tool_call_closes_as_it_did_live() {
+    let data = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut acp = Acp::start(Some(data.path()), &["--permission-mode", "allow-all"]);
+    acp.initialize();
+    let id = acp.new_session(cwd.path())["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (live, _) = acp.prompt(
+        &id,
+        r#"w [[tool=write input={"path": "a.txt", "content": "hi\n"}]]"#,
+    );
+    acp.finish();
+    let closing = |updates: &[Value]| -> Value {
+        of_kind(updates, "tool_call_update")
+            .into_iter()
+            .find(|u| u["status"] == "completed")
+            .cloned()
+            .unwrap_or_else(|| panic!("no completed call: {updates:?}"))
+    };
+    let live = closing(&live);
+    assert_eq!(live["content"][0]["type"], "diff", "{live}");
+    let mut acp = Acp::start(Some(data.path()), &[]);
+    acp.initialize();
+    let load = acp.request(
+        "session/load",
+        json!({"sessionId": id, "cwd": cwd.path().to_string_lossy(), "mcpServers": []}),
+    );
+    let (replayed, answer) = acp.until_answer(load);
+    assert!(answer.get("error").is_none(), "{answer}");
+    assert_eq!(closing(&replayed), live);
+    acp.finish();
+}
+
 #[test]
 fn loading_an_unknown_session_is_an_error_naming_it() {
     let cwd = tempfile::tempdir().unwrap();
@@ -261,7 +299,9 @@ fn config_options_set_the_thinking_level_and_model_and_persist_them() {
         json!({"sessionId": id, "configId": "model", "value": "nope:nope:nope"}),
     );
     let (_, answer) = acp.until_answer(bad);
-    assert!(answer.get("error").is_some(), "{answer}");
+    // An unknown model is a bad value, like an unknown level.
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert_eq!(answer["error"]["data"]["code"], "not_found", "{answer}");
     let (_, answer) = acp.prompt(&id, "persist me");
     assert_eq!(answer["result"]["stopReason"], "end_turn");
     acp.finish();

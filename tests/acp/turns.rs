@@ -57,6 +57,109 @@ fn an_allowed_write_goes_pending_in_progress_completed_with_a_diff() {
     acp.finish();
 }
 
+/// `pending` while the permission request is open (the request keeps the
+/// call's title), `in_progress` only once approved, then `completed`.
+#[test]
+fn a_call_stays_pending_while_asking_and_runs_in_progress_once_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    acp.permissions = Answer::Hold;
+    let id = acp.request(
+        "session/prompt",
+        json!({"sessionId": session, "prompt": [{"type": "text", "text": WRITE}]}),
+    );
+    let (before, asked) = acp.until(|m| m["method"] == "session/request_permission");
+    let call = of_kind(&before, "tool_call");
+    assert_eq!(call.len(), 1, "{before:?}");
+    assert_eq!(call[0]["status"], "pending");
+    assert!(
+        of_kind(&before, "tool_call_update").is_empty(),
+        "a status change before approval: {before:?}"
+    );
+    let asked_call = &asked["params"]["toolCall"];
+    assert_eq!(asked_call["title"], call[0]["title"], "renamed: {asked}");
+    assert_eq!(asked_call["status"], "pending", "{asked}");
+    acp.rpc.send(json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"outcome": {"outcome": "selected", "optionId": "allow_once"}}}));
+    let (after, answer) = acp.until_answer(id);
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    let steps: Vec<&str> = of_kind(&after, "tool_call_update")
+        .iter()
+        .filter_map(|u| u["status"].as_str())
+        .collect();
+    assert_eq!(steps, ["in_progress", "completed"]);
+    acp.finish();
+}
+
+/// `usage_update` after a turn of two provider calls: `used` is what the
+/// context held after the last one (input + cache + output), not the
+/// turn's sum, against the model's window.
+#[test]
+fn usage_update_reports_the_context_after_the_last_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acp = super::Acp::start(None, &["--permission-mode", "allow-all"]);
+    acp.initialize();
+    let new = acp.new_session(dir.path());
+    let session = new["sessionId"].as_str().unwrap().to_owned();
+    // The window comes with the model listing.
+    acp.settle(&new);
+    let (updates, answer) = acp.prompt(
+        &session,
+        r#"[[tool=bash input={"command": "true"} usage_in=100 usage_out=50 cache_read=20 cache_write=30]]"#,
+    );
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    assert_eq!(
+        of_kind(&updates, "tool_call").len(),
+        1,
+        "two calls: {updates:?}"
+    );
+    let usage = of_kind(&updates, "usage_update");
+    assert_eq!(usage.len(), 1, "{updates:?}");
+    assert_eq!(usage[0]["used"], 200, "{}", usage[0]);
+    assert_eq!(usage[0]["size"], 200_000);
+    // The echo extension has no prices.
+    assert!(usage[0].get("cost").is_none(), "{}", usage[0]);
+    acp.finish();
+}
+
+/// A model whose catalogue has prices: `cost` is the session's, in USD,
+/// summed over its turns.
+#[test]
+fn usage_update_carries_the_sessions_cost_when_prices_are_known() {
+    use crate::common::fake_http::FakeServer;
+    let srv = FakeServer::start();
+    let rpc = crate::common::Spawn::new()
+        .env("XDG_CONFIG_HOME", "/nonexistent/agent-rpc-acp-tests")
+        .env(
+            "ANTHROPIC_BASE_URL",
+            &format!("http://127.0.0.1:{}", srv.port),
+        )
+        .env("ANTHROPIC_API_KEY", "SECRET123")
+        .model("anthropic/claude-sonnet-4-5")
+        .arg("--acp")
+        .start();
+    let mut acp = super::Acp::from_rpc(rpc);
+    acp.initialize();
+    let dir = tempfile::tempdir().unwrap();
+    let new = acp.new_session(dir.path());
+    let session = new["sessionId"].as_str().unwrap().to_owned();
+    acp.settle(&new);
+    // $3 per million in, $15 per million out: $4.50 a turn.
+    let prompt = "hi [[usage_in=1000000 usage_out=100000 cache_read=0 cache_write=0]]";
+    let mut costs = Vec::new();
+    for _ in 0..2 {
+        let (updates, answer) = acp.prompt(&session, prompt);
+        assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+        let usage = of_kind(&updates, "usage_update");
+        assert_eq!(usage.len(), 1, "{updates:?}");
+        assert_eq!(usage[0]["used"], 1_100_000, "{}", usage[0]);
+        assert_eq!(usage[0]["cost"]["currency"], "USD", "{}", usage[0]);
+        costs.push(usage[0]["cost"]["amount"].as_f64().unwrap());
+    }
+    assert!((costs[0] - 4.5).abs() < 1e-9, "{costs:?}");
+    assert!((costs[1] - 9.0).abs() < 1e-9, "{costs:?}");
+    acp.finish();
+}
+
 #[test]
 fn a_rejected_call_fails_alone_and_the_turn_goes_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -72,6 +175,12 @@ fn a_rejected_call_fails_alone_and_the_turn_goes_on() {
         .as_str()
         .unwrap()
         .contains("denied"));
+    // It never ran: pending, then failed.
+    let steps: Vec<&str> = of_kind(&updates, "tool_call_update")
+        .iter()
+        .filter_map(|u| u["status"].as_str())
+        .collect();
+    assert_eq!(steps, ["failed"]);
     // The model was told and answered in the same turn.
     assert!(chunk_text(&updates, "agent_message_chunk").contains("denied"));
     assert!(!dir.path().join("a.txt").exists());
@@ -108,6 +217,10 @@ fn read_only_refuses_without_asking_and_set_mode_is_announced() {
     let announced = of_kind(&updates, "current_mode_update");
     assert_eq!(announced.len(), 1, "{updates:?}");
     assert_eq!(announced[0]["currentModeId"], "read-only");
+    // The mode is a config option too, kept in step.
+    let options = of_kind(&updates, "config_option_update");
+    assert_eq!(options.len(), 1, "{updates:?}");
+    assert_eq!(mode_option(options[0])["currentValue"], "read-only");
     let (updates, answer) = acp.prompt(&session, WRITE);
     assert_eq!(answer["result"]["stopReason"], "end_turn");
     assert!(acp.asked.is_empty());
@@ -123,6 +236,50 @@ fn read_only_refuses_without_asking_and_set_mode_is_announced() {
     let id = acp.request(
         "session/set_mode",
         json!({"sessionId": session, "modeId": "reckless"}),
+    );
+    let (_, answer) = acp.until_answer(id);
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    acp.finish();
+}
+
+/// The `mode` entry of a `configOptions` holder.
+fn mode_option(holder: &serde_json::Value) -> &serde_json::Value {
+    holder["configOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == "mode")
+        .unwrap_or_else(|| panic!("no mode option: {holder}"))
+}
+
+#[test]
+fn the_mode_config_option_sets_the_mode_and_announces_both_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    let id = acp.request(
+        "session/set_config_option",
+        json!({"sessionId": session, "configId": "mode", "value": "read-only"}),
+    );
+    let (updates, answer) = acp.until_answer(id);
+    let option = mode_option(&answer["result"]);
+    assert_eq!(option["category"], "mode", "{answer}");
+    assert_eq!(option["type"], "select");
+    assert_eq!(option["currentValue"], "read-only");
+    assert_eq!(option["options"].as_array().unwrap().len(), 4);
+    let announced = of_kind(&updates, "current_mode_update");
+    assert_eq!(announced.len(), 1, "{updates:?}");
+    assert_eq!(announced[0]["currentModeId"], "read-only");
+    let options = of_kind(&updates, "config_option_update");
+    assert_eq!(options.len(), 1, "{updates:?}");
+    assert_eq!(mode_option(options[0])["currentValue"], "read-only");
+    // The host applies it: a write is refused without asking.
+    let (_, answer) = acp.prompt(&session, WRITE);
+    assert_eq!(answer["result"]["stopReason"], "end_turn");
+    assert!(acp.asked.is_empty());
+    assert!(!dir.path().join("a.txt").exists());
+    let id = acp.request(
+        "session/set_config_option",
+        json!({"sessionId": session, "configId": "mode", "value": "reckless"}),
     );
     let (_, answer) = acp.until_answer(id);
     assert_eq!(answer["error"]["code"], -32602, "{answer}");

@@ -96,6 +96,14 @@ test("initialize, new, prompt with a tool and a diff, list, cancel", async () =>
     assert.equal(listed.sessions[0].sessionId, sessionId);
     assert.equal(listed.sessions[0].title, "hello from node [[thinking=1]]");
 
+    const moded = await ctx.request(acp.methods.agent.session.setConfigOption, {
+      sessionId,
+      configId: "mode",
+      value: "accept-edits",
+    });
+    assert.equal(moded.configOptions.find((o) => o.id === "mode").currentValue, "accept-edits");
+    assert.ok(a.updates.some((u) => u.update.sessionUpdate === "current_mode_update"));
+
     await ctx.request(acp.methods.agent.session.setMode, { sessionId, modeId: "allow-all" });
     a.updates.length = 0;
     const running = ctx.request(acp.methods.agent.session.prompt, {
