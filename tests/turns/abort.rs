@@ -271,11 +271,22 @@ fn a_prompt_after_an_aborted_compaction_that_kills_the_extension_runs() {
     assert_eq!(r["ok"], true, "{r}");
     rpc.send(json!({"type": "compact", "id": "c", "instructions": "[[n=3 hang_after=1]]"}));
     rpc.until("compaction_start", |f| f["type"] == "compaction_start");
-    std::thread::sleep(Duration::from_millis(200));
+    // Time for the summarisation request to reach the extension (nothing
+    // on the wire says so; the abort must find the round running).
+    std::thread::sleep(Duration::from_millis(500));
     rpc.send(json!({"type": "abort", "id": "a"}));
-    rpc.send(json!({"type": "prompt", "id": "2", "message": "hello there"}));
     let (_, c) = rpc.until("compact response", |f| is_answer_to(f, "c"));
     assert_eq!(c["cancelled"], true, "{c}");
+    // The prompt goes once the host no longer counts the compaction as
+    // running, well within the extension's 100 ms grace.
+    for n in 0.. {
+        let state = rpc.call(json!({"type": "get_state"}), &format!("s{n}"));
+        if state["compacting"] == false {
+            break;
+        }
+        assert!(n < 100, "still compacting: {state}");
+    }
+    rpc.send(json!({"type": "prompt", "id": "2", "message": "hello there"}));
     let (frames, r) = rpc.until("prompt response", |f| is_answer_to(f, "2"));
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(text_of(&frames), "hello there");
