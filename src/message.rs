@@ -93,7 +93,10 @@ impl Message {
         json!({ "role": self.role, "content": self.content })
     }
 
-    /// All the text of the message, for titles and directives.
+    /// All the text of the message, for titles, directives and the APIs
+    /// that take a user message as one string. Text blocks are separate
+    /// pieces (a prompt and its text attachments), so a blank line
+    /// separates them: glued, the prompt's last word ran into the first.
     pub fn text(&self) -> String {
         match &self.content {
             Content::Text(t) => t.clone(),
@@ -101,13 +104,25 @@ impl Message {
                 let mut out = String::new();
                 for b in blocks {
                     if let Block::Text { text } = b {
-                        out.push_str(text);
+                        push_paragraph(&mut out, text);
                     }
                 }
                 out
             }
         }
     }
+}
+
+/// Appends `text` to `out` after a blank line (none before the first
+/// piece; an empty piece adds nothing).
+pub(crate) fn push_paragraph(out: &mut String, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    out.push_str(text);
 }
 
 /// Token counts, summed per provider round and per session.

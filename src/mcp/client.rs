@@ -108,8 +108,10 @@ impl Conn {
     }
 
     /// The session ended (the server exited or the connection broke).
+    /// rmcp's own `is_closed` only says it was cancelled: a server that
+    /// exits ends the service loop, which closes the peer's channel.
     pub(super) fn is_closed(&self) -> bool {
-        self.service.is_closed()
+        self.service.is_closed() || self.service.peer().is_transport_closed()
     }
 }
 

@@ -196,7 +196,29 @@ impl Server {
         shared.version.fetch_add(1, Ordering::AcqRel);
         tracing::info!("MCP server {} is ready", self.name());
         self.report(shared);
+        tokio::spawn(watch_exit(Arc::downgrade(self), Arc::downgrade(&conn)));
         Ok(conn)
+    }
+
+    /// The connection ended on its own (the server exited between calls):
+    /// `failed`, announced now, so a client is not shown `ready` for a dead
+    /// server and the next call restarts it rather than failing on it.
+    fn exited(&self, conn: &Arc<Conn>) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        if shared.stop.is_cancelled() {
+            return;
+        }
+        {
+            let st = lock(&self.state);
+            // Already replaced, or already failed by the call it broke.
+            if !st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+                return;
+            }
+        }
+        let why = self.with_stderr(anyhow!("the server exited"));
+        self.fail(&shared, why, false);
     }
 
     async fn list_tools(self: &Arc<Self>, conn: &Conn) -> Result<Vec<Arc<dyn Tool>>> {
@@ -414,10 +436,41 @@ impl Server {
         if !dead {
             return ToolOutput::error(format!("MCP server {}: {e}", self.name()));
         }
-        let why = self.with_stderr(anyhow!("the server stopped during the call: {e}"));
-        self.fail(shared, why, false);
-        let message = lock(&self.state).error.clone().unwrap_or_default();
+        // The exit watcher may have failed the server already: once is
+        // enough for the client.
+        let current = lock(&self.state)
+            .conn
+            .as_ref()
+            .is_some_and(|c| std::ptr::eq(c.as_ref(), conn));
+        if current {
+            let why = self.with_stderr(anyhow!("the server stopped during the call: {e}"));
+            self.fail(shared, why, false);
+        }
+        let message = lock(&self.state)
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("the server stopped during the call: {e}"));
         ToolOutput::error(format!("MCP server {}: {message}", self.name()))
+    }
+}
+
+/// How often a connection is checked for having ended. rmcp offers no
+/// future for that short of consuming the service, which the calls share.
+const EXIT_POLL: Duration = Duration::from_millis(200);
+
+/// Watches one connection until it ends or is dropped (replaced, the
+/// server failed or stopped), and reports an end nobody asked for.
+async fn watch_exit(server: std::sync::Weak<Server>, conn: std::sync::Weak<Conn>) {
+    loop {
+        tokio::time::sleep(EXIT_POLL).await;
+        let Some(live) = conn.upgrade() else { return };
+        if !live.is_closed() {
+            continue;
+        }
+        if let Some(server) = server.upgrade() {
+            server.exited(&live);
+        }
+        return;
     }
 }
 

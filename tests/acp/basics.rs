@@ -255,3 +255,30 @@ fn sigterm_mid_turn_exits_cleanly_with_the_session_saved() {
         "{text}"
     );
 }
+
+/// SPEC §2: an embedded resource reaches an extension after the prompt's
+/// text and a blank line, not glued to its last word.
+#[test]
+fn an_embedded_resource_reaches_the_extension_as_its_own_paragraph() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    let prompt = json!([
+        {"type": "text", "text": "with a resource [[show=messages]]"},
+        {"type": "resource", "resource": {"uri": "file:///w/a.txt", "text": "fox"}},
+    ]);
+    let id = acp.request(
+        "session/prompt",
+        json!({"sessionId": session, "prompt": prompt}),
+    );
+    let (updates, answer) = acp.until_answer(id);
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    let shown: Value = serde_json::from_str(&chunk_text(&updates, "agent_message_chunk"))
+        .expect("the extension's messages as JSON");
+    let last = shown.as_array().and_then(|m| m.last()).expect("a message");
+    assert_eq!(
+        last["content"],
+        "with a resource [[show=messages]]\n\n<resource uri=\"file:///w/a.txt\">\nfox\n</resource>",
+        "{shown}"
+    );
+    acp.finish();
+}

@@ -366,3 +366,57 @@ fn two_sessions_streaming_from_one_extension_keep_their_own_text() {
     }
     acp.finish();
 }
+
+/// Cancelling one session's prompt kills an extension that ignores the
+/// cancel; another session's prompt, waiting for that extension's one
+/// round, was never cancelled: it runs on the restarted extension and ends
+/// normally (SPEC §4, §11).
+#[test]
+fn cancelling_one_session_leaves_the_other_sessions_prompt_to_run() {
+    let one = tempfile::tempdir().unwrap();
+    let mut acp = Acp::start(None, &[]);
+    acp.initialize();
+    let mut session = || {
+        acp.new_session(one.path())["sessionId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (a, b) = (session(), session());
+    let prompt =
+        |s: &str, text: &str| json!({"sessionId": s, "prompt": [{"type": "text", "text": text}]});
+    // A streams one delta, then ignores everything but a kill.
+    let pa = acp.request("session/prompt", prompt(&a, "[[n=3 hang_after=1]]"));
+    acp.until(|m| m["method"] == "session/update" && m["params"]["sessionId"] == a.as_str());
+    let pb = acp.request("session/prompt", prompt(&b, "hello there"));
+    // B's turn reaches the extension and waits for A's round to end.
+    std::thread::sleep(Duration::from_millis(300));
+    acp.notify("session/cancel", json!({"sessionId": a}));
+    let mut updates = Vec::new();
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < 2 {
+        let m = acp.next_message();
+        if m["method"] == "session/update" {
+            updates.push(m["params"].clone());
+        } else if m["id"] == pa || m["id"] == pb {
+            answers.insert(m["id"].as_u64().unwrap(), m);
+        }
+    }
+    assert_eq!(
+        answers[&pa]["result"]["stopReason"], "cancelled",
+        "{}",
+        answers[&pa]
+    );
+    assert_eq!(
+        answers[&pb]["result"]["stopReason"], "end_turn",
+        "{}",
+        answers[&pb]
+    );
+    let own: Vec<Value> = updates
+        .iter()
+        .filter(|u| u["sessionId"] == b.as_str())
+        .cloned()
+        .collect();
+    assert_eq!(chunk_text(&own, "agent_message_chunk"), "hello there");
+    acp.finish();
+}

@@ -135,3 +135,37 @@ fn keys_never_leak(api: Api) {
         );
     }
 }
+
+// ---- text attachments -----------------------------------------------------
+
+both!(text_attachments_are_a_paragraph_of_their_own);
+
+/// SPEC §2: a text attachment reaches the model after the message text and
+/// a blank line, not glued to its last word.
+fn text_attachments_are_a_paragraph_of_their_own(api: Api) {
+    let srv = FakeServer::start();
+    let mut rpc = spawn(api, &srv).start();
+    rpc.ready();
+    rpc.send(
+        json!({"type": "prompt", "id": "1", "message": "summarise this",
+        "attachments": [{"type": "text", "text": "The quick brown fox"}]}),
+    );
+    let (_, resp) = rpc.until("prompt response", |f| {
+        f["id"] == "1" && (f["type"] == "response" || f["type"] == "error")
+    });
+    assert_ok(&resp, &rpc);
+    let reqs = srv.api_requests();
+    let b = &reqs[0]["body"];
+    // The last message is the prompt (OpenAI's first is the system prompt).
+    let last = b["messages"].as_array().and_then(|m| m.last());
+    let text = match &last.expect("messages")["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("|"),
+        other => panic!("user content {other}"),
+    };
+    assert_eq!(text, "summarise this\n\nThe quick brown fox", "{b}");
+}

@@ -553,3 +553,38 @@ fn an_image_result_reaches_the_model_as_an_image() {
         shutdown(rpc);
     }
 }
+
+/// A server that dies between calls is noticed at once: `failed` is
+/// announced and shown by `get_state`; the next call restarts it
+/// (`starting`, then `ready`) and succeeds.
+#[test]
+fn a_server_that_dies_between_calls_is_failed_at_once_and_the_next_call_restarts_it() {
+    let srv = FakeServer::start();
+    let d = Dirs::new();
+    let mut rpc = fixture_host(&srv, &d);
+    until_status(&mut rpc, "fx", "ready");
+    let pid: i32 = d.log_lines("fx")[0]
+        .strip_prefix("start ")
+        .and_then(|p| p.parse().ok())
+        .expect("the fixture logs `start <pid>`");
+    // SAFETY: a plain kill(2) of the fixture's own process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let failed = until_status(&mut rpc, "fx", "failed");
+    assert!(failed["error"].is_string(), "{failed}");
+    assert_eq!(server_state(&mut rpc, "fx")["status"], "failed");
+
+    let frames = run_ok(
+        &mut rpc,
+        "1",
+        &call("mcp__fx__echo", &json!({"text": "back"})),
+    );
+    assert_eq!(the_tool_end(&frames)["result"], "back");
+    let statuses: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["type"] == "mcp_server_status")
+        .map(|f| &f["status"])
+        .collect();
+    assert_eq!(statuses, ["starting", "ready"], "{frames:?}");
+    assert_eq!(server_state(&mut rpc, "fx")["status"], "ready");
+    shutdown(rpc);
+}

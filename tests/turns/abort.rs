@@ -242,3 +242,52 @@ fn abort_when_idle_is_ok() {
     assert_eq!(r["type"], "response", "{r}");
     assert_eq!(r["ok"], true);
 }
+
+/// A follow-up sent after an abort that kills an extension ignoring the
+/// cancel was not aborted: it runs on the restarted extension.
+#[test]
+fn a_follow_up_after_an_abort_that_kills_the_extension_runs_normally() {
+    let (mut rpc, _) = host(&["echo"], ECHO);
+    start_prompt(&mut rpc, "1", "[[n=3 hang_after=1]]");
+    first_delta(&mut rpc);
+    rpc.send(json!({"type": "abort", "id": "a"}));
+    rpc.send(json!({"type": "follow_up", "id": "f", "message": "hello there"}));
+    let (_, ab) = rpc.until("abort response", |f| is_answer_to(f, "a"));
+    assert_eq!(ab["ok"], true, "{ab}");
+    let (frames, r) = rpc.until("follow-up response", |f| is_answer_to(f, "f"));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["stop_reason"], "end_turn", "{r}");
+    assert_eq!(text_of(&frames), "hello there");
+}
+
+/// An aborted `compact` stops its provider without waiting for it; a
+/// prompt sent right after waits for the extension, which is then killed
+/// for ignoring the cancel. The prompt was not aborted: it runs on the
+/// restarted extension.
+#[test]
+fn a_prompt_after_an_aborted_compaction_that_kills_the_extension_runs() {
+    let (mut rpc, _) = host(&["echo"], ECHO);
+    let (_, r) = prompt(&mut rpc, "1", "first words");
+    assert_eq!(r["ok"], true, "{r}");
+    rpc.send(json!({"type": "compact", "id": "c", "instructions": "[[n=3 hang_after=1]]"}));
+    rpc.until("compaction_start", |f| f["type"] == "compaction_start");
+    // Time for the summarisation request to reach the extension (nothing
+    // on the wire says so; the abort must find the round running).
+    std::thread::sleep(Duration::from_millis(500));
+    rpc.send(json!({"type": "abort", "id": "a"}));
+    let (_, c) = rpc.until("compact response", |f| is_answer_to(f, "c"));
+    assert_eq!(c["cancelled"], true, "{c}");
+    // The prompt goes once the host no longer counts the compaction as
+    // running, well within the extension's 100 ms grace.
+    for n in 0.. {
+        let state = rpc.call(json!({"type": "get_state"}), &format!("s{n}"));
+        if state["compacting"] == false {
+            break;
+        }
+        assert!(n < 100, "still compacting: {state}");
+    }
+    rpc.send(json!({"type": "prompt", "id": "2", "message": "hello there"}));
+    let (frames, r) = rpc.until("prompt response", |f| is_answer_to(f, "2"));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(text_of(&frames), "hello there");
+}

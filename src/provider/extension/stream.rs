@@ -22,7 +22,6 @@ pub(crate) async fn open(
     grace: Duration,
 ) -> anyhow::Result<ProviderStream> {
     let info = ext.model(id).await?;
-    let proc = ext.proc().await?;
     // Extensions get the history in its stored shape, host markers dropped.
     let messages: Vec<Value> = req.history.iter().map(|m| m.to_provider()).collect();
     let params = json!({
@@ -43,9 +42,7 @@ pub(crate) async fn open(
     } else {
         "provider.complete"
     };
-    // Waiting here is bounded by the other round; an abort meanwhile wins
-    // (the engine selects on it while a round opens).
-    let slot = proc.round_slot().await;
+    let (proc, slot) = free_proc(ext).await?;
     let (id, rx) = proc.request(method, params, info.streaming).await?;
     Ok(ProviderStream(Box::new(ExtensionRound {
         proc,
@@ -54,6 +51,27 @@ pub(crate) async fn open(
         grace,
         _slot: slot,
     })))
+}
+
+/// The extension's process once it is free for this round. Waiting here
+/// is bounded by the other round; an abort meanwhile wins (the engine
+/// selects on it while a round opens). The round waited for may end by
+/// killing the process (another session's cancel that it ignored): this
+/// round was not cancelled, so it takes the restarted process instead.
+/// Once only: a process that dies again before the round starts is a
+/// failure the request reports, not a reason to restart it in a loop.
+async fn free_proc(
+    ext: &Extension,
+) -> anyhow::Result<(Arc<Proc>, Option<tokio::sync::OwnedSemaphorePermit>)> {
+    let proc = ext.proc().await?;
+    let slot = proc.round_slot().await;
+    if proc.is_alive() {
+        return Ok((proc, slot));
+    }
+    drop(slot);
+    let proc = ext.proc().await?;
+    let slot = proc.round_slot().await;
+    Ok((proc, slot))
 }
 
 struct ExtensionRound {

@@ -188,8 +188,9 @@ fn blocks(m: &Message) -> Vec<Value> {
     };
     match &m.content {
         Content::Text(t) => text(t),
-        // Text-only blocks go as one text block, as they always have: the
-        // provider shape (`Message::to_provider`) joins them into a string.
+        // Text-only blocks go as one text block, as they always have, the
+        // pieces a blank line apart: the provider shape
+        // (`Message::to_provider`) joins them the same way.
         Content::Blocks(bs)
             if !bs.is_empty() && bs.iter().all(|b| matches!(b, Block::Text { .. })) =>
         {
@@ -458,7 +459,8 @@ mod tests {
     }
 
     /// Pins the shape the engine's old `Value` history gave: a message of
-    /// text blocks only goes as one joined text block.
+    /// text blocks only goes as one text block, the pieces a blank line
+    /// apart (SPEC §2: a prompt's text attachments are not glued to it).
     #[test]
     fn text_only_blocks_go_as_one_block() {
         let history: Vec<Arc<Message>> = [
@@ -470,7 +472,7 @@ mod tests {
         .collect();
         assert_eq!(
             messages(&history)[1],
-            json!({"role":"assistant","content":[{"type":"text","text":"ab"}]})
+            json!({"role":"assistant","content":[{"type":"text","text":"a\n\nb"}]})
         );
     }
     fn tool_loop_history() -> Vec<Arc<Message>> {

@@ -126,7 +126,7 @@ fn messages(req: &Request<'_>) -> Vec<Value> {
         for b in blocks {
             match b {
                 Block::Text { text: t } => {
-                    text.push_str(t);
+                    crate::message::push_paragraph(&mut text, t);
                     parts.push(json!({"type": "text", "text": t}));
                 }
                 Block::Image { source } => parts.push(image_url(source)),
