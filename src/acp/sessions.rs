@@ -150,6 +150,11 @@ impl Registry {
         lock(&self.sessions).insert(session.id.clone(), session);
     }
 
+    /// Takes a session out of the connection.
+    pub(super) fn remove(&self, id: &str) -> Option<Arc<AcpSession>> {
+        lock(&self.sessions).remove(id)
+    }
+
     /// Every open session.
     pub(super) fn all(&self) -> Vec<Arc<AcpSession>> {
         lock(&self.sessions).values().cloned().collect()
