@@ -18,9 +18,11 @@
 //! - `load`: history replay; `lifecycle`: `session/close` and
 //!   `session/fork`; `prompt`: ACP prompt ↔ the `prompt` command;
 //!   `permissions`: asking the client.
-//! - `options`: modes and config options; `list`; `mcp`: client servers.
+//! - `options`: modes and config options; `list`; `info`: titles and
+//!   `session_info_update`; `mcp`: client servers.
 
 mod chunks;
+mod info;
 mod lifecycle;
 mod list;
 mod load;
@@ -204,8 +206,17 @@ impl Acp {
                     .ok_or_else(|| {
                         RpcError::invalid_params("prompt must be a list of content blocks")
                     })?;
-                let answer = session.call(prompt::command(blocks)).await;
-                prompt::outcome(answer.map_err(host_gone)?)
+                let command = prompt::command(blocks);
+                let title = match &command {
+                    Command::Prompt(p) => info::title(&p.message),
+                    _ => None,
+                };
+                let answer = session.call(command).await.map_err(host_gone)?;
+                // A turn ran: its prompt is stored and the file written.
+                if matches!(answer, Ok(Response::Turn(_))) {
+                    self.announce_info(&session, title).await;
+                }
+                prompt::outcome(answer)
             }
             "session/set_mode" => set_mode(self.session(params)?, params).await,
             _ => set_config_option(self.session(params)?, params).await,

@@ -1,7 +1,9 @@
 //! The rest of a session's life: `session/resume` (no replay),
 //! `session/close` (its prompt cancelled, its lock released at once for
 //! another process, the connection's other sessions unaffected) and
-//! `session/fork` (a new session with the same history); all advertised.
+//! `session/fork` (a new session with the same history); all advertised;
+//! and `session_info_update` (title, updatedAt) agreeing with
+//! `session/list`.
 
 use std::time::{Duration, Instant};
 
@@ -185,4 +187,54 @@ fn fork_opens_a_new_session_with_the_same_history() {
     assert!(fork_text.contains(&id), "forked_from names the original");
     let text = std::fs::read_to_string(common::session_file(data.path(), &id)).unwrap();
     assert!(text.contains("in the original") && !text.contains("in the fork"));
+}
+
+#[test]
+fn each_turn_announces_the_title_once_and_updated_at_as_session_list_shows_them() {
+    let data = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut acp = Acp::start(Some(data.path()), &[]);
+    acp.initialize();
+    let id = id_of(&acp.new_session(cwd.path()));
+    let first =
+        "please refactor the session store so that forks and loads share one reader\nsecond line";
+    let (updates, answer) = acp.prompt(&id, first);
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    let info = of_kind(&updates, "session_info_update");
+    assert_eq!(info.len(), 1, "{updates:?}");
+    let title = "please refactor the session store so that forks and loads…";
+    assert_eq!(info[0]["title"], title);
+    assert!(info[0]["updatedAt"].is_string(), "{}", info[0]);
+    // The title stays; updatedAt moves on.
+    std::thread::sleep(Duration::from_millis(20));
+    let (updates, _) = acp.prompt(&id, "another one");
+    let info = of_kind(&updates, "session_info_update");
+    assert_eq!(info.len(), 1, "{updates:?}");
+    assert!(info[0].get("title").is_none(), "{}", info[0]);
+    let updated = info[0]["updatedAt"].clone();
+    let listed = acp.call("session/list", json!({}));
+    let entry = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sessionId"] == id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["title"], title, "{entry}");
+    assert_eq!(entry["updatedAt"], updated, "{entry}");
+    // A prompt refused (one is running) announces nothing.
+    let slow = acp.request(
+        "session/prompt",
+        json!({"sessionId": id, "prompt": [{"type": "text", "text": r#"[[tool=bash input={"command": "sleep 1"}]]"#}]}),
+    );
+    acp.until(|m| m["params"]["update"]["sessionUpdate"] == "tool_call");
+    let busy = acp.request(
+        "session/prompt",
+        json!({"sessionId": id, "prompt": [{"type": "text", "text": "busy?"}]}),
+    );
+    let (updates, answer) = acp.until_answer(busy);
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
+    assert!(of_kind(&updates, "session_info_update").is_empty());
+    acp.until_answer(slow);
+    acp.finish();
 }
