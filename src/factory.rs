@@ -188,6 +188,7 @@ impl Factory {
                         .keep_tokens
                         .unwrap_or(crate::compaction::KEEP_CAP),
                 },
+                stop_providers: true,
             },
             store,
             session,

@@ -21,7 +21,7 @@ pub(super) fn sessions(all: &[SessionSummary], cwd: Option<&Path>) -> Vec<Value>
             json!({
                 "sessionId": s.session_id,
                 "cwd": s.cwd,
-                "title": s.title,
+                "title": s.title.as_deref().and_then(super::info::title),
                 "updatedAt": s.updated_at,
             })
         })

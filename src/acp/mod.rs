@@ -15,11 +15,15 @@
 //! - `start`: a session's host and sink wired together; `sessions`: the
 //!   open sessions; `sink`: a host's frames →
 //!   `session/update` (`updates` maps, `chunks` is the delta fast path).
-//! - `load`: history replay; `prompt`: ACP prompt ↔ the `prompt` command;
+//! - `load`: history replay; `lifecycle`: `session/close` and
+//!   `session/fork`; `prompt`: ACP prompt ↔ the `prompt` command;
 //!   `permissions`: asking the client.
-//! - `options`: modes and config options; `list`; `mcp`: client servers.
+//! - `options`: modes and config options; `list`; `info`: titles and
+//!   `session_info_update`; `mcp`: client servers.
 
 mod chunks;
+mod info;
+mod lifecycle;
 mod list;
 mod load;
 pub(crate) mod mcp;
@@ -109,6 +113,9 @@ pub(crate) fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transpo
         });
         serve(&acp, signals).await;
         acp.sessions.shutdown_all().await;
+        // The sessions share the providers (see `start`): stopped once.
+        let stop = acp.factory.providers.shutdown();
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), stop).await;
         0
     });
     // The caller drops the runtime (and with it every task holding the
@@ -165,6 +172,9 @@ impl Acp {
             "initialize" => initialize(),
             "session/new" => self.new_session(&params),
             "session/load"
+            | "session/resume"
+            | "session/close"
+            | "session/fork"
             | "session/list"
             | "session/prompt"
             | "session/set_mode"
@@ -183,7 +193,10 @@ impl Acp {
 
     async fn in_task(&self, method: &str, params: &Value) -> RpcResult {
         match method {
-            "session/load" => self.load_session(params).await,
+            "session/load" => self.load_session(params, true).await,
+            "session/resume" => self.load_session(params, false).await,
+            "session/close" => self.close_session(params).await,
+            "session/fork" => self.fork_session(params).await,
             "session/list" => self.list_sessions(params),
             "session/prompt" => {
                 let session = self.session(params)?;
@@ -193,8 +206,17 @@ impl Acp {
                     .ok_or_else(|| {
                         RpcError::invalid_params("prompt must be a list of content blocks")
                     })?;
-                let answer = session.call(prompt::command(blocks)).await;
-                prompt::outcome(answer.map_err(host_gone)?)
+                let command = prompt::command(blocks);
+                let title = match &command {
+                    Command::Prompt(p) => info::title(&p.message),
+                    _ => None,
+                };
+                let answer = session.call(command).await.map_err(host_gone)?;
+                // A turn ran: its prompt is stored and the file written.
+                if matches!(answer, Ok(Response::Turn(_))) {
+                    self.announce_info(&session, title).await;
+                }
+                prompt::outcome(answer)
             }
             "session/set_mode" => set_mode(self.session(params)?, params).await,
             _ => set_config_option(self.session(params)?, params).await,
@@ -229,9 +251,10 @@ impl Acp {
         }))
     }
 
-    /// Opens a stored session, replays its history as updates, and only
-    /// then answers. The stored file is not written by loading.
-    async fn load_session(&self, params: &Value) -> RpcResult {
+    /// Opens a stored session, replays its history as updates (`replay`:
+    /// `session/load`; `session/resume` does not), and only then answers.
+    /// The stored file is not written by loading.
+    async fn load_session(&self, params: &Value, replay: bool) -> RpcResult {
         let id = string(params, "sessionId")?.to_owned();
         // An empty id means "the latest of the cwd" to the native opener.
         if id.is_empty() {
@@ -249,7 +272,11 @@ impl Acp {
             .factory
             .session(&self.cli, cwd, true, opening, mcp)
             .map_err(|e| host_error(&e))?;
-        let history = load::replay(&parts.settings.cwd, &parts.session.messages);
+        let history = if replay {
+            load::replay(&parts.settings.cwd, &parts.session.messages)
+        } else {
+            Vec::new()
+        };
         let session = start::start(parts, self.cx.clone(), self.models.clone());
         for update in history {
             session.notify(update).await;
@@ -279,7 +306,7 @@ fn initialize() -> RpcResult {
             "loadSession": true,
             "promptCapabilities": {"image": true, "audio": false, "embeddedContext": true},
             "mcpCapabilities": {"http": true, "sse": false},
-            "sessionCapabilities": {"list": {}},
+            "sessionCapabilities": {"list": {}, "resume": {}, "close": {}, "fork": {}},
         },
         "agentInfo": {"name": "agent-rpc", "title": "agent-rpc", "version": env!("CARGO_PKG_VERSION")},
         "authMethods": [],

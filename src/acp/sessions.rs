@@ -36,6 +36,8 @@ pub(super) struct AcpSession {
     /// The client was given the config options before the model listing
     /// was in (the current model alone): the listing announces the rest.
     short_list: AtomicBool,
+    /// The title announced (`info.rs`), once there is one.
+    title: Mutex<Option<String>>,
     host: HostHandle,
     settings: watch::Receiver<SessionSettings>,
     running: Mutex<Option<tokio::task::JoinHandle<i32>>>,
@@ -52,6 +54,7 @@ impl AcpSession {
     pub(super) fn new(
         id: String,
         cwd: String,
+        title: Option<String>,
         host: HostHandle,
         settings: watch::Receiver<SessionSettings>,
         models: Models,
@@ -61,6 +64,7 @@ impl AcpSession {
             id,
             cwd,
             short_list: AtomicBool::new(false),
+            title: Mutex::new(title),
             host,
             settings,
             running: Mutex::new(None),
@@ -72,6 +76,17 @@ impl AcpSession {
     /// Keeps the host's task, for `shutdown` to wait on.
     pub(super) fn set_running(&self, running: tokio::task::JoinHandle<i32>) {
         *lock(&self.running) = Some(running);
+    }
+
+    /// Takes `candidate` as the title if the session has none yet;
+    /// returns it when it did.
+    pub(super) fn set_title_once(&self, candidate: Option<String>) -> Option<String> {
+        let mut title = lock(&self.title);
+        if title.is_some() {
+            return None;
+        }
+        title.clone_from(&candidate);
+        candidate
     }
 
     /// Sends a command to the host and waits for its typed answer.
@@ -148,6 +163,11 @@ impl Registry {
 
     pub(super) fn insert(&self, session: Arc<AcpSession>) {
         lock(&self.sessions).insert(session.id.clone(), session);
+    }
+
+    /// Takes a session out of the connection.
+    pub(super) fn remove(&self, id: &str) -> Option<Arc<AcpSession>> {
+        lock(&self.sessions).remove(id)
     }
 
     /// Every open session.

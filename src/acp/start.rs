@@ -13,10 +13,18 @@ use crate::sink::Sink;
 
 /// Starts the host of a session and returns the session, usable at once
 /// (the host reads its first command when the caller yields).
-pub(super) fn start(parts: Parts, cx: Connection, models: Models) -> Arc<AcpSession> {
+pub(super) fn start(mut parts: Parts, cx: Connection, models: Models) -> Arc<AcpSession> {
+    // The connection's sessions share the providers: closing one must not
+    // stop an extension another is using (the connection stops them once).
+    parts.settings.stop_providers = false;
     let (handle, submissions) = host::channel();
     let id = parts.session.header.id.clone();
     let cwd = parts.settings.cwd.clone();
+    let title = parts
+        .session
+        .title()
+        .as_deref()
+        .and_then(super::info::title);
     // The sink reaches its session through a weak pointer: the session
     // owns the host's handle, the host owns the sink, and neither keeps
     // the other alive.
@@ -26,7 +34,7 @@ pub(super) fn start(parts: Parts, cx: Connection, models: Models) -> Arc<AcpSess
         let (built, channels) = Host::new(parts, sink);
         let settings = built.settings();
         host = Some((built, channels));
-        AcpSession::new(id, cwd, handle, settings, models, cx)
+        AcpSession::new(id, cwd, title, handle, settings, models, cx)
     });
     if let Some((host, channels)) = host {
         // Stdout and signals belong to the ACP connection, handled once for

@@ -73,6 +73,10 @@ pub(crate) struct Settings {
     pub max_rounds: u32,
     pub idle_timeout: Duration,
     pub compaction: CompactionSettings,
+    /// Whether this host stops the providers when it exits: the only host
+    /// of a native process does; an ACP session shares them with the
+    /// connection's other sessions, which outlive its `session/close`.
+    pub stop_providers: bool,
 }
 
 /// Compaction settings from the config and flags.
@@ -435,9 +439,11 @@ impl Host {
         if let Some(mcp) = &self.mcp {
             mcp.shutdown();
         }
-        tokio::time::timeout(Duration::from_millis(500), self.providers.shutdown())
-            .await
-            .ok();
+        if self.settings.stop_providers {
+            tokio::time::timeout(Duration::from_millis(500), self.providers.shutdown())
+                .await
+                .ok();
+        }
         0
     }
 

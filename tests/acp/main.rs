@@ -4,8 +4,9 @@
 //! `acpx`.
 //!
 //! Modules: `basics` (initialize, new, prompt, list, stdout), `turns`
-//! (tool calls, permissions, modes, cancel), `sessions` (load, the native
-//! protocol both ways, several sessions, config options), `real_clients`.
+//! (tool calls, permissions, modes, cancel), `lifecycle` (resume, close,
+//! fork), `sessions` (load, the native protocol both ways, several
+//! sessions, config options), `real_clients`.
 //! The [`Acp`] client below checks that every line the agent writes is
 //! JSON-RPC 2.0.
 
@@ -13,6 +14,7 @@
 mod common;
 
 mod basics;
+mod lifecycle;
 mod mcp;
 mod real_clients;
 mod sessions;

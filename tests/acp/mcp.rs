@@ -1,7 +1,8 @@
 //! MCP servers an ACP client passes in `session/new`: connected for that
 //! session only, their tools offered as `mcp__<server>__<tool>` and run
-//! behind the client's permission prompt. The server is the Python SDK
-//! fixture (`fixtures/mcp/server.py`, `mcp` pinned in tests/requirements.txt).
+//! behind the client's permission prompt, stopped by `session/close`. The
+//! server is the Python SDK fixture (`fixtures/mcp/server.py`, `mcp`
+//! pinned in tests/requirements.txt).
 
 use std::path::Path;
 
@@ -96,6 +97,47 @@ fn bad_mcp_server_entries_are_invalid_params() {
                 .is_some_and(|m| m.contains("mcpServers")),
             "{answer}"
         );
+    }
+    acp.finish();
+}
+
+#[test]
+fn session_close_stops_the_sessions_mcp_servers() {
+    use std::time::{Duration, Instant};
+
+    use crate::common::procfs;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut acp = Acp::start(None, &[]);
+    acp.initialize();
+    let session = session_with(
+        &mut acp,
+        dir.path(),
+        json!([fixture_server("fx", json!([]))]),
+    );
+    // The first round waits for the server: it runs once the turn ends.
+    let input = r#"[[tool=mcp__fx__get_env input={"name": "HOME"}]]"#;
+    let (_, answer) = acp.prompt(&session, input);
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    let pid = acp.rpc.pid();
+    let servers = || -> Vec<u32> {
+        procfs::descendants(pid)
+            .into_iter()
+            .filter(|p| procfs::cmdline(*p).is_some_and(|c| c.contains("server.py")))
+            .collect()
+    };
+    assert!(!servers().is_empty(), "the server is not running");
+    assert_eq!(
+        acp.call("session/close", json!({"sessionId": session})),
+        json!({})
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !servers().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the MCP server outlived session/close"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
     acp.finish();
 }

@@ -163,3 +163,43 @@ test("load from a new process replays the history before answering", async () =>
   });
   await stop(second.child);
 });
+
+test("resume, fork and close, with the title announced", async () => {
+  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
+  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  const first = agent(data, "allow_once");
+  const sessionId = await first.client.connectWith(first.stream, async (ctx) => {
+    await ctx.request(acp.methods.agent.initialize, { protocolVersion: 1, clientCapabilities: {} });
+    const { sessionId } = await ctx.request(acp.methods.agent.session.new, { cwd, mcpServers: [] });
+    await ctx.request(acp.methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: "text", text: "title me\nnot this" }],
+    });
+    const info = first.updates.find((u) => u.update.sessionUpdate === "session_info_update");
+    assert.equal(info.update.title, "title me");
+    assert.equal(typeof info.update.updatedAt, "string");
+    return sessionId;
+  });
+  await stop(first.child);
+
+  const second = agent(data, "allow_once");
+  await second.client.connectWith(second.stream, async (ctx) => {
+    const init = await ctx.request(acp.methods.agent.initialize, { protocolVersion: 1, clientCapabilities: {} });
+    const caps = init.agentCapabilities.sessionCapabilities;
+    assert.deepEqual([caps.resume, caps.close, caps.fork], [{}, {}, {}]);
+    const resumed = await ctx.request(acp.methods.agent.session.resume, { sessionId, cwd, mcpServers: [] });
+    assert.ok(Array.isArray(resumed.configOptions));
+    assert.equal(second.updates.filter((u) => u.update.sessionUpdate === "user_message_chunk").length, 0);
+    // session/fork is in the SDK's unstable schema only (not in `methods`).
+    const forked = await ctx.request("session/fork", { sessionId, cwd, mcpServers: [] });
+    assert.notEqual(forked.sessionId, sessionId);
+    const answer = await ctx.request(acp.methods.agent.session.prompt, {
+      sessionId: forked.sessionId,
+      prompt: [{ type: "text", text: "in the fork" }],
+    });
+    assert.equal(answer.stopReason, "end_turn");
+    await ctx.request(acp.methods.agent.session.close, { sessionId });
+    await ctx.request(acp.methods.agent.session.close, { sessionId: forked.sessionId });
+  });
+  await stop(second.child);
+});
