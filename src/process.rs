@@ -8,7 +8,8 @@
 //! environment is chosen by the caller (minus the secret variables, or only
 //! a named few). A process group of its own is the caller's choice, since
 //! an extension is stopped as one process and a shell command as a group.
-//! [`Sandbox`] is where a kernel sandbox will be applied to every child;
+//! [`Sandbox`] is where a kernel sandbox will be applied, by a caller
+//! that passes one (today only the local shell backend carries the slot);
 //! none is applied today.
 
 use std::ffi::OsStr;

@@ -137,7 +137,13 @@ async fn one(
     let Some(tool) = table.get(name) else {
         return table.unknown(name);
     };
-    let preview = match preview(tool, input, ctx).await {
+    // An abort does not wait for a preview blocked on a remote backend.
+    let previewed = tokio::select! {
+        biased;
+        _ = ctx.cancel.cancelled() => return ToolOutput::error("not run: the turn was aborted"),
+        p = preview(tool, input, ctx) => p,
+    };
+    let preview = match previewed {
         Ok(p) => p,
         Err(e) => return ToolOutput::failed(&e),
     };

@@ -142,6 +142,14 @@ impl Processes for LocalProcesses {
     /// on one new pipe, as with `2>&1`, so the output keeps the order in
     /// which it was written.
     fn shell(&self, command: &str, cwd: &Path) -> io::Result<Shell> {
+        // Checked here, where the process starts: a missing directory
+        // would otherwise surface as the shell itself not being found.
+        if !cwd.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("the working directory {} does not exist", cwd.display()),
+            ));
+        }
         for shell in ["bash", "sh"] {
             let (reader, writer) = io::pipe()?;
             // The write end goes to the child twice (stdout and stderr) and

@@ -1,7 +1,8 @@
 //! `write {path, content}`: create or overwrite a whole file.
 //!
 //! Parent directories are created as needed and the file is replaced
-//! atomically (see [`super::fsutil::atomic_write`]). The preview diffs the
+//! whole, through the session's `FileSystem` (locally a temporary file
+//! renamed over it, `local.rs`). The preview diffs the
 //! old text against the new so the user sees what an overwrite loses.
 
 use std::path::{Path, PathBuf};

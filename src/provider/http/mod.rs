@@ -76,7 +76,6 @@ struct Prepared {
     api: &'static dyn Api,
 }
 
-/// Starts one round against `model` on `endpoint`.
 /// The API an endpoint speaks: the one place a `config::Kind` becomes an
 /// [`Api`].
 pub(crate) fn api(kind: Kind) -> &'static dyn Api {
@@ -86,6 +85,7 @@ pub(crate) fn api(kind: Kind) -> &'static dyn Api {
     }
 }
 
+/// Starts one round against `model` on `endpoint`.
 pub(crate) fn open(
     settings: &Settings,
     endpoint: &Endpoint,

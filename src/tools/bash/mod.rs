@@ -24,7 +24,7 @@ mod output;
 
 use super::args::Args;
 use super::tool::Builtin;
-use super::{Access, FileKind, FileSystem, Preview, Shell, ToolCtx, ToolOutput};
+use super::{Access, FileSystem, Preview, Shell, ToolCtx, ToolOutput};
 use output::Collector;
 
 const DEFAULT_TIMEOUT_MS: u64 = 120_000;
@@ -108,18 +108,6 @@ impl Builtin for BashTool {
     }
 
     async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
-        // A missing directory would surface as "bash: not found" from spawn.
-        let cwd_is_dir = ctx
-            .env
-            .fs
-            .metadata(&ctx.cwd)
-            .is_ok_and(|m| m.kind == FileKind::Dir);
-        if !cwd_is_dir {
-            return ToolOutput::error(format!(
-                "bash: the working directory {} does not exist",
-                ctx.cwd.display()
-            ));
-        }
         let Shell {
             output: mut out_pipe,
             mut process,
@@ -261,6 +249,19 @@ mod tests {
 
     async fn bash(c: &ToolCtx, command: &str) -> ToolOutput {
         run(&json!({"command": command}), c).await
+    }
+
+    #[tokio::test]
+    async fn a_working_directory_that_is_gone_is_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, _rx) = ctx(dir.path());
+        c.cwd = dir.path().join("gone");
+        let out = bash(&c, "true").await;
+        assert!(out.is_error, "{out:?}");
+        assert!(
+            out.content.contains("the working directory") && out.content.contains("gone"),
+            "{out:?}"
+        );
     }
 
     #[tokio::test]
