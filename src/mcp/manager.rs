@@ -21,9 +21,9 @@ use crate::tools::{BoxFuture, Tool, ToolSource};
 
 pub(crate) struct Manager {
     servers: Vec<Arc<Server>>,
+    /// Holds the stop token (`shared.stop`) that ends every server task
+    /// when the manager goes.
     shared: Arc<Shared>,
-    /// Stops every server task when the manager goes.
-    stop: CancellationToken,
 }
 
 impl Manager {
@@ -35,14 +35,15 @@ impl Manager {
             opts,
             version: AtomicU64::new(0),
             starting,
-            stop: stop.clone(),
+            stop,
         });
         let servers: Vec<Arc<Server>> = specs
             .into_iter()
             .map(|spec| Server::new(spec, &shared))
             .collect();
         for server in &servers {
-            let (server, shared, stop) = (server.clone(), shared.clone(), stop.clone());
+            let (server, shared) = (server.clone(), shared.clone());
+            let stop = shared.stop.clone();
             tokio::spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
@@ -52,11 +53,7 @@ impl Manager {
                 server.disconnect();
             });
         }
-        Arc::new(Manager {
-            servers,
-            shared,
-            stop,
-        })
+        Arc::new(Manager { servers, shared })
     }
 
     /// Every server as `get_state` shows it.
@@ -66,7 +63,7 @@ impl Manager {
 
     /// Stops every server (their processes are killed).
     pub(crate) fn shutdown(&self) {
-        self.stop.cancel();
+        self.shared.stop.cancel();
         for s in &self.servers {
             s.disconnect();
         }

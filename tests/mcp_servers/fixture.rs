@@ -570,7 +570,8 @@ fn a_server_that_dies_between_calls_is_failed_at_once_and_the_next_call_restarts
     // SAFETY: a plain kill(2) of the fixture's own process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let failed = until_status(&mut rpc, "fx", "failed");
-    assert!(failed["error"].is_string(), "{failed}");
+    let why = failed["error"].as_str().unwrap_or_default();
+    assert!(why.contains("the server exited"), "{failed}");
     assert_eq!(server_state(&mut rpc, "fx")["status"], "failed");
 
     let frames = run_ok(
@@ -586,5 +587,13 @@ fn a_server_that_dies_between_calls_is_failed_at_once_and_the_next_call_restarts
         .collect();
     assert_eq!(statuses, ["starting", "ready"], "{frames:?}");
     assert_eq!(server_state(&mut rpc, "fx")["status"], "ready");
+    // A new process answered, not the killed one.
+    let starts: Vec<String> = d
+        .log_lines("fx")
+        .into_iter()
+        .filter(|l| l.starts_with("start "))
+        .collect();
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert_ne!(starts[0], starts[1], "{starts:?}");
     shutdown(rpc);
 }
