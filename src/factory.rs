@@ -72,6 +72,10 @@ pub(crate) enum Opening {
     Load {
         id: String,
     },
+    /// A session already open and locked (ACP `session/fork` makes one
+    /// with the store): taken as it is, like a loaded one, without letting
+    /// go of its lock in between.
+    Opened(Box<(Session, SessionFile)>),
 }
 
 /// What every session of the process shares, built once from the flags:
@@ -134,7 +138,7 @@ impl Factory {
         let store = self.store();
         let providers = self.providers.clone();
         let continuing = matches!(opening, Opening::Continue { .. });
-        let loading = matches!(opening, Opening::Load { .. });
+        let loading = matches!(opening, Opening::Load { .. } | Opening::Opened(_));
         let (mut session, mut file) = open_session(cli, &store, &cwd.to_string_lossy(), opening)?;
         let mut cwd = cwd;
         if continuing {
@@ -188,7 +192,6 @@ impl Factory {
                         .keep_tokens
                         .unwrap_or(crate::compaction::KEEP_CAP),
                 },
-                stop_providers: true,
             },
             store,
             session,
@@ -312,6 +315,7 @@ fn open_session(
     let (id, fork) = match opening {
         Opening::Continue { id, fork } => (id, fork),
         Opening::Load { id } => (id, false),
+        Opening::Opened(opened) => return Ok(*opened),
         Opening::New => {
             let mut session = Session::new(session::new_id(), cwd.to_owned(), cli.model.clone());
             // Kept in the header (written with the first entry) so that a

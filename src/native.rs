@@ -55,9 +55,15 @@ async fn serve(
     let (handle, submissions) = host::channel();
     let lines = transport::spawn_reader(std::io::stdin(), max_frame_bytes);
     tokio::spawn(decode_lines(lines, handle, max_frame_bytes));
+    // The one session's host stops; then its providers do (they are the
+    // front end's: an ACP connection shares them between sessions).
+    let providers = parts.providers.clone();
     let (host, channels) = Host::new(parts, Sink::new(NativeSink { out }));
-    host.run(submissions, channels, stdout_closed, signals)
-        .await
+    let code = host
+        .run(submissions, channels, stdout_closed, signals)
+        .await;
+    providers.shutdown().await;
+    code
 }
 
 fn ready(parts: &Parts) -> Frame {

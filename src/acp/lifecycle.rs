@@ -37,14 +37,12 @@ impl Acp {
         let mcp = mcp::convert(params.get("mcpServers"), &cwd)?;
         let source = self.stored(source_id)?;
         let store = self.factory.store();
-        let (forked, file) = store
+        let forked = store
             .fork(&source, source.messages.len())
             .map_err(|e| RpcError::internal(format!("{e:#}")))?;
-        // Reopened below like a loaded session; the lock goes with the file.
-        drop(file);
-        let opening = Opening::Load {
-            id: forked.header.id.clone(),
-        };
+        // Opened as it is, still locked: no other process can take it
+        // between the fork and its host.
+        let opening = Opening::Opened(Box::new(forked));
         let parts = self
             .factory
             .session(&self.cli, cwd, true, opening, mcp)

@@ -113,9 +113,9 @@ pub(crate) fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transpo
         });
         serve(&acp, signals).await;
         acp.sessions.shutdown_all().await;
-        // The sessions share the providers (see `start`): stopped once.
-        let stop = acp.factory.providers.shutdown();
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), stop).await;
+        // The sessions share the providers: stopped once, by the
+        // connection, so that closing one session leaves the others' alone.
+        acp.factory.providers.shutdown().await;
         0
     });
     // The caller drops the runtime (and with it every task holding the
@@ -206,12 +206,10 @@ impl Acp {
                     .ok_or_else(|| {
                         RpcError::invalid_params("prompt must be a list of content blocks")
                     })?;
-                let command = prompt::command(blocks);
-                let title = match &command {
-                    Command::Prompt(p) => info::title(&p.message),
-                    _ => None,
-                };
-                let answer = session.call(command).await.map_err(host_gone)?;
+                let params = prompt::params(blocks);
+                let title = info::title(&params.message);
+                let answer = session.call(Command::Prompt(params)).await;
+                let answer = answer.map_err(host_gone)?;
                 // A turn ran: its prompt is stored and the file written.
                 if matches!(answer, Ok(Response::Turn(_))) {
                     self.announce_info(&session, title).await;

@@ -148,12 +148,9 @@ mod tests {
     #[test]
     fn config_options_hold_the_current_model_and_level() {
         let state = SessionSettings {
-            session_id: "s1".into(),
             mode: Mode::Ask,
             model: Some("x:y:z".into()),
             thinking: ThinkingLevel::High,
-            cwd: "/w".into(),
-            auto_compaction: true,
         };
         let v = config_options(&state, &[]);
         assert_eq!(v[0]["id"], "mode");

@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 use super::host_error;
 use super::rpc::{RpcError, RpcResult};
 use crate::host::Answer;
-use crate::protocol::{Attachment, Command, ErrorCode, PromptParams, Response};
+use crate::protocol::{Attachment, ErrorCode, PromptParams, Response};
 
-/// The `prompt` command for ACP prompt content.
-pub(super) fn command(blocks: &[Value]) -> Command {
+/// The `prompt` command's fields for ACP prompt content.
+pub(super) fn params(blocks: &[Value]) -> PromptParams {
     let mut message: Vec<&str> = Vec::new();
     let mut attachments = Vec::new();
     for block in blocks {
@@ -37,10 +37,10 @@ pub(super) fn command(blocks: &[Value]) -> Command {
             other => tracing::warn!("prompt content of type {other:?} skipped"),
         }
     }
-    Command::Prompt(PromptParams {
+    PromptParams {
         message: message.join("\n\n"),
         attachments,
-    })
+    }
 }
 
 /// An embedded resource: its text inline, or a note that a binary one was
@@ -96,14 +96,12 @@ mod tests {
 
     #[test]
     fn text_images_and_resources_become_a_prompt() {
-        let Command::Prompt(p) = command(&[
+        let p = params(&[
             json!({"type":"text","text":"look"}),
             json!({"type":"image","data":"AAA","mimeType":"image/png"}),
             json!({"type":"resource","resource":{"uri":"file:///w/a.rs","text":"fn a() {}"}}),
             json!({"type":"resource_link","uri":"file:///w/b.rs","name":"b.rs"}),
-        ]) else {
-            panic!("not a prompt");
-        };
+        ]);
         assert_eq!(p.message, "look");
         assert!(
             matches!(&p.attachments[0], Attachment::Image { media_type, .. } if media_type == "image/png")

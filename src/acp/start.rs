@@ -13,10 +13,7 @@ use crate::sink::Sink;
 
 /// Starts the host of a session and returns the session, usable at once
 /// (the host reads its first command when the caller yields).
-pub(super) fn start(mut parts: Parts, cx: Connection, models: Models) -> Arc<AcpSession> {
-    // The connection's sessions share the providers: closing one must not
-    // stop an extension another is using (the connection stops them once).
-    parts.settings.stop_providers = false;
+pub(super) fn start(parts: Parts, cx: Connection, models: Models) -> Arc<AcpSession> {
     let (handle, submissions) = host::channel();
     let id = parts.session.header.id.clone();
     let cwd = parts.settings.cwd.clone();

@@ -120,12 +120,11 @@ impl Mapper {
         )]
     }
 
-    /// The updates for one streamed event (the text and thinking deltas
-    /// usually take `chunks.rs`'s faster path instead).
+    /// The updates for one streamed event other than a text or thinking
+    /// delta (those always take `chunks.rs`'s borrowed path): a finished
+    /// tool call is announced; the rest show nothing.
     pub(super) fn event(&mut self, event: &StreamEvent) -> Vec<Value> {
         match event {
-            StreamEvent::TextDelta { delta } => vec![chunk("agent_message_chunk", delta)],
-            StreamEvent::ThinkingDelta { delta } => vec![chunk("agent_thought_chunk", delta)],
             StreamEvent::ToolcallEnd {
                 tool_call_id,
                 name,
@@ -319,13 +318,13 @@ mod tests {
     }
 
     #[test]
-    fn deltas_become_chunks() {
+    fn frames_acp_has_no_place_for_map_to_nothing() {
         let mut m = Mapper::new("/w".into());
-        let out = m.event(&StreamEvent::TextDelta { delta: "hi".into() });
-        assert_eq!(out, vec![chunk("agent_message_chunk", "hi")]);
-        let out = m.event(&StreamEvent::ThinkingDelta { delta: "hm".into() });
-        assert_eq!(out[0]["sessionUpdate"], "agent_thought_chunk");
-        typed(&out);
+        let piece = StreamEvent::ToolcallDelta {
+            tool_call_id: "c".into(),
+            delta: "{".into(),
+        };
+        assert!(m.event(&piece).is_empty());
         let started = Frame::AgentStart(crate::protocol::AgentStartFrame {
             prompt_id: "p1".into(),
             id: Value::Null,

@@ -73,10 +73,6 @@ pub(crate) struct Settings {
     pub max_rounds: u32,
     pub idle_timeout: Duration,
     pub compaction: CompactionSettings,
-    /// Whether this host stops the providers when it exits: the only host
-    /// of a native process does; an ACP session shares them with the
-    /// connection's other sessions, which outlive its `session/close`.
-    pub stop_providers: bool,
 }
 
 /// Compaction settings from the config and flags.
@@ -273,12 +269,9 @@ impl Host {
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
         let (published, _) = watch::channel(SessionSettings {
-            session_id: session.header.id.clone(),
             mode: gate.mode(),
             model: session.model.clone(),
             thinking: session.thinking_level,
-            cwd: settings.cwd_path.clone(),
-            auto_compaction: false,
         });
         let host = Host {
             settings,
@@ -306,7 +299,6 @@ impl Host {
             backends,
             exit: None,
         };
-        host.publish_settings();
         let channels = HostChannels {
             turn_rx,
             deferred_rx,
@@ -439,11 +431,8 @@ impl Host {
         if let Some(mcp) = &self.mcp {
             mcp.shutdown();
         }
-        if self.settings.stop_providers {
-            tokio::time::timeout(Duration::from_millis(500), self.providers.shutdown())
-                .await
-                .ok();
-        }
+        // The providers are the front end's to stop: an ACP session shares
+        // them with the connection's other sessions.
         0
     }
 

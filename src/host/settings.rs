@@ -5,10 +5,10 @@
 //! the session would not remember is not applied), then updates every
 //! holder that acts on it (the gate, the system prompt), then publishes the
 //! new [`SessionSettings`] on a watch channel. Front ends read the settings
-//! from that channel instead of keeping a mirror of their own, and a model
-//! change is also announced on the wire (`model_changed`).
-
-use std::path::PathBuf;
+//! they show (mode, model, thinking level) from that channel instead of
+//! keeping a mirror of their own, and a model change is also announced on
+//! the wire (`model_changed`). The working directory and auto-compaction
+//! are shown by `get_state` only, so they are not published.
 
 use crate::host::Host;
 use crate::protocol::Mode;
@@ -16,27 +16,21 @@ use crate::protocol::ThinkingLevel;
 use crate::protocol::{Frame, ModelChangedFrame};
 use crate::session::{self, Entry};
 
-/// A session's settings as they are now.
+/// The settings a front end shows, as they are now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SessionSettings {
-    pub session_id: String,
     pub mode: Mode,
     pub model: Option<String>,
     pub thinking: ThinkingLevel,
-    pub cwd: PathBuf,
-    pub auto_compaction: bool,
 }
 
 impl Host {
     /// The settings in force, derived from their holders.
     pub(super) fn current_settings(&self) -> SessionSettings {
         SessionSettings {
-            session_id: self.session.header.id.clone(),
             mode: self.gate.mode(),
             model: self.session.model.clone(),
             thinking: self.session.thinking_level,
-            cwd: self.settings.cwd_path.clone(),
-            auto_compaction: self.auto_compaction(),
         }
     }
 
@@ -83,7 +77,6 @@ impl Host {
         self.session.apply(entry);
         // The client's explicit choice outranks the start-up flag.
         self.settings.compaction.forced_off = false;
-        self.publish_settings();
         Ok(())
     }
 

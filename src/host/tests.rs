@@ -183,6 +183,8 @@ async fn set_model_to_an_unknown_or_malformed_model_is_not_found_and_a_good_one_
         matches!(&answer, Ok(Response::SetModel(set)) if set.model == "echo:echo:echo-complete"),
         "{answer:?}"
     );
+    let model = state(&host).await.model;
+    assert_eq!(model.as_deref(), Some("echo:echo:echo-complete"));
     host.shutdown().await;
 }
 

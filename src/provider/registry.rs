@@ -438,7 +438,9 @@ impl Providers {
         }
     }
 
-    /// Stops every running extension, all at once.
+    /// Stops every running extension, all at once, giving up after half a
+    /// second: the process is exiting, and what is still running is
+    /// killed with it.
     pub(crate) async fn shutdown(&self) {
         let grace = Duration::from_millis(200);
         let mut set = tokio::task::JoinSet::new();
@@ -446,7 +448,8 @@ impl Providers {
             let ext = ext.clone();
             set.spawn(async move { ext.shutdown(grace).await });
         }
-        while set.join_next().await.is_some() {}
+        let all = async { while set.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_millis(500), all).await;
     }
 }
 

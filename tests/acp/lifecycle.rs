@@ -205,6 +205,7 @@ fn each_turn_announces_the_title_once_and_updated_at_as_session_list_shows_them(
     let title = "please refactor the session store so that forks and loads…";
     assert_eq!(info[0]["title"], title);
     assert!(info[0]["updatedAt"].is_string(), "{}", info[0]);
+    let first_at = info[0]["updatedAt"].clone();
     // The title stays; updatedAt moves on.
     std::thread::sleep(Duration::from_millis(20));
     let (updates, _) = acp.prompt(&id, "another one");
@@ -212,6 +213,7 @@ fn each_turn_announces_the_title_once_and_updated_at_as_session_list_shows_them(
     assert_eq!(info.len(), 1, "{updates:?}");
     assert!(info[0].get("title").is_none(), "{}", info[0]);
     let updated = info[0]["updatedAt"].clone();
+    assert_ne!(updated, first_at, "{}", info[0]);
     let listed = acp.call("session/list", json!({}));
     let entry = listed["sessions"]
         .as_array()
