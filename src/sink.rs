@@ -43,6 +43,17 @@ pub(crate) trait FrameSink: Send + Sync + 'static {
     fn tool_running<'a>(&'a self, _tool_call_id: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
+
+    /// The tool call `tool_call_id` runs in the editor's terminal
+    /// `terminal_id` (ACP's `terminal/create`), which the editor shows
+    /// live. Only the ACP front end starts such terminals.
+    fn tool_terminal<'a>(
+        &'a self,
+        _tool_call_id: &'a str,
+        _terminal_id: &'a str,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A cheap handle to a front end's sink, cloned into every task that emits.
@@ -69,5 +80,9 @@ impl Sink {
 
     pub(crate) async fn tool_running(&self, tool_call_id: &str) {
         self.0.tool_running(tool_call_id).await;
+    }
+
+    pub(crate) async fn tool_terminal(&self, tool_call_id: &str, terminal_id: &str) {
+        self.0.tool_terminal(tool_call_id, terminal_id).await;
     }
 }

@@ -22,6 +22,7 @@
 //!   `session_info_update`; `mcp`: client servers.
 
 mod chunks;
+mod client_fs;
 mod info;
 mod lifecycle;
 mod list;
@@ -34,6 +35,7 @@ mod rpc;
 mod sessions;
 mod sink;
 mod start;
+mod terminal;
 mod updates;
 
 use std::path::{Path, PathBuf};
@@ -169,7 +171,10 @@ impl Acp {
     /// the disk or the client is answered from its own task.
     async fn on_request(self: &Arc<Self>, id: Value, method: String, params: Value) {
         let answer = match method.as_str() {
-            "initialize" => initialize(),
+            "initialize" => {
+                self.cx.set_client(rpc::ClientCapabilities::of(&params));
+                initialize()
+            }
             "session/new" => self.new_session(&params),
             "session/load"
             | "session/resume"

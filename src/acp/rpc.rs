@@ -1,7 +1,9 @@
 //! JSON-RPC 2.0 for ACP over the host's own stdio transport: the bounded
 //! line reader in, the one stdout writer out. Requests from the client are
 //! dispatched by `mod.rs`; requests we send the client (permission
-//! questions) wait here for their response by id.
+//! questions, its files and terminals) wait here for their response by id.
+//! What the client said it can do in `initialize` is kept here too, since
+//! it belongs to the connection.
 //!
 //! Our own implementation rather than the `agent-client-protocol` crate:
 //! that crate (and its schema crate) turn on serde_json's `preserve_order`
@@ -49,6 +51,23 @@ impl RpcError {
         self
     }
 
+    /// The message with what the client put in `data` (clients often
+    /// say there why: `{"details": "Permission denied"}`).
+    pub(crate) fn describe(&self) -> String {
+        let details = match &self.data {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(data) => match data.get("details").or_else(|| data.get("message")) {
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => Some(data.to_string()),
+            },
+            None => None,
+        };
+        match details {
+            Some(d) if !d.is_empty() && d != self.message => format!("{} ({d})", self.message),
+            _ => self.message.clone(),
+        }
+    }
+
     fn to_json(&self) -> Value {
         let mut error = json!({"code": self.code, "message": self.message});
         if let Some(data) = &self.data {
@@ -59,6 +78,28 @@ impl RpcError {
 }
 
 pub(super) type RpcResult = Result<Value, RpcError>;
+
+/// The client's methods we use, as its `initialize` advertised them
+/// (`clientCapabilities`); all off until it says otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct ClientCapabilities {
+    pub read_text_file: bool,
+    pub write_text_file: bool,
+    pub terminal: bool,
+}
+
+impl ClientCapabilities {
+    /// From `initialize`'s params; anything but `true` is off.
+    pub(super) fn of(params: &Value) -> Self {
+        let caps = params.get("clientCapabilities").unwrap_or(&Value::Null);
+        let on = |v: &Value| v.as_bool() == Some(true);
+        ClientCapabilities {
+            read_text_file: on(&caps["fs"]["readTextFile"]),
+            write_text_file: on(&caps["fs"]["writeTextFile"]),
+            terminal: on(&caps["terminal"]),
+        }
+    }
+}
 
 /// The client's side of the connection: cheap to clone, shared by every
 /// task that writes to it.
@@ -72,6 +113,7 @@ struct Inner {
     next_id: AtomicU64,
     /// Our requests waiting for the client's response, by id.
     waiting: Mutex<HashMap<u64, oneshot::Sender<RpcResult>>>,
+    client: Mutex<ClientCapabilities>,
 }
 
 impl Connection {
@@ -81,8 +123,25 @@ impl Connection {
                 out,
                 next_id: AtomicU64::new(0),
                 waiting: Mutex::new(HashMap::new()),
+                client: Mutex::new(ClientCapabilities::default()),
             }),
         }
+    }
+
+    pub(super) fn client(&self) -> ClientCapabilities {
+        *self
+            .inner
+            .client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn set_client(&self, caps: ClientCapabilities) {
+        *self
+            .inner
+            .client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = caps;
     }
 
     async fn write(&self, message: &Value) {
@@ -121,6 +180,30 @@ impl Connection {
         self.write(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
             .await;
         (id, rx)
+    }
+
+    /// Sends a request and waits for its answer, at most `timeout`; a
+    /// request not answered by then is withdrawn and is an error saying so.
+    pub(super) async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: std::time::Duration,
+    ) -> RpcResult {
+        let (id, answer) = self.request(method, params).await;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(RpcError::internal(format!(
+                "the connection closed before the client answered {method}"
+            ))),
+            Err(_) => {
+                self.cancel_request(id).await;
+                Err(RpcError::internal(format!(
+                    "the client did not answer {method} within {} s",
+                    timeout.as_secs()
+                )))
+            }
+        }
     }
 
     /// Withdraws a request of ours (`$/cancel_request`); its answer, if one
@@ -250,6 +333,19 @@ mod tests {
             panic!()
         };
         assert_eq!((id, error.code), (json!(7), -32600));
+    }
+
+    #[test]
+    fn an_error_says_what_the_client_put_in_data() {
+        let e = RpcError::internal("Internal error")
+            .with_data(json!({"details": "Permission denied for terminal/create"}));
+        assert_eq!(
+            e.describe(),
+            "Internal error (Permission denied for terminal/create)"
+        );
+        assert_eq!(RpcError::internal("x").describe(), "x");
+        let e = RpcError::internal("x").with_data(json!({"path": "/a"}));
+        assert_eq!(e.describe(), r#"x ({"path":"/a"})"#);
     }
 
     #[tokio::test]

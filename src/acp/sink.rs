@@ -84,6 +84,21 @@ impl FrameSink for AcpSink {
             }
         })
     }
+
+    fn tool_terminal<'a>(
+        &'a self,
+        tool_call_id: &'a str,
+        terminal_id: &'a str,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(session) = self.session.upgrade() else {
+                return;
+            };
+            for update in self.map(|m| m.terminal(tool_call_id, terminal_id)) {
+                session.notify(update).await;
+            }
+        })
+    }
 }
 
 impl AcpSink {

@@ -6,8 +6,10 @@
 //! is complete (`toolcall_end`), stays `pending` while it waits for
 //! approval, goes `in_progress` when it starts running (the sink's
 //! `tool_running`, after the gate let it through), carries its output so
-//! far on each `tool_execution_update`, and ends `completed` or `failed`
-//! with the result (and, for `write` and `edit`, a `diff` content block).
+//! far on each `tool_execution_update` (or, when it runs in the editor's
+//! terminal, that terminal, which the editor shows live), and ends
+//! `completed` or `failed` with the result (and, for `write` and `edit`, a
+//! `diff` content block; for a terminal, the terminal again).
 //! `session/load` replays a finished call with the same closing update
 //! ([`result_update`]).
 
@@ -30,6 +32,8 @@ struct Call {
     input: Value,
     announced: bool,
     output: String,
+    /// The editor terminal the call runs in.
+    terminal: Option<String>,
 }
 
 /// The mapping state of one session.
@@ -84,11 +88,29 @@ impl Mapper {
         })]
     }
 
+    /// The call runs in the editor's terminal `terminal_id`: embedded in
+    /// the call, which the editor then shows live.
+    pub(super) fn terminal(&mut self, id: &str, terminal_id: &str) -> Vec<Value> {
+        let Some(call) = self.calls.get_mut(id) else {
+            return Vec::new();
+        };
+        call.terminal = Some(terminal_id.to_owned());
+        vec![json!({
+            "sessionUpdate": "tool_call_update",
+            "toolCallId": id,
+            "content": [terminal_content(terminal_id)],
+        })]
+    }
+
     fn output(&mut self, update: &ToolExecutionUpdateFrame) -> Vec<Value> {
         let id = &update.tool_call_id;
         let Some(call) = self.calls.get_mut(id) else {
             return Vec::new();
         };
+        // The terminal shows it already; text would replace the terminal.
+        if call.terminal.is_some() {
+            return Vec::new();
+        }
         if !call.output.is_empty() {
             call.output.push('\n');
         }
@@ -110,14 +132,21 @@ impl Mapper {
     fn ended(&mut self, end: &ToolExecutionEndFrame) -> Vec<Value> {
         let id = &end.tool_call_id;
         let call = self.calls.remove(id).unwrap_or_default();
-        vec![result_update(
+        let mut update = result_update(
             &self.cwd,
             id,
             &call.name,
             &call.input,
             &end.result,
             end.is_error,
-        )]
+        );
+        // The released terminal stays on screen (ACP: a client keeps showing
+        // an embedded terminal's output after `terminal/release`); the
+        // result text is in `rawOutput`.
+        if let Some(terminal_id) = &call.terminal {
+            update["content"] = json!([terminal_content(terminal_id)]);
+        }
+        vec![update]
     }
 
     /// The updates for one streamed event other than a text or thinking
@@ -138,6 +167,7 @@ impl Mapper {
                         input: input.clone(),
                         announced: true,
                         output: String::new(),
+                        terminal: None,
                     },
                 );
                 vec![update]
@@ -175,6 +205,10 @@ pub(super) fn result_update(
         "content": content,
         "rawOutput": {"result": result, "is_error": failed},
     })
+}
+
+fn terminal_content(terminal_id: &str) -> Value {
+    json!({"type": "terminal", "terminalId": terminal_id})
 }
 
 fn text_content(text: &str) -> Value {

@@ -245,11 +245,15 @@ async fn run(
     output
 }
 
-/// Forwards one update of a running tool. Only output has a frame yet;
-/// the other kinds are not produced by any tool today.
+/// Forwards one update of a running tool: output as a frame, the editor
+/// terminal it runs in to the sink (only ACP has a place for it).
 async fn update(prompt_id: &str, id: &str, update: ToolUpdate, ctx: &TurnCtx) {
     let output = match update {
         ToolUpdate::Output(text) => text,
+        ToolUpdate::Terminal(terminal_id) => {
+            ctx.out.tool_terminal(id, &terminal_id).await;
+            return;
+        }
         other => {
             tracing::debug!(?other, "no frame carries this tool update yet");
             return;

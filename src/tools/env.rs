@@ -15,11 +15,10 @@
 //! The file-system methods are blocking, like the std calls they stand
 //! for: previews and tools call them on blocking threads (`spawn_blocking`),
 //! so a remote backend may block such a thread on its request. `shell` is
-//! the exception: it is called on the runtime's thread, because a child's
-//! parent-death signal follows the thread that forks it, and a blocking
-//! thread exits when idle (which would kill a long command); so it must not
-//! block, and a remote backend returns at once and makes its requests from
-//! a task.
+//! the exception: it is a future polled on the runtime's thread, because a
+//! child's parent-death signal follows the thread that forks it, and a
+//! blocking thread exits when idle (which would kill a long command); a
+//! remote backend awaits its requests there instead of blocking.
 
 use std::io::{self, Read};
 use std::path::Path;
@@ -59,13 +58,21 @@ pub(crate) trait FileSystem: Send + Sync {
     /// Replaces `path` with `bytes` whole (never half-written), creating
     /// parent directories; true when the file did not exist before.
     fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<bool>;
+
+    /// Lines `line..line + limit` (1-based) of a text file, when this file
+    /// system serves text by lines (the editor's `fs/read_text_file`);
+    /// `None` when it does not or the file is binary, and the caller reads
+    /// it whole through [`FileSystem::open`].
+    fn read_lines(&self, _path: &Path, _line: u64, _limit: u64) -> Option<io::Result<String>> {
+        None
+    }
 }
 
 /// Where the `bash` tool runs its command.
 pub(crate) trait Processes: Send + Sync {
     /// Starts `command` in a shell in `cwd` with stdin empty, stdout and
     /// stderr together on one stream.
-    fn shell(&self, command: &str, cwd: &Path) -> io::Result<Shell>;
+    fn shell<'a>(&'a self, command: &'a str, cwd: &'a Path) -> BoxFuture<'a, io::Result<Shell>>;
 }
 
 /// A running shell command: its output and the process, apart so that a
@@ -75,6 +82,9 @@ pub(crate) struct Shell {
     /// process holding it has closed it.
     pub output: Box<dyn AsyncRead + Send + Unpin>,
     pub process: Box<dyn ShellProcess>,
+    /// The editor terminal the command runs in, when it runs in one (the
+    /// editor shows its output live; `output` carries it once it ended).
+    pub terminal: Option<String>,
 }
 
 /// The process side of a [`Shell`]. Dropping it kills the command and
@@ -90,20 +100,18 @@ pub(crate) trait ShellProcess: Send {
 
 /// Something a running tool reports before its result.
 #[derive(Debug, Clone)]
-#[expect(
-    dead_code,
-    reason = "the seam for the editor's terminal, plans and subagents (issues 20-22): only `Output` is produced today"
-)]
 pub(crate) enum ToolUpdate {
     /// A line of output (bash), or a progress line (an MCP server's),
     /// without its newline.
     Output(String),
     /// The editor terminal the command runs in (ACP `terminal/create`),
-    /// for the client to show. Not produced yet.
+    /// for the client to show.
     Terminal(String),
     /// The tool's plan, replacing the last one. Not produced yet.
+    #[expect(dead_code, reason = "plans are produced from issue 21 on")]
     Plan(Vec<PlanEntry>),
     /// An event of a subagent the tool runs. Not produced yet.
+    #[expect(dead_code, reason = "subagents are issue 22")]
     Subagent { agent: String, event: StreamEvent },
 }
 

@@ -138,10 +138,18 @@ pub(crate) struct LocalProcesses {
 }
 
 impl Processes for LocalProcesses {
+    fn shell<'a>(&'a self, command: &'a str, cwd: &'a Path) -> BoxFuture<'a, io::Result<Shell>> {
+        // Spawned before the future is returned, on the caller's thread.
+        let shell = self.spawn(command, cwd);
+        Box::pin(std::future::ready(shell))
+    }
+}
+
+impl LocalProcesses {
     /// `bash -c`, or `sh -c` where bash is missing, with stdout and stderr
     /// on one new pipe, as with `2>&1`, so the output keeps the order in
     /// which it was written.
-    fn shell(&self, command: &str, cwd: &Path) -> io::Result<Shell> {
+    fn spawn(&self, command: &str, cwd: &Path) -> io::Result<Shell> {
         // Checked here, where the process starts: a missing directory
         // would otherwise surface as the shell itself not being found.
         if !cwd.is_dir() {
@@ -171,6 +179,7 @@ impl Processes for LocalProcesses {
                     return Ok(Shell {
                         output: Box::new(output),
                         process: Box::new(LocalShell { child, group }),
+                        terminal: None,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound && shell == "bash" => {

@@ -23,7 +23,7 @@ mod diff;
 mod edit;
 mod env;
 mod find;
-mod fsutil;
+pub(crate) mod fsutil;
 mod grep;
 mod local;
 mod ls;
@@ -41,7 +41,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use crate::permissions::Access;
-pub(crate) use env::{Backends, FileKind, FileSystem, Shell, ToolEnv, ToolUpdate};
+pub(crate) use bash::output::MAX_OUTPUT_BYTES as BASH_OUTPUT_BYTES;
+pub(crate) use env::{
+    Backends, FileKind, FileMeta, FileSystem, Processes, Shell, ShellProcess, ToolEnv, ToolUpdate,
+};
+pub(crate) use local::LocalFs;
 pub(crate) use source::{Builtins, ToolSource, ToolSources};
 pub(crate) use table::{Offer, Toolset};
 pub(crate) use tool::{BoxFuture, Tool};

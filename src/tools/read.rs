@@ -2,7 +2,8 @@
 //!
 //! The file is streamed line by line and each line is capped while it is
 //! read, so a huge file or a minified one-line file costs only what is
-//! shown. When the output stops early, the closing note gives the exact
+//! shown. A file system that serves lines (the editor's, `acp/client_fs.rs`)
+//! is asked for the window shown and one line more. When the output stops early, the closing note gives the exact
 //! `offset` to continue from.
 
 use std::io::{self, BufRead, BufReader, Read};
@@ -114,6 +115,12 @@ fn read_file(fs: &dyn FileSystem, i: &Input, cancel: &CancellationToken) -> Resu
         FileKind::Other => bail!("{shown} is not a regular file"),
         FileKind::File => {}
     }
+    // One line more than shown says whether the file goes on.
+    if let Some(window) = fs.read_lines(&i.path, i.offset, i.limit.saturating_add(1)) {
+        let text = window.map_err(|e| open_error(e, shown))?;
+        let reader = BufReader::new(io::Cursor::new(text.into_bytes()));
+        return number_lines(reader, Lines::Window, i, cancel);
+    }
     let mut file = fs.open(&i.path).map_err(|e| open_error(e, shown))?;
     let mut head = Vec::with_capacity(BINARY_SNIFF_BYTES);
     (&mut file)
@@ -126,12 +133,34 @@ fn read_file(fs: &dyn FileSystem, i: &Input, cancel: &CancellationToken) -> Resu
             meta.len
         );
     }
-    let mut reader = BufReader::new(io::Cursor::new(head).chain(file));
-    let io_err = |e: io::Error| anyhow!("cannot read {shown}: {e}");
+    let reader = BufReader::new(io::Cursor::new(head).chain(file));
+    number_lines(reader, Lines::Whole, i, cancel)
+}
 
+/// What a reader given to [`number_lines`] holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lines {
+    /// The file from its first line.
+    Whole,
+    /// The lines from `offset` on, as many as asked for and one more (the
+    /// editor's window): the file's length is not known.
+    Window,
+}
+
+fn number_lines(
+    mut reader: impl BufRead,
+    lines: Lines,
+    i: &Input,
+    cancel: &CancellationToken,
+) -> Result<String> {
+    let shown = &i.shown;
+    let io_err = |e: io::Error| anyhow!("cannot read {shown}: {e}");
     let mut out = String::new();
     let mut buf = Vec::new();
-    let mut line_no: u64 = 0;
+    let mut line_no: u64 = match lines {
+        Lines::Whole => 0,
+        Lines::Window => i.offset - 1,
+    };
     let mut shown_lines: u64 = 0;
     let mut cut = None;
     while let Some(byte_cut) = next_line(&mut reader, &mut buf, MAX_LINE_BYTES).map_err(io_err)? {
@@ -159,17 +188,24 @@ fn read_file(fs: &dyn FileSystem, i: &Input, cancel: &CancellationToken) -> Resu
         return Ok(format!("({shown} is empty)"));
     }
     if shown_lines == 0 && cut.is_none() {
-        bail!(
-            "offset {} is past the end of {shown}, which has {line_no} lines",
-            i.offset
-        );
+        match lines {
+            Lines::Whole => bail!(
+                "offset {} is past the end of {shown}, which has {line_no} lines",
+                i.offset
+            ),
+            Lines::Window => bail!("offset {} is past the end of {shown}", i.offset),
+        }
     }
     let Some(cut) = cut else {
         return Ok(out);
     };
     // `line_no` is the first line not shown; it was read, so count it too.
     let last = line_no - 1;
-    let total = match count_lines(&mut reader).map_err(io_err)? {
+    let total = match lines {
+        Lines::Whole => count_lines(&mut reader).map_err(io_err)?,
+        Lines::Window => None,
+    };
+    let total = match total {
         Some(rest) => format!("{}", line_no + rest),
         None => "more".to_owned(),
     };
@@ -256,6 +292,53 @@ mod tests {
     use crate::tools::test_util::ctx;
     use crate::tools::Tool;
     use std::fs;
+
+    /// A file system serving lines, as an editor does: `a.txt` holds
+    /// lines "l1".."l9" in the editor, something else on disk.
+    struct Editor(std::sync::Mutex<Vec<(u64, u64)>>);
+
+    impl FileSystem for Editor {
+        fn metadata(&self, path: &Path) -> io::Result<crate::tools::FileMeta> {
+            crate::tools::LocalFs.metadata(path)
+        }
+        fn open(&self, _: &Path) -> io::Result<Box<dyn Read + Send>> {
+            unreachable!("a file system serving lines is not opened whole")
+        }
+        fn write(&self, _: &Path, _: &[u8]) -> io::Result<bool> {
+            unreachable!()
+        }
+        fn read_lines(&self, _: &Path, line: u64, limit: u64) -> Option<io::Result<String>> {
+            self.0.lock().unwrap().push((line, limit));
+            let all: Vec<String> = (1..=9).map(|n| format!("l{n}\n")).collect();
+            let from = (line - 1) as usize;
+            let to = (from + limit as usize).min(all.len());
+            Some(Ok(all
+                .get(from..to)
+                .map(|l| l.concat())
+                .unwrap_or_default()))
+        }
+    }
+
+    #[test]
+    fn an_editor_is_asked_for_the_window_and_one_line_more() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.txt"), "on disk\n").unwrap();
+        let editor = Editor(Default::default());
+        let read = |input: Value| {
+            let i = ReadTool::parse(&input, dir.path()).unwrap();
+            read_file(&editor, &i, &CancellationToken::new())
+        };
+        let out = read(json!({"path": "a.txt", "offset": 3, "limit": 2})).unwrap();
+        assert_eq!(
+            out,
+            "     3\tl3\n     4\tl4\n\n[Showing lines 3-4 of more. Use offset=5 to read more.]"
+        );
+        let out = read(json!({"path": "a.txt", "offset": 8})).unwrap();
+        assert_eq!(out, "     8\tl8\n     9\tl9\n");
+        let err = read(json!({"path": "a.txt", "offset": 12})).unwrap_err();
+        assert_eq!(err.to_string(), "offset 12 is past the end of a.txt");
+        assert_eq!(*editor.0.lock().unwrap(), [(3, 3), (8, 2001), (12, 2001)]);
+    }
 
     /// Through the table's interface, as the turn runs it.
     async fn run(input: &Value, c: &ToolCtx) -> ToolOutput {

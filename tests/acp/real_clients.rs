@@ -1,5 +1,6 @@
 //! Real ACP clients against this build of `rpc --acp`: the official
-//! TypeScript SDK (`node/sdk.test.mjs`) and the `acpx` CLI
+//! TypeScript SDK (`node/sdk.test.mjs`; `node/editor.test.mjs` as an editor
+//! serving its files and terminals) and the `acpx` CLI
 //! (`node/acpx.test.mjs`), both pinned in `node/package.json` and its
 //! lockfile and installed on first use. Needs Node >= 20.
 //!
@@ -40,6 +41,11 @@ fn node_test(file: &str) {
 #[test]
 fn the_typescript_sdk_client() {
     node_test("sdk.test.mjs");
+}
+
+#[test]
+fn the_editors_files_and_terminal() {
+    node_test("editor.test.mjs");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! The command is started by the session's process backend (`ctx.env`;
 //! locally `bash -c`, or `sh -c` where bash is missing, in a process group
-//! of its own, see `tools/local.rs`). Everything it starts is killed: on
+//! of its own, see `tools/local.rs`; in an editor that offers one, its
+//! terminal, see `acp/terminal.rs`, announced as a `ToolUpdate::Terminal`). Everything it starts is killed: on
 //! timeout, on abort, when the command ends, and when this future is
 //! dropped (dropping the backend's `ShellProcess` kills). stdout and stderr
 //! come as one stream, in the order they were written; each line also goes
@@ -20,11 +21,11 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-mod output;
+pub(crate) mod output;
 
 use super::args::Args;
 use super::tool::Builtin;
-use super::{Access, FileSystem, Preview, Shell, ToolCtx, ToolOutput};
+use super::{Access, FileSystem, Preview, Shell, ToolCtx, ToolOutput, ToolUpdate};
 use output::Collector;
 
 const DEFAULT_TIMEOUT_MS: u64 = 120_000;
@@ -111,10 +112,16 @@ impl Builtin for BashTool {
         let Shell {
             output: mut out_pipe,
             mut process,
-        } = match ctx.env.processes.shell(&i.command, &ctx.cwd) {
+            terminal,
+        } = match start(&i.command, ctx).await {
             Ok(c) => c,
-            Err(e) => return ToolOutput::error(format!("bash: cannot start the shell: {e}")),
+            Err(e) => return ToolOutput::error(e),
         };
+        if let Some(id) = terminal {
+            // Once, and not skippable like output: it is how the editor
+            // knows which terminal to show.
+            let _ = ctx.env.updates.send(ToolUpdate::Terminal(id)).await;
+        }
 
         let mut output = Collector::new(&ctx.env.updates);
         let mut buf = vec![0u8; READ_CHUNK_BYTES];
@@ -159,6 +166,18 @@ impl Builtin for BashTool {
         }
 
         result(end, i.timeout_ms, output.finish(), lingered)
+    }
+}
+
+/// Starts the command; an abort while the backend is still starting it
+/// (an editor may ask its user before it opens a terminal) ends the call.
+async fn start(command: &str, ctx: &ToolCtx) -> Result<Shell, String> {
+    tokio::select! {
+        biased;
+        _ = ctx.cancel.cancelled() => Err("aborted before the command started".to_owned()),
+        shell = ctx.env.processes.shell(command, &ctx.cwd) => {
+            shell.map_err(|e| format!("bash: cannot start the shell: {e}"))
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use crate::tools::ToolUpdate;
 
 /// How much output is kept (the tail); the rest is counted and dropped.
-pub(super) const MAX_OUTPUT_BYTES: usize = 50 * 1024;
+pub(crate) const MAX_OUTPUT_BYTES: usize = 50 * 1024;
 /// A line that never ends is passed on to the updates in pieces this big.
 const MAX_LINE_BYTES: usize = 8 * 1024;
 
