@@ -1,7 +1,7 @@
 //! `rpc --acp` (SPEC.md, "ACP mode") driven as a subprocess with plain
 //! JSON-RPC 2.0 lines, every read bounded by the harness's timeout; and
-//! (`real_clients`) by real ACP clients: the official TypeScript SDK and
-//! `acpx`.
+//! (`real_clients`) by real ACP clients: the official TypeScript SDK,
+//! `acpx` and the official Python SDK.
 //!
 //! Modules: `basics` (initialize, new, prompt, list, stdout), `turns`
 //! (tool calls, permissions, modes, cancel), `lifecycle` (resume, close,

@@ -2,7 +2,11 @@
 //! TypeScript SDK (`node/sdk.test.mjs`; `node/editor.test.mjs` as an editor
 //! serving its files and terminals) and the `acpx` CLI
 //! (`node/acpx.test.mjs`), both pinned in `node/package.json` and its
-//! lockfile and installed on first use. Needs Node >= 20.
+//! lockfile and installed on first use (needs Node >= 20); and the official
+//! Python SDK (`python/lifecycle.py`: initialize, new, prompt, list, close,
+//! resume, fork, load and an error, every message checked against the SDK's
+//! schema), pinned in `tests/requirements.txt` and run with the venv of
+//! `common::python_env`.
 //!
 //! `npm install --no-save` rather than `npm ci`: acpx 0.19.1 depends on
 //! `@openclaw/fs-safe` 0.12.0, whose optional per-platform packages for
@@ -12,10 +16,12 @@
 //! it from writing the lockfile.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::common::fixture;
+use crate::common::bounded::run_bounded;
 use crate::common::node::{ensure_node_modules, run_node_test, Install};
+use crate::common::{fixture, python_env};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -51,4 +57,29 @@ fn the_editors_files_and_terminal() {
 #[test]
 fn acpx() {
     node_test("acpx.test.mjs");
+}
+
+/// The Python SDK's client side through a session's whole life. The script
+/// bounds each call itself (30 s); this bounds the whole run.
+#[test]
+fn the_python_sdk_client_lifecycle() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acp/python/lifecycle.py");
+    let (status, stdout, stderr) = run_bounded(
+        Command::new(python_env::python())
+            .arg(&script)
+            .env("RPC_BINARY", env!("CARGO_BIN_EXE_rpc"))
+            .env("ECHO_EXTENSION", fixture("echo"))
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{} failed or hung ({status:?}):\n--- stdout ---\n{stdout}--- stderr ---\n{stderr}",
+        script.display()
+    );
+    assert!(
+        stdout.contains("python sdk lifecycle: ok"),
+        "no success line:\n{stdout}{stderr}"
+    );
 }
