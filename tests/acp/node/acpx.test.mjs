@@ -1,5 +1,6 @@
 // rpc --acp driven by the acpx CLI (`acpx --agent "rpc --acp …"`): a one-shot
-// exec with --approve-all and --deny-all, `sessions`, and `cancel` of a
+// exec with --approve-all (its write and its bash going through acpx's file
+// system and terminal, which acpx advertises) and --deny-all, `sessions`, and `cancel` of a
 // prompt running a bash `sleep` from another acpx process. Run by
 // tests/acp/real_clients.rs with RPC_BINARY and ECHO_EXTENSION.
 import { test } from "node:test";
@@ -34,12 +35,24 @@ function acpx(env, args) {
   });
 }
 
-test("exec --approve-all writes the file", async () => {
+test("exec --approve-all writes the file through acpx's file system", async () => {
   const env = setup();
-  const r = await acpx(env, ["--approve-all", "exec", 'go [[tool=write input={"path": "x.txt", "content": "yo"}]]']);
+  const r = await acpx(env, ["--approve-all", "--format", "json", "exec", 'go [[tool=write input={"path": "x.txt", "content": "yo"}]]']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.equal(readFileSync(join(env.cwd, "x.txt"), "utf8"), "yo");
+  // acpx advertises fs.writeTextFile: the write was its to make.
+  assert.match(r.stdout, /"method":"fs\/write_text_file"/);
   assert.match(r.stdout, /end_turn/);
+});
+
+test("exec --approve-all runs bash in acpx's terminal", async () => {
+  const env = setup();
+  const r = await acpx(env, ["--approve-all", "--format", "json", "exec", '[[tool=bash input={"command": "echo from-the-terminal"}]]']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /"method":"terminal\/create"/);
+  assert.match(r.stdout, /"method":"terminal\/release"/);
+  assert.match(r.stdout, /"type":"terminal"/);
+  assert.ok(r.stdout.includes('"result":"from-the-terminal\\n\\nexit code 0"'), r.stdout);
 });
 
 test("exec --deny-all denies the call and the turn goes on", async () => {
