@@ -114,6 +114,7 @@ pub(crate) fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transpo
             }
         });
         serve(&acp, signals).await;
+        acp.cx.client_gone();
         acp.sessions.shutdown_all().await;
         // The sessions share the providers: stopped once, by the
         // connection, so that closing one session leaves the others' alone.

@@ -214,6 +214,13 @@ impl Connection {
             .await;
     }
 
+    /// The client is gone: every request of ours still waiting fails now
+    /// (a tool waiting on the editor's file or terminal ends at once)
+    /// rather than at its timeout.
+    pub(super) fn client_gone(&self) {
+        self.waiting().clear();
+    }
+
     /// A response from the client to one of our requests.
     pub(super) fn on_response(&self, message: &Value) {
         let Some(id) = message.get("id").and_then(Value::as_u64) else {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::args::Args;
 use super::fsutil::read_text;
 use super::tool::Builtin;
-use super::{diff, paths, unabortable, Access, FileSystem, Preview, ToolCtx, ToolOutput};
+use super::{diff, let_write_finish, paths, Access, FileSystem, Preview, ToolCtx, ToolOutput};
 
 /// The diff in the tool result is for the model to check its work; a
 /// `replace_all` over a large file should not flood its context.
@@ -180,7 +180,7 @@ impl Builtin for EditTool {
 
     async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
         let fs = ctx.env.fs.clone();
-        unabortable(move || {
+        let_write_finish(ctx, move || {
             let p = plan(fs.as_ref(), i)?;
             fs.write(&p.path, p.new_text.as_bytes())
                 .map_err(|e| anyhow!("edit: cannot write {}: {e}", p.shown))?;

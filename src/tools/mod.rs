@@ -159,14 +159,36 @@ where
     }
 }
 
-/// Runs blocking work that must not be reported as aborted halfway: a
-/// write that was already under way finishes (it is atomic and quick), and
-/// the model is told what really happened.
-async fn unabortable<F>(work: F) -> ToolOutput
+/// How long an abort waits for a write already under way. A local write
+/// takes a few milliseconds and always finishes inside it; the editor's
+/// (`fs/write_text_file`) may wait on its user, and the turn must not.
+const WRITE_ABORT_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs a blocking write that must not be reported as aborted halfway: on
+/// an abort, a write already under way gets [`WRITE_ABORT_GRACE`] to finish
+/// (a local one is atomic and quick), and the model is told what really
+/// happened; a write not done by then is reported as maybe applied.
+async fn let_write_finish<F>(ctx: &ToolCtx, work: F) -> ToolOutput
 where
     F: FnOnce() -> anyhow::Result<String> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(work).await {
+    let handle = tokio::task::spawn_blocking(work);
+    tokio::pin!(handle);
+    let joined = tokio::select! {
+        biased;
+        joined = &mut handle => joined,
+        _ = ctx.cancel.cancelled() => {
+            match tokio::time::timeout(WRITE_ABORT_GRACE, &mut handle).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    return ToolOutput::error(
+                        "aborted while the write was under way: it may still complete; check the file before relying on it",
+                    )
+                }
+            }
+        }
+    };
+    match joined {
         Ok(result) => result.into(),
         Err(e) => {
             tracing::error!(error = %e, "tool task failed");

@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 use super::args::Args;
 use super::fsutil::read_text;
 use super::tool::Builtin;
-use super::{diff, paths, unabortable, Access, FileKind, FileSystem, Preview, ToolCtx, ToolOutput};
+use super::{
+    diff, let_write_finish, paths, Access, FileKind, FileSystem, Preview, ToolCtx, ToolOutput,
+};
 
 /// Past this size an existing file is not diffed for the prompt; the title
 /// still says it is being overwritten.
@@ -102,7 +104,7 @@ impl Builtin for WriteTool {
 
     async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
         let fs = ctx.env.fs.clone();
-        unabortable(move || write_file(fs.as_ref(), &i)).await
+        let_write_finish(ctx, move || write_file(fs.as_ref(), &i)).await
     }
 }
 

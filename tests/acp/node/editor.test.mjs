@@ -19,7 +19,7 @@ const ECHO = process.env.ECHO_EXTENSION;
 const EVERYTHING = { fs: { readTextFile: true, writeTextFile: true }, terminal: true };
 
 /** An editor: open buffers by absolute path, terminals it runs, and a log of the agent's requests. */
-function editor(buffers = {}) {
+function editor(buffers = {}, { answerWrites = true } = {}) {
   const calls = [];
   const terminals = new Map();
   let next = 0;
@@ -43,6 +43,7 @@ function editor(buffers = {}) {
     })
     .onRequest(acp.methods.client.fs.writeTextFile, ({ params }) => {
       calls.push({ method: "fs/write_text_file", params });
+      if (!answerWrites) return new Promise(() => {});
       buffers[params.path] = params.content;
       return {};
     })
@@ -220,5 +221,17 @@ test("session/cancel kills and releases the terminal", async () => {
     const t = ed.terminals.get("term-1");
     assert.equal(t.exit.signal, "SIGKILL");
     console.log(`cancel -> command gone: ${(t.exitedAt - cancelled).toFixed(1)} ms`);
+  });
+});
+
+test("a cancel does not wait for a write the editor never answers", async () => {
+  const ed = editor({}, { answerWrites: false });
+  await session(ed, EVERYTHING, async (ctx, sessionId) => {
+    const running = prompt(ctx, sessionId, tool("write", { path: "w.txt", content: "x" }));
+    await waitFor(() => named(ed, "fs/write_text_file").length === 1);
+    const cancelled = performance.now();
+    await ctx.notify(acp.methods.agent.session.cancel, { sessionId });
+    assert.equal((await running).stopReason, "cancelled");
+    console.log(`cancel -> answered with a write pending: ${(performance.now() - cancelled).toFixed(1)} ms`);
   });
 });
