@@ -8,7 +8,7 @@
 //!
 //! | layer | where | what lives there |
 //! |---|---|---|
-//! | 7 | `lib.rs` [`run`], [`native`], [`acp`], [`subcommands`] | the front ends: `native.rs` is protocol v1 on stdio (decode lines into commands, serialize frames, the delta fast path); `acp/` is `rpc --acp` (JSON-RPC `rpc.rs`, one host per session started in `start.rs` and kept in `sessions.rs`, typed frames → `session/update` in `sink.rs`); `rpc schema`, `rpc sessions` |
+//! | 7 | `lib.rs` [`run`], [`native`], [`acp`], [`subcommands`] | the front ends: `native.rs` is protocol v1 on stdio (decode lines into commands, serialize frames, the delta fast path); `acp/` is `rpc --acp` (JSON-RPC `rpc.rs`, one host per session started in `start.rs` and kept in `sessions.rs`, typed frames → `session/update` in `sink.rs`, the editor's files and terminal as a session's tool backends in `client_fs.rs` and `terminal.rs`); `rpc schema`, `rpc sessions` |
 //! | 6 | [`factory`] | the one session factory both front ends use: flags + config → a host's [`host::Parts`]; start-up errors |
 //! | 5 | [`host`] | one session's dispatch loop: `link.rs` (the typed boundary in: `Submission`, `Reply`, `HostHandle`), `pending.rs` (the ledger of answers owed), `settings.rs` (the one owner of mode, model, thinking, cwd, auto-compaction), `handlers/` (one function per command), `turn.rs`, `memory.rs` (a host in memory for tests) |
 //! | 4 | [`engine`] | one turn: provider rounds (`round.rs`), tool calls behind the permission gate (`tool_calls.rs`), compaction (`compaction.rs`: the one run behind the threshold, an overflow and the `compact` command), steering, abort |

@@ -9,7 +9,7 @@
 //! - `BENCH_STALL_RUNS` (default `BENCH_RUNS`): runs of the 1,000,000-delta
 //!   stalled-reader row (each takes ≥ 5 s by design).
 //! - `BENCH_ONLY` (optional): comma-separated row groups to run
-//!   (`spawn,resume,latency,throughput,acp,idle,stall,abort`); default all.
+//!   (`spawn,resume,latency,throughput,acp,editor,idle,stall,abort`); default all.
 //!
 //! The harness reads the host's stdout with 1 MiB `read(2)` calls straight
 //! into its line buffer and recognises frames by their fixed prefixes (the
@@ -31,6 +31,7 @@ mod table;
 
 mod abort;
 mod acp;
+mod editor;
 mod idle;
 mod latency;
 mod spawn;
@@ -119,6 +120,7 @@ fn main() {
         throughput::bench_http_big(t, runs);
     });
     step("acp", &mut |t| acp::bench_acp_flood(t, runs));
+    step("editor", &mut |t| editor::bench_editor(t, runs));
     step("idle", &mut |t| idle::bench_idle(t, runs));
     step("stall", &mut |t| stall::bench_stall(t, stall_runs));
     step("abort", &mut |t| abort::bench_abort(t, runs));

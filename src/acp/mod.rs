@@ -17,7 +17,9 @@
 //!   `session/update` (`updates` maps, `chunks` is the delta fast path).
 //! - `load`: history replay; `lifecycle`: `session/close` and
 //!   `session/fork`; `prompt`: ACP prompt ↔ the `prompt` command;
-//!   `permissions`: asking the client.
+//!   `permissions`: asking the client; `client_fs`, `terminal`: the
+//!   client's files and terminals as a session's tool backends, when its
+//!   `initialize` offers them.
 //! - `options`: modes and config options; `list`; `info`: titles and
 //!   `session_info_update`; `mcp`: client servers.
 

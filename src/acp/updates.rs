@@ -352,6 +352,25 @@ mod tests {
     }
 
     #[test]
+    fn a_call_in_the_editors_terminal_shows_the_terminal_not_text() {
+        let mut m = Mapper::new("/w".into());
+        m.frame(&start("c1", "bash", json!({"command": "make"})));
+        let shown = m.terminal("c1", "t1");
+        assert_eq!(
+            shown[0]["content"],
+            json!([{"type": "terminal", "terminalId": "t1"}])
+        );
+        assert!(m.frame(&update("c1", "building")).is_empty());
+        let done = m.frame(&end("c1", "built\n\nexit code 0", false));
+        assert_eq!(
+            done[0]["content"],
+            json!([{"type": "terminal", "terminalId": "t1"}])
+        );
+        assert_eq!(done[0]["rawOutput"]["result"], "built\n\nexit code 0");
+        assert!(m.terminal("gone", "t2").is_empty());
+    }
+
+    #[test]
     fn frames_acp_has_no_place_for_map_to_nothing() {
         let mut m = Mapper::new("/w".into());
         let piece = StreamEvent::ToolcallDelta {
