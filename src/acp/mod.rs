@@ -279,7 +279,13 @@ impl Acp {
             .session(&self.cli, cwd, true, opening, mcp)
             .map_err(|e| host_error(&e))?;
         let history = if replay {
-            load::replay(&parts.settings.cwd, &parts.session.messages)
+            let mut history = load::replay(&parts.settings.cwd, &parts.session.messages);
+            // A plan update replaces the last one: the stored plan is the
+            // one to show.
+            if !parts.session.plan.is_empty() {
+                history.push(updates::plan_update(&parts.session.plan));
+            }
+            history
         } else {
             Vec::new()
         };

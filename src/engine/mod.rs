@@ -63,6 +63,8 @@ pub(crate) enum TurnMsg {
     Append(Arc<Message>),
     /// A compaction of the turn began (`true`) or ended.
     Compacting(bool),
+    /// The model replaced its plan (`todo_write`): to store in the session.
+    Plan(Vec<crate::protocol::PlanEntry>),
     /// The history was compacted: the model now sees the summary and the
     /// last `kept` messages of the history.
     Compacted {

@@ -193,8 +193,25 @@ impl Host {
                     }
                 }
             }
+            TurnMsg::Plan(entries) => self.record_plan(entries),
             TurnMsg::Done(outcome) => self.end_turn(outcome).await,
         }
+    }
+
+    /// Stores the model's new plan, in memory even when the file could not
+    /// take it (the turn's answer then says its entries were not saved).
+    fn record_plan(&mut self, entries: Vec<crate::protocol::PlanEntry>) {
+        let entry = Entry::Plan {
+            ts: session::now(),
+            entries,
+        };
+        if let Err(e) = self.file.append(&entry) {
+            tracing::error!("{e:#}");
+            if let Some(turn) = self.turn.as_mut() {
+                turn.persist_error.get_or_insert(format!("{e:#}"));
+            }
+        }
+        self.session.apply(entry);
     }
 
     /// Writes a `compaction` entry and makes it the session's latest: the

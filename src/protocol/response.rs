@@ -209,6 +209,8 @@ pub struct StateResponse {
     pub auto_compaction: bool,
     /// The MCP servers configured for this host, in configuration order.
     pub mcp_servers: Vec<McpServerState>,
+    /// The plan the model keeps (its last `todo_write`); empty before one.
+    pub plan: Vec<super::PlanEntry>,
 }
 
 /// One MCP server as `get_state` shows it.

@@ -106,6 +106,11 @@ pub enum Entry {
         ts: String,
         enabled: bool,
     },
+    /// The model replaced its plan (`todo_write`): the whole new list.
+    Plan {
+        ts: String,
+        entries: Vec<crate::protocol::PlanEntry>,
+    },
 }
 
 /// The latest compaction of a session.
@@ -175,6 +180,8 @@ pub struct Session {
     pub compaction: Option<Compacted>,
     /// The last `set_auto_compaction` of this session, if any.
     pub auto_compaction: Option<bool>,
+    /// The model's plan as its last `todo_write` left it.
+    pub plan: Vec<crate::protocol::PlanEntry>,
 }
 
 impl Session {
@@ -199,6 +206,7 @@ impl Session {
             thinking_level: ThinkingLevel::Off,
             compaction: None,
             auto_compaction: None,
+            plan: Vec::new(),
         }
     }
 
@@ -232,6 +240,7 @@ impl Session {
                 })
             }
             Entry::AutoCompaction { enabled, .. } => self.auto_compaction = Some(enabled),
+            Entry::Plan { entries, .. } => self.plan = entries,
         }
     }
 
@@ -306,6 +315,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
         cost_usd: None,
         compaction: None,
         auto_compaction: None,
+        plan: Vec::new(),
     };
     let mut valid = first.len();
     for (n, line) in lines.enumerate() {

@@ -226,6 +226,17 @@ impl Store {
             serde_json::to_writer(&mut body, &entry).context("cannot encode a session entry")?;
             body.push(b'\n');
         }
+        // A fork of the whole history goes on with the plan; one from an
+        // earlier message has no way to know the plan as it was then.
+        if upto >= source.messages.len() && !source.plan.is_empty() {
+            let entry = Entry::Plan {
+                ts: ts.clone(),
+                entries: source.plan.clone(),
+            };
+            serde_json::to_writer(&mut body, &entry).context("cannot encode a session entry")?;
+            body.push(b'\n');
+            session.plan = source.plan.clone();
+        }
         session.messages = messages;
         let path = self.path_of(&session.header.id);
         let (file, len) = create_file(&path, &session.header, &body)?;

@@ -362,7 +362,7 @@ class ForkResponse(_ForkResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -473,6 +473,8 @@ class GetStateResponse(TypedDict):
     model: Optional[str]
     ok: Literal[True]
     permission_mode: Mode
+    #: The plan the model keeps (its last `todo_write`); empty before one.
+    plan: List[PlanEntry]
     prompt_id: Optional[str]
     #: Follow-ups waiting to run.
     queued: int
@@ -692,6 +694,33 @@ class PermissionResponseResponse(TypedDict):
     id: Optional[Union[str, float]]
     ok: Literal[True]
     type: Literal["response"]
+
+
+class _PlanEntryRequired(TypedDict):
+    #: What the step is, in the model's words.
+    content: str
+    status: PlanStatus
+
+
+class PlanEntry(_PlanEntryRequired, total=False):
+    """One step of the plan."""
+
+    #: Absent when the model gave none.
+    priority: Optional[PlanPriority]
+
+
+class PlanFrame(TypedDict):
+    """The model replaced its plan (a `todo_write` call): the whole new list."""
+
+    entries: List[PlanEntry]
+    prompt_id: str
+    type: Literal["plan"]
+
+
+PlanPriority = Literal["high", "medium", "low"]
+
+
+PlanStatus = Literal["pending", "in_progress", "completed"]
 
 
 class _PromptCommandRequired(TypedDict):
@@ -1118,6 +1147,10 @@ __all__ = [
     "PermissionRequestFrame",
     "PermissionResponseCommand",
     "PermissionResponseResponse",
+    "PlanEntry",
+    "PlanFrame",
+    "PlanPriority",
+    "PlanStatus",
     "PromptCommand",
     "PromptResponse",
     "ReadyFrame",

@@ -44,7 +44,7 @@ class GeneratedTypesTest(unittest.TestCase):
             {"type", "id", "command", "ok", "streaming", "prompt_id", "model",
              "session_id", "message_count", "queued", "cwd", "permission_mode",
              "thinking_level", "context_files", "compacting", "auto_compaction",
-             "mcp_servers"},
+             "mcp_servers", "plan"},
         )
         self.assertIn("type", types.ReadyFrame.__required_keys__)
         self.assertIn("cancelled", types.PromptResponse.__optional_keys__)
@@ -55,6 +55,7 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertIn("MessageUpdateFrame", frame_names)
         self.assertIn("PermissionRequestFrame", frame_names)
         self.assertIn("McpServerStatusFrame", frame_names)
+        self.assertIn("PlanFrame", frame_names)
         self.assertIn("DeleteSessionCommand", {ref.__forward_arg__ for ref in typing.get_args(types.Command)})
         self.assertEqual(len(typing.get_args(types.Command)), 20)
 

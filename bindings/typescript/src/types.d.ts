@@ -297,6 +297,8 @@ export type Frame = (ReadyFrame & {
   type: "compaction_end";
 }) | (McpServerStatusFrame & {
   type: "mcp_server_status";
+}) | (PlanFrame & {
+  type: "plan";
 }) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
@@ -393,6 +395,8 @@ export type GetStateResponse = {
   message_count: number;
   model: string | null;
   permission_mode: Mode;
+  /** The plan the model keeps (its last `todo_write`); empty before one. */
+  plan: PlanEntry[];
   prompt_id: string | null;
   /** Follow-ups waiting to run. */
   queued: number;
@@ -572,6 +576,25 @@ export type PermissionResponseResponse = {
   ok: true;
   type: "response";
 } & { [key: string]: unknown };
+
+/** One step of the plan. */
+export interface PlanEntry {
+  /** What the step is, in the model's words. */
+  content: string;
+  /** Absent when the model gave none. */
+  priority?: PlanPriority | null;
+  status: PlanStatus;
+}
+
+/** The model replaced its plan (a `todo_write` call): the whole new list. */
+export interface PlanFrame {
+  entries: PlanEntry[];
+  prompt_id: string;
+}
+
+export type PlanPriority = "high" | "medium" | "low";
+
+export type PlanStatus = "pending" | "in_progress" | "completed";
 
 /** Starts a turn; answered when the turn ends (`busy` while one runs). */
 export interface PromptCommand {

@@ -203,3 +203,42 @@ test("resume, fork and close, with the title announced", async () => {
   });
   await stop(second.child);
 });
+
+test("todo_write becomes a plan update, replayed by session/load", async () => {
+  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
+  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  const todos = [
+    { content: "read the code", status: "completed", priority: "high" },
+    { content: "fix the bug", status: "in_progress" },
+  ];
+  const first = agent(data, "allow_once");
+  const sessionId = await first.client.connectWith(first.stream, async (ctx) => {
+    await ctx.request(acp.methods.agent.initialize, { protocolVersion: 1, clientCapabilities: {} });
+    const { sessionId } = await ctx.request(acp.methods.agent.session.new, { cwd, mcpServers: [] });
+    const answer = await ctx.request(acp.methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: "text", text: `plan it [[tool=todo_write input=${JSON.stringify({ todos })}]]` }],
+    });
+    assert.equal(answer.stopReason, "end_turn");
+    // No permission asked, even in the default ask mode.
+    assert.equal(first.asked.length, 0);
+    const plans = first.updates.filter((u) => u.update.sessionUpdate === "plan");
+    assert.equal(plans.length, 1);
+    assert.deepEqual(plans[0].update.entries, [
+      { content: "read the code", priority: "high", status: "completed" },
+      { content: "fix the bug", priority: "medium", status: "in_progress" },
+    ]);
+    return sessionId;
+  });
+  await stop(first.child);
+
+  const second = agent(data, "allow_once");
+  await second.client.connectWith(second.stream, async (ctx) => {
+    await ctx.request(acp.methods.agent.initialize, { protocolVersion: 1, clientCapabilities: {} });
+    await ctx.request(acp.methods.agent.session.load, { sessionId, cwd, mcpServers: [] });
+    const plans = second.updates.filter((u) => u.update.sessionUpdate === "plan");
+    assert.equal(plans.length, 1);
+    assert.equal(plans[0].update.entries[1].content, "fix the bug");
+  });
+  await stop(second.child);
+});
