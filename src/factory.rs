@@ -182,6 +182,10 @@ impl Factory {
                 env_remove: self.env_remove.clone(),
                 cwd: cwd_text,
                 max_rounds: cli.max_rounds,
+                budget: crate::protocol::BudgetResponse {
+                    max_turns: cli.max_turns.or(config.budget.max_turns),
+                    budget_usd: cli.max_budget_usd.or(config.budget.max_usd),
+                },
                 idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
                 compaction: crate::host::CompactionSettings {
                     auto: !cli.no_auto_compaction && config.compaction.auto != Some(false),

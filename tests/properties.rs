@@ -630,6 +630,7 @@ fn entry() -> impl Strategy<Value = Entry> {
             stop_reason: "end_turn".into(),
             usage: Usage { input_tokens: n.into(), ..Usage::default() },
             cost_usd: None,
+            rounds: Some(u64::from(n % 7)),
         }),
     ]
 }

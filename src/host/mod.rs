@@ -73,6 +73,8 @@ pub(crate) struct Settings {
     pub max_rounds: u32,
     pub idle_timeout: Duration,
     pub compaction: CompactionSettings,
+    /// The session's limits (flags, else config; `set_budget` changes them).
+    pub budget: crate::protocol::BudgetResponse,
 }
 
 /// Compaction settings from the config and flags.
@@ -417,6 +419,7 @@ impl Host {
                 stop_reason: "aborted".into(),
                 usage: Default::default(),
                 last_call: None,
+                rounds: 0,
                 result: crate::engine::TurnResult::Cancelled,
                 undelivered: Vec::new(),
             })

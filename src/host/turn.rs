@@ -140,6 +140,7 @@ impl Host {
                 reserve: self.settings.compaction.reserve,
                 keep_cap: self.settings.compaction.keep_cap,
             }),
+            budget: self.turn_budget(),
         };
         let ctx = TurnCtx {
             providers: self.providers.clone(),
@@ -303,6 +304,25 @@ impl Host {
         self.start_next().await;
     }
 
+    /// The session's budget as the turn about to start keeps to it; `None`
+    /// when it has no limits.
+    fn turn_budget(&self) -> Option<engine::budget::TurnBudget> {
+        let limits = self.settings.budget;
+        if limits.max_turns.is_none() && limits.budget_usd.is_none() {
+            return None;
+        }
+        Some(engine::budget::TurnBudget {
+            limits,
+            rounds_before: self.session.rounds,
+            usd_before: self.session.cost_usd.unwrap_or(0.0),
+            price: self
+                .session
+                .model
+                .as_deref()
+                .and_then(|m| self.providers.price(m)),
+        })
+    }
+
     /// Writes the `turn_end` entry, syncs the file and adds the turn to the
     /// session's totals (priced when the model's prices are known).
     fn record_turn_end(&mut self, outcome: &TurnOutcome) -> anyhow::Result<()> {
@@ -320,9 +340,11 @@ impl Host {
                 stop_reason: outcome.stop_reason.clone(),
                 usage: outcome.usage,
                 cost_usd,
+                rounds: Some(outcome.rounds),
             })
             .and_then(|()| self.file.sync());
         self.session.add_turn(&outcome.usage, cost_usd);
+        self.session.rounds += outcome.rounds;
         persisted
     }
 }
@@ -363,6 +385,11 @@ fn turn_response(
         }
         TurnResult::RoundLimit { error } => {
             response.code = Some(ErrorCode::ProviderError);
+            response.error = Some(error);
+            response.round_limit = true;
+        }
+        TurnResult::BudgetExceeded { error } => {
+            response.code = Some(ErrorCode::BudgetExceeded);
             response.error = Some(error);
             response.round_limit = true;
         }

@@ -40,6 +40,7 @@ pub enum Response {
     SetModel(SetModelResponse),
     SetPermissionMode(SetPermissionModeResponse),
     SetThinkingLevel(SetThinkingLevelResponse),
+    SetBudget(BudgetResponse),
     GetState(StateResponse),
     GetSessionStats(SessionStatsResponse),
     GetMessages(MessagesResponse),
@@ -112,9 +113,10 @@ pub struct TurnResponse {
     /// The turn's messages could not all be saved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub persist_error: Option<String>,
-    /// The failure was the `--max-rounds` limit. Not on the native wire
-    /// (its `error` says so in words); in-process front ends map it, as ACP
-    /// does to its `max_turn_requests` stop reason.
+    /// The failure was the `--max-rounds` limit or the session's budget.
+    /// Not on the native wire (its `code` and `error` say so); in-process
+    /// front ends map it, as ACP does to its `max_turn_requests` stop
+    /// reason.
     #[serde(skip)]
     pub round_limit: bool,
 }
@@ -181,6 +183,13 @@ pub struct SetModelResponse {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SetPermissionModeResponse {
     pub mode: Mode,
+}
+
+/// A session's budget; `null` where there is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, JsonSchema)]
+pub struct BudgetResponse {
+    pub max_turns: Option<u64>,
+    pub budget_usd: Option<f64>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

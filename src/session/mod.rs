@@ -90,6 +90,10 @@ pub enum Entry {
         /// What the turn cost, when the model's prices are known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cost_usd: Option<f64>,
+        /// Its provider rounds (for a budget's `max_turns`); absent in
+        /// files written before budgets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rounds: Option<u64>,
     },
     /// A compaction: from here on the model sees `summary` then the
     /// messages from index `first_kept` (of the whole history) on. The
@@ -182,6 +186,8 @@ pub struct Session {
     pub auto_compaction: Option<bool>,
     /// The model's plan as its last `todo_write` left it.
     pub plan: Vec<crate::protocol::PlanEntry>,
+    /// Provider rounds over the session's turns (its budget's `max_turns`).
+    pub rounds: u64,
 }
 
 impl Session {
@@ -207,6 +213,7 @@ impl Session {
             compaction: None,
             auto_compaction: None,
             plan: Vec::new(),
+            rounds: 0,
         }
     }
 
@@ -227,8 +234,14 @@ impl Session {
             Entry::PermissionMode { mode, .. } => self.permission_mode = Some(mode),
             Entry::ThinkingLevel { level, .. } => self.thinking_level = level,
             Entry::TurnEnd {
-                usage, cost_usd, ..
-            } => self.add_turn(&usage, cost_usd),
+                usage,
+                cost_usd,
+                rounds,
+                ..
+            } => {
+                self.add_turn(&usage, cost_usd);
+                self.rounds += rounds.unwrap_or(0);
+            }
             Entry::Compaction {
                 summary,
                 first_kept,
@@ -316,6 +329,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
         compaction: None,
         auto_compaction: None,
         plan: Vec::new(),
+        rounds: 0,
     };
     let mut valid = first.len();
     for (n, line) in lines.enumerate() {
@@ -389,6 +403,7 @@ mod tests {
                 ..Usage::default()
             },
             cost_usd: None,
+            rounds: None,
         });
         s.messages.clear();
         out

@@ -351,6 +351,7 @@ fn frames_of_an_http_session_with_a_retry_are_valid() {
     );
     assert_eq!(r["ok"], true, "{r}");
     s.call(json!({"type": "get_state"}), "h2c");
+    s.call(json!({"type": "set_budget", "budget_usd": 100.0}), "h2d");
     let r = s.call(
         json!({"type": "prompt", "message": "[[fail=500 fail_times=9 id=s2]]"}),
         "h3",
@@ -452,6 +453,16 @@ fn malformed_commands_and_frames_are_invalid() {
         (
             "Frame",
             json!({"type": "plan", "prompt_id": "p1", "entries": [{"content": "x", "status": "done"}]}),
+            false,
+        ),
+        (
+            "Command",
+            json!({"type": "set_budget", "max_turns": 3, "budget_usd": null}),
+            true,
+        ),
+        (
+            "Command",
+            json!({"type": "set_budget", "max_turns": "x"}),
             false,
         ),
         ("Command", json!({"type": "launch_missiles"}), false),

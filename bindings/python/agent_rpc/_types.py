@@ -108,11 +108,11 @@ Block = Union["BlockText", "BlockThinking", "BlockToolUse", "BlockToolResult", "
 
 
 #: Every command a client writes on stdin, one per line.
-Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "CompactCommand", "SetAutoCompactionCommand", "ShutdownCommand"]
+Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "SetBudgetCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "CompactCommand", "SetAutoCompactionCommand", "ShutdownCommand"]
 
 
 #: A command's `type`, echoed as `command` on its answer.
-CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "compact", "set_auto_compaction", "shutdown"]
+CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "set_budget", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "compact", "set_auto_compaction", "shutdown"]
 
 
 class _CompactCommandRequired(TypedDict):
@@ -258,7 +258,7 @@ Dropped = Union["DroppedFollowUp", "DroppedPrompt", "DroppedSteer"]
 
 
 #: Error codes a client can branch on. The message beside each is for people.
-ErrorCode = Literal["parse_error", "frame_too_large", "invalid_request", "unknown_command", "invalid_params", "busy", "not_streaming", "not_found", "session_locked", "provider_error", "tool_error", "internal"]
+ErrorCode = Literal["parse_error", "frame_too_large", "invalid_request", "unknown_command", "invalid_params", "busy", "not_streaming", "not_found", "session_locked", "provider_error", "tool_error", "budget_exceeded", "internal"]
 
 
 class _ErrorFrameRequired(TypedDict):
@@ -362,7 +362,7 @@ class ForkResponse(_ForkResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "SetBudgetResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -831,6 +831,36 @@ class SetAutoCompactionResponse(TypedDict):
     type: Literal["response"]
 
 
+class _SetBudgetCommandRequired(TypedDict):
+    type: Literal["set_budget"]
+
+
+class SetBudgetCommand(_SetBudgetCommandRequired, total=False):
+    """Sets the session's budget (a field left out stays as it is; `null`
+    lifts that limit); checked before every provider round.
+    """
+
+    #: Most the session may cost in USD, from the catalogue's prices
+    #: (more than 0).
+    budget_usd: Optional[float]
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+    #: Most provider rounds over the session's turns (at least 1).
+    max_turns: Optional[int]
+
+
+class SetBudgetResponse(TypedDict):
+    """The response to `set_budget`."""
+
+    budget_usd: Optional[float]
+    command: Literal["set_budget"]
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    max_turns: Optional[int]
+    ok: Literal[True]
+    type: Literal["response"]
+
+
 class _SetModelCommandRequired(TypedDict):
     model: str
     type: Literal["set_model"]
@@ -1158,6 +1188,8 @@ __all__ = [
     "SessionSummary",
     "SetAutoCompactionCommand",
     "SetAutoCompactionResponse",
+    "SetBudgetCommand",
+    "SetBudgetResponse",
     "SetModelCommand",
     "SetModelResponse",
     "SetPermissionModeCommand",

@@ -36,6 +36,7 @@ from ._types import (
     NewSessionResponse,
     PermissionRequestFrame,
     SetAutoCompactionResponse,
+    SetBudgetResponse,
     SetModelResponse,
     SetPermissionModeResponse,
     SetThinkingLevelResponse,
@@ -93,6 +94,8 @@ class Ready:
 
 
 _FRAME, _END = "frame", "end"
+#: A keyword left out (as opposed to ``None``, which means "no limit").
+_UNSET: Any = object()
 
 
 class Turn:
@@ -381,6 +384,19 @@ class AgentClient:
 
     async def set_thinking_level(self, level: ThinkingLevel) -> SetThinkingLevelResponse:
         return await self.request("set_thinking_level", level=level)  # type: ignore[return-value]
+
+    async def set_budget(
+        self, *, max_turns: Any = _UNSET, budget_usd: Any = _UNSET
+    ) -> SetBudgetResponse:
+        """Set the session's budget. A limit left out stays as it is;
+        ``None`` lifts it (``max_turns``: provider rounds over the session,
+        ``budget_usd``: its cost in USD)."""
+        fields = {}
+        if max_turns is not _UNSET:
+            fields["max_turns"] = max_turns
+        if budget_usd is not _UNSET:
+            fields["budget_usd"] = budget_usd
+        return await self.request("set_budget", **fields)  # type: ignore[return-value]
 
     async def get_state(self) -> GetStateResponse:
         return await self.request("get_state")  # type: ignore[return-value]

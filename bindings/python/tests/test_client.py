@@ -80,6 +80,12 @@ class StreamingTest(HostTestCase):
         self.assertEqual((await within(client.set_model(SLOW)))["model"], SLOW)
         mode = await within(client.set_permission_mode("allow-all"))
         self.assertEqual(mode["mode"], "allow-all")
+        budget = await within(client.set_budget(max_turns=50))
+        self.assertEqual((budget["max_turns"], budget["budget_usd"]), (50, None))
+        kept = await within(client.set_budget(budget_usd=2.5))
+        self.assertEqual((kept["max_turns"], kept["budget_usd"]), (50, 2.5))
+        lifted = await within(client.set_budget(max_turns=None))
+        self.assertEqual((lifted["max_turns"], lifted["budget_usd"]), (None, 2.5))
         sessions = (await within(client.list_sessions()))["sessions"]
         self.assertEqual(sessions[0]["session_id"], client.ready.session_id)
         forked = await within(client.fork(message_index=0))

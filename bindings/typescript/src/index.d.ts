@@ -27,6 +27,7 @@ import type {
   SetModelResponse,
   SetPermissionModeResponse,
   SetThinkingLevelResponse,
+  SetBudgetResponse,
   ShutdownResponse,
   SteerResponse,
   ThinkingLevel,
@@ -149,6 +150,8 @@ export class AgentClient {
   setModel(model: string): Promise<SetModelResponse>;
   setPermissionMode(mode: Mode): Promise<SetPermissionModeResponse>;
   setThinkingLevel(level: ThinkingLevel): Promise<SetThinkingLevelResponse>;
+  /** The session's budget: a limit left out stays as it is, `null` lifts it. */
+  setBudget(limits?: { maxTurns?: number | null; budgetUsd?: number | null }): Promise<SetBudgetResponse>;
   getState(): Promise<GetStateResponse>;
   getMessages(options?: { all?: boolean }): Promise<GetMessagesResponse>;
   getSessionStats(): Promise<GetSessionStatsResponse>;

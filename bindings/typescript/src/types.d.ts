@@ -81,10 +81,10 @@ export type Block = {
 };
 
 /** Every command a client writes on stdin, one per line. */
-export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | CompactCommand | SetAutoCompactionCommand | ShutdownCommand;
+export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | SetBudgetCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | CompactCommand | SetAutoCompactionCommand | ShutdownCommand;
 
 /** A command's `type`, echoed as `command` on its answer. */
-export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "compact" | "set_auto_compaction" | "shutdown";
+export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "set_budget" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "compact" | "set_auto_compaction" | "shutdown";
 
 /**
  * Summarises the older history so the model sees the summary and the
@@ -186,7 +186,7 @@ export type Dropped = {
 };
 
 /** Error codes a client can branch on. The message beside each is for people. */
-export type ErrorCode = "parse_error" | "frame_too_large" | "invalid_request" | "unknown_command" | "invalid_params" | "busy" | "not_streaming" | "not_found" | "session_locked" | "provider_error" | "tool_error" | "internal";
+export type ErrorCode = "parse_error" | "frame_too_large" | "invalid_request" | "unknown_command" | "invalid_params" | "busy" | "not_streaming" | "not_found" | "session_locked" | "provider_error" | "tool_error" | "budget_exceeded" | "internal";
 
 /** `error` frame: a command was rejected and did nothing. */
 export interface ErrorFrame {
@@ -299,7 +299,7 @@ export type Frame = (ReadyFrame & {
   type: "mcp_server_status";
 }) | (PlanFrame & {
   type: "plan";
-}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | MessageUpdateFrame;
+}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | SetBudgetResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
 export interface GetAvailableModelsCommand {
@@ -682,6 +682,35 @@ export type SetAutoCompactionResponse = {
   type: "response";
 } & {
   enabled: boolean;
+};
+
+/**
+ * Sets the session's budget (a field left out stays as it is; `null`
+ *  lifts that limit); checked before every provider round.
+ */
+export interface SetBudgetCommand {
+  /**
+   * Most the session may cost in USD, from the catalogue's prices
+   * (more than 0).
+   */
+  budget_usd?: number | null;
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  /** Most provider rounds over the session's turns (at least 1). */
+  max_turns?: number | null;
+  type: "set_budget";
+}
+
+/** The response to `set_budget`. */
+export type SetBudgetResponse = {
+  command: "set_budget";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & {
+  budget_usd: number | null;
+  max_turns: number | null;
 };
 
 /** Switches the model for the next provider request. */

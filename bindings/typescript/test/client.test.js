@@ -51,6 +51,10 @@ test("a streamed prompt, then getState and the other queries", async (t) => {
   assert.equal((await within(client.fork())).message_count, 2);
   await within(client.switchSession(client.ready.session_id));
   assert.equal((await within(client.setPermissionMode("accept-edits"))).mode, "accept-edits");
+  const budget = await within(client.setBudget({ maxTurns: 50 }));
+  assert.deepEqual([budget.max_turns, budget.budget_usd], [50, null]);
+  const lifted = await within(client.setBudget({ maxTurns: null, budgetUsd: 1.5 }));
+  assert.deepEqual([lifted.max_turns, lifted.budget_usd], [null, 1.5]);
   assert.equal((await within(client.setModel("echo:echo:echo-1"))).model, "echo:echo:echo-1");
   const fresh = await within(client.newSession());
   assert.notEqual(fresh.session_id, client.ready.session_id);

@@ -11,9 +11,11 @@
 //!   list_sessions, delete_session.
 //! - `fork`: fork, switch_session.
 //! - `compaction`: compact, set_auto_compaction.
+//! - `budget`: set_budget.
 //! - `state`: get_state, get_session_stats, get_messages,
 //!   get_available_models.
 
+mod budget;
 mod compaction;
 mod fork;
 mod model;
@@ -38,6 +40,7 @@ impl Host {
                 self.set_permission_mode(token, params.mode).await
             }
             Command::SetThinkingLevel(params) => self.set_thinking_level(token, params.level).await,
+            Command::SetBudget(params) => self.set_budget(token, params).await,
             Command::GetState => {
                 let state = self.state();
                 self.respond(token, state).await
