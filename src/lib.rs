@@ -51,6 +51,7 @@
 
 // The crate's own modules: nothing outside it names them.
 pub(crate) mod acp;
+pub(crate) mod commands;
 pub(crate) mod compaction;
 pub(crate) mod config;
 pub(crate) mod context;
