@@ -15,6 +15,7 @@
 mod common;
 
 mod abort;
+mod commands;
 mod compaction;
 mod lifecycle;
 mod queue;
