@@ -56,7 +56,7 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertIn("PermissionRequestFrame", frame_names)
         self.assertIn("McpServerStatusFrame", frame_names)
         self.assertIn("DeleteSessionCommand", {ref.__forward_arg__ for ref in typing.get_args(types.Command)})
-        self.assertEqual(len(typing.get_args(types.Command)), 20)
+        self.assertEqual(len(typing.get_args(types.Command)), 21)
 
 
 if __name__ == "__main__":
