@@ -13,7 +13,7 @@ The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schem
   Commands: prompt, follow_up, steer, abort, set_model, permission_response,
     set_permission_mode, set_thinking_level, set_budget, get_state, get_session_stats,
     get_messages, get_available_models, new_session, list_sessions, delete_session, fork,
-    switch_session, compact, set_auto_compaction, shutdown
+    switch_session, compact, set_auto_compaction, shutdown, get_commands
   Read one JSON object per line on stdout: ready first, then a response or an
     error for every command (matched by id), and events while a turn runs:
     agent_start, message_update (text_delta, thinking_delta, toolcall_*),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::Cli;
+use crate::commands::Commands;
 use crate::config::{self, env_nonempty, Config};
 use crate::context::{PromptConfig, SessionPrompt};
 use crate::error::{Coded, WithCode};
@@ -172,10 +173,12 @@ impl Factory {
         let mode = session.permission_mode.unwrap_or(Mode::Ask);
         let gate = Arc::new(Gate::new(mode, vec![cwd.clone()]));
         let context = SessionPrompt::start(self.prompt_config.clone(), cwd.clone(), mode);
+        let commands = Commands::discover(cwd.clone(), config::default_dir());
         let config = &self.config;
         Ok(Parts {
             gate,
             context,
+            commands,
             settings: Settings {
                 cwd_path: cwd,
                 cwd_fixed,

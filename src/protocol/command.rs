@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::{
-    AbortResponse, BudgetResponse, CompactOutcome, DeleteSessionResponse, Empty, ErrorCode,
-    ErrorFrame, ForkResponse, MessagesResponse, ModelsResponse, NewSessionResponse, PromptOutcome,
-    SessionStatsResponse, SessionsResponse, SetAutoCompactionResponse, SetModelResponse,
-    SetPermissionModeResponse, SetThinkingLevelResponse, StateResponse, SteerResponse,
-    SwitchSessionResponse,
+    AbortResponse, BudgetResponse, CommandsResponse, CompactOutcome, DeleteSessionResponse, Empty,
+    ErrorCode, ErrorFrame, ForkResponse, MessagesResponse, ModelsResponse, NewSessionResponse,
+    PromptOutcome, SessionStatsResponse, SessionsResponse, SetAutoCompactionResponse,
+    SetModelResponse, SetPermissionModeResponse, SetThinkingLevelResponse, StateResponse,
+    SteerResponse, SwitchSessionResponse,
 };
 use super::{Decision, Mode, ThinkingLevel};
 
@@ -170,6 +170,9 @@ commands! {
     SetAutoCompaction(SetAutoCompactionParams) => SetAutoCompactionResponse = "set_auto_compaction",
     /// Answers, then ends the host (SPEC §6).
     Shutdown => Empty = "shutdown",
+    /// The slash commands a `prompt` or `follow_up` may start with: the
+    /// project's, the user's and the built-ins.
+    GetCommands => CommandsResponse = "get_commands",
 }
 
 impl JsonSchema for CommandName {

@@ -52,6 +52,7 @@ pub enum Response {
     SwitchSession(SwitchSessionResponse),
     Compact(CompactionResult),
     SetAutoCompaction(SetAutoCompactionResponse),
+    GetCommands(CommandsResponse),
 }
 
 impl Response {
@@ -123,7 +124,7 @@ pub struct TurnResponse {
 
 /// The response to a `prompt` or `follow_up`: how its turn ended, or
 /// `cancelled: true` alone when it never ran (an abort dropped it, or the
-/// host exited first).
+/// host exited first), or, for a `/compact` message, what `compact` says.
 // Only shapes the schema; the host builds a `Response`.
 #[derive(JsonSchema)]
 #[serde(untagged)]
@@ -131,6 +132,9 @@ pub struct TurnResponse {
 pub enum PromptOutcome {
     Turn(TurnResponse),
     NotRun(NotRun),
+    // A `/compact` message: no turn ran (the enum's doc says so; a doc
+    // here would wrap the reference, which the bindings' generators read).
+    Compact(CompactionResult),
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -321,6 +325,37 @@ pub struct SessionSummary {
     pub cwd: String,
     /// The session this one was forked from, if it is a fork.
     pub forked_from: Option<String>,
+}
+
+/// `get_commands`: the slash commands a `prompt` may start with.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CommandsResponse {
+    /// Sorted by name; built-ins included.
+    pub commands: Vec<CommandEntry>,
+}
+
+/// One slash command, invoked as `/<name> [arguments]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct CommandEntry {
+    /// Without the `/`; a subfolder is a `folder:` prefix.
+    pub name: String,
+    /// The front matter's `description`, else the body's first line.
+    pub description: String,
+    /// The front matter's `argument-hint` (e.g. `[file] [focus]`).
+    pub argument_hint: Option<String>,
+    pub source: CommandSource,
+}
+
+/// Where a command comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandSource {
+    /// `.agents/commands/` or `.claude/commands/` of the project.
+    Project,
+    /// The user's `$XDG_CONFIG_HOME/agent-rpc/commands/`.
+    User,
+    /// Built into the host: `/compact`, `/skills`.
+    Builtin,
 }
 
 #[cfg(test)]

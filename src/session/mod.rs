@@ -15,6 +15,7 @@
 mod file;
 mod store;
 
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -66,6 +67,10 @@ pub enum Entry {
     Message {
         ts: String,
         message: Arc<Message>,
+        /// The slash command the user typed, when the message is its
+        /// expansion; absent otherwise (and in files written before).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<CommandLine>,
     },
     ModelChange {
         ts: String,
@@ -115,6 +120,18 @@ pub enum Entry {
         ts: String,
         entries: Vec<crate::protocol::PlanEntry>,
     },
+}
+
+/// A slash command as the user typed it (`/review src/a.rs`): kept in the
+/// `message` entry of its expansion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandLine {
+    /// The command's name, without the `/`.
+    pub name: String,
+    /// Everything after the name, trimmed.
+    pub arguments: String,
+    /// The message text exactly as it was sent.
+    pub text: String,
 }
 
 /// The latest compaction of a session.
@@ -188,6 +205,9 @@ pub struct Session {
     pub plan: Vec<crate::protocol::PlanEntry>,
     /// Provider rounds over the session's turns (its budget's `max_turns`).
     pub rounds: u64,
+    /// The slash commands typed, by the index of the message each
+    /// expanded into.
+    pub commands: BTreeMap<usize, CommandLine>,
 }
 
 impl Session {
@@ -214,6 +234,7 @@ impl Session {
             auto_compaction: None,
             plan: Vec::new(),
             rounds: 0,
+            commands: BTreeMap::new(),
         }
     }
 
@@ -229,7 +250,14 @@ impl Session {
     pub fn apply(&mut self, entry: Entry) {
         match entry {
             Entry::Session(_) => {}
-            Entry::Message { message, .. } => self.messages.push(message),
+            Entry::Message {
+                message, command, ..
+            } => {
+                if let Some(command) = command {
+                    self.commands.insert(self.messages.len(), command);
+                }
+                self.messages.push(message)
+            }
             Entry::ModelChange { model, .. } => self.model = Some(model),
             Entry::PermissionMode { mode, .. } => self.permission_mode = Some(mode),
             Entry::ThinkingLevel { level, .. } => self.thinking_level = level,
@@ -265,10 +293,14 @@ impl Session {
         }
     }
 
-    /// The first user message's text, shortened, for `list_sessions`.
+    /// The first user message's text (as typed, for a slash command),
+    /// shortened, for `list_sessions`.
     pub fn title(&self) -> Option<String> {
-        let first = self.messages.iter().find(|m| m.role == Role::User)?;
-        let text = first.text();
+        let index = self.messages.iter().position(|m| m.role == Role::User)?;
+        let text = match self.commands.get(&index) {
+            Some(command) => command.text.clone(),
+            None => self.messages[index].text(),
+        };
         let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
         let mut title: String = line.trim().chars().take(80).collect();
         if line.trim().chars().count() > 80 {
@@ -330,6 +362,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
         auto_compaction: None,
         plan: Vec::new(),
         rounds: 0,
+        commands: BTreeMap::new(),
     };
     let mut valid = first.len();
     for (n, line) in lines.enumerate() {
@@ -392,6 +425,7 @@ mod tests {
             push(&Entry::Message {
                 ts: now(),
                 message: Message::user_text(format!("m{i}")).into(),
+                command: None,
             });
         }
         push(&Entry::TurnEnd {
@@ -498,6 +532,7 @@ mod tests {
         w.append(&Entry::Message {
             ts: now(),
             message: Message::user_text("hi").into(),
+            command: None,
         })
         .unwrap();
         let meta = fs::metadata(store.path_of("n1")).unwrap();

@@ -192,10 +192,16 @@ impl Store {
         session.auto_compaction = source.auto_compaction;
         let ts = now();
         let mut body = Vec::new();
-        for message in &messages {
+        for (index, message) in messages.iter().enumerate() {
+            // The fork remembers what was typed, as the original does.
+            let command = source.commands.get(&index).cloned();
+            if let Some(command) = &command {
+                session.commands.insert(index, command.clone());
+            }
             let entry = Entry::Message {
                 ts: ts.clone(),
                 message: message.clone(),
+                command,
             };
             serde_json::to_writer(&mut body, &entry).context("cannot encode a session entry")?;
             body.push(b'\n');

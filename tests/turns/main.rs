@@ -17,6 +17,7 @@ mod common;
 
 mod abort;
 mod budget;
+mod commands;
 mod compaction;
 mod lifecycle;
 mod queue;

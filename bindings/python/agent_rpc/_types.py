@@ -108,11 +108,27 @@ Block = Union["BlockText", "BlockThinking", "BlockToolUse", "BlockToolResult", "
 
 
 #: Every command a client writes on stdin, one per line.
-Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "SetBudgetCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "CompactCommand", "SetAutoCompactionCommand", "ShutdownCommand"]
+Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "SetBudgetCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "CompactCommand", "SetAutoCompactionCommand", "ShutdownCommand", "GetCommandsCommand"]
+
+
+class CommandEntry(TypedDict):
+    """One slash command, invoked as `/<name> [arguments]`."""
+
+    #: The front matter's `argument-hint` (e.g. `[file] [focus]`).
+    argument_hint: Optional[str]
+    #: The front matter's `description`, else the body's first line.
+    description: str
+    #: Without the `/`; a subfolder is a `folder:` prefix.
+    name: str
+    source: CommandSource
 
 
 #: A command's `type`, echoed as `command` on its answer.
-CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "set_budget", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "compact", "set_auto_compaction", "shutdown"]
+CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "set_budget", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "compact", "set_auto_compaction", "shutdown", "get_commands"]
+
+
+#: Where a command comes from.
+CommandSource = Literal["project", "user", "builtin"]
 
 
 class _CompactCommandRequired(TypedDict):
@@ -314,10 +330,17 @@ class FollowUpResponse(_FollowUpResponseRequired, total=False):
     #: Steers the turn could not deliver because it failed first.
     dropped: List[Dropped]
     error: Optional[str]
+    #: Messages of the whole history the summary now stands for (the
+    #: index of the first message kept verbatim).
+    messages_summarized: int
     #: The turn's messages could not all be saved.
     persist_error: Optional[str]
     prompt_id: str
     stop_reason: str
+    summary: str
+    tokens_after: int
+    #: The estimated input the model would have been sent, before and after.
+    tokens_before: int
     usage: Usage
 
 
@@ -362,7 +385,7 @@ class ForkResponse(_ForkResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "SetBudgetResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "SetBudgetResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "GetCommandsResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -383,6 +406,31 @@ class GetAvailableModelsResponse(TypedDict):
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
     models: List[ModelEntry]
+    ok: Literal[True]
+    type: Literal["response"]
+
+
+class _GetCommandsCommandRequired(TypedDict):
+    type: Literal["get_commands"]
+
+
+class GetCommandsCommand(_GetCommandsCommandRequired, total=False):
+    """The slash commands a `prompt` or `follow_up` may start with: the
+    project's, the user's and the built-ins.
+    """
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+
+
+class GetCommandsResponse(TypedDict):
+    """The response to `get_commands`."""
+
+    command: Literal["get_commands"]
+    #: Sorted by name; built-ins included.
+    commands: List[CommandEntry]
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
     ok: Literal[True]
     type: Literal["response"]
 
@@ -758,10 +806,17 @@ class PromptResponse(_PromptResponseRequired, total=False):
     #: Steers the turn could not deliver because it failed first.
     dropped: List[Dropped]
     error: Optional[str]
+    #: Messages of the whole history the summary now stands for (the
+    #: index of the first message kept verbatim).
+    messages_summarized: int
     #: The turn's messages could not all be saved.
     persist_error: Optional[str]
     prompt_id: str
     stop_reason: str
+    summary: str
+    tokens_after: int
+    #: The estimated input the model would have been sent, before and after.
+    tokens_before: int
     usage: Usage
 
 
@@ -1128,7 +1183,9 @@ __all__ = [
     "BlockToolResult",
     "BlockToolUse",
     "Command",
+    "CommandEntry",
     "CommandName",
+    "CommandSource",
     "CompactCommand",
     "CompactResponse",
     "CompactionEndFrame",
@@ -1152,6 +1209,8 @@ __all__ = [
     "Frame",
     "GetAvailableModelsCommand",
     "GetAvailableModelsResponse",
+    "GetCommandsCommand",
+    "GetCommandsResponse",
     "GetMessagesCommand",
     "GetMessagesResponse",
     "GetSessionStatsCommand",

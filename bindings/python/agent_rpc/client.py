@@ -27,6 +27,7 @@ from ._types import (
     DeleteSessionResponse,
     ForkResponse,
     GetAvailableModelsResponse,
+    GetCommandsResponse,
     GetMessagesResponse,
     GetSessionStatsResponse,
     GetStateResponse,
@@ -447,6 +448,11 @@ class AgentClient:
     async def set_auto_compaction(self, enabled: bool) -> SetAutoCompactionResponse:
         """Compaction at the threshold and on overflow, on or off (persisted in the session)."""
         return await self.request("set_auto_compaction", enabled=enabled)  # type: ignore[return-value]
+
+    async def get_commands(self) -> GetCommandsResponse:
+        """The slash commands a prompt may start with (``/name args``):
+        the project's, the user's and the built-ins."""
+        return await self.request("get_commands")  # type: ignore[return-value]
 
     async def shutdown(self) -> ShutdownResponse:
         """Ask the host to end (it aborts the running turn and exits)."""

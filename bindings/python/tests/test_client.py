@@ -233,3 +233,24 @@ class AbortTest(HostTestCase):
         async for frame in turn:
             if frame["type"] == "message_update":
                 return frame
+
+
+class CommandsTest(HostTestCase):
+    async def test_get_commands_and_an_expanded_prompt(self):
+        folder = self.work / ".claude" / "commands"
+        folder.mkdir(parents=True)
+        (folder / "greet.md").write_text(
+            "---\ndescription: Greet someone\nargument-hint: <name>\n---\nSay hello to $1.\n"
+        )
+        client = await self.started()
+        commands = (await within(client.get_commands()))["commands"]
+        greet = [c for c in commands if c["name"] == "greet"]
+        self.assertEqual(
+            greet,
+            [{"name": "greet", "description": "Greet someone", "argument_hint": "<name>", "source": "project"}],
+        )
+        self.assertIn("skills", [c["name"] for c in commands])
+        response = await within(client.prompt("/greet Ada"))
+        self.assertTrue(response["ok"])
+        messages = (await within(client.get_messages()))["messages"]
+        self.assertEqual(messages[0]["content"], "Say hello to Ada.")

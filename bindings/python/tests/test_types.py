@@ -57,7 +57,7 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertIn("McpServerStatusFrame", frame_names)
         self.assertIn("PlanFrame", frame_names)
         self.assertIn("DeleteSessionCommand", {ref.__forward_arg__ for ref in typing.get_args(types.Command)})
-        self.assertEqual(len(typing.get_args(types.Command)), 21)
+        self.assertEqual(len(typing.get_args(types.Command)), 22)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import type {
   ErrorFrame,
   Frame,
   GetAvailableModelsResponse,
+  GetCommandsResponse,
   GetMessagesResponse,
   GetSessionStatsResponse,
   GetStateResponse,
@@ -165,6 +166,8 @@ export class AgentClient {
   switchSession(sessionId: string): Promise<SwitchSessionResponse>;
   compact(instructions?: string): Promise<CompactResponse>;
   setAutoCompaction(enabled: boolean): Promise<SetAutoCompactionResponse>;
+  /** The slash commands a prompt may start with: the project's, the user's and the built-ins. */
+  getCommands(): Promise<GetCommandsResponse>;
   /** Answered first; then the host aborts the running turn and exits. */
   shutdown(): Promise<ShutdownResponse>;
   /** Sends any command (the client sets `type` and `id`); resolves with its response frame. */

@@ -537,6 +537,11 @@ export class AgentClient {
     return this.request("set_auto_compaction", { enabled });
   }
 
+  /** The slash commands a prompt may start with (`/name args`). */
+  getCommands() {
+    return this.request("get_commands");
+  }
+
   /** Answered first; then the host aborts the running turn and exits. */
   shutdown() {
     return this.request("shutdown");

@@ -81,10 +81,24 @@ export type Block = {
 };
 
 /** Every command a client writes on stdin, one per line. */
-export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | SetBudgetCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | CompactCommand | SetAutoCompactionCommand | ShutdownCommand;
+export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | SetBudgetCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | CompactCommand | SetAutoCompactionCommand | ShutdownCommand | GetCommandsCommand;
+
+/** One slash command, invoked as `/<name> [arguments]`. */
+export interface CommandEntry {
+  /** The front matter's `argument-hint` (e.g. `[file] [focus]`). */
+  argument_hint: string | null;
+  /** The front matter's `description`, else the body's first line. */
+  description: string;
+  /** Without the `/`; a subfolder is a `folder:` prefix. */
+  name: string;
+  source: CommandSource;
+}
 
 /** A command's `type`, echoed as `command` on its answer. */
-export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "set_budget" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "compact" | "set_auto_compaction" | "shutdown";
+export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "set_budget" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "compact" | "set_auto_compaction" | "shutdown" | "get_commands";
+
+/** Where a command comes from. */
+export type CommandSource = "project" | "user" | "builtin";
 
 /**
  * Summarises the older history so the model sees the summary and the
@@ -226,7 +240,7 @@ export type FollowUpResponse = {
   /** False when the turn failed; `code` and `error` then say why. */
   ok: boolean;
   type: "response";
-} & (TurnResponse | NotRun);
+} & (TurnResponse | NotRun | CompactionResult);
 
 /**
  * Copies the first `message_index` messages (default: all) into a new
@@ -299,7 +313,7 @@ export type Frame = (ReadyFrame & {
   type: "mcp_server_status";
 }) | (PlanFrame & {
   type: "plan";
-}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | SetBudgetResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | MessageUpdateFrame;
+}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | SetBudgetResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | GetCommandsResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
 export interface GetAvailableModelsCommand {
@@ -317,6 +331,28 @@ export type GetAvailableModelsResponse = {
   type: "response";
 } & {
   models: ModelEntry[];
+};
+
+/**
+ * The slash commands a `prompt` or `follow_up` may start with: the
+ *  project's, the user's and the built-ins.
+ */
+export interface GetCommandsCommand {
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  type: "get_commands";
+}
+
+/** The response to `get_commands`. */
+export type GetCommandsResponse = {
+  command: "get_commands";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & {
+  /** Sorted by name; built-ins included. */
+  commands: CommandEntry[];
 };
 
 /**
@@ -618,7 +654,7 @@ export type PromptResponse = {
   /** False when the turn failed; `code` and `error` then say why. */
   ok: boolean;
   type: "response";
-} & (TurnResponse | NotRun);
+} & (TurnResponse | NotRun | CompactionResult);
 
 /**
  * The first line the host writes: the session is loaded and commands

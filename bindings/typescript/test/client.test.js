@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 
@@ -329,4 +329,25 @@ test("close() lets the running turn finish", async (t) => {
   const { response } = await collect(turn);
   assert.equal(response.ok, true);
   assert.deepEqual(await within(closed), { exitCode: 0, signal: null });
+});
+
+test("getCommands: the project's commands, found again by newSession, expand a prompt", async (t) => {
+  const { client, cwd } = await startClient(t);
+  const builtins = (await within(client.getCommands())).commands;
+  assert.ok(builtins.some((c) => c.name === "compact" && c.source === "builtin"));
+  mkdirSync(join(cwd, ".agents", "commands"), { recursive: true });
+  const greet = "---\ndescription: Greet someone\nargument-hint: <name>\n---\nSay hello to $1.\n";
+  writeFileSync(join(cwd, ".agents", "commands", "greet.md"), greet);
+  await within(client.newSession());
+  const { commands } = await within(client.getCommands());
+  assert.deepEqual(commands.find((c) => c.name === "greet"), {
+    name: "greet",
+    description: "Greet someone",
+    argument_hint: "<name>",
+    source: "project",
+  });
+  const { response } = await collect(client.prompt("/greet Ada"));
+  assert.equal(response.ok, true);
+  const { messages } = await within(client.getMessages());
+  assert.equal(messages[0].content, "Say hello to Ada.");
 });

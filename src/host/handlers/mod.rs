@@ -13,7 +13,7 @@
 //! - `compaction`: compact, set_auto_compaction.
 //! - `budget`: set_budget.
 //! - `state`: get_state, get_session_stats, get_messages,
-//!   get_available_models.
+//!   get_available_models; get_commands (here: one line).
 
 mod budget;
 mod compaction;
@@ -25,7 +25,7 @@ mod turns;
 
 use super::pending::Token;
 use super::Host;
-use crate::protocol::{Command, Empty, Response};
+use crate::protocol::{Command, CommandsResponse, Empty, Response};
 
 impl Host {
     pub(super) async fn dispatch(&mut self, token: Token, command: Command) {
@@ -62,6 +62,12 @@ impl Host {
             Command::Compact(params) => self.compact(token, params).await,
             Command::SetAutoCompaction(params) => {
                 self.set_auto_compaction(token, params.enabled).await
+            }
+            Command::GetCommands => {
+                let commands = Response::GetCommands(CommandsResponse {
+                    commands: self.commands.entries(),
+                });
+                self.respond(token, commands).await
             }
             Command::Shutdown => {
                 self.respond(token, Response::Empty(Empty {})).await;

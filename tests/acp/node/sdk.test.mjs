@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
@@ -241,4 +241,44 @@ test("todo_write becomes a plan update, replayed by session/load", async () => {
     assert.equal(plans[0].update.entries[1].content, "fix the bug");
   });
   await stop(second.child);
+});
+
+test("slash commands: available_commands_update after session/new, a /name prompt expanded", async () => {
+  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
+  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  mkdirSync(join(cwd, ".claude", "commands"), { recursive: true });
+  writeFileSync(
+    join(cwd, ".claude", "commands", "explain.md"),
+    "---\ndescription: Explain some code\nargument-hint: <path>\n---\nExplain $1 simply. $ARGUMENTS\n",
+  );
+  const a = agent(data, "allow_once");
+  await a.client.connectWith(a.stream, async (ctx) => {
+    await ctx.request(acp.methods.agent.initialize, {
+      protocolVersion: acp.PROTOCOL_VERSION,
+      clientCapabilities: {},
+    });
+    const { sessionId } = await ctx.request(acp.methods.agent.session.new, { cwd, mcpServers: [] });
+    const announced = () =>
+      a.updates.find((u) => u.sessionId === sessionId && u.update.sessionUpdate === "available_commands_update");
+    for (let waited = 0; !announced() && waited < 5000; waited += 20) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const commands = announced().update.availableCommands;
+    assert.deepEqual(
+      commands.find((c) => c.name === "explain"),
+      { name: "explain", description: "Explain some code", input: { hint: "<path>" } },
+    );
+    assert.ok(commands.some((c) => c.name === "compact"));
+    assert.ok(commands.some((c) => c.name === "skills"));
+
+    a.updates.length = 0;
+    const answer = await ctx.request(acp.methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: "text", text: "/explain src/main.rs [[show=messages]]" }],
+    });
+    assert.equal(answer.stopReason, "end_turn");
+    const sent = JSON.parse(textOf(a.updates, "agent_message_chunk"));
+    assert.equal(sent[0].content, "Explain src/main.rs simply. src/main.rs [[show=messages]]");
+  });
+  await stop(a.child);
 });
