@@ -258,9 +258,15 @@ impl Store {
             let Ok((session, _)) = parse(&bytes) else {
                 continue;
             };
-            let updated = fs::metadata(&path)
+            let modified = fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
+            // A file's time comes from the kernel's coarse clock, a few ms
+            // behind the one `created_at` is read from: a file written at
+            // once (a fork) would look older than the session it holds.
+            let created = humantime::parse_rfc3339(&session.header.created_at)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let updated = modified.max(created);
             let summary = SessionSummary {
                 session_id: id,
                 created_at: session.header.created_at.clone(),
