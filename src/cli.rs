@@ -151,7 +151,8 @@ pub enum Subcommand {
     /// Print the protocol's JSON Schema (draft 2020-12) and exit; the
     /// checked-in copy is schema/agent-rpc.schema.json.
     Schema,
-    /// List the stored sessions of the working directory, newest first.
+    /// List the stored sessions of the working directory, newest first
+    /// (`rpc sessions rm <ID>...` deletes them).
     Sessions(SessionsArgs),
 }
 
@@ -199,6 +200,10 @@ mod tests {
                 "{name} missing from --help"
             );
         }
+        // And every subcommand of a subcommand, on the first help screen.
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("rpc sessions rm"), "{help}");
     }
 
     #[test]
