@@ -46,7 +46,7 @@ from ._types import (
     SwitchSessionResponse,
     Usage,
 )
-from .errors import ProcessExited, ProtocolError, RpcError
+from .errors import NotStarted, ProcessExited, ProtocolError, RpcError
 
 logger = logging.getLogger("agent_rpc")
 
@@ -262,15 +262,18 @@ class AgentClient:
         loop = asyncio.get_running_loop()
         self._drain_lock = asyncio.Lock()
         self._ready_future = loop.create_future()
-        self._proc = await asyncio.create_subprocess_exec(
-            self.binary,
-            *self.args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=None if self.cwd is None else os.fspath(self.cwd),
-            env=self.env,
-        )
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                self.binary,
+                *self.args,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=None if self.cwd is None else os.fspath(self.cwd),
+                env=self.env,
+            )
+        except OSError as exc:
+            raise NotStarted(self.binary, exc) from exc
         self._stderr_task = loop.create_task(self._read_stderr())
         self._reader_task = loop.create_task(self._read_stdout())
         try:

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from agent_rpc import Ready, RpcError, Turn
+from agent_rpc import AgentClient, NotStarted, ProcessExited, Ready, RpcError, Turn
 
 from .support import SLOW, HostTestCase, collect, text_of, within
 
@@ -187,6 +187,15 @@ class ErrorTest(HostTestCase):
             await within(client.start())
         self.assertEqual(caught.exception.code, "not_found")
         self.assertEqual(client.returncode, 2)
+
+    async def test_a_missing_binary_says_so(self):
+        client = AgentClient(binary="/nonexistent/agent-rpc/rpc")
+        with self.assertRaises(ProcessExited) as caught:
+            await within(client.start())
+        self.assertIsInstance(caught.exception, NotStarted)
+        self.assertEqual(caught.exception.code, "process_exited")
+        self.assertIn("rpc could not be run ('/nonexistent/agent-rpc/rpc': No such file", str(caught.exception))
+        self.assertIn("pass binary=", str(caught.exception))
 
     async def test_oversized_command_is_refused_locally(self):
         client = await self.started(extra_args=["--max-frame-bytes", "1000"])
