@@ -78,6 +78,10 @@ class Ready:
     cwd: str
     message_count: int
     usage: Usage
+    #: Applies to the session's turns until `set_thinking_level`.
+    thinking_level: ThinkingLevel
+    #: The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
+    context_files: List[str]
     raw: Dict[str, Any] = field(repr=False)
 
     @classmethod
@@ -90,6 +94,8 @@ class Ready:
             cwd=frame.get("cwd", ""),
             message_count=frame.get("message_count", 0),
             usage=frame.get("usage", {}),
+            thinking_level=frame.get("thinking_level", "off"),
+            context_files=list(frame.get("context_files", [])),
             raw=frame,
         )
 
