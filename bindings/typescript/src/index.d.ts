@@ -65,7 +65,7 @@ export type PermissionAnswer = Decision | { decision: Decision; message?: string
 export interface AgentClientOptions {
   /** The `rpc` executable; default `"rpc"` (looked up on PATH). */
   binary?: string;
-  /** Its arguments, e.g. `["--model", "anthropic/claude-sonnet-4-5"]`. */
+  /** Its arguments, e.g. `["--model", "anthropic/claude-sonnet-5-5"]`. */
   args?: string[];
   /** Its working directory (default: this process's). */
   cwd?: string;
