@@ -162,3 +162,70 @@ fn the_tools_walk_through_gives_the_frames_readme_shows() {
     assert_eq!(ask["request_id"], "perm-1");
     finish(h);
 }
+
+/// The offline HTTP path README shows: the fake server on its port, then
+/// each prompt line as written (with the binary under test for `cargo run`).
+#[test]
+fn the_fake_model_server_commands_work_as_written() {
+    let text = readme();
+    let part = section(&text, "### Without a key: the fake model server");
+    let lines: Vec<&str> = part
+        .lines()
+        .filter(|l| l.starts_with("    "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let port: u16 = lines[0]
+        .split_whitespace()
+        .skip_while(|w| *w != "--port")
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("a --port");
+    let fake = crate::common::fake_http::FakeServer::with_args(&["--port", &port.to_string()]);
+    assert_eq!(fake.port, port);
+    let exports: Vec<(&str, &str)> = lines[1]
+        .trim_start_matches("export ")
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    assert_eq!(exports.len(), 4, "{exports:?}");
+    for line in &lines[2..] {
+        let (input, command) = line
+            .split_once(" | cargo run --release -- ")
+            .expect("a prompt line");
+        let message = input
+            .trim_start_matches("printf '")
+            .trim_end_matches("\\n'");
+        let data = tempfile::tempdir().expect("data dir");
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args(command.split_whitespace())
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("XDG_CONFIG_HOME", data.path().join("cfg"))
+            .envs(exports.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn rpc");
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{message}").expect("write the prompt");
+        drop(stdin);
+        let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("rpc exits");
+        let mut out = String::new();
+        use std::io::Read;
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut out)
+            .expect("read");
+        assert!(status.success(), "{line}: {status:?}\n{out}");
+        let answer = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|f| f["type"] == "response" && f["command"] == "prompt")
+            .unwrap_or_else(|| panic!("{line}: no answer in\n{out}"));
+        assert_eq!(answer["ok"], true, "{line}: {answer}");
+    }
+}
