@@ -199,7 +199,7 @@ impl Providers {
                         })
                     })
                     .or_else(|| self.first_available_endpoint_model());
-                return Some(first.ok_or_else(no_model));
+                return Some(first.ok_or_else(|| self.no_model()));
             }
         };
         let checked = match self.resolve(&model) {
@@ -223,7 +223,7 @@ impl Providers {
     pub(crate) async fn reach(&self, model: Option<&str>) -> Result<String, Coded> {
         let model = match model.or(self.default_model.as_deref()) {
             Some(m) => m.to_owned(),
-            None => self.default_model().await.ok_or_else(no_model)?,
+            None => self.default_model().await.ok_or_else(|| self.no_model())?,
         };
         if let Ok(Backend::Extension { ext, .. }) = self.resolve(&model) {
             if let Err(e) = ext.providers().await {
@@ -453,14 +453,31 @@ impl Providers {
     }
 }
 
-/// No model set and none available: what to do about it.
-fn no_model() -> Coded {
-    Coded::new(
-        ErrorCode::NotFound,
-        "no model is available: set ANTHROPIC_API_KEY or OPENAI_API_KEY, configure a provider \
-         in the config file, or start rpc with --extension <dir>; then pick a model with \
-         --model or set_model (see README); the prompt was not run",
-    )
+impl Providers {
+    /// No model set and none available: why (an extension that could not
+    /// start is the likely reason, and only stderr said so), and what to
+    /// do about it.
+    fn no_model(&self) -> Coded {
+        let failed: Vec<String> = self
+            .extensions
+            .iter()
+            // Each names its extension already.
+            .filter_map(|ext| ext.failure())
+            .collect();
+        let why = if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", failed.join("; "))
+        };
+        Coded::new(
+            ErrorCode::NotFound,
+            format!(
+                "no model is available{why}: set ANTHROPIC_API_KEY or OPENAI_API_KEY, configure a \
+                 provider in the config file, or start rpc with --extension <dir>; then pick a \
+                 model with --model or set_model (see README); the prompt was not run"
+            ),
+        )
+    }
 }
 
 /// A model id that names nothing usable.

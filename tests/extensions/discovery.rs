@@ -84,3 +84,36 @@ fn available_models_lists_extension_models_and_marks_broken_ones_unavailable() {
     }
     finish(rpc);
 }
+
+/// The fixture copied alone into `extensions/` (its `../fakeprov.py` not
+/// beside it) cannot start; with no other model, the prompt's error says
+/// why the extension failed, not only that no model is available.
+#[test]
+fn a_prompt_with_no_model_says_why_the_extension_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let copy = data.join("extensions").join("echo");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(
+        common::fixture("echo").join("plugin.json"),
+        copy.join("plugin.json"),
+    )
+    .unwrap();
+    let mut rpc = Host::start(
+        Spawn::new()
+            .data(data)
+            .env("ANTHROPIC_API_KEY", "")
+            .env("OPENAI_API_KEY", ""),
+    );
+    rpc.ready();
+    let answer = rpc.call(json!({"type": "prompt", "message": "hi"}), "1");
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["code"], "not_found", "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("no model is available (extension \"echo\""),
+        "{message}"
+    );
+    assert!(message.contains("fakeprov.py"), "{message}");
+    finish(rpc);
+}

@@ -78,6 +78,14 @@ impl Extension {
         &self.manifest.id
     }
 
+    /// Why its last start failed, while that is the latest news of it.
+    pub(crate) fn failure(&self) -> Option<String> {
+        match &*self.status.borrow() {
+            Status::Failed(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
     /// What `initialize` reported, if it has run.
     pub(crate) fn known_providers(&self) -> Option<Arc<Vec<ProviderInfo>>> {
         self.providers
