@@ -75,7 +75,12 @@ pub(crate) struct Outcome {
 #[derive(Debug)]
 pub(crate) enum Failure {
     Cancelled,
+    /// The provider failed, or answered with nothing usable.
     Failed(String),
+    /// The host kept the history as it was: nothing to compact, or the
+    /// summary would not shrink the context. Nobody's fault but the
+    /// history's (code `not_compacted`).
+    Refused(String),
 }
 
 /// The window and reserve for `model`: the configured or catalogue
@@ -167,7 +172,7 @@ async fn summarise_view(
 ) -> Result<Outcome, Failure> {
     let budget = calc::keep_budget(window, job.settings.keep_cap);
     let Some(cut) = calc::cut_point(job.view, budget) else {
-        return Err(Failure::Failed(
+        return Err(Failure::Refused(
             "nothing to compact: the history has fewer than two messages".into(),
         ));
     };
@@ -198,7 +203,7 @@ async fn summarise_view(
     // A model that restates rather than summarises (or a history already
     // mostly kept) would make the context larger: keep the history as is.
     if tokens_after >= tokens_before {
-        return Err(Failure::Failed(format!(
+        return Err(Failure::Refused(format!(
             "the summary would not shrink the context (about {tokens_before} tokens before, {tokens_after} after); nothing was changed"
         )));
     }
@@ -239,7 +244,7 @@ pub(crate) fn end_frame(
             tokens_after: tokens_before,
             error: Some(match e {
                 Failure::Cancelled => "aborted".to_owned(),
-                Failure::Failed(e) => e.clone(),
+                Failure::Failed(e) | Failure::Refused(e) => e.clone(),
             }),
         },
     }
@@ -323,7 +328,7 @@ impl Compactor<'_> {
                 Ok(true)
             }
             Err(Failure::Cancelled) => Err(Stop::Cancelled),
-            Err(Failure::Failed(_)) => Ok(false),
+            Err(Failure::Failed(_) | Failure::Refused(_)) => Ok(false),
         }
     }
 }

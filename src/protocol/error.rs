@@ -32,6 +32,10 @@ pub enum ErrorCode {
     ProviderError,
     /// Reserved for tool execution.
     ToolError,
+    /// `compact`: the host kept the history as it was, since compacting
+    /// would not help (nothing to compact, or the summary would not be
+    /// smaller than what it replaces); not a provider failure.
+    NotCompacted,
     /// The session reached its budget (`max_turns` or `budget_usd`): the
     /// turn stopped before its next provider round.
     BudgetExceeded,
@@ -54,6 +58,7 @@ impl ErrorCode {
             ErrorCode::ProviderError => "provider_error",
             ErrorCode::ToolError => "tool_error",
             ErrorCode::BudgetExceeded => "budget_exceeded",
+            ErrorCode::NotCompacted => "not_compacted",
             ErrorCode::Internal => "internal",
         }
     }

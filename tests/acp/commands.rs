@@ -68,10 +68,12 @@ fn commands_are_announced_and_a_prompt_is_expanded_then_replayed_as_typed() {
         "Review src/a.rs now. (src/a.rs [[show=messages]])"
     );
     // `/compact` where the summary would not be smaller (the echo model
-    // restates): the compaction's failure is the prompt's error.
-    let (_, answer) = acp.prompt(&id, "/compact");
+    // restates when the instructions carry a directive): the compaction's
+    // refusal is the prompt's error, with its code.
+    let (_, answer) = acp.prompt(&id, "/compact [[thinking=0]]");
     let error = answer["error"]["message"].as_str().unwrap_or_default();
-    assert!(error.contains("the compaction failed"), "{answer}");
+    assert!(error.contains("would not shrink the context"), "{answer}");
+    assert_eq!(answer["error"]["data"]["code"], "not_compacted", "{answer}");
     acp.finish();
 
     let mut acp = Acp::start(Some(data.path()), &[]);

@@ -274,7 +274,7 @@ Dropped = Union["DroppedFollowUp", "DroppedPrompt", "DroppedSteer"]
 
 
 #: Error codes a client can branch on. The message beside each is for people.
-ErrorCode = Literal["parse_error", "frame_too_large", "invalid_request", "unknown_command", "invalid_params", "busy", "not_streaming", "not_found", "session_locked", "provider_error", "tool_error", "budget_exceeded", "internal"]
+ErrorCode = Literal["parse_error", "frame_too_large", "invalid_request", "unknown_command", "invalid_params", "busy", "not_streaming", "not_found", "session_locked", "provider_error", "tool_error", "not_compacted", "budget_exceeded", "internal"]
 
 
 class _ErrorFrameRequired(TypedDict):

@@ -200,7 +200,7 @@ export type Dropped = {
 };
 
 /** Error codes a client can branch on. The message beside each is for people. */
-export type ErrorCode = "parse_error" | "frame_too_large" | "invalid_request" | "unknown_command" | "invalid_params" | "busy" | "not_streaming" | "not_found" | "session_locked" | "provider_error" | "tool_error" | "budget_exceeded" | "internal";
+export type ErrorCode = "parse_error" | "frame_too_large" | "invalid_request" | "unknown_command" | "invalid_params" | "busy" | "not_streaming" | "not_found" | "session_locked" | "provider_error" | "tool_error" | "not_compacted" | "budget_exceeded" | "internal";
 
 /** `error` frame: a command was rejected and did nothing. */
 export interface ErrorFrame {

@@ -59,7 +59,7 @@ impl Host {
         let view = self.session.model_messages();
         if crate::compaction::cut_point(&view, u64::MAX).is_none() {
             let nothing = Coded::new(
-                ErrorCode::InvalidParams,
+                ErrorCode::NotCompacted,
                 "nothing to compact: the history has fewer than two messages",
             );
             return self.reject(token, nothing).await;
@@ -147,6 +147,10 @@ impl Host {
             Err(Failure::Failed(e)) => Err(Coded::new(
                 ErrorCode::ProviderError,
                 format!("the compaction failed and the history is unchanged: {e}"),
+            )),
+            Err(Failure::Refused(e)) => Err(Coded::new(
+                ErrorCode::NotCompacted,
+                format!("the history is unchanged: {e}"),
             )),
         };
         self.send(Frame::CompactionEnd(end)).await;
