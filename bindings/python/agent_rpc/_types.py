@@ -477,6 +477,10 @@ class GetStateResponse(TypedDict):
     #: Follow-ups waiting to run.
     queued: int
     session_id: str
+    #: The `SKILL.md` files skipped because they break a rule.
+    skill_errors: List[SkillError]
+    #: The Agent Skills listed in the system prompt, by name.
+    skills: List[SkillEntry]
     streaming: bool
     #: Applies from the next turn (`set_thinking_level`).
     thinking_level: ThinkingLevel
@@ -750,6 +754,8 @@ class ReadyFrame(TypedDict):
     model: Optional[str]
     protocol_version: int
     session_id: str
+    #: The Agent Skills listed in the system prompt, by name.
+    skills: List[SkillEntry]
     thinking_level: ThinkingLevel
     type: Literal["ready"]
     usage: Usage
@@ -892,6 +898,23 @@ class ShutdownResponse(TypedDict):
     type: Literal["response"]
 
 
+class SkillEntry(TypedDict):
+    """One Agent Skill in the system prompt: the model reads `path` (its
+    `SKILL.md`) when a task matches `description`.
+    """
+
+    description: str
+    name: str
+    path: str
+
+
+class SkillError(TypedDict):
+    """A `SKILL.md` left out of the system prompt, and the rule it breaks."""
+
+    message: str
+    path: str
+
+
 class _SteerCommandRequired(TypedDict):
     message: str
     type: Literal["steer"]
@@ -978,6 +1001,8 @@ class SwitchSessionResponse(TypedDict):
     ok: Literal[True]
     permission_mode: Mode
     session_id: str
+    #: The Agent Skills listed in the system prompt, by name.
+    skills: List[SkillEntry]
     thinking_level: ThinkingLevel
     type: Literal["response"]
     #: The session's token totals so far.
@@ -1133,6 +1158,8 @@ __all__ = [
     "SetThinkingLevelResponse",
     "ShutdownCommand",
     "ShutdownResponse",
+    "SkillEntry",
+    "SkillError",
     "SteerCommand",
     "SteerResponse",
     "StreamEvent",
