@@ -67,11 +67,20 @@ pub(crate) fn discover(chain: &[PathBuf], user_dirs: &[PathBuf]) -> Found {
     let mut by_name = BTreeMap::new();
     let mut errors = Vec::new();
     for dir in &dirs {
-        for (path, folder) in candidates(dir) {
-            match load(&path, &folder) {
-                Ok(skill) => {
+        let entries = entries(dir);
+        if entries.is_empty() {
+            continue;
+        }
+        // Resolved once per directory, not once per skill: only a skill
+        // that is itself a symlink needs resolving on its own.
+        let canonical = dir.canonicalize().ok();
+        for (folder, linked) in entries {
+            let path = dir.join(&folder).join("SKILL.md");
+            match load(&path, &folder, canonical.as_deref().filter(|_| !linked)) {
+                Ok(Some(skill)) => {
                     by_name.insert(skill.name.clone(), skill);
                 }
+                Ok(None) => {}
                 Err(message) => {
                     tracing::warn!("skill {} skipped: {message}", path.display());
                     errors.push(SkillError { path, message });
@@ -85,39 +94,50 @@ pub(crate) fn discover(chain: &[PathBuf], user_dirs: &[PathBuf]) -> Found {
     }
 }
 
-/// The `SKILL.md` of each direct subfolder of `dir` (following symlinks),
-/// with the folder's name, sorted so the order never depends on the disk.
-fn candidates(dir: &Path) -> Vec<(PathBuf, String)> {
+/// The names of `dir`'s entries that may be skill folders (directories, and
+/// symlinks, marked `true`, which may point at one), sorted so the order
+/// never depends on the disk.
+fn entries(dir: &Path) -> Vec<(String, bool)> {
     // Missing is the common case; an unreadable directory has no skills.
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut found: Vec<(PathBuf, String)> = entries
+    let mut found: Vec<(String, bool)> = entries
         .flatten()
         .filter_map(|e| {
+            let kind = e.file_type().ok()?;
             let folder = e.file_name().into_string().ok()?;
-            let path = e.path().join("SKILL.md");
-            path.is_file().then_some((path, folder))
+            (kind.is_dir() || kind.is_symlink()).then_some((folder, kind.is_symlink()))
         })
         .collect();
     found.sort();
     found
 }
 
-/// One skill from its `SKILL.md`, or the rule it broke.
-fn load(path: &Path, folder: &str) -> Result<Skill, String> {
-    let text = head(path).map_err(|e| format!("cannot read it: {e}"))?;
+/// One skill from its `SKILL.md`; `None` when the folder has none, else
+/// the rule it broke. `canonical_dir`: the skills directory resolved, when
+/// the folder is not a symlink.
+fn load(path: &Path, folder: &str, canonical_dir: Option<&Path>) -> Result<Option<Skill>, String> {
+    let text = match head(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read it: {e}")),
+    };
     let meta = front_matter::parse(&text, folder)?;
-    let dir = path.parent().unwrap_or(path);
-    let root = dir
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve its folder: {e}"))?;
-    Ok(Skill {
+    let root = match canonical_dir {
+        Some(dir) => dir.join(folder),
+        None => path
+            .parent()
+            .unwrap_or(path)
+            .canonicalize()
+            .map_err(|e| format!("cannot resolve its folder: {e}"))?,
+    };
+    Ok(Some(Skill {
         name: meta.name,
         description: meta.description,
         path: path.to_path_buf(),
         root,
-    })
+    }))
 }
 
 /// The file's first [`HEAD`] bytes, invalid UTF-8 replaced.
@@ -194,14 +214,19 @@ mod tests {
     fn an_unreadable_skill_is_an_error_not_a_failure() {
         let tmp = tempfile::tempdir().unwrap();
         let skills = tmp.path().canonicalize().unwrap().join(".agents/skills");
-        // A directory named SKILL.md is not a file: not a candidate.
-        std::fs::create_dir_all(skills.join("odd/SKILL.md")).unwrap();
+        // A directory named SKILL.md cannot be read: an error, no panic.
+        let odd = skills.join("odd/SKILL.md");
+        std::fs::create_dir_all(&odd).unwrap();
         let bad = skills.join("bin/SKILL.md");
         std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
         std::fs::write(&bad, b"---\nname: bin\ndescription: \xff\xfe\n---\n").unwrap();
+        // A file beside the folders is not a skill.
+        std::fs::write(skills.join("README.md"), "not a skill").unwrap();
         let found = discover(&[tmp.path().canonicalize().unwrap()], &[]);
         // Invalid UTF-8 is replaced, so this one is valid.
         assert_eq!(found.skills.len(), 1, "{found:?}");
-        assert!(found.errors.is_empty());
+        assert_eq!(found.errors.len(), 1, "{found:?}");
+        assert_eq!(found.errors[0].path, odd);
+        assert!(found.errors[0].message.starts_with("cannot read it: "));
     }
 }
