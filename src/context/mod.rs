@@ -6,9 +6,8 @@
 //!
 //! [`build`] is pure, so the exact text is unit-tested; [`SessionPrompt`] is what
 //! the host holds: it reads the context files and finds the skills when a
-//! session starts and
-//! rebuilds the text when the permission mode (and with it the tool list)
-//! changes.
+//! session starts and rebuilds the text when the permission mode (and with
+//! it the tool list) changes.
 
 pub(crate) mod files;
 pub(crate) mod front_matter;
@@ -212,7 +211,8 @@ fn context_section(files: &[ContextFile]) -> String {
     out
 }
 
-/// The skills, one line each: the model reads a body when it needs it.
+/// The skills, one line each (a description's line breaks become spaces):
+/// the model reads a body when it needs it.
 fn skills_section(skills: &[Skill]) -> String {
     let mut out = String::from(
         "# Skills\n\n\
@@ -222,10 +222,11 @@ fn skills_section(skills: &[Skill]) -> String {
          needs no approval.\n",
     );
     for s in skills {
+        let description: Vec<&str> = s.description.split_whitespace().collect();
         out.push_str(&format!(
             "\n- {}: {} ({})",
             s.name,
-            s.description,
+            description.join(" "),
             s.path.display()
         ));
     }

@@ -237,7 +237,10 @@ fn skills_come_last_one_line_each() {
         path: PathBuf::from(format!("/repo/.agents/skills/{name}/SKILL.md")),
         root: PathBuf::from(format!("/repo/.agents/skills/{name}")),
     };
-    let skills = [skill("pdf", "Fill PDF forms."), skill("deploy", "Ship it.")];
+    let skills = [
+        skill("pdf", "Fill PDF\nforms."),
+        skill("deploy", "Ship it."),
+    ];
     let config = PromptConfig {
         replace: Some("You are terse.".into()),
         ..PromptConfig::default()
