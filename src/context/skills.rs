@@ -14,7 +14,7 @@
 //! warning and kept as an error to report; it never stops a session.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use super::front_matter;
@@ -120,7 +120,10 @@ fn entries(dir: &Path) -> Vec<(String, bool)> {
 fn load(path: &Path, folder: &str, canonical_dir: Option<&Path>) -> Result<Option<Skill>, String> {
     let text = match head(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // No SKILL.md, or a symlink to a file: not a skill folder.
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            return Ok(None)
+        }
         Err(e) => return Err(format!("cannot read it: {e}")),
     };
     let meta = front_matter::parse(&text, folder)?;
@@ -220,8 +223,9 @@ mod tests {
         let bad = skills.join("bin/SKILL.md");
         std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
         std::fs::write(&bad, b"---\nname: bin\ndescription: \xff\xfe\n---\n").unwrap();
-        // A file beside the folders is not a skill.
+        // A file beside the folders is not a skill, nor a link to one.
         std::fs::write(skills.join("README.md"), "not a skill").unwrap();
+        std::os::unix::fs::symlink(skills.join("README.md"), skills.join("link")).unwrap();
         let found = discover(&[tmp.path().canonicalize().unwrap()], &[]);
         // Invalid UTF-8 is replaced, so this one is valid.
         assert_eq!(found.skills.len(), 1, "{found:?}");
