@@ -11,9 +11,9 @@ The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schem
   Write one JSON object per line on stdin, e.g.
     {\"type\":\"prompt\",\"id\":\"1\",\"message\":\"fix the failing test\"}
   Commands: prompt, follow_up, steer, abort, set_model, permission_response,
-    set_permission_mode, set_thinking_level, get_state, get_session_stats, get_messages,
-    get_available_models, new_session, list_sessions, delete_session, fork,
-    switch_session, compact, set_auto_compaction, shutdown
+    set_permission_mode, set_thinking_level, set_budget, get_state, get_session_stats,
+    get_messages, get_available_models, new_session, list_sessions, delete_session, fork,
+    switch_session, compact, set_auto_compaction, shutdown, get_commands
   Read one JSON object per line on stdout: ready first, then a response or an
     error for every command (matched by id), and events while a turn runs:
     agent_start, message_update (text_delta, thinking_delta, toolcall_*),
@@ -135,6 +135,16 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub max_rounds: u32,
 
+    /// Most provider rounds over the whole session (its budget; `set_budget`
+    /// changes it) [default: config `[budget] max_turns`, else none].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_turns: Option<u64>,
+
+    /// Most the session may cost, in USD, from the catalogue's prices (its
+    /// budget; `set_budget` changes it) [default: config `[budget] max_usd`, else none].
+    #[arg(long, value_name = "USD", value_parser = positive_usd)]
+    pub max_budget_usd: Option<f64>,
+
     /// Log filter for stderr (e.g. `debug`, `agent_rpc=trace`) [default: $RUST_LOG, else `warn`].
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -146,7 +156,8 @@ pub enum Subcommand {
     /// Print the protocol's JSON Schema (draft 2020-12) and exit; the
     /// checked-in copy is schema/agent-rpc.schema.json.
     Schema,
-    /// List the stored sessions of the working directory, newest first.
+    /// List the stored sessions of the working directory, newest first
+    /// (`rpc sessions rm <ID>...` deletes them).
     Sessions(SessionsArgs),
 }
 
@@ -171,6 +182,16 @@ pub enum SessionsAction {
     },
 }
 
+/// A budget in USD: a finite amount above zero.
+fn positive_usd(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(usd) if usd.is_finite() && usd > 0.0 => Ok(usd),
+        _ => Err(format!(
+            "`{text}` is not an amount of USD above 0 (e.g. 0.50)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,11 +205,23 @@ mod tests {
                 "{name} missing from --help"
             );
         }
+        // And every subcommand of a subcommand, on the first help screen.
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("rpc sessions rm"), "{help}");
     }
 
     #[test]
     fn the_flags_parse() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_budget_in_usd_is_a_finite_amount_above_zero() {
+        assert_eq!(positive_usd("0.5"), Ok(0.5));
+        for bad in ["0", "-1", "inf", "NaN", "five"] {
+            assert!(positive_usd(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub tools: ToolsConfig,
     #[serde(default)]
     pub compaction: CompactionConfig,
+    #[serde(default)]
+    pub budget: BudgetConfig,
     /// Replaces the default system prompt: text, or `@file` (relative to
     /// the config file's directory; read by [`load`]).
     pub system_prompt: Option<String>,
@@ -56,6 +58,17 @@ pub(crate) struct CompactionConfig {
     /// Most tokens of recent messages kept verbatim [default 20000; never
     /// more than a quarter of the context window].
     pub keep_tokens: Option<u64>,
+}
+
+/// `[budget]`: every session's limits, unless `--max-turns` /
+/// `--max-budget-usd` or a `set_budget` say otherwise.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct BudgetConfig {
+    /// Most provider rounds over a session's turns.
+    pub max_turns: Option<u64>,
+    /// Most a session may cost, in USD.
+    pub max_usd: Option<f64>,
 }
 
 /// `[tools]`: what tool processes may see.
@@ -245,6 +258,16 @@ pub(crate) fn parse(text: &str) -> anyhow::Result<Config> {
             }
         }
     }
+    if config.budget.max_turns == Some(0) {
+        bail!("[budget] field max_turns: must be at least 1 (leave it out for no limit)");
+    }
+    if let Some(usd) = config
+        .budget
+        .max_usd
+        .filter(|u| !u.is_finite() || *u <= 0.0)
+    {
+        bail!("[budget] field max_usd: {usd} must be above 0 (leave it out for no limit)");
+    }
     Ok(config)
 }
 
@@ -326,6 +349,15 @@ context_window = 32768
         assert!(e.contains("base_url"), "{e}");
         let e = err("[http]\nmax_retries = \"many\"\n");
         assert!(e.contains("line 2") && e.contains("max_retries"), "{e}");
+        let e = err("[budget]\nmax_usd = 0.0\n");
+        assert!(e.contains("[budget] field max_usd"), "{e}");
+        let e = err("[budget]\nmax_turns = 0\n");
+        assert!(e.contains("[budget] field max_turns"), "{e}");
+        let ok = parse("[budget]\nmax_turns = 3\nmax_usd = 0.5\n").unwrap();
+        assert_eq!(
+            (ok.budget.max_turns, ok.budget.max_usd),
+            (Some(3), Some(0.5))
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::Cli;
+use crate::commands::Commands;
 use crate::config::{self, env_nonempty, Config};
 use crate::context::{PromptConfig, SessionPrompt};
 use crate::error::{Coded, WithCode};
@@ -172,16 +173,22 @@ impl Factory {
         let mode = session.permission_mode.unwrap_or(Mode::Ask);
         let gate = Arc::new(Gate::new(mode, vec![cwd.clone()]));
         let context = SessionPrompt::start(self.prompt_config.clone(), cwd.clone(), mode);
+        let commands = Commands::discover(cwd.clone(), config::default_dir());
         let config = &self.config;
         Ok(Parts {
             gate,
             context,
+            commands,
             settings: Settings {
                 cwd_path: cwd,
                 cwd_fixed,
                 env_remove: self.env_remove.clone(),
                 cwd: cwd_text,
                 max_rounds: cli.max_rounds,
+                budget: crate::protocol::BudgetResponse {
+                    max_turns: cli.max_turns.or(config.budget.max_turns),
+                    budget_usd: cli.max_budget_usd.or(config.budget.max_usd),
+                },
                 idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
                 compaction: crate::host::CompactionSettings {
                     auto: !cli.no_auto_compaction && config.compaction.auto != Some(false),

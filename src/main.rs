@@ -6,6 +6,12 @@ use std::io::Write;
 use agent_rpc::cli::Subcommand;
 use clap::Parser;
 
+/// Warnings and errors, but none of the MCP SDK's own: every MCP failure is
+/// reported by the host (`mcp_server_status`, its warning), in words and
+/// with the URL redacted, while the SDK's lines repeat it as Rust debug
+/// output with the whole URL, query tokens included.
+const DEFAULT_LOG_FILTER: &str = "warn,rmcp=off";
+
 fn main() {
     let cli = agent_rpc::cli::Cli::parse();
     match &cli.command {
@@ -25,9 +31,9 @@ fn main() {
         .log_level
         .clone()
         .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "warn".to_owned());
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -27,6 +27,9 @@ pub(crate) enum Access {
     EditsFiles,
     /// Anything at all (bash): the paths in its preview bound nothing.
     Unrestricted,
+    /// Changes only the session's own state (todo_write's plan): nothing
+    /// outside the host, so it runs unasked in every mode.
+    SessionState,
     /// A tool from an MCP server: what it does is unknown, and its
     /// annotations are hints from an untrusted server. It asks in every mode
     /// but allow-all (unless allowed always); in read-only mode only one
@@ -40,6 +43,7 @@ impl Access {
         matches!(
             self,
             Access::ReadOnly
+                | Access::SessionState
                 | Access::Foreign {
                     read_only_hint: true
                 }
@@ -91,7 +95,7 @@ pub(crate) fn verdict(
     always: &HashSet<String>,
 ) -> Verdict {
     let read_only = access == Access::ReadOnly;
-    if mode == Mode::AllowAll {
+    if mode == Mode::AllowAll || access == Access::SessionState {
         return Verdict::Run;
     }
     if let Access::Foreign { read_only_hint } = access {

@@ -619,10 +619,22 @@ fn message() -> impl Strategy<Value = Message> {
         })
 }
 
+/// The slash command a stored message may have been typed as.
+fn command_line() -> impl Strategy<Value = session::CommandLine> {
+    (short_text(), short_text(), short_text()).prop_map(|(name, arguments, text)| {
+        session::CommandLine {
+            name,
+            arguments,
+            text,
+        }
+    })
+}
+
 /// Entries after the header: mostly messages, some of the other kinds.
 fn entry() -> impl Strategy<Value = Entry> {
     prop_oneof![
-        6 => (short_text(), message()).prop_map(|(ts, message)| Entry::Message { ts, message: message.into() }),
+        6 => (short_text(), message(), prop::option::of(command_line()))
+            .prop_map(|(ts, message, command)| Entry::Message { ts, message: message.into(), command }),
         1 => (short_text(), short_text()).prop_map(|(ts, model)| Entry::ModelChange { ts, model }),
         1 => (short_text(), any::<u32>()).prop_map(|(ts, n)| Entry::TurnEnd {
             ts,
@@ -630,6 +642,7 @@ fn entry() -> impl Strategy<Value = Entry> {
             stop_reason: "end_turn".into(),
             usage: Usage { input_tokens: n.into(), ..Usage::default() },
             cost_usd: None,
+            rounds: Some(u64::from(n % 7)),
         }),
     ]
 }

@@ -218,7 +218,9 @@ impl Editor {
                     asked = Some(Err(String::from_utf8_lossy(line).into_owned()));
                     return true;
                 }
-                if find(line, b"\"method\":\"").is_some() && find(line, b"\"id\":").is_some() {
+                // The agent's requests: an id, then a method (its messages
+                // have sorted keys; notifications start with "jsonrpc").
+                if line.starts_with(b"{\"id\":") && find(line, b"\"method\":\"").is_some() {
                     asked = Some(serde_json::from_slice::<Value>(line).map_err(|e| e.to_string()));
                     return true;
                 }

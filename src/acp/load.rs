@@ -3,29 +3,46 @@
 //! `agent_message_chunk`, `agent_thought_chunk`, and each tool call as
 //! `tool_call` followed by the same closing `tool_call_update` as live
 //! (its result, `rawOutput`, and the diff of a successful write or edit).
+//! A slash command's expansion is replayed as the line the user typed, as
+//! the editor showed it live.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
 use super::updates::{chunk, result_update, tool_call};
 use crate::message::{Block, Content, Message, Role};
+use crate::session::CommandLine;
 
-/// The updates replaying `messages`, in order.
-pub(super) fn replay(cwd: &str, messages: &[std::sync::Arc<Message>]) -> Vec<Value> {
+/// The updates replaying `messages`, in order; `typed` holds the slash
+/// commands by the index of the message each expanded into.
+pub(super) fn replay(
+    cwd: &str,
+    messages: &[std::sync::Arc<Message>],
+    typed: &BTreeMap<usize, CommandLine>,
+) -> Vec<Value> {
     let mut out = Vec::new();
     // Each call's name and input, for its result's diff.
     let mut calls: HashMap<&str, (&str, &Value)> = HashMap::new();
-    for message in messages {
+    for (index, message) in messages.iter().enumerate() {
         let text_kind = match message.role {
             Role::User => "user_message_chunk",
             Role::Assistant => "agent_message_chunk",
         };
+        // The typed line stands for the expansion (the message's first
+        // text); its attachments follow as usual.
+        let mut expanded = false;
+        if let Some(line) = typed.get(&index) {
+            out.push(chunk("user_message_chunk", &line.text));
+            expanded = true;
+        }
         match &message.content {
+            Content::Text(_) if expanded => {}
             Content::Text(text) => out.push(chunk(text_kind, text)),
             Content::Blocks(blocks) => {
                 for block in blocks {
                     match block {
+                        Block::Text { .. } if std::mem::take(&mut expanded) => {}
                         Block::Text { text } => out.push(chunk(text_kind, text)),
                         Block::Thinking { thinking, .. } => {
                             out.push(chunk("agent_thought_chunk", thinking))
@@ -118,7 +135,7 @@ mod tests {
                 }]),
             )),
         ];
-        let out = replay("/w", &messages);
+        let out = replay("/w", &messages, &BTreeMap::new());
         let kinds: Vec<&str> = out
             .iter()
             .map(|u| u["sessionUpdate"].as_str().unwrap())
@@ -161,11 +178,37 @@ mod tests {
                 }]),
             )),
         ];
-        let out = replay("/w", &messages);
+        let out = replay("/w", &messages, &BTreeMap::new());
         let live = result_update("/w", "c1", "write", &input, "Created a.txt", false);
         assert_eq!(out[1], live);
         assert_eq!(out[1]["content"][0]["type"], "diff");
         assert_eq!(out[1]["rawOutput"]["result"], "Created a.txt");
         assert_eq!(out[1]["rawOutput"]["is_error"], false);
+    }
+
+    #[test]
+    fn a_slash_command_replays_as_typed_with_its_attachments() {
+        let message = Message::new(
+            Role::User,
+            Content::Blocks(vec![
+                Block::Text {
+                    text: "Review src/a.rs carefully".into(),
+                },
+                Block::Text {
+                    text: "attached".into(),
+                },
+            ]),
+        );
+        let line = CommandLine {
+            name: "review".into(),
+            arguments: "src/a.rs".into(),
+            text: "/review src/a.rs".into(),
+        };
+        let out = replay("/w", &[Arc::new(message)], &BTreeMap::from([(0, line)]));
+        let texts: Vec<&str> = out
+            .iter()
+            .map(|u| u["content"]["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["/review src/a.rs", "attached"]);
     }
 }

@@ -21,10 +21,12 @@
 //!   client's files and terminals as a session's tool backends, when its
 //!   `initialize` offers them.
 //! - `options`: modes and config options; `list`; `info`: titles and
-//!   `session_info_update`; `mcp`: client servers.
+//!   `session_info_update`; `mcp`: client servers; `commands`: slash
+//!   commands (`available_commands_update`, `/compact`'s message).
 
 mod chunks;
 mod client_fs;
+mod commands;
 mod info;
 mod lifecycle;
 mod list;
@@ -178,7 +180,16 @@ impl Acp {
                 self.cx.set_client(rpc::ClientCapabilities::of(&params));
                 initialize()
             }
-            "session/new" => self.new_session(&params),
+            "session/new" => {
+                let answer = self.new_session(&params);
+                let opened = self.opened(&method, &params, &answer);
+                self.cx.respond(id, answer).await;
+                if let Some(session) = opened {
+                    // From a task: the read loop never waits on a host.
+                    tokio::spawn(async move { commands::announce(&session).await });
+                }
+                return;
+            }
             "session/load"
             | "session/resume"
             | "session/close"
@@ -190,7 +201,11 @@ impl Acp {
                 let acp = self.clone();
                 tokio::spawn(async move {
                     let answer = acp.in_task(&method, &params).await;
+                    let opened = acp.opened(&method, &params, &answer);
                     acp.cx.respond(id, answer).await;
+                    if let Some(session) = opened {
+                        commands::announce(&session).await;
+                    }
                 });
                 return;
             }
@@ -222,11 +237,27 @@ impl Acp {
                 if matches!(answer, Ok(Response::Turn(_))) {
                     self.announce_info(&session, title).await;
                 }
+                // `/compact` ran no turn: the editor is told what it did.
+                if let Ok(Response::Compact(result)) = &answer {
+                    session.notify(commands::compacted(result)).await;
+                }
                 prompt::outcome(answer)
             }
             "session/set_mode" => set_mode(self.session(params)?, params).await,
             _ => set_config_option(self.session(params)?, params).await,
         }
+    }
+
+    /// The session a successful `session/new`, `load`, `resume` or `fork`
+    /// opened, to announce its commands to once it is answered.
+    fn opened(&self, method: &str, params: &Value, answer: &RpcResult) -> Option<Arc<AcpSession>> {
+        let answer = answer.as_ref().ok()?;
+        let id = match method {
+            "session/new" | "session/fork" => answer.get("sessionId"),
+            "session/load" | "session/resume" => params.get("sessionId"),
+            _ => None,
+        }?;
+        self.sessions.get(id.as_str()?)
     }
 
     /// The open session a request names.
@@ -279,7 +310,17 @@ impl Acp {
             .session(&self.cli, cwd, true, opening, mcp)
             .map_err(|e| host_error(&e))?;
         let history = if replay {
-            load::replay(&parts.settings.cwd, &parts.session.messages)
+            let mut history = load::replay(
+                &parts.settings.cwd,
+                &parts.session.messages,
+                &parts.session.commands,
+            );
+            // A plan update replaces the last one: the stored plan is the
+            // one to show.
+            if !parts.session.plan.is_empty() {
+                history.push(updates::plan_update(&parts.session.plan));
+            }
+            history
         } else {
             Vec::new()
         };

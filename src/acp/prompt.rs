@@ -67,6 +67,8 @@ pub(super) fn outcome(answer: Answer) -> RpcResult {
         }
         Err(e) => return Err(host_error(&e)),
         Ok(Response::Turn(turn)) => turn,
+        // `/compact`: the compaction is done (its message was sent).
+        Ok(Response::Compact(_)) => return Ok(json!({"stopReason": "end_turn"})),
         // Never run: dropped by an abort or by the host's exit.
         Ok(_) => return Ok(json!({"stopReason": "cancelled"})),
     };

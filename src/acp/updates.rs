@@ -11,7 +11,8 @@
 //! `completed` or `failed` with the result (and, for `write` and `edit`, a
 //! `diff` content block; for a terminal, the terminal again).
 //! `session/load` replays a finished call with the same closing update
-//! ([`result_update`]).
+//! ([`result_update`]). The model's plan (`plan` frame) is a `plan` update
+//! ([`plan_update`]), which `session/load` sends once for the stored plan.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,7 +20,8 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::protocol::{
-    Frame, StreamEvent, ToolExecutionEndFrame, ToolExecutionStartFrame, ToolExecutionUpdateFrame,
+    Frame, PlanEntry, PlanPriority, StreamEvent, ToolExecutionEndFrame, ToolExecutionStartFrame,
+    ToolExecutionUpdateFrame,
 };
 
 /// Most tool output kept for the running `tool_call_update` (the tail).
@@ -58,6 +60,7 @@ impl Mapper {
             Frame::ToolExecutionStart(start) => self.started(start),
             Frame::ToolExecutionUpdate(update) => self.output(update),
             Frame::ToolExecutionEnd(end) => self.ended(end),
+            Frame::Plan(plan) => vec![plan_update(&plan.entries)],
             _ => Vec::new(),
         }
     }
@@ -175,6 +178,22 @@ impl Mapper {
             _ => Vec::new(),
         }
     }
+}
+
+/// The `plan` update for the model's whole plan (ACP entries need a
+/// priority: `medium` where the model gave none).
+pub(super) fn plan_update(entries: &[PlanEntry]) -> Value {
+    let entries: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "content": e.content,
+                "priority": e.priority.unwrap_or(PlanPriority::Medium),
+                "status": e.status,
+            })
+        })
+        .collect();
+    json!({"sessionUpdate": "plan", "entries": entries})
 }
 
 /// A message chunk update of `kind` with one text block.

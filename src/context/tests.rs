@@ -57,11 +57,13 @@ You are a coding agent. An editor or another program drives you over a pipe on a
 - ls: List a directory's entries.
 - find: Find files by glob pattern (`**/*.rs`), honouring .gitignore.
 - grep: Search file contents with a regular expression, to locate code before reading it.
+- todo_write: Keep a visible plan for a task of several steps: the whole list each time, one step in_progress.
 
 Calls to write, edit and bash ask the user for approval first, and so does any call that touches a path outside the working directory. A call the user denies returns an error with their reason: do not repeat it unchanged.
 
 # How to work
 
+- For a task of three or more steps, keep a plan with `todo_write` (the user sees it): the whole list each time, exactly one step `in_progress`, each marked `completed` as soon as it is done.
 - Look before you act: find code with grep, find and ls rather than guessing, and read a file before you change it.
 - Change existing files with `edit` (exact, small replacements); use `write` only for new files or when almost all of a file changes.
 - Keep changes minimal and focused on the request, in the style of the code around them; do not reformat, rename or refactor what you were not asked to touch.
@@ -89,7 +91,8 @@ fn the_tools_and_what_asks_follow_the_mode() {
 - read: Read a file, with line numbers; read a file before you edit it.
 - ls: List a directory's entries.
 - find: Find files by glob pattern (`**/*.rs`), honouring .gitignore.
-- grep: Search file contents with a regular expression, to locate code before reading it.";
+- grep: Search file contents with a regular expression, to locate code before reading it.
+- todo_write: Keep a visible plan for a task of several steps: the whole list each time, one step in_progress.";
     assert_eq!(
         tools_section(&default_text(Mode::ReadOnly)),
         format!(
@@ -103,7 +106,8 @@ fn the_tools_and_what_asks_follow_the_mode() {
     let accept = default_text(Mode::AcceptEdits);
     assert!(
         tools_section(&accept).ends_with(
-            "- grep: Search file contents with a regular expression, to locate code before reading it.\n\n\
+            "- todo_write: Keep a visible plan for a task of several steps: the whole list each time, \
+             one step in_progress.\n\n\
              Calls to bash ask the user for approval first, and so does any call that touches a path \
              outside the working directory. A call the user denies returns an error with their \
              reason: do not repeat it unchanged."
@@ -113,7 +117,7 @@ fn the_tools_and_what_asks_follow_the_mode() {
     let all = default_text(Mode::AllowAll);
     assert!(
         tools_section(&all).ends_with(
-            "reading it.\n\nThe permission mode is allow-all, so no call asks for approval: take \
+            "one step in_progress.\n\nThe permission mode is allow-all, so no call asks for approval: take \
              care with anything that deletes or overwrites."
         ),
         "{all}"

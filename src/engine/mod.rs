@@ -11,6 +11,7 @@
 //! asked to stop, killed if it does not within the grace, and the partial
 //! message is handed back marked `aborted`.
 
+pub(crate) mod budget;
 pub(crate) mod compaction;
 mod round;
 mod tool_calls;
@@ -45,6 +46,8 @@ pub(crate) struct TurnSpec {
     pub idle_timeout: Duration,
     /// Compaction at the threshold and on overflow; `None` when off.
     pub auto_compaction: Option<AutoCompaction>,
+    /// The session's budget; `None` when it has no limits.
+    pub budget: Option<budget::TurnBudget>,
 }
 
 /// The configured sizes of a compaction: what a turn needs to compact on
@@ -63,6 +66,8 @@ pub(crate) enum TurnMsg {
     Append(Arc<Message>),
     /// A compaction of the turn began (`true`) or ended.
     Compacting(bool),
+    /// The model replaced its plan (`todo_write`): to store in the session.
+    Plan(Vec<crate::protocol::PlanEntry>),
     /// The history was compacted: the model now sees the summary and the
     /// last `kept` messages of the history.
     Compacted {
@@ -84,6 +89,8 @@ pub(crate) struct TurnOutcome {
     /// after it (its input, cache and output). `None` when no call
     /// reported any.
     pub last_call: Option<Usage>,
+    /// Provider rounds that completed (for the session's budget).
+    pub rounds: u64,
     pub result: TurnResult,
     /// Steers that arrived too late to reach the model.
     pub undelivered: Vec<String>,
@@ -100,6 +107,10 @@ pub(crate) enum TurnResult {
     /// The turn reached `--max-rounds` (a failure on the native wire; ACP
     /// has a stop reason of its own for it).
     RoundLimit {
+        error: String,
+    },
+    /// The session's budget stopped the turn before a round.
+    BudgetExceeded {
         error: String,
     },
 }
@@ -181,12 +192,17 @@ pub(crate) async fn run(mut spec: TurnSpec, mut ctx: TurnCtx) {
         Err(Stop::Cancelled) => ("aborted".to_owned(), TurnResult::Cancelled),
         Err(Stop::Failed(code, error)) => ("error".to_owned(), TurnResult::Failed { code, error }),
         Err(Stop::RoundLimit(error)) => ("error".to_owned(), TurnResult::RoundLimit { error }),
+        Err(Stop::Budget(error)) => (
+            "budget_exceeded".to_owned(),
+            TurnResult::BudgetExceeded { error },
+        ),
     };
     ctx.host.done(TurnOutcome {
         prompt_id: spec.prompt_id,
         stop_reason,
         usage: usage.total,
         last_call: usage.last,
+        rounds: usage.rounds,
         result,
         undelivered,
     });
@@ -197,6 +213,8 @@ pub(crate) async fn run(mut spec: TurnSpec, mut ctx: TurnCtx) {
 struct Spent {
     total: Usage,
     last: Option<Usage>,
+    /// Provider rounds that completed.
+    rounds: u64,
 }
 
 impl Spent {
@@ -221,6 +239,7 @@ impl Drop for Reports {
             stop_reason: "error".into(),
             usage: Usage::default(),
             last_call: None,
+            rounds: 0,
             result: TurnResult::Failed {
                 code: ErrorCode::Internal,
                 error: "the turn stopped unexpectedly (an internal error, logged on stderr); the session is intact, send the prompt again".into(),
@@ -242,6 +261,8 @@ enum Stop {
     Failed(ErrorCode, String),
     /// `--max-rounds` was reached.
     RoundLimit(String),
+    /// The session's budget was reached.
+    Budget(String),
 }
 
 fn failed(error: String) -> Stop {
@@ -295,6 +316,9 @@ impl<'a> Turn<'a> {
     async fn rounds(mut self) -> Result<String, Stop> {
         let mut round_no = 0;
         while round_no < self.spec.max_rounds {
+            if let Some(why) = self.over_budget() {
+                return Err(Stop::Budget(why));
+            }
             self.compact_if_due().await?;
             let offer = offer(self.ctx).await;
             let mut builder = AssistantBuilder::default();
@@ -314,6 +338,7 @@ impl<'a> Turn<'a> {
                 }
             };
             round_no += 1;
+            self.usage.rounds += 1;
             if let Some(stop_reason) = self.finish_round(completion, builder, &offer).await? {
                 return Ok(stop_reason);
             }
@@ -322,6 +347,12 @@ impl<'a> Turn<'a> {
             "the turn reached its limit of {} provider rounds (--max-rounds)",
             self.spec.max_rounds
         )))
+    }
+
+    /// Why the session's budget forbids another round, if it does.
+    fn over_budget(&self) -> Option<String> {
+        let budget = self.spec.budget.as_ref()?;
+        budget.exceeded(self.usage.rounds, &self.usage.total)
     }
 
     /// At the threshold, compacts before the round is sent.
@@ -496,7 +527,9 @@ fn keep_partial(ctx: &TurnCtx, builder: AssistantBuilder, stop: &Stop) {
     let mut partial = builder.build();
     match stop {
         Stop::Cancelled => partial.aborted = true,
-        Stop::Failed(_, e) | Stop::RoundLimit(e) => partial.error = Some(e.clone()),
+        Stop::Failed(_, e) | Stop::RoundLimit(e) | Stop::Budget(e) => {
+            partial.error = Some(e.clone())
+        }
     }
     ctx.host.append(partial);
     close_calls(ctx, &calls, stop);
@@ -567,6 +600,7 @@ fn close_calls(ctx: &TurnCtx, ids: &[String], stop: &Stop) {
     let why = match stop {
         Stop::Cancelled => "not run: the turn was aborted",
         Stop::Failed(..) | Stop::RoundLimit(_) => "not run: the turn failed",
+        Stop::Budget(_) => "not run: the session's budget was reached",
     };
     let blocks = ids
         .iter()
@@ -636,6 +670,7 @@ mod tests {
             stop_reason: "end_turn".into(),
             usage: Usage::default(),
             last_call: None,
+            rounds: 1,
             result: TurnResult::Ok,
             undelivered: Vec::new(),
         });

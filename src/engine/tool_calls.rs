@@ -15,12 +15,12 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::TurnCtx;
+use super::{TurnCtx, TurnMsg};
 use crate::message::Block;
 use crate::permissions::{Access, Verdict};
 use crate::protocol::Decision;
 use crate::protocol::{
-    Frame, PermissionCancelledFrame, PermissionRequestFrame, ToolExecutionEndFrame,
+    Frame, PermissionCancelledFrame, PermissionRequestFrame, PlanFrame, ToolExecutionEndFrame,
     ToolExecutionStartFrame, ToolExecutionUpdateFrame,
 };
 use crate::tools::{self, paths, Tool, ToolCtx, ToolImage, ToolOutput, ToolUpdate, Toolset};
@@ -247,13 +247,25 @@ async fn run(
     output
 }
 
-/// Forwards one update of a running tool: output as a frame, the editor
-/// terminal it runs in to the sink (only ACP has a place for it).
+/// Forwards one update of a running tool: output and plans as frames (a
+/// plan also to the host, to be stored), the editor terminal it runs in to
+/// the sink (only ACP has a place for it).
 async fn update(prompt_id: &str, id: &str, update: ToolUpdate, ctx: &TurnCtx) {
     let output = match update {
         ToolUpdate::Output(text) => text,
         ToolUpdate::Terminal(terminal_id) => {
             ctx.out.tool_terminal(id, &terminal_id).await;
+            return;
+        }
+        // Shown at once, in order with the call's frames; stored by the
+        // host, which owns the session file.
+        ToolUpdate::Plan(entries) => {
+            let frame = Frame::Plan(PlanFrame {
+                prompt_id: prompt_id.to_owned(),
+                entries: entries.clone(),
+            });
+            ctx.out.frame(&frame).await;
+            ctx.host.send(TurnMsg::Plan(entries));
             return;
         }
         other => {

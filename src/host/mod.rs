@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::{Commands, Expansion};
 use crate::context::SessionPrompt;
 use crate::engine::TurnMsg;
 use crate::error::Coded;
@@ -73,6 +74,8 @@ pub(crate) struct Settings {
     pub max_rounds: u32,
     pub idle_timeout: Duration,
     pub compaction: CompactionSettings,
+    /// The session's limits (flags, else config; `set_budget` changes them).
+    pub budget: crate::protocol::BudgetResponse,
 }
 
 /// Compaction settings from the config and flags.
@@ -90,7 +93,10 @@ pub(crate) struct CompactionSettings {
 /// behind a `set_model` sent before it that is still being checked.
 struct Queued {
     token: Token,
+    /// As the client sent it (an abort lists its message as typed).
     params: PromptParams,
+    /// What its message is as a slash command.
+    expansion: Expansion,
 }
 
 /// A queued prompt whose model is being checked by a task (its extension
@@ -98,6 +104,7 @@ struct Queued {
 struct Reaching {
     token: Token,
     params: PromptParams,
+    expansion: Expansion,
     /// The session's model when the check began: if a `set_model` changed
     /// it meanwhile, the check is done again for the new one.
     model: Option<String>,
@@ -169,6 +176,9 @@ pub(crate) struct Host {
     /// The session's system prompt: read at its start, rebuilt when the
     /// permission mode changes.
     context: SessionPrompt,
+    /// The session's slash commands: found when it starts, like the
+    /// context files.
+    commands: Commands,
     gate: Arc<crate::permissions::Gate>,
     out: Sink,
     providers: Arc<Providers>,
@@ -215,6 +225,7 @@ pub(crate) struct HostChannels {
 pub(crate) struct Parts {
     pub settings: Settings,
     pub context: SessionPrompt,
+    pub commands: Commands,
     pub gate: Arc<crate::permissions::Gate>,
     pub providers: Arc<Providers>,
     pub store: Store,
@@ -234,6 +245,7 @@ impl Host {
         let Parts {
             settings,
             context,
+            commands,
             gate,
             providers,
             store,
@@ -276,6 +288,7 @@ impl Host {
         let host = Host {
             settings,
             context,
+            commands,
             gate,
             out,
             providers,
@@ -417,6 +430,7 @@ impl Host {
                 stop_reason: "aborted".into(),
                 usage: Default::default(),
                 last_call: None,
+                rounds: 0,
                 result: crate::engine::TurnResult::Cancelled,
                 undelivered: Vec::new(),
             })

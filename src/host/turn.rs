@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pending::{Awaits, Token};
 use super::{Deferred, Host, Queued, Reaching, Running};
+use crate::commands::Expansion;
 use crate::engine::{self, Reports, TurnCtx, TurnMsg, TurnOutcome, TurnResult, TurnSpec};
 use crate::error::Coded;
 use crate::message::{Block, Content, Message, Role};
@@ -37,9 +38,14 @@ impl Host {
             if self.pending.get(next.token).is_none() {
                 continue;
             }
+            // `/compact` runs the compaction in the turn's place.
+            if let Expansion::Compact { instructions } = next.expansion {
+                self.start_compaction(next.token, instructions).await;
+                continue;
+            }
             let model = self.session.model.clone();
             match self.providers.reach_now(model.as_deref()) {
-                Some(Ok(chosen)) => self.start_turn(next.token, next.params, chosen).await,
+                Some(Ok(chosen)) => self.start_turn(next, chosen).await,
                 Some(Err(err)) => self.reject(next.token, err).await,
                 None => self.reach_later(next, model),
             }
@@ -60,6 +66,7 @@ impl Host {
         self.reaching = Some(Reaching {
             token,
             params: next.params,
+            expansion: next.expansion,
             model,
         });
     }
@@ -70,14 +77,16 @@ impl Host {
         let Some(reaching) = self.reaching.take_if(|r| r.token == token) else {
             return;
         };
+        let next = Queued {
+            token,
+            params: reaching.params,
+            expansion: reaching.expansion,
+        };
         if reaching.model != self.session.model {
-            self.queue.push_front(Queued {
-                token,
-                params: reaching.params,
-            });
+            self.queue.push_front(next);
         } else if self.exit.is_none() {
             match result {
-                Ok(chosen) => self.start_turn(token, reaching.params, chosen).await,
+                Ok(chosen) => self.start_turn(next, chosen).await,
                 Err(err) => self.reject(token, err).await,
             }
         }
@@ -88,7 +97,12 @@ impl Host {
     /// session's, or the default chosen for it, which is recorded now). If
     /// the message cannot be written the prompt is rejected: nothing is sent
     /// to a model that the session would not remember.
-    async fn start_turn(&mut self, token: Token, params: PromptParams, model: String) {
+    async fn start_turn(&mut self, next: Queued, model: String) {
+        let Queued {
+            token,
+            mut params,
+            expansion,
+        } = next;
         let Some(open) = self.pending.get(token) else {
             return;
         };
@@ -103,10 +117,20 @@ impl Host {
                 tracing::error!("{e:#}");
             }
         }
+        // A slash command is stored (and sent) as its expansion, with the
+        // line the user typed beside it.
+        let typed = match expansion {
+            Expansion::Prompt { text, line } => {
+                params.message = text;
+                Some(line)
+            }
+            _ => None,
+        };
         let message = Arc::new(user_message(params));
         let entry = Entry::Message {
             ts: session::now(),
             message: message.clone(),
+            command: typed.clone(),
         };
         if let Err(e) = self.file.append(&entry) {
             let err = Coded::new(
@@ -114,6 +138,10 @@ impl Host {
                 format!("{e:#}; the prompt was not run"),
             );
             return self.reject(token, err).await;
+        }
+        if let Some(typed) = typed {
+            let index = self.session.messages.len();
+            self.session.commands.insert(index, typed);
         }
         self.session.messages.push(message);
         self.prompts_started += 1;
@@ -140,6 +168,7 @@ impl Host {
                 reserve: self.settings.compaction.reserve,
                 keep_cap: self.settings.compaction.keep_cap,
             }),
+            budget: self.turn_budget(),
         };
         let ctx = TurnCtx {
             providers: self.providers.clone(),
@@ -194,8 +223,25 @@ impl Host {
                     }
                 }
             }
+            TurnMsg::Plan(entries) => self.record_plan(entries),
             TurnMsg::Done(outcome) => self.end_turn(outcome).await,
         }
+    }
+
+    /// Stores the model's new plan, in memory even when the file could not
+    /// take it (the turn's answer then says its entries were not saved).
+    fn record_plan(&mut self, entries: Vec<crate::protocol::PlanEntry>) {
+        let entry = Entry::Plan {
+            ts: session::now(),
+            entries,
+        };
+        if let Err(e) = self.file.append(&entry) {
+            tracing::error!("{e:#}");
+            if let Some(turn) = self.turn.as_mut() {
+                turn.persist_error.get_or_insert(format!("{e:#}"));
+            }
+        }
+        self.session.apply(entry);
     }
 
     /// Writes a `compaction` entry and makes it the session's latest: the
@@ -226,6 +272,7 @@ impl Host {
         let entry = Entry::Message {
             ts: session::now(),
             message: message.clone(),
+            command: None,
         };
         if let Err(e) = self.file.append(&entry) {
             // The turn goes on (the client still sees it); its response
@@ -287,6 +334,25 @@ impl Host {
         self.start_next().await;
     }
 
+    /// The session's budget as the turn about to start keeps to it; `None`
+    /// when it has no limits.
+    fn turn_budget(&self) -> Option<engine::budget::TurnBudget> {
+        let limits = self.settings.budget;
+        if limits.max_turns.is_none() && limits.budget_usd.is_none() {
+            return None;
+        }
+        Some(engine::budget::TurnBudget {
+            limits,
+            rounds_before: self.session.rounds,
+            usd_before: self.session.cost_usd.unwrap_or(0.0),
+            price: self
+                .session
+                .model
+                .as_deref()
+                .and_then(|m| self.providers.price(m)),
+        })
+    }
+
     /// Writes the `turn_end` entry, syncs the file and adds the turn to the
     /// session's totals (priced when the model's prices are known).
     fn record_turn_end(&mut self, outcome: &TurnOutcome) -> anyhow::Result<()> {
@@ -304,9 +370,11 @@ impl Host {
                 stop_reason: outcome.stop_reason.clone(),
                 usage: outcome.usage,
                 cost_usd,
+                rounds: Some(outcome.rounds),
             })
             .and_then(|()| self.file.sync());
         self.session.add_turn(&outcome.usage, cost_usd);
+        self.session.rounds += outcome.rounds;
         persisted
     }
 }
@@ -347,6 +415,11 @@ fn turn_response(
         }
         TurnResult::RoundLimit { error } => {
             response.code = Some(ErrorCode::ProviderError);
+            response.error = Some(error);
+            response.round_limit = true;
+        }
+        TurnResult::BudgetExceeded { error } => {
+            response.code = Some(ErrorCode::BudgetExceeded);
             response.error = Some(error);
             response.round_limit = true;
         }

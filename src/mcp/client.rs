@@ -205,21 +205,38 @@ async fn connect_http(
         custom.insert(name, value);
     }
     let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(custom);
-    let transport = StreamableHttpClientTransport::from_config(config);
+    let client = super::http::Client::new().context("cannot set up the HTTP client")?;
+    let transport = StreamableHttpClientTransport::with_client(client.clone(), config);
     let service = handler.serve(transport).await.map_err(|e| {
-        // The URL as written and as reqwest prints it may carry
-        // tokens; messages show it redacted.
+        // The URL as written may carry tokens: messages show it redacted.
         let shown = crate::error::redact_url(url);
-        let mut text = crate::error::error_chain(&e).replace(url, &shown);
-        if let Ok(parsed) = reqwest::Url::parse(url) {
-            text = text.replace(parsed.as_str(), &shown);
+        match client.take_failure() {
+            Some(failure) => anyhow!("{shown}: {failure}"),
+            None => anyhow!("{shown}: {}", sdk_error(&e, url, &shown)),
         }
-        anyhow!("{shown}: {text}")
     })?;
     Ok(Conn {
         service,
         _group: Group(None),
     })
+}
+
+/// An SDK error that no failed request explains (the server answered, but
+/// not as MCP), with the URL redacted and the SDK's type names left out.
+fn sdk_error(e: &dyn std::error::Error, url: &str, shown: &str) -> String {
+    let mut text = crate::error::error_chain(e).replace(url, shown);
+    if let Ok(parsed) = reqwest::Url::parse(url) {
+        text = text.replace(parsed.as_str(), shown);
+    }
+    // "Transport [rmcp::transport::worker::WorkerTransport<…>] error": the
+    // bracket names a Rust type, which tells a user nothing.
+    while let (Some(open), Some(close)) = (text.find(" [rmcp::"), text.find("] ")) {
+        if close < open {
+            break;
+        }
+        text.replace_range(open..close + 1, "");
+    }
+    text
 }
 
 /// rmcp's HTTP client (reqwest 0.13, built without a crypto provider)

@@ -76,6 +76,12 @@ struct State {
     given_up: bool,
 }
 
+/// What the model is told about each tool: what a change of the
+/// list is measured by.
+fn definitions(tools: &[Arc<dyn Tool>]) -> Vec<Value> {
+    tools.iter().map(|t| t.definition()).collect()
+}
+
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -130,6 +136,8 @@ impl Server {
 
     /// The first start, then tool list refreshes until the manager stops.
     pub(super) async fn run(self: Arc<Self>, shared: Arc<Shared>) {
+        // Announced as documented: `starting`, then `ready` or `failed`.
+        self.report(&shared);
         let started = self.connect(&shared).await;
         shared.starting.send_modify(|n| *n = n.saturating_sub(1));
         if let Err(e) = started {
@@ -141,9 +149,19 @@ impl Server {
             let Some(conn) = conn else { continue };
             match self.list_tools(&conn).await {
                 Ok(tools) => {
-                    lock(&self.state).tools = Arc::new(tools);
-                    shared.version.fetch_add(1, Ordering::AcqRel);
-                    self.report(&shared);
+                    // A server may say its list changed when it has not
+                    // (server-everything does, right after starting): the
+                    // offer and the client hear only of a real change.
+                    let changed = {
+                        let mut st = lock(&self.state);
+                        let same = definitions(&st.tools) == definitions(&tools);
+                        st.tools = Arc::new(tools);
+                        !same
+                    };
+                    if changed {
+                        shared.version.fetch_add(1, Ordering::AcqRel);
+                        self.report(&shared);
+                    }
                 }
                 Err(e) => tracing::warn!("MCP server {}: refreshing tools: {e:#}", self.name()),
             }

@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::{
-    AbortResponse, CompactOutcome, DeleteSessionResponse, Empty, ErrorCode, ErrorFrame,
-    ForkResponse, MessagesResponse, ModelsResponse, NewSessionResponse, PromptOutcome,
-    SessionStatsResponse, SessionsResponse, SetAutoCompactionResponse, SetModelResponse,
-    SetPermissionModeResponse, SetThinkingLevelResponse, StateResponse, SteerResponse,
-    SwitchSessionResponse,
+    AbortResponse, BudgetResponse, CommandsResponse, CompactOutcome, DeleteSessionResponse, Empty,
+    ErrorCode, ErrorFrame, ForkResponse, MessagesResponse, ModelsResponse, NewSessionResponse,
+    PromptOutcome, SessionStatsResponse, SessionsResponse, SetAutoCompactionResponse,
+    SetModelResponse, SetPermissionModeResponse, SetThinkingLevelResponse, StateResponse,
+    SteerResponse, SwitchSessionResponse,
 };
 use super::{Decision, Mode, ThinkingLevel};
 
@@ -136,6 +136,9 @@ commands! {
     SetPermissionMode(SetPermissionModeParams) => SetPermissionModeResponse = "set_permission_mode",
     /// Sets how hard the model thinks, from the next turn; persisted in the session.
     SetThinkingLevel(SetThinkingLevelParams) => SetThinkingLevelResponse = "set_thinking_level",
+    /// Sets the session's budget (a field left out stays as it is; `null`
+    /// lifts that limit); checked before every provider round.
+    SetBudget(SetBudgetParams) => BudgetResponse = "set_budget",
     /// The host's state; never waits for a turn.
     GetState => StateResponse = "get_state",
     /// Token and cost totals of the session.
@@ -167,6 +170,9 @@ commands! {
     SetAutoCompaction(SetAutoCompactionParams) => SetAutoCompactionResponse = "set_auto_compaction",
     /// Answers, then ends the host (SPEC §6).
     Shutdown => Empty = "shutdown",
+    /// The slash commands a `prompt` or `follow_up` may start with: the
+    /// project's, the user's and the built-ins.
+    GetCommands => CommandsResponse = "get_commands",
 }
 
 impl JsonSchema for CommandName {
@@ -329,6 +335,30 @@ pub struct SetAutoCompactionParams {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct SetThinkingLevelParams {
     pub level: ThinkingLevel,
+}
+
+/// `set_budget`: absent leaves a limit as it is, `null` lifts it.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetBudgetParams {
+    /// Most provider rounds over the session's turns (at least 1).
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "Option<u64>")]
+    pub max_turns: Option<Option<u64>>,
+    /// Most the session may cost in USD, from the catalogue's prices
+    /// (more than 0).
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "Option<f64>")]
+    pub budget_usd: Option<Option<f64>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A command that passed validation, with the `id` it came with.

@@ -32,6 +32,9 @@ pub enum ErrorCode {
     ProviderError,
     /// Reserved for tool execution.
     ToolError,
+    /// The session reached its budget (`max_turns` or `budget_usd`): the
+    /// turn stopped before its next provider round.
+    BudgetExceeded,
     /// The host could not do it; the message names the path and the OS error.
     Internal,
 }
@@ -50,6 +53,7 @@ impl ErrorCode {
             ErrorCode::SessionLocked => "session_locked",
             ErrorCode::ProviderError => "provider_error",
             ErrorCode::ToolError => "tool_error",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::Internal => "internal",
         }
     }

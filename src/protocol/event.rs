@@ -68,6 +68,7 @@ pub enum Frame {
     CompactionStart(CompactionStartFrame),
     CompactionEnd(CompactionEndFrame),
     McpServerStatus(McpServerStatusFrame),
+    Plan(super::PlanFrame),
 }
 
 /// Where an MCP server is (`get_state.mcp_servers`, `mcp_server_status`).

@@ -6,6 +6,8 @@
 //! - `response`: the typed body of each command's `response`.
 //! - `event`: `ready`, turn events and permission frames.
 //! - `error`: `error` frames and [`ErrorCode`].
+//! - `plan`: the plan the model keeps (`todo_write`), as frames and state
+//!   carry it.
 //! - `settings`: the permission mode, a permission answer, the thinking
 //!   level and a model entry: the session settings the wire names.
 //! - [`schema`]: the JSON Schema of all of the above (`rpc schema`).
@@ -13,6 +15,7 @@
 mod command;
 mod error;
 mod event;
+mod plan;
 mod response;
 pub mod schema;
 mod settings;
@@ -20,6 +23,7 @@ mod settings;
 pub use command::*;
 pub use error::*;
 pub use event::*;
+pub use plan::*;
 pub use response::*;
 pub use settings::*;
 

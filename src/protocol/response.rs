@@ -40,6 +40,7 @@ pub enum Response {
     SetModel(SetModelResponse),
     SetPermissionMode(SetPermissionModeResponse),
     SetThinkingLevel(SetThinkingLevelResponse),
+    SetBudget(BudgetResponse),
     GetState(StateResponse),
     GetSessionStats(SessionStatsResponse),
     GetMessages(MessagesResponse),
@@ -51,6 +52,7 @@ pub enum Response {
     SwitchSession(SwitchSessionResponse),
     Compact(CompactionResult),
     SetAutoCompaction(SetAutoCompactionResponse),
+    GetCommands(CommandsResponse),
 }
 
 impl Response {
@@ -112,16 +114,17 @@ pub struct TurnResponse {
     /// The turn's messages could not all be saved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub persist_error: Option<String>,
-    /// The failure was the `--max-rounds` limit. Not on the native wire
-    /// (its `error` says so in words); in-process front ends map it, as ACP
-    /// does to its `max_turn_requests` stop reason.
+    /// The failure was the `--max-rounds` limit or the session's budget.
+    /// Not on the native wire (its `code` and `error` say so); in-process
+    /// front ends map it, as ACP does to its `max_turn_requests` stop
+    /// reason.
     #[serde(skip)]
     pub round_limit: bool,
 }
 
 /// The response to a `prompt` or `follow_up`: how its turn ended, or
 /// `cancelled: true` alone when it never ran (an abort dropped it, or the
-/// host exited first).
+/// host exited first), or, for a `/compact` message, what `compact` says.
 // Only shapes the schema; the host builds a `Response`.
 #[derive(JsonSchema)]
 #[serde(untagged)]
@@ -129,6 +132,9 @@ pub struct TurnResponse {
 pub enum PromptOutcome {
     Turn(TurnResponse),
     NotRun(NotRun),
+    // A `/compact` message: no turn ran (the enum's doc says so; a doc
+    // here would wrap the reference, which the bindings' generators read).
+    Compact(CompactionResult),
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -183,6 +189,13 @@ pub struct SetPermissionModeResponse {
     pub mode: Mode,
 }
 
+/// A session's budget; `null` where there is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, JsonSchema)]
+pub struct BudgetResponse {
+    pub max_turns: Option<u64>,
+    pub budget_usd: Option<f64>,
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SetThinkingLevelResponse {
     pub level: ThinkingLevel,
@@ -213,6 +226,8 @@ pub struct StateResponse {
     pub auto_compaction: bool,
     /// The MCP servers configured for this host, in configuration order.
     pub mcp_servers: Vec<McpServerState>,
+    /// The plan the model keeps (its last `todo_write`); empty before one.
+    pub plan: Vec<super::PlanEntry>,
 }
 
 /// One MCP server as `get_state` shows it.
@@ -332,6 +347,37 @@ pub struct SessionSummary {
     pub cwd: String,
     /// The session this one was forked from, if it is a fork.
     pub forked_from: Option<String>,
+}
+
+/// `get_commands`: the slash commands a `prompt` may start with.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CommandsResponse {
+    /// Sorted by name; built-ins included.
+    pub commands: Vec<CommandEntry>,
+}
+
+/// One slash command, invoked as `/<name> [arguments]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct CommandEntry {
+    /// Without the `/`; a subfolder is a `folder:` prefix.
+    pub name: String,
+    /// The front matter's `description`, else the body's first line.
+    pub description: String,
+    /// The front matter's `argument-hint` (e.g. `[file] [focus]`).
+    pub argument_hint: Option<String>,
+    pub source: CommandSource,
+}
+
+/// Where a command comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandSource {
+    /// `.agents/commands/` or `.claude/commands/` of the project.
+    Project,
+    /// The user's `$XDG_CONFIG_HOME/agent-rpc/commands/`.
+    User,
+    /// Built into the host: `/compact`, `/skills`.
+    Builtin,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 mod file;
 mod store;
 
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -66,6 +67,10 @@ pub enum Entry {
     Message {
         ts: String,
         message: Arc<Message>,
+        /// The slash command the user typed, when the message is its
+        /// expansion; absent otherwise (and in files written before).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<CommandLine>,
     },
     ModelChange {
         ts: String,
@@ -90,6 +95,10 @@ pub enum Entry {
         /// What the turn cost, when the model's prices are known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cost_usd: Option<f64>,
+        /// Its provider rounds (for a budget's `max_turns`); absent in
+        /// files written before budgets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rounds: Option<u64>,
     },
     /// A compaction: from here on the model sees `summary` then the
     /// messages from index `first_kept` (of the whole history) on. The
@@ -106,6 +115,23 @@ pub enum Entry {
         ts: String,
         enabled: bool,
     },
+    /// The model replaced its plan (`todo_write`): the whole new list.
+    Plan {
+        ts: String,
+        entries: Vec<crate::protocol::PlanEntry>,
+    },
+}
+
+/// A slash command as the user typed it (`/review src/a.rs`): kept in the
+/// `message` entry of its expansion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandLine {
+    /// The command's name, without the `/`.
+    pub name: String,
+    /// Everything after the name, trimmed.
+    pub arguments: String,
+    /// The message text exactly as it was sent.
+    pub text: String,
 }
 
 /// The latest compaction of a session.
@@ -175,6 +201,13 @@ pub struct Session {
     pub compaction: Option<Compacted>,
     /// The last `set_auto_compaction` of this session, if any.
     pub auto_compaction: Option<bool>,
+    /// The model's plan as its last `todo_write` left it.
+    pub plan: Vec<crate::protocol::PlanEntry>,
+    /// Provider rounds over the session's turns (its budget's `max_turns`).
+    pub rounds: u64,
+    /// The slash commands typed, by the index of the message each
+    /// expanded into.
+    pub commands: BTreeMap<usize, CommandLine>,
 }
 
 impl Session {
@@ -199,6 +232,9 @@ impl Session {
             thinking_level: ThinkingLevel::Off,
             compaction: None,
             auto_compaction: None,
+            plan: Vec::new(),
+            rounds: 0,
+            commands: BTreeMap::new(),
         }
     }
 
@@ -214,13 +250,26 @@ impl Session {
     pub fn apply(&mut self, entry: Entry) {
         match entry {
             Entry::Session(_) => {}
-            Entry::Message { message, .. } => self.messages.push(message),
+            Entry::Message {
+                message, command, ..
+            } => {
+                if let Some(command) = command {
+                    self.commands.insert(self.messages.len(), command);
+                }
+                self.messages.push(message)
+            }
             Entry::ModelChange { model, .. } => self.model = Some(model),
             Entry::PermissionMode { mode, .. } => self.permission_mode = Some(mode),
             Entry::ThinkingLevel { level, .. } => self.thinking_level = level,
             Entry::TurnEnd {
-                usage, cost_usd, ..
-            } => self.add_turn(&usage, cost_usd),
+                usage,
+                cost_usd,
+                rounds,
+                ..
+            } => {
+                self.add_turn(&usage, cost_usd);
+                self.rounds += rounds.unwrap_or(0);
+            }
             Entry::Compaction {
                 summary,
                 first_kept,
@@ -232,6 +281,7 @@ impl Session {
                 })
             }
             Entry::AutoCompaction { enabled, .. } => self.auto_compaction = Some(enabled),
+            Entry::Plan { entries, .. } => self.plan = entries,
         }
     }
 
@@ -243,10 +293,14 @@ impl Session {
         }
     }
 
-    /// The first user message's text, shortened, for `list_sessions`.
+    /// The first user message's text (as typed, for a slash command),
+    /// shortened, for `list_sessions`.
     pub fn title(&self) -> Option<String> {
-        let first = self.messages.iter().find(|m| m.role == Role::User)?;
-        let text = first.text();
+        let index = self.messages.iter().position(|m| m.role == Role::User)?;
+        let text = match self.commands.get(&index) {
+            Some(command) => command.text.clone(),
+            None => self.messages[index].text(),
+        };
         let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
         let mut title: String = line.trim().chars().take(80).collect();
         if line.trim().chars().count() > 80 {
@@ -306,6 +360,9 @@ pub fn parse(bytes: &[u8]) -> Result<(Session, usize)> {
         cost_usd: None,
         compaction: None,
         auto_compaction: None,
+        plan: Vec::new(),
+        rounds: 0,
+        commands: BTreeMap::new(),
     };
     let mut valid = first.len();
     for (n, line) in lines.enumerate() {
@@ -368,6 +425,7 @@ mod tests {
             push(&Entry::Message {
                 ts: now(),
                 message: Message::user_text(format!("m{i}")).into(),
+                command: None,
             });
         }
         push(&Entry::TurnEnd {
@@ -379,6 +437,7 @@ mod tests {
                 ..Usage::default()
             },
             cost_usd: None,
+            rounds: None,
         });
         s.messages.clear();
         out
@@ -473,6 +532,7 @@ mod tests {
         w.append(&Entry::Message {
             ts: now(),
             message: Message::user_text("hi").into(),
+            command: None,
         })
         .unwrap();
         let meta = fs::metadata(store.path_of("n1")).unwrap();

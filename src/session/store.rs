@@ -192,10 +192,16 @@ impl Store {
         session.auto_compaction = source.auto_compaction;
         let ts = now();
         let mut body = Vec::new();
-        for message in &messages {
+        for (index, message) in messages.iter().enumerate() {
+            // The fork remembers what was typed, as the original does.
+            let command = source.commands.get(&index).cloned();
+            if let Some(command) = &command {
+                session.commands.insert(index, command.clone());
+            }
             let entry = Entry::Message {
                 ts: ts.clone(),
                 message: message.clone(),
+                command,
             };
             serde_json::to_writer(&mut body, &entry).context("cannot encode a session entry")?;
             body.push(b'\n');
@@ -226,6 +232,17 @@ impl Store {
             serde_json::to_writer(&mut body, &entry).context("cannot encode a session entry")?;
             body.push(b'\n');
         }
+        // A fork of the whole history goes on with the plan; one from an
+        // earlier message has no way to know the plan as it was then.
+        if upto >= source.messages.len() && !source.plan.is_empty() {
+            let entry = Entry::Plan {
+                ts: ts.clone(),
+                entries: source.plan.clone(),
+            };
+            serde_json::to_writer(&mut body, &entry).context("cannot encode a session entry")?;
+            body.push(b'\n');
+            session.plan = source.plan.clone();
+        }
         session.messages = messages;
         let path = self.path_of(&session.header.id);
         let (file, len) = create_file(&path, &session.header, &body)?;
@@ -241,9 +258,15 @@ impl Store {
             let Ok((session, _)) = parse(&bytes) else {
                 continue;
             };
-            let updated = fs::metadata(&path)
+            let modified = fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
+            // A file's time comes from the kernel's coarse clock, a few ms
+            // behind the one `created_at` is read from: a file written at
+            // once (a fork) would look older than the session it holds.
+            let created = humantime::parse_rfc3339(&session.header.created_at)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let updated = modified.max(created);
             let summary = SessionSummary {
                 session_id: id,
                 created_at: session.header.created_at.clone(),

@@ -29,7 +29,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
 use super::tool::BoxFuture;
-use crate::protocol::StreamEvent;
+use crate::protocol::{PlanEntry, StreamEvent};
 
 /// What a path is, as far as the file tools care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,27 +107,11 @@ pub(crate) enum ToolUpdate {
     /// The editor terminal the command runs in (ACP `terminal/create`),
     /// for the client to show.
     Terminal(String),
-    /// The tool's plan, replacing the last one. Not produced yet.
-    #[expect(dead_code, reason = "plans are produced from issue 21 on")]
+    /// The model's plan, replacing the last one (`todo_write`).
     Plan(Vec<PlanEntry>),
     /// An event of a subagent the tool runs. Not produced yet.
     #[expect(dead_code, reason = "subagents are issue 22")]
     Subagent { agent: String, event: StreamEvent },
-}
-
-/// One step of a [`ToolUpdate::Plan`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PlanEntry {
-    pub content: String,
-    pub status: PlanStatus,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[expect(dead_code, reason = "plans are produced from issue 21 on")]
-pub(crate) enum PlanStatus {
-    Pending,
-    InProgress,
-    Completed,
 }
 
 /// A session's backends, shared by its turns; [`Backends::env`] adds the

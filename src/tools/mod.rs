@@ -31,6 +31,7 @@ pub(crate) mod paths;
 mod read;
 mod source;
 mod table;
+mod todo;
 mod tool;
 mod walk;
 mod write;

@@ -198,18 +198,18 @@ mod tests {
         let sources = ToolSources::new(vec![Arc::new(Builtins), extra.clone()]);
         let cancel = CancellationToken::new();
         let first = sources.offer(Mode::Ask, &cancel).await;
-        assert_eq!(names(&first).len(), 8);
-        assert_eq!(names(&first)[7], "\"mcp__a\"");
+        assert_eq!(names(&first).len(), 9);
+        assert_eq!(names(&first)[8], "\"mcp__a\"");
         let again = sources.offer(Mode::Ask, &cancel).await;
         assert!(Arc::ptr_eq(&first, &again), "rebuilt without a change");
-        // Read-only mode offers only the read-only tools.
+        // Read-only mode offers only the read-only tools and the plan.
         let read_only = sources.offer(Mode::ReadOnly, &cancel).await;
-        assert_eq!(names(&read_only).len(), 4);
+        assert_eq!(names(&read_only).len(), 5);
 
         *extra.name.lock().unwrap() = "read".into();
         extra.version.store(2, Ordering::Release);
         let clashed = sources.offer(Mode::Ask, &cancel).await;
-        assert_eq!(names(&clashed).len(), 7, "the clashing tool is dropped");
+        assert_eq!(names(&clashed).len(), 8, "the clashing tool is dropped");
         assert!(clashed
             .tools
             .unknown("x")

@@ -19,6 +19,7 @@ use super::find::FindTool;
 use super::grep::GrepTool;
 use super::ls::LsTool;
 use super::read::ReadTool;
+use super::todo::TodoWriteTool;
 use super::tool::Tool;
 use super::write::WriteTool;
 use super::ToolOutput;
@@ -34,10 +35,11 @@ pub(crate) struct Toolset {
 }
 
 impl Toolset {
-    /// The built-in tools: read, write, edit, bash, ls, find, grep.
+    /// The built-in tools: read, write, edit, bash, ls, find, grep,
+    /// todo_write.
     pub(crate) fn builtin() -> &'static Toolset {
         static BUILTIN: LazyLock<Toolset> = LazyLock::new(|| {
-            let tools: [Arc<dyn Tool>; 7] = [
+            let tools: [Arc<dyn Tool>; 8] = [
                 Arc::new(ReadTool),
                 Arc::new(WriteTool),
                 Arc::new(EditTool),
@@ -45,11 +47,12 @@ impl Toolset {
                 Arc::new(LsTool),
                 Arc::new(FindTool),
                 Arc::new(GrepTool),
+                Arc::new(TodoWriteTool),
             ];
             let mut set = Toolset::empty();
             for tool in tools {
                 if let Err(e) = set.add(tool) {
-                    // Seven fixed names: a clash is a bug, caught by the
+                    // Eight fixed names: a clash is a bug, caught by the
                     // first test that touches the table.
                     panic!("the built-in tool table is wrong: {e}");
                 }
@@ -166,7 +169,16 @@ mod tests {
         let names: Vec<&str> = set.iter().map(|t| t.name()).collect();
         assert_eq!(
             names,
-            ["read", "write", "edit", "bash", "ls", "find", "grep"]
+            [
+                "read",
+                "write",
+                "edit",
+                "bash",
+                "ls",
+                "find",
+                "grep",
+                "todo_write"
+            ]
         );
         for name in names {
             let tool = set.get(name).map(|t| t.name());
@@ -202,6 +214,7 @@ mod tests {
             assert_eq!(access(name), Some(Access::EditsFiles), "{name}");
         }
         assert_eq!(access("bash"), Some(Access::Unrestricted));
+        assert_eq!(access("todo_write"), Some(Access::SessionState));
     }
 
     #[test]
@@ -210,8 +223,8 @@ mod tests {
         assert_eq!(
             out,
             ToolOutput::error(
-                "unknown tool `rm`; the built-in tools are read, write, edit, bash, ls, find \
-                 and grep"
+                "unknown tool `rm`; the built-in tools are read, write, edit, bash, ls, find, \
+                 grep and todo_write"
             )
         );
         assert_eq!(in_words(&["a"]), "a");
@@ -247,9 +260,9 @@ mod tests {
     async fn other_tools_join_without_touching_the_builtin_table() {
         let mut set = Toolset::builtin().clone();
         set.add(Arc::new(Echo("mcp__echo"))).unwrap();
-        assert_eq!(set.definitions().len(), 8);
-        assert_eq!(set.definitions()[7]["name"], "mcp__echo");
-        assert_eq!(Toolset::builtin().definitions().len(), 7);
+        assert_eq!(set.definitions().len(), 9);
+        assert_eq!(set.definitions()[8]["name"], "mcp__echo");
+        assert_eq!(Toolset::builtin().definitions().len(), 8);
         assert!(Toolset::builtin().get("mcp__echo").is_none());
 
         let dir = tempfile::tempdir().unwrap();
@@ -260,7 +273,10 @@ mod tests {
             ToolOutput::ok(r#"{"a":1}"#)
         );
         assert!(set.unknown("x").content.contains("the tools are read, "));
-        assert!(set.unknown("x").content.ends_with("grep and mcp__echo"));
+        assert!(set
+            .unknown("x")
+            .content
+            .ends_with("todo_write and mcp__echo"));
 
         let clash = set.add(Arc::new(Echo("bash")));
         let err = clash.err().map(|e| e.to_string()).unwrap_or_default();

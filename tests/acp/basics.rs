@@ -139,6 +139,25 @@ fn stop_reasons_max_tokens_and_max_turn_requests() {
     acp.finish();
 }
 
+/// A session's budget (`--max-turns`, provider rounds over the session)
+/// ends a turn like `--max-rounds` does: `max_turn_requests`.
+#[test]
+fn a_spent_budget_is_max_turn_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(
+        dir.path(),
+        &["--max-turns", "2", "--permission-mode", "allow-all"],
+    );
+    let (_, answer) = acp.prompt(&session, "one round");
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    let (_, answer) = acp.prompt(&session, r#"go [[tool=ls input={"path": "."}]]"#);
+    assert_eq!(
+        answer["result"]["stopReason"], "max_turn_requests",
+        "{answer}"
+    );
+    acp.finish();
+}
+
 #[test]
 fn session_list_shows_titles_filtered_by_cwd() {
     let one = tempfile::tempdir().unwrap();

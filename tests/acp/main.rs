@@ -6,7 +6,7 @@
 //! Modules: `basics` (initialize, new, prompt, list, stdout), `turns`
 //! (tool calls, permissions, modes, cancel), `lifecycle` (resume, close,
 //! fork), `sessions` (load, the native protocol both ways, several
-//! sessions, config options), `real_clients`.
+//! sessions, config options), `commands` (slash commands), `real_clients`.
 //! The [`Acp`] client below checks that every line the agent writes is
 //! JSON-RPC 2.0.
 
@@ -14,6 +14,7 @@
 mod common;
 
 mod basics;
+mod commands;
 mod lifecycle;
 mod mcp;
 mod real_clients;
@@ -185,10 +186,7 @@ impl Acp {
             });
         }
         while let Some(late) = self.rpc.recv_within(std::time::Duration::from_millis(300)) {
-            assert_eq!(
-                late["params"]["update"]["sessionUpdate"], "config_option_update",
-                "{late}"
-            );
+            assert!(is_announcement(&late), "{late}");
         }
     }
 
@@ -196,6 +194,14 @@ impl Acp {
     pub fn finish(self) {
         common::finish(self.rpc);
     }
+}
+
+/// An update a session sends on its own after it is opened: the model
+/// list (`config_option_update`) or its slash commands
+/// (`available_commands_update`).
+pub fn is_announcement(m: &Value) -> bool {
+    let kind = &m["params"]["update"]["sessionUpdate"];
+    kind == "config_option_update" || kind == "available_commands_update"
 }
 
 /// The `update` objects of one kind among `session/update` params.

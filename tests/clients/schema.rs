@@ -344,6 +344,14 @@ fn frames_of_an_http_session_with_a_retry_are_valid() {
         "h2",
     );
     assert_eq!(r["ok"], true, "{r}");
+    let todos = json!({"todos": [{"content": "look", "status": "in_progress", "priority": "low"}]});
+    let r = s.call(
+        json!({"type": "prompt", "message": format!("plan [[tool=todo_write input={todos}]]")}),
+        "h2b",
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    s.call(json!({"type": "get_state"}), "h2c");
+    s.call(json!({"type": "set_budget", "budget_usd": 100.0}), "h2d");
     let r = s.call(
         json!({"type": "prompt", "message": "[[fail=500 fail_times=9 id=s2]]"}),
         "h3",
@@ -354,7 +362,7 @@ fn frames_of_an_http_session_with_a_retry_are_valid() {
     let status = s.rpc.wait(READ_TIMEOUT).expect("exits after shutdown");
     assert!(status.success(), "{status:?}");
     let seen = &s.rpc.seen;
-    for kind in ["auto_retry", "tool_execution_end"] {
+    for kind in ["auto_retry", "tool_execution_end", "plan"] {
         assert!(seen.iter().any(|f| f["type"] == kind), "no {kind} frame");
     }
     assert!(
@@ -370,7 +378,7 @@ fn frames_of_an_http_session_with_a_retry_are_valid() {
 fn malformed_commands_and_frames_are_invalid() {
     let state = json!({"type": "response", "id": 1, "command": "get_state", "ok": true,
         "streaming": false, "prompt_id": null, "model": null, "message_count": 0,
-        "queued": 0, "cwd": "/", "permission_mode": "ask", "thinking_level": "off", "context_files": [], "skills": [], "skill_errors": [], "compacting": false, "auto_compaction": true, "mcp_servers": []});
+        "queued": 0, "cwd": "/", "permission_mode": "ask", "thinking_level": "off", "context_files": [], "skills": [], "skill_errors": [], "compacting": false, "auto_compaction": true, "mcp_servers": [], "plan": []});
     let mut with_session = state.clone();
     with_session["session_id"] = json!("s");
     let cases: Vec<(&str, Value, bool)> = vec![
@@ -433,6 +441,28 @@ fn malformed_commands_and_frames_are_invalid() {
         (
             "Frame",
             json!({"type": "mcp_server_status", "name": "docs", "status": "stopped"}),
+            false,
+        ),
+        (
+            "Frame",
+            json!({"type": "plan", "prompt_id": "p1", "entries": [
+                {"content": "read", "status": "in_progress", "priority": "high"},
+                {"content": "fix", "status": "pending"}]}),
+            true,
+        ),
+        (
+            "Frame",
+            json!({"type": "plan", "prompt_id": "p1", "entries": [{"content": "x", "status": "done"}]}),
+            false,
+        ),
+        (
+            "Command",
+            json!({"type": "set_budget", "max_turns": 3, "budget_usd": null}),
+            true,
+        ),
+        (
+            "Command",
+            json!({"type": "set_budget", "max_turns": "x"}),
             false,
         ),
         ("Command", json!({"type": "launch_missiles"}), false),

@@ -177,7 +177,16 @@ fn default_prompt_states_the_environment_and_tools(api: Api) {
     );
     assert_eq!(
         tool_names(&system),
-        ["read", "write", "edit", "bash", "ls", "find", "grep"]
+        [
+            "read",
+            "write",
+            "edit",
+            "bash",
+            "ls",
+            "find",
+            "grep",
+            "todo_write"
+        ]
     );
     assert!(
         system.contains(
@@ -205,8 +214,11 @@ fn read_only_mode_lists_only_the_read_tools() {
         .start();
     rpc.ready();
     let system = system_of_prompt(api, &srv, &mut rpc, "1");
-    assert_eq!(tool_names(&system), ["read", "ls", "find", "grep"]);
-    // The request offers the same four tools, not the ones that are off.
+    assert_eq!(
+        tool_names(&system),
+        ["read", "ls", "find", "grep", "todo_write"]
+    );
+    // The request offers the same five tools, not the ones that are off.
     let reqs = srv.api_requests();
     let offered: Vec<&str> = reqs.last().expect("a request")["body"]["tools"]
         .as_array()
@@ -214,7 +226,7 @@ fn read_only_mode_lists_only_the_read_tools() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(offered, ["read", "ls", "find", "grep"]);
+    assert_eq!(offered, ["read", "ls", "find", "grep", "todo_write"]);
     assert!(
         system.contains(
             "\n\nThe permission mode is read-only, so write, edit and bash are turned off: when a \
@@ -472,7 +484,7 @@ fn a_mode_change_rebuilds_the_tools_and_new_session_rereads_the_files() {
     let mut rpc = in_world(api, &srv, &w).start();
     rpc.ready();
     let first = system_of_prompt(api, &srv, &mut rpc, "1");
-    assert_eq!(tool_names(&first).len(), 7);
+    assert_eq!(tool_names(&first).len(), 8);
 
     call_ok(
         &mut rpc,
@@ -480,7 +492,10 @@ fn a_mode_change_rebuilds_the_tools_and_new_session_rereads_the_files() {
         "m",
     );
     let read_only = system_of_prompt(api, &srv, &mut rpc, "2");
-    assert_eq!(tool_names(&read_only), ["read", "ls", "find", "grep"]);
+    assert_eq!(
+        tool_names(&read_only),
+        ["read", "ls", "find", "grep", "todo_write"]
+    );
     assert!(read_only.contains("The permission mode is read-only"));
     // Only the tool section changed; the files were not read again.
     let files_part = |s: &str| s[s.find("# Project instructions").expect("files")..].to_owned();
@@ -494,7 +509,7 @@ fn a_mode_change_rebuilds_the_tools_and_new_session_rereads_the_files() {
     let renewed = system_of_prompt(api, &srv, &mut rpc, "4");
     assert_eq!(
         tool_names(&renewed),
-        ["read", "ls", "find", "grep"],
+        ["read", "ls", "find", "grep", "todo_write"],
         "the mode carries over"
     );
     assert!(renewed.ends_with(&format!(

@@ -129,7 +129,9 @@ fn everything_over_streamable_http() {
     shutdown(rpc);
 }
 
-/// A URL nothing listens on fails with what happened.
+/// A URL nothing listens on fails with what happened, in words: the
+/// server's URL and the cause, announced `starting` then `failed` (once
+/// each), and nothing of the SDK's internals on the wire or on stderr.
 #[test]
 fn an_unreachable_url_fails_that_server_only() {
     let srv = FakeServer::start();
@@ -153,9 +155,63 @@ fn an_unreachable_url_fails_that_server_only() {
     assert_eq!(the_tool_end(&frames)["result"], "ok");
     let down = server_state(&mut rpc, "down");
     assert_eq!(down["status"], "failed", "{down}");
-    assert!(
-        down["error"].as_str().unwrap().contains(&port.to_string()),
+    assert_eq!(
+        down["error"],
+        format!(
+            "http://127.0.0.1:{port}/mcp: cannot reach the MCP server: connection refused \
+             (is the server running, and on that port?)"
+        ),
         "{down}"
     );
-    shutdown(rpc);
+    let events: Vec<&Value> = rpc
+        .seen
+        .iter()
+        .filter(|f| f["type"] == "mcp_server_status" && f["name"] == "down")
+        .collect();
+    let statuses: Vec<&Value> = events.iter().map(|f| &f["status"]).collect();
+    assert_eq!(statuses, ["starting", "failed"], "{events:#?}");
+    let fx: Vec<&Value> = rpc
+        .seen
+        .iter()
+        .filter(|f| f["type"] == "mcp_server_status" && f["name"] == "fx")
+        .map(|f| &f["status"])
+        .collect();
+    assert_eq!(fx, ["starting", "ready"], "ready once");
+    shutdown_keeping_stderr(rpc, |stderr| {
+        assert!(!stderr.contains("rmcp"), "the SDK's own lines: {stderr}");
+        assert!(stderr.contains("cannot reach the MCP server"), "{stderr}");
+    });
+}
+
+/// A server that answers, but not as MCP, is named with its HTTP status;
+/// the URL's query (a token) never shows.
+#[test]
+fn a_url_that_is_not_an_mcp_server_says_its_status_and_hides_the_token() {
+    let srv = FakeServer::start();
+    let d = Dirs::new();
+    let cfg = d.mcp_json(json!({
+        "wrong": {"type": "http", "url": format!("http://127.0.0.1:{}/mcp?token=SECRET789", srv.port)},
+    }));
+    let mut rpc = host(
+        &srv,
+        &d,
+        "allow-all",
+        &["--mcp-config", cfg.to_str().unwrap()],
+    );
+    let failed = until_status(&mut rpc, "wrong", "failed");
+    let error = failed["error"].as_str().expect("error");
+    assert!(
+        error.starts_with(&format!(
+            "http://127.0.0.1:{}/mcp?…: the server answered HTTP status ",
+            srv.port
+        )),
+        "{error}"
+    );
+    assert!(
+        !error.contains("SECRET789") && !error.contains("rmcp"),
+        "{error}"
+    );
+    shutdown_keeping_stderr(rpc, |stderr| {
+        assert!(!stderr.contains("SECRET789"), "{stderr}");
+    });
 }

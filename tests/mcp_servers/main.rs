@@ -289,3 +289,14 @@ fn shutdown(mut rpc: Rpc) {
         "host did not exit"
     );
 }
+
+/// `shutdown`, then `check` what the host wrote on stderr over its life.
+fn shutdown_keeping_stderr(mut rpc: Rpc, check: impl FnOnce(&str)) {
+    let r = rpc.call(json!({"type": "shutdown"}), "bye");
+    assert_ok(&r, &rpc);
+    assert!(
+        rpc.wait(Duration::from_secs(10)).is_some(),
+        "host did not exit"
+    );
+    check(&rpc.stderr());
+}

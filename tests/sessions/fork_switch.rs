@@ -106,6 +106,13 @@ fn fork_round_trips_by_default_and_at_an_index_leaving_the_original_untouched() 
         (Some(0), Some(0)),
         "a fork's totals start at zero: {stats}"
     );
+    // Never listed as changed before it was made (file times come from a
+    // coarser clock than `created_at`).
+    let listed = call_ok(&mut h, json!({"type": "list_sessions"}), "l");
+    for s in listed["sessions"].as_array().unwrap() {
+        let (created, updated) = (s["created_at"].as_str(), s["updated_at"].as_str());
+        assert!(updated >= created, "updated before created: {s}");
+    }
     // Written at once (before any prompt), with its header naming the original.
     let fork_path = session_file(data, &first_fork);
     let lines = read_jsonl(&fork_path);

@@ -1,4 +1,4 @@
-//! Agent Skills (SPEC §5.11) against the real `rpc` binary: `discovery`
+//! Agent Skills (SPEC §5.12) against the real `rpc` binary: `discovery`
 //! (the levels and which wins, `ready` / `get_state` / `switch_session`,
 //! what the model is sent, `--no-skills`, reads inside a skill's folder)
 //! and `real_tools` (skills installed by the real `skills` CLI, and the

@@ -13,7 +13,7 @@
 //! 1 s, a 300 ms bash timeout reports within ~3 s.
 //!
 //! One test binary, one module per area (`files`, `permissions`, `bash`,
-//! `rounds`); the helpers are below.
+//! `rounds`, `plan`); the helpers are below.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -21,6 +21,7 @@ mod common;
 mod bash;
 mod files;
 mod permissions;
+mod plan;
 mod rounds;
 
 use std::os::unix::fs::symlink;

@@ -682,3 +682,49 @@ fn compact_waits_for_a_set_model_sent_before_it() {
     assert_eq!(rpc.answer(&json!("m"))["type"], "error");
     finish(rpc);
 }
+
+/// `/compact <instructions>` as a prompt runs the `compact` command (no
+/// turn: no `agent_start`, nothing stored as a message) and is answered
+/// like it, under the prompt's id; a `/compact` follow-up sent during a
+/// turn runs after it.
+#[test]
+fn slash_compact_runs_the_compaction_in_place_of_a_turn() {
+    let srv = FakeServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let (mut rpc, _cfg) = three_long_turns(Api::Anthropic, &srv, data.path());
+    rpc.send(json!({"type": "prompt", "id": "c", "message": "/compact keep the file paths"}));
+    let (frames, resp) = rpc.until("/compact answer", |f| is_answer_to(f, "c"));
+    assert_ok(&resp, &rpc);
+    assert_eq!(resp["command"], "prompt");
+    assert_eq!(
+        resp["summary"],
+        "FAKE SUMMARY of 4 transcript lines; instructions: keep the file paths"
+    );
+    assert_eq!(resp["messages_summarized"], 4);
+    let kinds: Vec<&str> = frames.iter().filter_map(|f| f["type"].as_str()).collect();
+    assert_eq!(kinds, ["compaction_start", "compaction_end"]);
+    let all = call_ok(
+        &mut rpc,
+        json!({"type": "get_messages", "all": true}),
+        "all",
+    );
+    assert_eq!(all["messages"].as_array().unwrap().len(), 6, "{all}");
+
+    rpc.send(json!({"type": "prompt", "id": "p", "message": "slow [[n=10 delay_ms=20]]"}));
+    rpc.send(json!({"type": "follow_up", "id": "f", "message": "/compact"}));
+    let (frames, resp) = rpc.until("/compact follow-up", |f| is_answer_to(f, "f"));
+    assert_eq!(resp["command"], "follow_up", "{resp}");
+    assert!(
+        resp.get("summary").is_some() || resp["code"].is_string(),
+        "{resp}"
+    );
+    let ended = frames.iter().position(|f| is_answer_to(f, "p")).unwrap();
+    let started = frames
+        .iter()
+        .position(|f| f["type"] == "compaction_start")
+        .unwrap();
+    assert!(
+        ended < started,
+        "the follow-up ran after the turn: {frames:?}"
+    );
+}

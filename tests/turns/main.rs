@@ -2,7 +2,8 @@
 //! fake providers, one file per sub-area: `lifecycle` (event order, usage,
 //! busy), `reads` (commands answered during a stream), `abort` (also against
 //! a provider that ignores it, and the cancel a cooperative one receives),
-//! `queue` (`follow_up`, `steer`), `set_model`, `streams` (stray events, a
+//! `queue` (`follow_up`, `steer`), `set_model`, `budget` (`--max-turns`,
+//! `set_budget`), `streams` (stray events, a
 //! large reply, attachments), `compaction` (on overflow, at the threshold,
 //! on demand). The helpers below are shared by all but `compaction`.
 //!
@@ -15,6 +16,8 @@
 mod common;
 
 mod abort;
+mod budget;
+mod commands;
 mod compaction;
 mod lifecycle;
 mod queue;

@@ -8,10 +8,11 @@ protocol. The frame and command types (TypedDicts) are in `agent_rpc.types`.
 
 from . import types
 from .client import AgentClient, Ready, Turn
-from .errors import ProcessExited, ProtocolError, RpcError
+from .errors import NotStarted, ProcessExited, ProtocolError, RpcError
 
 __all__ = [
     "AgentClient",
+    "NotStarted",
     "ProcessExited",
     "ProtocolError",
     "Ready",

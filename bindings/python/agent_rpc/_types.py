@@ -108,11 +108,27 @@ Block = Union["BlockText", "BlockThinking", "BlockToolUse", "BlockToolResult", "
 
 
 #: Every command a client writes on stdin, one per line.
-Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "CompactCommand", "SetAutoCompactionCommand", "ShutdownCommand"]
+Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "SetBudgetCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "CompactCommand", "SetAutoCompactionCommand", "ShutdownCommand", "GetCommandsCommand"]
+
+
+class CommandEntry(TypedDict):
+    """One slash command, invoked as `/<name> [arguments]`."""
+
+    #: The front matter's `argument-hint` (e.g. `[file] [focus]`).
+    argument_hint: Optional[str]
+    #: The front matter's `description`, else the body's first line.
+    description: str
+    #: Without the `/`; a subfolder is a `folder:` prefix.
+    name: str
+    source: CommandSource
 
 
 #: A command's `type`, echoed as `command` on its answer.
-CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "compact", "set_auto_compaction", "shutdown"]
+CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "set_budget", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "compact", "set_auto_compaction", "shutdown", "get_commands"]
+
+
+#: Where a command comes from.
+CommandSource = Literal["project", "user", "builtin"]
 
 
 class _CompactCommandRequired(TypedDict):
@@ -258,7 +274,7 @@ Dropped = Union["DroppedFollowUp", "DroppedPrompt", "DroppedSteer"]
 
 
 #: Error codes a client can branch on. The message beside each is for people.
-ErrorCode = Literal["parse_error", "frame_too_large", "invalid_request", "unknown_command", "invalid_params", "busy", "not_streaming", "not_found", "session_locked", "provider_error", "tool_error", "internal"]
+ErrorCode = Literal["parse_error", "frame_too_large", "invalid_request", "unknown_command", "invalid_params", "busy", "not_streaming", "not_found", "session_locked", "provider_error", "tool_error", "budget_exceeded", "internal"]
 
 
 class _ErrorFrameRequired(TypedDict):
@@ -314,10 +330,17 @@ class FollowUpResponse(_FollowUpResponseRequired, total=False):
     #: Steers the turn could not deliver because it failed first.
     dropped: List[Dropped]
     error: Optional[str]
+    #: Messages of the whole history the summary now stands for (the
+    #: index of the first message kept verbatim).
+    messages_summarized: int
     #: The turn's messages could not all be saved.
     persist_error: Optional[str]
     prompt_id: str
     stop_reason: str
+    summary: str
+    tokens_after: int
+    #: The estimated input the model would have been sent, before and after.
+    tokens_before: int
     usage: Usage
 
 
@@ -362,7 +385,7 @@ class ForkResponse(_ForkResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "SetBudgetResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "GetCommandsResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -383,6 +406,31 @@ class GetAvailableModelsResponse(TypedDict):
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
     models: List[ModelEntry]
+    ok: Literal[True]
+    type: Literal["response"]
+
+
+class _GetCommandsCommandRequired(TypedDict):
+    type: Literal["get_commands"]
+
+
+class GetCommandsCommand(_GetCommandsCommandRequired, total=False):
+    """The slash commands a `prompt` or `follow_up` may start with: the
+    project's, the user's and the built-ins.
+    """
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+
+
+class GetCommandsResponse(TypedDict):
+    """The response to `get_commands`."""
+
+    command: Literal["get_commands"]
+    #: Sorted by name; built-ins included.
+    commands: List[CommandEntry]
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
     ok: Literal[True]
     type: Literal["response"]
 
@@ -473,6 +521,8 @@ class GetStateResponse(TypedDict):
     model: Optional[str]
     ok: Literal[True]
     permission_mode: Mode
+    #: The plan the model keeps (its last `todo_write`); empty before one.
+    plan: List[PlanEntry]
     prompt_id: Optional[str]
     #: Follow-ups waiting to run.
     queued: int
@@ -698,6 +748,33 @@ class PermissionResponseResponse(TypedDict):
     type: Literal["response"]
 
 
+class _PlanEntryRequired(TypedDict):
+    #: What the step is, in the model's words.
+    content: str
+    status: PlanStatus
+
+
+class PlanEntry(_PlanEntryRequired, total=False):
+    """One step of the plan."""
+
+    #: Absent when the model gave none.
+    priority: Optional[PlanPriority]
+
+
+class PlanFrame(TypedDict):
+    """The model replaced its plan (a `todo_write` call): the whole new list."""
+
+    entries: List[PlanEntry]
+    prompt_id: str
+    type: Literal["plan"]
+
+
+PlanPriority = Literal["high", "medium", "low"]
+
+
+PlanStatus = Literal["pending", "in_progress", "completed"]
+
+
 class _PromptCommandRequired(TypedDict):
     #: The user's message.
     message: str
@@ -733,10 +810,17 @@ class PromptResponse(_PromptResponseRequired, total=False):
     #: Steers the turn could not deliver because it failed first.
     dropped: List[Dropped]
     error: Optional[str]
+    #: Messages of the whole history the summary now stands for (the
+    #: index of the first message kept verbatim).
+    messages_summarized: int
     #: The turn's messages could not all be saved.
     persist_error: Optional[str]
     prompt_id: str
     stop_reason: str
+    summary: str
+    tokens_after: int
+    #: The estimated input the model would have been sent, before and after.
+    tokens_before: int
     usage: Usage
 
 
@@ -804,6 +888,36 @@ class SetAutoCompactionResponse(TypedDict):
     enabled: bool
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
+    ok: Literal[True]
+    type: Literal["response"]
+
+
+class _SetBudgetCommandRequired(TypedDict):
+    type: Literal["set_budget"]
+
+
+class SetBudgetCommand(_SetBudgetCommandRequired, total=False):
+    """Sets the session's budget (a field left out stays as it is; `null`
+    lifts that limit); checked before every provider round.
+    """
+
+    #: Most the session may cost in USD, from the catalogue's prices
+    #: (more than 0).
+    budget_usd: Optional[float]
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+    #: Most provider rounds over the session's turns (at least 1).
+    max_turns: Optional[int]
+
+
+class SetBudgetResponse(TypedDict):
+    """The response to `set_budget`."""
+
+    budget_usd: Optional[float]
+    command: Literal["set_budget"]
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    max_turns: Optional[int]
     ok: Literal[True]
     type: Literal["response"]
 
@@ -1094,7 +1208,9 @@ __all__ = [
     "BlockToolResult",
     "BlockToolUse",
     "Command",
+    "CommandEntry",
     "CommandName",
+    "CommandSource",
     "CompactCommand",
     "CompactResponse",
     "CompactionEndFrame",
@@ -1118,6 +1234,8 @@ __all__ = [
     "Frame",
     "GetAvailableModelsCommand",
     "GetAvailableModelsResponse",
+    "GetCommandsCommand",
+    "GetCommandsResponse",
     "GetMessagesCommand",
     "GetMessagesResponse",
     "GetSessionStatsCommand",
@@ -1143,6 +1261,10 @@ __all__ = [
     "PermissionRequestFrame",
     "PermissionResponseCommand",
     "PermissionResponseResponse",
+    "PlanEntry",
+    "PlanFrame",
+    "PlanPriority",
+    "PlanStatus",
     "PromptCommand",
     "PromptResponse",
     "ReadyFrame",
@@ -1150,6 +1272,8 @@ __all__ = [
     "SessionSummary",
     "SetAutoCompactionCommand",
     "SetAutoCompactionResponse",
+    "SetBudgetCommand",
+    "SetBudgetResponse",
     "SetModelCommand",
     "SetModelResponse",
     "SetPermissionModeCommand",

@@ -27,6 +27,7 @@ from ._types import (
     DeleteSessionResponse,
     ForkResponse,
     GetAvailableModelsResponse,
+    GetCommandsResponse,
     GetMessagesResponse,
     GetSessionStatsResponse,
     GetStateResponse,
@@ -36,6 +37,7 @@ from ._types import (
     NewSessionResponse,
     PermissionRequestFrame,
     SetAutoCompactionResponse,
+    SetBudgetResponse,
     SetModelResponse,
     SetPermissionModeResponse,
     SetThinkingLevelResponse,
@@ -44,7 +46,7 @@ from ._types import (
     SwitchSessionResponse,
     Usage,
 )
-from .errors import ProcessExited, ProtocolError, RpcError
+from .errors import NotStarted, ProcessExited, ProtocolError, RpcError
 
 logger = logging.getLogger("agent_rpc")
 
@@ -76,6 +78,10 @@ class Ready:
     cwd: str
     message_count: int
     usage: Usage
+    #: Applies to the session's turns until `set_thinking_level`.
+    thinking_level: ThinkingLevel
+    #: The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
+    context_files: List[str]
     raw: Dict[str, Any] = field(repr=False)
 
     @classmethod
@@ -88,11 +94,15 @@ class Ready:
             cwd=frame.get("cwd", ""),
             message_count=frame.get("message_count", 0),
             usage=frame.get("usage", {}),
+            thinking_level=frame.get("thinking_level", "off"),
+            context_files=list(frame.get("context_files", [])),
             raw=frame,
         )
 
 
 _FRAME, _END = "frame", "end"
+#: A keyword left out (as opposed to ``None``, which means "no limit").
+_UNSET: Any = object()
 
 
 class Turn:
@@ -258,15 +268,18 @@ class AgentClient:
         loop = asyncio.get_running_loop()
         self._drain_lock = asyncio.Lock()
         self._ready_future = loop.create_future()
-        self._proc = await asyncio.create_subprocess_exec(
-            self.binary,
-            *self.args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=None if self.cwd is None else os.fspath(self.cwd),
-            env=self.env,
-        )
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                self.binary,
+                *self.args,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=None if self.cwd is None else os.fspath(self.cwd),
+                env=self.env,
+            )
+        except OSError as exc:
+            raise NotStarted(self.binary, exc) from exc
         self._stderr_task = loop.create_task(self._read_stderr())
         self._reader_task = loop.create_task(self._read_stdout())
         try:
@@ -382,6 +395,19 @@ class AgentClient:
     async def set_thinking_level(self, level: ThinkingLevel) -> SetThinkingLevelResponse:
         return await self.request("set_thinking_level", level=level)  # type: ignore[return-value]
 
+    async def set_budget(
+        self, *, max_turns: Any = _UNSET, budget_usd: Any = _UNSET
+    ) -> SetBudgetResponse:
+        """Set the session's budget. A limit left out stays as it is;
+        ``None`` lifts it (``max_turns``: provider rounds over the session,
+        ``budget_usd``: its cost in USD)."""
+        fields = {}
+        if max_turns is not _UNSET:
+            fields["max_turns"] = max_turns
+        if budget_usd is not _UNSET:
+            fields["budget_usd"] = budget_usd
+        return await self.request("set_budget", **fields)  # type: ignore[return-value]
+
     async def get_state(self) -> GetStateResponse:
         return await self.request("get_state")  # type: ignore[return-value]
 
@@ -431,6 +457,11 @@ class AgentClient:
     async def set_auto_compaction(self, enabled: bool) -> SetAutoCompactionResponse:
         """Compaction at the threshold and on overflow, on or off (persisted in the session)."""
         return await self.request("set_auto_compaction", enabled=enabled)  # type: ignore[return-value]
+
+    async def get_commands(self) -> GetCommandsResponse:
+        """The slash commands a prompt may start with (``/name args``):
+        the project's, the user's and the built-ins."""
+        return await self.request("get_commands")  # type: ignore[return-value]
 
     async def shutdown(self) -> ShutdownResponse:
         """Ask the host to end (it aborts the running turn and exits)."""

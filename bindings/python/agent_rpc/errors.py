@@ -84,6 +84,22 @@ class ProcessExited(RpcError):
         self.stderr_tail = stderr_tail
 
 
+class NotStarted(ProcessExited):
+    """The `rpc` executable could not be run at all: not on PATH, not
+    executable. `binary` is what was run; the `OSError` is the cause."""
+
+    def __init__(self, binary: str, error: OSError) -> None:
+        why = error.strerror or str(error)
+        message = (
+            "rpc could not be run (%r: %s): install it (README, \"Install\") "
+            "or pass binary= with its path" % (binary, why)
+        )
+        RpcError.__init__(self, "process_exited", message)
+        self.returncode = None
+        self.stderr_tail = ""
+        self.binary = binary
+
+
 class ProtocolError(RpcError):
     """`rpc` wrote something on stdout that is not a JSON object per line.
 

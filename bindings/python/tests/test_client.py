@@ -2,7 +2,7 @@
 
 import asyncio
 
-from agent_rpc import Ready, RpcError, Turn
+from agent_rpc import AgentClient, NotStarted, ProcessExited, Ready, RpcError, Turn
 
 from .support import SLOW, HostTestCase, collect, text_of, within
 
@@ -13,6 +13,8 @@ class StreamingTest(HostTestCase):
         self.assertEqual(client.ready.protocol_version, 1)
         self.assertEqual(client.ready.model, "echo:echo:echo-1")
         self.assertEqual(client.ready.message_count, 0)
+        self.assertEqual(client.ready.thinking_level, "off")
+        self.assertEqual(client.ready.context_files, [])
         self.assertEqual(client.ready.raw["type"], "ready")
 
         turn = client.prompt("hello there friend")
@@ -80,6 +82,12 @@ class StreamingTest(HostTestCase):
         self.assertEqual((await within(client.set_model(SLOW)))["model"], SLOW)
         mode = await within(client.set_permission_mode("allow-all"))
         self.assertEqual(mode["mode"], "allow-all")
+        budget = await within(client.set_budget(max_turns=50))
+        self.assertEqual((budget["max_turns"], budget["budget_usd"]), (50, None))
+        kept = await within(client.set_budget(budget_usd=2.5))
+        self.assertEqual((kept["max_turns"], kept["budget_usd"]), (50, 2.5))
+        lifted = await within(client.set_budget(max_turns=None))
+        self.assertEqual((lifted["max_turns"], lifted["budget_usd"]), (None, 2.5))
         sessions = (await within(client.list_sessions()))["sessions"]
         self.assertEqual(sessions[0]["session_id"], client.ready.session_id)
         forked = await within(client.fork(message_index=0))
@@ -182,6 +190,15 @@ class ErrorTest(HostTestCase):
         self.assertEqual(caught.exception.code, "not_found")
         self.assertEqual(client.returncode, 2)
 
+    async def test_a_missing_binary_says_so(self):
+        client = AgentClient(binary="/nonexistent/agent-rpc/rpc")
+        with self.assertRaises(ProcessExited) as caught:
+            await within(client.start())
+        self.assertIsInstance(caught.exception, NotStarted)
+        self.assertEqual(caught.exception.code, "process_exited")
+        self.assertIn("rpc could not be run ('/nonexistent/agent-rpc/rpc': No such file", str(caught.exception))
+        self.assertIn("pass binary=", str(caught.exception))
+
     async def test_oversized_command_is_refused_locally(self):
         client = await self.started(extra_args=["--max-frame-bytes", "1000"])
         with self.assertRaises(RpcError) as caught:
@@ -227,3 +244,24 @@ class AbortTest(HostTestCase):
         async for frame in turn:
             if frame["type"] == "message_update":
                 return frame
+
+
+class CommandsTest(HostTestCase):
+    async def test_get_commands_and_an_expanded_prompt(self):
+        folder = self.work / ".claude" / "commands"
+        folder.mkdir(parents=True)
+        (folder / "greet.md").write_text(
+            "---\ndescription: Greet someone\nargument-hint: <name>\n---\nSay hello to $1.\n"
+        )
+        client = await self.started()
+        commands = (await within(client.get_commands()))["commands"]
+        greet = [c for c in commands if c["name"] == "greet"]
+        self.assertEqual(
+            greet,
+            [{"name": "greet", "description": "Greet someone", "argument_hint": "<name>", "source": "project"}],
+        )
+        self.assertIn("skills", [c["name"] for c in commands])
+        response = await within(client.prompt("/greet Ada"))
+        self.assertTrue(response["ok"])
+        messages = (await within(client.get_messages()))["messages"]
+        self.assertEqual(messages[0]["content"], "Say hello to Ada.")

@@ -44,7 +44,7 @@ class GeneratedTypesTest(unittest.TestCase):
             {"type", "id", "command", "ok", "streaming", "prompt_id", "model",
              "session_id", "message_count", "queued", "cwd", "permission_mode",
              "thinking_level", "context_files", "skills", "skill_errors", "compacting",
-             "auto_compaction", "mcp_servers"},
+             "auto_compaction", "mcp_servers", "plan"},
         )
         self.assertEqual(types.SkillEntry.__required_keys__, {"name", "description", "path"})
         self.assertIn("skills", types.ReadyFrame.__required_keys__)
@@ -58,8 +58,9 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertIn("MessageUpdateFrame", frame_names)
         self.assertIn("PermissionRequestFrame", frame_names)
         self.assertIn("McpServerStatusFrame", frame_names)
+        self.assertIn("PlanFrame", frame_names)
         self.assertIn("DeleteSessionCommand", {ref.__forward_arg__ for ref in typing.get_args(types.Command)})
-        self.assertEqual(len(typing.get_args(types.Command)), 20)
+        self.assertEqual(len(typing.get_args(types.Command)), 22)
 
 
 if __name__ == "__main__":

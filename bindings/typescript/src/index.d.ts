@@ -12,6 +12,7 @@ import type {
   ErrorFrame,
   Frame,
   GetAvailableModelsResponse,
+  GetCommandsResponse,
   GetMessagesResponse,
   GetSessionStatsResponse,
   GetStateResponse,
@@ -27,6 +28,7 @@ import type {
   SetModelResponse,
   SetPermissionModeResponse,
   SetThinkingLevelResponse,
+  SetBudgetResponse,
   ShutdownResponse,
   SteerResponse,
   ThinkingLevel,
@@ -149,6 +151,8 @@ export class AgentClient {
   setModel(model: string): Promise<SetModelResponse>;
   setPermissionMode(mode: Mode): Promise<SetPermissionModeResponse>;
   setThinkingLevel(level: ThinkingLevel): Promise<SetThinkingLevelResponse>;
+  /** The session's budget: a limit left out stays as it is, `null` lifts it. */
+  setBudget(limits?: { maxTurns?: number | null; budgetUsd?: number | null }): Promise<SetBudgetResponse>;
   getState(): Promise<GetStateResponse>;
   getMessages(options?: { all?: boolean }): Promise<GetMessagesResponse>;
   getSessionStats(): Promise<GetSessionStatsResponse>;
@@ -162,6 +166,8 @@ export class AgentClient {
   switchSession(sessionId: string): Promise<SwitchSessionResponse>;
   compact(instructions?: string): Promise<CompactResponse>;
   setAutoCompaction(enabled: boolean): Promise<SetAutoCompactionResponse>;
+  /** The slash commands a prompt may start with: the project's, the user's and the built-ins. */
+  getCommands(): Promise<GetCommandsResponse>;
   /** Answered first; then the host aborts the running turn and exits. */
   shutdown(): Promise<ShutdownResponse>;
   /** Sends any command (the client sets `type` and `id`); resolves with its response frame. */

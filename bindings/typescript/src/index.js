@@ -470,6 +470,17 @@ export class AgentClient {
     return this.request("set_thinking_level", { level });
   }
 
+  /**
+   * The session's budget: a limit left out stays as it is, `null` lifts it.
+   * @param {{maxTurns?: number | null, budgetUsd?: number | null}} limits
+   */
+  setBudget(limits = {}) {
+    const fields = {};
+    if ("maxTurns" in limits) fields.max_turns = limits.maxTurns;
+    if ("budgetUsd" in limits) fields.budget_usd = limits.budgetUsd;
+    return this.request("set_budget", fields);
+  }
+
   getState() {
     return this.request("get_state");
   }
@@ -524,6 +535,11 @@ export class AgentClient {
   /** Compaction at the threshold and on overflow, on or off (persisted). */
   setAutoCompaction(enabled) {
     return this.request("set_auto_compaction", { enabled });
+  }
+
+  /** The slash commands a prompt may start with (`/name args`). */
+  getCommands() {
+    return this.request("get_commands");
   }
 
   /** Answered first; then the host aborts the running turn and exits. */

@@ -81,10 +81,24 @@ export type Block = {
 };
 
 /** Every command a client writes on stdin, one per line. */
-export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | CompactCommand | SetAutoCompactionCommand | ShutdownCommand;
+export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | SetBudgetCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | CompactCommand | SetAutoCompactionCommand | ShutdownCommand | GetCommandsCommand;
+
+/** One slash command, invoked as `/<name> [arguments]`. */
+export interface CommandEntry {
+  /** The front matter's `argument-hint` (e.g. `[file] [focus]`). */
+  argument_hint: string | null;
+  /** The front matter's `description`, else the body's first line. */
+  description: string;
+  /** Without the `/`; a subfolder is a `folder:` prefix. */
+  name: string;
+  source: CommandSource;
+}
 
 /** A command's `type`, echoed as `command` on its answer. */
-export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "compact" | "set_auto_compaction" | "shutdown";
+export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "set_budget" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "compact" | "set_auto_compaction" | "shutdown" | "get_commands";
+
+/** Where a command comes from. */
+export type CommandSource = "project" | "user" | "builtin";
 
 /**
  * Summarises the older history so the model sees the summary and the
@@ -186,7 +200,7 @@ export type Dropped = {
 };
 
 /** Error codes a client can branch on. The message beside each is for people. */
-export type ErrorCode = "parse_error" | "frame_too_large" | "invalid_request" | "unknown_command" | "invalid_params" | "busy" | "not_streaming" | "not_found" | "session_locked" | "provider_error" | "tool_error" | "internal";
+export type ErrorCode = "parse_error" | "frame_too_large" | "invalid_request" | "unknown_command" | "invalid_params" | "busy" | "not_streaming" | "not_found" | "session_locked" | "provider_error" | "tool_error" | "budget_exceeded" | "internal";
 
 /** `error` frame: a command was rejected and did nothing. */
 export interface ErrorFrame {
@@ -226,7 +240,7 @@ export type FollowUpResponse = {
   /** False when the turn failed; `code` and `error` then say why. */
   ok: boolean;
   type: "response";
-} & (TurnResponse | NotRun);
+} & (TurnResponse | NotRun | CompactionResult);
 
 /**
  * Copies the first `message_index` messages (default: all) into a new
@@ -297,7 +311,9 @@ export type Frame = (ReadyFrame & {
   type: "compaction_end";
 }) | (McpServerStatusFrame & {
   type: "mcp_server_status";
-}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | MessageUpdateFrame;
+}) | (PlanFrame & {
+  type: "plan";
+}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | SetBudgetResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | GetCommandsResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
 export interface GetAvailableModelsCommand {
@@ -315,6 +331,28 @@ export type GetAvailableModelsResponse = {
   type: "response";
 } & {
   models: ModelEntry[];
+};
+
+/**
+ * The slash commands a `prompt` or `follow_up` may start with: the
+ *  project's, the user's and the built-ins.
+ */
+export interface GetCommandsCommand {
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  type: "get_commands";
+}
+
+/** The response to `get_commands`. */
+export type GetCommandsResponse = {
+  command: "get_commands";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & {
+  /** Sorted by name; built-ins included. */
+  commands: CommandEntry[];
 };
 
 /**
@@ -393,6 +431,8 @@ export type GetStateResponse = {
   message_count: number;
   model: string | null;
   permission_mode: Mode;
+  /** The plan the model keeps (its last `todo_write`); empty before one. */
+  plan: PlanEntry[];
   prompt_id: string | null;
   /** Follow-ups waiting to run. */
   queued: number;
@@ -577,6 +617,25 @@ export type PermissionResponseResponse = {
   type: "response";
 } & { [key: string]: unknown };
 
+/** One step of the plan. */
+export interface PlanEntry {
+  /** What the step is, in the model's words. */
+  content: string;
+  /** Absent when the model gave none. */
+  priority?: PlanPriority | null;
+  status: PlanStatus;
+}
+
+/** The model replaced its plan (a `todo_write` call): the whole new list. */
+export interface PlanFrame {
+  entries: PlanEntry[];
+  prompt_id: string;
+}
+
+export type PlanPriority = "high" | "medium" | "low";
+
+export type PlanStatus = "pending" | "in_progress" | "completed";
+
 /** Starts a turn; answered when the turn ends (`busy` while one runs). */
 export interface PromptCommand {
   /**
@@ -599,7 +658,7 @@ export type PromptResponse = {
   /** False when the turn failed; `code` and `error` then say why. */
   ok: boolean;
   type: "response";
-} & (TurnResponse | NotRun);
+} & (TurnResponse | NotRun | CompactionResult);
 
 /**
  * The first line the host writes: the session is loaded and commands
@@ -665,6 +724,35 @@ export type SetAutoCompactionResponse = {
   type: "response";
 } & {
   enabled: boolean;
+};
+
+/**
+ * Sets the session's budget (a field left out stays as it is; `null`
+ *  lifts that limit); checked before every provider round.
+ */
+export interface SetBudgetCommand {
+  /**
+   * Most the session may cost in USD, from the catalogue's prices
+   * (more than 0).
+   */
+  budget_usd?: number | null;
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  /** Most provider rounds over the session's turns (at least 1). */
+  max_turns?: number | null;
+  type: "set_budget";
+}
+
+/** The response to `set_budget`. */
+export type SetBudgetResponse = {
+  command: "set_budget";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & {
+  budget_usd: number | null;
+  max_turns: number | null;
 };
 
 /** Switches the model for the next provider request. */

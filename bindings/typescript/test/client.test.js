@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 
@@ -51,6 +51,10 @@ test("a streamed prompt, then getState and the other queries", async (t) => {
   assert.equal((await within(client.fork())).message_count, 2);
   await within(client.switchSession(client.ready.session_id));
   assert.equal((await within(client.setPermissionMode("accept-edits"))).mode, "accept-edits");
+  const budget = await within(client.setBudget({ maxTurns: 50 }));
+  assert.deepEqual([budget.max_turns, budget.budget_usd], [50, null]);
+  const lifted = await within(client.setBudget({ maxTurns: null, budgetUsd: 1.5 }));
+  assert.deepEqual([lifted.max_turns, lifted.budget_usd], [null, 1.5]);
   assert.equal((await within(client.setModel("echo:echo:echo-1"))).model, "echo:echo:echo-1");
   const fresh = await within(client.newSession());
   assert.notEqual(fresh.session_id, client.ready.session_id);
@@ -325,4 +329,25 @@ test("close() lets the running turn finish", async (t) => {
   const { response } = await collect(turn);
   assert.equal(response.ok, true);
   assert.deepEqual(await within(closed), { exitCode: 0, signal: null });
+});
+
+test("getCommands: the project's commands, found again by newSession, expand a prompt", async (t) => {
+  const { client, cwd } = await startClient(t);
+  const builtins = (await within(client.getCommands())).commands;
+  assert.ok(builtins.some((c) => c.name === "compact" && c.source === "builtin"));
+  mkdirSync(join(cwd, ".agents", "commands"), { recursive: true });
+  const greet = "---\ndescription: Greet someone\nargument-hint: <name>\n---\nSay hello to $1.\n";
+  writeFileSync(join(cwd, ".agents", "commands", "greet.md"), greet);
+  await within(client.newSession());
+  const { commands } = await within(client.getCommands());
+  assert.deepEqual(commands.find((c) => c.name === "greet"), {
+    name: "greet",
+    description: "Greet someone",
+    argument_hint: "<name>",
+    source: "project",
+  });
+  const { response } = await collect(client.prompt("/greet Ada"));
+  assert.equal(response.ok, true);
+  const { messages } = await within(client.getMessages());
+  assert.equal(messages[0].content, "Say hello to Ada.");
 });

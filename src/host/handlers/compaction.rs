@@ -34,6 +34,16 @@ impl Host {
             let busy = Coded::new(ErrorCode::Busy, "a compaction is already running");
             return self.reject(token, busy).await;
         }
+        self.start_compaction(token, params.instructions).await;
+    }
+
+    /// Runs a compaction for `token` (`compact`, or a `/compact` prompt
+    /// whose turn has come), nothing else running.
+    pub(in crate::host) async fn start_compaction(
+        &mut self,
+        token: Token,
+        instructions: Option<String>,
+    ) {
         let Some(model) = self
             .session
             .model
@@ -80,7 +90,7 @@ impl Host {
                 model: &model,
                 view: &view,
                 system_prompt: system_prompt.as_deref(),
-                instructions: params.instructions.as_deref(),
+                instructions: instructions.as_deref(),
                 settings,
                 idle_timeout,
                 known: None,

@@ -155,6 +155,7 @@ impl Host {
         self.gate = Arc::new(gate);
         self.context
             .restart_in(self.settings.cwd_path.clone(), mode);
+        self.commands.restart_in(self.settings.cwd_path.clone());
         let next_model = session.model.take();
         // Replacing the writer drops the old file and with it the lock.
         self.file = file;

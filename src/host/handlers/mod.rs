@@ -11,9 +11,11 @@
 //!   list_sessions, delete_session.
 //! - `fork`: fork, switch_session.
 //! - `compaction`: compact, set_auto_compaction.
+//! - `budget`: set_budget.
 //! - `state`: get_state, get_session_stats, get_messages,
-//!   get_available_models.
+//!   get_available_models; get_commands (here: one line).
 
+mod budget;
 mod compaction;
 mod fork;
 mod model;
@@ -23,7 +25,7 @@ mod turns;
 
 use super::pending::Token;
 use super::Host;
-use crate::protocol::{Command, Empty, Response};
+use crate::protocol::{Command, CommandsResponse, Empty, Response};
 
 impl Host {
     pub(super) async fn dispatch(&mut self, token: Token, command: Command) {
@@ -38,6 +40,7 @@ impl Host {
                 self.set_permission_mode(token, params.mode).await
             }
             Command::SetThinkingLevel(params) => self.set_thinking_level(token, params.level).await,
+            Command::SetBudget(params) => self.set_budget(token, params).await,
             Command::GetState => {
                 let state = self.state();
                 self.respond(token, state).await
@@ -59,6 +62,12 @@ impl Host {
             Command::Compact(params) => self.compact(token, params).await,
             Command::SetAutoCompaction(params) => {
                 self.set_auto_compaction(token, params.enabled).await
+            }
+            Command::GetCommands => {
+                let commands = Response::GetCommands(CommandsResponse {
+                    commands: self.commands.entries(),
+                });
+                self.respond(token, commands).await
             }
             Command::Shutdown => {
                 self.respond(token, Response::Empty(Empty {})).await;

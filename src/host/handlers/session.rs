@@ -57,6 +57,7 @@ impl Host {
         // Context files are read when a session starts: edits made since
         // the last one are picked up here.
         self.context.restart();
+        self.commands.restart();
         self.publish_settings();
         let created = Response::NewSession(NewSessionResponse {
             session_id: self.session.header.id.clone(),

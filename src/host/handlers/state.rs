@@ -26,6 +26,7 @@ impl Host {
                 || self.turn.as_ref().is_some_and(|t| t.compacting),
             auto_compaction: self.auto_compaction(),
             mcp_servers: self.mcp.as_ref().map(|m| m.states()).unwrap_or_default(),
+            plan: self.session.plan.clone(),
         })
     }
 

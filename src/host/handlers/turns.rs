@@ -31,7 +31,13 @@ impl Host {
 
     fn enqueue(&mut self, token: Token, params: PromptParams) {
         self.pending.wait(token, Awaits::Queue);
-        self.queue.push_back(Queued { token, params });
+        // Expanded now, against the commands of the session it was sent in.
+        let expansion = self.commands.expand(&params.message);
+        self.queue.push_back(Queued {
+            token,
+            params,
+            expansion,
+        });
     }
 
     pub(super) async fn steer(&mut self, token: Token, message: String) {
@@ -65,6 +71,7 @@ impl Host {
         let reaching = self.reaching.take().map(|r| Queued {
             token: r.token,
             params: r.params,
+            expansion: r.expansion,
         });
         for q in reaching.into_iter().chain(self.queue.drain(..)) {
             if let Some(open) = self.pending.get(q.token) {

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
@@ -202,4 +202,83 @@ test("resume, fork and close, with the title announced", async () => {
     await ctx.request(acp.methods.agent.session.close, { sessionId: forked.sessionId });
   });
   await stop(second.child);
+});
+
+test("todo_write becomes a plan update, replayed by session/load", async () => {
+  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
+  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  const todos = [
+    { content: "read the code", status: "completed", priority: "high" },
+    { content: "fix the bug", status: "in_progress" },
+  ];
+  const first = agent(data, "allow_once");
+  const sessionId = await first.client.connectWith(first.stream, async (ctx) => {
+    await ctx.request(acp.methods.agent.initialize, { protocolVersion: 1, clientCapabilities: {} });
+    const { sessionId } = await ctx.request(acp.methods.agent.session.new, { cwd, mcpServers: [] });
+    const answer = await ctx.request(acp.methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: "text", text: `plan it [[tool=todo_write input=${JSON.stringify({ todos })}]]` }],
+    });
+    assert.equal(answer.stopReason, "end_turn");
+    // No permission asked, even in the default ask mode.
+    assert.equal(first.asked.length, 0);
+    const plans = first.updates.filter((u) => u.update.sessionUpdate === "plan");
+    assert.equal(plans.length, 1);
+    assert.deepEqual(plans[0].update.entries, [
+      { content: "read the code", priority: "high", status: "completed" },
+      { content: "fix the bug", priority: "medium", status: "in_progress" },
+    ]);
+    return sessionId;
+  });
+  await stop(first.child);
+
+  const second = agent(data, "allow_once");
+  await second.client.connectWith(second.stream, async (ctx) => {
+    await ctx.request(acp.methods.agent.initialize, { protocolVersion: 1, clientCapabilities: {} });
+    await ctx.request(acp.methods.agent.session.load, { sessionId, cwd, mcpServers: [] });
+    const plans = second.updates.filter((u) => u.update.sessionUpdate === "plan");
+    assert.equal(plans.length, 1);
+    assert.equal(plans[0].update.entries[1].content, "fix the bug");
+  });
+  await stop(second.child);
+});
+
+test("slash commands: available_commands_update after session/new, a /name prompt expanded", async () => {
+  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
+  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  mkdirSync(join(cwd, ".claude", "commands"), { recursive: true });
+  writeFileSync(
+    join(cwd, ".claude", "commands", "explain.md"),
+    "---\ndescription: Explain some code\nargument-hint: <path>\n---\nExplain $1 simply. $ARGUMENTS\n",
+  );
+  const a = agent(data, "allow_once");
+  await a.client.connectWith(a.stream, async (ctx) => {
+    await ctx.request(acp.methods.agent.initialize, {
+      protocolVersion: acp.PROTOCOL_VERSION,
+      clientCapabilities: {},
+    });
+    const { sessionId } = await ctx.request(acp.methods.agent.session.new, { cwd, mcpServers: [] });
+    const announced = () =>
+      a.updates.find((u) => u.sessionId === sessionId && u.update.sessionUpdate === "available_commands_update");
+    for (let waited = 0; !announced() && waited < 5000; waited += 20) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const commands = announced().update.availableCommands;
+    assert.deepEqual(
+      commands.find((c) => c.name === "explain"),
+      { name: "explain", description: "Explain some code", input: { hint: "<path>" } },
+    );
+    assert.ok(commands.some((c) => c.name === "compact"));
+    assert.ok(commands.some((c) => c.name === "skills"));
+
+    a.updates.length = 0;
+    const answer = await ctx.request(acp.methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: "text", text: "/explain src/main.rs [[show=messages]]" }],
+    });
+    assert.equal(answer.stopReason, "end_turn");
+    const sent = JSON.parse(textOf(a.updates, "agent_message_chunk"));
+    assert.equal(sent[0].content, "Explain src/main.rs simply. src/main.rs [[show=messages]]");
+  });
+  await stop(a.child);
 });
