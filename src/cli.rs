@@ -99,6 +99,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_context_files: bool,
 
+    /// Do not look for Agent Skills (SKILL.md folders) to list in the
+    /// system prompt [default: the config's `skills`, else on].
+    #[arg(long)]
+    pub no_skills: bool,
+
     /// Largest accepted command line in bytes (newline excluded).
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub max_frame_bytes: usize,

@@ -39,6 +39,8 @@ pub(crate) struct Config {
     pub append_system_prompt: Option<String>,
     /// Whether AGENTS.md / CLAUDE.md files are read (default true).
     pub context_files: Option<bool>,
+    /// Whether Agent Skills are looked for (default true).
+    pub skills: Option<bool>,
     /// `[mcp_servers.<name>]`: MCP tool servers (Codex's shape).
     #[serde(default)]
     pub mcp_servers: BTreeMap<String, crate::mcp::config::TomlServer>,
@@ -193,6 +195,14 @@ pub(crate) fn default_dir() -> Option<PathBuf> {
     Some(base.join("agent-rpc"))
 }
 
+/// The user's skills directories, farther level first: the shared
+/// `~/.agents/skills`, then agent-rpc's own under [`default_dir`].
+pub(crate) fn skill_dirs() -> Vec<PathBuf> {
+    let home = env_nonempty("HOME").map(|h| PathBuf::from(h).join(".agents/skills"));
+    let own = default_dir().map(|d| d.join("skills"));
+    home.into_iter().chain(own).collect()
+}
+
 /// Loads the config: `explicit` must exist; the default path may not.
 pub(crate) fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
     let (path, required) = match explicit {
@@ -307,7 +317,9 @@ context_window = 32768
 
     #[test]
     fn system_prompt_keys_are_top_level_and_at_files_are_read_beside_the_config() {
-        let c = parse("system_prompt = \"be brief\"\ncontext_files = false\n").unwrap();
+        let c =
+            parse("system_prompt = \"be brief\"\ncontext_files = false\nskills = false\n").unwrap();
+        assert_eq!(c.skills, Some(false));
         assert_eq!(c.system_prompt.as_deref(), Some("be brief"));
         assert_eq!(c.context_files, Some(false));
         assert_eq!(c.append_system_prompt, None);

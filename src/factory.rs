@@ -256,6 +256,8 @@ fn prompt_config(cli: &Cli, config: &Config) -> Result<PromptConfig, Coded> {
         append: append.or_else(|| config.append_system_prompt.clone()),
         context_files: !cli.no_context_files && config.context_files != Some(false),
         global_dir: config::default_dir(),
+        skills: !cli.no_skills && config.skills != Some(false),
+        skill_dirs: config::skill_dirs(),
     })
 }
 

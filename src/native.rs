@@ -78,6 +78,7 @@ fn ready(parts: &Parts) -> Frame {
         usage: session.usage,
         thinking_level: session.thinking_level,
         context_files: parts.context.files().to_vec(),
+        skills: parts.context.skill_entries(),
     })
 }
 

@@ -9,7 +9,7 @@
 //! - `BENCH_STALL_RUNS` (default `BENCH_RUNS`): runs of the 1,000,000-delta
 //!   stalled-reader row (each takes ≥ 5 s by design).
 //! - `BENCH_ONLY` (optional): comma-separated row groups to run
-//!   (`spawn,resume,latency,throughput,acp,editor,idle,stall,abort`); default all.
+//!   (`spawn,resume,skills,latency,throughput,acp,editor,idle,stall,abort`); default all.
 //!
 //! The harness reads the host's stdout with 1 MiB `read(2)` calls straight
 //! into its line buffer and recognises frames by their fixed prefixes (the
@@ -34,6 +34,7 @@ mod acp;
 mod editor;
 mod idle;
 mod latency;
+mod skills;
 mod spawn;
 mod stall;
 mod throughput;
@@ -111,6 +112,7 @@ fn main() {
     };
     step("spawn", &mut |t| spawn::bench_spawn(t, runs));
     step("resume", &mut |t| spawn::bench_resume(t, runs));
+    step("skills", &mut |t| skills::bench_skills(t, runs));
     step("latency", &mut |t| {
         latency::bench_latency_echo(t, runs);
         latency::bench_latency_http(t, runs);

@@ -41,7 +41,7 @@ pub(crate) fn discover(cwd: &Path, global_dir: Option<&Path>) -> Vec<ContextFile
 /// The directories from the nearer of the git repository's root (the
 /// nearest ancestor holding `.git`, a directory or, in worktrees and
 /// submodules, a file) and the filesystem root, down to `cwd`.
-fn chain(cwd: &Path) -> Vec<PathBuf> {
+pub(crate) fn chain(cwd: &Path) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     for dir in cwd.ancestors() {
         dirs.push(dir.to_path_buf());

@@ -1,14 +1,17 @@
 //! The system prompt a session's model is sent: the default one (the
 //! template `system_prompt.md`, filled with this session's tools, permission
 //! mode and environment) or the user's replacement, the user's addition,
-//! then the project's context files (`files.rs`).
+//! then the project's context files (`files.rs`) and the list of Agent
+//! Skills (`skills.rs`, their front matter checked in `front_matter.rs`).
 //!
 //! [`build`] is pure, so the exact text is unit-tested; [`SessionPrompt`] is what
-//! the host holds: it reads the context files when a session starts and
-//! rebuilds the text when the permission mode (and with it the tool list)
-//! changes.
+//! the host holds: it reads the context files and finds the skills when a
+//! session starts and rebuilds the text when the permission mode (and with
+//! it the tool list) changes.
 
 pub(crate) mod files;
+pub(crate) mod front_matter;
+pub(crate) mod skills;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,7 @@ use crate::permissions::{self, Access, Verdict};
 use crate::protocol::Mode;
 use crate::tools::Toolset;
 pub(crate) use files::ContextFile;
+pub(crate) use skills::{Found, Skill};
 
 /// The default prompt; `{name}` placeholders are filled by [`build`].
 const TEMPLATE: &str = include_str!("system_prompt.md");
@@ -33,6 +37,11 @@ pub(crate) struct PromptConfig {
     pub context_files: bool,
     /// The global config directory, whose AGENTS.md comes first.
     pub global_dir: Option<PathBuf>,
+    /// Whether skills are looked for (`--no-skills` and `skills = false`
+    /// turn it off).
+    pub skills: bool,
+    /// The user's skills directories, farther level first.
+    pub skill_dirs: Vec<PathBuf>,
 }
 
 /// Where the session runs, as the default prompt states it.
@@ -67,6 +76,7 @@ pub(crate) struct Inputs<'a> {
     pub mode: Mode,
     pub env: &'a Environment,
     pub files: &'a [ContextFile],
+    pub skills: &'a [Skill],
 }
 
 /// The text sent as the system prompt, and the context files it includes.
@@ -77,7 +87,7 @@ pub(crate) struct SystemPrompt {
 }
 
 /// The system prompt: the default one or the replacement, the addition,
-/// then the context files; the parts joined by a blank line.
+/// the context files, then the skills; the parts joined by a blank line.
 pub(crate) fn build(i: &Inputs) -> SystemPrompt {
     let base = match &i.config.replace {
         Some(text) => text.clone(),
@@ -87,6 +97,7 @@ pub(crate) fn build(i: &Inputs) -> SystemPrompt {
         Some(base),
         i.config.append.clone(),
         (!i.files.is_empty()).then(|| context_section(i.files)),
+        (!i.skills.is_empty()).then(|| skills_section(i.skills)),
     ];
     let text = parts
         .iter()
@@ -200,6 +211,28 @@ fn context_section(files: &[ContextFile]) -> String {
     out
 }
 
+/// The skills, one line each (a description's line breaks become spaces):
+/// the model reads a body when it needs it.
+fn skills_section(skills: &[Skill]) -> String {
+    let mut out = String::from(
+        "# Skills\n\n\
+         Skills are instructions for particular tasks, each in a folder with a SKILL.md file. \
+         When a task matches a skill's description, read its SKILL.md with `read` before you start \
+         and follow it; paths in it are relative to its folder. Reading inside a skill's folder \
+         needs no approval.\n",
+    );
+    for s in skills {
+        let description: Vec<&str> = s.description.split_whitespace().collect();
+        out.push_str(&format!(
+            "\n- {}: {} ({})",
+            s.name,
+            description.join(" "),
+            s.path.display()
+        ));
+    }
+    out
+}
+
 /// `template` with each `{name}` of `values` replaced in one pass, so a
 /// value that itself holds `{…}` (a directory name, say) stays as it is.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
@@ -254,20 +287,24 @@ pub(crate) struct SessionPrompt {
     mode: Mode,
     env: Environment,
     files: Vec<ContextFile>,
+    found: Found,
     prompt: SystemPrompt,
 }
 
 impl SessionPrompt {
-    /// Reads the context files of a session in `cwd` and builds its prompt.
+    /// Reads the context files and finds the skills of a session in `cwd`,
+    /// and builds its prompt.
     pub(crate) fn start(config: PromptConfig, cwd: PathBuf, mode: Mode) -> Self {
         let env = Environment::current(&cwd);
         let files = read_files(&config, &cwd);
+        let found = find_skills(&config, &cwd);
         let prompt = build(&Inputs {
             config: &config,
             tools: Toolset::builtin(),
             mode,
             env: &env,
             files: &files,
+            skills: &found.skills,
         });
         SessionPrompt {
             config,
@@ -275,6 +312,7 @@ impl SessionPrompt {
             mode,
             env,
             files,
+            found,
             prompt,
         }
     }
@@ -301,6 +339,7 @@ impl SessionPrompt {
             mode,
             env: &self.env,
             files: &self.files,
+            skills: &self.found.skills,
         });
     }
 
@@ -313,6 +352,30 @@ impl SessionPrompt {
     pub(crate) fn files(&self) -> &[String] {
         &self.prompt.context_files
     }
+
+    /// The skills as `ready`, `get_state` and `switch_session` list them.
+    pub(crate) fn skill_entries(&self) -> Vec<crate::protocol::SkillEntry> {
+        let entry = |s: &Skill| crate::protocol::SkillEntry {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            path: s.path.to_string_lossy().into_owned(),
+        };
+        self.found.skills.iter().map(entry).collect()
+    }
+
+    /// The skipped `SKILL.md` files, as `get_state` lists them.
+    pub(crate) fn skill_errors(&self) -> Vec<crate::protocol::SkillError> {
+        let error = |e: &skills::SkillError| crate::protocol::SkillError {
+            path: e.path.to_string_lossy().into_owned(),
+            message: e.message.clone(),
+        };
+        self.found.errors.iter().map(error).collect()
+    }
+
+    /// The skills' folders (canonical), where reads need no permission.
+    pub(crate) fn skill_roots(&self) -> Vec<PathBuf> {
+        self.found.skills.iter().map(|s| s.root.clone()).collect()
+    }
 }
 
 fn read_files(config: &PromptConfig, cwd: &Path) -> Vec<ContextFile> {
@@ -320,6 +383,14 @@ fn read_files(config: &PromptConfig, cwd: &Path) -> Vec<ContextFile> {
         return Vec::new();
     }
     files::discover(cwd, config.global_dir.as_deref())
+}
+
+/// The skills along the same chain of directories as the context files.
+fn find_skills(config: &PromptConfig, cwd: &Path) -> Found {
+    if !config.skills {
+        return Found::default();
+    }
+    skills::discover(&files::chain(cwd), &config.skill_dirs)
 }
 
 #[cfg(test)]

@@ -13,12 +13,22 @@ fn env() -> Environment {
 }
 
 fn built(config: &PromptConfig, mode: Mode, files: &[ContextFile]) -> SystemPrompt {
+    with_skills(config, mode, files, &[])
+}
+
+fn with_skills(
+    config: &PromptConfig,
+    mode: Mode,
+    files: &[ContextFile],
+    skills: &[Skill],
+) -> SystemPrompt {
     build(&Inputs {
         config,
         tools: Toolset::builtin(),
         mode,
         env: &env(),
         files,
+        skills,
     })
 }
 
@@ -220,5 +230,37 @@ fn the_context_follows_mode_changes() {
     assert!(
         !ctx.text().unwrap().contains("- write: "),
         "the mode is kept"
+    );
+}
+
+#[test]
+fn skills_come_last_one_line_each() {
+    let skill = |name: &str, description: &str| Skill {
+        name: name.into(),
+        description: description.into(),
+        path: PathBuf::from(format!("/repo/.agents/skills/{name}/SKILL.md")),
+        root: PathBuf::from(format!("/repo/.agents/skills/{name}")),
+    };
+    let skills = [
+        skill("pdf", "Fill PDF\nforms."),
+        skill("deploy", "Ship it."),
+    ];
+    let config = PromptConfig {
+        replace: Some("You are terse.".into()),
+        ..PromptConfig::default()
+    };
+    let files = [file("/repo/AGENTS.md", "rules", None)];
+    let prompt = with_skills(&config, Mode::Ask, &files, &skills);
+    let want = "# Skills\n\n\
+        Skills are instructions for particular tasks, each in a folder with a SKILL.md file. \
+        When a task matches a skill's description, read its SKILL.md with `read` before you start \
+        and follow it; paths in it are relative to its folder. Reading inside a skill's folder \
+        needs no approval.\n\n\
+        - pdf: Fill PDF forms. (/repo/.agents/skills/pdf/SKILL.md)\n\
+        - deploy: Ship it. (/repo/.agents/skills/deploy/SKILL.md)";
+    assert!(
+        prompt.text.ends_with(&format!("rules\n\n{want}")),
+        "{}",
+        prompt.text
     );
 }

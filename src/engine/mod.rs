@@ -124,6 +124,10 @@ pub(crate) struct TurnCtx {
     pub steers: mpsc::UnboundedReceiver<String>,
     pub gate: Arc<Gate>,
     pub cwd: PathBuf,
+    /// The folders of the session's Agent Skills (canonical): a read-only
+    /// call inside one runs unasked, so the model can open a skill the
+    /// system prompt lists wherever it is installed.
+    pub skill_roots: Arc<Vec<PathBuf>>,
     /// The session's file system and processes, which tools use.
     pub backends: crate::tools::Backends,
     /// Where the session's tools come from (built-ins, MCP servers).

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::{TurnCtx, TurnMsg};
 use crate::message::Block;
-use crate::permissions::Verdict;
+use crate::permissions::{Access, Verdict};
 use crate::protocol::Decision;
 use crate::protocol::{
     Frame, PermissionCancelledFrame, PermissionRequestFrame, PlanFrame, ToolExecutionEndFrame,
@@ -147,10 +147,12 @@ async fn one(
         Ok(p) => p,
         Err(e) => return ToolOutput::failed(&e),
     };
-    let outside = preview
-        .paths
-        .iter()
-        .any(|p| !paths::is_inside(p, ctx.gate.roots()));
+    // A read-only call inside a skill's folder counts as inside: the
+    // system prompt lists the skills for the model to read.
+    let outside = preview.paths.iter().any(|p| {
+        let in_skill = tool.access() == Access::ReadOnly && paths::is_inside(p, &ctx.skill_roots);
+        !paths::is_inside(p, ctx.gate.roots()) && !in_skill
+    });
     match ctx.gate.verdict(name, tool.access(), outside) {
         Verdict::Run => {}
         Verdict::Refuse(why) => return ToolOutput::error(why),

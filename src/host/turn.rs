@@ -178,6 +178,7 @@ impl Host {
             steers: steer_rx,
             gate: self.gate.clone(),
             cwd: self.settings.cwd_path.clone(),
+            skill_roots: Arc::new(self.context.skill_roots()),
             backends: self.backends.clone(),
             tools: self.tools.clone(),
         };

@@ -220,6 +220,8 @@ pub struct ReadyFrame {
     pub thinking_level: ThinkingLevel,
     /// The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
     pub context_files: Vec<String>,
+    /// The Agent Skills listed in the system prompt, by name.
+    pub skills: Vec<super::SkillEntry>,
 }
 
 /// A turn starts (for a `prompt` or `follow_up`).

@@ -216,6 +216,10 @@ pub struct StateResponse {
     pub thinking_level: ThinkingLevel,
     /// The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
     pub context_files: Vec<String>,
+    /// The Agent Skills listed in the system prompt, by name.
+    pub skills: Vec<SkillEntry>,
+    /// The `SKILL.md` files skipped because they break a rule.
+    pub skill_errors: Vec<SkillError>,
     /// A compaction is running (`compact`, or the running turn's own).
     pub compacting: bool,
     /// The host compacts on its own (`set_auto_compaction`).
@@ -296,6 +300,24 @@ pub struct SwitchSessionResponse {
     pub thinking_level: ThinkingLevel,
     /// The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
     pub context_files: Vec<String>,
+    /// The Agent Skills listed in the system prompt, by name.
+    pub skills: Vec<SkillEntry>,
+}
+
+/// One Agent Skill in the system prompt: the model reads `path` (its
+/// `SKILL.md`) when a task matches `description`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SkillEntry {
+    pub name: String,
+    pub description: String,
+    pub path: String,
+}
+
+/// A `SKILL.md` left out of the system prompt, and the rule it breaks.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SkillError {
+    pub path: String,
+    pub message: String,
 }
 
 /// The session that was deleted.

@@ -527,6 +527,10 @@ class GetStateResponse(TypedDict):
     #: Follow-ups waiting to run.
     queued: int
     session_id: str
+    #: The `SKILL.md` files skipped because they break a rule.
+    skill_errors: List[SkillError]
+    #: The Agent Skills listed in the system prompt, by name.
+    skills: List[SkillEntry]
     streaming: bool
     #: Applies from the next turn (`set_thinking_level`).
     thinking_level: ThinkingLevel
@@ -834,6 +838,8 @@ class ReadyFrame(TypedDict):
     model: Optional[str]
     protocol_version: int
     session_id: str
+    #: The Agent Skills listed in the system prompt, by name.
+    skills: List[SkillEntry]
     thinking_level: ThinkingLevel
     type: Literal["ready"]
     usage: Usage
@@ -1006,6 +1012,23 @@ class ShutdownResponse(TypedDict):
     type: Literal["response"]
 
 
+class SkillEntry(TypedDict):
+    """One Agent Skill in the system prompt: the model reads `path` (its
+    `SKILL.md`) when a task matches `description`.
+    """
+
+    description: str
+    name: str
+    path: str
+
+
+class SkillError(TypedDict):
+    """A `SKILL.md` left out of the system prompt, and the rule it breaks."""
+
+    message: str
+    path: str
+
+
 class _SteerCommandRequired(TypedDict):
     message: str
     type: Literal["steer"]
@@ -1092,6 +1115,8 @@ class SwitchSessionResponse(TypedDict):
     ok: Literal[True]
     permission_mode: Mode
     session_id: str
+    #: The Agent Skills listed in the system prompt, by name.
+    skills: List[SkillEntry]
     thinking_level: ThinkingLevel
     type: Literal["response"]
     #: The session's token totals so far.
@@ -1257,6 +1282,8 @@ __all__ = [
     "SetThinkingLevelResponse",
     "ShutdownCommand",
     "ShutdownResponse",
+    "SkillEntry",
+    "SkillError",
     "SteerCommand",
     "SteerResponse",
     "StreamEvent",

@@ -44,6 +44,7 @@ from ._types import (
     ShutdownResponse,
     SteerResponse,
     SwitchSessionResponse,
+    SkillEntry,
     Usage,
 )
 from .errors import NotStarted, ProcessExited, ProtocolError, RpcError
@@ -82,6 +83,8 @@ class Ready:
     thinking_level: ThinkingLevel
     #: The AGENTS.md / CLAUDE.md files in the system prompt, outermost first.
     context_files: List[str]
+    #: The Agent Skills listed in the system prompt (SPEC §5.12), by name.
+    skills: List[SkillEntry]
     raw: Dict[str, Any] = field(repr=False)
 
     @classmethod
@@ -96,6 +99,7 @@ class Ready:
             usage=frame.get("usage", {}),
             thinking_level=frame.get("thinking_level", "off"),
             context_files=list(frame.get("context_files", [])),
+            skills=list(frame.get("skills", [])),
             raw=frame,
         )
 

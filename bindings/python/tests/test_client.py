@@ -15,6 +15,7 @@ class StreamingTest(HostTestCase):
         self.assertEqual(client.ready.message_count, 0)
         self.assertEqual(client.ready.thinking_level, "off")
         self.assertEqual(client.ready.context_files, [])
+        self.assertEqual(client.ready.skills, [])
         self.assertEqual(client.ready.raw["type"], "ready")
 
         turn = client.prompt("hello there friend")

@@ -43,9 +43,12 @@ class GeneratedTypesTest(unittest.TestCase):
             types.GetStateResponse.__required_keys__,
             {"type", "id", "command", "ok", "streaming", "prompt_id", "model",
              "session_id", "message_count", "queued", "cwd", "permission_mode",
-             "thinking_level", "context_files", "compacting", "auto_compaction",
-             "mcp_servers", "plan"},
+             "thinking_level", "context_files", "skills", "skill_errors", "compacting",
+             "auto_compaction", "mcp_servers", "plan"},
         )
+        self.assertEqual(types.SkillEntry.__required_keys__, {"name", "description", "path"})
+        self.assertIn("skills", types.ReadyFrame.__required_keys__)
+        self.assertIn("skills", types.SwitchSessionResponse.__required_keys__)
         self.assertIn("type", types.ReadyFrame.__required_keys__)
         self.assertIn("cancelled", types.PromptResponse.__optional_keys__)
         self.assertIn("message", types.PromptCommand.__required_keys__)

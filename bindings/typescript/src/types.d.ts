@@ -437,6 +437,10 @@ export type GetStateResponse = {
   /** Follow-ups waiting to run. */
   queued: number;
   session_id: string;
+  /** The `SKILL.md` files skipped because they break a rule. */
+  skill_errors: SkillError[];
+  /** The Agent Skills listed in the system prompt, by name. */
+  skills: SkillEntry[];
   streaming: boolean;
   /** Applies from the next turn (`set_thinking_level`). */
   thinking_level: ThinkingLevel;
@@ -672,6 +676,8 @@ export interface ReadyFrame {
   model: string | null;
   protocol_version: number;
   session_id: string;
+  /** The Agent Skills listed in the system prompt, by name. */
+  skills: SkillEntry[];
   thinking_level: ThinkingLevel;
   usage: Usage;
   version: string;
@@ -822,6 +828,22 @@ export type ShutdownResponse = {
   type: "response";
 } & { [key: string]: unknown };
 
+/**
+ * One Agent Skill in the system prompt: the model reads `path` (its
+ * `SKILL.md`) when a task matches `description`.
+ */
+export interface SkillEntry {
+  description: string;
+  name: string;
+  path: string;
+}
+
+/** A `SKILL.md` left out of the system prompt, and the rule it breaks. */
+export interface SkillError {
+  message: string;
+  path: string;
+}
+
 /** A message for the model at the next safe point of the running turn. */
 export interface SteerCommand {
   /** Optional; echoed verbatim on the answer. */
@@ -891,6 +913,8 @@ export type SwitchSessionResponse = {
   model: string | null;
   permission_mode: Mode;
   session_id: string;
+  /** The Agent Skills listed in the system prompt, by name. */
+  skills: SkillEntry[];
   thinking_level: ThinkingLevel;
   /** The session's token totals so far. */
   usage: Usage;

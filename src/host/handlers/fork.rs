@@ -119,6 +119,7 @@ impl Host {
             permission_mode: self.gate.mode(),
             thinking_level: s.thinking_level,
             context_files: self.context.files().to_vec(),
+            skills: self.context.skill_entries(),
         });
         self.respond(token, switched).await;
     }

@@ -20,6 +20,8 @@ impl Host {
             permission_mode: self.gate.mode(),
             thinking_level: self.session.thinking_level,
             context_files: self.context.files().to_vec(),
+            skills: self.context.skill_entries(),
+            skill_errors: self.context.skill_errors(),
             compacting: self.compacting.is_some()
                 || self.turn.as_ref().is_some_and(|t| t.compacting),
             auto_compaction: self.auto_compaction(),
