@@ -244,9 +244,10 @@ fn frames_and_commands_of_an_extension_session_are_valid() {
         json!({"type": "set_thinking_level", "level": "xhigh"}),
         "tl",
     );
-    // The session commands: fork, switch back, a compaction the echo
-    // model cannot shrink (an error answer), the auto-compaction switch,
-    // deleting the fork.
+    // The session commands: fork, switch back, a compaction that would not
+    // shrink (an error answer: the echo model restates when the
+    // instructions carry a directive), one that does, the auto-compaction
+    // switch, deleting the fork.
     let fork = s.ok(json!({"type": "fork"}), "f1");
     let original = fork["forked_from"].clone();
     let switched = s.ok(
@@ -254,8 +255,13 @@ fn frames_and_commands_of_an_extension_session_are_valid() {
         "sw",
     );
     assert_eq!(switched["ok"], true, "{switched}");
-    let compact = s.call(json!({"type": "compact", "instructions": "short"}), "c1");
-    assert_eq!(compact["code"], "provider_error", "{compact}");
+    let refused = s.call(
+        json!({"type": "compact", "instructions": "[[thinking=0]]"}),
+        "c1",
+    );
+    assert_eq!(refused["code"], "not_compacted", "{refused}");
+    let compact = s.call(json!({"type": "compact", "instructions": "short"}), "c2");
+    assert_eq!(compact["ok"], true, "{compact}");
     s.ok(
         json!({"type": "set_auto_compaction", "enabled": false}),
         "ac",
