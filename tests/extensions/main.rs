@@ -223,17 +223,15 @@ fn assert_all_gone(pids: &BTreeSet<u32>, within: Duration, what: &str) {
 }
 
 /// A copy of a fixture plugin under `root/<id>/plugin.json`, with
-/// `fakeprov.py` (and the `directives.py` it imports) at `root/` so the
+/// `fakeprov.py` (and the `directives.py` and `summaries.py` it imports) at `root/` so the
 /// manifest's `../fakeprov.py` still resolves; `edit` changes the manifest.
 fn plugin_copy(root: &Path, id: &str, from: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
     std::fs::create_dir_all(root.join(id)).unwrap();
     std::fs::copy(common::fixture("fakeprov.py"), root.join("fakeprov.py")).unwrap();
-    // fakeprov.py imports the shared directive parser from beside itself.
-    std::fs::copy(
-        common::fixture("../directives.py"),
-        root.join("directives.py"),
-    )
-    .unwrap();
+    // fakeprov.py imports the modules the fakes share from beside itself.
+    for shared in ["directives.py", "summaries.py"] {
+        std::fs::copy(common::fixture("..").join(shared), root.join(shared)).unwrap();
+    }
     let text = std::fs::read_to_string(common::fixture(from).join("plugin.json")).unwrap();
     let mut manifest: Value = serde_json::from_str(&text).unwrap();
     edit(&mut manifest);
