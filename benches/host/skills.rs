@@ -1,9 +1,11 @@
 //! Group 1c (`skills`): spawn → `ready` in a git repository holding 200
 //! Agent Skills (100 in the repo root's `.agents/skills`, 50 in a
 //! subfolder's `.claude/skills` on the way to the cwd, 50 in
-//! `~/.agents/skills`), against the same tree without them, the runs
-//! interleaved so both see the same machine. Discovery must stay within a
-//! few milliseconds of 1a.
+//! `~/.agents/skills`) and 200 slash commands (100 in the root's
+//! `.agents/commands`, 100 in the subfolder's `.claude/commands`, a third
+//! of them in namespace folders), against the same tree without them, the
+//! runs interleaved so both see the same machine. Discovery must stay
+//! within a few milliseconds of 1a.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -40,7 +42,7 @@ pub fn bench_skills(t: &mut Table, runs: usize) {
     );
     row(
         t,
-        "… the same with 200 skills (repo root, a parent of the cwd, ~/.agents/skills)",
+        "… the same with 200 skills and 200 commands (repo root, a parent of the cwd, ~/.agents/skills)",
         &many,
         Target::AtMost(8.0),
         "within a few ms of the row above",
@@ -56,9 +58,16 @@ fn ready_ms(count: usize) -> Res<f64> {
     let mut h = Host::spawn(&args, &[], dir.path(), "skills")?;
     let (dt, ready) = h.wait_ready()?;
     let listed = ready["skills"].as_array().map_or(0, Vec::len);
+    let commands = h.command(serde_json::json!({"type": "get_commands", "id": "c"}), 5.0)?;
+    // The built-in ones (/compact, /skills) come on top.
+    let files = commands["commands"]
+        .as_array()
+        .map_or(0, |c| c.iter().filter(|c| c["source"] == "project").count());
     h.close(5.0)?;
-    if listed != count {
-        return Err(format!("ready lists {listed} skills, want {count}"));
+    if listed != count || files != count {
+        return Err(format!(
+            "ready lists {listed} skills and get_commands {files} project commands, want {count} each"
+        ));
     }
     Ok(dt * 1e3)
 }
@@ -82,8 +91,29 @@ fn tree(dir: &Path, count: usize) -> Res<PathBuf> {
             _ => 2,
         }];
         write_skill(place, &format!("skill-{i:03}"))?;
+        let commands = if i % 2 == 0 {
+            repo.join(".agents/commands")
+        } else {
+            repo.join("a/.claude/commands")
+        };
+        let folder = if i % 3 == 0 {
+            commands.join(format!("ns{}", i % 5))
+        } else {
+            commands
+        };
+        write_command(&folder, &format!("cmd-{i:03}"))?;
     }
     Ok(cwd)
+}
+
+fn write_command(dir: &Path, name: &str) -> Res<()> {
+    fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let text = format!(
+        "---\ndescription: Runs {name}\nargument-hint: <file> [focus]\n---\n\
+         Do {name} with $1, focusing on $ARGUMENTS.\n{}",
+        "More instructions.\n".repeat(20)
+    );
+    fs::write(dir.join(format!("{name}.md")), text).map_err(|e| e.to_string())
 }
 
 fn write_skill(dir: &Path, name: &str) -> Res<()> {
