@@ -40,7 +40,7 @@ fn the_quick_start_runs_the_echo_fixture_and_cargo_test() {
     assert!(
         commands[0].starts_with("printf '{\"type\":\"prompt\"")
             && commands[0]
-                .ends_with("| cargo run --release -- --extension fixtures/providers/echo"),
+                .ends_with("| cargo run -- --extension fixtures/providers/echo"),
         "{}",
         commands[0]
     );
@@ -191,7 +191,7 @@ fn the_fake_model_server_commands_work_as_written() {
     assert_eq!(exports.len(), 4, "{exports:?}");
     for line in &lines[2..] {
         let (input, command) = line
-            .split_once(" | cargo run --release -- ")
+            .split_once(" | cargo run -- ")
             .expect("a prompt line");
         let message = input
             .trim_start_matches("printf '")
