@@ -39,8 +39,7 @@ fn the_quick_start_runs_the_echo_fixture_and_cargo_test() {
     assert_eq!(commands.len(), 2, "two commands: {commands:?}");
     assert!(
         commands[0].starts_with("printf '{\"type\":\"prompt\"")
-            && commands[0]
-                .ends_with("| cargo run -- --extension fixtures/providers/echo"),
+            && commands[0].ends_with("| cargo run -- --extension fixtures/providers/echo"),
         "{}",
         commands[0]
     );
@@ -190,9 +189,7 @@ fn the_fake_model_server_commands_work_as_written() {
         .collect();
     assert_eq!(exports.len(), 4, "{exports:?}");
     for line in &lines[2..] {
-        let (input, command) = line
-            .split_once(" | cargo run -- ")
-            .expect("a prompt line");
+        let (input, command) = line.split_once(" | cargo run -- ").expect("a prompt line");
         let message = input
             .trim_start_matches("printf '")
             .trim_end_matches("\\n'");
