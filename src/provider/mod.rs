@@ -18,6 +18,7 @@ pub(crate) mod http;
 pub(crate) mod model_id;
 mod registry;
 pub(crate) mod thinking;
+mod typo;
 
 use std::future::Future;
 use std::pin::Pin;

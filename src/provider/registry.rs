@@ -134,7 +134,10 @@ impl Providers {
     /// provider or plugin exists. An extension's own provider and model names
     /// are checked by [`Providers::check_model`] once it has started.
     pub(crate) fn check_model_quick(&self, id: &str) -> anyhow::Result<()> {
-        self.resolve(id).map(drop)
+        match self.resolve(id)? {
+            Backend::Http { endpoint, model } => not_a_slip(endpoint, model),
+            Backend::Extension { .. } => Ok(()),
+        }
     }
 
     fn plugin_list(&self) -> String {
@@ -152,9 +155,10 @@ impl Providers {
     /// Full check of a model id, starting its extension if needed.
     pub(crate) async fn check_model(&self, id: &str) -> anyhow::Result<()> {
         match self.resolve(id)? {
-            // Any model name may be sent to an HTTP endpoint: services add
-            // models faster than a catalogue can follow.
-            Backend::Http { .. } => Ok(()),
+            // Any model name may be sent to an HTTP endpoint (services add
+            // models faster than a catalogue can follow), but not one a
+            // slip away from a listed one.
+            Backend::Http { endpoint, model } => not_a_slip(endpoint, model),
             Backend::Extension { ext, id } => ext.model(&id).await.map(drop),
         }
     }
@@ -477,6 +481,19 @@ impl Providers {
                  model with --model or set_model (see README); the prompt was not run"
             ),
         )
+    }
+}
+
+/// `model` is not a near miss of one of the endpoint's listed models.
+fn not_a_slip(endpoint: &Endpoint, model: &str) -> anyhow::Result<()> {
+    let known = endpoint.models.iter().map(|m| m.id.as_str());
+    match super::typo::near_miss(model, known) {
+        Some(meant) => Err(anyhow::anyhow!(
+            "{}/{model} is not a model {} lists; did you mean {meant}?",
+            endpoint.name,
+            endpoint.name
+        )),
+        None => Ok(()),
     }
 }
 

@@ -162,3 +162,66 @@ fn bad_default_model_in_the_config_is_a_startup_error_naming_file_and_key() {
         Some(2)
     );
 }
+
+/// A model id a slip away from a catalogue one (`claude-sonet-5-5`) is a
+/// start-up error naming the model meant, in the config and in `--model`,
+/// and `set_model` refuses it too; a name the catalogue does not know and
+/// that is not a slip (a model newer than the catalogue) still passes.
+#[test]
+fn a_mistyped_catalogue_model_is_refused_with_the_one_meant() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path().join("agent-rpc");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("config.toml"),
+        "default_model = \"claude-sonet-5-5\"\n",
+    )
+    .expect("write config");
+    let mut rpc = Spawn::new()
+        .env("XDG_CONFIG_HOME", &home.path().to_string_lossy())
+        .start();
+    let f = rpc.recv();
+    assert_eq!(f["type"], "error", "{f}");
+    let msg = f["message"].as_str().unwrap_or("");
+    assert!(
+        msg.ends_with("default_model: anthropic/claude-sonet-5-5 is not a model anthropic lists; did you mean claude-sonnet-5-5?"),
+        "{msg}"
+    );
+    assert!(rpc.wait(Duration::from_secs(5)).is_some());
+
+    let mut rpc = Spawn::new()
+        .env("XDG_CONFIG_HOME", NO_CONFIG_HOME)
+        .model("openai/gpt-4o-minni")
+        .start();
+    let f = rpc.recv();
+    assert_eq!(f["type"], "error", "{f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("did you mean gpt-4o-mini?"),
+        "{f}"
+    );
+    assert!(rpc.wait(Duration::from_secs(5)).is_some());
+
+    let mut rpc = Spawn::new()
+        .env("XDG_CONFIG_HOME", NO_CONFIG_HOME)
+        .model("claude-sonnet-9-9")
+        .start();
+    rpc.ready();
+    let r = rpc.call(json!({"type": "set_model", "model": "claude-opus-6"}), "m");
+    assert_eq!(r["type"], "response", "a new name passes: {r}");
+    let r = rpc.call(
+        json!({"type": "set_model", "model": "anthropic/claude-opuss-5-5"}),
+        "t",
+    );
+    assert_eq!(r["type"], "error", "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("did you mean claude-opus-5-5?"),
+        "{r}"
+    );
+    finish(rpc);
+}
