@@ -341,12 +341,19 @@ impl Providers {
 
     /// For an extension model whose extension has not answered
     /// `initialize` yet: waits for that answer and says why the extension
-    /// does not offer the model, if it does not. `None` in every other case
-    /// (an HTTP model, a known extension, a model offered, a failed start —
-    /// which is reported where it is used).
+    /// does not offer the model, if it does not. For a model that names no
+    /// extension or provider of this process (a resumed session's), says so
+    /// at once. `None` in every other case (an HTTP model, a known
+    /// extension, a model offered, a failed start — which is reported where
+    /// it is used).
     pub(crate) async fn unoffered_after_start(&self, id: &str) -> Option<String> {
-        let Ok(Backend::Extension { ext, id }) = self.resolve(id) else {
-            return None;
+        let (ext, id) = match self.resolve(id) {
+            Ok(Backend::Extension { ext, id }) => (ext, id),
+            Ok(Backend::Http { .. }) => return None,
+            // A resumed session's model whose extension this process was
+            // not given (or whose provider is gone): said at once, not at
+            // the first prompt.
+            Err(e) => return Some(format!("{e:#}")),
         };
         if ext.known_providers().is_some() {
             return None;

@@ -139,3 +139,33 @@ fn continue_with_model_overrides_and_persists_the_stored_model() {
     assert_eq!(h.ready()["model"], other);
     finish(h);
 }
+
+/// `--continue` of a session whose model is an extension's, without that
+/// extension: `ready` names the stored model and a `model_error` follows at
+/// once saying the extension is not installed, rather than the first
+/// prompt finding out.
+#[test]
+fn continue_without_the_sessions_extension_says_so_after_ready() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let mut a = echo_spawn_in(data).model(ECHO).start();
+    let id = a.ready()["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(ok_prompt(&mut a, "1", "remember me"), "remember me");
+    finish(a);
+
+    let mut b = Spawn::new().data(data).arg("--continue").arg(&id).start();
+    let ready = b.ready();
+    assert_eq!(ready["model"], ECHO, "{ready}");
+    let (_, error) = b.until("model_error", |f| f["type"] == "model_error");
+    assert_eq!(error["model"], ECHO, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("no provider extension \"echo\" is installed"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("pick another model with set_model, or prompts will be refused"),
+        "{message}"
+    );
+    finish(b);
+}
