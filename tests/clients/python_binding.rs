@@ -158,12 +158,15 @@ fn pip_install_then_the_readme_example_runs() {
         Duration::from_secs(120),
     );
     let python: PathBuf = venv.join("bin/python");
+    // From the user's own project, naming the checkout's folder, as README says.
+    let project = scratch.join("project");
+    std::fs::create_dir_all(&project).expect("project dir");
     let pip = |extra: &[&str]| {
         let mut cmd = Command::new(&python);
         cmd.args(["-m", "pip", "install", "--disable-pip-version-check"])
             .args(extra)
-            .arg("./bindings/python")
-            .current_dir(&checkout)
+            .arg(checkout.join("bindings/python"))
+            .current_dir(&project)
             .env_remove("PYTHONPATH");
         run_bounded(&mut cmd, b"", Duration::from_secs(300))
     };
@@ -175,7 +178,7 @@ fn pip_install_then_the_readme_example_runs() {
         let (status, stdout, stderr) = pip(&[]);
         assert!(
             status.is_some_and(|s| s.success()),
-            "pip install ./bindings/python failed ({}):\n{stdout}{stderr}\n\
+            "pip install <checkout>/bindings/python failed ({}):\n{stdout}{stderr}\n\
              (offline, without build isolation, it said:\n{offline_err})",
             describe(status, Duration::from_secs(300))
         );
