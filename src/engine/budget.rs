@@ -26,8 +26,9 @@ impl TurnBudget {
         if let Some(max) = self.limits.max_turns {
             let used = self.rounds_before + rounds;
             if used >= max {
+                let rounds = if max == 1 { "round" } else { "rounds" };
                 return Some(format!(
-                    "the session reached its budget of {max} provider rounds (max_turns; {used} used); raise it with set_budget or --max-turns"
+                    "the session reached its budget of {max} provider {rounds} (max_turns; {used} used); raise it with set_budget or --max-turns"
                 ));
             }
         }

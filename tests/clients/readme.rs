@@ -162,8 +162,9 @@ fn the_tools_walk_through_gives_the_frames_readme_shows() {
     finish(h);
 }
 
-/// The offline HTTP path README shows: the fake server on its port, then
-/// each prompt line as written (with the binary under test for `cargo run`).
+/// The offline HTTP path README shows: the fake server, then each prompt
+/// line as written (with the binary under test for `cargo run`, and the
+/// fake's own port for README's, which a reader may be using).
 #[test]
 fn the_fake_model_server_commands_work_as_written() {
     let text = readme();
@@ -180,14 +181,26 @@ fn the_fake_model_server_commands_work_as_written() {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .expect("a --port");
-    let fake = crate::common::fake_http::FakeServer::with_args(&["--port", &port.to_string()]);
-    assert_eq!(fake.port, port);
-    let exports: Vec<(&str, &str)> = lines[1]
+    // On a port of its own: README's may be taken (by a reader trying it).
+    let fake = crate::common::fake_http::FakeServer::start();
+    let exports: Vec<(String, String)> = lines[1]
         .trim_start_matches("export ")
         .split_whitespace()
         .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                v.replace(&port.to_string(), &fake.port.to_string()),
+            )
+        })
         .collect();
     assert_eq!(exports.len(), 4, "{exports:?}");
+    let urls = exports.iter().filter(|(k, _)| k.ends_with("_BASE_URL"));
+    assert_eq!(
+        urls.count(),
+        2,
+        "both base URLs on the fake's port: {exports:?}"
+    );
     for line in &lines[2..] {
         let (input, command) = line.split_once(" | cargo run -- ").expect("a prompt line");
         let message = input
@@ -199,7 +212,7 @@ fn the_fake_model_server_commands_work_as_written() {
             .arg("--data-dir")
             .arg(data.path())
             .env("XDG_CONFIG_HOME", data.path().join("cfg"))
-            .envs(exports.iter().copied())
+            .envs(exports.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
