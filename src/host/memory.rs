@@ -16,6 +16,8 @@ use super::{channel, Answer, Host, HostGone, HostHandle, Parts, SessionSettings,
 use crate::protocol::{Command, Frame, MessageUpdate, StreamEvent};
 use crate::sink::{BoxFuture, FrameSink, Sink};
 
+/// How long `shutdown` waits for the host task to end.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(30);
 /// A running host and what it wrote.
 pub(crate) struct MemoryHost {
     handle: HostHandle,
@@ -73,11 +75,15 @@ impl MemoryHost {
         seen
     }
 
-    /// Asks the host to shut down and returns its exit code.
+    /// Asks the host to shut down and returns its exit code, once it has
+    /// ended (its session file closed, so its lock is released).
     pub(crate) async fn shutdown(self) -> Option<i32> {
         let _ = self.call(Command::Shutdown).await;
         drop(self.handle);
-        let done = tokio::time::timeout(Duration::from_secs(5), self.running).await;
+        // A bound against a hang, not a speed check: on a loaded machine
+        // stopping the extensions took longer than an earlier 5 s, and a
+        // test reopening the session then found it still locked.
+        let done = tokio::time::timeout(SHUTDOWN_BOUND, self.running).await;
         done.ok().and_then(Result::ok)
     }
 }
