@@ -314,8 +314,7 @@ impl<'a> Turn<'a> {
     /// Provider rounds until the model ends its turn with no tool calls
     /// and nothing left to deliver. Returns the final stop reason.
     async fn rounds(mut self) -> Result<String, Stop> {
-        let mut round_no = 0;
-        while round_no < self.spec.max_rounds {
+        while self.usage.rounds < u64::from(self.spec.max_rounds) {
             if let Some(why) = self.over_budget() {
                 return Err(Stop::Budget(why));
             }
@@ -337,7 +336,6 @@ impl<'a> Turn<'a> {
                     return Err(stop);
                 }
             };
-            round_no += 1;
             self.usage.rounds += 1;
             if let Some(stop_reason) = self.finish_round(completion, builder, &offer).await? {
                 return Ok(stop_reason);
