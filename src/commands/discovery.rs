@@ -104,6 +104,13 @@ fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<(String, PathBuf)>
         // Followed through symlinks, as a user's dotfiles often are.
         let is_dir = path.is_dir();
         if is_dir && depth < MAX_DEPTH {
+            if !usable_name(file_name) {
+                tracing::warn!(
+                    "command folder {} skipped: a command name cannot hold spaces or `:`",
+                    path.display()
+                );
+                continue;
+            }
             walk(&path, &format!("{prefix}{file_name}:"), depth + 1, out);
         } else if let Some(stem) = file_name.strip_suffix(".md").filter(|_| !is_dir) {
             match usable_name(stem) {
@@ -147,8 +154,19 @@ fn read(path: &Path, name: &str, source: CommandSource) -> Option<Template> {
 }
 
 /// The file's text (invalid UTF-8 replaced), refused past [`MAX_BYTES`].
+/// Only a regular file is opened (a FIFO would block start-up for ever),
+/// and no more than the cap and one byte is read.
 fn read_capped(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read it: {e}"))?;
     if bytes.len() as u64 > MAX_BYTES {
         return Err(format!(
             "it has {} bytes, more than the {} KiB a command may have",

@@ -67,6 +67,14 @@ fn front_matter_subfolders_and_bad_files() {
     write(&cmds.join("notes.txt"), "not a command");
     write(&cmds.join("bad name.md"), "spaces");
     write(
+        &cmds.join("bad folder/x.md"),
+        "a folder name the user cannot type",
+    );
+    write(&cmds.join("huge.md"), &"x".repeat(300 * 1024));
+    // A FIFO would block a read for ever: skipped, not opened.
+    let fifo = std::ffi::CString::new(cmds.join("pipe.md").as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    write(
         &cmds.join("open.md"),
         "---\ndescription: never closed\nBody",
     );
@@ -87,6 +95,9 @@ fn front_matter_subfolders_and_bad_files() {
     let open = entries.iter().find(|e| e.name == "open").unwrap();
     assert_eq!(open.description, "---");
     assert!(!c.names().contains(&"bad name") && !c.names().contains(&"notes"));
+    for skipped in ["bad folder:x", "huge", "pipe"] {
+        assert!(!c.names().contains(&skipped), "{skipped}: {:?}", c.names());
+    }
     let compact = entries.iter().find(|e| e.name == "compact").unwrap();
     assert_eq!(compact.source, CommandSource::Builtin);
     match c.expand("/fix 42 high") {

@@ -37,6 +37,7 @@ pub(crate) struct Meta {
 /// `folder` is the name of the skill's folder, which `name` must equal.
 pub(crate) fn parse(text: &str, folder: &str) -> Result<Meta, String> {
     let yaml = block(text)?;
+    refuse_aliases(yaml)?;
     let docs = YamlLoader::load_from_str(yaml)
         .map_err(|e| format!("the front matter is not valid YAML: {e}"))?;
     let map = match docs.into_iter().next() {
@@ -55,7 +56,11 @@ pub(crate) fn parse(text: &str, folder: &str) -> Result<Meta, String> {
     let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
     let name = required_string(get("name"), "name")?;
     check_name(&name, folder)?;
-    let description = required_string(get("description"), "description")?;
+    // A folded or literal block (`>`, `|`) ends in a newline: measured as
+    // it will be kept.
+    let description = required_string(get("description"), "description")?
+        .trim()
+        .to_owned();
     check_description(&description)?;
     check_optional(get("license"), "license", None)?;
     check_optional(get("allowed-tools"), "allowed-tools", None)?;
@@ -65,8 +70,6 @@ pub(crate) fn parse(text: &str, folder: &str) -> Result<Meta, String> {
         Some(COMPATIBILITY_MAX),
     )?;
     check_metadata(get("metadata"))?;
-    // A folded or literal block (`>`, `|`) ends in a newline.
-    let description = description.trim().to_owned();
     Ok(Meta { name, description })
 }
 
@@ -187,6 +190,26 @@ fn check_metadata(v: Option<&Yaml>) -> Result<(), String> {
     Ok(())
 }
 
+/// The YAML loader copies an anchored node for every alias of it, so a
+/// few kilobytes of nested aliases in a cloned repository's SKILL.md
+/// would grow without bound before `ready`. No field of a skill needs
+/// one: refused while scanning, before anything is built.
+fn refuse_aliases(yaml: &str) -> Result<(), String> {
+    let mut parser = yaml_rust2::parser::Parser::new_from_str(yaml);
+    loop {
+        match parser.next_token() {
+            Ok((yaml_rust2::Event::Alias(_), _)) => {
+                return Err(
+                    "the front matter uses a YAML alias (`*name`), which skills do not".into(),
+                )
+            }
+            Ok((yaml_rust2::Event::StreamEnd, _)) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("the front matter is not valid YAML: {e}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +231,16 @@ mod tests {
             description: "Fill PDF forms.".into(),
         };
         assert_eq!(meta, Ok(want));
+    }
+
+    #[test]
+    fn aliases_are_refused_before_anything_is_built_and_a_block_description_is_measured_trimmed() {
+        let bomb = "name: a\ndescription: d\nmetadata:\n  x: &x [1, 1]\n  y: [*x, *x]\n";
+        let err = check(bomb, "a").unwrap_err();
+        assert!(err.contains("YAML alias"), "{err}");
+        let exactly = "d".repeat(1024);
+        let meta = check(&format!("name: a\ndescription: |\n  {exactly}\n"), "a").unwrap();
+        assert_eq!(meta.description.len(), 1024);
     }
 
     #[test]

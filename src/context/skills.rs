@@ -143,8 +143,12 @@ fn load(path: &Path, folder: &str, canonical_dir: Option<&Path>) -> Result<Optio
     }))
 }
 
-/// The file's first [`HEAD`] bytes, invalid UTF-8 replaced.
+/// The file's first [`HEAD`] bytes, invalid UTF-8 replaced. Only a
+/// regular file is opened: a FIFO would block start-up for ever.
 fn head(path: &Path) -> std::io::Result<String> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
         .take(HEAD)
