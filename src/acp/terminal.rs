@@ -266,6 +266,12 @@ impl ShellProcess for ClientShell {
             let _ = kill.send(());
         }
     }
+
+    /// `terminal/kill`, the exit (at most [`KILL_WAIT`]), then
+    /// `terminal/output` and `terminal/release`, before the output is here.
+    fn output_after_kill(&self) -> Option<Duration> {
+        Some(KILL_WAIT + 2 * QUICK_TIMEOUT)
+    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,13 @@ pub(crate) trait ShellProcess: Send {
     /// Kills the command and everything it started (once; later calls do
     /// nothing).
     fn kill(&mut self);
+
+    /// After a kill on timeout, how long the output may take to arrive:
+    /// `None` for the caller's own short drain (a local pipe has it at
+    /// once); an editor's terminal hands it over only after round trips.
+    fn output_after_kill(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Something a running tool reports before its result.

@@ -156,12 +156,19 @@ impl Builtin for BashTool {
                 }
             }
             End::TimedOut | End::Aborted => {
+                // An abort keeps its 200 ms promise; a timeout's output is
+                // what the model needs, so it waits as long as the backend
+                // takes to hand it over.
+                let grace = match end {
+                    End::TimedOut => process.output_after_kill().unwrap_or(KILL_DRAIN),
+                    _ => KILL_DRAIN,
+                };
                 process.kill();
                 let last = async {
                     let _ = process.wait().await;
                     drain(&mut out_pipe, &mut buf, &mut output).await;
                 };
-                let _ = tokio::time::timeout(KILL_DRAIN, last).await;
+                let _ = tokio::time::timeout(grace, last).await;
             }
         }
 

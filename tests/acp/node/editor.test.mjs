@@ -19,7 +19,7 @@ const ECHO = process.env.ECHO_EXTENSION;
 const EVERYTHING = { fs: { readTextFile: true, writeTextFile: true }, terminal: true };
 
 /** An editor: open buffers by absolute path, terminals it runs, and a log of the agent's requests. */
-function editor(buffers = {}, { answerWrites = true } = {}) {
+function editor(buffers = {}, { answerWrites = true, killDelayMs = 0 } = {}) {
   const calls = [];
   const terminals = new Map();
   let next = 0;
@@ -74,8 +74,10 @@ function editor(buffers = {}, { answerWrites = true } = {}) {
       const output = truncated ? t.output.slice(-t.limit) : t.output;
       return { output, truncated, exitStatus: t.exit ?? undefined };
     })
-    .onRequest(acp.methods.client.terminal.kill, ({ params }) => {
+    .onRequest(acp.methods.client.terminal.kill, async ({ params }) => {
       calls.push({ method: "terminal/kill", params, at: performance.now() });
+      // An editor may take a while (a grace period before SIGKILL).
+      if (killDelayMs) await new Promise((r) => setTimeout(r, killDelayMs));
       terminals.get(params.terminalId).child.kill("SIGKILL");
       return {};
     })
@@ -197,15 +199,20 @@ test("bash runs in the editor's terminal, embedded in the call, and is released"
   });
 });
 
-test("a timeout kills the terminal and releases it", async () => {
-  const ed = editor();
+test("a timeout kills the terminal, releases it, and keeps its output", async () => {
+  // A slow kill: the output comes back only after it, past bash's own
+  // short drain for a local pipe.
+  const ed = editor({}, { killDelayMs: 300 });
   await session(ed, EVERYTHING, async (ctx, sessionId) => {
-    const answer = await prompt(ctx, sessionId, tool("bash", { command: "sleep 30", timeout_ms: 300 }));
+    const answer = await prompt(ctx, sessionId, tool("bash", { command: "echo started; sleep 30", timeout_ms: 300 }));
     assert.equal(answer.stopReason, "end_turn");
     await waitFor(() => named(ed, "terminal/release").length === 1);
-    assert.equal(named(ed, "terminal/kill").length, 1);
-    assert.equal(ed.terminals.get("term-1").exit.signal, "SIGKILL");
-    assert.match(ended(ed)[0].rawOutput.result, /timed out after 300 ms/);
+    const order = ed.calls.map((c) => c.method).filter((m) => m === "terminal/kill" || m === "terminal/release");
+    assert.deepEqual(order, ["terminal/kill", "terminal/release"]);
+    const t = ed.terminals.get("term-1");
+    await t.exited;
+    assert.equal(t.exit.signal, "SIGKILL");
+    assert.equal(ended(ed)[0].rawOutput.result, "started\n\ntimed out after 300 ms");
   });
 });
 
@@ -218,7 +225,11 @@ test("session/cancel kills and releases the terminal", async () => {
     await ctx.notify(acp.methods.agent.session.cancel, { sessionId });
     assert.equal((await running).stopReason, "cancelled");
     await waitFor(() => named(ed, "terminal/release").length === 1);
+    // The agent killed it (the test's release handler would kill it too).
+    const order = ed.calls.map((c) => c.method).filter((m) => m === "terminal/kill" || m === "terminal/release");
+    assert.deepEqual(order, ["terminal/kill", "terminal/release"]);
     const t = ed.terminals.get("term-1");
+    await t.exited;
     assert.equal(t.exit.signal, "SIGKILL");
     console.log(`cancel -> command gone: ${(t.exitedAt - cancelled).toFixed(1)} ms`);
   });
