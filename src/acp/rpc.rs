@@ -114,6 +114,8 @@ struct Inner {
     /// Our requests waiting for the client's response, by id.
     waiting: Mutex<HashMap<u64, oneshot::Sender<RpcResult>>>,
     client: Mutex<ClientCapabilities>,
+    /// The client is gone: requests fail at once instead of waiting.
+    gone: std::sync::atomic::AtomicBool,
 }
 
 impl Connection {
@@ -124,6 +126,7 @@ impl Connection {
                 next_id: AtomicU64::new(0),
                 waiting: Mutex::new(HashMap::new()),
                 client: Mutex::new(ClientCapabilities::default()),
+                gone: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -176,6 +179,10 @@ impl Connection {
     ) -> (u64, oneshot::Receiver<RpcResult>) {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
+        if self.inner.gone.load(Ordering::Acquire) {
+            // Nobody will answer: the receiver sees the sender dropped.
+            return (id, rx);
+        }
         self.waiting().insert(id, tx);
         self.write(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
             .await;
@@ -191,6 +198,9 @@ impl Connection {
         timeout: std::time::Duration,
     ) -> RpcResult {
         let (id, answer) = self.request(method, params).await;
+        // A caller that stops waiting (it is dropped: a kill's wait given
+        // up, an aborted tool) leaves no entry behind.
+        let _forget = Forget { cx: self, id };
         match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(RpcError::internal(format!(
@@ -218,6 +228,7 @@ impl Connection {
     /// (a tool waiting on the editor's file or terminal ends at once)
     /// rather than at its timeout.
     pub(super) fn client_gone(&self) {
+        self.inner.gone.store(true, Ordering::Release);
         self.waiting().clear();
     }
 
@@ -254,6 +265,19 @@ impl Connection {
             .waiting
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Removes a request of ours from the waiting ones when its caller stops
+/// waiting, answered or not (a second removal does nothing).
+struct Forget<'a> {
+    cx: &'a Connection,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.cx.waiting().remove(&self.id);
     }
 }
 
@@ -353,6 +377,24 @@ mod tests {
         assert_eq!(RpcError::internal("x").describe(), "x");
         let e = RpcError::internal("x").with_data(json!({"path": "/a"}));
         assert_eq!(e.describe(), r#"x ({"path":"/a"})"#);
+    }
+
+    #[tokio::test]
+    async fn a_call_given_up_leaves_nothing_and_a_gone_client_fails_at_once() {
+        let (out, _frames) = Outbox::channel();
+        let cx = Connection::new(out);
+        let waiting = cx.call("x", json!({}), std::time::Duration::from_secs(60));
+        let given_up = tokio::time::timeout(std::time::Duration::from_millis(20), waiting).await;
+        assert!(given_up.is_err());
+        assert!(cx.waiting().is_empty(), "the dropped call's entry is gone");
+        cx.client_gone();
+        let started = std::time::Instant::now();
+        let e = cx
+            .call("y", json!({}), std::time::Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("connection closed"), "{e:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[tokio::test]
