@@ -195,7 +195,10 @@ fn the_fake_model_server_commands_work_as_written() {
         })
         .collect();
     assert_eq!(exports.len(), 4, "{exports:?}");
-    let urls = exports.iter().filter(|(k, _)| k.ends_with("_BASE_URL"));
+    let on_the_fake = format!("http://127.0.0.1:{}", fake.port);
+    let urls = exports
+        .iter()
+        .filter(|(k, v)| k.ends_with("_BASE_URL") && v.starts_with(&on_the_fake));
     assert_eq!(
         urls.count(),
         2,
@@ -237,5 +240,11 @@ fn the_fake_model_server_commands_work_as_written() {
             .find(|f| f["type"] == "response" && f["command"] == "prompt")
             .unwrap_or_else(|| panic!("{line}: no answer in\n{out}"));
         assert_eq!(answer["ok"], true, "{line}: {answer}");
+        let frames: Vec<Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert_eq!(text_of(&frames), "Say hi", "{line}: the fake's echo");
     }
+    assert_eq!(fake.api_requests().len(), 2, "each prompt reached the fake");
 }

@@ -100,9 +100,10 @@ pub fn rpc_command(data: &Path, file_size_blocks: Option<u64>) -> Command {
         .arg(data)
         .env_remove("RUST_LOG")
         .env_remove("AGENT_RPC_HOME")
-        // No developer config (config.toml, the global AGENTS.md) leaks in;
-        // a test that wants one sets its own.
+        // No developer config (config.toml, the global AGENTS.md, skills in
+        // ~/.agents/skills) leaks in; a test that wants one sets its own.
         .env("XDG_CONFIG_HOME", data.join("no-config-home"))
+        .env("HOME", data.join("no-home"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

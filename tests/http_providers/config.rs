@@ -187,7 +187,8 @@ fn a_mistyped_catalogue_model_is_refused_with_the_one_meant() {
         msg.ends_with("default_model: anthropic/claude-sonet-5-5 is not a model anthropic lists; did you mean claude-sonnet-5-5?"),
         "{msg}"
     );
-    assert!(rpc.wait(Duration::from_secs(5)).is_some());
+    let status = rpc.wait(Duration::from_secs(5)).expect("exits");
+    assert_eq!(status.code(), Some(2), "a start-up error");
 
     let mut rpc = Spawn::new()
         .env("XDG_CONFIG_HOME", NO_CONFIG_HOME)
@@ -202,7 +203,8 @@ fn a_mistyped_catalogue_model_is_refused_with_the_one_meant() {
             .contains("did you mean gpt-4o-mini?"),
         "{f}"
     );
-    assert!(rpc.wait(Duration::from_secs(5)).is_some());
+    let status = rpc.wait(Duration::from_secs(5)).expect("exits");
+    assert_eq!(status.code(), Some(2), "a start-up error");
 
     let mut rpc = Spawn::new()
         .env("XDG_CONFIG_HOME", NO_CONFIG_HOME)
@@ -211,6 +213,7 @@ fn a_mistyped_catalogue_model_is_refused_with_the_one_meant() {
     rpc.ready();
     let r = rpc.call(json!({"type": "set_model", "model": "claude-opus-6"}), "m");
     assert_eq!(r["type"], "response", "a new name passes: {r}");
+    assert_eq!(r["model"], "claude-opus-6", "{r}");
     let r = rpc.call(
         json!({"type": "set_model", "model": "anthropic/claude-opuss-5-5"}),
         "t",

@@ -110,8 +110,14 @@ fn fork_round_trips_by_default_and_at_an_index_leaving_the_original_untouched() 
     // coarser clock than `created_at`).
     let listed = call_ok(&mut h, json!({"type": "list_sessions"}), "l");
     for s in listed["sessions"].as_array().unwrap() {
-        let (created, updated) = (s["created_at"].as_str(), s["updated_at"].as_str());
-        assert!(updated >= created, "updated before created: {s}");
+        let time = |key: &str| {
+            let text = s[key].as_str().unwrap_or_else(|| panic!("{key}: {s}"));
+            humantime::parse_rfc3339(text).unwrap_or_else(|e| panic!("{key} {text:?}: {e}"))
+        };
+        assert!(
+            time("updated_at") >= time("created_at"),
+            "updated before created: {s}"
+        );
     }
     // Written at once (before any prompt), with its header naming the original.
     let fork_path = session_file(data, &first_fork);

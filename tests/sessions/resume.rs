@@ -167,5 +167,13 @@ fn continue_without_the_sessions_extension_says_so_after_ready() {
         message.ends_with("pick another model with set_model, or prompts will be refused"),
         "{message}"
     );
+    // And so they are, saying why.
+    let refused = b.call(json!({"type": "prompt", "message": "hi"}), "p");
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "not_found", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("\"echo\""),
+        "{refused}"
+    );
     finish(b);
 }

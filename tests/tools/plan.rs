@@ -30,6 +30,7 @@ fn the_plan_is_shown_kept_and_resumed() {
     let plans = plan_frames(&frames);
     assert_eq!(plans.len(), 1, "{frames:#?}");
     assert_eq!(plans[0]["entries"], first);
+    assert!(plans[0]["prompt_id"].is_string(), "{plans:?}");
     assert_eq!(plans[0]["prompt_id"], frames[0]["prompt_id"]);
     // Between the call's start and its end, in order with its frames.
     let at = index_of(&frames, "plan", |f| f["type"] == "plan");
