@@ -50,8 +50,10 @@ impl Client {
         })
     }
 
-    /// Why the last request failed, in words; taken, so an old cause is
-    /// never given for a later failure.
+    /// Why the last message posted failed, in words; taken, so an old cause
+    /// is never given for a later failure. Only posts count: a server may
+    /// refuse the optional GET stream (405) or a session delete, and that is
+    /// not why a handshake failed.
     pub(super) fn take_failure(&self) -> Option<String> {
         self.lock().take()
     }
@@ -212,11 +214,9 @@ impl StreamableHttpClient for Client {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), Failure> {
-        let deleted = self
-            .inner
+        self.inner
             .delete_session(uri, session_id, auth_header, custom_headers)
-            .await;
-        self.note(deleted)
+            .await
     }
 
     async fn get_stream(
@@ -227,11 +227,9 @@ impl StreamableHttpClient for Client {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<SseStream, Failure> {
-        let stream = self
-            .inner
+        self.inner
             .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
-            .await;
-        self.note(stream)
+            .await
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -243,8 +241,7 @@ impl StreamableHttpClient for Client {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<SseStream, Failure> {
-        let stream = self
-            .inner
+        self.inner
             .get_stream_with_max_sse_event_size(
                 uri,
                 session_id,
@@ -253,7 +250,6 @@ impl StreamableHttpClient for Client {
                 custom_headers,
                 max_sse_event_size,
             )
-            .await;
-        self.note(stream)
+            .await
     }
 }
