@@ -110,7 +110,7 @@ pub enum CompactionReason {
 }
 
 /// A compaction began (inside `agent_start`…`agent_end` when part of a turn).
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct CompactionStartFrame {
     /// The turn it is part of; absent for `compact`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,7 +119,7 @@ pub struct CompactionStartFrame {
 }
 
 /// A compaction ended. With `ok: false` the history is exactly as before.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct CompactionEndFrame {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_id: Option<String>,
@@ -139,7 +139,7 @@ pub struct CompactionEndFrame {
 /// `initialize`: the extension does not offer it. Sent at most once per
 /// model, after `ready`; the next prompt will be refused with `not_found`
 /// until `set_model` picks another.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ModelErrorFrame {
     pub model: String,
     /// What is wrong and what the extension offers instead.
@@ -149,14 +149,14 @@ pub struct ModelErrorFrame {
 /// The model the next prompt will use changed after `ready`: `set_model`,
 /// or the default once the extensions it depends on reported (or a turn
 /// chose it). Not sent for the model `ready` already named.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ModelChangedFrame {
     pub model: String,
 }
 
 /// A tool call starts: its permission request (if one is asked) and its
 /// output follow.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ToolExecutionStartFrame {
     pub prompt_id: String,
     pub tool_call_id: String,
@@ -165,7 +165,7 @@ pub struct ToolExecutionStartFrame {
 }
 
 /// Incremental tool output (one line of bash output, without its newline).
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ToolExecutionUpdateFrame {
     pub prompt_id: String,
     pub tool_call_id: String,
@@ -173,7 +173,7 @@ pub struct ToolExecutionUpdateFrame {
 }
 
 /// A tool call ended; `result` is what the model is given.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ToolExecutionEndFrame {
     pub prompt_id: String,
     pub tool_call_id: String,
@@ -182,7 +182,7 @@ pub struct ToolExecutionEndFrame {
 }
 
 /// The host asks the client whether a tool call may run.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PermissionRequestFrame {
     pub request_id: String,
     pub prompt_id: String,
@@ -198,7 +198,7 @@ pub struct PermissionRequestFrame {
 }
 
 /// A permission request that no longer needs an answer (the turn was aborted).
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PermissionCancelledFrame {
     pub request_id: String,
     pub reason: String,
@@ -206,7 +206,7 @@ pub struct PermissionCancelledFrame {
 
 /// The first line the host writes: the session is loaded and commands
 /// are read from now on.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ReadyFrame {
     pub protocol_version: u32,
     pub version: &'static str,
@@ -225,7 +225,7 @@ pub struct ReadyFrame {
 }
 
 /// A turn starts (for a `prompt` or `follow_up`).
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AgentStartFrame {
     pub prompt_id: String,
     /// The id of the `prompt` / `follow_up` command that started this turn.
@@ -237,7 +237,7 @@ pub struct AgentStartFrame {
 
 /// An HTTP provider attempt failed before anything was shown; the host waits
 /// `delay_ms` and tries again.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AutoRetryFrame {
     pub prompt_id: String,
     pub attempt: u32,
@@ -247,7 +247,7 @@ pub struct AutoRetryFrame {
 
 /// A turn ended, after every other event of it; its command's response
 /// follows.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AgentEndFrame {
     pub prompt_id: String,
     pub stop_reason: String,

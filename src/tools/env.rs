@@ -29,7 +29,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
 use super::tool::BoxFuture;
-use crate::protocol::{PlanEntry, StreamEvent};
+use crate::protocol::PlanEntry;
 
 /// What a path is, as far as the file tools care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub(crate) trait ShellProcess: Send {
 }
 
 /// Something a running tool reports before its result.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum ToolUpdate {
     /// A line of output (bash), or a progress line (an MCP server's),
     /// without its newline.
@@ -116,9 +116,13 @@ pub(crate) enum ToolUpdate {
     Terminal(String),
     /// The model's plan, replacing the last one (`todo_write`).
     Plan(Vec<PlanEntry>),
-    /// An event of a subagent the tool runs. Not produced yet.
-    #[expect(dead_code, reason = "subagents are issue 22")]
-    Subagent { agent: String, event: StreamEvent },
+    /// Something the subagent a `task` call runs did, for the parent's
+    /// client (`agents::Nested`).
+    #[allow(
+        dead_code,
+        reason = "the task tool producing it is being written (issue 22)"
+    )]
+    Subagent(crate::agents::Nested),
 }
 
 /// A session's backends, shared by its turns; [`Backends::env`] adds the

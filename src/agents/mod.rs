@@ -1,0 +1,95 @@
+//! Subagents: the `task` tool runs a child agent and hands its final
+//! answer back to the parent's model as the tool result.
+//!
+//! A child is either another session of this process (an in-process
+//! agent, defined in Markdown like Claude Code's `.claude/agents/*.md`) or
+//! any ACP agent started as a child process (`[agents.<name>]` in the
+//! config). Both stream what they do to the parent's client as it happens,
+//! as [`Nested`] frames tagged with the parent's `task` call, and both are
+//! cancelled with the parent's turn.
+//!
+//! - `definitions`: agent definitions from files and the config.
+//! - `task`: the `task` tool and the tool source that offers it.
+//! - `hub`: the process-wide registry of live children (caps, idle close).
+//! - `inprocess`: a child session run by a host in this process.
+//! - `external`: an ACP agent run as a child process.
+//! - `nested`: a child host's sink, forwarding to the parent's call.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::message::Usage;
+use crate::permissions::Gate;
+use crate::protocol::{Frame, Mode, StreamEvent};
+use crate::tools::{BoxFuture, ToolUpdate};
+
+/// Something a child did, on its way to the parent's client: the frame is
+/// shown there tagged with the parent's `task` call
+/// (`parent_tool_call_id`), in the order the child produced it.
+#[derive(Debug)]
+pub(crate) enum Nested {
+    /// `tool_execution_start` / `_update` / `_end`, `permission_request`,
+    /// `permission_cancelled` of the child.
+    Frame(Frame),
+    /// A burst of the child's `message_update` events.
+    Events(Vec<StreamEvent>),
+    /// The child's tool call passed its gate and runs now (ACP's
+    /// `in_progress`; see `FrameSink::tool_running`).
+    Running(String),
+}
+
+/// What one `task` call gives the child that runs it.
+pub(crate) struct ChildRun<'a> {
+    /// The task, as the parent's model wrote it.
+    pub prompt: &'a str,
+    /// The parent's working directory: the child works there too.
+    pub cwd: &'a Path,
+    /// The widest permission mode the child may use: the parent's now, or
+    /// narrower when the agent's definition says so.
+    pub mode: Mode,
+    /// The parent's gate: a question the child asks is registered there,
+    /// so the parent's client answers it with an ordinary
+    /// `permission_response` (the request's frame goes out as a
+    /// [`Nested::Frame`]).
+    pub gate: &'a Arc<Gate>,
+    /// The parent's turn was aborted: stop the child now.
+    pub cancel: &'a CancellationToken,
+    /// Where [`Nested`] frames go, as `ToolUpdate::Subagent`. Sent with
+    /// `send().await` (never dropped): the parent's client sees every one,
+    /// in order, and a slow client slows the child.
+    pub updates: &'a mpsc::Sender<ToolUpdate>,
+}
+
+/// A child's final answer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChildAnswer {
+    /// The child's session: the parent's model continues it by this id.
+    pub session_id: String,
+    /// The child's last message, as the parent's model will read it.
+    pub text: String,
+    /// `end_turn`, `aborted`, `budget_exceeded`, `error`, … (an ACP
+    /// agent's stop reason as it gave it).
+    pub stop_reason: String,
+    /// Tokens the child used in this call, when it reports them.
+    pub usage: Usage,
+    /// What this call cost, when the child's model has prices.
+    pub cost_usd: Option<f64>,
+}
+
+/// An agent that can run a task: an in-process definition or an external
+/// ACP agent.
+pub(crate) trait Runner: Send + Sync {
+    /// Runs `run.prompt` in the child session `session` (a new one when
+    /// `None`) to the end of its turn, streaming what it does through
+    /// `run.updates`. An error is a sentence for the parent's model (the
+    /// agent failed to start, crashed, hung past its timeout, or the
+    /// session cannot be continued).
+    fn run<'a>(
+        &'a self,
+        session: Option<&'a str>,
+        run: ChildRun<'a>,
+    ) -> BoxFuture<'a, Result<ChildAnswer, String>>;
+}
