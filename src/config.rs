@@ -32,6 +32,8 @@ pub(crate) struct Config {
     pub compaction: CompactionConfig,
     #[serde(default)]
     pub budget: BudgetConfig,
+    #[serde(default)]
+    pub subagents: SubagentsConfig,
     /// Replaces the default system prompt: text, or `@file` (relative to
     /// the config file's directory; read by [`load`]).
     pub system_prompt: Option<String>,
@@ -69,6 +71,19 @@ pub(crate) struct BudgetConfig {
     pub max_turns: Option<u64>,
     /// Most a session may cost, in USD.
     pub max_usd: Option<f64>,
+}
+
+/// `[subagents]`: how many children the `task` tool runs, and for how
+/// long one is kept for the model to continue.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SubagentsConfig {
+    /// Most `task` calls of one round running at once [default 4].
+    pub max_parallel: Option<usize>,
+    /// Most child sessions open in the process [default 8].
+    pub max_sessions: Option<usize>,
+    /// Seconds an idle child session stays open [default 600].
+    pub idle_timeout: Option<f64>,
 }
 
 /// `[tools]`: what tool processes may see.

@@ -91,10 +91,14 @@ pub(crate) struct Factory {
     env_remove: Arc<Vec<String>>,
     /// The config's and `--mcp-config`'s servers, which every session gets.
     mcp_servers: Vec<crate::mcp::ServerSpec>,
+    /// The flags, for the subagent sessions opened later.
+    cli: Cli,
+    /// The process's open subagent sessions.
+    pub hub: Arc<crate::agents::hub::Hub>,
 }
 
 impl Factory {
-    pub(crate) fn new(cli: &Cli) -> Result<Self, Coded> {
+    pub(crate) fn new(cli: &Cli) -> Result<Arc<Self>, Coded> {
         let cwd = working_dir(cli)?;
         let data_dir = data_dir(cli)?;
         session::create_private_dir(&data_dir)
@@ -107,7 +111,8 @@ impl Factory {
         let prompt_config = prompt_config(cli, &config)?;
         let providers = providers(cli, &config, &data_dir)?;
         let env_remove = Arc::new(secret_vars(&providers, &config.tools.keep_env));
-        Ok(Self {
+        let hub = crate::agents::hub::Hub::new(subagent_limits(&config));
+        Ok(Arc::new(Self {
             cwd,
             data_dir,
             config,
@@ -115,7 +120,9 @@ impl Factory {
             providers,
             env_remove,
             mcp_servers,
-        })
+            cli: cli.clone(),
+            hub,
+        }))
     }
 
     /// The session store (cheap: a directory).
@@ -129,7 +136,7 @@ impl Factory {
     /// ACP client's `mcpServers`); one of the same name replaces the
     /// configured one.
     pub(crate) fn session(
-        &self,
+        self: &Arc<Self>,
         cli: &Cli,
         cwd: PathBuf,
         cwd_fixed: bool,
@@ -174,6 +181,7 @@ impl Factory {
         let gate = Arc::new(Gate::new(mode, vec![cwd.clone()]));
         let context = SessionPrompt::start(self.prompt_config.clone(), cwd.clone(), mode);
         let commands = Commands::discover(cwd.clone(), config::default_dir());
+        let delegation = Some(self.delegation(&cwd));
         let config = &self.config;
         Ok(Parts {
             gate,
@@ -206,7 +214,126 @@ impl Factory {
             providers,
             mcp_servers: merge_mcp(&self.mcp_servers, session_mcp),
             backends: crate::tools::Backends::local(self.env_remove.clone()),
+            delegation,
+            only_tools: None,
+            shared_mcp: None,
         })
+    }
+
+    /// The agents a session in `cwd` may hand tasks to: the definitions
+    /// found for it (and the built-in `general`).
+    fn delegation(self: &Arc<Self>, cwd: &Path) -> crate::agents::Delegation {
+        crate::agents::Delegation {
+            factory: self.clone(),
+            definitions: crate::agents::definitions::discover(
+                cwd,
+                config::default_dir().as_deref(),
+            ),
+        }
+    }
+
+    /// A subagent's session: a new one, or the stored child `spec.resume`
+    /// of the same parent. It works in the parent's directory with the
+    /// parent's backends, in a mode never wider than the parent's, and has
+    /// no `task` tool of its own.
+    pub(crate) fn child_session(
+        &self,
+        spec: &crate::agents::inprocess::ChildSpec<'_>,
+    ) -> Result<Parts, Coded> {
+        let run = spec.run;
+        let def = spec.def;
+        let store = self.store();
+        let cwd = run.cwd.to_path_buf();
+        let cwd_text = cwd.to_string_lossy().into_owned();
+        let (mut session, file) = match spec.resume {
+            Some(id) => {
+                let (session, file) = store.open(id)?;
+                if session.header.parent_session_id.as_deref() != Some(&run.parent.session_id) {
+                    return Err(Coded::new(
+                        ErrorCode::NotFound,
+                        format!("session {id} is not a subagent of this session"),
+                    ));
+                }
+                (session, file)
+            }
+            None => {
+                let model = def.model.clone().or_else(|| run.parent.model.clone());
+                let mut session = Session::new(session::new_id(), cwd_text.clone(), model);
+                let header = &mut session.header;
+                header.parent_session_id = Some(run.parent.session_id.clone());
+                header.parent_tool_call_id = Some(run.parent.tool_call_id.clone());
+                header.agent = Some(def.name.clone());
+                header.permission_mode = Some(run.mode);
+                let file = store.create(session.header.clone());
+                (session, file)
+            }
+        };
+        if session.model.is_none() {
+            session.model = self.providers.default_model_now();
+        }
+        let mode = crate::agents::inprocess::child_mode(run.mode, def.permission_mode);
+        session.permission_mode = Some(mode);
+        let gate = Arc::new(run.gate.child(mode, vec![cwd.clone()]));
+        let mut prompt_config = self.prompt_config.clone();
+        let append = [prompt_config.append.take(), Some(def.prompt.clone())];
+        let append: Vec<String> = append
+            .into_iter()
+            .flatten()
+            .filter(|a| !a.is_empty())
+            .collect();
+        prompt_config.append = Some(append.join("\n\n")).filter(|a| !a.is_empty());
+        let context = SessionPrompt::start(prompt_config, cwd.clone(), mode);
+        let cli = &self.cli;
+        Ok(Parts {
+            gate,
+            context,
+            commands: Commands::discover(cwd.clone(), None),
+            settings: Settings {
+                cwd_path: cwd,
+                cwd_fixed: true,
+                env_remove: self.env_remove.clone(),
+                cwd: cwd_text,
+                max_rounds: cli.max_rounds,
+                budget: crate::protocol::BudgetResponse {
+                    max_turns: def.max_turns,
+                    budget_usd: def.budget_usd,
+                },
+                idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
+                compaction: crate::host::CompactionSettings {
+                    auto: !cli.no_auto_compaction && self.config.compaction.auto != Some(false),
+                    forced_off: cli.no_auto_compaction,
+                    reserve: self.config.compaction.reserve_tokens,
+                    keep_cap: self
+                        .config
+                        .compaction
+                        .keep_tokens
+                        .unwrap_or(crate::compaction::KEEP_CAP),
+                },
+            },
+            store,
+            session,
+            file,
+            providers: self.providers.clone(),
+            mcp_servers: Vec::new(),
+            backends: run.backends.clone(),
+            delegation: None,
+            only_tools: def.tools.clone(),
+            shared_mcp: spec.mcp.clone(),
+        })
+    }
+}
+
+/// `[subagents]` over the defaults.
+fn subagent_limits(config: &Config) -> crate::agents::hub::Limits {
+    let defaults = crate::agents::hub::Limits::default();
+    let sub = &config.subagents;
+    crate::agents::hub::Limits {
+        max_parallel: sub.max_parallel.unwrap_or(defaults.max_parallel).max(1),
+        max_sessions: sub.max_sessions.unwrap_or(defaults.max_sessions).max(1),
+        idle_timeout: sub
+            .idle_timeout
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .unwrap_or(defaults.idle_timeout),
     }
 }
 

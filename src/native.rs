@@ -58,10 +58,16 @@ async fn serve(
     // The one session's host stops; then its providers do (they are the
     // front end's: an ACP connection shares them between sessions).
     let providers = parts.providers.clone();
+    let hub = parts.delegation.as_ref().map(|d| d.factory.hub.clone());
     let (host, channels) = Host::new(parts, Sink::new(NativeSink { out }));
     let code = host
         .run(submissions, channels, stdout_closed, signals)
         .await;
+    // Subagents' sessions close (and are saved) before the providers
+    // their turns use go.
+    if let Some(hub) = hub {
+        hub.shutdown().await;
+    }
     providers.shutdown().await;
     code
 }
@@ -128,7 +134,22 @@ impl FrameSink for NativeSink {
             // budget counts lengths, so spare capacity would escape it).
             let mut lines = Vec::new();
             for event in events {
-                Outbox::encode_update(&mut lines, prompt_id, event);
+                Outbox::encode_update(&mut lines, prompt_id, event, None);
+            }
+            self.out.lines(lines).await;
+        })
+    }
+
+    fn nested_updates<'a>(
+        &'a self,
+        prompt_id: &'a str,
+        parent: &'a str,
+        events: &'a [StreamEvent],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let mut lines = Vec::new();
+            for event in events {
+                Outbox::encode_update(&mut lines, prompt_id, event, Some(parent));
             }
             self.out.lines(lines).await;
         })

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Result};
 use tokio::sync::oneshot;
@@ -30,6 +30,10 @@ pub(crate) enum Access {
     /// Changes only the session's own state (todo_write's plan): nothing
     /// outside the host, so it runs unasked in every mode.
     SessionState,
+    /// Hands work to a subagent (`task`), whose own calls pass its own
+    /// gate in a mode never wider than this session's: the delegation
+    /// itself runs unasked in every mode.
+    Delegates,
     /// A tool from an MCP server: what it does is unknown, and its
     /// annotations are hints from an untrusted server. It asks in every mode
     /// but allow-all (unless allowed always); in read-only mode only one
@@ -44,6 +48,7 @@ impl Access {
             self,
             Access::ReadOnly
                 | Access::SessionState
+                | Access::Delegates
                 | Access::Foreign {
                     read_only_hint: true
                 }
@@ -66,21 +71,32 @@ pub(crate) struct Answer {
     pub message: Option<String>,
 }
 
+/// The questions open on one client: a session's, and those of the
+/// subagents it runs (their gates share it, so the client's
+/// `permission_response` reaches a child's question through the parent).
 #[derive(Default)]
-struct State {
-    /// Open questions: request id → (tool, where the answer goes).
-    pending: HashMap<String, (String, oneshot::Sender<Answer>)>,
-    always: HashSet<String>,
+struct Questions {
+    /// Open questions: request id → (tool, the asking gate's grants,
+    /// where the answer goes).
+    pending: HashMap<String, Open>,
     /// stdin closed: nobody can answer any more.
     closed: bool,
     next: u64,
+}
+
+struct Open {
+    tool: String,
+    always: Arc<Mutex<HashSet<String>>>,
+    answer: oneshot::Sender<Answer>,
 }
 
 pub(crate) struct Gate {
     mode: Mutex<Mode>,
     /// The working directory and other roots edits may touch freely.
     roots: Vec<PathBuf>,
-    state: Mutex<State>,
+    /// Tools the user allowed always, in this session.
+    always: Arc<Mutex<HashSet<String>>>,
+    questions: Arc<Mutex<Questions>>,
 }
 
 /// The rule table, as a pure function so that anyone can ask it without a
@@ -95,7 +111,7 @@ pub(crate) fn verdict(
     always: &HashSet<String>,
 ) -> Verdict {
     let read_only = access == Access::ReadOnly;
-    if mode == Mode::AllowAll || access == Access::SessionState {
+    if mode == Mode::AllowAll || matches!(access, Access::SessionState | Access::Delegates) {
         return Verdict::Run;
     }
     if let Access::Foreign { read_only_hint } = access {
@@ -136,12 +152,28 @@ impl Gate {
         Gate {
             mode: Mutex::new(mode),
             roots,
-            state: Mutex::new(State::default()),
+            always: Arc::default(),
+            questions: Arc::default(),
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// A subagent's gate: its own mode, roots and grants, but its
+    /// questions go to this gate's client (see [`Questions`]).
+    pub(crate) fn child(&self, mode: Mode, roots: Vec<PathBuf>) -> Self {
+        Gate {
+            mode: Mutex::new(mode),
+            roots,
+            always: Arc::default(),
+            questions: self.questions.clone(),
+        }
+    }
+
+    fn questions(&self) -> std::sync::MutexGuard<'_, Questions> {
+        self.questions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn always(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.always.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn mode(&self) -> Mode {
@@ -158,55 +190,60 @@ impl Gate {
 
     /// Forgets `allow_always` grants (a new session starts clean).
     pub(crate) fn reset(&self) {
-        self.state().always.clear();
+        self.always().clear();
     }
 
     /// What the rule table says about a call now, with this gate's mode
     /// and `allow_always` grants (see [`verdict`]).
     pub(crate) fn verdict(&self, tool: &str, access: Access, outside: bool) -> Verdict {
         let mode = self.mode();
-        verdict(mode, tool, access, outside, &self.state().always)
+        verdict(mode, tool, access, outside, &self.always())
     }
 
     /// Registers a question: its request id, and where the answer will
     /// come. An error ([`NO_CLIENT`]) when nobody can answer (stdin closed).
     pub(crate) fn ask(&self, tool: &str) -> Result<(String, oneshot::Receiver<Answer>)> {
-        let mut st = self.state();
+        let mut st = self.questions();
         if st.closed {
             bail!(NO_CLIENT);
         }
         st.next += 1;
         let id = format!("perm-{}", st.next);
         let (tx, rx) = oneshot::channel();
-        st.pending.insert(id.clone(), (tool.to_owned(), tx));
+        let open = Open {
+            tool: tool.to_owned(),
+            always: self.always.clone(),
+            answer: tx,
+        };
+        st.pending.insert(id.clone(), open);
         Ok((id, rx))
     }
 
     /// Drops a question nobody will wait for any more (abort).
     pub(crate) fn cancel(&self, id: &str) {
-        self.state().pending.remove(id);
+        self.questions().pending.remove(id);
     }
 
     /// Delivers the client's answer. False when no such question is open.
     pub(crate) fn answer(&self, id: &str, answer: Answer) -> bool {
-        let mut st = self.state();
-        let Some((tool, tx)) = st.pending.remove(id) else {
+        let Some(open) = self.questions().pending.remove(id) else {
             return false;
         };
         if answer.decision == Decision::AllowAlways {
-            st.always.insert(tool);
+            let mut always = open.always.lock().unwrap_or_else(|p| p.into_inner());
+            always.insert(open.tool);
         }
         // The asker may have gone in the meantime; the answer is then moot.
-        let _ = tx.send(answer);
+        let _ = open.answer.send(answer);
         true
     }
 
     /// stdin closed: deny what is pending and everything asked later.
     pub(crate) fn close(&self) {
-        let mut st = self.state();
+        let mut st = self.questions();
         st.closed = true;
-        for (_, (_, tx)) in st.pending.drain() {
-            let _ = tx.send(Answer {
+        for (_, open) in st.pending.drain() {
+            let _ = open.answer.send(Answer {
                 decision: Decision::Deny,
                 message: Some(NO_CLIENT.into()),
             });

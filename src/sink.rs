@@ -16,6 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::agents::Nested;
 use crate::protocol::{Frame, StreamEvent};
 
 /// A future a sink method returns; boxed so that [`FrameSink`] can be a
@@ -43,6 +44,15 @@ pub(crate) trait FrameSink: Send + Sync + 'static {
     fn tool_running<'a>(&'a self, _tool_call_id: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
+
+    /// A burst of events a subagent streamed, on its way to the client of
+    /// the turn `prompt_id`, inside that turn's `task` call `parent`.
+    fn nested_updates<'a>(
+        &'a self,
+        prompt_id: &'a str,
+        parent: &'a str,
+        events: &'a [StreamEvent],
+    ) -> BoxFuture<'a, ()>;
 
     /// The tool call `tool_call_id` runs in the editor's terminal
     /// `terminal_id` (ACP's `terminal/create`), which the editor shows
@@ -76,6 +86,21 @@ impl Sink {
 
     pub(crate) async fn updates(&self, prompt_id: &str, events: &[StreamEvent]) {
         self.0.updates(prompt_id, events).await;
+    }
+
+    /// What a subagent did (`agents::Nested`), shown inside the turn
+    /// `prompt_id`'s `task` call `parent`: its frames carry the parent's
+    /// prompt id and `parent_tool_call_id`.
+    pub(crate) async fn nested(&self, prompt_id: &str, parent: &str, nested: Nested) {
+        match nested {
+            Nested::Frame(frame) => {
+                let mut frame = *frame;
+                frame.nest(prompt_id, parent);
+                self.0.frame(&frame).await;
+            }
+            Nested::Events(events) => self.0.nested_updates(prompt_id, parent, &events).await,
+            Nested::Running(id) => self.0.tool_running(&id).await,
+        }
     }
 
     pub(crate) async fn tool_running(&self, tool_call_id: &str) {

@@ -70,14 +70,53 @@ pub fn sessions(
         serde_json::to_writer_pretty(&mut *out, &listed)?;
         writeln!(out)?;
     } else {
-        table(&listed, cwd.as_deref(), out)?;
+        table(&under_parents(listed), cwd.as_deref(), out)?;
     }
     out.flush()?;
     Ok(0)
 }
 
+/// The sessions in the table's order: each subagent's session right under
+/// the session that started it (when that one is listed), newest first
+/// within each.
+fn under_parents(listed: Vec<SessionSummary>) -> Vec<SessionSummary> {
+    let ids: std::collections::HashSet<String> =
+        listed.iter().map(|s| s.session_id.clone()).collect();
+    let listed_parent = |s: &SessionSummary| {
+        s.parent_session_id
+            .as_ref()
+            .filter(|p| ids.contains(*p) && **p != s.session_id)
+            .cloned()
+    };
+    let (children, top): (Vec<_>, Vec<_>) =
+        listed.into_iter().partition(|s| listed_parent(s).is_some());
+    let mut by_parent: std::collections::HashMap<String, Vec<SessionSummary>> = Default::default();
+    for child in children {
+        let parent = listed_parent(&child).unwrap_or_default();
+        by_parent.entry(parent).or_default().push(child);
+    }
+    let mut out = Vec::new();
+    for session in top {
+        push_with_children(session, &mut by_parent, &mut out);
+    }
+    out
+}
+
+fn push_with_children(
+    session: SessionSummary,
+    by_parent: &mut std::collections::HashMap<String, Vec<SessionSummary>>,
+    out: &mut Vec<SessionSummary>,
+) {
+    let children = by_parent.remove(&session.session_id).unwrap_or_default();
+    out.push(session);
+    for child in children {
+        push_with_children(child, by_parent, out);
+    }
+}
+
 /// One line per session, aligned; the working directory as a column only
-/// when sessions of several directories are shown.
+/// when sessions of several directories are shown. A subagent's session
+/// listed under its parent is marked `└`.
 fn table(listed: &[SessionSummary], cwd: Option<&str>, out: &mut impl Write) -> io::Result<()> {
     match cwd {
         Some(cwd) if listed.is_empty() => {
@@ -101,9 +140,15 @@ fn table(listed: &[SessionSummary], cwd: Option<&str>, out: &mut impl Write) -> 
         .max()
         .unwrap_or(0)
         .max(3);
+    let nested = |s: &SessionSummary| {
+        s.parent_session_id
+            .as_ref()
+            .is_some_and(|p| listed.iter().any(|l| &l.session_id == p))
+    };
+    let id_width = if listed.iter().any(nested) { 38 } else { 36 };
     write!(
         out,
-        "{:<36}  {:<16}  {:>5}  {:<model_width$}  ",
+        "{:<id_width$}  {:<16}  {:>5}  {:<model_width$}  ",
         "ID", "UPDATED", "MSGS", "MODEL"
     )?;
     if cwd.is_none() {
@@ -119,10 +164,14 @@ fn table(listed: &[SessionSummary], cwd: Option<&str>, out: &mut impl Write) -> 
             .take(16)
             .collect();
         let model = s.model.as_deref().unwrap_or("-");
+        let id = match nested(s) {
+            true => format!("└ {}", s.session_id),
+            false => s.session_id.clone(),
+        };
         write!(
             out,
-            "{:<36}  {:<16}  {:>5}  {:<model_width$}  ",
-            s.session_id, updated, s.message_count, model
+            "{:<id_width$}  {:<16}  {:>5}  {:<model_width$}  ",
+            id, updated, s.message_count, model
         )?;
         if cwd.is_none() {
             write!(out, "{:<cwd_width$}  ", s.cwd)?;

@@ -201,12 +201,19 @@ impl Outbox {
     }
 
     /// Appends a `message_update` line to `buf`, for a caller that batches
-    /// the frames of one burst into a single [`Outbox::lines`].
-    pub fn encode_update(buf: &mut Vec<u8>, prompt_id: &str, event: &StreamEvent) {
+    /// the frames of one burst into a single [`Outbox::lines`]; `parent` is
+    /// the `task` call a subagent's event belongs to.
+    pub fn encode_update(
+        buf: &mut Vec<u8>,
+        prompt_id: &str,
+        event: &StreamEvent,
+        parent: Option<&str>,
+    ) {
         let frame = MessageUpdate {
             kind: "message_update",
             prompt_id,
             event,
+            parent_tool_call_id: parent,
         };
         let mark = buf.len();
         if serde_json::to_writer(&mut *buf, &frame).is_err() {

@@ -654,8 +654,9 @@ fn header() -> impl Strategy<Value = Header> {
         short_text(),
         prop::option::of(short_text()),
         prop::option::of(short_text()),
+        prop::option::of(short_text()),
     )
-        .prop_map(|(version, id, cwd, model, forked_from)| Header {
+        .prop_map(|(version, id, cwd, model, forked_from, parent)| Header {
             version,
             id,
             created_at: "2025-01-01T00:00:00.000Z".into(),
@@ -664,6 +665,9 @@ fn header() -> impl Strategy<Value = Header> {
             permission_mode: None,
             thinking_level: None,
             forked_from,
+            parent_tool_call_id: parent.as_ref().map(|p| format!("{p}-call")),
+            agent: parent.as_ref().map(|_| "general".to_owned()),
+            parent_session_id: parent,
         })
 }
 

@@ -42,6 +42,7 @@ mod tests {
             title: Some("hello".into()),
             cwd: cwd.into(),
             forked_from: None,
+            parent_session_id: None,
         }
     }
 

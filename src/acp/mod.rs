@@ -68,7 +68,7 @@ const PROTOCOL_VERSION: u64 = 1;
 /// What every handler shares.
 struct Acp {
     cli: Cli,
-    factory: Factory,
+    factory: std::sync::Arc<Factory>,
     sessions: Registry,
     models: Models,
     cx: Connection,
@@ -122,6 +122,7 @@ pub(crate) fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transpo
         acp.sessions.shutdown_all().await;
         // The sessions share the providers: stopped once, by the
         // connection, so that closing one session leaves the others' alone.
+        acp.factory.hub.shutdown().await;
         acp.factory.providers.shutdown().await;
         0
     });

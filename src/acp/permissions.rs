@@ -162,6 +162,7 @@ mod tests {
             title: "Create a.txt (1 bytes)".into(),
             diff: Some("…".into()),
             outside_cwd: false,
+            parent_tool_call_id: None,
         };
         let v = request("s1", "/w", &frame);
         assert_eq!(v["sessionId"], "s1");

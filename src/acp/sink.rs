@@ -74,6 +74,33 @@ impl FrameSink for AcpSink {
         })
     }
 
+    fn nested_updates<'a>(
+        &'a self,
+        _prompt_id: &'a str,
+        parent: &'a str,
+        events: &'a [StreamEvent],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(session) = self.session.upgrade() else {
+                return;
+            };
+            // Only the subagent's text has a place (the `task` call's
+            // content); its tool calls come as their own frames.
+            let now = std::time::Instant::now();
+            let updates = self.map(|m| {
+                let text = events.iter().filter_map(|e| match e {
+                    StreamEvent::TextDelta { delta } => Some(delta.as_str()),
+                    _ => None,
+                });
+                text.flat_map(|delta| m.child_text(parent, delta, now))
+                    .collect()
+            });
+            for update in updates {
+                session.notify(update).await;
+            }
+        })
+    }
+
     fn tool_running<'a>(&'a self, tool_call_id: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let Some(session) = self.session.upgrade() else {
@@ -124,7 +151,12 @@ impl AcpSink {
                 }
             }
             other => {
-                for update in self.map(|m| m.frame(other)) {
+                let parent = other.parent_tool_call_id();
+                for mut update in self.map(|m| m.frame(other)) {
+                    // A subagent's call, shown as the `task` call's child.
+                    if let Some(parent) = parent {
+                        update["_meta"] = json!({"parentToolCallId": parent});
+                    }
                     session.notify(update).await;
                 }
             }

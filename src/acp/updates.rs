@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -27,6 +28,11 @@ use crate::protocol::{
 /// Most tool output kept for the running `tool_call_update` (the tail).
 const OUTPUT_TAIL: usize = 32 * 1024;
 
+/// How often a `task` call's content shows its subagent's text: ACP's
+/// `tool_call_update` replaces the content whole, so one per delta would
+/// send the text again for every token.
+const CHILD_TEXT_EVERY: Duration = Duration::from_millis(50);
+
 /// What is remembered of a tool call between its frames.
 #[derive(Debug, Default)]
 struct Call {
@@ -36,6 +42,25 @@ struct Call {
     output: String,
     /// The editor terminal the call runs in.
     terminal: Option<String>,
+    /// A `task` call: when its subagent's text was last shown.
+    shown_at: Option<Instant>,
+    /// A `task` call: the subagent ran a tool since its last text, so the
+    /// next text starts a new paragraph.
+    break_due: bool,
+}
+
+impl Call {
+    /// Adds to the output kept, keeping only its tail.
+    fn append(&mut self, text: &str) {
+        self.output.push_str(text);
+        if self.output.len() > OUTPUT_TAIL {
+            let mut cut = self.output.len() - OUTPUT_TAIL;
+            while !self.output.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.output.drain(..cut);
+        }
+    }
 }
 
 /// The mapping state of one session.
@@ -68,6 +93,9 @@ impl Mapper {
     /// The call is about to be decided on: announced if the stream did not
     /// (still `pending`: it may wait for approval first).
     fn started(&mut self, start: &ToolExecutionStartFrame) -> Vec<Value> {
+        if let Some(parent) = &start.parent_tool_call_id {
+            self.child_call(parent);
+        }
         let id = &start.tool_call_id;
         let call = self.calls.entry(id.clone()).or_default();
         if call.announced {
@@ -117,19 +145,42 @@ impl Mapper {
         if !call.output.is_empty() {
             call.output.push('\n');
         }
-        call.output.push_str(&update.output);
-        if call.output.len() > OUTPUT_TAIL {
-            let mut cut = call.output.len() - OUTPUT_TAIL;
-            while !call.output.is_char_boundary(cut) {
-                cut += 1;
-            }
-            call.output.drain(..cut);
-        }
+        call.append(&update.output);
         vec![json!({
             "sessionUpdate": "tool_call_update",
             "toolCallId": id,
             "content": [text_content(&call.output)],
         })]
+    }
+
+    /// A subagent's text, inside its parent's `task` call `parent` (ACP
+    /// has no nested messages): the call's content becomes the text so far
+    /// (its tail), shown at most every [`CHILD_TEXT_EVERY`]; the call's
+    /// closing update shows the final answer.
+    pub(super) fn child_text(&mut self, parent: &str, delta: &str, now: Instant) -> Vec<Value> {
+        let Some(call) = self.calls.get_mut(parent) else {
+            return Vec::new();
+        };
+        if std::mem::take(&mut call.break_due) && !call.output.is_empty() {
+            call.append("\n\n");
+        }
+        call.append(delta);
+        if call.shown_at.is_some_and(|at| now < at + CHILD_TEXT_EVERY) {
+            return Vec::new();
+        }
+        call.shown_at = Some(now);
+        vec![json!({
+            "sessionUpdate": "tool_call_update",
+            "toolCallId": parent,
+            "content": [text_content(&call.output)],
+        })]
+    }
+
+    /// A subagent's tool call began inside the `task` call `parent`.
+    fn child_call(&mut self, parent: &str) {
+        if let Some(call) = self.calls.get_mut(parent) {
+            call.break_due = true;
+        }
     }
 
     fn ended(&mut self, end: &ToolExecutionEndFrame) -> Vec<Value> {
@@ -169,8 +220,7 @@ impl Mapper {
                         name: name.clone(),
                         input: input.clone(),
                         announced: true,
-                        output: String::new(),
-                        terminal: None,
+                        ..Call::default()
                     },
                 );
                 vec![update]
@@ -350,6 +400,7 @@ mod tests {
             tool_call_id: id.into(),
             name: name.into(),
             input,
+            parent_tool_call_id: None,
         })
     }
 
@@ -358,6 +409,7 @@ mod tests {
             prompt_id: "p1".into(),
             tool_call_id: id.into(),
             output: output.into(),
+            parent_tool_call_id: None,
         })
     }
 
@@ -367,6 +419,7 @@ mod tests {
             tool_call_id: id.into(),
             result: result.into(),
             is_error,
+            parent_tool_call_id: None,
         })
     }
 

@@ -15,6 +15,12 @@
 //! - `external`: an ACP agent run as a child process.
 //! - `nested`: a child host's sink, forwarding to the parent's call.
 
+pub(crate) mod definitions;
+pub(crate) mod hub;
+pub(crate) mod inprocess;
+mod nested;
+pub(crate) mod task;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,7 +30,36 @@ use tokio_util::sync::CancellationToken;
 use crate::message::Usage;
 use crate::permissions::Gate;
 use crate::protocol::{Frame, Mode, StreamEvent};
-use crate::tools::{BoxFuture, ToolUpdate};
+use crate::tools::{Backends, BoxFuture, Caller, ToolUpdate};
+
+/// What a session may delegate to: built by the factory for each session
+/// that may (not for the children themselves).
+pub(crate) struct Delegation {
+    pub factory: Arc<crate::factory::Factory>,
+    /// The in-process agents found for the session's directory.
+    pub definitions: Vec<definitions::Definition>,
+}
+
+impl Delegation {
+    /// The session's `task` tool source; children share its MCP servers.
+    pub(crate) fn source(self, mcp: Option<Arc<crate::mcp::Manager>>) -> task::TaskSource {
+        let max_parallel = self.factory.hub.limits().max_parallel;
+        let agents = self
+            .definitions
+            .into_iter()
+            .map(|def| task::Agent {
+                name: def.name.clone(),
+                description: def.description.clone(),
+                runner: Arc::new(inprocess::InProcess {
+                    def,
+                    factory: self.factory.clone(),
+                    mcp: mcp.clone(),
+                }),
+            })
+            .collect();
+        task::TaskSource::new(agents, max_parallel)
+    }
+}
 
 /// Something a child did, on its way to the parent's client: the frame is
 /// shown there tagged with the parent's `task` call
@@ -33,7 +68,7 @@ use crate::tools::{BoxFuture, ToolUpdate};
 pub(crate) enum Nested {
     /// `tool_execution_start` / `_update` / `_end`, `permission_request`,
     /// `permission_cancelled` of the child.
-    Frame(Frame),
+    Frame(Box<Frame>),
     /// A burst of the child's `message_update` events.
     Events(Vec<StreamEvent>),
     /// The child's tool call passed its gate and runs now (ACP's
@@ -61,6 +96,11 @@ pub(crate) struct ChildRun<'a> {
     /// `send().await` (never dropped): the parent's client sees every one,
     /// in order, and a slow client slows the child.
     pub updates: &'a mpsc::Sender<ToolUpdate>,
+    /// The parent session and its `task` call.
+    pub parent: &'a Caller,
+    /// The parent's file system and processes (the editor's, under ACP),
+    /// which an in-process child uses too.
+    pub backends: Backends,
 }
 
 /// A child's final answer.

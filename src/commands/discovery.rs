@@ -180,7 +180,7 @@ fn read_capped(path: &Path) -> Result<String, String> {
 /// The front matter (between a first line `---` and the next `---` line)
 /// and the body after it; no front matter when the file does not open
 /// with `---` or never closes it.
-pub(super) fn split_front_matter(text: &str) -> (Option<&str>, &str) {
+pub(crate) fn split_front_matter(text: &str) -> (Option<&str>, &str) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let Some(rest) = text
         .strip_prefix("---\n")
@@ -200,7 +200,7 @@ pub(super) fn split_front_matter(text: &str) -> (Option<&str>, &str) {
 
 /// A top-level `key: value` of the front matter, unquoted; `None` when
 /// absent or empty.
-pub(super) fn front_matter_value(front: &str, key: &str) -> Option<String> {
+pub(crate) fn front_matter_value(front: &str, key: &str) -> Option<String> {
     front.lines().find_map(|line| {
         let value = line.strip_prefix(key)?.trim_start().strip_prefix(':')?;
         Some(unquote(value.trim())).filter(|v| !v.is_empty())

@@ -195,17 +195,23 @@ fn check_metadata(v: Option<&Yaml>) -> Result<(), String> {
 /// would grow without bound before `ready`. No field of a skill needs
 /// one: refused while scanning, before anything is built.
 fn refuse_aliases(yaml: &str) -> Result<(), String> {
+    match has_alias(yaml) {
+        Ok(true) => Err("the front matter uses a YAML alias (`*name`), which skills do not".into()),
+        Ok(false) => Ok(()),
+        Err(e) => Err(format!("the front matter is not valid YAML: {e}")),
+    }
+}
+
+/// Whether `yaml` uses an alias (`*name`), found by scanning its tokens
+/// before anything is built (see [`refuse_aliases`]); an error when it is
+/// not YAML at all.
+pub(crate) fn has_alias(yaml: &str) -> Result<bool, yaml_rust2::ScanError> {
     let mut parser = yaml_rust2::parser::Parser::new_from_str(yaml);
     loop {
-        match parser.next_token() {
-            Ok((yaml_rust2::Event::Alias(_), _)) => {
-                return Err(
-                    "the front matter uses a YAML alias (`*name`), which skills do not".into(),
-                )
-            }
-            Ok((yaml_rust2::Event::StreamEnd, _)) => return Ok(()),
-            Ok(_) => {}
-            Err(e) => return Err(format!("the front matter is not valid YAML: {e}")),
+        match parser.next_token()? {
+            (yaml_rust2::Event::Alias(_), _) => return Ok(true),
+            (yaml_rust2::Event::StreamEnd, _) => return Ok(false),
+            _ => {}
         }
     }
 }

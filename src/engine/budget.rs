@@ -21,8 +21,8 @@ pub(crate) struct TurnBudget {
 
 impl TurnBudget {
     /// Why the next round may not run (`rounds` and `usage` so far in this
-    /// turn), or `None` when it may.
-    pub(crate) fn exceeded(&self, rounds: u64, usage: &Usage) -> Option<String> {
+    /// turn, and what its subagents spent), or `None` when it may.
+    pub(crate) fn exceeded(&self, rounds: u64, usage: &Usage, children_usd: f64) -> Option<String> {
         if let Some(max) = self.limits.max_turns {
             let used = self.rounds_before + rounds;
             if used >= max {
@@ -38,7 +38,7 @@ impl TurnBudget {
                 "the session has a budget of ${max:.2} (budget_usd) but its model has no known prices, so its cost cannot be counted; give the model prices in the config or lift budget_usd"
             ));
         };
-        let spent = self.usd_before + price.cost(usage);
+        let spent = self.usd_before + price.cost(usage) + children_usd;
         (spent >= max).then(|| {
             format!(
                 "the session reached its budget of ${max:.2} (budget_usd; ${spent:.4} spent); raise it with set_budget or --max-budget-usd"
@@ -75,23 +75,25 @@ mod tests {
             cache_read: 0.0,
             cache_write: 0.0,
         };
-        assert_eq!(budget(None, None, None).exceeded(100, &usage), None);
-        assert_eq!(budget(Some(5), None, None).exceeded(1, &usage), None);
-        let why = budget(Some(5), None, None).exceeded(2, &usage).unwrap();
+        assert_eq!(budget(None, None, None).exceeded(100, &usage, 0.0), None);
+        assert_eq!(budget(Some(5), None, None).exceeded(1, &usage, 0.0), None);
+        let why = budget(Some(5), None, None)
+            .exceeded(2, &usage, 0.0)
+            .unwrap();
         assert!(
             why.contains("5 provider rounds (max_turns; 5 used)"),
             "{why}"
         );
         assert_eq!(
-            budget(None, Some(2.0), Some(price)).exceeded(0, &usage),
+            budget(None, Some(2.0), Some(price)).exceeded(0, &usage, 0.0),
             None
         );
         let why = budget(None, Some(1.4), Some(price))
-            .exceeded(0, &usage)
+            .exceeded(0, &usage, 0.0)
             .unwrap();
         assert!(why.contains("$1.40 (budget_usd; $1.5000 spent)"), "{why}");
         let why = budget(None, Some(1.0), None)
-            .exceeded(0, &Usage::default())
+            .exceeded(0, &Usage::default(), 0.0)
             .unwrap();
         assert!(why.contains("no known prices"), "{why}");
     }

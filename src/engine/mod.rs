@@ -91,6 +91,8 @@ pub(crate) struct TurnOutcome {
     pub last_call: Option<Usage>,
     /// Provider rounds that completed (for the session's budget).
     pub rounds: u64,
+    /// What the turn's subagents spent (part of the turn's cost).
+    pub children_usd: f64,
     pub result: TurnResult,
     /// Steers that arrived too late to reach the model.
     pub undelivered: Vec<String>,
@@ -132,6 +134,10 @@ pub(crate) struct TurnCtx {
     pub backends: crate::tools::Backends,
     /// Where the session's tools come from (built-ins, MCP servers).
     pub tools: Arc<crate::tools::ToolSources>,
+    /// The session's id, for tools acting for it (`task`).
+    pub session_id: String,
+    /// The session's model (a `set_model` during the turn shows here).
+    pub model: watch::Receiver<Option<String>>,
 }
 
 /// The turn's line to the host. Every report carries the turn's prompt id,
@@ -203,6 +209,7 @@ pub(crate) async fn run(mut spec: TurnSpec, mut ctx: TurnCtx) {
         usage: usage.total,
         last_call: usage.last,
         rounds: usage.rounds,
+        children_usd: usage.children_usd,
         result,
         undelivered,
     });
@@ -215,6 +222,8 @@ struct Spent {
     last: Option<Usage>,
     /// Provider rounds that completed.
     rounds: u64,
+    /// What the subagents of the turn's `task` calls spent.
+    children_usd: f64,
 }
 
 impl Spent {
@@ -240,6 +249,7 @@ impl Drop for Reports {
             usage: Usage::default(),
             last_call: None,
             rounds: 0,
+            children_usd: 0.0,
             result: TurnResult::Failed {
                 code: ErrorCode::Internal,
                 error: "the turn stopped unexpectedly (an internal error, logged on stderr); the session is intact, send the prompt again".into(),
@@ -350,7 +360,11 @@ impl<'a> Turn<'a> {
     /// Why the session's budget forbids another round, if it does.
     fn over_budget(&self) -> Option<String> {
         let budget = self.spec.budget.as_ref()?;
-        budget.exceeded(self.usage.rounds, &self.usage.total)
+        budget.exceeded(
+            self.usage.rounds,
+            &self.usage.total,
+            self.usage.children_usd,
+        )
     }
 
     /// At the threshold, compacts before the round is sent.
@@ -471,6 +485,7 @@ impl<'a> Turn<'a> {
             // (with any steers) and go round again.
             keep_answer(self.ctx, builder, &stop_reason, Some(&mut self.history));
             let results = tool_calls::execute(prompt_id, &calls, &offer.tools, self.ctx).await;
+            self.usage.children_usd += results.children_usd;
             self.history.push(hand_back(self.ctx, results.blocks));
             if results.cancelled {
                 return Err(Stop::Cancelled);
@@ -669,6 +684,7 @@ mod tests {
             usage: Usage::default(),
             last_call: None,
             rounds: 1,
+            children_usd: 0.0,
             result: TurnResult::Ok,
             undelivered: Vec::new(),
         });

@@ -8,7 +8,10 @@
 //!
 //! Calls run one after another in the order the model gave them, so a
 //! permission prompt is never shown for a call whose predecessor has not
-//! finished, and the results read in the order the model expects.
+//! finished, and the results read in the order the model expects. The
+//! exception is a run of calls to a tool that says it may run side by
+//! side (`task`: subagents): those start together, and their results
+//! still read in the model's order.
 
 use std::sync::Arc;
 
@@ -23,12 +26,16 @@ use crate::protocol::{
     Frame, PermissionCancelledFrame, PermissionRequestFrame, PlanFrame, ToolExecutionEndFrame,
     ToolExecutionStartFrame, ToolExecutionUpdateFrame,
 };
-use crate::tools::{self, paths, Tool, ToolCtx, ToolImage, ToolOutput, ToolUpdate, Toolset};
+use crate::tools::{
+    self, paths, Caller, Tool, ToolCtx, ToolImage, ToolOutput, ToolUpdate, Toolset,
+};
 
 /// The results of a round's calls, and whether the turn was aborted.
 pub(super) struct Results {
     pub blocks: Vec<Block>,
     pub cancelled: bool,
+    /// What the subagents the calls ran spent (`task`).
+    pub children_usd: f64,
 }
 
 pub(super) async fn execute(
@@ -38,48 +45,85 @@ pub(super) async fn execute(
     ctx: &TurnCtx,
 ) -> Results {
     let mut blocks = Vec::with_capacity(calls.len());
-    for call in calls {
-        let Block::ToolUse { id, name, input } = call else {
-            continue;
-        };
-        if ctx.cancel.is_cancelled() {
-            // Every call still gets a result: providers reject a tool call
-            // left unanswered in the history.
-            blocks.push(result(
-                id,
-                "not run: the turn was aborted".into(),
-                Vec::new(),
-                true,
-            ));
-            continue;
-        }
-        ctx.out
-            .frame(&Frame::ToolExecutionStart(ToolExecutionStartFrame {
-                prompt_id: prompt_id.to_owned(),
-                tool_call_id: id.clone(),
-                name: name.clone(),
-                input: input.clone(),
-            }))
-            .await;
-        let mut output = one(prompt_id, id, name, input, table, ctx).await;
-        let images = std::mem::take(&mut output.images);
-        // The output moves into the frame and back out into the result
-        // block: a long tool output is never held twice.
-        let end = Frame::ToolExecutionEnd(ToolExecutionEndFrame {
-            prompt_id: prompt_id.to_owned(),
-            tool_call_id: id.clone(),
-            result: output.content,
-            is_error: output.is_error,
-        });
-        ctx.out.frame(&end).await;
-        if let Frame::ToolExecutionEnd(end) = end {
-            blocks.push(result(id, end.result, images, end.is_error));
+    let mut children_usd = 0.0;
+    let mut rest = calls;
+    while !rest.is_empty() {
+        // Consecutive calls of a tool that may run side by side (`task`)
+        // start together; any other call runs alone, in order.
+        let together = rest
+            .iter()
+            .take_while(|c| concurrent(c, table))
+            .count()
+            .max(1);
+        let (batch, after) = rest.split_at(together);
+        rest = after;
+        let runs = batch.iter().map(|call| whole(prompt_id, call, table, ctx));
+        for (block, spent) in futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            blocks.push(block);
+            children_usd += spent;
         }
     }
     Results {
         blocks,
         cancelled: ctx.cancel.is_cancelled(),
+        children_usd,
     }
+}
+
+/// Whether `call` is to a tool whose calls may run side by side.
+fn concurrent(call: &Block, table: &Toolset) -> bool {
+    matches!(call, Block::ToolUse { name, .. } if table.get(name).is_some_and(|t| t.concurrent()))
+}
+
+/// One call from its start frame to its result block (and what a subagent
+/// it ran spent); `None` for a block that is not a call.
+async fn whole(
+    prompt_id: &str,
+    call: &Block,
+    table: &Toolset,
+    ctx: &TurnCtx,
+) -> Option<(Block, f64)> {
+    let Block::ToolUse { id, name, input } = call else {
+        return None;
+    };
+    if ctx.cancel.is_cancelled() {
+        // Every call still gets a result: providers reject a tool call
+        // left unanswered in the history.
+        let block = result(id, "not run: the turn was aborted".into(), Vec::new(), true);
+        return Some((block, 0.0));
+    }
+    ctx.out
+        .frame(&Frame::ToolExecutionStart(ToolExecutionStartFrame {
+            prompt_id: prompt_id.to_owned(),
+            tool_call_id: id.clone(),
+            name: name.clone(),
+            input: input.clone(),
+            parent_tool_call_id: None,
+        }))
+        .await;
+    let mut output = one(prompt_id, id, name, input, table, ctx).await;
+    let images = std::mem::take(&mut output.images);
+    // The output moves into the frame and back out into the result
+    // block: a long tool output is never held twice.
+    let end = Frame::ToolExecutionEnd(ToolExecutionEndFrame {
+        prompt_id: prompt_id.to_owned(),
+        tool_call_id: id.clone(),
+        result: output.content,
+        is_error: output.is_error,
+        parent_tool_call_id: None,
+    });
+    ctx.out.frame(&end).await;
+    let Frame::ToolExecutionEnd(end) = end else {
+        unreachable!("built as a tool_execution_end above")
+    };
+    Some((
+        result(id, end.result, images, end.is_error),
+        output.cost_usd,
+    ))
 }
 
 /// A call's result block: its text as a plain string, or, when the tool
@@ -171,6 +215,7 @@ async fn one(
                     title: preview.title,
                     diff: preview.diff,
                     outside_cwd: outside,
+                    parent_tool_call_id: None,
                 }))
                 .await;
             let answer = tokio::select! {
@@ -221,7 +266,7 @@ async fn run(
 ) -> ToolOutput {
     let (tx, mut rx) = mpsc::channel(tools::UPDATE_CAPACITY);
     let output = {
-        let tctx = tool_ctx(ctx, tx);
+        let tctx = tool_ctx(ctx, id, tx);
         let running = async {
             // An abort that came while the call was being let through
             // wins: the tool is not started at all.
@@ -268,8 +313,9 @@ async fn update(prompt_id: &str, id: &str, update: ToolUpdate, ctx: &TurnCtx) {
             ctx.host.send(TurnMsg::Plan(entries));
             return;
         }
-        other => {
-            tracing::debug!(?other, "no frame carries this tool update yet");
+        // The subagent's own frames, tagged with this call.
+        ToolUpdate::Subagent(nested) => {
+            ctx.out.nested(prompt_id, id, nested).await;
             return;
         }
     };
@@ -278,14 +324,21 @@ async fn update(prompt_id: &str, id: &str, update: ToolUpdate, ctx: &TurnCtx) {
             prompt_id: prompt_id.to_owned(),
             tool_call_id: id.to_owned(),
             output,
+            parent_tool_call_id: None,
         }))
         .await;
 }
 
-fn tool_ctx(ctx: &TurnCtx, updates: mpsc::Sender<ToolUpdate>) -> ToolCtx {
+fn tool_ctx(ctx: &TurnCtx, id: &str, updates: mpsc::Sender<ToolUpdate>) -> ToolCtx {
     ToolCtx {
         cwd: ctx.cwd.clone(),
         cancel: ctx.cancel.child_token(),
         env: ctx.backends.env(updates),
+        caller: Caller {
+            session_id: ctx.session_id.clone(),
+            tool_call_id: id.to_owned(),
+            model: ctx.model.borrow().clone(),
+            gate: ctx.gate.clone(),
+        },
     }
 }

@@ -116,6 +116,24 @@ impl FrameSink for MemorySink {
                 kind: "message_update",
                 prompt_id,
                 event,
+                parent_tool_call_id: None,
+            });
+        }
+        Box::pin(std::future::ready(()))
+    }
+
+    fn nested_updates<'a>(
+        &'a self,
+        prompt_id: &'a str,
+        parent: &'a str,
+        events: &'a [StreamEvent],
+    ) -> BoxFuture<'a, ()> {
+        for event in events {
+            self.push(&MessageUpdate {
+                kind: "message_update",
+                prompt_id,
+                event,
+                parent_tool_call_id: Some(parent),
             });
         }
         Box::pin(std::future::ready(()))

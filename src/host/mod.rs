@@ -202,8 +202,11 @@ pub(crate) struct Host {
     eof: bool,
     /// The `compact` command running in a task, if any.
     compacting: Option<Compacting>,
-    /// The MCP servers, started when the host is; `None` without any.
+    /// The MCP servers, started when the host is (or its parent's, for a
+    /// subagent's host); `None` without any.
     mcp: Option<Arc<crate::mcp::Manager>>,
+    /// The servers are this host's to stop.
+    owns_mcp: bool,
     /// Where the turns' tools come from (the built-ins, the MCP servers).
     tools: Arc<crate::tools::ToolSources>,
     /// The file system and processes the session's tools use.
@@ -236,6 +239,14 @@ pub(crate) struct Parts {
     /// The file system and processes the session's tools use (a front end
     /// may put the editor's in place of the local ones).
     pub backends: crate::tools::Backends,
+    /// What the session may hand tasks to (the `task` tool); `None` for a
+    /// subagent's own session.
+    pub delegation: Option<crate::agents::Delegation>,
+    /// Only these tools are offered (a subagent's definition); `None`: all.
+    pub only_tools: Option<Vec<String>>,
+    /// MCP servers already running (a subagent shares its parent's)
+    /// instead of starting `mcp_servers`.
+    pub shared_mcp: Option<Arc<crate::mcp::Manager>>,
 }
 
 impl Host {
@@ -253,8 +264,11 @@ impl Host {
             file,
             mcp_servers,
             backends,
+            delegation,
+            only_tools,
+            shared_mcp,
         } = parts;
-        let mcp = (!mcp_servers.is_empty()).then(|| {
+        let started = (!mcp_servers.is_empty()).then(|| {
             let (events, mut rx) = mpsc::unbounded_channel();
             let out = out.clone();
             tokio::spawn(async move {
@@ -271,12 +285,19 @@ impl Host {
                 },
             )
         });
+        // A subagent's host uses its parent's servers and leaves them
+        // running when it ends.
+        let owns_mcp = started.is_some();
+        let mcp = started.or(shared_mcp);
         // The tool sources, in the order their tools are offered; a new
         // source is one line here.
         let mut sources: Vec<Arc<dyn crate::tools::ToolSource>> =
             vec![Arc::new(crate::tools::Builtins)];
         sources.extend(mcp.clone().map(|m| m as Arc<dyn crate::tools::ToolSource>));
-        let tools = Arc::new(crate::tools::ToolSources::new(sources));
+        if let Some(delegation) = delegation {
+            sources.push(Arc::new(delegation.source(mcp.clone())));
+        }
+        let tools = Arc::new(crate::tools::ToolSources::new(sources).only(only_tools));
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
@@ -308,6 +329,7 @@ impl Host {
             eof: false,
             compacting: None,
             mcp,
+            owns_mcp,
             tools,
             backends,
             exit: None,
@@ -431,6 +453,7 @@ impl Host {
                 usage: Default::default(),
                 last_call: None,
                 rounds: 0,
+                children_usd: 0.0,
                 result: crate::engine::TurnResult::Cancelled,
                 undelivered: Vec::new(),
             })
@@ -442,7 +465,7 @@ impl Host {
         if let Err(e) = self.file.sync() {
             tracing::error!("{e:#}");
         }
-        if let Some(mcp) = &self.mcp {
+        if let Some(mcp) = self.mcp.as_ref().filter(|_| self.owns_mcp) {
             mcp.shutdown();
         }
         // The providers are the front end's to stop: an ACP session shares

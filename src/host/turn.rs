@@ -181,6 +181,8 @@ impl Host {
             skill_roots: Arc::new(self.context.skill_roots()),
             backends: self.backends.clone(),
             tools: self.tools.clone(),
+            session_id: self.session.header.id.clone(),
+            model: self.model.subscribe(),
         };
         tokio::spawn(engine::run(spec, ctx));
         self.turn = Some(Running {
@@ -354,14 +356,19 @@ impl Host {
     }
 
     /// Writes the `turn_end` entry, syncs the file and adds the turn to the
-    /// session's totals (priced when the model's prices are known).
+    /// session's totals (priced when the model's prices are known; what
+    /// its subagents spent is part of it).
     fn record_turn_end(&mut self, outcome: &TurnOutcome) -> anyhow::Result<()> {
-        let cost_usd = self
+        let own = self
             .session
             .model
             .as_deref()
             .and_then(|m| self.providers.price(m))
             .map(|p| p.cost(&outcome.usage));
+        let cost_usd = match own {
+            Some(own) => Some(own + outcome.children_usd),
+            None => (outcome.children_usd > 0.0).then_some(outcome.children_usd),
+        };
         let persisted = self
             .file
             .append(&Entry::TurnEnd {

@@ -44,6 +44,9 @@ pub struct MessageUpdate<'a> {
     pub kind: &'static str,
     pub prompt_id: &'a str,
     pub event: &'a StreamEvent,
+    /// Set on a subagent's events: the parent's `task` call that runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_tool_call_id: Option<&'a str>,
 }
 
 /// Every frame other than `message_update`.
@@ -69,6 +72,34 @@ pub enum Frame {
     CompactionEnd(CompactionEndFrame),
     McpServerStatus(McpServerStatusFrame),
     Plan(super::PlanFrame),
+}
+
+impl Frame {
+    /// Makes a subagent's frame one of the turn `prompt_id` of its parent,
+    /// inside that turn's `task` call `parent`. Frames a subagent does not
+    /// pass on are left as they are.
+    pub(crate) fn nest(&mut self, prompt_id: &str, parent: &str) {
+        let (prompt, tag) = match self {
+            Frame::ToolExecutionStart(f) => (&mut f.prompt_id, &mut f.parent_tool_call_id),
+            Frame::ToolExecutionUpdate(f) => (&mut f.prompt_id, &mut f.parent_tool_call_id),
+            Frame::ToolExecutionEnd(f) => (&mut f.prompt_id, &mut f.parent_tool_call_id),
+            Frame::PermissionRequest(f) => (&mut f.prompt_id, &mut f.parent_tool_call_id),
+            _ => return,
+        };
+        prompt_id.clone_into(prompt);
+        *tag = Some(parent.to_owned());
+    }
+
+    /// The parent's `task` call, on a subagent's frame.
+    pub(crate) fn parent_tool_call_id(&self) -> Option<&str> {
+        match self {
+            Frame::ToolExecutionStart(f) => f.parent_tool_call_id.as_deref(),
+            Frame::ToolExecutionUpdate(f) => f.parent_tool_call_id.as_deref(),
+            Frame::ToolExecutionEnd(f) => f.parent_tool_call_id.as_deref(),
+            Frame::PermissionRequest(f) => f.parent_tool_call_id.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// Where an MCP server is (`get_state.mcp_servers`, `mcp_server_status`).
@@ -162,6 +193,11 @@ pub struct ToolExecutionStartFrame {
     pub tool_call_id: String,
     pub name: String,
     pub input: Value,
+    /// Set when a subagent made this call: the parent's `task` call that
+    /// runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub parent_tool_call_id: Option<String>,
 }
 
 /// Incremental tool output (one line of bash output, without its newline).
@@ -170,6 +206,11 @@ pub struct ToolExecutionUpdateFrame {
     pub prompt_id: String,
     pub tool_call_id: String,
     pub output: String,
+    /// Set when a subagent made this call: the parent's `task` call that
+    /// runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub parent_tool_call_id: Option<String>,
 }
 
 /// A tool call ended; `result` is what the model is given.
@@ -179,6 +220,11 @@ pub struct ToolExecutionEndFrame {
     pub tool_call_id: String,
     pub result: String,
     pub is_error: bool,
+    /// Set when a subagent made this call: the parent's `task` call that
+    /// runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub parent_tool_call_id: Option<String>,
 }
 
 /// The host asks the client whether a tool call may run.
@@ -195,6 +241,11 @@ pub struct PermissionRequestFrame {
     pub diff: Option<String>,
     /// A path the call touches resolves outside the working directory.
     pub outside_cwd: bool,
+    /// Set when a subagent made this call: the parent's `task` call that
+    /// runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub parent_tool_call_id: Option<String>,
 }
 
 /// A permission request that no longer needs an answer (the turn was aborted).
@@ -276,6 +327,7 @@ mod tests {
             kind: "message_update",
             prompt_id: "p1",
             event: &ev,
+            parent_tool_call_id: None,
         };
         let line = serde_json::to_string(&frame).unwrap();
         assert_eq!(

@@ -347,6 +347,9 @@ pub struct SessionSummary {
     pub cwd: String,
     /// The session this one was forked from, if it is a fork.
     pub forked_from: Option<String>,
+    /// The session whose `task` call started this one, if it is a
+    /// subagent's.
+    pub parent_session_id: Option<String>,
 }
 
 /// `get_commands`: the slash commands a `prompt` may start with.

@@ -228,6 +228,10 @@ fn message_update(generator: &mut SchemaGenerator) -> Value {
             "type": { "const": "message_update" },
             "prompt_id": { "type": "string" },
             "event": event,
+            "parent_tool_call_id": {
+                "description": "Set when a subagent streamed this: the parent's `task` call that runs it.",
+                "type": "string",
+            },
         },
         "required": ["type", "prompt_id", "event"],
     })

@@ -55,6 +55,15 @@ pub struct Header {
     /// The session this one was forked from (`fork`, `--continue --fork`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<String>,
+    /// A subagent's session: the session whose `task` call started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_session_id: Option<String>,
+    /// … and that `task` call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_tool_call_id: Option<String>,
+    /// … and the agent it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// One line of a session file.
@@ -222,6 +231,9 @@ impl Session {
                 permission_mode: None,
                 thinking_level: None,
                 forked_from: None,
+                parent_session_id: None,
+                parent_tool_call_id: None,
+                agent: None,
             },
             model,
             messages: Vec::new(),

@@ -276,6 +276,7 @@ impl Store {
                 title: session.title(),
                 cwd: session.header.cwd.clone(),
                 forked_from: session.header.forked_from.clone(),
+                parent_session_id: session.header.parent_session_id.clone(),
             };
             out.push((updated, summary));
         }

@@ -216,6 +216,8 @@ mod tests {
             cwd: cwd.clone(),
             cancel: CancellationToken::new(),
             env: backends.env(tx),
+
+            caller: crate::tools::Caller::detached(),
         };
         let tool = |name| Toolset::builtin().get(name).unwrap();
 

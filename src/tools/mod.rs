@@ -62,16 +62,50 @@ pub(crate) struct ToolCtx {
     pub cancel: CancellationToken,
     /// What the call may touch: files, processes, and where its updates go.
     pub env: ToolEnv,
+    /// The session and call this run is for.
+    pub caller: Caller,
+}
+
+/// The session a call runs in, as a tool that acts for it (`task`, which
+/// starts a subagent on its behalf) needs to know it.
+#[derive(Clone)]
+pub(crate) struct Caller {
+    pub session_id: String,
+    /// The call's own id (a subagent's frames are tagged with it).
+    pub tool_call_id: String,
+    /// The session's model now.
+    pub model: Option<String>,
+    /// The session's permission gate.
+    pub gate: std::sync::Arc<crate::permissions::Gate>,
+}
+
+impl Caller {
+    /// A caller outside any session (unit tests of single tools).
+    #[cfg(test)]
+    pub(crate) fn detached() -> Self {
+        Caller {
+            session_id: String::new(),
+            tool_call_id: String::new(),
+            model: None,
+            gate: std::sync::Arc::new(crate::permissions::Gate::new(
+                crate::protocol::Mode::Ask,
+                Vec::new(),
+            )),
+        }
+    }
 }
 
 /// The result handed back to the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ToolOutput {
     pub content: String,
     pub is_error: bool,
     /// Images the model is shown with the text (an MCP tool's image
     /// content); none for the built-in tools.
     pub images: Vec<ToolImage>,
+    /// What a subagent the call ran spent (`task`): counted towards this
+    /// session's budget and cost. 0 for every other tool.
+    pub cost_usd: f64,
 }
 
 /// A base64 image in a tool's result.
@@ -88,6 +122,7 @@ impl ToolOutput {
             content: content.into(),
             is_error: false,
             images: Vec::new(),
+            cost_usd: 0.0,
         }
     }
 
@@ -96,6 +131,7 @@ impl ToolOutput {
             content: content.into(),
             is_error: true,
             images: Vec::new(),
+            cost_usd: 0.0,
         }
     }
 
@@ -224,6 +260,8 @@ pub(crate) mod test_util {
             cwd,
             cancel: CancellationToken::new(),
             env: Backends::local(env_remove).env(tx),
+
+            caller: crate::tools::Caller::detached(),
         };
         (ctx, rx)
     }

@@ -55,6 +55,9 @@ impl ToolSource for Builtins {
 /// A session's sources, asked in order; an earlier source wins a name.
 pub(crate) struct ToolSources {
     sources: Vec<Arc<dyn ToolSource>>,
+    /// Only tools of these names are offered (a subagent's definition
+    /// lists them); `None`: every tool.
+    only: Option<Vec<String>>,
     offers: Mutex<Option<Offers>>,
 }
 
@@ -69,8 +72,15 @@ impl ToolSources {
     pub(crate) fn new(sources: Vec<Arc<dyn ToolSource>>) -> ToolSources {
         ToolSources {
             sources,
+            only: None,
             offers: Mutex::new(None),
         }
+    }
+
+    /// Offers only the tools named in `only` (when given).
+    pub(crate) fn only(mut self, only: Option<Vec<String>>) -> Self {
+        self.only = only;
+        self
     }
 
     /// What a round offers in `mode`. Waits first for sources still
@@ -116,6 +126,13 @@ impl ToolSources {
         let mut set = Toolset::empty();
         for source in &self.sources {
             for tool in source.tools() {
+                if self
+                    .only
+                    .as_ref()
+                    .is_some_and(|only| !only.iter().any(|n| n == tool.name()))
+                {
+                    continue;
+                }
                 if let Err(e) = set.add(tool) {
                     tracing::warn!("{}: {e:#}", source.name());
                 }

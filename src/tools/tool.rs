@@ -36,6 +36,12 @@ pub(crate) trait Tool: Send + Sync {
     /// What the permission gate judges the call by.
     fn access(&self) -> Access;
 
+    /// Whether calls to it in one round may run side by side (`task`:
+    /// subagents work in parallel). Others run one after another.
+    fn concurrent(&self) -> bool {
+        false
+    }
+
     /// One line for the system prompt saying when to use the tool. By
     /// default the first sentence of the definition's description (what a
     /// tool from elsewhere, such as an MCP server's, has to offer).

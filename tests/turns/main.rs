@@ -5,7 +5,7 @@
 //! `queue` (`follow_up`, `steer`), `set_model`, `budget` (`--max-turns`,
 //! `set_budget`), `streams` (stray events, a
 //! large reply, attachments), `compaction` (on overflow, at the threshold,
-//! on demand). The helpers below are shared by all but `compaction`.
+//! on demand), `subagents` (the `task` tool). The helpers below are shared by all but `compaction`.
 //!
 //! The only timing assertions are the contract's own bounds, asserted
 //! generously (abort "within 200 ms" is checked as < 1 s); latency is
@@ -24,6 +24,7 @@ mod queue;
 mod reads;
 mod set_model;
 mod streams;
+mod subagents;
 
 use std::time::{Duration, Instant};
 

@@ -619,12 +619,17 @@ class Message(_MessageRequired, total=False):
     stop_reason: Optional[str]
 
 
-class MessageUpdateFrame(TypedDict):
-    """A piece of the model's answer as it streams."""
-
+class _MessageUpdateFrameRequired(TypedDict):
     event: StreamEvent
     prompt_id: str
     type: Literal["message_update"]
+
+
+class MessageUpdateFrame(_MessageUpdateFrameRequired, total=False):
+    """A piece of the model's answer as it streams."""
+
+    #: Set when a subagent streamed this: the parent's `task` call that runs it.
+    parent_tool_call_id: str
 
 
 #: How much the host may do without asking.
@@ -722,6 +727,9 @@ class PermissionRequestFrame(_PermissionRequestFrameRequired, total=False):
     """The host asks the client whether a tool call may run."""
 
     diff: str
+    #: Set when a subagent made this call: the parent's `task` call that
+    #: runs it.
+    parent_tool_call_id: str
 
 
 class _PermissionResponseCommandRequired(TypedDict):
@@ -859,6 +867,9 @@ class SessionSummary(TypedDict):
     forked_from: Optional[str]
     message_count: int
     model: Optional[str]
+    #: The session whose `task` call started this one, if it is a
+    #: subagent's.
+    parent_session_id: Optional[str]
     session_id: str
     #: The first non-blank line of the first user message, trimmed, cut at
     #: 80 characters (with `…` when cut).
@@ -1134,9 +1145,7 @@ class TextAttachment(TypedDict):
 ThinkingLevel = Union[Literal["minimal", "low", "medium", "high"], Literal["off"], Literal["xhigh"]]
 
 
-class ToolExecutionEndFrame(TypedDict):
-    """A tool call ended; `result` is what the model is given."""
-
+class _ToolExecutionEndFrameRequired(TypedDict):
     is_error: bool
     prompt_id: str
     result: str
@@ -1144,11 +1153,15 @@ class ToolExecutionEndFrame(TypedDict):
     type: Literal["tool_execution_end"]
 
 
-class ToolExecutionStartFrame(TypedDict):
-    """A tool call starts: its permission request (if one is asked) and its
-    output follow.
-    """
+class ToolExecutionEndFrame(_ToolExecutionEndFrameRequired, total=False):
+    """A tool call ended; `result` is what the model is given."""
 
+    #: Set when a subagent made this call: the parent's `task` call that
+    #: runs it.
+    parent_tool_call_id: str
+
+
+class _ToolExecutionStartFrameRequired(TypedDict):
     input: Any
     name: str
     prompt_id: str
@@ -1156,13 +1169,29 @@ class ToolExecutionStartFrame(TypedDict):
     type: Literal["tool_execution_start"]
 
 
-class ToolExecutionUpdateFrame(TypedDict):
-    """Incremental tool output (one line of bash output, without its newline)."""
+class ToolExecutionStartFrame(_ToolExecutionStartFrameRequired, total=False):
+    """A tool call starts: its permission request (if one is asked) and its
+    output follow.
+    """
 
+    #: Set when a subagent made this call: the parent's `task` call that
+    #: runs it.
+    parent_tool_call_id: str
+
+
+class _ToolExecutionUpdateFrameRequired(TypedDict):
     output: str
     prompt_id: str
     tool_call_id: str
     type: Literal["tool_execution_update"]
+
+
+class ToolExecutionUpdateFrame(_ToolExecutionUpdateFrameRequired, total=False):
+    """Incremental tool output (one line of bash output, without its newline)."""
+
+    #: Set when a subagent made this call: the parent's `task` call that
+    #: runs it.
+    parent_tool_call_id: str
 
 
 class _TurnResponseRequired(TypedDict):

@@ -513,6 +513,8 @@ export interface Message {
 /** A piece of the model's answer as it streams. */
 export interface MessageUpdateFrame {
   event: StreamEvent;
+  /** Set when a subagent streamed this: the parent's `task` call that runs it. */
+  parent_tool_call_id?: string;
   prompt_id: string;
   type: "message_update";
 }
@@ -591,6 +593,11 @@ export interface PermissionRequestFrame {
   input: unknown;
   /** A path the call touches resolves outside the working directory. */
   outside_cwd: boolean;
+  /**
+   * Set when a subagent made this call: the parent's `task` call that
+   * runs it.
+   */
+  parent_tool_call_id?: string;
   prompt_id: string;
   request_id: string;
   title: string;
@@ -694,6 +701,11 @@ export interface SessionSummary {
   forked_from: string | null;
   message_count: number;
   model: string | null;
+  /**
+   * The session whose `task` call started this one, if it is a
+   * subagent's.
+   */
+  parent_session_id: string | null;
   session_id: string;
   /**
    * The first non-blank line of the first user message, trimmed, cut at
@@ -932,6 +944,11 @@ export type ThinkingLevel = ("minimal" | "low" | "medium" | "high") | "off" | "x
 /** A tool call ended; `result` is what the model is given. */
 export interface ToolExecutionEndFrame {
   is_error: boolean;
+  /**
+   * Set when a subagent made this call: the parent's `task` call that
+   * runs it.
+   */
+  parent_tool_call_id?: string;
   prompt_id: string;
   result: string;
   tool_call_id: string;
@@ -944,6 +961,11 @@ export interface ToolExecutionEndFrame {
 export interface ToolExecutionStartFrame {
   input: unknown;
   name: string;
+  /**
+   * Set when a subagent made this call: the parent's `task` call that
+   * runs it.
+   */
+  parent_tool_call_id?: string;
   prompt_id: string;
   tool_call_id: string;
 }
@@ -951,6 +973,11 @@ export interface ToolExecutionStartFrame {
 /** Incremental tool output (one line of bash output, without its newline). */
 export interface ToolExecutionUpdateFrame {
   output: string;
+  /**
+   * Set when a subagent made this call: the parent's `task` call that
+   * runs it.
+   */
+  parent_tool_call_id?: string;
   prompt_id: string;
   tool_call_id: string;
 }

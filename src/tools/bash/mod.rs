@@ -211,6 +211,7 @@ fn result(end: End, timeout_ms: u64, mut content: String, lingered: bool) -> Too
         content,
         is_error,
         images: Vec::new(),
+        cost_usd: 0.0,
     }
 }
 

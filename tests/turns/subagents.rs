@@ -1,0 +1,350 @@
+//! Subagents (`task`): children streaming inside the parent's turn, tagged
+//! with the parent's call; their sessions stored under the parent and
+//! continued by id; abort reaching every child; the caps and idle close
+//! of `[subagents]`; agent definitions' tools and budgets.
+
+use super::*;
+
+/// A `task` call's input, as JSON for a `[[tool=task input=…]]` directive.
+fn task(description: &str, prompt: &str) -> Value {
+    json!({"description": description, "prompt": prompt})
+}
+
+/// A parent prompt whose first round calls `task` once per input.
+fn delegate(inputs: &[Value]) -> String {
+    let tools = vec!["task"; inputs.len()].join(",");
+    format!("go [[tool={tools} input={}]]", Value::from(inputs.to_vec()))
+}
+
+fn host_with(args: &[&str], dir: Option<&std::path::Path>) -> (Rpc, Value) {
+    let mut s = Spawn::new().ext("echo").model(ECHO);
+    for a in args {
+        s = s.arg(a);
+    }
+    if let Some(d) = dir {
+        s = s.current_dir(d);
+    }
+    let mut rpc = s.start();
+    let ready = rpc.ready();
+    (rpc, ready)
+}
+
+/// The session id a task result names.
+fn child_id(result: &str) -> String {
+    let at = result
+        .find("session_id ")
+        .expect("the result names the session")
+        + 11;
+    result[at..]
+        .split_whitespace()
+        .next()
+        .expect("id")
+        .to_owned()
+}
+
+fn ends_of(frames: &[Value]) -> Vec<&Value> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "tool_execution_end" && f.get("parent_tool_call_id").is_none())
+        .collect()
+}
+
+#[test]
+fn two_tasks_in_a_round_stream_nested_come_back_and_persist_under_the_parent() {
+    let (mut rpc, ready) = host_with(&["--permission-mode", "allow-all"], None);
+    let parent = ready["session_id"].as_str().expect("id").to_owned();
+    let message = delegate(&[
+        task("count", "one two [[n=3 delay_ms=20]]"),
+        task("look", r#"[[id_prefix=k_ tool=ls input={"path": "."}]]"#),
+    ]);
+    let (frames, done) = prompt(&mut rpc, "1", &message);
+    assert_eq!(done["ok"], true, "{done}");
+    let pid = done["prompt_id"].as_str().expect("prompt id");
+
+    // Both calls start before either ends: they run side by side.
+    let position = |pred: &dyn Fn(&Value) -> bool| frames.iter().position(pred).expect("frame");
+    let start2 =
+        position(&|f| f["type"] == "tool_execution_start" && f["tool_call_id"] == "call_2");
+    let end1 = position(&|f| f["type"] == "tool_execution_end" && f["tool_call_id"] == "call_1");
+    assert!(
+        start2 < end1,
+        "the second task started only after the first ended"
+    );
+
+    // The children's frames carry the parent's prompt id and call.
+    let nested: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f.get("parent_tool_call_id").is_some())
+        .collect();
+    assert!(nested.iter().all(|f| f["prompt_id"] == pid), "{nested:?}");
+    let first_text: String = nested
+        .iter()
+        .filter(|f| f["parent_tool_call_id"] == "call_1" && f["type"] == "message_update")
+        .filter_map(|f| f["event"]["delta"].as_str())
+        .collect();
+    assert_eq!(first_text, "tok tok tok ");
+    let child_call = nested
+        .iter()
+        .find(|f| f["type"] == "tool_execution_start")
+        .expect("the second child's tool call");
+    assert_eq!(child_call["parent_tool_call_id"], "call_2");
+    assert_eq!(child_call["tool_call_id"], "k_call_1");
+    assert_eq!(child_call["name"], "ls");
+    // No child's turn bookkeeping reaches the parent's client.
+    assert_eq!(
+        frames.iter().filter(|f| f["type"] == "agent_start").count(),
+        1
+    );
+
+    // The results, in the model's order, name each child's session.
+    let ends = ends_of(&frames);
+    let results: Vec<&str> = ends
+        .iter()
+        .map(|e| e["result"].as_str().expect("result"))
+        .collect();
+    assert!(results[0].starts_with("tok tok tok"), "{}", results[0]);
+    assert!(results[1].starts_with("tool result:"), "{}", results[1]);
+    let first = child_id(results[0]);
+    let second = child_id(results[1]);
+
+    // Stored as sessions of their own, listed with their parent.
+    let list = call_ok(&mut rpc, json!({"type": "list_sessions"}), "l");
+    let sessions = list["sessions"].as_array().expect("sessions");
+    for id in [&first, &second] {
+        let s = sessions
+            .iter()
+            .find(|s| s["session_id"] == id.as_str())
+            .expect("child listed");
+        assert_eq!(s["parent_session_id"], parent.as_str(), "{s}");
+    }
+    let header = std::fs::read_to_string(rpc.sessions_dir().join(format!("{first}.jsonl")))
+        .expect("child file");
+    let header: Value = serde_json::from_str(header.lines().next().expect("line")).expect("json");
+    assert_eq!(header["parent_tool_call_id"], "call_1", "{header}");
+    assert_eq!(header["agent"], "general", "{header}");
+
+    // Continued by its id, the first child still has its history.
+    let again = json!({"description": "again", "prompt": "[[show=messages]]", "session_id": first});
+    let (frames, done) = prompt(&mut rpc, "2", &delegate(&[again]));
+    assert_eq!(done["ok"], true, "{done}");
+    let result = ends_of(&frames)[0]["result"]
+        .as_str()
+        .expect("result")
+        .to_owned();
+    assert!(result.contains("one two"), "{result}");
+    assert_eq!(child_id(&result), first);
+
+    // `rpc sessions` lists each child under its parent.
+    let out = std::process::Command::new(bin())
+        .args(["sessions", "--all", "--data-dir"])
+        .arg(&rpc.data)
+        .output()
+        .expect("rpc sessions");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    let row = |id: &str| lines.iter().position(|l| l.contains(id)).expect("listed");
+    assert!(lines[row(&first)].starts_with("└ "), "{table}");
+    assert!(
+        row(&parent) < row(&first) && row(&parent) < row(&second),
+        "{table}"
+    );
+}
+
+#[test]
+fn abort_stops_every_running_child() {
+    let (mut rpc, _) = host_with(&["--permission-mode", "allow-all"], None);
+    let slow = "[[n=200 delay_ms=20]]";
+    let message = delegate(&[task("a", slow), task("b", slow)]);
+    rpc.send(json!({"type": "prompt", "id": "1", "message": message}));
+    rpc.until("a child's delta", |f| {
+        f["type"] == "message_update" && f.get("parent_tool_call_id").is_some()
+    });
+    rpc.send(json!({"type": "abort", "id": "a"}));
+    let sent = Instant::now();
+    let (frames, end) = rpc.until("agent_end", |f| f["type"] == "agent_end");
+    let took = sent.elapsed();
+    assert_eq!(end["stop_reason"], "aborted");
+    assert!(took < Duration::from_secs(1), "abort took {took:?}");
+    let ends = ends_of(&frames);
+    assert_eq!(ends.len(), 2, "both tasks answered: {frames:?}");
+    for e in ends {
+        assert_eq!(e["is_error"], true, "{e}");
+    }
+    let resp = rpc.answer(&json!("1"));
+    assert_eq!(resp["cancelled"], true, "{resp}");
+    // Nothing of the children follows the turn's end.
+    let late = rpc.drain(Duration::from_millis(300));
+    assert!(
+        late.iter().all(|f| f.get("parent_tool_call_id").is_none()),
+        "{late:?}"
+    );
+}
+
+/// A config file with `[subagents]` and any other tables.
+fn config(dir: &std::path::Path, body: &str) -> String {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, body).expect("config");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn max_sessions_refuses_a_child_only_when_every_one_is_running() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config(
+        dir.path(),
+        "[subagents]\nmax_sessions = 1\nmax_parallel = 2\n",
+    );
+    let (mut rpc, _) = host_with(
+        &["--permission-mode", "allow-all", "--config", &config],
+        None,
+    );
+    let slow = "[[n=5 delay_ms=20]]";
+    let (frames, _) = prompt(
+        &mut rpc,
+        "1",
+        &delegate(&[task("a", slow), task("b", slow)]),
+    );
+    let ends = ends_of(&frames);
+    let refused: Vec<_> = ends.iter().filter(|e| e["is_error"] == true).collect();
+    assert_eq!(refused.len(), 1, "{ends:?}");
+    let why = refused[0]["result"].as_str().expect("result");
+    assert!(why.contains("max_sessions"), "{why}");
+    let first = child_id(
+        ends.iter()
+            .find(|e| e["is_error"] == false)
+            .expect("one ran")["result"]
+            .as_str()
+            .expect("r"),
+    );
+
+    // The open child is idle now: a new task closes it instead of failing,
+    // and continuing the first reopens it from disk.
+    let (frames, _) = prompt(&mut rpc, "2", &delegate(&[task("c", "hello")]));
+    assert_eq!(ends_of(&frames)[0]["is_error"], false, "{frames:?}");
+    let again = json!({"description": "again", "prompt": "[[show=messages]]", "session_id": first});
+    let (frames, _) = prompt(&mut rpc, "3", &delegate(&[again]));
+    let result = ends_of(&frames)[0]["result"]
+        .as_str()
+        .expect("result")
+        .to_owned();
+    assert!(result.contains("tok tok"), "{result}");
+}
+
+#[test]
+fn max_parallel_runs_the_rest_after_and_idle_children_are_closed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config(
+        dir.path(),
+        "[subagents]\nmax_parallel = 1\nidle_timeout = 1\n",
+    );
+    let (mut rpc, _) = host_with(
+        &["--permission-mode", "allow-all", "--config", &config],
+        None,
+    );
+    let slow = "[[n=3 delay_ms=20]]";
+    let (frames, _) = prompt(
+        &mut rpc,
+        "1",
+        &delegate(&[task("a", slow), task("b", slow)]),
+    );
+    let first_b = frames
+        .iter()
+        .position(|f| f["parent_tool_call_id"] == "call_2")
+        .expect("b streamed");
+    let end_a = frames
+        .iter()
+        .position(|f| f["type"] == "tool_execution_end" && f["tool_call_id"] == "call_1")
+        .expect("a ended");
+    assert!(end_a < first_b, "b ran beside a with max_parallel = 1");
+    let first = child_id(ends_of(&frames)[0]["result"].as_str().expect("result"));
+
+    // Closed when idle: its file is no longer held, so another process can
+    // delete it (an open session's file is locked).
+    let rm = || {
+        std::process::Command::new(bin())
+            .args(["sessions", "rm", &first, "--data-dir"])
+            .arg(&rpc.data)
+            .output()
+            .expect("rpc sessions rm")
+    };
+    let held = rm();
+    assert!(!held.status.success(), "deleted while its host had it open");
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = rm();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_agent_definition_sets_the_childs_tools_prompt_and_budget() {
+    let project = tempfile::tempdir().expect("project");
+    let agents = project.path().join(".claude/agents");
+    std::fs::create_dir_all(&agents).expect("agents dir");
+    std::fs::write(
+        agents.join("reader.md"),
+        "---\nname: reader\ndescription: Reads files.\ntools: Read, Grep\nmax_turns: 1\n---\nYOU ONLY READ.\n",
+    )
+    .expect("definition");
+    let (mut rpc, _) = host_with(&["--permission-mode", "allow-all"], Some(project.path()));
+    let input = json!({"description": "x", "prompt": "[[show=params]]", "agent": "reader"});
+    let (frames, _) = prompt(&mut rpc, "1", &delegate(&[input]));
+    let result = ends_of(&frames)[0]["result"]
+        .as_str()
+        .expect("result")
+        .to_owned();
+    let params: Value = serde_json::from_str(result.split("\n\n---\n").next().expect("answer"))
+        .expect("the child's request as JSON");
+    let tools: Vec<&str> = params["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(tools, ["read", "grep"], "{params}");
+    assert!(
+        params.to_string().contains("YOU ONLY READ."),
+        "the body is in the system prompt"
+    );
+
+    // Its budget stops the child before a second round.
+    let input = json!({"description": "x", "prompt": r#"[[tool=read input={"path": "a"}]]"#, "agent": "reader"});
+    let (frames, _) = prompt(&mut rpc, "3", &delegate(&[input]));
+    let result = ends_of(&frames)[0]["result"]
+        .as_str()
+        .expect("result")
+        .to_owned();
+    assert!(result.contains("stop_reason budget_exceeded"), "{result}");
+}
+
+#[test]
+fn a_bad_task_call_is_an_error_result_the_model_can_fix() {
+    let (mut rpc, _) = host_with(&["--permission-mode", "allow-all"], None);
+    let bad = [
+        (json!({"description": "x"}), "`prompt` is required"),
+        (
+            json!({"description": "x", "prompt": "p", "agent": "nobody"}),
+            "there is no agent \"nobody\"",
+        ),
+        (
+            json!({"description": "x", "prompt": "p", "session_id": "../etc"}),
+            "invalid session id",
+        ),
+        (
+            json!({"description": "x", "prompt": "p", "session_id": "missing-session"}),
+            "missing-session",
+        ),
+    ];
+    for (i, (input, why)) in bad.into_iter().enumerate() {
+        let (frames, done) = prompt(&mut rpc, &format!("b{i}"), &delegate(&[input]));
+        assert_eq!(done["ok"], true, "{done}");
+        let end = ends_of(&frames)[0];
+        assert_eq!(end["is_error"], true, "{end}");
+        assert!(
+            end["result"].as_str().expect("result").contains(why),
+            "{end}"
+        );
+    }
+}
