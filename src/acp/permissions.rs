@@ -82,6 +82,9 @@ pub(super) fn request(session_id: &str, cwd: &str, frame: &PermissionRequestFram
     if let Some(map) = call.as_object_mut() {
         map.remove("sessionUpdate");
     }
+    if let Some(parent) = &frame.parent_tool_call_id {
+        call["_meta"] = json!({"parentToolCallId": parent});
+    }
     json!({
         "sessionId": session_id,
         "toolCall": call,

@@ -151,12 +151,7 @@ impl AcpSink {
                 }
             }
             other => {
-                let parent = other.parent_tool_call_id();
-                for mut update in self.map(|m| m.frame(other)) {
-                    // A subagent's call, shown as the `task` call's child.
-                    if let Some(parent) = parent {
-                        update["_meta"] = json!({"parentToolCallId": parent});
-                    }
+                for update in self.map(|m| m.frame(other)) {
                     session.notify(update).await;
                 }
             }

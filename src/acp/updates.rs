@@ -47,9 +47,20 @@ struct Call {
     /// A `task` call: the subagent ran a tool since its last text, so the
     /// next text starts a new paragraph.
     break_due: bool,
+    /// A subagent's call: the parent's `task` call it runs under, which
+    /// every update of it names in `_meta.parentToolCallId`.
+    parent: Option<String>,
 }
 
 impl Call {
+    /// `update` as one of this call's: a subagent's names its parent.
+    fn tagged(&self, mut update: Value) -> Value {
+        if let Some(parent) = &self.parent {
+            update["_meta"] = json!({"parentToolCallId": parent});
+        }
+        update
+    }
+
     /// Adds to the output kept, keeping only its tail.
     fn append(&mut self, text: &str) {
         self.output.push_str(text);
@@ -104,19 +115,20 @@ impl Mapper {
         call.name.clone_from(&start.name);
         call.input = start.input.clone();
         call.announced = true;
-        vec![tool_call(&self.cwd, id, &call.name, &call.input)]
+        call.parent.clone_from(&start.parent_tool_call_id);
+        vec![call.tagged(tool_call(&self.cwd, id, &call.name, &call.input))]
     }
 
     /// The call was let through and runs now.
     pub(super) fn running(&mut self, id: &str) -> Vec<Value> {
-        if !self.calls.contains_key(id) {
+        let Some(call) = self.calls.get(id) else {
             return Vec::new();
-        }
-        vec![json!({
+        };
+        vec![call.tagged(json!({
             "sessionUpdate": "tool_call_update",
             "toolCallId": id,
             "status": "in_progress",
-        })]
+        }))]
     }
 
     /// The call runs in the editor's terminal `terminal_id`: embedded in
@@ -126,11 +138,11 @@ impl Mapper {
             return Vec::new();
         };
         call.terminal = Some(terminal_id.to_owned());
-        vec![json!({
+        vec![call.tagged(json!({
             "sessionUpdate": "tool_call_update",
             "toolCallId": id,
             "content": [terminal_content(terminal_id)],
-        })]
+        }))]
     }
 
     fn output(&mut self, update: &ToolExecutionUpdateFrame) -> Vec<Value> {
@@ -146,11 +158,11 @@ impl Mapper {
             call.output.push('\n');
         }
         call.append(&update.output);
-        vec![json!({
+        vec![call.tagged(json!({
             "sessionUpdate": "tool_call_update",
             "toolCallId": id,
             "content": [text_content(&call.output)],
-        })]
+        }))]
     }
 
     /// A subagent's text, inside its parent's `task` call `parent` (ACP
@@ -200,7 +212,7 @@ impl Mapper {
         if let Some(terminal_id) = &call.terminal {
             update["content"] = json!([terminal_content(terminal_id)]);
         }
-        vec![update]
+        vec![call.tagged(update)]
     }
 
     /// The updates for one streamed event other than a text or thinking

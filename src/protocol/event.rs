@@ -89,17 +89,6 @@ impl Frame {
         prompt_id.clone_into(prompt);
         *tag = Some(parent.to_owned());
     }
-
-    /// The parent's `task` call, on a subagent's frame.
-    pub(crate) fn parent_tool_call_id(&self) -> Option<&str> {
-        match self {
-            Frame::ToolExecutionStart(f) => f.parent_tool_call_id.as_deref(),
-            Frame::ToolExecutionUpdate(f) => f.parent_tool_call_id.as_deref(),
-            Frame::ToolExecutionEnd(f) => f.parent_tool_call_id.as_deref(),
-            Frame::PermissionRequest(f) => f.parent_tool_call_id.as_deref(),
-            _ => None,
-        }
-    }
 }
 
 /// Where an MCP server is (`get_state.mcp_servers`, `mcp_server_status`).

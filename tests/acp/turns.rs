@@ -420,3 +420,65 @@ fn an_edit_carries_its_diff_and_bash_output_streams_into_the_call() {
     assert_eq!(running.last(), Some(&"first\nsecond"), "{updates:?}");
     acp.finish();
 }
+
+/// A subagent inside an ACP session: its tool call is shown as a child of
+/// the `task` call, its permission question reaches the editor, and its
+/// text fills the `task` call.
+#[test]
+fn a_subagents_calls_and_text_show_inside_the_task_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut acp, session) = started(dir.path(), &[]);
+    let child = r#"[[id_prefix=k_ tool=write input={"path": "a.txt", "content": "hi\n"}]]"#;
+    let input = json!({"description": "write it", "prompt": child});
+    let (updates, answer) = acp.prompt(&session, &format!("go [[tool=task input={input}]]"));
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    let calls = of_kind(&updates, "tool_call");
+    let task = calls
+        .iter()
+        .find(|c| c["toolCallId"] == "call_1")
+        .expect("the task call");
+    assert!(task.get("_meta").is_none(), "{task}");
+    let write = calls
+        .iter()
+        .find(|c| c["toolCallId"] == "k_call_1")
+        .expect("the child's call");
+    assert_eq!(write["_meta"]["parentToolCallId"], "call_1", "{write}");
+    // The child's question went to the editor, naming the child's call.
+    assert_eq!(acp.asked.len(), 1, "{:?}", acp.asked);
+    assert_eq!(acp.asked[0]["params"]["toolCall"]["toolCallId"], "k_call_1");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
+        "hi\n"
+    );
+    // The child's answer shows in the task call, then its result closes it.
+    let task_updates: Vec<_> = of_kind(&updates, "tool_call_update")
+        .into_iter()
+        .filter(|u| u["toolCallId"] == "call_1")
+        .collect();
+    let texts: Vec<&str> = task_updates
+        .iter()
+        .filter_map(|u| u["content"][0]["content"]["text"].as_str())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("tool result: Created a.txt")),
+        "{texts:?}"
+    );
+    let last = task_updates.last().expect("closing update");
+    assert_eq!(last["status"], "completed", "{last}");
+    assert!(
+        last["rawOutput"]["result"]
+            .as_str()
+            .unwrap()
+            .contains("session_id"),
+        "{last}"
+    );
+    // Child updates for its own call carry the parent too.
+    for u in of_kind(&updates, "tool_call_update") {
+        if u["toolCallId"] == "k_call_1" {
+            assert_eq!(u["_meta"]["parentToolCallId"], "call_1", "{u}");
+        }
+    }
+    acp.finish();
+}
