@@ -371,4 +371,44 @@ mod tests {
         let err = g.ask("write").unwrap_err();
         assert_eq!(err.to_string(), NO_CLIENT);
     }
+
+    #[tokio::test]
+    async fn a_childs_question_is_answered_through_its_parent_and_closes_with_it() {
+        let parent = Gate::new(Mode::Ask, vec![]);
+        let child = parent.child(Mode::ReadOnly, vec![]);
+        assert_eq!(child.mode(), Mode::ReadOnly);
+        let (id, answer) = child.ask("write").unwrap();
+        let always = Answer {
+            decision: Decision::AllowAlways,
+            message: None,
+        };
+        assert!(
+            parent.answer(&id, always),
+            "the parent finds the child's question"
+        );
+        assert_eq!(answer.await.unwrap().decision, Decision::AllowAlways);
+        // The grant is the child's: the parent still asks.
+        assert_eq!(
+            child.verdict("write", Access::EditsFiles, false),
+            Verdict::Refuse(
+                "refused: the permission mode is read-only, so write cannot run".into()
+            )
+        );
+        child.set_mode(Mode::Ask);
+        assert_eq!(
+            child.verdict("write", Access::EditsFiles, false),
+            Verdict::Run
+        );
+        assert_eq!(
+            parent.verdict("write", Access::EditsFiles, false),
+            Verdict::Ask
+        );
+        let (_, pending) = child.ask("bash").unwrap();
+        parent.close();
+        assert_eq!(pending.await.unwrap().decision, Decision::Deny);
+        assert!(
+            child.ask("bash").is_err(),
+            "nobody can answer the child either"
+        );
+    }
 }

@@ -92,6 +92,13 @@ mod tests {
             .exceeded(0, &usage, 0.0)
             .unwrap();
         assert!(why.contains("$1.40 (budget_usd; $1.5000 spent)"), "{why}");
+        let why = budget(None, Some(1.4), Some(price))
+            .exceeded(0, &Usage::default(), 1.0)
+            .unwrap();
+        assert!(
+            why.contains("$1.5000 spent"),
+            "subagents' cost counts: {why}"
+        );
         let why = budget(None, Some(1.0), None)
             .exceeded(0, &Usage::default(), 0.0)
             .unwrap();

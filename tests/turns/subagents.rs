@@ -10,10 +10,15 @@ fn task(description: &str, prompt: &str) -> Value {
     json!({"description": description, "prompt": prompt})
 }
 
-/// A parent prompt whose first round calls `task` once per input.
+/// A parent prompt whose first round calls `task` once per input (one
+/// input as an object, which the HTTP fake takes too).
 fn delegate(inputs: &[Value]) -> String {
     let tools = vec!["task"; inputs.len()].join(",");
-    format!("go [[tool={tools} input={}]]", Value::from(inputs.to_vec()))
+    let input = match inputs {
+        [one] => one.clone(),
+        all => Value::from(all.to_vec()),
+    };
+    format!("go [[tool={tools} input={input}]]")
 }
 
 fn host_with(args: &[&str], dir: Option<&std::path::Path>) -> (Rpc, Value) {
@@ -347,4 +352,76 @@ fn a_bad_task_call_is_an_error_result_the_model_can_fix() {
             "{end}"
         );
     }
+}
+
+#[test]
+fn what_a_child_spends_counts_towards_the_parents_budget() {
+    use common::fake_http::{Api, FakeServer};
+    let api = Api::Anthropic;
+    let srv = FakeServer::start();
+    let mut rpc = Spawn::new()
+        .env("XDG_CONFIG_HOME", "/nonexistent/agent-rpc-subagent-tests")
+        .env(api.base_var(), &api.base_url(srv.port))
+        .env(api.key_var(), "sk-ant-test-subagents")
+        .model(api.model())
+        .arg("--permission-mode")
+        .arg("allow-all")
+        .arg("--max-budget-usd")
+        .arg("1")
+        .start();
+    rpc.ready();
+    // The child reports two million input tokens: dollars, where the
+    // parent's own rounds cost a fraction of a cent.
+    let input = task("spend", "expensive [[usage_in=2000000]]");
+    let (frames, done) = prompt(&mut rpc, "1", &delegate(&[input]));
+    let result = ends_of(&frames)[0]["result"]
+        .as_str()
+        .expect("result")
+        .to_owned();
+    let child_cost: f64 = result
+        .rsplit(", $")
+        .next()
+        .and_then(|c| c.trim().parse().ok())
+        .expect("the result names the child's cost");
+    assert!(child_cost > 1.0, "{result}");
+    // The check before the parent's next round counts the child's cost.
+    assert_eq!(done["code"], "budget_exceeded", "{done}");
+    let stats = call_ok(&mut rpc, json!({"type": "get_session_stats"}), "s");
+    let cost = stats["cost_usd"].as_f64().expect("cost");
+    assert!(
+        cost >= child_cost,
+        "the parent's cost includes its child's: {stats}"
+    );
+}
+
+#[test]
+fn a_childs_permission_question_is_answered_by_the_parents_client() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut rpc, _) = host_with(&["--permission-mode", "ask"], Some(dir.path()));
+    let child = r#"[[id_prefix=k_ tool=write input={"path": "a.txt", "content": "hi\n"}]]"#;
+    rpc.send(json!({"type": "prompt", "id": "1", "message": delegate(&[task("write", child)])}));
+    let (_, asked) = rpc.until("permission_request", |f| f["type"] == "permission_request");
+    assert_eq!(asked["parent_tool_call_id"], "call_1", "{asked}");
+    assert_eq!(asked["tool_call_id"], "k_call_1", "{asked}");
+    assert_eq!(asked["tool"], "write", "{asked}");
+    let request = asked["request_id"].clone();
+    let answer = call_ok(
+        &mut rpc,
+        json!({"type": "permission_response", "request_id": request, "decision": "allow_once"}),
+        "p",
+    );
+    assert_eq!(answer["ok"], true, "{answer}");
+    let (frames, _) = rpc.until("agent_end", |f| f["type"] == "agent_end");
+    let end = ends_of(&frames)[0].clone();
+    assert!(
+        end["result"]
+            .as_str()
+            .expect("result")
+            .starts_with("tool result: Created a.txt"),
+        "{end}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a.txt")).expect("written"),
+        "hi\n"
+    );
 }
