@@ -257,7 +257,9 @@ impl Factory {
                 (session, file)
             }
             None => {
-                let model = def.model.clone().or_else(|| run.parent.model.clone());
+                let model = self
+                    .child_model(def)
+                    .or_else(|| run.parent.model.clone());
                 let mut session = Session::new(session::new_id(), cwd_text.clone(), model);
                 let header = &mut session.header;
                 header.parent_session_id = Some(run.parent.session_id.clone());
@@ -320,6 +322,25 @@ impl Factory {
             only_tools: def.tools.clone(),
             shared_mcp: spec.mcp.clone(),
         })
+    }
+}
+
+impl Factory {
+    /// The model a definition names, unless it is one of Claude Code's
+    /// aliases (`sonnet`, `opus`, `haiku`) that names no model here: such
+    /// a file, written for Claude Code, runs on the parent's model instead
+    /// of failing every call.
+    fn child_model(&self, def: &crate::agents::definitions::Definition) -> Option<String> {
+        let model = def.model.as_deref()?;
+        let alias = matches!(model, "sonnet" | "opus" | "haiku");
+        if alias && self.providers.check_model_quick(model).is_err() {
+            tracing::info!(
+                "agent {}: model {model:?} is Claude Code's alias; using the parent's model",
+                def.name
+            );
+            return None;
+        }
+        Some(model.to_owned())
     }
 }
 
