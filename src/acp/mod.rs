@@ -35,7 +35,7 @@ pub(crate) mod mcp;
 mod options;
 mod permissions;
 mod prompt;
-mod rpc;
+pub(crate) mod rpc;
 mod sessions;
 mod sink;
 mod start;
