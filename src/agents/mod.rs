@@ -15,6 +15,8 @@
 //! - `external`: an ACP agent run as a child process.
 //! - `nested`: a child host's sink, forwarding to the parent's call.
 
+pub(crate) mod external;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,6 +32,7 @@ use crate::tools::{BoxFuture, ToolUpdate};
 /// shown there tagged with the parent's `task` call
 /// (`parent_tool_call_id`), in the order the child produced it.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Frame is ~280 bytes; boxing it is the lead's call
 pub(crate) enum Nested {
     /// `tool_execution_start` / `_update` / `_end`, `permission_request`,
     /// `permission_cancelled` of the child.

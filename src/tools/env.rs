@@ -107,6 +107,7 @@ pub(crate) trait ShellProcess: Send {
 
 /// Something a running tool reports before its result.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Subagent's Nested holds a Frame
 pub(crate) enum ToolUpdate {
     /// A line of output (bash), or a progress line (an MCP server's),
     /// without its newline.
