@@ -200,7 +200,7 @@ impl ExternalAgent {
         let proc = Arc::new(Proc {
             name: name.clone(),
             cx: Connection::new(out),
-            pid: child.id(),
+            pid: Mutex::new(child.id()),
             load_session: OnceLock::new(),
             sessions: Mutex::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
@@ -404,7 +404,9 @@ impl Runner for ExternalAgent {
 struct Proc {
     name: String,
     cx: Connection,
-    pid: Option<u32>,
+    /// Its process group; taken by the first kill, or once it is reaped
+    /// and its leftovers killed, so a reused id is never signalled.
+    pid: Mutex<Option<u32>>,
     /// `agentCapabilities.loadSession`, once `initialize` answered.
     load_session: OnceLock<bool>,
     /// The sessions this process has (made or loaded), with their cwd.
@@ -428,7 +430,7 @@ impl Proc {
 
     fn kill(&self, why: String) {
         let _ = self.why_dead.set(why);
-        kill_group(self.pid);
+        kill_group(lock(&self.pid).take());
         self.dead.cancel();
         self.cx.client_gone();
         lock(&self.routes).clear();
@@ -987,11 +989,10 @@ async fn read_agent(
     let status = match tokio::time::timeout(EXIT_WAIT, child.wait()).await {
         Ok(Ok(status)) => status.to_string(),
         Ok(Err(e)) => format!("its status is unknown: {e}"),
-        Err(_) => {
-            kill_group(proc.pid);
-            "it closed its output and was killed".into()
-        }
+        Err(_) => "it closed its output and was killed".into(),
     };
+    // Whatever it started and left behind goes with it.
+    kill_group(lock(&proc.pid).take());
     let tail = proc.stderr_tail();
     let mut why = format!("the agent {} exited ({status})", proc.name);
     if !tail.is_empty() {
@@ -1570,6 +1571,103 @@ mod tests {
         agent.env_remove = secrets;
         let (answer, _) = call(&agent, &parent, None, &prompt, Mode::Ask, ignore).await;
         assert_eq!(answer.unwrap().text, "given");
+    }
+
+    /// Our own binary as the external agent: `rpc --acp` with the echo
+    /// provider. Needs `target/debug/rpc` (`cargo build`).
+    #[tokio::test]
+    async fn rpc_acp_itself_is_an_external_agent() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let rpc = format!("{root}/target/debug/rpc");
+        assert!(
+            Path::new(&rpc).exists(),
+            "THIS TEST NEEDS THE BINARY: run `cargo build` first ({rpc} is missing)"
+        );
+        let home = tempfile::tempdir().unwrap();
+        let home = home.path().to_str().unwrap();
+        let args = vec![
+            "--acp".to_owned(),
+            "--extension".to_owned(),
+            format!("{root}/fixtures/providers/echo"),
+            "--data-dir".to_owned(),
+            format!("{home}/data"),
+        ];
+        let env = [("XDG_CONFIG_HOME", home), ("HOME", home)];
+        let agent = ExternalAgent::new("self", config(&rpc, args, &env), Arc::new(vec![]));
+        let parent = Parent::new();
+        let (answer, seen) = call(&agent, &parent, None, "hello there", Mode::Ask, ignore).await;
+        let answer = answer.unwrap();
+        assert_eq!(
+            (answer.text.as_str(), answer.stop_reason.as_str()),
+            ("hello there", "end_turn")
+        );
+        assert_eq!(seen, ["text:hello", "text: there"]);
+        // Its sessions are stored, so it continues one after a restart.
+        agent.shutdown();
+        let sid = answer.session_id;
+        let (again, seen) = call(&agent, &parent, Some(&sid), "once more", Mode::Ask, ignore).await;
+        let again = again.unwrap();
+        assert_eq!(
+            (again.text.as_str(), again.session_id.as_str()),
+            ("once more", sid.as_str())
+        );
+        assert_eq!(
+            seen,
+            ["text:once", "text: more"],
+            "the replayed history is not shown"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_file_system_is_offered_inside_the_cwd_when_configured() {
+        let mut agent = fake(&[]);
+        let parent = Parent::new();
+        let cwd = parent.cwd.path();
+        std::fs::write(cwd.join("a.txt"), "one\ntwo\nthree\n").unwrap();
+        let read = format!("fs read {}", cwd.join("a.txt").display());
+        let (answer, _) = call(&agent, &parent, None, &read, Mode::Ask, ignore).await;
+        assert_eq!(
+            answer.unwrap().text,
+            "error -32601",
+            "not offered by default"
+        );
+        agent.shutdown();
+        agent.config.fs_read = true;
+        agent.config.fs_write = true;
+        let (answer, _) = call(&agent, &parent, None, &read, Mode::Ask, ignore).await;
+        assert_eq!(answer.unwrap().text, "two\n", "line 2, limit 1");
+        let write = format!("fs write {} new text", cwd.join("b.txt").display());
+        let (answer, _) = call(&agent, &parent, None, &write, Mode::Ask, ignore).await;
+        assert_eq!(answer.unwrap().text, "written");
+        assert_eq!(
+            std::fs::read_to_string(cwd.join("b.txt")).unwrap(),
+            "new text"
+        );
+        let (answer, _) = call(
+            &agent,
+            &parent,
+            None,
+            "fs read /etc/hostname",
+            Mode::Ask,
+            ignore,
+        )
+        .await;
+        assert_eq!(answer.unwrap().text, "error -32602", "outside the cwd");
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_dies_before_initialize_says_why() {
+        let script = "echo 'no API key configured' >&2; exit 2";
+        let args = vec!["-c".to_owned(), script.to_owned()];
+        let agent = ExternalAgent::new("early", config("sh", args, &[]), Arc::new(vec![]));
+        let parent = Parent::new();
+        let (answer, _) = call(&agent, &parent, None, "hi", Mode::Ask, ignore).await;
+        let e = answer.unwrap_err();
+        assert!(
+            e.contains("the agent early exited (exit status: 2)")
+                && e.contains("no API key configured"),
+            "{e}"
+        );
     }
 
     #[test]
