@@ -149,14 +149,12 @@ impl ExternalAgent {
             },
             "clientInfo": {"name": "agent-rpc", "version": env!("CARGO_PKG_VERSION")},
         });
+        // Killed unless it completes initialize (a call abandoned meanwhile
+        // leaves no process behind).
+        let mut unready = Unready(Some(&proc));
         let (_, rx) = proc.cx.request("initialize", params).await;
-        let init = match self.reply(&proc, "initialize", rx, cancel).await {
-            Ok(init) => init,
-            Err(stop) => {
-                proc.kill("it did not complete initialize".into());
-                return Err(stop);
-            }
-        };
+        let init = self.reply(&proc, "initialize", rx, cancel).await?;
+        unready.0 = None;
         let version = init.get("protocolVersion").and_then(Value::as_u64);
         if version != Some(1) {
             tracing::warn!(
@@ -167,6 +165,7 @@ impl ExternalAgent {
         let load = init["agentCapabilities"]["loadSession"].as_bool() == Some(true);
         let _ = proc.load_session.set(load);
         *lock(&self.live) = Some(proc.clone());
+        drop(unready);
         Ok(proc)
     }
 
@@ -307,9 +306,10 @@ impl ExternalAgent {
             }
             routes.insert(sid.clone(), tx);
         }
-        let _route = Route {
+        let mut route = Route {
             proc: &proc,
             sid: &sid,
+            settled: false,
         };
         let params = json!({"sessionId": sid, "prompt": [{"type": "text", "text": run.prompt}]});
         let (_, response) = proc.cx.request("session/prompt", params).await;
@@ -322,7 +322,9 @@ impl ExternalAgent {
             turn,
             quiet_since: Instant::now(),
         };
-        match prompt.drive(response).await {
+        let outcome = prompt.drive(response).await;
+        route.settled = true;
+        match outcome {
             Ok(result) => Ok(ChildAnswer {
                 session_id: sid.clone(),
                 text: prompt.turn.answer(),
@@ -450,14 +452,36 @@ enum FromAgent {
 }
 
 /// Unregisters a call's session route when the call ends, however it ends.
+/// A call dropped before its prompt ended (rather than cancelled through
+/// its token) sends `session/cancel` on its way out.
 struct Route<'a> {
     proc: &'a Proc,
     sid: &'a str,
+    settled: bool,
 }
 
 impl Drop for Route<'_> {
     fn drop(&mut self) {
         lock(&self.proc.routes).remove(self.sid);
+        if self.settled {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let cx = self.proc.cx.clone();
+            let params = json!({"sessionId": self.sid});
+            runtime.spawn(async move { cx.notify("session/cancel", params).await });
+        }
+    }
+}
+
+/// A process that has not completed `initialize` yet: killed if dropped.
+struct Unready<'a>(Option<&'a Proc>);
+
+impl Drop for Unready<'_> {
+    fn drop(&mut self) {
+        if let Some(proc) = self.0 {
+            proc.kill("it did not complete initialize".into());
+        }
     }
 }
 
@@ -626,7 +650,10 @@ impl Prompt<'_, '_> {
         title: String,
         locations: &[PathBuf],
     ) -> Option<Decision> {
-        let Ok((request_id, answer)) = self.run.gate.ask(tool) else {
+        // Its own key in the gate: the parent's client allowing this
+        // agent's `edit` always must not allow the parent's own `edit`.
+        let key = format!("agent:{}:{tool}", self.agent.name);
+        let Ok((request_id, answer)) = self.run.gate.ask(&key) else {
             // Nobody can answer (the client closed stdin).
             return Some(Decision::Deny);
         };
@@ -1161,7 +1188,7 @@ async fn keep_stderr(name: String, mut pipe: ChildStderr, tail: Arc<Mutex<String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::permissions::{Answer, Gate};
+    use crate::permissions::{Access, Answer, Gate};
 
     /// The bound on every wait of these tests.
     const WAIT: Duration = Duration::from_secs(30);
@@ -1384,6 +1411,10 @@ mod tests {
             .await;
             assert_eq!(answer.unwrap().text, format!("Done: {said}"));
         }
+        // The child's "always" is the agent's to keep, not the parent's:
+        // the parent's own edit tool still asks.
+        let verdict = parent.gate.verdict("edit", Access::EditsFiles, false);
+        assert_eq!(verdict, crate::permissions::Verdict::Ask);
         // Allow-all and accept-edits (an edit inside the cwd) ask nobody.
         for mode in [Mode::AllowAll, Mode::AcceptEdits] {
             let (answer, seen) = call(&agent, &parent, None, "tool edit", mode, ignore).await;
@@ -1459,6 +1490,49 @@ mod tests {
         let parent = Parent::new();
         let (answer, _) = call(&agent, &parent, None, "still there", Mode::Ask, ignore).await;
         assert_eq!(answer.unwrap().text, "echo #1: still there");
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_mid_prompt_cancels_the_agents_prompt() {
+        let agent = fake(&[]);
+        let parent = Parent::new();
+        let (answer, _) = call(&agent, &parent, None, "hi", Mode::Ask, ignore).await;
+        let sid = answer.unwrap().session_id;
+        let (tx, mut rx) = mpsc::channel(64);
+        let run = ChildRun {
+            prompt: "sleep 30",
+            cwd: parent.cwd.path(),
+            mode: Mode::Ask,
+            gate: &parent.gate,
+            cancel: &parent.cancel,
+            updates: &tx,
+        };
+        let mut fut = agent.run(Some(&sid), run);
+        tokio::time::timeout(WAIT, async {
+            loop {
+                tokio::select! {
+                    _ = &mut fut => panic!("the sleep ended on its own"),
+                    Some(ToolUpdate::Subagent(n)) = rx.recv() => {
+                        if show(&n) == "text:sleeping" {
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+        .await
+        .expect("the agent started sleeping");
+        drop(fut);
+        // The agent's sleep was cancelled, so it counts one.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (answer, _) = call(&agent, &parent, Some(&sid), "cancels", Mode::Ask, ignore).await;
+            if answer.unwrap().text == "1" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "session/cancel never arrived");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
