@@ -508,7 +508,11 @@ impl Prompt<'_, '_> {
                 biased;
                 () = self.run.cancel.cancelled() => return Err(self.cancel(response).await),
                 message = self.rx.recv() => match message {
-                    Some(message) => self.handle(message).await?,
+                    Some(message) => match self.handle(message).await {
+                        Ok(()) => {}
+                        Err(Stop::Cancelled) => return Err(self.cancel(response).await),
+                        Err(fault) => return Err(fault),
+                    },
                     None => return Err(Stop::Fault(self.crashed().await)),
                 },
                 answer = &mut response => return match answer {
@@ -1480,16 +1484,49 @@ mod tests {
         let took = at.expect("the agent asked").elapsed();
         tracing::info!("cancel while asking took {took:?}");
         assert!(took < Duration::from_millis(200), "{took:?}");
-        assert_eq!(answer.unwrap().stop_reason, "aborted");
+        let answer = answer.unwrap();
+        assert_eq!(answer.stop_reason, "aborted");
         assert_eq!(
             seen.last().map(String::as_str),
             Some("ask-cancelled"),
             "{seen:?}"
         );
+        // The agent was told too.
+        let parent = Parent::new();
+        let sid = Some(answer.session_id.as_str());
+        let (told, _) = call(&agent, &parent, sid, "cancels", Mode::Ask, ignore).await;
+        assert_eq!(told.unwrap().text, "1");
         // The process is still good for the next call.
         let parent = Parent::new();
         let (answer, _) = call(&agent, &parent, None, "still there", Mode::Ask, ignore).await;
         assert_eq!(answer.unwrap().text, "echo #1: still there");
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_ignores_the_cancel_is_left_after_the_grace() {
+        let agent = fake(&[]);
+        let parent = Parent::new();
+        let (warm, _) = call(&agent, &parent, None, "hi", Mode::Ask, ignore).await;
+        warm.unwrap();
+        let cancel = parent.cancel.clone();
+        let at = Arc::new(Mutex::new(None));
+        let set = at.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            *lock(&set) = Some(Instant::now());
+            cancel.cancel();
+        });
+        let (answer, _) = call(&agent, &parent, None, "hang", Mode::Ask, ignore).await;
+        let took = lock(&at).expect("cancelled").elapsed();
+        assert_eq!(answer.unwrap().stop_reason, "aborted");
+        assert!(
+            took >= CANCEL_GRACE && took < Duration::from_millis(200),
+            "{took:?}"
+        );
+        // The agent goes on with other sessions.
+        let parent = Parent::new();
+        let (answer, _) = call(&agent, &parent, None, "next", Mode::Ask, ignore).await;
+        assert_eq!(answer.unwrap().text, "echo #1: next");
     }
 
     #[tokio::test]
