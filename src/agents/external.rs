@@ -52,6 +52,9 @@ const STDERR_TAIL: usize = 2048;
 const CANCEL_GRACE: Duration = Duration::from_millis(150);
 /// How long a dead process's exit status and last stderr are waited for.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
+/// Messages of one session queued for its call: room for a burst, and
+/// beyond it the agent's output waits for the parent's client.
+const ROUTE_CAPACITY: usize = 1024;
 /// ACP tool kinds that only look: allowed in read-only mode.
 const LOOKING_KINDS: [&str; 4] = ["read", "search", "think", "fetch"];
 
@@ -295,7 +298,7 @@ impl ExternalAgent {
             Err(Stop::Cancelled) => return Ok(aborted(session.unwrap_or("").into(), &turn)),
             Err(Stop::Fault(why)) => return Err(why),
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(ROUTE_CAPACITY);
         {
             let mut routes = lock(&proc.routes);
             if routes.contains_key(&sid) {
@@ -349,7 +352,9 @@ impl ExternalAgent {
         session: Option<&str>,
         run: &ChildRun<'_>,
     ) -> Result<String, Stop> {
-        let cwd = run.cwd.to_string_lossy();
+        // ACP wants an absolute path.
+        let dir = std::path::absolute(run.cwd).unwrap_or_else(|_| run.cwd.to_path_buf());
+        let cwd = dir.to_string_lossy();
         let sid = match session {
             Some(id) if lock(&proc.sessions).contains_key(id) => return Ok(id.to_owned()),
             Some(id) => {
@@ -381,7 +386,7 @@ impl ExternalAgent {
                 }
             }
         };
-        lock(&proc.sessions).insert(sid.clone(), run.cwd.to_path_buf());
+        lock(&proc.sessions).insert(sid.clone(), dir.clone());
         Ok(sid)
     }
 }
@@ -414,7 +419,7 @@ struct Proc {
     /// The sessions this process has (made or loaded), with their cwd.
     sessions: Mutex<HashMap<String, PathBuf>>,
     /// Where each session's messages go while a call runs it.
-    routes: Mutex<HashMap<String, mpsc::UnboundedSender<FromAgent>>>,
+    routes: Mutex<HashMap<String, mpsc::Sender<FromAgent>>>,
     /// When the agent last sent anything.
     heard: Mutex<Instant>,
     stderr: Arc<Mutex<String>>,
@@ -491,7 +496,7 @@ struct Prompt<'a, 'r> {
     proc: &'a Proc,
     run: &'a ChildRun<'r>,
     sid: &'a str,
-    rx: mpsc::UnboundedReceiver<FromAgent>,
+    rx: mpsc::Receiver<FromAgent>,
     turn: Turn,
     /// Since when the call waits on the agent (reset when we were the one
     /// waited for: a permission question answered by the parent).
@@ -1039,18 +1044,19 @@ async fn on_line(proc: &Arc<Proc>, line: &[u8]) {
         Incoming::Response(message) => proc.cx.on_response(&message),
         Incoming::Notification { method, params } => {
             if method == "session/update" {
-                route(proc, &params, || {
-                    FromAgent::Update(params.get("update").cloned().unwrap_or_default())
-                });
+                let sid = str_of(&params, "sessionId").unwrap_or_default().to_owned();
+                let update = match params {
+                    Value::Object(mut params) => params.remove("update").unwrap_or_default(),
+                    _ => Value::Null,
+                };
+                let _ = route(proc, &sid, FromAgent::Update(update)).await;
             }
         }
         Incoming::Request { id, method, params } => {
             if method == "session/request_permission" {
-                let message = || FromAgent::Permission {
-                    id: id.clone(),
-                    params: params.clone(),
-                };
-                if !route(proc, &params, message) {
+                let sid = str_of(&params, "sessionId").unwrap_or_default().to_owned();
+                let message = FromAgent::Permission { id, params };
+                if let Err(FromAgent::Permission { id, .. }) = route(proc, &sid, message).await {
                     // No call of ours runs that session: nobody to ask.
                     let cancelled = json!({"outcome": {"outcome": "cancelled"}});
                     proc.cx.respond(id, Ok(cancelled)).await;
@@ -1078,14 +1084,14 @@ async fn on_line(proc: &Arc<Proc>, line: &[u8]) {
     }
 }
 
-/// Hands a session's message to the call running it; false when none does.
-fn route(proc: &Proc, params: &Value, message: impl FnOnce() -> FromAgent) -> bool {
-    let Some(sid) = str_of(params, "sessionId") else {
-        return false;
-    };
-    match lock(&proc.routes).get(sid) {
-        Some(tx) => tx.send(message()).is_ok(),
-        None => false,
+/// Hands a session's message to the call running it, waiting while that
+/// call is [`ROUTE_CAPACITY`] messages behind (a slow parent client slows
+/// the agent); gives the message back when no call runs the session.
+async fn route(proc: &Proc, sid: &str, message: FromAgent) -> Result<(), FromAgent> {
+    let tx = lock(&proc.routes).get(sid).cloned();
+    match tx {
+        Some(tx) => tx.send(message).await.map_err(|e| e.0),
+        None => Err(message),
     }
 }
 
@@ -1370,6 +1376,17 @@ mod tests {
             ),
             (12, 34, 5)
         );
+    }
+
+    #[tokio::test]
+    async fn a_flood_arrives_whole_and_in_order() {
+        let agent = fake(&[]);
+        let parent = Parent::new();
+        let (answer, seen) = call(&agent, &parent, None, "flood 20000", Mode::Ask, ignore).await;
+        let want: String = (0..20000).map(|i| format!("{i} ")).collect();
+        assert_eq!(answer.unwrap().text, want);
+        assert_eq!(seen.len(), 20000);
+        assert_eq!(seen[19999], "text:19999 ");
     }
 
     #[tokio::test]
