@@ -50,6 +50,9 @@ const STDERR_TAIL: usize = 2048;
 /// How long a cancelled prompt's response is waited for after
 /// `session/cancel` (the parent's abort must end within 200 ms).
 const CANCEL_GRACE: Duration = Duration::from_millis(150);
+/// How long an aborted call waits for room to tell the parent's client
+/// that its question is withdrawn.
+const WITHDRAW_WAIT: Duration = Duration::from_millis(20);
 /// How long a dead process's exit status and last stderr are waited for.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
 /// Messages of one session queued for its call: room for a burst, and
@@ -685,10 +688,9 @@ impl Prompt<'_, '_> {
                     request_id,
                     reason: "aborted".into(),
                 };
-                let _ = self
-                    .run
-                    .updates
-                    .try_send(ToolUpdate::Subagent(frame(Frame::PermissionCancelled(withdrawn))));
+                // Waited for briefly: the abort must end within 200 ms.
+                let gone = ToolUpdate::Subagent(frame(Frame::PermissionCancelled(withdrawn)));
+                let _ = tokio::time::timeout(WITHDRAW_WAIT, self.run.updates.send(gone)).await;
                 None
             }
         }
