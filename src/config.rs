@@ -46,6 +46,83 @@ pub(crate) struct Config {
     /// `[mcp_servers.<name>]`: MCP tool servers (Codex's shape).
     #[serde(default)]
     pub mcp_servers: BTreeMap<String, crate::mcp::config::TomlServer>,
+    /// `[agents.<name>]`: external ACP agents the `task` tool can run.
+    #[serde(default)]
+    pub agents: BTreeMap<String, ExternalAgentConfig>,
+}
+
+/// How long an external agent may stay silent during a call by default.
+pub(crate) const DEFAULT_AGENT_TIMEOUT_SECS: u64 = 600;
+
+/// `[agents.<name>]`: an ACP agent the host starts as a child process and
+/// drives as an ACP client when the model delegates a task to it
+/// (`claude-code-acp`, `codex-acp`, `gemini --experimental-acp`,
+/// `opencode acp`, `rpc --acp`, …). `<name>` is what the model passes as
+/// the `task` tool's `agent`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExternalAgentConfig {
+    /// The program (looked up in `PATH` unless it is a path). Required.
+    #[serde(default)]
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Added to the environment the agent inherits, which is the host's
+    /// less its secrets (provider keys, `*_API_KEY`, as bash gets it); a
+    /// secret the agent needs is given here explicitly.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// What the agent is good at; the model reads it to choose. Required.
+    #[serde(default)]
+    pub description: String,
+    /// Seconds a call may go without any message from the agent before it
+    /// fails as hung (the agent is then restarted on next use).
+    #[serde(default = "default_agent_timeout")]
+    pub timeout: u64,
+    /// Offer the agent ACP's `fs/read_text_file`: it may read text files
+    /// (unsaved state included, for an editor) through the host, inside the
+    /// child's working directory only. Default false: the agent reads the
+    /// disk itself.
+    #[serde(default)]
+    pub fs_read: bool,
+    /// Offer the agent ACP's `fs/write_text_file`, inside the child's
+    /// working directory only. Default false.
+    #[serde(default)]
+    pub fs_write: bool,
+    /// Offer the agent ACP's `terminal/*` methods. Not supported yet: only
+    /// `false` is accepted.
+    #[serde(default)]
+    pub terminal: bool,
+}
+
+fn default_agent_timeout() -> u64 {
+    DEFAULT_AGENT_TIMEOUT_SECS
+}
+
+impl ExternalAgentConfig {
+    /// The checks serde cannot make; errors name the table and the field.
+    fn validate(&self, name: &str) -> anyhow::Result<()> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("[agents.{name}]: an agent name must be letters, digits, '-' and '_'");
+        }
+        if self.command.trim().is_empty() {
+            bail!("[agents.{name}] field command: required (the agent's program, e.g. \"claude-code-acp\")");
+        }
+        if self.description.trim().is_empty() {
+            bail!("[agents.{name}] field description: required (the model reads it to choose an agent)");
+        }
+        if self.timeout == 0 {
+            bail!("[agents.{name}] field timeout: must be at least 1 (seconds)");
+        }
+        if self.terminal {
+            bail!("[agents.{name}] field terminal: offering terminals to an agent is not supported yet");
+        }
+        Ok(())
+    }
 }
 
 /// `[compaction]`: when and how much the host compacts long sessions.
@@ -273,6 +350,9 @@ pub(crate) fn parse(text: &str) -> anyhow::Result<Config> {
             }
         }
     }
+    for (name, agent) in &config.agents {
+        agent.validate(name)?;
+    }
     if config.budget.max_turns == Some(0) {
         bail!("[budget] field max_turns: must be at least 1 (leave it out for no limit)");
     }
@@ -372,6 +452,46 @@ context_window = 32768
         assert_eq!(
             (ok.budget.max_turns, ok.budget.max_usd),
             (Some(3), Some(0.5))
+        );
+    }
+
+    #[test]
+    fn agents_tables_parse_with_defaults_and_bad_ones_are_named() {
+        let c = parse(
+            "[agents.claude]\ncommand = \"claude-code-acp\"\ndescription = \"codes\"\n\
+             [agents.self]\ncommand = \"rpc\"\nargs = [\"--acp\"]\ndescription = \"us\"\n\
+             env = { A = \"1\" }\ntimeout = 30\nfs_read = true\n",
+        )
+        .unwrap();
+        let a = &c.agents["claude"];
+        assert_eq!(a.timeout, DEFAULT_AGENT_TIMEOUT_SECS);
+        assert!(a.args.is_empty() && !a.fs_read && !a.fs_write && !a.terminal);
+        let s = &c.agents["self"];
+        assert_eq!((s.args.len(), s.timeout, s.fs_read), (1, 30, true));
+        assert_eq!(s.env["A"], "1");
+        let err = |text: &str| format!("{:#}", parse(text).unwrap_err());
+        let e = err("[agents.x]\ndescription = \"d\"\n");
+        assert!(e.contains("[agents.x] field command"), "{e}");
+        let e = err("[agents.x]\ncommand = \"c\"\n");
+        assert!(e.contains("[agents.x] field description"), "{e}");
+        let e = err("[agents.x]\ncommand = \"c\"\ndescription = \"d\"\ntimeout = 0\n");
+        assert!(e.contains("[agents.x] field timeout"), "{e}");
+        let e = err("[agents.x]\ncommand = \"c\"\ndescription = \"d\"\nterminal = true\n");
+        assert!(e.contains("[agents.x] field terminal"), "{e}");
+        let e = err("[agents.x]\ncommand = \"c\"\ndescription = \"d\"\ncmd = 1\n");
+        assert!(e.contains("line 4") && e.contains("cmd"), "{e}");
+        let e = err("[agents.x]\ncommand = \"c\"\ndescription = \"d\"\nargs = \"-v\"\n");
+        assert!(e.contains("agents.x.args"), "{e}");
+        let e = err("[agents.\"a b\"]\ncommand = \"c\"\ndescription = \"d\"\n");
+        assert!(e.contains("agent name"), "{e}");
+        // The file is named by `load`.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[agents.x]\ncommand = \"c\"\n").unwrap();
+        let e = format!("{:#}", load(Some(&path)).unwrap_err());
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains("[agents.x] field description"),
+            "{e}"
         );
     }
 

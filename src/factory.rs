@@ -95,6 +95,9 @@ pub(crate) struct Factory {
     cli: Cli,
     /// The process's open subagent sessions.
     pub hub: Arc<crate::agents::hub::Hub>,
+    /// The config's external ACP agents (`[agents.<name>]`), one process
+    /// each, started on first use and shared by every session.
+    pub external_agents: Vec<Arc<crate::agents::external::ExternalAgent>>,
 }
 
 impl Factory {
@@ -112,6 +115,18 @@ impl Factory {
         let providers = providers(cli, &config, &data_dir)?;
         let env_remove = Arc::new(secret_vars(&providers, &config.tools.keep_env));
         let hub = crate::agents::hub::Hub::new(subagent_limits(&config));
+        let external_agents = config
+            .agents
+            .iter()
+            .map(|(name, agent)| {
+                let agent = crate::agents::external::ExternalAgent::new(
+                    name.clone(),
+                    agent.clone(),
+                    env_remove.clone(),
+                );
+                Arc::new(agent)
+            })
+            .collect();
         Ok(Arc::new(Self {
             cwd,
             data_dir,
@@ -122,6 +137,7 @@ impl Factory {
             mcp_servers,
             cli: cli.clone(),
             hub,
+            external_agents,
         }))
     }
 
@@ -220,6 +236,15 @@ impl Factory {
         })
     }
 
+    /// Closes the open subagent sessions and stops the external agents
+    /// (the process is exiting).
+    pub(crate) async fn stop_subagents(&self) {
+        self.hub.shutdown().await;
+        for agent in &self.external_agents {
+            agent.shutdown();
+        }
+    }
+
     /// The agents a session in `cwd` may hand tasks to: the definitions
     /// found for it (and the built-in `general`).
     fn delegation(self: &Arc<Self>, cwd: &Path) -> crate::agents::Delegation {
@@ -257,9 +282,7 @@ impl Factory {
                 (session, file)
             }
             None => {
-                let model = self
-                    .child_model(def)
-                    .or_else(|| run.parent.model.clone());
+                let model = self.child_model(def).or_else(|| run.parent.model.clone());
                 let mut session = Session::new(session::new_id(), cwd_text.clone(), model);
                 let header = &mut session.header;
                 header.parent_session_id = Some(run.parent.session_id.clone());

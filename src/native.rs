@@ -58,15 +58,15 @@ async fn serve(
     // The one session's host stops; then its providers do (they are the
     // front end's: an ACP connection shares them between sessions).
     let providers = parts.providers.clone();
-    let hub = parts.delegation.as_ref().map(|d| d.factory.hub.clone());
+    let factory = parts.delegation.as_ref().map(|d| d.factory.clone());
     let (host, channels) = Host::new(parts, Sink::new(NativeSink { out }));
     let code = host
         .run(submissions, channels, stdout_closed, signals)
         .await;
     // Subagents' sessions close (and are saved) before the providers
     // their turns use go.
-    if let Some(hub) = hub {
-        hub.shutdown().await;
+    if let Some(factory) = factory {
+        factory.stop_subagents().await;
     }
     providers.shutdown().await;
     code

@@ -35,7 +35,7 @@ pub(crate) mod mcp;
 mod options;
 mod permissions;
 mod prompt;
-mod rpc;
+pub(crate) mod rpc;
 mod sessions;
 mod sink;
 mod start;
@@ -122,7 +122,7 @@ pub(crate) fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transpo
         acp.sessions.shutdown_all().await;
         // The sessions share the providers: stopped once, by the
         // connection, so that closing one session leaves the others' alone.
-        acp.factory.hub.shutdown().await;
+        acp.factory.stop_subagents().await;
         acp.factory.providers.shutdown().await;
         0
     });

@@ -5,6 +5,10 @@
 //! What the client said it can do in `initialize` is kept here too, since
 //! it belongs to the connection.
 //!
+//! The same [`Connection`] and [`decode`] serve the other direction too:
+//! the host as the ACP *client* of an external agent it runs as a child
+//! process (`agents::external`), where "the client" below is that agent.
+//!
 //! Our own implementation rather than the `agent-client-protocol` crate:
 //! that crate (and its schema crate) turn on serde_json's `preserve_order`
 //! for the whole binary, which made the native path ~10% slower and ~2 MB
@@ -77,7 +81,7 @@ impl RpcError {
     }
 }
 
-pub(super) type RpcResult = Result<Value, RpcError>;
+pub(crate) type RpcResult = Result<Value, RpcError>;
 
 /// The client's methods we use, as its `initialize` advertised them
 /// (`clientCapabilities`); all off until it says otherwise.
@@ -104,7 +108,7 @@ impl ClientCapabilities {
 /// The client's side of the connection: cheap to clone, shared by every
 /// task that writes to it.
 #[derive(Clone)]
-pub(super) struct Connection {
+pub(crate) struct Connection {
     inner: Arc<Inner>,
 }
 
@@ -119,7 +123,7 @@ struct Inner {
 }
 
 impl Connection {
-    pub(super) fn new(out: Outbox) -> Self {
+    pub(crate) fn new(out: Outbox) -> Self {
         Connection {
             inner: Arc::new(Inner {
                 out,
@@ -157,13 +161,13 @@ impl Connection {
     }
 
     /// Sends a notification. Messages go out in the order of these calls.
-    pub(super) async fn notify(&self, method: &str, params: Value) {
+    pub(crate) async fn notify(&self, method: &str, params: Value) {
         self.write(&json!({"jsonrpc": "2.0", "method": method, "params": params}))
             .await;
     }
 
     /// Answers a request of the client.
-    pub(super) async fn respond(&self, id: Value, result: RpcResult) {
+    pub(crate) async fn respond(&self, id: Value, result: RpcResult) {
         let message = match result {
             Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
             Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error.to_json()}),
@@ -172,7 +176,7 @@ impl Connection {
     }
 
     /// Sends a request; returns its id and where its response will arrive.
-    pub(super) async fn request(
+    pub(crate) async fn request(
         &self,
         method: &str,
         params: Value,
@@ -227,13 +231,13 @@ impl Connection {
     /// The client is gone: every request of ours still waiting fails now
     /// (a tool waiting on the editor's file or terminal ends at once)
     /// rather than at its timeout.
-    pub(super) fn client_gone(&self) {
+    pub(crate) fn client_gone(&self) {
         self.inner.gone.store(true, Ordering::Release);
         self.waiting().clear();
     }
 
     /// A response from the client to one of our requests.
-    pub(super) fn on_response(&self, message: &Value) {
+    pub(crate) fn on_response(&self, message: &Value) {
         let Some(id) = message.get("id").and_then(Value::as_u64) else {
             tracing::debug!("a response to no request of ours: {message}");
             return;
@@ -283,7 +287,7 @@ impl Drop for Forget<'_> {
 
 /// One decoded incoming message.
 #[derive(Debug, PartialEq)]
-pub(super) enum Incoming {
+pub(crate) enum Incoming {
     Request {
         id: Value,
         method: String,
@@ -302,7 +306,7 @@ pub(super) enum Incoming {
 }
 
 /// Classifies one line from the client.
-pub(super) fn decode(line: &[u8]) -> Incoming {
+pub(crate) fn decode(line: &[u8]) -> Incoming {
     let message: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => {

@@ -16,6 +16,7 @@
 //! - `nested`: a child host's sink, forwarding to the parent's call.
 
 pub(crate) mod definitions;
+pub(crate) mod external;
 pub(crate) mod hub;
 pub(crate) mod inprocess;
 mod nested;
@@ -41,23 +42,39 @@ pub(crate) struct Delegation {
 }
 
 impl Delegation {
-    /// The session's `task` tool source; children share its MCP servers.
+    /// The session's `task` tool source: the in-process agents (sharing
+    /// the session's MCP servers), then the config's external ones, which
+    /// win a name (the user's own config over a repository's file).
     pub(crate) fn source(self, mcp: Option<Arc<crate::mcp::Manager>>) -> task::TaskSource {
-        let max_parallel = self.factory.hub.limits().max_parallel;
-        let agents = self
-            .definitions
-            .into_iter()
-            .map(|def| task::Agent {
+        let factory = &self.factory;
+        let external = &factory.external_agents;
+        let mut agents: Vec<task::Agent> = Vec::new();
+        for def in self.definitions {
+            if external.iter().any(|e| e.name() == def.name) {
+                tracing::warn!(
+                    "agent {}: [agents.{0}] in the config replaces its file",
+                    def.name
+                );
+                continue;
+            }
+            agents.push(task::Agent {
                 name: def.name.clone(),
                 description: def.description.clone(),
                 runner: Arc::new(inprocess::InProcess {
                     def,
-                    factory: self.factory.clone(),
+                    factory: factory.clone(),
                     mcp: mcp.clone(),
                 }),
-            })
-            .collect();
-        task::TaskSource::new(agents, max_parallel)
+            });
+        }
+        for agent in external {
+            agents.push(task::Agent {
+                name: agent.name().to_owned(),
+                description: agent.description().to_owned(),
+                runner: agent.clone(),
+            });
+        }
+        task::TaskSource::new(agents, factory.hub.limits().max_parallel)
     }
 }
 

@@ -425,3 +425,91 @@ fn a_childs_permission_question_is_answered_by_the_parents_client() {
         "hi\n"
     );
 }
+
+/// `rpc --acp` itself as an external agent (`[agents.self]`).
+fn self_agent_config(dir: &std::path::Path) -> String {
+    let data = dir.join("child-data");
+    let body = format!(
+        "[agents.self]\ncommand = {:?}\nargs = [\"--acp\", \"--extension\", {:?}, \"--model\", {ECHO:?}, \"--data-dir\", {:?}]\ndescription = \"agent-rpc over ACP\"\ntimeout = 30\n",
+        bin().display().to_string(),
+        fixture("echo").display().to_string(),
+        data.display().to_string(),
+    );
+    config(dir, &body)
+}
+
+#[test]
+fn rpc_acp_itself_runs_a_task_as_an_external_agent() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = self_agent_config(dir.path());
+    let (mut rpc, _) = host_with(
+        &["--permission-mode", "ask", "--config", &config],
+        Some(dir.path()),
+    );
+    // The model is told of the agent.
+    let (frames, _) = prompt(&mut rpc, "0", "[[show=params]]");
+    assert!(
+        text_of(&frames).contains("agent-rpc over ACP"),
+        "the task tool lists it"
+    );
+
+    let input =
+        json!({"description": "ext", "prompt": "hello from the parent [[n=3]]", "agent": "self"});
+    let (frames, done) = prompt(&mut rpc, "1", &delegate(&[input]));
+    assert_eq!(done["ok"], true, "{done}");
+    let nested: String = frames
+        .iter()
+        .filter(|f| f["parent_tool_call_id"] == "call_1" && f["type"] == "message_update")
+        .filter_map(|f| f["event"]["delta"].as_str())
+        .collect();
+    assert_eq!(nested, "tok tok tok ");
+    let result = ends_of(&frames)[0]["result"]
+        .as_str()
+        .expect("result")
+        .to_owned();
+    assert!(result.starts_with("tok tok tok"), "{result}");
+    let child = child_id(&result);
+
+    // The child asks; the parent's client answers through the parent.
+    let write = json!({"description": "w", "agent": "self", "session_id": child,
+        "prompt": r#"[[id_prefix=x_ tool=write input={"path": "ext.txt", "content": "from the child\n"}]]"#});
+    rpc.send(json!({"type": "prompt", "id": "2", "message": delegate(&[write])}));
+    let (_, asked) = rpc.until("permission_request", |f| f["type"] == "permission_request");
+    assert_eq!(asked["parent_tool_call_id"], "call_1", "{asked}");
+    let request = asked["request_id"].clone();
+    call_ok(
+        &mut rpc,
+        json!({"type": "permission_response", "request_id": request, "decision": "allow_once"}),
+        "p",
+    );
+    let (frames, _) = rpc.until("agent_end", |f| f["type"] == "agent_end");
+    let end = ends_of(&frames)[0].clone();
+    assert_eq!(end["is_error"], false, "{end}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ext.txt")).expect("the child wrote"),
+        "from the child\n"
+    );
+}
+
+#[test]
+fn an_external_agent_that_cannot_start_is_an_error_result_and_the_turn_goes_on() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config(
+        dir.path(),
+        "[agents.ghost]\ncommand = \"/nonexistent/ghost-acp\"\ndescription = \"never there\"\n",
+    );
+    let (mut rpc, _) = host_with(
+        &["--permission-mode", "allow-all", "--config", &config],
+        None,
+    );
+    let input = json!({"description": "x", "prompt": "hi", "agent": "ghost"});
+    let (frames, done) = prompt(&mut rpc, "1", &delegate(&[input]));
+    assert_eq!(done["ok"], true, "{done}");
+    let end = ends_of(&frames)[0];
+    assert_eq!(end["is_error"], true, "{end}");
+    let why = end["result"].as_str().expect("result");
+    assert!(
+        why.contains("/nonexistent/ghost-acp") && why.contains("[agents.ghost]"),
+        "{why}"
+    );
+}
