@@ -72,6 +72,11 @@ pub(crate) struct ExternalAgentConfig {
     /// secret the agent needs is given here explicitly.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Secret variables of the host's environment the agent inherits all
+    /// the same (its own API key), so that the key need not be written
+    /// into the config file.
+    #[serde(default)]
+    pub env_keep: Vec<String>,
     /// What the agent is good at; the model reads it to choose. Required.
     #[serde(default)]
     pub description: String,

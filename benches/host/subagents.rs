@@ -10,7 +10,7 @@ use crate::fixtures::{data_dir_args, ext, tmpdir, Fake};
 use crate::frames::{find, starts};
 use crate::procfs;
 use crate::table::{Table, Target};
-use crate::{Res, BIG_TURN_TIMEOUT, SMALL_TURN_TIMEOUT};
+use crate::{Res, BIG_TURN_TIMEOUT, BIN, SMALL_TURN_TIMEOUT};
 
 /// Children in the memory and streaming rows.
 const CHILDREN: usize = 8;
@@ -19,9 +19,14 @@ const CHILD_DELTAS: u64 = 20_000;
 
 /// A parent prompt calling `task` once per child prompt.
 fn delegate(prompts: &[String]) -> String {
+    delegate_to("general", prompts)
+}
+
+/// The same, for the agent `agent`.
+fn delegate_to(agent: &str, prompts: &[String]) -> String {
     let inputs: Vec<Value> = prompts
         .iter()
-        .map(|p| json!({"description": "bench", "prompt": p}))
+        .map(|p| json!({"description": "bench", "prompt": p, "agent": agent}))
         .collect();
     let tools = vec!["task"; prompts.len()].join(",");
     let input = match inputs.as_slice() {
@@ -31,10 +36,17 @@ fn delegate(prompts: &[String]) -> String {
     format!("go [[tool={tools} input={input}]]")
 }
 
-/// A host with `[subagents]` opened up for `CHILDREN` at once.
+/// A host with `[subagents]` opened up for `CHILDREN` at once, and this
+/// binary over ACP as the external agent `self` (echo extension).
 fn spawn(dir: &std::path::Path, extra: &[String], env: &[(&str, String)]) -> Res<Host> {
     let config = dir.join("config.toml");
-    let body = format!("[subagents]\nmax_parallel = {CHILDREN}\nmax_sessions = {CHILDREN}\n");
+    let child_data = dir.join("child-data").display().to_string();
+    let echo = ext("echo");
+    let body = format!(
+        "[subagents]\nmax_parallel = {CHILDREN}\nmax_sessions = {CHILDREN}\n\n\
+         [agents.self]\ncommand = {BIN:?}\ndescription = \"rpc over ACP\"\n\
+         args = [\"--acp\", \"--extension\", {echo:?}, \"--model\", \"echo:echo:echo-1\", \"--data-dir\", {child_data:?}]\n"
+    );
     std::fs::write(&config, body).map_err(|e| e.to_string())?;
     let mut args = data_dir_args(dir);
     args.extend(["--permission-mode".into(), "allow-all".into()]);
@@ -74,65 +86,70 @@ pub fn bench_subagents(t: &mut Table, runs: usize) {
     streaming(t, runs);
 }
 
-/// 7a: a `task` call of a one-delta child against the same prompt as a
-/// plain turn of the parent.
+/// 7a: a `task` call of a one-delta child, in-process and through this
+/// binary over ACP (`[agents.self]`), against the same prompt as a plain
+/// turn of the parent.
 fn overhead(t: &mut Table, runs: usize) {
     let g = "7a";
-    let (mut task, mut plain, mut added) = (Vec::new(), Vec::new(), Vec::new());
+    let hi = ["hi [[n=1]]".to_owned()];
+    let (mut plain, mut inproc, mut external) = (Vec::new(), Vec::new(), Vec::new());
     let dir = tmpdir("subagents");
     let r = (|| -> Res<()> {
         let echo = ["--extension".into(), ext("echo")];
         let mut h = spawn(dir.path(), &echo, &[])?;
         prompt(&mut h, "warm [[n=1]]", SMALL_TURN_TIMEOUT)?;
-        task_span(
-            &mut h,
-            &delegate(&["hi [[n=1]]".into()]),
-            SMALL_TURN_TIMEOUT,
-        )?;
+        task_span(&mut h, &delegate(&hi), SMALL_TURN_TIMEOUT)?;
+        // The external agent's process starts on its first call.
+        task_span(&mut h, &delegate_to("self", &hi), SMALL_TURN_TIMEOUT)?;
         for _ in 0..runs {
-            let turn = prompt(&mut h, "hi [[n=1]]", SMALL_TURN_TIMEOUT)?;
-            let own = turn.end_s()?;
-            let span = task_span(
-                &mut h,
-                &delegate(&["hi [[n=1]]".into()]),
-                SMALL_TURN_TIMEOUT,
-            )?;
+            let own = prompt(&mut h, &hi[0], SMALL_TURN_TIMEOUT)?.end_s()?;
             plain.push(own * 1e3);
-            task.push(span * 1e3);
-            added.push((span - own) * 1e3);
+            inproc.push(task_span(&mut h, &delegate(&hi), SMALL_TURN_TIMEOUT)? * 1e3);
+            let span = task_span(&mut h, &delegate_to("self", &hi), SMALL_TURN_TIMEOUT)?;
+            external.push(span * 1e3);
         }
         h.close(10.0)
     })();
     if let Err(e) = r {
         return t.fail(g, "task call overhead", &e);
     }
-    t.add(
-        g,
-        "`task` call, in-process child, one delta: call start → end",
-        "ms",
-        &task,
-        2,
-        Target::None,
-        "—",
-    );
-    t.add(
-        g,
-        "… the same prompt as a plain turn: prompt → `agent_end`",
-        "ms",
-        &plain,
-        2,
-        Target::None,
-        "—",
-    );
-    t.add(
-        g,
-        "… added by the subagent (new session, its host, reading its answer)",
-        "ms",
-        &added,
-        2,
-        Target::AtMost(5.0),
-        "≤ 5 ms",
-    );
+    let over =
+        |spans: &[f64]| -> Vec<f64> { spans.iter().zip(&plain).map(|(s, p)| s - p).collect() };
+    let rows = [
+        (
+            "the same prompt as a plain turn: prompt → `agent_end`",
+            plain.clone(),
+            Target::None,
+            "—",
+        ),
+        (
+            "`task` call, in-process child: call start → end",
+            inproc.clone(),
+            Target::None,
+            "—",
+        ),
+        (
+            "… added over the plain turn (a new session, its host, reading its answer)",
+            over(&inproc),
+            Target::AtMost(5.0),
+            "≤ 5 ms",
+        ),
+        (
+            "`task` call, external `rpc --acp` (warm process, a new ACP session): call start → end",
+            external.clone(),
+            Target::None,
+            "—",
+        ),
+        (
+            "… added over the plain turn (ACP round trips, the child's own session)",
+            over(&external),
+            Target::AtMost(20.0),
+            "≤ 20 ms",
+        ),
+    ];
+    for (what, values, target, said) in rows {
+        t.add(g, what, "ms", &values, 2, target, said);
+    }
 }
 
 /// 7b: the host's RSS with `CHILDREN` idle child sessions open, per child.

@@ -192,11 +192,18 @@ impl ExternalAgent {
             }
         };
         let (stdin_r, stdin_w) = std::io::pipe().map_err(cannot)?;
+        let keep = &self.config.env_keep;
+        let removed: Vec<String> = self
+            .env_remove
+            .iter()
+            .filter(|v| !keep.contains(v))
+            .cloned()
+            .collect();
         let mut child = ChildBuilder::new(command)
             .args(&self.config.args)
             .current_dir(cwd)
             .own_group()
-            .env_remove(&self.env_remove)
+            .env_remove(&removed)
             .envs(&self.config.env)
             .stdio(stdin_r, Stdio::piped(), Stdio::piped())
             .spawn()
@@ -1216,6 +1223,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            env_keep: Vec::new(),
             description: "a fake agent".into(),
             timeout: 600,
             fs_read: false,
@@ -1717,9 +1725,16 @@ mod tests {
         let (answer, _) = call(&agent, &parent, None, &prompt, Mode::Ask, ignore).await;
         assert_eq!(answer.unwrap().text, "unset");
         let mut agent = fake(&[(KEY, "given")]);
-        agent.env_remove = secrets;
+        agent.env_remove = secrets.clone();
         let (answer, _) = call(&agent, &parent, None, &prompt, Mode::Ask, ignore).await;
         assert_eq!(answer.unwrap().text, "given");
+        // Kept by name, the host's own value passes without being written
+        // into the config.
+        let mut agent = fake(&[]);
+        agent.config.env_keep = vec![KEY.to_owned()];
+        agent.env_remove = secrets;
+        let (answer, _) = call(&agent, &parent, None, &prompt, Mode::Ask, ignore).await;
+        assert_eq!(answer.unwrap().text, "s3cret");
     }
 
     /// Our own binary as the external agent: `rpc --acp` with the echo
