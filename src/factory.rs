@@ -171,7 +171,6 @@ impl Factory {
         if (continuing || loading) && !cwd_fixed {
             cwd = session::resumed_cwd(&session, cwd);
         }
-        let cwd_text = cwd.to_string_lossy().into_owned();
         // A loaded session is taken as stored (see `Opening::Load`).
         if !loading {
             if let Some(mode) = cli.permission_mode {
@@ -203,27 +202,14 @@ impl Factory {
             gate,
             context,
             commands,
-            settings: Settings {
-                cwd_path: cwd,
+            settings: self.settings(
+                cwd,
                 cwd_fixed,
-                env_remove: self.env_remove.clone(),
-                cwd: cwd_text,
-                max_rounds: cli.max_rounds,
-                budget: crate::protocol::BudgetResponse {
+                crate::protocol::BudgetResponse {
                     max_turns: cli.max_turns.or(config.budget.max_turns),
                     budget_usd: cli.max_budget_usd.or(config.budget.max_usd),
                 },
-                idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
-                compaction: crate::host::CompactionSettings {
-                    auto: !cli.no_auto_compaction && config.compaction.auto != Some(false),
-                    forced_off: cli.no_auto_compaction,
-                    reserve: config.compaction.reserve_tokens,
-                    keep_cap: config
-                        .compaction
-                        .keep_tokens
-                        .unwrap_or(crate::compaction::KEEP_CAP),
-                },
-            },
+            ),
             store,
             session,
             file,
@@ -234,6 +220,35 @@ impl Factory {
             only_tools: None,
             shared_mcp: None,
         })
+    }
+
+    /// How a host runs a session in `cwd` with `budget`: the flags, else
+    /// the config.
+    fn settings(
+        &self,
+        cwd: PathBuf,
+        cwd_fixed: bool,
+        budget: crate::protocol::BudgetResponse,
+    ) -> Settings {
+        let (cli, config) = (&self.cli, &self.config);
+        Settings {
+            cwd: cwd.to_string_lossy().into_owned(),
+            cwd_path: cwd,
+            cwd_fixed,
+            env_remove: self.env_remove.clone(),
+            max_rounds: cli.max_rounds,
+            budget,
+            idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
+            compaction: crate::host::CompactionSettings {
+                auto: !cli.no_auto_compaction && config.compaction.auto != Some(false),
+                forced_off: cli.no_auto_compaction,
+                reserve: config.compaction.reserve_tokens,
+                keep_cap: config
+                    .compaction
+                    .keep_tokens
+                    .unwrap_or(crate::compaction::KEEP_CAP),
+            },
+        }
     }
 
     /// Closes the open subagent sessions and stops the external agents
@@ -265,34 +280,10 @@ impl Factory {
         &self,
         spec: &crate::agents::inprocess::ChildSpec<'_>,
     ) -> Result<Parts, Coded> {
-        let run = spec.run;
-        let def = spec.def;
+        let (run, def) = (spec.run, spec.def);
         let store = self.store();
         let cwd = run.cwd.to_path_buf();
-        let cwd_text = cwd.to_string_lossy().into_owned();
-        let (mut session, file) = match spec.resume {
-            Some(id) => {
-                let (session, file) = store.open(id)?;
-                if session.header.parent_session_id.as_deref() != Some(&run.parent.session_id) {
-                    return Err(Coded::new(
-                        ErrorCode::NotFound,
-                        format!("session {id} is not a subagent of this session"),
-                    ));
-                }
-                (session, file)
-            }
-            None => {
-                let model = self.child_model(def).or_else(|| run.parent.model.clone());
-                let mut session = Session::new(session::new_id(), cwd_text.clone(), model);
-                let header = &mut session.header;
-                header.parent_session_id = Some(run.parent.session_id.clone());
-                header.parent_tool_call_id = Some(run.parent.tool_call_id.clone());
-                header.agent = Some(def.name.clone());
-                header.permission_mode = Some(run.mode);
-                let file = store.create(session.header.clone());
-                (session, file)
-            }
-        };
+        let (mut session, file) = self.open_child(&store, spec)?;
         if session.model.is_none() {
             session.model = self.providers.default_model_now();
         }
@@ -308,33 +299,18 @@ impl Factory {
             .collect();
         prompt_config.append = Some(append.join("\n\n")).filter(|a| !a.is_empty());
         let context = SessionPrompt::start(prompt_config, cwd.clone(), mode);
-        let cli = &self.cli;
         Ok(Parts {
             gate,
             context,
             commands: Commands::discover(cwd.clone(), None),
-            settings: Settings {
-                cwd_path: cwd,
-                cwd_fixed: true,
-                env_remove: self.env_remove.clone(),
-                cwd: cwd_text,
-                max_rounds: cli.max_rounds,
-                budget: crate::protocol::BudgetResponse {
+            settings: self.settings(
+                cwd,
+                true,
+                crate::protocol::BudgetResponse {
                     max_turns: def.max_turns,
                     budget_usd: def.budget_usd,
                 },
-                idle_timeout: Duration::from_secs(cli.provider_idle_timeout),
-                compaction: crate::host::CompactionSettings {
-                    auto: !cli.no_auto_compaction && self.config.compaction.auto != Some(false),
-                    forced_off: cli.no_auto_compaction,
-                    reserve: self.config.compaction.reserve_tokens,
-                    keep_cap: self
-                        .config
-                        .compaction
-                        .keep_tokens
-                        .unwrap_or(crate::compaction::KEEP_CAP),
-                },
-            },
+            ),
             store,
             session,
             file,
@@ -349,6 +325,36 @@ impl Factory {
 }
 
 impl Factory {
+    /// The stored child `spec.resume` (which must be the calling session's
+    /// own child), or a new child session whose header names its parent.
+    fn open_child(
+        &self,
+        store: &Store,
+        spec: &crate::agents::inprocess::ChildSpec<'_>,
+    ) -> Result<(Session, SessionFile), Coded> {
+        let (run, def) = (spec.run, spec.def);
+        if let Some(id) = spec.resume {
+            let (session, file) = store.open(id)?;
+            if session.header.parent_session_id.as_deref() != Some(&run.parent.session_id) {
+                return Err(Coded::new(
+                    ErrorCode::NotFound,
+                    format!("session {id} is not a subagent of this session"),
+                ));
+            }
+            return Ok((session, file));
+        }
+        let model = self.child_model(def).or_else(|| run.parent.model.clone());
+        let cwd = run.cwd.to_string_lossy().into_owned();
+        let mut session = Session::new(session::new_id(), cwd, model);
+        let header = &mut session.header;
+        header.parent_session_id = Some(run.parent.session_id.clone());
+        header.parent_tool_call_id = Some(run.parent.tool_call_id.clone());
+        header.agent = Some(def.name.clone());
+        header.permission_mode = Some(run.mode);
+        let file = store.create(session.header.clone());
+        Ok((session, file))
+    }
+
     /// The model a definition names, unless it is one of Claude Code's
     /// aliases (`sonnet`, `opus`, `haiku`) that names no model here: such
     /// a file, written for Claude Code, runs on the parent's model instead
