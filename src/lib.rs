@@ -70,6 +70,7 @@ pub(crate) mod tools;
 // What the `rpc` binary, the property tests and the fuzz targets use: the
 // flags and subcommands, and the wire types and parsers they exercise.
 pub mod cli;
+pub mod fd_limit;
 pub mod message;
 pub mod protocol;
 pub mod session;
