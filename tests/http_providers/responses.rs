@@ -393,3 +393,49 @@ fn the_official_sdk_reads_the_fakes_stream() {
     assert!(summary["encrypted"].as_str().is_some_and(|s| !s.is_empty()));
     assert_eq!(summary["incomplete"], "max_output_tokens");
 }
+
+/// The input a 10-round tool loop is billed for, from the fake's
+/// accounting: with the reasoning items sent back (what rpc does) and, for
+/// the same requests, without them. Printed for the record (`--nocapture`).
+#[test]
+fn a_ten_round_tool_loop_bills_its_reasoning_items_as_input() {
+    let srv = FakeServer::start();
+    let work = workspace();
+    let mut rpc = host(&srv, "openai/o3")
+        .arg("--cwd")
+        .arg(&work.path().to_string_lossy())
+        .arg("--thinking")
+        .arg("medium")
+        .start();
+    rpc.ready();
+    let (_, resp) = run(
+        &mut rpc,
+        "1",
+        "list [[tool=ls tool_rounds=10 reasoning_tokens=500 id=ten]]",
+    );
+    assert_ok(&resp, &rpc);
+    let reqs = srv.requests_with("id=ten");
+    assert_eq!(reqs.len(), 11);
+    let sum = |k: &str| -> u64 { reqs.iter().map(|r| r[k].as_u64().unwrap()).sum() };
+    let (with, cached, without, without_cached) = (
+        sum("input_tokens"),
+        sum("cached_tokens"),
+        sum("input_tokens_without_reasoning"),
+        sum("cached_tokens_without_reasoning"),
+    );
+    for (n, r) in reqs.iter().enumerate() {
+        assert_eq!(r["reasoning_carried"], n, "{r}");
+        assert_eq!(r["reasoning_missing"], json!([]), "{r}");
+    }
+    // Round n carries n items of 500 reasoning tokens (plus summaries).
+    assert!(
+        with - without >= 500 * (0..11).sum::<u64>(),
+        "{with} {without}"
+    );
+    eprintln!(
+        "10-round loop: input with reasoning items {with} ({cached} cached, {} not), \
+         the same requests without them {without} ({without_cached} cached, {} not)",
+        with - cached,
+        without - without_cached
+    );
+}
