@@ -386,13 +386,14 @@ impl ResponsesDecoder {
         self.flush(out);
         let item = ev.item_id.unwrap_or_default();
         let index = ev.summary_index.unwrap_or(0);
-        match &self.summary_at {
-            Some((i, n)) if *i == item && *n != index => {
-                out.push(Event::thinking("\n\n".into()));
-            }
-            _ => {}
+        let (same_item, same_part) = match &self.summary_at {
+            Some((i, n)) if *i == *item => (true, *n == index),
+            _ => (false, false),
+        };
+        if same_item && !same_part {
+            out.push(Event::thinking("\n\n".into()));
         }
-        if self.summary_at.as_ref() != Some(&(item.to_string(), index)) {
+        if !same_part {
             self.summary_at = Some((item.into_owned(), index));
         }
         out.push(Event::thinking(delta.into_owned()));
