@@ -65,6 +65,7 @@ pub(crate) mod permissions;
 pub(crate) mod process;
 pub(crate) mod provider;
 pub(crate) mod sink;
+pub(crate) mod tls;
 pub(crate) mod tools;
 
 // What the `rpc` binary, the property tests and the fuzz targets use: the

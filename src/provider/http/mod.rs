@@ -55,6 +55,7 @@ pub(crate) fn client(settings: &Settings) -> anyhow::Result<&'static reqwest::Cl
     if let Some(c) = CLIENT.get() {
         return Ok(c);
     }
+    crate::tls::use_ring();
     let built = reqwest::Client::builder()
         .connect_timeout(settings.connect_timeout)
         .tcp_nodelay(true)
