@@ -204,6 +204,32 @@ fn another_model_is_not_sent_the_reasoning_items() {
 }
 
 #[test]
+fn a_resumed_session_still_sends_its_reasoning_items() {
+    let srv = FakeServer::start();
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut rpc = host(&srv, "openai/o3").data(data.path()).start();
+    rpc.ready();
+    let (_, resp) = run(&mut rpc, "1", "first [[id=before]]");
+    assert_ok(&resp, &rpc);
+    let issued = srv.requests_with("id=before")[0]["body"]["model"].clone();
+    assert_eq!(issued, "o3");
+    drop(rpc);
+    let mut rpc = host(&srv, "openai/o3")
+        .data(data.path())
+        .arg("--continue")
+        .start();
+    rpc.ready();
+    let (_, resp) = run(&mut rpc, "2", "second [[id=after]]");
+    assert_ok(&resp, &rpc);
+    let after = &srv.requests_with("id=after")[0];
+    assert_eq!(after["reasoning_carried"], 1, "{after}");
+    assert_eq!(
+        item_types(&after["body"]),
+        ["message", "reasoning", "message", "message"]
+    );
+}
+
+#[test]
 fn the_api_setting_chooses_between_openais_apis() {
     let srv = FakeServer::start();
     let url = Api::OpenAi.base_url(srv.port);
