@@ -38,6 +38,8 @@ pub(crate) fn is_overflow(error: &str) -> bool {
         "context_length_exceeded",
         "maximum context length",
         "context_overflow",
+        // OpenAI Responses: `context_length_exceeded` is only the code.
+        "exceeds the context window",
     ]
     .iter()
     .any(|needle| e.contains(needle))

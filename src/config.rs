@@ -186,12 +186,27 @@ pub(crate) enum Kind {
     Openai,
 }
 
+/// Which of OpenAI's two APIs an `openai`-kind endpoint speaks (`api =`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum OpenaiApi {
+    /// `POST /chat/completions`, which every compatible server speaks.
+    ChatCompletions,
+    /// `POST /responses`, OpenAI's API for its reasoning models.
+    Responses,
+}
+
 /// `[providers.<name>]`: a named endpoint (or overrides of a built-in one).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProviderConfig {
     #[serde(default)]
     pub kind: Option<Kind>,
+    /// For kind `openai`: the API to use for every model (default: the
+    /// Responses API for the `openai` endpoint's reasoning models, Chat
+    /// Completions for the rest).
+    #[serde(default)]
+    pub api: Option<OpenaiApi>,
     #[serde(default)]
     pub base_url: Option<String>,
     /// Environment variable holding the key; none for keyless local servers.

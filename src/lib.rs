@@ -70,11 +70,13 @@ pub(crate) mod permissions;
 pub(crate) mod process;
 pub(crate) mod provider;
 pub(crate) mod sink;
+pub(crate) mod tls;
 pub(crate) mod tools;
 
 // What the `rpc` binary, the property tests and the fuzz targets use: the
 // flags and subcommands, and the wire types and parsers they exercise.
 pub mod cli;
+pub mod fd_limit;
 pub mod message;
 pub mod protocol;
 pub mod session;

@@ -39,6 +39,12 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    // Before anything is opened: a host with many sessions and servers
+    // needs more descriptors than a desktop's soft limit allows.
+    match agent_rpc::fd_limit::raise() {
+        Ok(n) => tracing::debug!("open file limit: {n}"),
+        Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
+    }
     std::process::exit(agent_rpc::run(cli));
 }
 

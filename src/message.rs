@@ -35,6 +35,10 @@ pub enum Block {
         /// Providers that sign thinking need it sent back verbatim.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signature: Option<String>,
+        /// OpenAI Responses: the reasoning item this block summarises, sent
+        /// back on later requests so the model keeps its reasoning.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reasoning: Option<ReasoningItem>,
     },
     ToolUse {
         id: String,
@@ -50,6 +54,21 @@ pub enum Block {
     Image {
         source: Value,
     },
+}
+
+/// A reasoning item of OpenAI's Responses API, kept with the assistant
+/// message it belongs to. Only the model that wrote it can read it (it is
+/// encrypted for that model), so it is sent back to that model only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReasoningItem {
+    /// The `provider/model` that produced it.
+    pub model: String,
+    /// The model's reasoning, encrypted by the API (`store: false` keeps
+    /// nothing on the server, so this is the only copy).
+    pub encrypted_content: String,
+    /// The item's summary parts as the API sent them.
+    #[serde(default)]
+    pub summary: Vec<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -166,12 +185,38 @@ impl AssistantBuilder {
     }
 
     pub fn thinking(&mut self, delta: &str) {
-        if let Some(Block::Thinking { thinking, .. }) = self.blocks.last_mut() {
+        // A block that already has its reasoning item is complete: the
+        // next item's summary starts a block of its own.
+        if let Some(Block::Thinking {
+            thinking,
+            reasoning: None,
+            ..
+        }) = self.blocks.last_mut()
+        {
             thinking.push_str(delta);
         } else {
             self.blocks.push(Block::Thinking {
                 thinking: delta.to_owned(),
                 signature: None,
+                reasoning: None,
+            });
+        }
+    }
+
+    /// Closes the current thinking block with its reasoning item (or adds
+    /// one with no summary text: a reasoning item often has none).
+    pub fn reasoning(&mut self, item: ReasoningItem) {
+        if let Some(Block::Thinking {
+            reasoning: slot @ None,
+            ..
+        }) = self.blocks.last_mut()
+        {
+            *slot = Some(item);
+        } else {
+            self.blocks.push(Block::Thinking {
+                thinking: String::new(),
+                signature: None,
+                reasoning: Some(item),
             });
         }
     }

@@ -581,6 +581,7 @@ fn block() -> impl Strategy<Value = Block> {
             Block::Thinking {
                 thinking,
                 signature,
+                reasoning: None,
             }
         }),
         (short_text(), short_text(), small_json()).prop_map(|(id, name, input)| Block::ToolUse {

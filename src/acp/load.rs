@@ -44,6 +44,7 @@ pub(super) fn replay(
                     match block {
                         Block::Text { .. } if std::mem::take(&mut expanded) => {}
                         Block::Text { text } => out.push(chunk(text_kind, text)),
+                        Block::Thinking { thinking, .. } if thinking.is_empty() => {}
                         Block::Thinking { thinking, .. } => {
                             out.push(chunk("agent_thought_chunk", thinking))
                         }
@@ -117,6 +118,7 @@ mod tests {
                     Block::Thinking {
                         thinking: "hmm".into(),
                         signature: None,
+                        reasoning: None,
                     },
                     Block::Text { text: "ok".into() },
                     Block::ToolUse {

@@ -347,6 +347,7 @@ async fn summarise(
         max_tokens: None,
         temperature: None,
         thinking: ThinkingLevel::Off,
+        session_id: None,
     };
     let mut stream = tokio::select! {
         biased;

@@ -35,6 +35,8 @@ use compaction::Compactor;
 /// What a turn needs besides the shared services.
 pub(crate) struct TurnSpec {
     pub prompt_id: String,
+    /// The session's id, sent where an API keys its prompt cache by it.
+    pub session_id: String,
     /// The history including the user message that started the turn,
     /// shared with the host's copy: starting a turn copies pointers only.
     pub history: Vec<Arc<Message>>,
@@ -400,6 +402,7 @@ impl<'a> Turn<'a> {
             max_tokens: None,
             temperature: None,
             thinking: self.spec.thinking,
+            session_id: Some(&self.spec.session_id),
         };
         let sent = self.history.len();
         let stream = match open_round(self.ctx, &self.spec.model, &request).await {

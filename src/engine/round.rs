@@ -115,6 +115,7 @@ async fn forward(
                 batch.update(delta).await;
             }
             Event::ThinkingSignature(sig) => builder.signature(&sig),
+            Event::Reasoning(item) => builder.reasoning(item),
             Event::Usage(u) => last_usage = Some(u),
             Event::Retry {
                 attempt,

@@ -158,6 +158,7 @@ impl Host {
         let (steer_tx, steer_rx) = mpsc::unbounded_channel();
         let spec = TurnSpec {
             prompt_id: prompt_id.clone(),
+            session_id: self.session.header.id.clone(),
             history: self.session.model_messages(),
             model: self.model.subscribe(),
             system_prompt: self.context.text(),

@@ -193,7 +193,7 @@ async fn connect_http(
     headers: &std::collections::BTreeMap<String, String>,
     handler: Handler,
 ) -> Result<Conn> {
-    use_ring_for_tls();
+    crate::tls::use_ring();
     let mut custom = HashMap::new();
     for (name, value) in headers {
         // Checked by `ServerSpec::validate`; the value stays out of
@@ -237,15 +237,4 @@ fn sdk_error(e: &dyn std::error::Error, url: &str, shown: &str) -> String {
         text.replace_range(open..close + 1, "");
     }
     text
-}
-
-/// rmcp's HTTP client (reqwest 0.13, built without a crypto provider)
-/// takes rustls' process default: ring, the provider the model HTTP
-/// client uses, so the binary carries one TLS stack.
-fn use_ring_for_tls() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Err: a default was installed already, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }

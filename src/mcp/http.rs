@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use futures_core::Stream;
-use reqwest_mcp::header::{HeaderName, HeaderValue};
+use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::streamable_http_client::{
     SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
@@ -28,19 +28,19 @@ const MAX_REDIRECTS: usize = 10;
 /// Of a server's unexpected answer, as much as a message should hold.
 const BODY_CHARS: usize = 200;
 
-type Failure = StreamableHttpError<reqwest_mcp::Error>;
+type Failure = StreamableHttpError<reqwest::Error>;
 type SseStream = Pin<Box<dyn Stream<Item = Result<Sse, SseError>> + Send>>;
 
 /// reqwest for rmcp, remembering why its last request failed.
 #[derive(Clone)]
 pub(super) struct Client {
-    inner: reqwest_mcp::Client,
+    inner: reqwest::Client,
     last_failure: Arc<Mutex<Option<String>>>,
 }
 
 impl Client {
     pub(super) fn new() -> anyhow::Result<Self> {
-        let inner = reqwest_mcp::Client::builder()
+        let inner = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .redirect(same_origin_redirects())
             .build()?;
@@ -75,8 +75,8 @@ impl Client {
 /// Only 307 and 308 keep a POST's body, and another origin would be sent
 /// the session id and the configured headers: anything else is returned
 /// as the response.
-fn same_origin_redirects() -> reqwest_mcp::redirect::Policy {
-    reqwest_mcp::redirect::Policy::custom(|attempt| {
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
         let keeps_body = matches!(attempt.status().as_u16(), 307 | 308);
         let same_origin = attempt
             .previous()
@@ -124,7 +124,7 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// Why a request got no response.
-fn cause(e: &reqwest_mcp::Error) -> String {
+fn cause(e: &reqwest::Error) -> String {
     let mut chain = error_chain(e);
     if let Some(url) = e.url() {
         chain = chain.replace(&format!(" for url ({url})"), "");
@@ -144,7 +144,7 @@ fn cause(e: &reqwest_mcp::Error) -> String {
 }
 
 impl StreamableHttpClient for Client {
-    type Error = reqwest_mcp::Error;
+    type Error = reqwest::Error;
 
     async fn post_message(
         &self,

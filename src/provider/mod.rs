@@ -27,7 +27,7 @@ use std::task::{Context, Poll};
 
 use serde_json::Value;
 
-use crate::message::{Block, Message, Usage};
+use crate::message::{Block, Message, ReasoningItem, Usage};
 use crate::protocol::{StreamEvent, ThinkingLevel};
 
 // The framing and SSE parsers are tested and fuzzed from outside the crate
@@ -45,6 +45,9 @@ pub(crate) enum Event {
     Delta(StreamEvent),
     /// The signature closing the current thinking block (Anthropic).
     ThinkingSignature(String),
+    /// The reasoning item closing the current thinking block (OpenAI
+    /// Responses), to keep with the message and send back later.
+    Reasoning(ReasoningItem),
     Usage(Usage),
     /// The provider will retry after a failed attempt.
     Retry {
@@ -98,6 +101,9 @@ pub(crate) struct Request<'a> {
     pub max_tokens: Option<u64>,
     pub temperature: Option<f64>,
     pub thinking: ThinkingLevel,
+    /// The session the round belongs to, for APIs that route a session's
+    /// requests to one prompt cache by it (OpenAI `prompt_cache_key`).
+    pub session_id: Option<&'a str>,
 }
 
 /// The final answer of a round.

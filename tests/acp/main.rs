@@ -15,6 +15,7 @@ mod common;
 
 mod basics;
 mod commands;
+mod fd_limit;
 mod lifecycle;
 mod mcp;
 mod real_clients;

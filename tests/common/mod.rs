@@ -86,12 +86,17 @@ pub fn data_dir_or_temp(given: Option<&Path>) -> (PathBuf, Option<TempDir>) {
 /// `/bin/sh`, which then `exec`s the host so its pid is the host's; exit 99
 /// if the shell cannot set the limit).
 pub fn rpc_command(data: &Path, file_size_blocks: Option<u64>) -> Command {
-    let mut cmd = match file_size_blocks {
+    rpc_command_limited(data, file_size_blocks.map(|n| format!("-f {n}")).as_deref())
+}
+
+/// [`rpc_command`] under `ulimit <limit>` (e.g. `-Sn 64`) when given.
+pub fn rpc_command_limited(data: &Path, limit: Option<&str>) -> Command {
+    let mut cmd = match limit {
         None => Command::new(bin()),
-        Some(n) => {
+        Some(limit) => {
             let mut c = Command::new("/bin/sh");
             c.arg("-c")
-                .arg(format!("ulimit -f {n} || exit 99; exec \"$0\" \"$@\""))
+                .arg(format!("ulimit {limit} || exit 99; exec \"$0\" \"$@\""))
                 .arg(bin());
             c
         }
@@ -161,6 +166,8 @@ pub struct Spawn {
     pub data_dir: Option<PathBuf>,
     /// The process's current directory (default: the test's).
     pub dir: Option<PathBuf>,
+    /// A shell `ulimit` to start it under (e.g. `-Sn 64`).
+    pub limit: Option<String>,
 }
 
 impl Spawn {
@@ -170,7 +177,14 @@ impl Spawn {
             env: Vec::new(),
             data_dir: None,
             dir: None,
+            limit: None,
         }
+    }
+
+    /// Start it under `ulimit <limit>` (through `/bin/sh`, which `exec`s it).
+    pub fn ulimit(mut self, limit: &str) -> Self {
+        self.limit = Some(limit.to_owned());
+        self
     }
 
     pub fn ext(mut self, name: &str) -> Self {
@@ -207,7 +221,7 @@ impl Spawn {
 
     pub fn start(self) -> Rpc {
         let (data, owned) = data_dir_or_temp(self.data_dir.as_deref());
-        let mut cmd = rpc_command(&data, None);
+        let mut cmd = rpc_command_limited(&data, self.limit.as_deref());
         cmd.args(&self.args);
         if let Some(dir) = &self.dir {
             cmd.current_dir(dir);

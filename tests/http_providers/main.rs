@@ -72,6 +72,7 @@ mod failures;
 mod hints;
 mod models;
 mod requests;
+mod responses;
 mod retries;
 mod streams;
 mod system_prompt;

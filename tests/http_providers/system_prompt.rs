@@ -218,7 +218,8 @@ fn read_only_mode_lists_only_the_read_tools() {
         tool_names(&system),
         ["read", "ls", "find", "grep", "todo_write"]
     );
-    // The request offers the same five tools, not the ones that are off.
+    // The request offers the same five tools, not the ones that are off,
+    // and `task`: a subagent runs in read-only mode too (SPEC §9.5).
     let reqs = srv.api_requests();
     let offered: Vec<&str> = reqs.last().expect("a request")["body"]["tools"]
         .as_array()
@@ -226,7 +227,10 @@ fn read_only_mode_lists_only_the_read_tools() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(offered, ["read", "ls", "find", "grep", "todo_write"]);
+    assert_eq!(
+        offered,
+        ["read", "ls", "find", "grep", "todo_write", "task"]
+    );
     assert!(
         system.contains(
             "\n\nThe permission mode is read-only, so write, edit and bash are turned off: when a \

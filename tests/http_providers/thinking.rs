@@ -55,8 +55,11 @@ fn anthropic_gets_a_budget_per_level_and_max_tokens_above_it() {
 #[test]
 fn openai_gets_reasoning_effort_only_for_reasoning_models() {
     let srv = FakeServer::start();
+    // Chat Completions for every model: `reasoning_effort` is its field
+    // (the Responses API's `reasoning` is tested in responses.rs).
     let (_dir, path) = config_file(
-        "[[providers.openai.models]]\nid = \"house-reasoner\"\nreasoning = true\n\
+        "[providers.openai]\napi = \"chat_completions\"\n\
+         [[providers.openai.models]]\nid = \"house-reasoner\"\nreasoning = true\n\
          [[providers.openai.models]]\nid = \"gpt-5.4\"\nreasoning = false\n",
     );
     let mut rpc = spawn(Api::OpenAi, &srv)

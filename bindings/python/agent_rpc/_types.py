@@ -81,6 +81,9 @@ class _BlockThinkingRequired(TypedDict):
 
 
 class BlockThinking(_BlockThinkingRequired, total=False):
+    #: OpenAI Responses: the reasoning item this block summarises, sent
+    #: back on later requests so the model keeps its reasoning.
+    reasoning: Optional[ReasoningItem]
     #: Providers that sign thinking need it sent back verbatim.
     signature: Optional[str]
 
@@ -854,6 +857,21 @@ class ReadyFrame(TypedDict):
     version: str
 
 
+class ReasoningItem(TypedDict):
+    """A reasoning item of OpenAI's Responses API, kept with the assistant
+    message it belongs to. Only the model that wrote it can read it (it is
+    encrypted for that model), so it is sent back to that model only.
+    """
+
+    #: The model's reasoning, encrypted by the API (`store: false` keeps
+    #: nothing on the server, so this is the only copy).
+    encrypted_content: str
+    #: The `provider/model` that produced it.
+    model: str
+    #: The item's summary parts as the API sent them.
+    summary: List[Any]
+
+
 Role = Literal["user", "assistant"]
 
 
@@ -1297,6 +1315,7 @@ __all__ = [
     "PromptCommand",
     "PromptResponse",
     "ReadyFrame",
+    "ReasoningItem",
     "Role",
     "SessionSummary",
     "SetAutoCompactionCommand",

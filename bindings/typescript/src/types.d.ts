@@ -61,6 +61,11 @@ export type Block = {
   text: string;
   type: "text";
 } | {
+  /**
+   * OpenAI Responses: the reasoning item this block summarises, sent
+   * back on later requests so the model keeps its reasoning.
+   */
+  reasoning?: ReasoningItem | null;
   /** Providers that sign thinking need it sent back verbatim. */
   signature?: string | null;
   thinking: string;
@@ -688,6 +693,23 @@ export interface ReadyFrame {
   thinking_level: ThinkingLevel;
   usage: Usage;
   version: string;
+}
+
+/**
+ * A reasoning item of OpenAI's Responses API, kept with the assistant
+ * message it belongs to. Only the model that wrote it can read it (it is
+ * encrypted for that model), so it is sent back to that model only.
+ */
+export interface ReasoningItem {
+  /**
+   * The model's reasoning, encrypted by the API (`store: false` keeps
+   * nothing on the server, so this is the only copy).
+   */
+  encrypted_content: string;
+  /** The `provider/model` that produced it. */
+  model: string;
+  /** The item's summary parts as the API sent them. */
+  summary: unknown[];
 }
 
 export type Role = "user" | "assistant";

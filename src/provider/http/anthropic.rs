@@ -52,7 +52,7 @@ impl Api for Anthropic {
         body(model, &options, req)
     }
 
-    fn decoder(&self) -> Box<dyn Decoder> {
+    fn decoder(&self, _model: &str) -> Box<dyn Decoder> {
         Box::new(AnthropicDecoder::new())
     }
 }
@@ -519,6 +519,7 @@ mod tests {
             max_tokens: None,
             temperature: Some(0.5),
             thinking: crate::protocol::ThinkingLevel::Off,
+            session_id: None,
         };
         let on = Options {
             max_tokens: 1000,
@@ -554,6 +555,7 @@ mod tests {
             max_tokens: None,
             temperature: Some(0.5),
             thinking: crate::protocol::ThinkingLevel::High,
+            session_id: None,
         };
         let options = Options {
             max_tokens: 8192,

@@ -2,10 +2,10 @@
 //! headers, the request body and the stream decoder.
 //!
 //! Everything else (sending, retries, SSE, timeouts, scrubbing keys) is the
-//! same for every API and lives in `http/mod.rs`, so a new API (say OpenAI's
-//! Responses API) is one file implementing [`Api`], a `config::Kind` variant
-//! for the config to name it by (`kind = "…"`), and its arm in the registry
-//! (`api` in `http/mod.rs`). The registry is not here: this file is what
+//! same for every API and lives in `http/mod.rs`, so a new API is one file
+//! implementing [`Api`], a config value to name it by (`kind = "…"`, or
+//! `api = "…"` among OpenAI's), and its arm in the registry (`api` in
+//! `http/mod.rs`). The registry is not here: this file is what
 //! the API files import, so it imports none of them.
 
 use reqwest::header::HeaderMap;
@@ -26,8 +26,8 @@ pub(crate) trait Api: Sync {
     /// The request body for `model` on `endpoint`.
     fn body(&self, endpoint: &Endpoint, model: &str, req: &Request<'_>) -> Value;
 
-    /// A decoder for one attempt's stream.
-    fn decoder(&self) -> Box<dyn Decoder>;
+    /// A decoder for one attempt's stream of `model` (`provider/model`).
+    fn decoder(&self, model: &str) -> Box<dyn Decoder>;
 }
 
 /// Turns SSE events into round events for one API.

@@ -8,12 +8,15 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context};
 
 use super::catalog::{self, ModelSpec, Price};
-use crate::config::{env_nonempty, Config, Kind, ModelConfig, ProviderConfig};
+use crate::config::{env_nonempty, Config, Kind, ModelConfig, OpenaiApi, ProviderConfig};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
     pub name: String,
     pub kind: Kind,
+    /// For kind `openai`: the API the config chose (`api =`); `None` picks
+    /// per model (see [`Endpoint::openai_api`]).
+    pub api: Option<OpenaiApi>,
     /// Without a trailing slash.
     pub base_url: String,
     /// Where `base_url` came from, for messages about a wrong one.
@@ -65,6 +68,18 @@ impl Endpoint {
     pub(crate) fn reasoning(&self, model: &str) -> bool {
         self.model(model)
             .map_or_else(|| catalog::is_reasoning(model), |s| s.reasoning)
+    }
+
+    /// The OpenAI API `model` is sent over: the configured one, else the
+    /// Responses API for OpenAI's own reasoning models (over Chat
+    /// Completions they lose their reasoning between tool calls), else
+    /// Chat Completions, which the compatible servers speak.
+    pub(crate) fn openai_api(&self, model: &str) -> OpenaiApi {
+        match self.api {
+            Some(api) => api,
+            None if self.name == "openai" && self.reasoning(model) => OpenaiApi::Responses,
+            None => OpenaiApi::ChatCompletions,
+        }
     }
 
     pub(crate) fn model(&self, id: &str) -> Option<&ModelSpec> {
@@ -221,6 +236,7 @@ fn builtin() -> BTreeMap<String, Endpoint> {
         Endpoint {
             name: "anthropic".into(),
             kind: Kind::Anthropic,
+            api: None,
             base_url: anthropic_base.0,
             base_url_source: anthropic_base.1,
             api_key_env: Some("ANTHROPIC_API_KEY".into()),
@@ -234,6 +250,7 @@ fn builtin() -> BTreeMap<String, Endpoint> {
         Endpoint {
             name: "openai".into(),
             kind: Kind::Openai,
+            api: None,
             base_url: openai_base.0,
             base_url_source: openai_base.1,
             api_key_env: Some("OPENAI_API_KEY".into()),
@@ -255,6 +272,7 @@ fn builtin() -> BTreeMap<String, Endpoint> {
             Endpoint {
                 name: name.into(),
                 kind: Kind::Openai,
+                api: None,
                 base_url,
                 base_url_source,
                 api_key_env: key.map(str::to_owned),
@@ -284,6 +302,9 @@ fn configured(
             if let Some(kind) = pc.kind {
                 e.kind = kind;
             }
+            if pc.api.is_some() {
+                e.api = pc.api;
+            }
             if let Some(url) = &pc.base_url {
                 e.base_url = url.clone();
                 e.base_url_source = config_source();
@@ -298,6 +319,7 @@ fn configured(
             kind: pc.kind.with_context(|| {
                 format!("[providers.{name}] needs kind = \"openai\" or kind = \"anthropic\"")
             })?,
+            api: pc.api,
             base_url: pc
                 .base_url
                 .clone()
@@ -309,6 +331,11 @@ fn configured(
             models: Vec::new(),
         },
     };
+    if endpoint.kind == Kind::Anthropic && endpoint.api.is_some() {
+        anyhow::bail!(
+            "[providers.{name}] api = … chooses between OpenAI's APIs; it needs kind = \"openai\""
+        );
+    }
     let mut endpoint = Endpoint {
         configured: true,
         prompt_caching: pc.prompt_caching.unwrap_or(endpoint.prompt_caching),
@@ -355,6 +382,35 @@ fn merge_model(models: &mut Vec<ModelSpec>, m: &ModelConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openais_reasoning_models_default_to_the_responses_api() {
+        let config = crate::config::parse(
+            r#"
+[[providers.openai.models]]
+id = "house-reasoner"
+reasoning = true
+[providers.work]
+kind = "openai"
+api = "responses"
+base_url = "https://llm.example.com/v1"
+[providers.groq]
+api = "chat_completions"
+"#,
+        )
+        .unwrap();
+        let all = build(&config).unwrap();
+        let api = |e: &str, m: &str| all[e].openai_api(m);
+        assert_eq!(api("openai", "o3"), OpenaiApi::Responses);
+        assert_eq!(api("openai", "house-reasoner"), OpenaiApi::Responses);
+        assert_eq!(api("openai", "gpt-4o-mini"), OpenaiApi::ChatCompletions);
+        assert_eq!(api("work", "anything"), OpenaiApi::Responses);
+        assert_eq!(api("groq", "o3"), OpenaiApi::ChatCompletions);
+        assert_eq!(api("openrouter", "o3"), OpenaiApi::ChatCompletions);
+        let bad = crate::config::parse("[providers.anthropic]\napi = \"responses\"\n").unwrap();
+        let e = build(&bad).unwrap_err().to_string();
+        assert!(e.contains("kind = \"openai\""), "{e}");
+    }
 
     #[test]
     fn config_overrides_and_adds_endpoints() {

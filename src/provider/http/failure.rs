@@ -63,6 +63,8 @@ pub(super) struct Site {
     pub kind: Kind,
     /// The full request URL, passwords removed.
     pub url: String,
+    /// What the client appends to the base URL (`Api::path`).
+    pub path: &'static str,
     /// The base URL, passwords removed.
     pub base_url: String,
     pub source: UrlSource,
@@ -70,11 +72,12 @@ pub(super) struct Site {
 
 impl Site {
     /// `path`: the API's (`Api::path`).
-    pub(super) fn of(endpoint: &Endpoint, path: &str) -> Self {
+    pub(super) fn of(endpoint: &Endpoint, path: &'static str) -> Self {
         Site {
             provider: endpoint.name.clone(),
             kind: endpoint.kind,
             url: redact_url(&endpoint.url(path)),
+            path,
             base_url: redact_url(&endpoint.base_url),
             source: endpoint.base_url_source.clone(),
         }
@@ -161,15 +164,17 @@ impl Site {
         let (convention, suggestion) = match self.kind {
             Kind::Openai => (
                 format!(
-                    "{} conventionally ends in /v1 (rpc appends /chat/completions)",
-                    self.setting_name()
+                    "{} conventionally ends in /v1 (rpc appends {})",
+                    self.setting_name(),
+                    self.path
                 ),
                 (!base.ends_with("/v1")).then(|| format!("{base}/v1")),
             ),
             Kind::Anthropic => (
                 format!(
-                    "{} does not end in /v1 (rpc appends /v1/messages)",
-                    self.setting_name()
+                    "{} does not end in /v1 (rpc appends {})",
+                    self.setting_name(),
+                    self.path
                 ),
                 base.strip_suffix("/v1").map(str::to_owned),
             ),
@@ -412,6 +417,11 @@ mod tests {
             provider: provider.into(),
             kind,
             url: format!("{base}/chat/completions"),
+            path: if kind == Kind::Anthropic {
+                "/v1/messages"
+            } else {
+                "/chat/completions"
+            },
             base_url: base.into(),
             source,
         };

@@ -1,6 +1,7 @@
 //! The HTTP backend: one streaming request per round with retries, SSE
 //! decoding and idle timeouts, shared by every API (`api.rs` says what
-//! differs between them; `anthropic.rs` and `openai.rs` are the two APIs).
+//! differs between them; `anthropic.rs`, `openai.rs` (Chat Completions) and
+//! `responses.rs` (OpenAI Responses) are the APIs).
 //!
 //! A round runs as its own task that sends [`Event`]s to the turn, so abort
 //! is just dropping the task: the connection closes at once. Retries happen
@@ -15,6 +16,7 @@ pub(crate) mod catalog;
 pub(crate) mod endpoints;
 mod failure;
 pub(crate) mod openai;
+pub(crate) mod responses;
 pub mod sse;
 
 use std::sync::OnceLock;
@@ -27,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{BoxFuture, Event, ProviderStream, Request, Round};
-use crate::config::Kind;
+use crate::config::{Kind, OpenaiApi};
 use crate::error::error_chain;
 use api::{Api, ApiError, Decoder};
 use endpoints::Endpoint;
@@ -53,6 +55,7 @@ pub(crate) fn client(settings: &Settings) -> anyhow::Result<&'static reqwest::Cl
     if let Some(c) = CLIENT.get() {
         return Ok(c);
     }
+    crate::tls::use_ring();
     let built = reqwest::Client::builder()
         .connect_timeout(settings.connect_timeout)
         .tcp_nodelay(true)
@@ -74,14 +77,19 @@ struct Prepared {
     /// The key, so that it can be scrubbed from anything echoed back.
     secret: Option<String>,
     api: &'static dyn Api,
+    /// `provider/model`, for what the decoder keeps to send back later.
+    model: String,
 }
 
-/// The API an endpoint speaks: the one place a `config::Kind` becomes an
-/// [`Api`].
-pub(crate) fn api(kind: Kind) -> &'static dyn Api {
-    match kind {
+/// The API `model` is sent over on `endpoint`: the one place a
+/// `config::Kind` (and, for OpenAI, the chosen API) becomes an [`Api`].
+pub(crate) fn api(endpoint: &Endpoint, model: &str) -> &'static dyn Api {
+    match endpoint.kind {
         Kind::Anthropic => &anthropic::Anthropic,
-        Kind::Openai => &openai::OpenAi,
+        Kind::Openai => match endpoint.openai_api(model) {
+            OpenaiApi::ChatCompletions => &openai::OpenAi,
+            OpenaiApi::Responses => &responses::Responses,
+        },
     }
 }
 
@@ -92,7 +100,7 @@ pub(crate) fn open(
     model: &str,
     req: &Request<'_>,
 ) -> anyhow::Result<ProviderStream> {
-    let api = api(endpoint.kind);
+    let api = api(endpoint, model);
     let key = endpoint.key()?;
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -106,6 +114,7 @@ pub(crate) fn open(
         body: api.body(endpoint, model, req).to_string().into_bytes(),
         secret: key,
         api,
+        model: format!("{}/{model}", endpoint.name),
     };
     let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
     let task = tokio::spawn(run(settings.clone(), prepared, tx));
@@ -224,7 +233,7 @@ async fn attempt_once(
     let response = send(client, settings, prepared).await?;
     let response = check_status(response, &prepared.site).await?;
     let mut stream = Stream {
-        decoder: prepared.api.decoder(),
+        decoder: prepared.api.decoder(&prepared.model),
         events: Vec::new(),
         tx,
         forwarded,

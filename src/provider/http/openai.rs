@@ -55,7 +55,7 @@ impl Api for OpenAi {
         body(model, &req, field, effort)
     }
 
-    fn decoder(&self) -> Box<dyn Decoder> {
+    fn decoder(&self, _model: &str) -> Box<dyn Decoder> {
         Box::new(OpenAiDecoder::new())
     }
 }
@@ -522,6 +522,7 @@ mod tests {
             max_tokens: None,
             temperature: None,
             thinking: crate::protocol::ThinkingLevel::Off,
+            session_id: None,
         };
         let m = messages(&req);
         assert_eq!(m[0], json!({"role":"system","content":"be nice"}));
