@@ -287,6 +287,34 @@ fn claude_codes_permission_question_is_answered_by_the_parents_client() {
     finish_without_leftovers(rpc, home.path());
 }
 
+/// In `accept-edits` the parent's mode answers Claude Code's question for
+/// a write inside the cwd, though its question names neither the kind nor
+/// the path (they come from its earlier `tool_call`).
+#[test]
+fn accept_edits_lets_claude_code_write_inside_the_cwd_unasked() {
+    let srv = FakeServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let home = tempfile::tempdir().expect("home");
+    let mut rpc = parent(&srv, dir.path(), home.path(), "accept-edits");
+    let file = PathBuf::from(canonical(dir.path())).join("unasked.txt");
+    let input = json!({"file_path": file, "content": "hi\n"});
+    rpc.send(json!({"type": "prompt", "id": "1",
+        "message": delegate(&format!("write it [[tool=Write input={input}]]"))}));
+    let (frames, done) = until_within(&mut rpc, &srv, COLD, "the response", |f| {
+        f["type"] == "response" && f["id"] == "1"
+    });
+    assert_eq!(done["ok"], true, "{done}");
+    assert!(
+        frames.iter().all(|f| f["type"] != "permission_request"),
+        "{frames:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("Claude Code wrote the file"),
+        "hi\n"
+    );
+    finish_without_leftovers(rpc, home.path());
+}
+
 #[test]
 fn the_parents_abort_cancels_claude_code() {
     let srv = FakeServer::start();
@@ -303,6 +331,7 @@ fn the_parents_abort_cancels_claude_code() {
     let (frames, end) = rpc.until("agent_end", |f| f["type"] == "agent_end");
     let took = sent.elapsed();
     assert_eq!(end["stop_reason"], "aborted", "{end}");
+    eprintln!("abort to agent_end: {took:?}");
     assert!(took < Duration::from_secs(1), "abort took {took:?}");
     let ends = task_ends(&frames);
     assert_eq!(ends.len(), 1, "{frames:?}");
