@@ -778,28 +778,14 @@ impl Turn {
                 Some(delta) => vec![Nested::Events(vec![StreamEvent::ThinkingDelta { delta }])],
                 None => vec![],
             },
-            "tool_call" => {
+            // One start per call: Claude Code sends `tool_call` again for a
+            // call it announced (first with an empty input while the model
+            // streams it, then with the whole input), and a call first seen
+            // in an update still gets its start.
+            "tool_call" | "tool_call_update" => {
                 let Some(id) = str_of(update, "toolCallId").map(str::to_owned) else {
                     return vec![];
                 };
-                self.since_tool.clear();
-                self.running.remove(&id);
-                let info = ToolInfo {
-                    kind: str_of(update, "kind").map(str::to_owned),
-                    title: str_of(update, "title").unwrap_or_default().to_owned(),
-                    input: update.get("rawInput").cloned().unwrap_or_else(|| json!({})),
-                    locations: paths_of(update),
-                };
-                self.tools.insert(id.clone(), info.clone());
-                let mut out = vec![start(&id, &info)];
-                out.extend(self.status(&id, update));
-                out
-            }
-            "tool_call_update" => {
-                let Some(id) = str_of(update, "toolCallId").map(str::to_owned) else {
-                    return vec![];
-                };
-                // A call first seen in an update still gets its start.
                 let fresh = !self.tools.contains_key(&id);
                 if fresh {
                     self.since_tool.clear();
@@ -1832,6 +1818,36 @@ mod tests {
                 && e.contains("no API key configured"),
             "{e}"
         );
+    }
+
+    /// Claude Code (`claude-code-acp` 0.16.2) announces a call with an empty
+    /// input as the model starts it, then sends `tool_call` again with the
+    /// same id and the whole input: one start, and the later fields kept.
+    #[test]
+    fn a_call_announced_twice_starts_once() {
+        let mut turn = Turn::default();
+        let first = json!({"sessionUpdate": "tool_call", "toolCallId": "toolu_1",
+            "status": "pending", "title": "Write", "kind": "edit", "rawInput": {},
+            "content": [], "locations": []});
+        let again = json!({"sessionUpdate": "tool_call", "toolCallId": "toolu_1",
+            "status": "pending", "title": "Write /w/a.txt", "kind": "edit",
+            "rawInput": {"file_path": "/w/a.txt", "content": "hi\n"},
+            "locations": [{"path": "/w/a.txt"}]});
+        let done = json!({"sessionUpdate": "tool_call_update", "toolCallId": "toolu_1",
+            "status": "completed", "rawOutput": "File created"});
+        let seen: Vec<String> = [first, again, done]
+            .iter()
+            .flat_map(|u| turn.nested(u))
+            .map(|n| show(&n))
+            .collect();
+        assert_eq!(
+            seen,
+            ["start:toolu_1:edit:{}", "end:toolu_1:File created:false"]
+        );
+        let info = &turn.tools["toolu_1"];
+        assert_eq!(info.title, "Write /w/a.txt");
+        assert_eq!(info.input["file_path"], "/w/a.txt");
+        assert_eq!(info.locations, [PathBuf::from("/w/a.txt")]);
     }
 
     #[test]

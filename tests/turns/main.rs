@@ -5,7 +5,8 @@
 //! `queue` (`follow_up`, `steer`), `set_model`, `budget` (`--max-turns`,
 //! `set_budget`), `streams` (stray events, a
 //! large reply, attachments), `compaction` (on overflow, at the threshold,
-//! on demand), `subagents` (the `task` tool). The helpers below are shared by all but `compaction`.
+//! on demand), `subagents` (the `task` tool), `claude_acp` (the real Claude
+//! Code as a subagent). The helpers below are shared by all but `compaction`.
 //!
 //! The only timing assertions are the contract's own bounds, asserted
 //! generously (abort "within 200 ms" is checked as < 1 s); latency is
@@ -17,6 +18,7 @@ mod common;
 
 mod abort;
 mod budget;
+mod claude_acp;
 mod commands;
 mod compaction;
 mod lifecycle;
