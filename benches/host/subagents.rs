@@ -84,6 +84,60 @@ pub fn bench_subagents(t: &mut Table, runs: usize) {
     overhead(t, runs);
     memory(t, runs);
     streaming(t, runs);
+    abort(t, runs);
+}
+
+/// 7d: `abort` while two children stream: abort written → the parent's
+/// `agent_end` read (both children stopped: their `task` calls ended).
+fn abort(t: &mut Table, runs: usize) {
+    let g = "7d";
+    let mut took = Vec::new();
+    let dir = tmpdir("subagents");
+    let r = (|| -> Res<()> {
+        let echo = ["--extension".into(), ext("echo")];
+        let mut h = spawn(dir.path(), &echo, &[])?;
+        prompt(&mut h, "warm [[n=1]]", SMALL_TURN_TIMEOUT)?;
+        let slow = "[[n=100000 delay_ms=5]]".to_owned();
+        for _ in 0..runs {
+            let cmd = json!({"type": "prompt", "id": "a", "message": delegate(&[slow.clone(), slow.clone()])});
+            h.send(&cmd.to_string())?;
+            h.read_lines(mono() + SMALL_TURN_TIMEOUT, "a child's delta", |line, _| {
+                starts(line, r#"{"type":"message_update""#)
+                    && find(line, b"parent_tool_call_id").is_some()
+            })?;
+            let sent = mono();
+            h.send(&json!({"type": "abort", "id": "x"}).to_string())?;
+            let (mut ended, mut at) = (0, None);
+            h.read_lines(mono() + SMALL_TURN_TIMEOUT, "agent_end", |line, t| {
+                let parent = find(line, b"parent_tool_call_id").is_none();
+                if parent && starts(line, r#"{"type":"tool_execution_end""#) {
+                    ended += 1;
+                }
+                if starts(line, r#"{"type":"agent_end""#) {
+                    at = Some(t);
+                }
+                starts(line, r#"{"type":"response""#)
+                    && find(line, br#""command":"abort""#).is_some()
+            })?;
+            if ended != 2 {
+                return Err(format!("{ended} of 2 task calls ended"));
+            }
+            took.push((at.ok_or("no agent_end")? - sent) * 1e3);
+        }
+        h.close(10.0)
+    })();
+    if let Err(e) = r {
+        return t.fail(g, "abort with two running children", &e);
+    }
+    t.add(
+        g,
+        "abort with two children streaming → the parent's `agent_end` (both task calls ended)",
+        "ms",
+        &took,
+        1,
+        Target::AtMost(200.0),
+        "≤ 200 ms",
+    );
 }
 
 /// 7a: a `task` call of a one-delta child, in-process and through this
