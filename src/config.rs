@@ -29,6 +29,8 @@ pub(crate) struct Config {
     #[serde(default)]
     pub tools: ToolsConfig,
     #[serde(default)]
+    pub shell: ShellConfig,
+    #[serde(default)]
     pub compaction: CompactionConfig,
     #[serde(default)]
     pub budget: BudgetConfig,
@@ -71,13 +73,32 @@ pub(crate) struct BudgetConfig {
     pub max_usd: Option<f64>,
 }
 
-/// `[tools]`: what tool processes may see.
+/// `[tools]`: kept for its old key, `keep_env`, an alias of
+/// `[shell] env_keep`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ToolsConfig {
-    /// Credential variables bash may nonetheless inherit (by default every
-    /// provider key variable and every `*_API_KEY` is removed).
+    /// Same as `[shell] env_keep` (the two lists are joined).
     pub keep_env: Vec<String>,
+}
+
+/// `[shell]`: what bash and MCP stdio servers inherit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ShellConfig {
+    /// Credential variables they may nonetheless inherit (by default every
+    /// provider key variable and every `*_API_KEY`, `*_TOKEN` and
+    /// `*_SECRET` is removed).
+    pub env_keep: Vec<String>,
+}
+
+impl Config {
+    /// `[shell] env_keep` and its older spelling `[tools] keep_env`.
+    pub(crate) fn env_keep(&self) -> Vec<String> {
+        let mut keep = self.shell.env_keep.clone();
+        keep.extend(self.tools.keep_env.iter().cloned());
+        keep
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

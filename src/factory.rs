@@ -106,7 +106,7 @@ impl Factory {
         // without touching a resumed session.
         let prompt_config = prompt_config(cli, &config)?;
         let providers = providers(cli, &config, &data_dir)?;
-        let env_remove = Arc::new(secret_vars(&providers, &config.tools.keep_env));
+        let env_remove = Arc::new(secret_vars(&providers, &config.env_keep()));
         Ok(Self {
             cwd,
             data_dir,
@@ -392,18 +392,27 @@ fn apply_overrides(cli: &Cli, session: &mut Session, file: &mut SessionFile) -> 
 }
 
 /// Variables that hold credentials: every provider's key variable and any
-/// `*_API_KEY`. Tool processes (bash) do not inherit them.
+/// `*_API_KEY`, `*_TOKEN` or `*_SECRET` (`GITHUB_TOKEN`, `AWS_SECRET`...),
+/// minus those `[shell] env_keep` lists. Tool processes (bash, MCP stdio
+/// servers) do not inherit them.
 fn secret_vars(providers: &Providers, keep: &[String]) -> Vec<String> {
     let mut names = providers.key_vars();
     for (name, _) in std::env::vars_os() {
         if let Some(name) = name.to_str() {
-            if name.ends_with("_API_KEY") && !names.iter().any(|n| n == name) {
+            if is_secret_name(name) && !names.iter().any(|n| n == name) {
                 names.push(name.to_owned());
             }
         }
     }
     names.retain(|n| !keep.contains(n));
     names
+}
+
+/// A variable name that says it holds a credential.
+fn is_secret_name(name: &str) -> bool {
+    ["_API_KEY", "_TOKEN", "_SECRET"]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
 }
 
 /// The session store the flags point at, for the subcommands that manage
