@@ -31,6 +31,8 @@ pub(crate) struct Config {
     #[serde(default)]
     pub shell: ShellConfig,
     #[serde(default)]
+    pub sandbox: SandboxConfig,
+    #[serde(default)]
     pub compaction: CompactionConfig,
     #[serde(default)]
     pub budget: BudgetConfig,
@@ -99,6 +101,24 @@ impl Config {
         keep.extend(self.tools.keep_env.iter().cloned());
         keep
     }
+}
+
+/// `[sandbox]`: the kernel sandbox of bash and sandboxed MCP servers
+/// (`src/sandbox/`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SandboxConfig {
+    /// [default: workspace-write; `--sandbox` wins].
+    pub mode: Option<crate::protocol::SandboxMode>,
+    /// Directories writable besides the working directory and the temp
+    /// dir (`~` expands to the home directory).
+    pub writable_roots: Vec<PathBuf>,
+    /// Paths nothing sandboxed may read; replaces the default list
+    /// (`~/.ssh`, `~/.gnupg`, `~/.aws`, `~/.config/gcloud`, and the
+    /// host's own config and data directories).
+    pub deny_read: Option<Vec<PathBuf>>,
+    /// Lets sandboxed commands use the network (default false).
+    pub network: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

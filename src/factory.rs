@@ -91,6 +91,10 @@ pub(crate) struct Factory {
     env_remove: Arc<Vec<String>>,
     /// The config's and `--mcp-config`'s servers, which every session gets.
     mcp_servers: Vec<crate::mcp::ServerSpec>,
+    /// The `[sandbox]` policy every session's sandbox applies.
+    sandbox_policy: Arc<crate::sandbox::Policy>,
+    /// The mode a session starts in (`--sandbox`, else the config).
+    sandbox_mode: crate::protocol::SandboxMode,
 }
 
 impl Factory {
@@ -107,6 +111,8 @@ impl Factory {
         let prompt_config = prompt_config(cli, &config)?;
         let providers = providers(cli, &config, &data_dir)?;
         let env_remove = Arc::new(secret_vars(&providers, &config.env_keep()));
+        let sandbox_policy = Arc::new(sandbox_policy(&config, &data_dir));
+        let sandbox_mode = crate::sandbox::default_mode(cli.sandbox, config.sandbox.mode);
         Ok(Self {
             cwd,
             data_dir,
@@ -115,6 +121,8 @@ impl Factory {
             providers,
             env_remove,
             mcp_servers,
+            sandbox_policy,
+            sandbox_mode,
         })
     }
 
@@ -174,6 +182,11 @@ impl Factory {
         let gate = Arc::new(Gate::new(mode, vec![cwd.clone()]));
         let context = SessionPrompt::start(self.prompt_config.clone(), cwd.clone(), mode);
         let commands = Commands::discover(cwd.clone(), config::default_dir());
+        let sandbox = Arc::new(crate::sandbox::SessionSandbox::new(
+            self.sandbox_mode,
+            cwd.clone(),
+            self.sandbox_policy.clone(),
+        ));
         let config = &self.config;
         Ok(Parts {
             gate,
@@ -205,7 +218,10 @@ impl Factory {
             file,
             providers,
             mcp_servers: merge_mcp(&self.mcp_servers, session_mcp),
-            backends: crate::tools::Backends::local(self.env_remove.clone()),
+            backends: crate::tools::Backends::local_sandboxed(
+                self.env_remove.clone(),
+                Some(sandbox),
+            ),
         })
     }
 }
@@ -413,6 +429,29 @@ fn is_secret_name(name: &str) -> bool {
     ["_API_KEY", "_TOKEN", "_SECRET"]
         .iter()
         .any(|suffix| name.ends_with(suffix))
+}
+
+/// The `[sandbox]` table with `~` expanded, and the default `deny_read`
+/// (with the host's own config and data directories) where it names none.
+fn sandbox_policy(config: &Config, data_dir: &Path) -> crate::sandbox::Policy {
+    let home = env_nonempty("HOME").map(PathBuf::from);
+    let expand = |p: &PathBuf| match (p.strip_prefix("~"), &home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => p.clone(),
+    };
+    let deny_read = match &config.sandbox.deny_read {
+        Some(paths) => paths.iter().map(expand).collect(),
+        None => {
+            let mut own: Vec<PathBuf> = config::default_dir().into_iter().collect();
+            own.push(data_dir.to_path_buf());
+            crate::sandbox::Policy::default_deny_read(home.as_deref(), &own)
+        }
+    };
+    crate::sandbox::Policy {
+        writable_roots: config.sandbox.writable_roots.iter().map(expand).collect(),
+        deny_read,
+        network: config.sandbox.network,
+    }
 }
 
 /// The session store the flags point at, for the subcommands that manage

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::{TurnCtx, TurnMsg};
 use crate::message::Block;
-use crate::permissions::{Access, Verdict};
+use crate::permissions::{Access, Cover, Verdict};
 use crate::protocol::Decision;
 use crate::protocol::{
     Frame, PermissionCancelledFrame, PermissionRequestFrame, PlanFrame, ToolExecutionEndFrame,
@@ -153,7 +153,15 @@ async fn one(
         let in_skill = tool.access() == Access::ReadOnly && paths::is_inside(p, &ctx.skill_roots);
         !paths::is_inside(p, ctx.gate.roots()) && !in_skill
     });
-    match ctx.gate.verdict(name, tool.access(), outside) {
+    // bash runs in the sandbox when its backend enforces one.
+    let sandboxed =
+        tool.access() == Access::Unrestricted && ctx.backends.processes.sandbox().is_some();
+    let cover = match (sandboxed, tool.leaves_sandbox(input)) {
+        (false, _) => Cover::None,
+        (true, true) => Cover::Leaves,
+        (true, false) => Cover::Enforced,
+    };
+    match ctx.gate.verdict(name, tool.access(), outside, cover) {
         Verdict::Run => {}
         Verdict::Refuse(why) => return ToolOutput::error(why),
         Verdict::Ask => {

@@ -267,6 +267,7 @@ impl Host {
                 crate::mcp::Options {
                     cwd: settings.cwd_path.clone(),
                     env_remove: settings.env_remove.clone(),
+                    sandbox: backends.sandbox.clone(),
                     events,
                 },
             )
