@@ -285,6 +285,7 @@ impl Host {
             mode: gate.mode(),
             model: session.model.clone(),
             thinking: session.thinking_level,
+            sandbox: backends.sandbox_state().mode,
         });
         let host = Host {
             settings,

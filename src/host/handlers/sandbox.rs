@@ -11,6 +11,8 @@ impl Host {
             sandbox.set_mode(params.mode);
         }
         let mode = self.backends.sandbox_state().mode;
+        // ACP shows it as a config option.
+        self.publish_settings();
         let answer = Ok(Response::SetSandbox(SetSandboxResponse { mode }));
         self.answer(token, answer).await;
     }
