@@ -222,8 +222,17 @@ impl SessionSandbox {
             .collect();
         let write = self.write_roots(mode)?;
         let network = self.policy.network;
+        // A denied path inside a writable root is readable through that
+        // root's rule anyway (the mount namespace masks it instead), so the
+        // read rules need not go around it: walking around a data dir in
+        // /tmp would mean one rule per entry of /tmp, on every command.
+        let read_deny: Vec<PathBuf> = deny_read
+            .iter()
+            .filter(|d| !write.iter().any(|w| d.starts_with(w)))
+            .cloned()
+            .collect();
         let rules = landlock::Rules {
-            deny_read: &deny_read,
+            deny_read: &read_deny,
             write: &write,
             network,
         };
