@@ -9,7 +9,7 @@
 //! - `BENCH_STALL_RUNS` (default `BENCH_RUNS`): runs of the 1,000,000-delta
 //!   stalled-reader row (each takes ≥ 5 s by design).
 //! - `BENCH_ONLY` (optional): comma-separated row groups to run
-//!   (`spawn,resume,skills,latency,throughput,acp,editor,idle,stall,abort`); default all.
+//!   (`spawn,resume,skills,latency,throughput,acp,editor,idle,stall,abort,sandbox`); default all.
 //!
 //! The harness reads the host's stdout with 1 MiB `read(2)` calls straight
 //! into its line buffer and recognises frames by their fixed prefixes (the
@@ -34,6 +34,7 @@ mod acp;
 mod editor;
 mod idle;
 mod latency;
+mod sandbox;
 mod skills;
 mod spawn;
 mod stall;
@@ -126,5 +127,6 @@ fn main() {
     step("idle", &mut |t| idle::bench_idle(t, runs));
     step("stall", &mut |t| stall::bench_stall(t, stall_runs));
     step("abort", &mut |t| abort::bench_abort(t, runs));
+    step("sandbox", &mut |t| sandbox::bench_sandbox(t, runs));
     t.print(&machine, runs, mono() - t0);
 }
