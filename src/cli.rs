@@ -123,7 +123,7 @@ pub struct Cli {
 
     /// The kernel sandbox of bash and sandboxed MCP servers: read-only,
     /// workspace-write, off [default: config `[sandbox] mode`, else
-    /// workspace-write].
+    /// workspace-write where the kernel has Landlock, else off].
     #[arg(long, value_name = "MODE", value_enum)]
     pub sandbox: Option<crate::protocol::SandboxMode>,
 

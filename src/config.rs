@@ -108,7 +108,8 @@ impl Config {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct SandboxConfig {
-    /// [default: workspace-write; `--sandbox` wins].
+    /// [default: workspace-write where the kernel has Landlock, else
+    /// off; `--sandbox` wins].
     pub mode: Option<crate::protocol::SandboxMode>,
     /// Directories writable besides the working directory and the temp
     /// dir (`~` expands to the home directory).

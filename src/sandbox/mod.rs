@@ -77,9 +77,20 @@ pub(crate) fn kernel_supported() -> bool {
 }
 
 /// The mode a session starts in: the flag, else the config, else
-/// workspace-write.
+/// workspace-write where the kernel can enforce it and off where it cannot
+/// (said once on stderr). A mode asked for is kept even without Landlock:
+/// then commands fail closed rather than run unguarded.
 pub(crate) fn default_mode(flag: Option<SandboxMode>, config: Option<SandboxMode>) -> SandboxMode {
-    flag.or(config).unwrap_or(SandboxMode::WorkspaceWrite)
+    if let Some(mode) = flag.or(config) {
+        return mode;
+    }
+    if kernel_supported() {
+        return SandboxMode::WorkspaceWrite;
+    }
+    tracing::warn!(
+        "this kernel has no Landlock, so commands run without a sandbox (sandbox mode off); `--sandbox workspace-write` would refuse to run them instead"
+    );
+    SandboxMode::Off
 }
 
 /// One session's sandbox (see the module doc).
@@ -360,6 +371,19 @@ mod tests {
             ..Policy::default()
         };
         SessionSandbox::new(mode, cwd.to_path_buf(), Arc::new(policy))
+    }
+
+    #[test]
+    fn the_flag_wins_then_the_config_then_what_the_kernel_can_do() {
+        use SandboxMode::{Off, ReadOnly, WorkspaceWrite};
+        assert_eq!(default_mode(Some(Off), Some(ReadOnly)), Off);
+        assert_eq!(default_mode(None, Some(ReadOnly)), ReadOnly);
+        let by_kernel = if kernel_supported() {
+            WorkspaceWrite
+        } else {
+            Off
+        };
+        assert_eq!(default_mode(None, None), by_kernel);
     }
 
     #[test]
