@@ -147,6 +147,19 @@ async fn one(
         Ok(p) => p,
         Err(e) => return ToolOutput::failed(&e),
     };
+    // A write the sandbox's writable roots refuse would be refused when it
+    // runs (the tool checks again): nobody is asked about it first.
+    if tool.access() == Access::EditsFiles {
+        if let Some(sandbox) = &ctx.backends.sandbox {
+            if let Some(why) = preview
+                .paths
+                .iter()
+                .find_map(|p| sandbox.check_write(p).err())
+            {
+                return ToolOutput::error(format!("{name}: {why}"));
+            }
+        }
+    }
     // A read-only call inside a skill's folder counts as inside: the
     // system prompt lists the skills for the model to read.
     let outside = preview.paths.iter().any(|p| {

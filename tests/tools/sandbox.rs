@@ -462,3 +462,31 @@ fn the_file_tools_keep_to_the_writable_roots() {
     assert!(outside.exists());
     shutdown(rpc);
 }
+
+/// In `ask` mode a write outside the writable roots is refused before
+/// anyone is asked: the question would only lead to the same refusal.
+#[test]
+fn a_refused_write_asks_nobody() {
+    let jail = Jail::new();
+    let mut rpc = jail.spawn("workspace-write", "ask").start();
+    rpc.ready();
+    let outside = jail.outside().join("asked.txt");
+    let (frames, resp) = prompt(
+        &mut rpc,
+        "1",
+        &call("write", &json!({"path": outside, "content": "x"})),
+    );
+    assert_ok(&resp, &rpc);
+    no_permission_request(&frames);
+    let end = the_tool_end(&frames);
+    assert_eq!(end["is_error"], true, "{end}");
+    assert!(
+        end["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused by the sandbox"),
+        "{end}"
+    );
+    assert!(!outside.exists());
+    shutdown(rpc);
+}
