@@ -11,9 +11,9 @@ The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schem
   Write one JSON object per line on stdin, e.g.
     {\"type\":\"prompt\",\"id\":\"1\",\"message\":\"fix the failing test\"}
   Commands: prompt, follow_up, steer, abort, set_model, permission_response,
-    set_permission_mode, set_thinking_level, set_budget, get_state, get_session_stats,
-    get_messages, get_available_models, new_session, list_sessions, delete_session, fork,
-    switch_session, compact, set_auto_compaction, shutdown, get_commands
+    set_permission_mode, set_thinking_level, set_budget, set_sandbox, get_state,
+    get_session_stats, get_messages, get_available_models, new_session, list_sessions,
+    delete_session, fork, switch_session, compact, set_auto_compaction, shutdown, get_commands
   Read one JSON object per line on stdout: ready first, then a response or an
     error for every command (matched by id), and events while a turn runs:
     agent_start, message_update (text_delta, thinking_delta, toolcall_*),
@@ -120,6 +120,12 @@ pub struct Cli {
     /// Overrides a resumed session's mode.
     #[arg(long, value_name = "MODE", value_enum)]
     pub permission_mode: Option<crate::protocol::Mode>,
+
+    /// The kernel sandbox of bash and sandboxed MCP servers: read-only,
+    /// workspace-write, off [default: config `[sandbox] mode`, else
+    /// workspace-write where the kernel has Landlock, else off].
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub sandbox: Option<crate::protocol::SandboxMode>,
 
     /// Thinking level: off, minimal, low, medium, high, xhigh [default: off; a
     /// resumed session's own]. Overrides a resumed session's level.

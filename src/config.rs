@@ -29,6 +29,10 @@ pub(crate) struct Config {
     #[serde(default)]
     pub tools: ToolsConfig,
     #[serde(default)]
+    pub shell: ShellConfig,
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+    #[serde(default)]
     pub compaction: CompactionConfig,
     #[serde(default)]
     pub budget: BudgetConfig,
@@ -168,13 +172,51 @@ pub(crate) struct SubagentsConfig {
     pub idle_timeout: Option<f64>,
 }
 
-/// `[tools]`: what tool processes may see.
+/// `[tools]`: kept for its old key, `keep_env`, an alias of
+/// `[shell] env_keep`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ToolsConfig {
-    /// Credential variables bash may nonetheless inherit (by default every
-    /// provider key variable and every `*_API_KEY` is removed).
+    /// Same as `[shell] env_keep` (the two lists are joined).
     pub keep_env: Vec<String>,
+}
+
+/// `[shell]`: what bash and MCP stdio servers inherit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ShellConfig {
+    /// Credential variables they may nonetheless inherit (by default every
+    /// provider key variable and every `*_API_KEY`, `*_TOKEN` and
+    /// `*_SECRET` is removed).
+    pub env_keep: Vec<String>,
+}
+
+impl Config {
+    /// `[shell] env_keep` and its older spelling `[tools] keep_env`.
+    pub(crate) fn env_keep(&self) -> Vec<String> {
+        let mut keep = self.shell.env_keep.clone();
+        keep.extend(self.tools.keep_env.iter().cloned());
+        keep
+    }
+}
+
+/// `[sandbox]`: the kernel sandbox of bash and sandboxed MCP servers
+/// (`src/sandbox/`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SandboxConfig {
+    /// [default: workspace-write where the kernel has Landlock, else
+    /// off; `--sandbox` wins].
+    pub mode: Option<crate::protocol::SandboxMode>,
+    /// Directories writable besides the working directory and the temp
+    /// dir (`~` expands to the home directory).
+    pub writable_roots: Vec<PathBuf>,
+    /// Paths nothing sandboxed may read; replaces the default list
+    /// (`~/.ssh`, `~/.gnupg`, `~/.aws`, `~/.config/gcloud`, and the
+    /// host's own config and data directories).
+    pub deny_read: Option<Vec<PathBuf>>,
+    /// Lets sandboxed commands use the network (default false).
+    pub network: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -98,6 +98,10 @@ pub(crate) struct Factory {
     /// The config's external ACP agents (`[agents.<name>]`), one process
     /// each, started on first use and shared by every session.
     pub external_agents: Vec<Arc<crate::agents::external::ExternalAgent>>,
+    /// The `[sandbox]` policy every session's sandbox applies.
+    sandbox_policy: Arc<crate::sandbox::Policy>,
+    /// The mode a session starts in (`--sandbox`, else the config).
+    sandbox_mode: crate::protocol::SandboxMode,
 }
 
 impl Factory {
@@ -113,7 +117,9 @@ impl Factory {
         // without touching a resumed session.
         let prompt_config = prompt_config(cli, &config)?;
         let providers = providers(cli, &config, &data_dir)?;
-        let env_remove = Arc::new(secret_vars(&providers, &config.tools.keep_env));
+        let env_remove = Arc::new(secret_vars(&providers, &config.env_keep()));
+        let sandbox_policy = Arc::new(sandbox_policy(&config, &data_dir));
+        let sandbox_mode = crate::sandbox::default_mode(cli.sandbox, config.sandbox.mode);
         let hub = crate::agents::hub::Hub::new(subagent_limits(&config));
         let external_agents = config
             .agents
@@ -138,6 +144,8 @@ impl Factory {
             cli: cli.clone(),
             hub,
             external_agents,
+            sandbox_policy,
+            sandbox_mode,
         }))
     }
 
@@ -197,6 +205,11 @@ impl Factory {
         let context = SessionPrompt::start(self.prompt_config.clone(), cwd.clone(), mode);
         let commands = Commands::discover(cwd.clone(), config::default_dir());
         let delegation = Some(self.delegation(&cwd));
+        let sandbox = Arc::new(crate::sandbox::SessionSandbox::new(
+            self.sandbox_mode,
+            cwd.clone(),
+            self.sandbox_policy.clone(),
+        ));
         let config = &self.config;
         Ok(Parts {
             gate,
@@ -215,7 +228,10 @@ impl Factory {
             file,
             providers,
             mcp_servers: merge_mcp(&self.mcp_servers, session_mcp),
-            backends: crate::tools::Backends::local(self.env_remove.clone()),
+            backends: crate::tools::Backends::local_sandboxed(
+                self.env_remove.clone(),
+                Some(sandbox),
+            ),
             delegation,
             only_tools: None,
             shared_mcp: None,
@@ -569,18 +585,50 @@ fn apply_overrides(cli: &Cli, session: &mut Session, file: &mut SessionFile) -> 
 }
 
 /// Variables that hold credentials: every provider's key variable and any
-/// `*_API_KEY`. Tool processes (bash) do not inherit them.
+/// `*_API_KEY`, `*_TOKEN` or `*_SECRET` (`GITHUB_TOKEN`, `AWS_SECRET`...),
+/// minus those `[shell] env_keep` lists. Tool processes (bash, MCP stdio
+/// servers) do not inherit them.
 fn secret_vars(providers: &Providers, keep: &[String]) -> Vec<String> {
     let mut names = providers.key_vars();
     for (name, _) in std::env::vars_os() {
         if let Some(name) = name.to_str() {
-            if name.ends_with("_API_KEY") && !names.iter().any(|n| n == name) {
+            if is_secret_name(name) && !names.iter().any(|n| n == name) {
                 names.push(name.to_owned());
             }
         }
     }
     names.retain(|n| !keep.contains(n));
     names
+}
+
+/// A variable name that says it holds a credential.
+fn is_secret_name(name: &str) -> bool {
+    ["_API_KEY", "_TOKEN", "_SECRET"]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
+}
+
+/// The `[sandbox]` table with `~` expanded, and the default `deny_read`
+/// (with the host's own config and data directories) where it names none.
+fn sandbox_policy(config: &Config, data_dir: &Path) -> crate::sandbox::Policy {
+    let home = env_nonempty("HOME").map(PathBuf::from);
+    let expand = |p: &PathBuf| match (p.strip_prefix("~"), &home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => p.clone(),
+    };
+    let deny_read = match &config.sandbox.deny_read {
+        Some(paths) => paths.iter().map(expand).collect(),
+        None => {
+            let mut own: Vec<PathBuf> = config::default_dir().into_iter().collect();
+            own.push(data_dir.to_path_buf());
+            crate::sandbox::Policy::default_deny_read(home.as_deref(), &own)
+        }
+    };
+    crate::sandbox::Policy {
+        writable_roots: config.sandbox.writable_roots.iter().map(expand).collect(),
+        deny_read,
+        network: config.sandbox.network,
+    }
 }
 
 /// The session store the flags point at, for the subcommands that manage

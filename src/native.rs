@@ -85,6 +85,7 @@ fn ready(parts: &Parts) -> Frame {
         thinking_level: session.thinking_level,
         context_files: parts.context.files().to_vec(),
         skills: parts.context.skill_entries(),
+        sandbox: parts.backends.sandbox_state(),
     })
 }
 

@@ -56,6 +56,20 @@ impl Access {
     }
 }
 
+/// How the kernel sandbox stands to one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cover {
+    /// None applies (sandbox off or unsupported, a backend without one such
+    /// as an editor's terminal, or a tool it does not cover).
+    None,
+    /// The sandbox encloses the call: in accept-edits mode it is the guard,
+    /// so the call runs unasked.
+    Enforced,
+    /// The call asks to run outside the sandbox: always asked, whatever was
+    /// allowed always, unless the mode is allow-all.
+    Leaves,
+}
+
 /// What the gate says about one call before anyone is asked.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -102,12 +116,14 @@ pub(crate) struct Gate {
 /// The rule table, as a pure function so that anyone can ask it without a
 /// gate (the system prompt says what each tool will do). `outside` is true
 /// when a path the call touches resolves (symlinks included) outside every
-/// root; `always` holds the tools the user allowed always.
+/// root; `cover` is how the sandbox stands to the call; `always` holds the
+/// tools the user allowed always.
 pub(crate) fn verdict(
     mode: Mode,
     tool: &str,
     access: Access,
     outside: bool,
+    cover: Cover,
     always: &HashSet<String>,
 ) -> Verdict {
     let read_only = access == Access::ReadOnly;
@@ -131,7 +147,7 @@ pub(crate) fn verdict(
             "refused: the permission mode is read-only, so {tool} cannot run"
         ));
     }
-    if outside {
+    if outside || cover == Cover::Leaves {
         return Verdict::Ask;
     }
     if read_only || always.contains(tool) {
@@ -139,6 +155,7 @@ pub(crate) fn verdict(
     }
     match (mode, access) {
         (Mode::AcceptEdits, Access::EditsFiles) => Verdict::Run,
+        (Mode::AcceptEdits, Access::Unrestricted) if cover == Cover::Enforced => Verdict::Run,
         _ => Verdict::Ask,
     }
 }
@@ -195,9 +212,15 @@ impl Gate {
 
     /// What the rule table says about a call now, with this gate's mode
     /// and `allow_always` grants (see [`verdict`]).
-    pub(crate) fn verdict(&self, tool: &str, access: Access, outside: bool) -> Verdict {
+    pub(crate) fn verdict(
+        &self,
+        tool: &str,
+        access: Access,
+        outside: bool,
+        cover: Cover,
+    ) -> Verdict {
         let mode = self.mode();
-        verdict(mode, tool, access, outside, &self.always())
+        verdict(mode, tool, access, outside, cover, &self.always())
     }
 
     /// Registers a question: its request id, and where the answer will
@@ -259,7 +282,9 @@ mod tests {
     fn the_table_needs_no_gate() {
         let none = HashSet::new();
         let bash: HashSet<String> = ["bash".to_owned()].into();
-        let v = |mode, access, outside, always| verdict(mode, "bash", access, outside, always);
+        let v = |mode, access, outside, always| {
+            verdict(mode, "bash", access, outside, Cover::None, always)
+        };
         assert_eq!(
             v(Mode::Ask, Access::Unrestricted, false, &none),
             Verdict::Ask
@@ -286,25 +311,64 @@ mod tests {
     fn rules_by_mode() {
         use Access::{EditsFiles, ReadOnly, Unrestricted};
         let g = Gate::new(Mode::Ask, vec![]);
-        assert_eq!(g.verdict("read", ReadOnly, false), Verdict::Run);
-        assert_eq!(g.verdict("read", ReadOnly, true), Verdict::Ask);
-        assert_eq!(g.verdict("write", EditsFiles, false), Verdict::Ask);
+        assert_eq!(
+            g.verdict("read", ReadOnly, false, Cover::None),
+            Verdict::Run
+        );
+        assert_eq!(g.verdict("read", ReadOnly, true, Cover::None), Verdict::Ask);
+        assert_eq!(
+            g.verdict("write", EditsFiles, false, Cover::None),
+            Verdict::Ask
+        );
         g.set_mode(Mode::AcceptEdits);
-        assert_eq!(g.verdict("edit", EditsFiles, false), Verdict::Run);
-        assert_eq!(g.verdict("edit", EditsFiles, true), Verdict::Ask);
-        assert_eq!(g.verdict("bash", Unrestricted, false), Verdict::Ask);
+        assert_eq!(
+            g.verdict("edit", EditsFiles, false, Cover::None),
+            Verdict::Run
+        );
+        assert_eq!(
+            g.verdict("edit", EditsFiles, true, Cover::None),
+            Verdict::Ask
+        );
+        assert_eq!(
+            g.verdict("bash", Unrestricted, false, Cover::None),
+            Verdict::Ask
+        );
         g.set_mode(Mode::ReadOnly);
         assert_eq!(
-            g.verdict("bash", Unrestricted, false),
+            g.verdict("bash", Unrestricted, false, Cover::None),
             Verdict::Refuse("refused: the permission mode is read-only, so bash cannot run".into())
         );
         assert!(matches!(
-            g.verdict("write", EditsFiles, false),
+            g.verdict("write", EditsFiles, false, Cover::None),
             Verdict::Refuse(_)
         ));
-        assert_eq!(g.verdict("grep", ReadOnly, false), Verdict::Run);
+        assert_eq!(
+            g.verdict("grep", ReadOnly, false, Cover::None),
+            Verdict::Run
+        );
         g.set_mode(Mode::AllowAll);
-        assert_eq!(g.verdict("bash", Unrestricted, true), Verdict::Run);
+        assert_eq!(
+            g.verdict("bash", Unrestricted, true, Cover::None),
+            Verdict::Run
+        );
+    }
+
+    #[test]
+    fn the_sandbox_guards_bash_in_accept_edits_and_leaving_it_asks() {
+        let none = HashSet::new();
+        let bash: HashSet<String> = ["bash".to_owned()].into();
+        let v =
+            |mode, cover, always| verdict(mode, "bash", Access::Unrestricted, false, cover, always);
+        assert_eq!(v(Mode::AcceptEdits, Cover::Enforced, &none), Verdict::Run);
+        assert_eq!(v(Mode::AcceptEdits, Cover::None, &none), Verdict::Ask);
+        assert_eq!(v(Mode::Ask, Cover::Enforced, &none), Verdict::Ask);
+        assert_eq!(v(Mode::AcceptEdits, Cover::Leaves, &bash), Verdict::Ask);
+        assert_eq!(v(Mode::Ask, Cover::Leaves, &bash), Verdict::Ask);
+        assert_eq!(v(Mode::AllowAll, Cover::Leaves, &none), Verdict::Run);
+        assert!(matches!(
+            v(Mode::ReadOnly, Cover::Leaves, &none),
+            Verdict::Refuse(_)
+        ));
     }
 
     #[test]
@@ -316,17 +380,29 @@ mod tests {
             read_only_hint: true,
         };
         let g = Gate::new(Mode::Ask, vec![]);
-        assert_eq!(g.verdict("mcp__a__b", hinted, false), Verdict::Ask);
+        assert_eq!(
+            g.verdict("mcp__a__b", hinted, false, Cover::None),
+            Verdict::Ask
+        );
         g.set_mode(Mode::AcceptEdits);
-        assert_eq!(g.verdict("mcp__a__b", plain, false), Verdict::Ask);
+        assert_eq!(
+            g.verdict("mcp__a__b", plain, false, Cover::None),
+            Verdict::Ask
+        );
         g.set_mode(Mode::ReadOnly);
-        assert_eq!(g.verdict("mcp__a__b", hinted, false), Verdict::Ask);
+        assert_eq!(
+            g.verdict("mcp__a__b", hinted, false, Cover::None),
+            Verdict::Ask
+        );
         assert!(matches!(
-            g.verdict("mcp__a__b", plain, false),
+            g.verdict("mcp__a__b", plain, false, Cover::None),
             Verdict::Refuse(_)
         ));
         g.set_mode(Mode::AllowAll);
-        assert_eq!(g.verdict("mcp__a__b", plain, false), Verdict::Run);
+        assert_eq!(
+            g.verdict("mcp__a__b", plain, false, Cover::None),
+            Verdict::Run
+        );
         g.set_mode(Mode::Ask);
         let (id, _rx) = g.ask("mcp__a__b").unwrap();
         let always = Answer {
@@ -334,8 +410,14 @@ mod tests {
             message: None,
         };
         assert!(g.answer(&id, always));
-        assert_eq!(g.verdict("mcp__a__b", plain, false), Verdict::Run);
-        assert_eq!(g.verdict("mcp__a__c", plain, false), Verdict::Ask);
+        assert_eq!(
+            g.verdict("mcp__a__b", plain, false, Cover::None),
+            Verdict::Run
+        );
+        assert_eq!(
+            g.verdict("mcp__a__c", plain, false, Cover::None),
+            Verdict::Ask
+        );
         assert!(hinted.offered_read_only() && !plain.offered_read_only());
     }
 
@@ -354,9 +436,12 @@ mod tests {
         };
         assert!(g.answer(&id, always));
         assert_eq!(rx.try_recv().unwrap().decision, Decision::AllowAlways);
-        assert_eq!(g.verdict("bash", Access::Unrestricted, false), Verdict::Run);
         assert_eq!(
-            g.verdict("bash", Access::Unrestricted, true),
+            g.verdict("bash", Access::Unrestricted, false, Cover::None),
+            Verdict::Run
+        );
+        assert_eq!(
+            g.verdict("bash", Access::Unrestricted, true, Cover::None),
             Verdict::Ask,
             "outside still asks"
         );
@@ -389,18 +474,18 @@ mod tests {
         assert_eq!(answer.await.unwrap().decision, Decision::AllowAlways);
         // The grant is the child's: the parent still asks.
         assert_eq!(
-            child.verdict("write", Access::EditsFiles, false),
+            child.verdict("write", Access::EditsFiles, false, Cover::None),
             Verdict::Refuse(
                 "refused: the permission mode is read-only, so write cannot run".into()
             )
         );
         child.set_mode(Mode::Ask);
         assert_eq!(
-            child.verdict("write", Access::EditsFiles, false),
+            child.verdict("write", Access::EditsFiles, false, Cover::None),
             Verdict::Run
         );
         assert_eq!(
-            parent.verdict("write", Access::EditsFiles, false),
+            parent.verdict("write", Access::EditsFiles, false, Cover::None),
             Verdict::Ask
         );
         let (_, pending) = child.ask("bash").unwrap();

@@ -9,7 +9,7 @@
 //! - `BENCH_STALL_RUNS` (default `BENCH_RUNS`): runs of the 1,000,000-delta
 //!   stalled-reader row (each takes ≥ 5 s by design).
 //! - `BENCH_ONLY` (optional): comma-separated row groups to run
-//!   (`spawn,resume,skills,latency,throughput,responses,acp,editor,idle,stall,abort,subagents`); default all.
+//!   (`spawn,resume,skills,latency,throughput,responses,acp,editor,idle,stall,abort,subagents,sandbox`); default all.
 //!
 //! The harness reads the host's stdout with 1 MiB `read(2)` calls straight
 //! into its line buffer and recognises frames by their fixed prefixes (the
@@ -35,6 +35,7 @@ mod editor;
 mod idle;
 mod latency;
 mod responses;
+mod sandbox;
 mod skills;
 mod spawn;
 mod stall;
@@ -130,5 +131,6 @@ fn main() {
     step("stall", &mut |t| stall::bench_stall(t, stall_runs));
     step("abort", &mut |t| abort::bench_abort(t, runs));
     step("subagents", &mut |t| subagents::bench_subagents(t, runs));
+    step("sandbox", &mut |t| sandbox::bench_sandbox(t, runs));
     t.print(&machine, runs, mono() - t0);
 }

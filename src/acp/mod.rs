@@ -52,7 +52,8 @@ use crate::error::Coded;
 use crate::factory::{Factory, Opening};
 use crate::host::{Answer, HostGone, Signals};
 use crate::protocol::{
-    Command, ErrorCode, Response, SetModelParams, SetPermissionModeParams, SetThinkingLevelParams,
+    Command, ErrorCode, Response, SetModelParams, SetPermissionModeParams, SetSandboxParams,
+    SetThinkingLevelParams,
 };
 use crate::transport::{self, Inbound};
 use rpc::{Connection, Incoming, RpcError, RpcResult};
@@ -423,9 +424,19 @@ async fn set_config_option(session: Arc<AcpSession>, params: &Value) -> RpcResul
             accepted(session.call(command).await)?;
             announce_options(&session).await;
         }
+        "sandbox" => {
+            let Some(mode) = options::parse_sandbox(&value) else {
+                return Err(RpcError::invalid_params(format!(
+                    "unknown sandbox mode {value:?}: read-only, workspace-write or off"
+                )));
+            };
+            let command = Command::SetSandbox(SetSandboxParams { mode });
+            accepted(session.call(command).await)?;
+            announce_options(&session).await;
+        }
         other => {
             return Err(RpcError::invalid_params(format!(
-                "unknown config option {other:?}: model, mode or thinking"
+                "unknown config option {other:?}: model, mode, thinking or sandbox"
             )))
         }
     }

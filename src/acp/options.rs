@@ -1,13 +1,13 @@
 //! What a session shows an ACP client as settable: its permission mode
 //! (`modes`, `session/set_mode`) and its config options (`mode`, `model`,
-//! `thinking`, `session/set_config_option`), built from the settings the
+//! `thinking`, `sandbox`, `session/set_config_option`), built from the settings the
 //! host publishes and the model listing. The mode is both: clients that
 //! prefer config options (as ACP says they should) find it there too.
 
 use serde_json::{json, Value};
 
 use crate::host::SessionSettings;
-use crate::protocol::{Mode, ModelEntry, ThinkingLevel};
+use crate::protocol::{Mode, ModelEntry, SandboxMode, ThinkingLevel};
 
 /// The four native permission modes, in their usual order.
 const MODES: [(Mode, &str, &str); 4] = [
@@ -28,6 +28,29 @@ const MODES: [(Mode, &str, &str); 4] = [
         "Only reading tools; writes, edits and commands are refused",
     ),
 ];
+
+/// The kernel sandbox's modes (SPEC §10.1), the safest first.
+const SANDBOXES: [(SandboxMode, &str, &str); 3] = [
+    (
+        SandboxMode::ReadOnly,
+        "Read only",
+        "Commands read but write only a private temp dir; no network",
+    ),
+    (
+        SandboxMode::WorkspaceWrite,
+        "Workspace write",
+        "Commands write only in the working directory and the temp dir; no network",
+    ),
+    (SandboxMode::Off, "Off", "Commands run without a sandbox"),
+];
+
+/// A sandbox mode id from the client: the native names.
+pub(super) fn parse_sandbox(id: &str) -> Option<SandboxMode> {
+    SANDBOXES
+        .iter()
+        .find(|(mode, ..)| mode.as_str() == id)
+        .map(|(mode, ..)| *mode)
+}
 
 const LEVELS: [ThinkingLevel; 6] = [
     ThinkingLevel::Off,
@@ -69,7 +92,7 @@ pub(super) fn modes(current: Mode) -> Value {
 
 /// `configOptions`: the permission mode (the same four as `modes`), the
 /// model (a select over the models known so far; the current one is always
-/// among them) and the thinking level.
+/// among them), the thinking level and the sandbox.
 pub(super) fn config_options(state: &SessionSettings, models: &[ModelEntry]) -> Value {
     let modes: Vec<Value> = MODES
         .iter()
@@ -116,6 +139,19 @@ pub(super) fn config_options(state: &SessionSettings, models: &[ModelEntry]) -> 
         "currentValue": state.thinking.as_str(),
         "options": levels,
     }));
+    let sandboxes: Vec<Value> = SANDBOXES
+        .iter()
+        .map(|(mode, name, description)| {
+            json!({"value": mode.as_str(), "name": name, "description": description})
+        })
+        .collect();
+    options.push(json!({
+        "id": "sandbox",
+        "name": "Sandbox",
+        "type": "select",
+        "currentValue": state.sandbox.as_str(),
+        "options": sandboxes,
+    }));
     Value::Array(options)
 }
 
@@ -151,6 +187,7 @@ mod tests {
             mode: Mode::Ask,
             model: Some("x:y:z".into()),
             thinking: ThinkingLevel::High,
+            sandbox: SandboxMode::WorkspaceWrite,
         };
         let v = config_options(&state, &[]);
         assert_eq!(v[0]["id"], "mode");
@@ -173,6 +210,10 @@ mod tests {
         assert_eq!(v[2]["options"].as_array().unwrap().len(), 6);
         assert_eq!(v[1]["type"], "select");
         assert_eq!(v[1]["options"][0]["value"], "x:y:z");
+        assert_eq!(v[3]["id"], "sandbox");
+        assert_eq!(v[3]["currentValue"], "workspace-write");
+        assert_eq!(parse_sandbox("off"), Some(SandboxMode::Off));
+        assert_eq!(parse_sandbox("loose"), None);
         assert_eq!(parse_level("xhigh"), Some(ThinkingLevel::Xhigh));
         assert_eq!(parse_mode("accept-edits"), Some(Mode::AcceptEdits));
         assert_eq!(parse_mode("bogus"), None);

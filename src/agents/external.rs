@@ -1446,7 +1446,12 @@ mod tests {
         }
         // The child's "always" is the agent's to keep, not the parent's:
         // the parent's own edit tool still asks.
-        let verdict = parent.gate.verdict("edit", Access::EditsFiles, false);
+        let verdict = parent.gate.verdict(
+            "edit",
+            Access::EditsFiles,
+            false,
+            crate::permissions::Cover::None,
+        );
         assert_eq!(verdict, crate::permissions::Verdict::Ask);
         // Allow-all and accept-edits (an edit inside the cwd) ask nobody.
         for mode in [Mode::AllowAll, Mode::AcceptEdits] {

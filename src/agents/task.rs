@@ -162,9 +162,11 @@ impl Tool for TaskTool {
                 cancel: &ctx.cancel,
                 updates: &ctx.env.updates,
                 parent: &ctx.caller,
+                // The child works in the parent's sandbox too.
                 backends: crate::tools::Backends {
                     fs: ctx.env.fs.clone(),
                     processes: ctx.env.processes.clone(),
+                    sandbox: ctx.env.sandbox.clone(),
                 },
             };
             match agent.runner.run(input.session_id.as_deref(), run).await {

@@ -138,7 +138,10 @@ fn default_prompt(i: &Inputs) -> String {
 /// yet when a session's prompt is written.
 fn tools_and_permissions(tools: &Toolset, mode: Mode) -> (String, String) {
     let none = HashSet::new();
-    let verdict = |name, access, outside| permissions::verdict(mode, name, access, outside, &none);
+    let verdict = |name, access, outside| {
+        let cover = permissions::Cover::None;
+        permissions::verdict(mode, name, access, outside, cover, &none)
+    };
     let mut lines = Vec::new();
     let (mut asking, mut refused) = (Vec::new(), Vec::new());
     for tool in tools.iter() {

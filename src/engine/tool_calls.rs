@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::{TurnCtx, TurnMsg};
 use crate::message::Block;
-use crate::permissions::{Access, Verdict};
+use crate::permissions::{Access, Cover, Verdict};
 use crate::protocol::Decision;
 use crate::protocol::{
     Frame, PermissionCancelledFrame, PermissionRequestFrame, PlanFrame, ToolExecutionEndFrame,
@@ -191,13 +191,34 @@ async fn one(
         Ok(p) => p,
         Err(e) => return ToolOutput::failed(&e),
     };
+    // A write the sandbox's writable roots refuse would be refused when it
+    // runs (the tool checks again): nobody is asked about it first.
+    if tool.access() == Access::EditsFiles {
+        if let Some(sandbox) = &ctx.backends.sandbox {
+            if let Some(why) = preview
+                .paths
+                .iter()
+                .find_map(|p| sandbox.check_write(p).err())
+            {
+                return ToolOutput::error(format!("{name}: {why}"));
+            }
+        }
+    }
     // A read-only call inside a skill's folder counts as inside: the
     // system prompt lists the skills for the model to read.
     let outside = preview.paths.iter().any(|p| {
         let in_skill = tool.access() == Access::ReadOnly && paths::is_inside(p, &ctx.skill_roots);
         !paths::is_inside(p, ctx.gate.roots()) && !in_skill
     });
-    match ctx.gate.verdict(name, tool.access(), outside) {
+    // bash runs in the sandbox when its backend enforces one.
+    let sandboxed =
+        tool.access() == Access::Unrestricted && ctx.backends.processes.sandbox().is_some();
+    let cover = match (sandboxed, tool.leaves_sandbox(input)) {
+        (false, _) => Cover::None,
+        (true, true) => Cover::Leaves,
+        (true, false) => Cover::Enforced,
+    };
+    match ctx.gate.verdict(name, tool.access(), outside, cover) {
         Verdict::Run => {}
         Verdict::Refuse(why) => return ToolOutput::error(why),
         Verdict::Ask => {

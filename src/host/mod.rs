@@ -281,6 +281,7 @@ impl Host {
                 crate::mcp::Options {
                     cwd: settings.cwd_path.clone(),
                     env_remove: settings.env_remove.clone(),
+                    sandbox: backends.sandbox.clone(),
                     events,
                 },
             )
@@ -305,6 +306,7 @@ impl Host {
             mode: gate.mode(),
             model: session.model.clone(),
             thinking: session.thinking_level,
+            sandbox: backends.sandbox_state().mode,
         });
         let host = Host {
             settings,

@@ -5,7 +5,7 @@
 //! the session would not remember is not applied), then updates every
 //! holder that acts on it (the gate, the system prompt), then publishes the
 //! new [`SessionSettings`] on a watch channel. Front ends read the settings
-//! they show (mode, model, thinking level) from that channel instead of
+//! they show (mode, model, thinking level, sandbox) from that channel instead of
 //! keeping a mirror of their own, and a model change is also announced on
 //! the wire (`model_changed`). The working directory and auto-compaction
 //! are shown by `get_state` only, so they are not published.
@@ -22,6 +22,8 @@ pub(crate) struct SessionSettings {
     pub mode: Mode,
     pub model: Option<String>,
     pub thinking: ThinkingLevel,
+    /// The kernel sandbox of the session's commands.
+    pub sandbox: crate::protocol::SandboxMode,
 }
 
 impl Host {
@@ -31,6 +33,7 @@ impl Host {
             mode: self.gate.mode(),
             model: self.session.model.clone(),
             thinking: self.session.thinking_level,
+            sandbox: self.backends.sandbox_state().mode,
         }
     }
 

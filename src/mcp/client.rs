@@ -121,6 +121,8 @@ pub(super) struct Env<'a> {
     pub cwd: &'a Path,
     /// Variables a server must not inherit (provider keys, `*_API_KEY`).
     pub env_remove: &'a [String],
+    /// The sandbox a stdio server runs in, when its spec asks for one.
+    pub sandbox: Option<Arc<dyn crate::process::Sandbox>>,
 }
 
 /// Starts the server and completes the initialize handshake. `stderr`
@@ -145,6 +147,7 @@ pub(super) async fn connect(
                 .own_group()
                 .env_remove(env.env_remove)
                 .envs(extra)
+                .sandbox(env.sandbox.clone())
                 .into_command()
                 .map_err(|e| anyhow!("cannot start `{command}`: {e}"))?;
             let (transport, child_stderr) = TokioChildProcess::builder(cmd)

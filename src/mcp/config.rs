@@ -32,6 +32,9 @@ pub(crate) struct ServerSpec {
     pub enabled: bool,
     pub startup_timeout: Duration,
     pub tool_timeout: Duration,
+    /// A stdio server runs in the session's kernel sandbox (config.toml's
+    /// `sandbox = true`).
+    pub sandbox: bool,
 }
 
 /// How the host reaches a server.
@@ -63,6 +66,7 @@ impl ServerSpec {
             enabled: true,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             tool_timeout: DEFAULT_TOOL_TIMEOUT,
+            sandbox: false,
         }
     }
 
@@ -161,6 +165,9 @@ pub(crate) struct TomlServer {
     pub enabled: Option<bool>,
     pub startup_timeout_secs: Option<u64>,
     pub tool_timeout_secs: Option<u64>,
+    /// Run this stdio server in the session's kernel sandbox.
+    #[serde(default)]
+    pub sandbox: bool,
 }
 
 /// The config file's servers as specs; `file` names it in errors.
@@ -193,6 +200,9 @@ fn toml_server(name: &str, s: &TomlServer) -> Result<ServerSpec> {
             if !s.args.is_empty() || !s.env.is_empty() || s.cwd.is_some() {
                 bail!("fields args, env and cwd: only a stdio server (command) takes them");
             }
+            if s.sandbox {
+                bail!("field sandbox: only a stdio server (command) runs in the sandbox");
+            }
             Transport::Http {
                 url: url.clone(),
                 headers: s.headers.clone(),
@@ -203,6 +213,7 @@ fn toml_server(name: &str, s: &TomlServer) -> Result<ServerSpec> {
     };
     let mut spec = ServerSpec::new(name, transport);
     spec.enabled = s.enabled.unwrap_or(true);
+    spec.sandbox = s.sandbox;
     if let Some(secs) = s.startup_timeout_secs {
         spec.startup_timeout = positive(secs, "startup_timeout_secs")?;
     }

@@ -38,6 +38,8 @@ pub(crate) struct Options {
     pub cwd: PathBuf,
     /// Variables stdio servers must not inherit (provider keys, `*_API_KEY`).
     pub env_remove: Arc<Vec<String>>,
+    /// The session's sandbox, for servers configured with `sandbox = true`.
+    pub sandbox: Option<Arc<crate::sandbox::SessionSandbox>>,
     /// Where status changes go.
     pub events: mpsc::UnboundedSender<McpServerStatusFrame>,
 }
@@ -175,6 +177,12 @@ impl Server {
         let env = client::Env {
             cwd: &shared.opts.cwd,
             env_remove: &shared.opts.env_remove,
+            sandbox: shared
+                .opts
+                .sandbox
+                .clone()
+                .filter(|_| self.spec.sandbox)
+                .map(|s| s as Arc<dyn crate::process::Sandbox>),
         };
         lock(&self.stderr).clear();
         let attempt = async {

@@ -14,9 +14,9 @@ use serde_json::{Map, Value};
 use super::{
     AbortResponse, BudgetResponse, CommandsResponse, CompactOutcome, DeleteSessionResponse, Empty,
     ErrorCode, ErrorFrame, ForkResponse, MessagesResponse, ModelsResponse, NewSessionResponse,
-    PromptOutcome, SessionStatsResponse, SessionsResponse, SetAutoCompactionResponse,
-    SetModelResponse, SetPermissionModeResponse, SetThinkingLevelResponse, StateResponse,
-    SteerResponse, SwitchSessionResponse,
+    PromptOutcome, SandboxMode, SessionStatsResponse, SessionsResponse, SetAutoCompactionResponse,
+    SetModelResponse, SetPermissionModeResponse, SetSandboxResponse, SetThinkingLevelResponse,
+    StateResponse, SteerResponse, SwitchSessionResponse,
 };
 use super::{Decision, Mode, ThinkingLevel};
 
@@ -139,6 +139,9 @@ commands! {
     /// Sets the session's budget (a field left out stays as it is; `null`
     /// lifts that limit); checked before every provider round.
     SetBudget(SetBudgetParams) => BudgetResponse = "set_budget",
+    /// Changes the kernel sandbox of this session's commands, from the
+    /// next one started.
+    SetSandbox(SetSandboxParams) => SetSandboxResponse = "set_sandbox",
     /// The host's state; never waits for a turn.
     GetState => StateResponse = "get_state",
     /// Token and cost totals of the session.
@@ -335,6 +338,12 @@ pub struct SetAutoCompactionParams {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct SetThinkingLevelParams {
     pub level: ThinkingLevel,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetSandboxParams {
+    pub mode: SandboxMode,
 }
 
 /// `set_budget`: absent leaves a limit as it is, `null` lifts it.

@@ -262,6 +262,8 @@ pub struct ReadyFrame {
     pub context_files: Vec<String>,
     /// The Agent Skills listed in the system prompt, by name.
     pub skills: Vec<super::SkillEntry>,
+    /// The kernel sandbox of this session's commands.
+    pub sandbox: super::SandboxState,
 }
 
 /// A turn starts (for a `prompt` or `follow_up`).

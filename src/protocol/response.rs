@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CommandName, ErrorCode, Mode, ModelEntry, ThinkingLevel};
+use super::{CommandName, ErrorCode, Mode, ModelEntry, SandboxMode, SandboxState, ThinkingLevel};
 use crate::message::{Message, Usage};
 
 /// `response`: the single answer to a command.
@@ -41,6 +41,7 @@ pub enum Response {
     SetPermissionMode(SetPermissionModeResponse),
     SetThinkingLevel(SetThinkingLevelResponse),
     SetBudget(BudgetResponse),
+    SetSandbox(SetSandboxResponse),
     GetState(StateResponse),
     GetSessionStats(SessionStatsResponse),
     GetMessages(MessagesResponse),
@@ -189,6 +190,11 @@ pub struct SetPermissionModeResponse {
     pub mode: Mode,
 }
 
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SetSandboxResponse {
+    pub mode: SandboxMode,
+}
+
 /// A session's budget; `null` where there is no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, JsonSchema)]
 pub struct BudgetResponse {
@@ -228,6 +234,8 @@ pub struct StateResponse {
     pub mcp_servers: Vec<McpServerState>,
     /// The plan the model keeps (its last `todo_write`); empty before one.
     pub plan: Vec<super::PlanEntry>,
+    /// The kernel sandbox of this session's commands.
+    pub sandbox: SandboxState,
 }
 
 /// One MCP server as `get_state` shows it.

@@ -35,6 +35,43 @@ impl Mode {
     }
 }
 
+/// The kernel sandbox `bash` (and MCP servers marked `sandbox = true`) run
+/// in: what they may read, write and reach (SPEC §10).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxMode {
+    /// Reads everywhere but the denied paths; writes only in a private
+    /// temp dir; no network.
+    ReadOnly,
+    /// As read-only, plus writes in the working directory, the temp dir and
+    /// the configured writable roots.
+    WorkspaceWrite,
+    /// No sandbox.
+    Off,
+}
+
+impl SandboxMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxMode::ReadOnly => "read-only",
+            SandboxMode::WorkspaceWrite => "workspace-write",
+            SandboxMode::Off => "off",
+        }
+    }
+}
+
+/// The sandbox in force, as `ready` and `get_state` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct SandboxState {
+    pub mode: SandboxMode,
+    /// The kernel enforces `mode` (false for `off`, and where the kernel
+    /// lacks Landlock: then every sandboxed command fails instead of
+    /// running unguarded).
+    pub enforced: bool,
+}
+
 /// The client's answer to a permission request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -180,8 +180,14 @@ impl Builtin for EditTool {
 
     async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
         let fs = ctx.env.fs.clone();
+        let sandbox = ctx.env.sandbox.clone();
         let_write_finish(ctx, move || {
             let p = plan(fs.as_ref(), i)?;
+            if let Some(sandbox) = &sandbox {
+                sandbox
+                    .check_write(&p.path)
+                    .map_err(|why| anyhow!("edit: {why}"))?;
+            }
             fs.write(&p.path, p.new_text.as_bytes())
                 .map_err(|e| anyhow!("edit: cannot write {}: {e}", p.shown))?;
             Ok(format!(

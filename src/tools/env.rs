@@ -70,9 +70,22 @@ pub(crate) trait FileSystem: Send + Sync {
 
 /// Where the `bash` tool runs its command.
 pub(crate) trait Processes: Send + Sync {
-    /// Starts `command` in a shell in `cwd` with stdin empty, stdout and
-    /// stderr together on one stream.
-    fn shell<'a>(&'a self, command: &'a str, cwd: &'a Path) -> BoxFuture<'a, io::Result<Shell>>;
+    /// Starts `command` in a shell in `cwd` with stdin empty,
+    /// stdout and stderr together on one stream. `sandboxed: false` runs
+    /// it outside the session's sandbox (the gate asked the user first).
+    fn shell<'a>(
+        &'a self,
+        command: &'a str,
+        cwd: &'a Path,
+        sandboxed: bool,
+    ) -> BoxFuture<'a, io::Result<Shell>>;
+
+    /// The sandbox mode the kernel enforces on commands started here;
+    /// `None` when none is (off, or a backend that has none: the editor's
+    /// terminal).
+    fn sandbox(&self) -> Option<crate::protocol::SandboxMode> {
+        None
+    }
 }
 
 /// A running shell command: its output and the process, apart so that a
@@ -132,13 +145,31 @@ pub(crate) enum ToolUpdate {
 pub(crate) struct Backends {
     pub fs: Arc<dyn FileSystem>,
     pub processes: Arc<dyn Processes>,
+    /// The session's sandbox: its writable roots bind the file tools
+    /// whatever the file system is.
+    pub sandbox: Option<Arc<crate::sandbox::SessionSandbox>>,
 }
 
 impl Backends {
+    /// `{mode, enforced}` as `ready` and `get_state` report it: enforced
+    /// only where the process backend applies the sandbox (not in an
+    /// editor's terminal).
+    pub(crate) fn sandbox_state(&self) -> crate::protocol::SandboxState {
+        let mode = self
+            .sandbox
+            .as_ref()
+            .map_or(crate::protocol::SandboxMode::Off, |s| s.mode());
+        crate::protocol::SandboxState {
+            mode,
+            enforced: self.processes.sandbox().is_some(),
+        }
+    }
+
     pub(crate) fn env(&self, updates: mpsc::Sender<ToolUpdate>) -> ToolEnv {
         ToolEnv {
             fs: self.fs.clone(),
             processes: self.processes.clone(),
+            sandbox: self.sandbox.clone(),
             updates,
         }
     }
@@ -148,6 +179,7 @@ impl Backends {
 pub(crate) struct ToolEnv {
     pub fs: Arc<dyn FileSystem>,
     pub processes: Arc<dyn Processes>,
+    pub sandbox: Option<Arc<crate::sandbox::SessionSandbox>>,
     /// Incremental output for `tool_execution_update` events. A closed
     /// receiver is fine. Bounded ([`super::UPDATE_CAPACITY`]): when the
     /// client does not keep up, further updates are skipped rather than
@@ -210,6 +242,7 @@ mod tests {
         let backends = Backends {
             fs: fs.clone(),
             processes: Backends::local(Default::default()).processes,
+            sandbox: None,
         };
         let (tx, _rx) = mpsc::channel(crate::tools::UPDATE_CAPACITY);
         let ctx = ToolCtx {

@@ -25,6 +25,8 @@ use tokio::process::Child;
 use super::env::{Backends, FileKind, FileMeta, FileSystem, Processes, Shell, ShellProcess};
 use super::tool::BoxFuture;
 use crate::process::{ChildBuilder, Sandbox};
+use crate::protocol::SandboxMode;
+use crate::sandbox::SessionSandbox;
 
 /// The local disk.
 pub(crate) struct LocalFs;
@@ -133,15 +135,29 @@ fn write_then_rename(
 pub(crate) struct LocalProcesses {
     /// Variables the command must not inherit (API keys).
     pub env_remove: Arc<Vec<String>>,
-    /// Applied to every command; none yet.
-    pub sandbox: Option<Arc<dyn Sandbox>>,
+    /// The session's sandbox, applied to every command not run outside it.
+    pub sandbox: Option<Arc<SessionSandbox>>,
 }
 
 impl Processes for LocalProcesses {
-    fn shell<'a>(&'a self, command: &'a str, cwd: &'a Path) -> BoxFuture<'a, io::Result<Shell>> {
+    fn shell<'a>(
+        &'a self,
+        command: &'a str,
+        cwd: &'a Path,
+        sandboxed: bool,
+    ) -> BoxFuture<'a, io::Result<Shell>> {
+        let sandbox = self
+            .sandbox
+            .clone()
+            .filter(|_| sandboxed)
+            .map(|s| s as Arc<dyn Sandbox>);
         // Spawned before the future is returned, on the caller's thread.
-        let shell = self.spawn(command, cwd);
+        let shell = self.spawn(command, cwd, sandbox);
         Box::pin(std::future::ready(shell))
+    }
+
+    fn sandbox(&self) -> Option<SandboxMode> {
+        self.sandbox.as_ref().and_then(|s| s.enforced())
     }
 }
 
@@ -149,7 +165,12 @@ impl LocalProcesses {
     /// `bash -c`, or `sh -c` where bash is missing, with stdout and stderr
     /// on one new pipe, as with `2>&1`, so the output keeps the order in
     /// which it was written.
-    fn spawn(&self, command: &str, cwd: &Path) -> io::Result<Shell> {
+    fn spawn(
+        &self,
+        command: &str,
+        cwd: &Path,
+        sandbox: Option<Arc<dyn Sandbox>>,
+    ) -> io::Result<Shell> {
         // Checked here, where the process starts: a missing directory
         // would otherwise surface as the shell itself not being found.
         if !cwd.is_dir() {
@@ -169,7 +190,7 @@ impl LocalProcesses {
                 .env_remove(&self.env_remove)
                 .own_group()
                 .stdio(Stdio::null(), writer.try_clone()?, writer)
-                .sandbox(self.sandbox.clone())
+                .sandbox(sandbox.clone())
                 .spawn();
             match spawned {
                 Ok(child) => {
@@ -224,14 +245,24 @@ impl Drop for LocalShell {
 
 impl Backends {
     /// The local disk, and local processes that do not inherit
-    /// `env_remove` (the API keys).
+    /// `env_remove` (the API keys); no sandbox (the tools' unit tests).
+    #[cfg(test)]
     pub(crate) fn local(env_remove: Arc<Vec<String>>) -> Backends {
+        Backends::local_sandboxed(env_remove, None)
+    }
+
+    /// The same, commands and file writes held to `sandbox`.
+    pub(crate) fn local_sandboxed(
+        env_remove: Arc<Vec<String>>,
+        sandbox: Option<Arc<SessionSandbox>>,
+    ) -> Backends {
         Backends {
             fs: Arc::new(LocalFs),
             processes: Arc::new(LocalProcesses {
                 env_remove,
-                sandbox: None,
+                sandbox: sandbox.clone(),
             }),
+            sandbox,
         }
     }
 }

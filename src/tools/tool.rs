@@ -42,6 +42,12 @@ pub(crate) trait Tool: Send + Sync {
         false
     }
 
+    /// The call asks to run outside the session's sandbox (bash's
+    /// `sandbox: false`): the gate then asks in every mode but allow-all.
+    fn leaves_sandbox(&self, _input: &Value) -> bool {
+        false
+    }
+
     /// One line for the system prompt saying when to use the tool. By
     /// default the first sentence of the definition's description (what a
     /// tool from elsewhere, such as an MCP server's, has to offer).
@@ -80,6 +86,12 @@ pub(crate) trait Builtin: Send + Sync + 'static {
 
     fn parse(input: &Value, cwd: &Path) -> Result<Self::Input>;
 
+    /// The call asks to run outside the session's sandbox (see
+    /// [`Tool::leaves_sandbox`]).
+    fn leaves_sandbox(_input: &Value) -> bool {
+        false
+    }
+
     fn preview(input: Self::Input, cwd: &Path, fs: &dyn FileSystem) -> Result<Preview>;
 
     fn run(input: Self::Input, ctx: &ToolCtx) -> impl Future<Output = ToolOutput> + Send + '_;
@@ -100,6 +112,10 @@ impl<T: Builtin> Tool for T {
 
     fn summary(&self) -> String {
         T::SUMMARY.to_owned()
+    }
+
+    fn leaves_sandbox(&self, input: &Value) -> bool {
+        T::leaves_sandbox(input)
     }
 
     fn preview(&self, input: &Value, cwd: &Path, fs: &dyn FileSystem) -> Result<Preview> {

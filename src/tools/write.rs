@@ -104,7 +104,16 @@ impl Builtin for WriteTool {
 
     async fn run(i: Self::Input, ctx: &ToolCtx) -> ToolOutput {
         let fs = ctx.env.fs.clone();
-        let_write_finish(ctx, move || write_file(fs.as_ref(), &i)).await
+        let sandbox = ctx.env.sandbox.clone();
+        let_write_finish(ctx, move || {
+            if let Some(sandbox) = &sandbox {
+                sandbox
+                    .check_write(&i.path)
+                    .map_err(|why| anyhow!("write: {why}"))?;
+            }
+            write_file(fs.as_ref(), &i)
+        })
+        .await
     }
 }
 

@@ -68,7 +68,7 @@ fn the_model_list_arrives_as_an_update_for_sessions_opened_before_it() {
     acp.initialize();
     let new = acp.new_session(dir.path());
     let id = new["sessionId"].as_str().unwrap().to_owned();
-    let values = |options: &serde_json::Value| -> Vec<String> {
+    let values = |options: &Value| -> Vec<String> {
         options
             .as_array()
             .and_then(|o| o.iter().find(|o| o["id"] == "model"))
@@ -299,5 +299,54 @@ fn an_embedded_resource_reaches_the_extension_as_its_own_paragraph() {
         "with a resource [[show=messages]]\n\n<resource uri=\"file:///w/a.txt\">\nfox\n</resource>",
         "{shown}"
     );
+    acp.finish();
+}
+
+/// The sandbox is a config option: shown with its mode, and
+/// `session/set_config_option` changes it (announced once); an unknown
+/// mode is a bad value.
+#[test]
+fn the_sandbox_is_a_config_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acp = Acp::start(None, &["--sandbox", "read-only"]);
+    acp.initialize();
+    let new = acp.new_session(dir.path());
+    let id = new["sessionId"].as_str().unwrap().to_owned();
+    acp.settle(&new);
+    let sandbox = |options: &Value| -> Value {
+        options
+            .as_array()
+            .and_then(|o| o.iter().find(|o| o["id"] == "sandbox"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let shown = sandbox(&new["configOptions"]);
+    assert_eq!(shown["currentValue"], "read-only", "{new}");
+    assert_eq!(
+        shown["options"].as_array().map(Vec::len),
+        Some(3),
+        "{shown}"
+    );
+    let set = acp.request(
+        "session/set_config_option",
+        json!({"sessionId": id, "configId": "sandbox", "value": "off"}),
+    );
+    let (updates, answer) = acp.until_answer(set);
+    assert_eq!(
+        sandbox(&answer["result"]["configOptions"])["currentValue"],
+        "off",
+        "{answer}"
+    );
+    assert_eq!(
+        of_kind(&updates, "config_option_update").len(),
+        1,
+        "{updates:?}"
+    );
+    let bad = acp.request(
+        "session/set_config_option",
+        json!({"sessionId": id, "configId": "sandbox", "value": "loose"}),
+    );
+    let (_, answer) = acp.until_answer(bad);
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
     acp.finish();
 }

@@ -384,7 +384,8 @@ fn frames_of_an_http_session_with_a_retry_are_valid() {
 fn malformed_commands_and_frames_are_invalid() {
     let state = json!({"type": "response", "id": 1, "command": "get_state", "ok": true,
         "streaming": false, "prompt_id": null, "model": null, "message_count": 0,
-        "queued": 0, "cwd": "/", "permission_mode": "ask", "thinking_level": "off", "context_files": [], "skills": [], "skill_errors": [], "compacting": false, "auto_compaction": true, "mcp_servers": [], "plan": []});
+        "queued": 0, "cwd": "/", "permission_mode": "ask", "thinking_level": "off", "context_files": [], "skills": [], "skill_errors": [], "compacting": false, "auto_compaction": true, "mcp_servers": [], "plan": [],
+        "sandbox": {"mode": "workspace-write", "enforced": true}});
     let mut with_session = state.clone();
     with_session["session_id"] = json!("s");
     let cases: Vec<(&str, Value, bool)> = vec![

@@ -21,6 +21,9 @@ fn api_keys_reach_no_extension_tool_log_frame_or_file() {
         .arg(cwd.path().to_str().unwrap())
         .env("ANTHROPIC_API_KEY", "sk-ant-FAULTSECRET")
         .env("OPENAI_API_KEY", "sk-oai-FAULTSECRET")
+        // Not a provider's: removed by the name's suffix.
+        .env("FAULT_DEPLOY_TOKEN", "tok-FAULTSECRET")
+        .env("FAULT_DB_SECRET", "db-FAULTSECRET")
         .env("FAULT_CANARY", "canary-visible")
         .start();
     rpc.ready();
@@ -116,5 +119,50 @@ fn api_keys_reach_no_extension_tool_log_frame_or_file() {
         "secrets: checked {} frames, {} stderr lines, {files} files",
         rpc.seen.len(),
         stderr.lines().count()
+    );
+}
+
+/// `[shell] env_keep` (and its old spelling `[tools] keep_env`) lets a
+/// named credential through to bash; the others stay out.
+#[test]
+fn env_keep_lets_a_named_credential_through() {
+    let cwd = tempfile::tempdir().unwrap();
+    let config = cwd.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[shell]\nenv_keep = [\"FAULT_KEPT_TOKEN\"]\n[tools]\nkeep_env = [\"FAULT_OLD_API_KEY\"]\n",
+    )
+    .unwrap();
+    let mut rpc = Spawn::new()
+        .ext("echo")
+        .model(ECHO)
+        .arg("--permission-mode")
+        .arg("allow-all")
+        .arg("--config")
+        .arg(config.to_str().unwrap())
+        .arg("--cwd")
+        .arg(cwd.path().to_str().unwrap())
+        .env("FAULT_KEPT_TOKEN", "kept-one")
+        .env("FAULT_OLD_API_KEY", "kept-two")
+        .env("FAULT_GONE_TOKEN", "gone-FAULTSECRET")
+        .start();
+    rpc.ready();
+    let (frames, resp) = prompt(
+        &mut rpc,
+        "1",
+        r#"run it [[tool=bash input={"command": "env | grep ^FAULT_ | sort"}]]"#,
+    );
+    assert_eq!(resp["ok"], true, "{resp}");
+    let out = frames
+        .iter()
+        .find(|f| f["type"] == "tool_execution_end")
+        .and_then(|f| f["result"].as_str())
+        .unwrap_or_else(|| panic!("bash ran: {frames:?}"))
+        .to_owned();
+    assert!(out.contains("FAULT_KEPT_TOKEN=kept-one"), "{out}");
+    assert!(out.contains("FAULT_OLD_API_KEY=kept-two"), "{out}");
+    assert!(
+        !out.contains(SECRET),
+        "a credential not kept reached bash: {out}"
     );
 }

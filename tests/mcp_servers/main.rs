@@ -16,6 +16,7 @@ mod common;
 mod config;
 mod everything;
 mod fixture;
+mod sandbox;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@
 //! 1 s, a 300 ms bash timeout reports within ~3 s.
 //!
 //! One test binary, one module per area (`files`, `permissions`, `bash`,
-//! `rounds`, `plan`); the helpers are below.
+//! `rounds`, `plan`, `sandbox`); the helpers are below.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -23,6 +23,7 @@ mod files;
 mod permissions;
 mod plan;
 mod rounds;
+mod sandbox;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};

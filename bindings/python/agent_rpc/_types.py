@@ -111,7 +111,7 @@ Block = Union["BlockText", "BlockThinking", "BlockToolUse", "BlockToolResult", "
 
 
 #: Every command a client writes on stdin, one per line.
-Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "SetBudgetCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "CompactCommand", "SetAutoCompactionCommand", "ShutdownCommand", "GetCommandsCommand"]
+Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "SetBudgetCommand", "SetSandboxCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "CompactCommand", "SetAutoCompactionCommand", "ShutdownCommand", "GetCommandsCommand"]
 
 
 class CommandEntry(TypedDict):
@@ -127,7 +127,7 @@ class CommandEntry(TypedDict):
 
 
 #: A command's `type`, echoed as `command` on its answer.
-CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "set_budget", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "compact", "set_auto_compaction", "shutdown", "get_commands"]
+CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "set_budget", "set_sandbox", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "compact", "set_auto_compaction", "shutdown", "get_commands"]
 
 
 #: Where a command comes from.
@@ -388,7 +388,7 @@ class ForkResponse(_ForkResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "SetBudgetResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "GetCommandsResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "SetBudgetResponse", "SetSandboxResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "GetCommandsResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -529,6 +529,8 @@ class GetStateResponse(TypedDict):
     prompt_id: Optional[str]
     #: Follow-ups waiting to run.
     queued: int
+    #: The kernel sandbox of this session's commands.
+    sandbox: SandboxState
     session_id: str
     #: The `SKILL.md` files skipped because they break a rule.
     skill_errors: List[SkillError]
@@ -848,6 +850,8 @@ class ReadyFrame(TypedDict):
     #: extensions still starting (a `model_changed` follows).
     model: Optional[str]
     protocol_version: int
+    #: The kernel sandbox of this session's commands.
+    sandbox: SandboxState
     session_id: str
     #: The Agent Skills listed in the system prompt, by name.
     skills: List[SkillEntry]
@@ -873,6 +877,21 @@ class ReasoningItem(TypedDict):
 
 
 Role = Literal["user", "assistant"]
+
+
+#: The kernel sandbox `bash` (and MCP servers marked `sandbox = true`) run
+#: in: what they may read, write and reach (SPEC §10).
+SandboxMode = Literal["read-only", "workspace-write", "off"]
+
+
+class SandboxState(TypedDict):
+    """The sandbox in force, as `ready` and `get_state` report it."""
+
+    #: The kernel enforces `mode` (false for `off`, and where the kernel
+    #: lacks Landlock: then every sandboxed command fails instead of
+    #: running unguarded).
+    enforced: bool
+    mode: SandboxMode
 
 
 class SessionSummary(TypedDict):
@@ -993,6 +1012,31 @@ class SetPermissionModeResponse(TypedDict):
     #: The command's id, echoed verbatim; null when none was sent.
     id: Optional[Union[str, float]]
     mode: Mode
+    ok: Literal[True]
+    type: Literal["response"]
+
+
+class _SetSandboxCommandRequired(TypedDict):
+    mode: SandboxMode
+    type: Literal["set_sandbox"]
+
+
+class SetSandboxCommand(_SetSandboxCommandRequired, total=False):
+    """Changes the kernel sandbox of this session's commands, from the
+    next one started.
+    """
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+
+
+class SetSandboxResponse(TypedDict):
+    """The response to `set_sandbox`."""
+
+    command: Literal["set_sandbox"]
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    mode: SandboxMode
     ok: Literal[True]
     type: Literal["response"]
 
@@ -1317,6 +1361,8 @@ __all__ = [
     "ReadyFrame",
     "ReasoningItem",
     "Role",
+    "SandboxMode",
+    "SandboxState",
     "SessionSummary",
     "SetAutoCompactionCommand",
     "SetAutoCompactionResponse",
@@ -1326,6 +1372,8 @@ __all__ = [
     "SetModelResponse",
     "SetPermissionModeCommand",
     "SetPermissionModeResponse",
+    "SetSandboxCommand",
+    "SetSandboxResponse",
     "SetThinkingLevelCommand",
     "SetThinkingLevelResponse",
     "ShutdownCommand",

@@ -33,6 +33,7 @@ from ._types import (
     GetStateResponse,
     ListSessionsResponse,
     Mode,
+    SandboxMode,
     ThinkingLevel,
     NewSessionResponse,
     PermissionRequestFrame,
@@ -40,6 +41,7 @@ from ._types import (
     SetBudgetResponse,
     SetModelResponse,
     SetPermissionModeResponse,
+    SetSandboxResponse,
     SetThinkingLevelResponse,
     ShutdownResponse,
     SteerResponse,
@@ -411,6 +413,11 @@ class AgentClient:
         if budget_usd is not _UNSET:
             fields["budget_usd"] = budget_usd
         return await self.request("set_budget", **fields)  # type: ignore[return-value]
+
+    async def set_sandbox(self, mode: SandboxMode) -> SetSandboxResponse:
+        """Change the kernel sandbox of the session's commands
+        (``read-only``, ``workspace-write`` or ``off``), from the next one."""
+        return await self.request("set_sandbox", mode=mode)  # type: ignore[return-value]
 
     async def get_state(self) -> GetStateResponse:
         return await self.request("get_state")  # type: ignore[return-value]

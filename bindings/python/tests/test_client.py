@@ -89,6 +89,8 @@ class StreamingTest(HostTestCase):
         self.assertEqual((kept["max_turns"], kept["budget_usd"]), (50, 2.5))
         lifted = await within(client.set_budget(max_turns=None))
         self.assertEqual((lifted["max_turns"], lifted["budget_usd"]), (None, 2.5))
+        sandbox = await within(client.set_sandbox("read-only"))
+        self.assertEqual(sandbox["mode"], "read-only")
         sessions = (await within(client.list_sessions()))["sessions"]
         self.assertEqual(sessions[0]["session_id"], client.ready.session_id)
         forked = await within(client.fork(message_index=0))

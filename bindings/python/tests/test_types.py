@@ -44,8 +44,9 @@ class GeneratedTypesTest(unittest.TestCase):
             {"type", "id", "command", "ok", "streaming", "prompt_id", "model",
              "session_id", "message_count", "queued", "cwd", "permission_mode",
              "thinking_level", "context_files", "skills", "skill_errors", "compacting",
-             "auto_compaction", "mcp_servers", "plan"},
+             "auto_compaction", "mcp_servers", "plan", "sandbox"},
         )
+        self.assertIn("sandbox", types.ReadyFrame.__required_keys__)
         self.assertEqual(types.SkillEntry.__required_keys__, {"name", "description", "path"})
         self.assertIn("skills", types.ReadyFrame.__required_keys__)
         self.assertIn("skills", types.SwitchSessionResponse.__required_keys__)
@@ -60,7 +61,7 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertIn("McpServerStatusFrame", frame_names)
         self.assertIn("PlanFrame", frame_names)
         self.assertIn("DeleteSessionCommand", {ref.__forward_arg__ for ref in typing.get_args(types.Command)})
-        self.assertEqual(len(typing.get_args(types.Command)), 22)
+        self.assertEqual(len(typing.get_args(types.Command)), 23)
 
 
 if __name__ == "__main__":

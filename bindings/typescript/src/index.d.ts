@@ -29,6 +29,8 @@ import type {
   SetPermissionModeResponse,
   SetThinkingLevelResponse,
   SetBudgetResponse,
+  SetSandboxResponse,
+  SandboxMode,
   ShutdownResponse,
   SteerResponse,
   ThinkingLevel,
@@ -153,6 +155,8 @@ export class AgentClient {
   setThinkingLevel(level: ThinkingLevel): Promise<SetThinkingLevelResponse>;
   /** The session's budget: a limit left out stays as it is, `null` lifts it. */
   setBudget(limits?: { maxTurns?: number | null; budgetUsd?: number | null }): Promise<SetBudgetResponse>;
+  /** The kernel sandbox of the session's commands, from the next one. */
+  setSandbox(mode: SandboxMode): Promise<SetSandboxResponse>;
   getState(): Promise<GetStateResponse>;
   getMessages(options?: { all?: boolean }): Promise<GetMessagesResponse>;
   getSessionStats(): Promise<GetSessionStatsResponse>;

@@ -474,6 +474,14 @@ export class AgentClient {
    * The session's budget: a limit left out stays as it is, `null` lifts it.
    * @param {{maxTurns?: number | null, budgetUsd?: number | null}} limits
    */
+  /**
+   * The kernel sandbox of the session's commands, from the next one.
+   * @param {"read-only" | "workspace-write" | "off"} mode
+   */
+  setSandbox(mode) {
+    return this.request("set_sandbox", { mode });
+  }
+
   setBudget(limits = {}) {
     const fields = {};
     if ("maxTurns" in limits) fields.max_turns = limits.maxTurns;

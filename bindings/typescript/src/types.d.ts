@@ -86,7 +86,7 @@ export type Block = {
 };
 
 /** Every command a client writes on stdin, one per line. */
-export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | SetBudgetCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | CompactCommand | SetAutoCompactionCommand | ShutdownCommand | GetCommandsCommand;
+export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | SetBudgetCommand | SetSandboxCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | CompactCommand | SetAutoCompactionCommand | ShutdownCommand | GetCommandsCommand;
 
 /** One slash command, invoked as `/<name> [arguments]`. */
 export interface CommandEntry {
@@ -100,7 +100,7 @@ export interface CommandEntry {
 }
 
 /** A command's `type`, echoed as `command` on its answer. */
-export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "set_budget" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "compact" | "set_auto_compaction" | "shutdown" | "get_commands";
+export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "set_budget" | "set_sandbox" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "compact" | "set_auto_compaction" | "shutdown" | "get_commands";
 
 /** Where a command comes from. */
 export type CommandSource = "project" | "user" | "builtin";
@@ -318,7 +318,7 @@ export type Frame = (ReadyFrame & {
   type: "mcp_server_status";
 }) | (PlanFrame & {
   type: "plan";
-}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | SetBudgetResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | GetCommandsResponse | MessageUpdateFrame;
+}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | SetBudgetResponse | SetSandboxResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | GetCommandsResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
 export interface GetAvailableModelsCommand {
@@ -441,6 +441,8 @@ export type GetStateResponse = {
   prompt_id: string | null;
   /** Follow-ups waiting to run. */
   queued: number;
+  /** The kernel sandbox of this session's commands. */
+  sandbox: SandboxState;
   session_id: string;
   /** The `SKILL.md` files skipped because they break a rule. */
   skill_errors: SkillError[];
@@ -687,6 +689,8 @@ export interface ReadyFrame {
    */
   model: string | null;
   protocol_version: number;
+  /** The kernel sandbox of this session's commands. */
+  sandbox: SandboxState;
   session_id: string;
   /** The Agent Skills listed in the system prompt, by name. */
   skills: SkillEntry[];
@@ -713,6 +717,23 @@ export interface ReasoningItem {
 }
 
 export type Role = "user" | "assistant";
+
+/**
+ * The kernel sandbox `bash` (and MCP servers marked `sandbox = true`) run
+ * in: what they may read, write and reach (SPEC §10).
+ */
+export type SandboxMode = "read-only" | "workspace-write" | "off";
+
+/** The sandbox in force, as `ready` and `get_state` report it. */
+export interface SandboxState {
+  /**
+   * The kernel enforces `mode` (false for `off`, and where the kernel
+   * lacks Landlock: then every sandboxed command fails instead of
+   * running unguarded).
+   */
+  enforced: boolean;
+  mode: SandboxMode;
+}
 
 /** One stored session, as `list_sessions` lists it. */
 export interface SessionSummary {
@@ -825,6 +846,28 @@ export type SetPermissionModeResponse = {
   type: "response";
 } & {
   mode: Mode;
+};
+
+/**
+ * Changes the kernel sandbox of this session's commands, from the
+ *  next one started.
+ */
+export interface SetSandboxCommand {
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  mode: SandboxMode;
+  type: "set_sandbox";
+}
+
+/** The response to `set_sandbox`. */
+export type SetSandboxResponse = {
+  command: "set_sandbox";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & {
+  mode: SandboxMode;
 };
 
 /** Sets how hard the model thinks, from the next turn; persisted in the session. */

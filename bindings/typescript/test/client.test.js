@@ -55,6 +55,7 @@ test("a streamed prompt, then getState and the other queries", async (t) => {
   assert.deepEqual([budget.max_turns, budget.budget_usd], [50, null]);
   const lifted = await within(client.setBudget({ maxTurns: null, budgetUsd: 1.5 }));
   assert.deepEqual([lifted.max_turns, lifted.budget_usd], [null, 1.5]);
+  assert.equal((await within(client.setSandbox("read-only"))).mode, "read-only");
   assert.equal((await within(client.setModel("echo:echo:echo-1"))).model, "echo:echo:echo-1");
   const fresh = await within(client.newSession());
   assert.notEqual(fresh.session_id, client.ready.session_id);

@@ -143,6 +143,9 @@ impl Host {
         if !self.settings.cwd_fixed {
             let cwd = crate::session::resumed_cwd(&session, self.settings.cwd_path.clone());
             self.settings.cwd = cwd.to_string_lossy().into_owned();
+            if let Some(sandbox) = &self.backends.sandbox {
+                sandbox.set_cwd(cwd.clone());
+            }
             self.settings.cwd_path = cwd;
         }
         let mode = session.permission_mode.unwrap_or(Mode::Ask);

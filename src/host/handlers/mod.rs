@@ -12,6 +12,7 @@
 //! - `fork`: fork, switch_session.
 //! - `compaction`: compact, set_auto_compaction.
 //! - `budget`: set_budget.
+//! - `sandbox`: set_sandbox.
 //! - `state`: get_state, get_session_stats, get_messages,
 //!   get_available_models; get_commands (here: one line).
 
@@ -19,6 +20,7 @@ mod budget;
 mod compaction;
 mod fork;
 mod model;
+mod sandbox;
 mod session;
 mod state;
 mod turns;
@@ -41,6 +43,7 @@ impl Host {
             }
             Command::SetThinkingLevel(params) => self.set_thinking_level(token, params.level).await,
             Command::SetBudget(params) => self.set_budget(token, params).await,
+            Command::SetSandbox(params) => self.set_sandbox(token, params).await,
             Command::GetState => {
                 let state = self.state();
                 self.respond(token, state).await

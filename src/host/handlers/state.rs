@@ -27,6 +27,7 @@ impl Host {
             auto_compaction: self.auto_compaction(),
             mcp_servers: self.mcp.as_ref().map(|m| m.states()).unwrap_or_default(),
             plan: self.session.plan.clone(),
+            sandbox: self.backends.sandbox_state(),
         })
     }
 

@@ -45,6 +45,9 @@ const TITLE_CHARS: usize = 120;
 pub(crate) struct Input {
     command: String,
     timeout_ms: u64,
+    /// False: run outside the session's sandbox (always asks the user,
+    /// unless the permission mode is allow-all).
+    sandboxed: bool,
 }
 
 /// `bash` as the tool table holds it.
@@ -70,7 +73,9 @@ impl Builtin for BashTool {
                 "properties": {
                     "command": {"type": "string", "description": "The command line to run."},
                     "timeout_ms": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS,
-                        "description": "Kill the command after this many milliseconds (default 120000)."}
+                        "description": "Kill the command after this many milliseconds (default 120000)."},
+                    "sandbox": {"type": "boolean",
+                        "description": "false: run outside the sandbox, only after the sandbox blocked the command and it must do what the sandbox forbids; the user is asked first."}
                 },
                 "required": ["command"]
             }
@@ -89,10 +94,16 @@ impl Builtin for BashTool {
                 "bash: `timeout_ms` must be between 1 and {MAX_TIMEOUT_MS} (10 minutes), got {timeout_ms}"
             );
         }
+        let sandboxed = args.opt_bool("sandbox")?.unwrap_or(true);
         Ok(Input {
             command: command.to_owned(),
             timeout_ms,
+            sandboxed,
         })
+    }
+
+    fn leaves_sandbox(input: &Value) -> bool {
+        input.get("sandbox") == Some(&Value::Bool(false))
     }
 
     fn preview(i: Self::Input, cwd: &Path, _fs: &dyn FileSystem) -> Result<Preview> {
@@ -101,8 +112,13 @@ impl Builtin for BashTool {
         if title.len() < i.command.trim_end().len() {
             title.push('…');
         }
+        let outside = if i.sandboxed {
+            ""
+        } else {
+            " outside the sandbox"
+        };
         Ok(Preview {
-            title: format!("Run `{title}`"),
+            title: format!("Run `{title}`{outside}"),
             diff: None,
             paths: vec![cwd.to_path_buf()],
         })
@@ -113,7 +129,7 @@ impl Builtin for BashTool {
             output: mut out_pipe,
             mut process,
             terminal,
-        } = match start(&i.command, ctx).await {
+        } = match start(&i.command, i.sandboxed, ctx).await {
             Ok(c) => c,
             Err(e) => return ToolOutput::error(e),
         };
@@ -172,17 +188,25 @@ impl Builtin for BashTool {
             }
         }
 
-        result(end, i.timeout_ms, output.finish(), lingered)
+        let sandbox = ctx.env.processes.sandbox().filter(|_| i.sandboxed);
+        let mut out = result(end, i.timeout_ms, output.finish(), lingered);
+        if let Some(note) =
+            sandbox.and_then(|mode| crate::sandbox::blocked::note(mode, out.is_error, &out.content))
+        {
+            out.content.push('\n');
+            out.content.push_str(&note);
+        }
+        out
     }
 }
 
 /// Starts the command; an abort while the backend is still starting it
 /// (an editor may ask its user before it opens a terminal) ends the call.
-async fn start(command: &str, ctx: &ToolCtx) -> Result<Shell, String> {
+async fn start(command: &str, sandboxed: bool, ctx: &ToolCtx) -> Result<Shell, String> {
     tokio::select! {
         biased;
         _ = ctx.cancel.cancelled() => Err("aborted before the command started".to_owned()),
-        shell = ctx.env.processes.shell(command, &ctx.cwd) => {
+        shell = ctx.env.processes.shell(command, &ctx.cwd, sandboxed) => {
             shell.map_err(|e| format!("bash: cannot start the shell: {e}"))
         }
     }
