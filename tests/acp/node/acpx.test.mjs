@@ -6,19 +6,26 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, readFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+
+/** A temporary directory, removed when the process exits. */
+function scratch(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 const ACPX = join(dirname(fileURLToPath(import.meta.url)), "node_modules/.bin/acpx");
 const BINARY = process.env.RPC_BINARY;
 const ECHO = process.env.ECHO_EXTENSION;
 
 function setup(extra = "") {
-  const data = mkdtempSync(join(tmpdir(), "acpx-data-"));
-  const cwd = mkdtempSync(join(tmpdir(), "acpx-cwd-"));
-  const home = mkdtempSync(join(tmpdir(), "acpx-home-"));
+  const data = scratch("acpx-data-");
+  const cwd = scratch("acpx-cwd-");
+  const home = scratch("acpx-home-");
   const agent = `${BINARY} --acp --data-dir ${data} --extension ${ECHO} --model echo:echo:echo-1 ${extra}`;
   return { cwd, home, agent };
 }

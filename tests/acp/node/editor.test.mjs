@@ -8,11 +8,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import * as acp from "@agentclientprotocol/sdk";
+
+/** A temporary directory, removed when the test process exits. */
+function scratch(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 const BINARY = process.env.RPC_BINARY;
 const ECHO = process.env.ECHO_EXTENSION;
@@ -92,8 +99,8 @@ function editor(buffers = {}, { answerWrites = true, killDelayMs = 0 } = {}) {
 
 /** Starts `rpc --acp` in allow-all mode with `ed` as its client; runs `body(ctx, sessionId, cwd)`. */
 async function session(ed, capabilities, body) {
-  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
-  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  const data = scratch("acp-data-");
+  const cwd = scratch("acp-cwd-");
   const child = spawn(
     BINARY,
     ["--acp", "--data-dir", data, "--extension", ECHO, "--model", "echo:echo:echo-1", "--permission-mode", "allow-all"],

@@ -8,12 +8,19 @@
 // Prints one markdown row per tool: median (min–max) ms locally, through
 // the editor, and the difference, after two unrecorded warm-up calls.
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { performance } from "node:perf_hooks";
 import * as acp from "@agentclientprotocol/sdk";
+
+/** A temporary directory, removed when the process exits. */
+function scratch(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 const argv = process.argv.slice(process.argv.indexOf("--") + 1);
 const RUNS = Number(process.env.RUNS ?? 30);
@@ -58,8 +65,8 @@ function client(marks) {
 
 /** Milliseconds per call of `prompt` (or of each of a list in turn), RUNS of them, with `capabilities` offered. */
 async function measure(capabilities, prompt) {
-  const data = mkdtempSync(join(tmpdir(), "measure-data-"));
-  const cwd = mkdtempSync(join(tmpdir(), "measure-cwd-"));
+  const data = scratch("measure-data-");
+  const cwd = scratch("measure-cwd-");
   writeFileSync(join(cwd, "a.txt"), Array.from({ length: 200 }, (_, i) => `line ${i + 1}\n`).join(""));
   const [bin, ...args] = argv;
   const child = spawn(bin, [...args, "--acp", "--data-dir", data, "--permission-mode", "allow-all"], { stdio: ["pipe", "pipe", "inherit"] });

@@ -9,12 +9,19 @@
 // Prints one markdown row: median (min–max) ms per column, after one
 // unrecorded warm-up run.
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { performance } from "node:perf_hooks";
 import * as acp from "@agentclientprotocol/sdk";
+
+/** A temporary directory, removed when the process exits. */
+function scratch(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 const argv = process.argv.slice(process.argv.indexOf("--") + 1);
 const RUNS = Number(process.env.RUNS ?? 5);
@@ -34,8 +41,8 @@ function startFake() {
 }
 
 async function once(port) {
-  const home = mkdtempSync(join(tmpdir(), "acp-measure-"));
-  const cwd = mkdtempSync(join(tmpdir(), "acp-measure-cwd-"));
+  const home = scratch("acp-measure-");
+  const cwd = scratch("acp-measure-cwd-");
   const base = `http://127.0.0.1:${port}`;
   const env = {
     PATH: process.env.PATH, HOME: home, LANG: "C.UTF-8", TERM: "dumb",

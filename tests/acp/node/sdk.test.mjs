@@ -4,11 +4,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, existsSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, readFileSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import * as acp from "@agentclientprotocol/sdk";
+
+/** A temporary directory, removed when the test process exits. */
+function scratch(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 const BINARY = process.env.RPC_BINARY;
 const ECHO = process.env.ECHO_EXTENSION;
@@ -49,8 +56,8 @@ async function stop(child) {
 }
 
 test("initialize, new, prompt with a tool and a diff, list, cancel", async () => {
-  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
-  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  const data = scratch("acp-data-");
+  const cwd = scratch("acp-cwd-");
   const a = agent(data, "allow_once");
   await a.client.connectWith(a.stream, async (ctx) => {
     const init = await ctx.request(acp.methods.agent.initialize, {
@@ -121,8 +128,8 @@ test("initialize, new, prompt with a tool and a diff, list, cancel", async () =>
 });
 
 test("load from a new process replays the history before answering", async () => {
-  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
-  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  const data = scratch("acp-data-");
+  const cwd = scratch("acp-cwd-");
   const first = agent(data, "allow_once");
   const sessionId = await first.client.connectWith(first.stream, async (ctx) => {
     await ctx.request(acp.methods.agent.initialize, { protocolVersion: 1, clientCapabilities: {} });
@@ -165,8 +172,8 @@ test("load from a new process replays the history before answering", async () =>
 });
 
 test("resume, fork and close, with the title announced", async () => {
-  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
-  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  const data = scratch("acp-data-");
+  const cwd = scratch("acp-cwd-");
   const first = agent(data, "allow_once");
   const sessionId = await first.client.connectWith(first.stream, async (ctx) => {
     await ctx.request(acp.methods.agent.initialize, { protocolVersion: 1, clientCapabilities: {} });
@@ -205,8 +212,8 @@ test("resume, fork and close, with the title announced", async () => {
 });
 
 test("todo_write becomes a plan update, replayed by session/load", async () => {
-  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
-  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  const data = scratch("acp-data-");
+  const cwd = scratch("acp-cwd-");
   const todos = [
     { content: "read the code", status: "completed", priority: "high" },
     { content: "fix the bug", status: "in_progress" },
@@ -244,8 +251,8 @@ test("todo_write becomes a plan update, replayed by session/load", async () => {
 });
 
 test("slash commands: available_commands_update after session/new, a /name prompt expanded", async () => {
-  const data = mkdtempSync(join(tmpdir(), "acp-data-"));
-  const cwd = mkdtempSync(join(tmpdir(), "acp-cwd-"));
+  const data = scratch("acp-data-");
+  const cwd = scratch("acp-cwd-");
   mkdirSync(join(cwd, ".claude", "commands"), { recursive: true });
   writeFileSync(
     join(cwd, ".claude", "commands", "explain.md"),
