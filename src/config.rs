@@ -184,6 +184,8 @@ pub(crate) enum Kind {
     Anthropic,
     /// OpenAI-compatible Chat Completions API.
     Openai,
+    /// Google's Gemini API (`streamGenerateContent`).
+    Gemini,
 }
 
 /// Which of OpenAI's two APIs an `openai`-kind endpoint speaks (`api =`).

@@ -69,6 +69,7 @@ impl TestKeys for Api {
 mod caching;
 mod config;
 mod failures;
+mod gemini;
 mod hints;
 mod models;
 mod requests;

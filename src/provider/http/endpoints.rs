@@ -1,4 +1,4 @@
-//! HTTP endpoints: Anthropic, OpenAI, well-known OpenAI-compatible services
+//! HTTP endpoints: Anthropic, OpenAI, Google, well-known OpenAI-compatible services
 //! and the config's own, each with its URL, key variable and models.
 
 use std::collections::BTreeMap;
@@ -259,6 +259,24 @@ fn builtin() -> BTreeMap<String, Endpoint> {
             models: catalog::openai(),
         },
     );
+    let google_base = env_or(
+        "GOOGLE_GEMINI_BASE_URL",
+        "https://generativelanguage.googleapis.com",
+    );
+    all.insert(
+        "google".to_owned(),
+        Endpoint {
+            name: "google".into(),
+            kind: Kind::Gemini,
+            api: None,
+            base_url: google_base.0,
+            base_url_source: google_base.1,
+            api_key_env: Some(google_key_var().into()),
+            configured: false,
+            prompt_caching: true,
+            models: catalog::gemini(),
+        },
+    );
     for &(name, url, key) in PRESETS {
         let (base_url, base_url_source) = match name {
             "ollama" => match env_nonempty("OLLAMA_HOST").and_then(|v| ollama_base_url(&v)) {
@@ -283,6 +301,16 @@ fn builtin() -> BTreeMap<String, Endpoint> {
         );
     }
     all
+}
+
+/// Google's two names for the Gemini key, as its own tools read them:
+/// `GEMINI_API_KEY`, else `GOOGLE_API_KEY` when only that one is set.
+fn google_key_var() -> &'static str {
+    if env_nonempty("GEMINI_API_KEY").is_none() && env_nonempty("GOOGLE_API_KEY").is_some() {
+        "GOOGLE_API_KEY"
+    } else {
+        "GEMINI_API_KEY"
+    }
 }
 
 /// `[providers.<name>]` applied to the built-in endpoint of that name
@@ -317,7 +345,7 @@ fn configured(
         None => Endpoint {
             name: name.to_owned(),
             kind: pc.kind.with_context(|| {
-                format!("[providers.{name}] needs kind = \"openai\" or kind = \"anthropic\"")
+                format!("[providers.{name}] needs kind = \"openai\", \"anthropic\" or \"gemini\"")
             })?,
             api: pc.api,
             base_url: pc
@@ -331,7 +359,7 @@ fn configured(
             models: Vec::new(),
         },
     };
-    if endpoint.kind == Kind::Anthropic && endpoint.api.is_some() {
+    if endpoint.kind != Kind::Openai && endpoint.api.is_some() {
         anyhow::bail!(
             "[providers.{name}] api = … chooses between OpenAI's APIs; it needs kind = \"openai\""
         );
