@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context};
 
 use super::catalog::{self, ModelSpec, Price};
-use crate::config::{env_nonempty, Config, Kind, ModelConfig, OpenaiApi, ProviderConfig};
+use crate::config::{env_nonempty, ApiName, Config, Kind, ModelConfig, OpenaiApi, ProviderConfig};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
@@ -325,13 +325,28 @@ fn configured(
         provider: name.to_owned(),
         file: config.path.clone(),
     };
+    // `api` names a wire API, so it implies a kind; it never changes the
+    // kind that was set (a built-in's, or `kind =`).
+    let implied = pc.api.map(ApiName::resolve);
+    let mismatch = |kind: Kind| {
+        if kind == Kind::Openai {
+            anyhow!(
+                "[providers.{name}] api = … chooses between OpenAI's APIs; it needs kind = \"openai\""
+            )
+        } else {
+            anyhow!("[providers.{name}] api = \"gemini\" needs kind = \"gemini\"")
+        }
+    };
     let endpoint = match existing {
         Some(mut e) => {
             if let Some(kind) = pc.kind {
                 e.kind = kind;
             }
-            if pc.api.is_some() {
-                e.api = pc.api;
+            if let Some((kind, api)) = implied {
+                if kind != e.kind {
+                    return Err(mismatch(kind));
+                }
+                e.api = api;
             }
             if let Some(url) = &pc.base_url {
                 e.base_url = url.clone();
@@ -344,10 +359,14 @@ fn configured(
         }
         None => Endpoint {
             name: name.to_owned(),
-            kind: pc.kind.with_context(|| {
+            kind: match (pc.kind, implied) {
+                (Some(kind), Some((wanted, _))) if kind != wanted => return Err(mismatch(wanted)),
+                (kind, implied) => kind.or(implied.map(|(k, _)| k)),
+            }
+            .with_context(|| {
                 format!("[providers.{name}] needs kind = \"openai\", \"anthropic\" or \"gemini\"")
             })?,
-            api: pc.api,
+            api: implied.and_then(|(_, api)| api),
             base_url: pc
                 .base_url
                 .clone()
@@ -359,11 +378,6 @@ fn configured(
             models: Vec::new(),
         },
     };
-    if endpoint.kind != Kind::Openai && endpoint.api.is_some() {
-        anyhow::bail!(
-            "[providers.{name}] api = … chooses between OpenAI's APIs; it needs kind = \"openai\""
-        );
-    }
     let mut endpoint = Endpoint {
         configured: true,
         prompt_caching: pc.prompt_caching.unwrap_or(endpoint.prompt_caching),
@@ -410,6 +424,26 @@ fn merge_model(models: &mut Vec<ModelSpec>, m: &ModelConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_gemini_names_googles_api() {
+        let config = crate::config::parse(
+            "[providers.vertexish]\napi = \"gemini\"\nbase_url = \"https://g.example.com\"\n\
+             [providers.google]\napi = \"gemini\"\n",
+        )
+        .unwrap();
+        let all = build(&config).unwrap();
+        assert_eq!(all["vertexish"].kind, Kind::Gemini);
+        assert_eq!(all["google"].kind, Kind::Gemini);
+        for bad in [
+            "[providers.openai]\napi = \"gemini\"\n",
+            "[providers.x]\nkind = \"anthropic\"\napi = \"gemini\"\nbase_url = \"http://x\"\n",
+            "[providers.google]\napi = \"responses\"\n",
+        ] {
+            let config = crate::config::parse(bad).unwrap();
+            assert!(build(&config).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn openais_reasoning_models_default_to_the_responses_api() {
