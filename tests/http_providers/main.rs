@@ -71,6 +71,7 @@ mod config;
 mod failures;
 mod gemini;
 mod hints;
+mod images;
 mod models;
 mod requests;
 mod responses;
