@@ -263,9 +263,10 @@ fn has_properties(schema: &Value) -> bool {
 
 /// History → `contents`. A tool result needs its call's name (a
 /// `functionResponse` is matched by name), looked up from the calls.
+/// Messages that come to no parts (thinking only) are left out.
 fn contents(history: &[Arc<Message>], model_id: &str) -> Vec<Value> {
     let mut names: HashMap<&str, &str> = HashMap::new();
-    let mut out = Vec::new();
+    let mut out: Vec<Value> = Vec::new();
     for m in history {
         let parts = match &m.content {
             Content::Text(t) if t.is_empty() => continue,
@@ -289,7 +290,16 @@ fn contents(history: &[Arc<Message>], model_id: &str) -> Vec<Value> {
             Role::User => "user",
             Role::Assistant => "model",
         };
-        out.push(json!({"role": role, "parts": parts}));
+        // Neighbours of one role (a prompt after an aborted answer) are one
+        // turn: the API expects the roles to alternate.
+        match out.last_mut() {
+            Some(last) if last["role"] == role => {
+                if let Some(list) = last["parts"].as_array_mut() {
+                    list.extend(parts);
+                }
+            }
+            _ => out.push(json!({"role": role, "parts": parts})),
+        }
     }
     out
 }

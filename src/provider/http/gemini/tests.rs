@@ -137,6 +137,22 @@ fn ids_from_the_api_are_kept_and_sent_back() {
 }
 
 #[test]
+fn neighbours_of_one_role_are_one_turn() {
+    let h = history(&[
+        json!({"role":"user","content":"first"}),
+        json!({"role":"assistant","content":[{"type":"thinking","thinking":"only thought"}]}),
+        json!({"role":"user","content":"second"}),
+    ]);
+    assert_eq!(
+        contents(&h, "google/gemini-2.5-pro"),
+        json!([{"role":"user","parts":[{"text":"first"},{"text":"second"}]}])
+            .as_array()
+            .unwrap()
+            .clone()
+    );
+}
+
+#[test]
 fn finish_reasons_errors_and_cut_streams() {
     let finish = |reason: &str| {
         let mut d = GeminiDecoder::new("m");
