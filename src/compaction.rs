@@ -40,6 +40,9 @@ pub(crate) fn is_overflow(error: &str) -> bool {
         "context_overflow",
         // OpenAI Responses: `context_length_exceeded` is only the code.
         "exceeds the context window",
+        // Gemini: "The input token count (…) exceeds the maximum number of
+        // tokens allowed (…)".
+        "exceeds the maximum number of tokens",
     ]
     .iter()
     .any(|needle| e.contains(needle))

@@ -226,6 +226,8 @@ pub(crate) enum Kind {
     Anthropic,
     /// OpenAI-compatible Chat Completions API.
     Openai,
+    /// Google's Gemini API (`streamGenerateContent`).
+    Gemini,
 }
 
 /// Which of OpenAI's two APIs an `openai`-kind endpoint speaks (`api =`).
@@ -238,6 +240,28 @@ pub(crate) enum OpenaiApi {
     Responses,
 }
 
+/// `api = "…"`: the wire API of a provider. The two OpenAI ones choose
+/// between OpenAI's APIs for kind `openai`; `gemini` is the same as
+/// `kind = "gemini"` (the issue and users name it as an API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ApiName {
+    ChatCompletions,
+    Responses,
+    Gemini,
+}
+
+impl ApiName {
+    /// The kind the API implies, and OpenAI's API where it is one.
+    pub(crate) fn resolve(self) -> (Kind, Option<OpenaiApi>) {
+        match self {
+            ApiName::ChatCompletions => (Kind::Openai, Some(OpenaiApi::ChatCompletions)),
+            ApiName::Responses => (Kind::Openai, Some(OpenaiApi::Responses)),
+            ApiName::Gemini => (Kind::Gemini, None),
+        }
+    }
+}
+
 /// `[providers.<name>]`: a named endpoint (or overrides of a built-in one).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,9 +270,9 @@ pub(crate) struct ProviderConfig {
     pub kind: Option<Kind>,
     /// For kind `openai`: the API to use for every model (default: the
     /// Responses API for the `openai` endpoint's reasoning models, Chat
-    /// Completions for the rest).
+    /// Completions for the rest); `gemini` for Google's API.
     #[serde(default)]
-    pub api: Option<OpenaiApi>,
+    pub api: Option<ApiName>,
     #[serde(default)]
     pub base_url: Option<String>,
     /// Environment variable holding the key; none for keyless local servers.

@@ -9,7 +9,7 @@
 //! - `BENCH_STALL_RUNS` (default `BENCH_RUNS`): runs of the 1,000,000-delta
 //!   stalled-reader row (each takes ≥ 5 s by design).
 //! - `BENCH_ONLY` (optional): comma-separated row groups to run
-//!   (`spawn,resume,skills,latency,throughput,responses,acp,editor,idle,stall,abort,subagents,sandbox`); default all.
+//!   (`spawn,resume,skills,latency,throughput,responses,gemini,acp,editor,idle,stall,abort,subagents,sandbox`); default all.
 //!
 //! The harness reads the host's stdout with 1 MiB `read(2)` calls straight
 //! into its line buffer and recognises frames by their fixed prefixes (the
@@ -32,6 +32,7 @@ mod table;
 mod abort;
 mod acp;
 mod editor;
+mod gemini;
 mod idle;
 mod latency;
 mod responses;
@@ -125,6 +126,7 @@ fn main() {
         throughput::bench_http_big(t, runs);
     });
     step("responses", &mut |t| responses::bench_responses(t, runs));
+    step("gemini", &mut |t| gemini::bench_gemini(t, runs));
     step("acp", &mut |t| acp::bench_acp_flood(t, runs));
     step("editor", &mut |t| editor::bench_editor(t, runs));
     step("idle", &mut |t| idle::bench_idle(t, runs));

@@ -248,9 +248,21 @@ impl Providers {
     /// The first catalogue or configured model of an endpoint that can be
     /// used, in listing order.
     fn first_available_endpoint_model(&self) -> Option<String> {
-        self.endpoints
+        self.first_endpoint_model()
+    }
+
+    /// The first model of an endpoint that can be used: in listing order,
+    /// except that Google comes after the others, which were the choice
+    /// before it was added (a GEMINI_API_KEY in the environment changes no
+    /// one's default).
+    fn first_endpoint_model(&self) -> Option<String> {
+        let (google, rest): (Vec<&Endpoint>, Vec<&Endpoint>) = self
+            .endpoints
             .values()
             .filter(|e| e.available())
+            .partition(|e| e.name == "google" && !e.configured);
+        rest.into_iter()
+            .chain(google)
             .find_map(|e| e.models.first().map(|m| format!("{}/{}", e.name, m.id)))
     }
 
@@ -380,10 +392,7 @@ impl Providers {
         if !self.extensions.is_empty() {
             return None;
         }
-        self.endpoints
-            .values()
-            .filter(|e| e.available())
-            .find_map(|e| e.models.first().map(|m| format!("{}/{}", e.name, m.id)))
+        self.first_endpoint_model()
     }
 
     /// Whether the default model can depend on extensions still starting.
@@ -483,7 +492,7 @@ impl Providers {
         Coded::new(
             ErrorCode::NotFound,
             format!(
-                "no model is available{why}: set ANTHROPIC_API_KEY or OPENAI_API_KEY, configure a \
+                "no model is available{why}: set ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY, configure a \
                  provider in the config file, or start rpc with --extension <dir>; then pick a \
                  model with --model or set_model (see README); the prompt was not run"
             ),

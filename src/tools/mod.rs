@@ -25,6 +25,7 @@ mod env;
 mod find;
 pub(crate) mod fsutil;
 mod grep;
+mod image;
 mod local;
 mod ls;
 pub(crate) mod paths;
@@ -101,7 +102,7 @@ pub(crate) struct ToolOutput {
     pub content: String,
     pub is_error: bool,
     /// Images the model is shown with the text (an MCP tool's image
-    /// content); none for the built-in tools.
+    /// content, an image file `read` opened).
     pub images: Vec<ToolImage>,
     /// What a subagent the call ran spent (`task`): counted towards this
     /// session's budget and cost. 0 for every other tool.
@@ -142,6 +143,12 @@ impl ToolOutput {
     }
 }
 
+impl From<anyhow::Result<ToolOutput>> for ToolOutput {
+    fn from(r: anyhow::Result<ToolOutput>) -> Self {
+        r.unwrap_or_else(|e| Self::failed(&e))
+    }
+}
+
 impl From<anyhow::Result<String>> for ToolOutput {
     fn from(r: anyhow::Result<String>) -> Self {
         match r {
@@ -177,9 +184,10 @@ pub(crate) fn definitions() -> &'static [Value] {
 /// Runs blocking file-system work off the async threads. A read-only tool
 /// is abandoned at once on abort; the closure also gets the token so a long
 /// walk stops soon after instead of running on unseen.
-async fn blocking<F>(ctx: &ToolCtx, work: F) -> ToolOutput
+async fn blocking<F, R>(ctx: &ToolCtx, work: F) -> ToolOutput
 where
-    F: FnOnce(CancellationToken) -> anyhow::Result<String> + Send + 'static,
+    F: FnOnce(CancellationToken) -> R + Send + 'static,
+    R: Into<ToolOutput> + Send + 'static,
 {
     let token = ctx.cancel.clone();
     let handle = tokio::task::spawn_blocking(move || work(token));

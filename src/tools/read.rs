@@ -1,4 +1,5 @@
-//! `read {path, offset?, limit?}`: a text file with `cat -n` line numbers.
+//! `read {path, offset?, limit?}`: a text file with `cat -n` line numbers,
+//! or an image file (PNG, JPEG, GIF, WebP: `image.rs`) shown to the model.
 //!
 //! The file is streamed line by line and each line is capped while it is
 //! read, so a huge file or a minified one-line file costs only what is
@@ -15,8 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::Args;
 use super::fsutil::{looks_binary, open_error, BINARY_SNIFF_BYTES};
+use super::image::{self, ImageType, MAX_IMAGE_BYTES};
 use super::tool::Builtin;
-use super::{blocking, paths, Access, FileKind, FileSystem, Preview, ToolCtx, ToolOutput};
+use super::{
+    blocking, paths, Access, FileKind, FileSystem, Preview, ToolCtx, ToolImage, ToolOutput,
+};
 
 const DEFAULT_LIMIT: u64 = 2000;
 /// Longer lines are cut; one minified line should not fill the context.
@@ -51,8 +55,9 @@ impl Builtin for ReadTool {
             "name": Self::NAME,
             "description": "Read a text file. Lines are numbered like `cat -n` (number, tab, line). \
                 Reads up to 2000 lines (and about 50 KB) from `offset`; a note at the end says which \
-                offset to use to read further. Lines over 2000 characters are cut. Binary files and \
-                directories are refused (use ls for directories).",
+                offset to use to read further. Lines over 2000 characters are cut. An image file \
+                (PNG, JPEG, GIF, WebP; up to 5 MB) is shown to you as an image. Other binary files \
+                and directories are refused (use ls for directories).",
             "input_schema": {
                 "type": "object",
                 "properties": {
@@ -106,7 +111,7 @@ enum Cut {
     Size,
 }
 
-fn read_file(fs: &dyn FileSystem, i: &Input, cancel: &CancellationToken) -> Result<String> {
+fn read_file(fs: &dyn FileSystem, i: &Input, cancel: &CancellationToken) -> Result<ToolOutput> {
     let shown = &i.shown;
     let meta = fs.metadata(&i.path).map_err(|e| open_error(e, shown))?;
     match meta.kind {
@@ -115,11 +120,24 @@ fn read_file(fs: &dyn FileSystem, i: &Input, cancel: &CancellationToken) -> Resu
         FileKind::Other => bail!("{shown} is not a regular file"),
         FileKind::File => {}
     }
+    // A file system serving lines (the editor's) serves text: an image is
+    // looked for in its bytes only when its name says it is one.
+    if ImageType::by_name(&i.path) {
+        let mut file = fs.open(&i.path).map_err(|e| open_error(e, shown))?;
+        let mut head = Vec::with_capacity(image::SNIFF_BYTES);
+        (&mut file)
+            .take(image::SNIFF_BYTES as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| anyhow!("cannot read {shown}: {e}"))?;
+        if let Some(kind) = ImageType::sniff(&head) {
+            return read_image(kind, head, file, meta.len, shown);
+        }
+    }
     // One line more than shown says whether the file goes on.
     if let Some(window) = fs.read_lines(&i.path, i.offset, i.limit.saturating_add(1)) {
         let text = window.map_err(|e| open_error(e, shown))?;
         let reader = BufReader::new(io::Cursor::new(text.into_bytes()));
-        return number_lines(reader, Lines::Window, i, cancel);
+        return number_lines(reader, Lines::Window, i, cancel).map(ToolOutput::ok);
     }
     let mut file = fs.open(&i.path).map_err(|e| open_error(e, shown))?;
     let mut head = Vec::with_capacity(BINARY_SNIFF_BYTES);
@@ -127,6 +145,10 @@ fn read_file(fs: &dyn FileSystem, i: &Input, cancel: &CancellationToken) -> Resu
         .take(BINARY_SNIFF_BYTES as u64)
         .read_to_end(&mut head)
         .map_err(|e| anyhow!("cannot read {shown}: {e}"))?;
+    // By its bytes, whatever its name.
+    if let Some(kind) = ImageType::sniff(&head) {
+        return read_image(kind, head, file, meta.len, shown);
+    }
     if looks_binary(&head) {
         bail!(
             "{shown} is a binary file ({} bytes); read shows text files only",
@@ -134,7 +156,40 @@ fn read_file(fs: &dyn FileSystem, i: &Input, cancel: &CancellationToken) -> Resu
         );
     }
     let reader = BufReader::new(io::Cursor::new(head).chain(file));
-    number_lines(reader, Lines::Whole, i, cancel)
+    number_lines(reader, Lines::Whole, i, cancel).map(ToolOutput::ok)
+}
+
+/// An image file for the model: the whole file as a base64 image beside a
+/// line naming it, or, over [`MAX_IMAGE_BYTES`], only the line. `head` is
+/// what was read of it already.
+fn read_image(
+    kind: ImageType,
+    mut bytes: Vec<u8>,
+    rest: impl Read,
+    len: u64,
+    shown: &str,
+) -> Result<ToolOutput> {
+    use base64::Engine as _;
+    if len > MAX_IMAGE_BYTES {
+        return Ok(ToolOutput::ok(image::too_large(shown, kind, len)));
+    }
+    // Bounded even if the file grew since its size was read.
+    rest.take(MAX_IMAGE_BYTES + 1 - bytes.len() as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_IMAGE_BYTES {
+        return Ok(ToolOutput::ok(image::too_large(
+            shown,
+            kind,
+            bytes.len() as u64,
+        )));
+    }
+    let mut out = ToolOutput::ok(image::describe(shown, kind, &bytes));
+    out.images.push(ToolImage {
+        media_type: kind.media_type().to_owned(),
+        data: base64::engine::general_purpose::STANDARD.encode(&bytes),
+    });
+    Ok(out)
 }
 
 /// What a reader given to [`number_lines`] holds.
@@ -326,7 +381,7 @@ mod tests {
         let editor = Editor(Default::default());
         let read = |input: Value| {
             let i = ReadTool::parse(&input, dir.path()).unwrap();
-            read_file(&editor, &i, &CancellationToken::new())
+            read_file(&editor, &i, &CancellationToken::new()).map(|o| o.content)
         };
         let out = read(json!({"path": "a.txt", "offset": 3, "limit": 2})).unwrap();
         assert_eq!(
@@ -417,6 +472,54 @@ mod tests {
             ),
             "{}",
             &out.content[out.content.len() - 120..]
+        );
+    }
+
+    /// A PNG's signature and IHDR for a `w`×`h` image, then `pad` bytes.
+    fn png(w: u32, h: u32, pad: usize) -> Vec<u8> {
+        let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        b.extend_from_slice(&w.to_be_bytes());
+        b.extend_from_slice(&h.to_be_bytes());
+        b.extend_from_slice(&[8, 6, 0, 0, 0]);
+        b.resize(b.len() + pad, 0);
+        b
+    }
+
+    #[tokio::test]
+    async fn an_image_file_is_shown_to_the_model() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = png(800, 600, 12 * 1024);
+        fs::write(dir.path().join("shot.png"), &bytes).unwrap();
+        let out = read(dir.path(), json!({"path": "shot.png"})).await;
+        assert!(!out.is_error);
+        assert_eq!(out.content, "Image shot.png (PNG, 800×600, 13 KB)");
+        assert_eq!(out.images.len(), 1);
+        assert_eq!(out.images[0].media_type, "image/png");
+        let sent = base64::engine::general_purpose::STANDARD
+            .decode(&out.images[0].data)
+            .unwrap();
+        assert_eq!(sent, bytes);
+
+        // By its bytes, whatever its name; a name alone makes no image.
+        fs::write(dir.path().join("shot.dat"), &bytes).unwrap();
+        let out = read(dir.path(), json!({"path": "shot.dat"})).await;
+        assert_eq!(out.images.len(), 1, "{}", out.content);
+        fs::write(dir.path().join("fake.png"), "not an image\n").unwrap();
+        let out = read(dir.path(), json!({"path": "fake.png"})).await;
+        assert_eq!(out.content, "     1\tnot an image\n");
+        assert!(out.images.is_empty());
+
+        // Over 5 MB: named, not sent.
+        let big = png(10, 10, 5 * 1024 * 1024);
+        fs::write(dir.path().join("big.png"), &big).unwrap();
+        let out = read(dir.path(), json!({"path": "big.png"})).await;
+        assert!(!out.is_error && out.images.is_empty());
+        assert!(
+            out.content
+                .starts_with("Image big.png (PNG, 5.0 MB) is over the 5 MB"),
+            "{}",
+            out.content
         );
     }
 

@@ -69,7 +69,9 @@ impl TestKeys for Api {
 mod caching;
 mod config;
 mod failures;
+mod gemini;
 mod hints;
+mod images;
 mod models;
 mod requests;
 mod responses;

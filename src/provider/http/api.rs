@@ -20,6 +20,12 @@ pub(crate) trait Api: Sync {
     /// Appended to the endpoint's base URL.
     fn path(&self) -> &'static str;
 
+    /// The path for `model`: the same for every model except where the
+    /// API puts the model in the URL (Gemini).
+    fn path_for(&self, _model: &str) -> String {
+        self.path().to_owned()
+    }
+
     /// Headers besides content type and accept: the key, version headers.
     fn headers(&self, key: Option<&str>, headers: &mut HeaderMap) -> anyhow::Result<()>;
 

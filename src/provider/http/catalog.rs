@@ -1,4 +1,4 @@
-//! Built-in catalogue of Anthropic and OpenAI models: context windows,
+//! Built-in catalogue of Anthropic, OpenAI and Google models: context windows,
 //! output limits and prices, so `get_available_models` can list them and
 //! `get_session_stats.cost_usd` can price them.
 //!
@@ -76,6 +76,17 @@ const OPENAI: &[Row] = &[
     ("o3", "o3", 200_000, 100_000, 2.0, 8.0, 0.5, 2.0),
 ];
 
+/// Gemini's prices are those of prompts up to 200K tokens (2.5 Pro and 3
+/// Pro bill longer ones at twice the input rate). Implicit caching has no
+/// write charge, so the write price is the input price.
+#[rustfmt::skip]
+const GEMINI: &[Row] = &[
+    ("gemini-2.5-flash", "Gemini 2.5 Flash", 1_048_576, 65_536, 0.30, 2.50, 0.03, 0.30),
+    ("gemini-2.5-pro", "Gemini 2.5 Pro", 1_048_576, 65_536, 1.25, 10.0, 0.125, 1.25),
+    ("gemini-2.5-flash-lite", "Gemini 2.5 Flash-Lite", 1_048_576, 65_536, 0.10, 0.40, 0.01, 0.10),
+    ("gemini-3-pro-preview", "Gemini 3 Pro Preview", 1_048_576, 65_536, 2.0, 12.0, 0.20, 2.0),
+];
+
 fn specs(rows: &[Row]) -> Vec<ModelSpec> {
     rows.iter()
         .map(
@@ -104,6 +115,10 @@ pub(crate) fn openai() -> Vec<ModelSpec> {
     specs(OPENAI)
 }
 
+pub(crate) fn gemini() -> Vec<ModelSpec> {
+    specs(GEMINI)
+}
+
 /// Whether a model id names a thinking (reasoning) model, by family: every
 /// Claude from 3.7 on (extended thinking), OpenAI's o-series and GPT-5 and
 /// later. Used for the catalogue and for ids it does not list; a config
@@ -112,6 +127,10 @@ pub(crate) fn is_reasoning(id: &str) -> bool {
     if let Some(rest) = id.strip_prefix("claude-") {
         // claude-3-haiku, claude-3-5-sonnet, … predate extended thinking.
         return !rest.contains("3-") || rest.contains("3-7");
+    }
+    if let Some(rest) = id.strip_prefix("gemini-") {
+        // Gemini thinks from 2.5 on; 1.x and 2.0 do not.
+        return !(rest.starts_with("1.") || rest.starts_with("2.0"));
     }
     if ["o1", "o3", "o4"].iter().any(|p| id.starts_with(p)) {
         return true;
@@ -129,6 +148,8 @@ pub(crate) fn provider_of_bare(model: &str) -> Option<&'static str> {
         .any(|p| model.starts_with(p));
     if model.starts_with("claude-") {
         Some("anthropic")
+    } else if model.starts_with("gemini-") {
+        Some("google")
     } else if openai_prefix {
         Some("openai")
     } else {
@@ -163,10 +184,18 @@ mod tests {
             "o3",
             "gpt-5.4",
             "gpt-6.2-sol",
+            "gemini-2.5-flash",
+            "gemini-3-pro-preview",
         ] {
             assert!(is_reasoning(id), "{id}");
         }
-        for id in ["claude-3-5-haiku-latest", "gpt-4o", "gpt-4.1", "llama3"] {
+        for id in [
+            "claude-3-5-haiku-latest",
+            "gpt-4o",
+            "gpt-4.1",
+            "llama3",
+            "gemini-2.0-flash",
+        ] {
             assert!(!is_reasoning(id), "{id}");
         }
     }
@@ -176,6 +205,7 @@ mod tests {
         assert_eq!(provider_of_bare("claude-opus-5-5"), Some("anthropic"));
         assert_eq!(provider_of_bare("gpt-4o-mini"), Some("openai"));
         assert_eq!(provider_of_bare("o3"), Some("openai"));
+        assert_eq!(provider_of_bare("gemini-2.5-pro"), Some("google"));
         assert_eq!(provider_of_bare("llama3"), None);
     }
 }

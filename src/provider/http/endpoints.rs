@@ -1,4 +1,4 @@
-//! HTTP endpoints: Anthropic, OpenAI, well-known OpenAI-compatible services
+//! HTTP endpoints: Anthropic, OpenAI, Google, well-known OpenAI-compatible services
 //! and the config's own, each with its URL, key variable and models.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context};
 
 use super::catalog::{self, ModelSpec, Price};
-use crate::config::{env_nonempty, Config, Kind, ModelConfig, OpenaiApi, ProviderConfig};
+use crate::config::{env_nonempty, ApiName, Config, Kind, ModelConfig, OpenaiApi, ProviderConfig};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
@@ -259,6 +259,24 @@ fn builtin() -> BTreeMap<String, Endpoint> {
             models: catalog::openai(),
         },
     );
+    let google_base = env_or(
+        "GOOGLE_GEMINI_BASE_URL",
+        "https://generativelanguage.googleapis.com",
+    );
+    all.insert(
+        "google".to_owned(),
+        Endpoint {
+            name: "google".into(),
+            kind: Kind::Gemini,
+            api: None,
+            base_url: google_base.0,
+            base_url_source: google_base.1,
+            api_key_env: Some(google_key_var().into()),
+            configured: false,
+            prompt_caching: true,
+            models: catalog::gemini(),
+        },
+    );
     for &(name, url, key) in PRESETS {
         let (base_url, base_url_source) = match name {
             "ollama" => match env_nonempty("OLLAMA_HOST").and_then(|v| ollama_base_url(&v)) {
@@ -285,6 +303,16 @@ fn builtin() -> BTreeMap<String, Endpoint> {
     all
 }
 
+/// Google's two names for the Gemini key, as its own tools read them:
+/// `GEMINI_API_KEY`, else `GOOGLE_API_KEY` when only that one is set.
+fn google_key_var() -> &'static str {
+    if env_nonempty("GEMINI_API_KEY").is_none() && env_nonempty("GOOGLE_API_KEY").is_some() {
+        "GOOGLE_API_KEY"
+    } else {
+        "GEMINI_API_KEY"
+    }
+}
+
 /// `[providers.<name>]` applied to the built-in endpoint of that name
 /// (`existing`), or a new endpoint, which needs a kind and a base URL.
 fn configured(
@@ -297,13 +325,28 @@ fn configured(
         provider: name.to_owned(),
         file: config.path.clone(),
     };
+    // `api` names a wire API, so it implies a kind; it never changes the
+    // kind that was set (a built-in's, or `kind =`).
+    let implied = pc.api.map(ApiName::resolve);
+    let mismatch = |kind: Kind| {
+        if kind == Kind::Openai {
+            anyhow!(
+                "[providers.{name}] api = … chooses between OpenAI's APIs; it needs kind = \"openai\""
+            )
+        } else {
+            anyhow!("[providers.{name}] api = \"gemini\" needs kind = \"gemini\"")
+        }
+    };
     let endpoint = match existing {
         Some(mut e) => {
             if let Some(kind) = pc.kind {
                 e.kind = kind;
             }
-            if pc.api.is_some() {
-                e.api = pc.api;
+            if let Some((kind, api)) = implied {
+                if kind != e.kind {
+                    return Err(mismatch(kind));
+                }
+                e.api = api;
             }
             if let Some(url) = &pc.base_url {
                 e.base_url = url.clone();
@@ -316,10 +359,14 @@ fn configured(
         }
         None => Endpoint {
             name: name.to_owned(),
-            kind: pc.kind.with_context(|| {
-                format!("[providers.{name}] needs kind = \"openai\" or kind = \"anthropic\"")
+            kind: match (pc.kind, implied) {
+                (Some(kind), Some((wanted, _))) if kind != wanted => return Err(mismatch(wanted)),
+                (kind, implied) => kind.or(implied.map(|(k, _)| k)),
+            }
+            .with_context(|| {
+                format!("[providers.{name}] needs kind = \"openai\", \"anthropic\" or \"gemini\"")
             })?,
-            api: pc.api,
+            api: implied.and_then(|(_, api)| api),
             base_url: pc
                 .base_url
                 .clone()
@@ -331,11 +378,6 @@ fn configured(
             models: Vec::new(),
         },
     };
-    if endpoint.kind == Kind::Anthropic && endpoint.api.is_some() {
-        anyhow::bail!(
-            "[providers.{name}] api = … chooses between OpenAI's APIs; it needs kind = \"openai\""
-        );
-    }
     let mut endpoint = Endpoint {
         configured: true,
         prompt_caching: pc.prompt_caching.unwrap_or(endpoint.prompt_caching),
@@ -382,6 +424,26 @@ fn merge_model(models: &mut Vec<ModelSpec>, m: &ModelConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_gemini_names_googles_api() {
+        let config = crate::config::parse(
+            "[providers.vertexish]\napi = \"gemini\"\nbase_url = \"https://g.example.com\"\n\
+             [providers.google]\napi = \"gemini\"\n",
+        )
+        .unwrap();
+        let all = build(&config).unwrap();
+        assert_eq!(all["vertexish"].kind, Kind::Gemini);
+        assert_eq!(all["google"].kind, Kind::Gemini);
+        for bad in [
+            "[providers.openai]\napi = \"gemini\"\n",
+            "[providers.x]\nkind = \"anthropic\"\napi = \"gemini\"\nbase_url = \"http://x\"\n",
+            "[providers.google]\napi = \"responses\"\n",
+        ] {
+            let config = crate::config::parse(bad).unwrap();
+            assert!(build(&config).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn openais_reasoning_models_default_to_the_responses_api() {

@@ -178,6 +178,14 @@ impl Site {
                 ),
                 base.strip_suffix("/v1").map(str::to_owned),
             ),
+            Kind::Gemini => (
+                format!(
+                    "{} does not end in /v1beta (rpc appends {})",
+                    self.setting_name(),
+                    self.path
+                ),
+                base.strip_suffix("/v1beta").map(str::to_owned),
+            ),
         };
         let mut hint = format!(
             "the base URL {base} ({}) may be wrong: {convention}",
@@ -197,6 +205,7 @@ impl Site {
             (_, Kind::Anthropic) if self.provider == "anthropic" => "ANTHROPIC_BASE_URL".to_owned(),
             (_, Kind::Openai) => "an OpenAI-compatible base_url".to_owned(),
             (_, Kind::Anthropic) => "an Anthropic base_url".to_owned(),
+            (_, Kind::Gemini) => "a Gemini base_url".to_owned(),
         }
     }
 }
@@ -240,8 +249,9 @@ pub(super) async fn check_status(
     if status.is_success() {
         return Ok(response);
     }
-    let retry_after = retry_after(response.headers());
+    let header_delay = retry_after(response.headers());
     let body = read_capped(response, ERROR_BODY_CAP).await;
+    let retry_after = header_delay.or_else(|| retry_delay(&body));
     let (kind, message) = error_fields(&body);
     let retryable = matches!(status.as_u16(), 408 | 409 | 429 | 500..=599)
         || kind.as_deref() == Some("overloaded_error");
@@ -314,8 +324,22 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> String {
     text
 }
 
+/// Google's `RetryInfo` in an error body (`"retryDelay": "3s"` in
+/// `error.details`), which Gemini sends with a 429 instead of a header.
+fn retry_delay(body: &str) -> Option<Duration> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["error"]["details"]
+        .as_array()?
+        .iter()
+        .find_map(|d| d["retryDelay"].as_str())
+        .and_then(|s| s.trim().strip_suffix('s'))
+        .and_then(|s| s.parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
 /// `(type, message)` from the usual error bodies: Anthropic
-/// `{"error": {"type", "message"}}` and OpenAI `{"error": {"message", "type"|"code"}}`.
+/// `{"error": {"type", "message"}}`, OpenAI `{"error": {"message", "type"|"code"}}`
+/// and Google `{"error": {"code": 429, "message", "status"}}`.
 pub(crate) fn error_fields(body: &str) -> (Option<String>, Option<String>) {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
         let trimmed = body.trim();
@@ -326,6 +350,7 @@ pub(crate) fn error_fields(body: &str) -> (Option<String>, Option<String>) {
         .get("type")
         .and_then(|t| t.as_str())
         .or_else(|| err.get("code").and_then(|t| t.as_str()))
+        .or_else(|| err.get("status").and_then(|t| t.as_str()))
         .map(str::to_owned);
     let message = err
         .get("message")
@@ -386,6 +411,14 @@ mod tests {
             (k.as_deref(), m.as_deref()),
             (Some("rate_limit_exceeded"), Some("slow down"))
         );
+        let gemini = r#"{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1.5s"}]}}"#;
+        let (k, m) = error_fields(gemini);
+        assert_eq!(
+            (k.as_deref(), m.as_deref()),
+            (Some("RESOURCE_EXHAUSTED"), Some("Quota exceeded"))
+        );
+        assert_eq!(retry_delay(gemini), Some(Duration::from_millis(1500)));
+        assert_eq!(retry_delay("{}"), None);
         assert_eq!(
             error_fields("Bad Gateway").1.as_deref(),
             Some("Bad Gateway")

@@ -1,7 +1,7 @@
 //! The HTTP backend: one streaming request per round with retries, SSE
 //! decoding and idle timeouts, shared by every API (`api.rs` says what
 //! differs between them; `anthropic.rs`, `openai.rs` (Chat Completions) and
-//! `responses.rs` (OpenAI Responses) are the APIs).
+//! `responses.rs` (OpenAI Responses) and `gemini.rs` (Google) are the APIs).
 //!
 //! A round runs as its own task that sends [`Event`]s to the turn, so abort
 //! is just dropping the task: the connection closes at once. Retries happen
@@ -15,6 +15,7 @@ pub(crate) mod api;
 pub(crate) mod catalog;
 pub(crate) mod endpoints;
 mod failure;
+pub(crate) mod gemini;
 pub(crate) mod openai;
 pub(crate) mod responses;
 pub mod sse;
@@ -90,6 +91,7 @@ pub(crate) fn api(endpoint: &Endpoint, model: &str) -> &'static dyn Api {
             OpenaiApi::ChatCompletions => &openai::OpenAi,
             OpenaiApi::Responses => &responses::Responses,
         },
+        Kind::Gemini => &gemini::Gemini,
     }
 }
 
@@ -106,9 +108,10 @@ pub(crate) fn open(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
     api.headers(key.as_deref(), &mut headers)?;
+    let path = api.path_for(model);
     let prepared = Prepared {
         provider: endpoint.name.clone(),
-        url: endpoint.url(api.path()),
+        url: endpoint.url(&path),
         site: Site::of(endpoint, api.path()),
         headers,
         body: api.body(endpoint, model, req).to_string().into_bytes(),
