@@ -308,6 +308,9 @@ impl Host {
             sources.push(Arc::new(delegation.source(mcp.clone())));
         }
         let tools = Arc::new(crate::tools::ToolSources::new(sources).only(only_tools));
+        // What bash asks in the system prompt depends on the sandbox.
+        let mut context = context;
+        context.set_sandboxed(backends.sandbox_state().enforced);
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
