@@ -420,12 +420,21 @@ impl Factory {
 
 /// `[subagents]` over the defaults.
 /// The hooks files' commands; a bad file stops start-up, naming the file
-/// and the JSON path. `[hooks] file` is relative to the config file.
+/// and the JSON path. `[hooks] file` is relative to the config file (`~`
+/// expands to the home directory).
 fn hook_config(cli: &Cli, config: &Config, cwd: &Path) -> Result<crate::hooks::HookConfig, Coded> {
-    let from_config = config.hooks.file.as_ref().map(|f| match &config.path {
-        Some(p) if f.is_relative() => p.parent().unwrap_or(Path::new(".")).join(f),
-        _ => f.clone(),
-    });
+    let home = env_nonempty("HOME").map(PathBuf::from);
+    let from_config = config
+        .hooks
+        .file
+        .as_ref()
+        .map(|f| match (f.strip_prefix("~"), &home) {
+            (Ok(rest), Some(home)) => home.join(rest),
+            _ => match &config.path {
+                Some(p) if f.is_relative() => p.parent().unwrap_or(Path::new(".")).join(f),
+                _ => f.clone(),
+            },
+        });
     crate::hooks::config::load(
         cli.hooks.as_deref(),
         from_config.as_deref(),
