@@ -105,9 +105,9 @@ pub(crate) struct Hooks {
     transcript_path: PathBuf,
     /// Applied to every command while it is enforced, as to bash.
     sandbox: Option<Arc<SessionSandbox>>,
-    /// A subagent's session: its parent fires `SubagentStop` for it, so
-    /// it fires neither `SessionStart` nor `Stop` itself (as in Claude
-    /// Code).
+    /// A subagent's session: its parent fires `SubagentStop` for it, and
+    /// its prompt comes from the model, so it fires neither `SessionStart`,
+    /// `UserPromptSubmit` nor `Stop` itself (as in Claude Code).
     subagent: bool,
 }
 
@@ -137,7 +137,8 @@ impl Hooks {
     /// Whether any command is configured for `event` (callers skip
     /// building the input when none is).
     pub(crate) fn any(&self, event: Event) -> bool {
-        if self.subagent && matches!(event, Event::SessionStart | Event::Stop) {
+        let own = [Event::SessionStart, Event::UserPromptSubmit, Event::Stop];
+        if self.subagent && own.contains(&event) {
             return false;
         }
         self.config.groups.iter().any(|(e, _)| *e == event)

@@ -44,6 +44,9 @@ pub(crate) async fn run(command: &str, timeout: Duration, input: &[u8], place: &
         .args(["-c", command])
         .current_dir(place.cwd)
         .env_remove(place.env_remove)
+        // Claude Code's hooks find the project through it
+        // (`"$CLAUDE_PROJECT_DIR"/.claude/hooks/check.sh`).
+        .envs([("CLAUDE_PROJECT_DIR", place.cwd)])
         .own_group()
         .stdio(Stdio::piped(), Stdio::piped(), Stdio::piped())
         .sandbox(place.sandbox.clone())

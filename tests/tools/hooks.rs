@@ -4,8 +4,9 @@
 //! adding context and refusing a prompt, a `Stop` hook sending the model
 //! back once (and at most three times), a hanging hook killed at its
 //! timeout with its whole group, the project's `.claude/settings.json`
-//! ignored unless trusted, a bad file stopping start-up, and the time a
-//! trivial hook run takes.
+//! ignored unless trusted, a bad file stopping start-up, `SessionStart`,
+//! `PreCompact` and `SubagentStop` (fired in the parent, no `Stop` in the
+//! child), and the time a trivial hook run takes.
 
 use super::*;
 use common::procfs::wait_gone;
@@ -341,5 +342,91 @@ fn the_time_a_trivial_hook_run_takes() {
         ms[n - 1]
     );
     assert!(ms[n / 2] < 1000, "{ms:?}");
+    shutdown(rpc);
+}
+
+#[test]
+fn session_start_context_reaches_the_first_prompt_only() {
+    let dirs = Dirs::new();
+    let hooks = hooks_file(
+        dirs.root.path(),
+        r#"{"hooks": {"SessionStart": [{"matcher": "startup", "hooks": [
+            {"type": "command", "command": "echo SESSION-CONTEXT-7"}]}]}}"#,
+        &[],
+    );
+    let mut rpc = start_hooked(&dirs, "ask", &hooks);
+    let frames = run_ok(&mut rpc, "p1", "one [[show=messages]]");
+    assert!(
+        text_of(&frames).contains("SESSION-CONTEXT-7"),
+        "{}",
+        text_of(&frames)
+    );
+    let frames = run_ok(&mut rpc, "p2", "two");
+    assert_eq!(text_of(&frames), "two");
+    let stored = messages(&mut rpc, "m");
+    let first = message_text(&stored[0]);
+    assert!(first.contains("SESSION-CONTEXT-7"), "{first}");
+    assert!(!message_text(&stored[2]).contains("SESSION-CONTEXT-7"));
+    shutdown(rpc);
+}
+
+#[test]
+fn pre_compact_sees_a_manual_compaction() {
+    let dirs = Dirs::new();
+    let hooks = hooks_file(
+        dirs.root.path(),
+        r#"{"hooks": {"PreCompact": [{"matcher": "manual", "hooks": [
+            {"type": "command", "command": "cat > \"$CLAUDE_PROJECT_DIR/precompact.json\""}]}]}}"#,
+        &[],
+    );
+    let mut rpc = start_hooked(&dirs, "ask", &hooks);
+    run_ok(&mut rpc, "p1", "something to summarise");
+    let answer = rpc.call(
+        json!({"type": "compact", "instructions": "keep names"}),
+        "c1",
+    );
+    // The history is too short to shrink; the hook ran before that was
+    // known, as it does before every compaction.
+    assert!(
+        answer["ok"] == true || answer["code"] == "not_compacted",
+        "{answer}"
+    );
+    let input: Value =
+        serde_json::from_str(&dirs.get("precompact.json").unwrap_or_default()).expect("the input");
+    assert_eq!(input["hook_event_name"], "PreCompact", "{input}");
+    assert_eq!(input["trigger"], "manual", "{input}");
+    assert_eq!(input["custom_instructions"], "keep names", "{input}");
+    assert_eq!(input["cwd"], dirs.cwd.to_str().expect("utf-8"), "{input}");
+    shutdown(rpc);
+}
+
+#[test]
+fn subagent_stop_fires_in_the_parent_and_the_child_fires_no_stop() {
+    let dirs = Dirs::new();
+    let hooks = hooks_file(
+        dirs.root.path(),
+        r#"{"hooks": {
+            "SubagentStop": [{"hooks": [{"type": "command", "command": "echo checked by hook >&2; exit 2"}]}],
+            "Stop": [{"hooks": [{"type": "command", "command": "echo stop >> \"$CLAUDE_PROJECT_DIR/stops.log\""}]}]}}"#,
+        &[],
+    );
+    let mut rpc = start_hooked(&dirs, "allow-all", &hooks);
+    let input = json!({"description": "child", "prompt": "hello from the child"});
+    let frames = run_ok(&mut rpc, "p1", &call("task", &input));
+    let end = frames
+        .iter()
+        .find(|f| f["type"] == "tool_execution_end" && f.get("parent_tool_call_id").is_none())
+        .expect("the task call's end");
+    let result = end["result"].as_str().unwrap_or_default();
+    assert!(
+        result.contains("[SubagentStop hook] checked by hook"),
+        "{end}"
+    );
+    assert_eq!(hook_frames(&frames, "SubagentStop").len(), 1, "{frames:#?}");
+    assert_eq!(
+        dirs.get("stops.log").as_deref(),
+        Some("stop\n"),
+        "only the parent's turn stops"
+    );
     shutdown(rpc);
 }
