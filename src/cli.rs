@@ -127,6 +127,16 @@ pub struct Cli {
     #[arg(long, value_name = "MODE", value_enum)]
     pub sandbox: Option<crate::protocol::SandboxMode>,
 
+    /// Policy hooks in Claude Code's shape, read from FILE [default: config
+    /// `[hooks] file`, else $XDG_CONFIG_HOME/agent-rpc/hooks.json].
+    #[arg(long, value_name = "FILE")]
+    pub hooks: Option<PathBuf>,
+
+    /// Also runs the hooks of the project's own `.claude/settings.json`
+    /// (never without this flag: a repository must not choose what runs).
+    #[arg(long)]
+    pub trust_project_hooks: bool,
+
     /// Thinking level: off, minimal, low, medium, high, xhigh [default: off; a
     /// resumed session's own]. Overrides a resumed session's level.
     #[arg(long, value_name = "LEVEL", value_enum)]

@@ -33,6 +33,8 @@ pub(crate) struct Config {
     #[serde(default)]
     pub sandbox: SandboxConfig,
     #[serde(default)]
+    pub hooks: HooksConfig,
+    #[serde(default)]
     pub compaction: CompactionConfig,
     #[serde(default)]
     pub budget: BudgetConfig,
@@ -198,6 +200,15 @@ impl Config {
         keep.extend(self.tools.keep_env.iter().cloned());
         keep
     }
+}
+
+/// `[hooks]`: where the policy hooks are read from (`src/hooks/`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HooksConfig {
+    /// A hooks file in Claude Code's shape (relative to the config file's
+    /// directory; `--hooks` wins).
+    pub file: Option<PathBuf>,
 }
 
 /// `[sandbox]`: the kernel sandbox of bash and sandboxed MCP servers

@@ -102,6 +102,8 @@ pub(crate) struct Factory {
     sandbox_policy: Arc<crate::sandbox::Policy>,
     /// The mode a session starts in (`--sandbox`, else the config).
     sandbox_mode: crate::protocol::SandboxMode,
+    /// The policy hooks every session runs (`--hooks`, `[hooks] file`).
+    hooks: Arc<crate::hooks::HookConfig>,
 }
 
 impl Factory {
@@ -120,6 +122,7 @@ impl Factory {
         let env_remove = Arc::new(secret_vars(&providers, &config.env_keep()));
         let sandbox_policy = Arc::new(sandbox_policy(&config, &data_dir));
         let sandbox_mode = crate::sandbox::default_mode(cli.sandbox, config.sandbox.mode);
+        let hooks = Arc::new(hook_config(cli, &config, &cwd)?);
         let hub = crate::agents::hub::Hub::new(subagent_limits(&config));
         let external_agents = config
             .agents
@@ -146,6 +149,7 @@ impl Factory {
             external_agents,
             sandbox_policy,
             sandbox_mode,
+            hooks,
         }))
     }
 
@@ -210,11 +214,13 @@ impl Factory {
             cwd.clone(),
             self.sandbox_policy.clone(),
         ));
+        let hooks = self.session_hooks(&cwd, &session, &file, Some(sandbox.clone()), false);
         let config = &self.config;
         Ok(Parts {
             gate,
             context,
             commands,
+            hooks,
             settings: self.settings(
                 cwd,
                 cwd_fixed,
@@ -236,6 +242,27 @@ impl Factory {
             only_tools: None,
             shared_mcp: None,
         })
+    }
+
+    /// The configured hooks as one session runs them: in its cwd, under
+    /// its sandbox, told its id and file.
+    fn session_hooks(
+        &self,
+        cwd: &Path,
+        session: &Session,
+        file: &SessionFile,
+        sandbox: Option<Arc<crate::sandbox::SessionSandbox>>,
+        subagent: bool,
+    ) -> Arc<crate::hooks::Hooks> {
+        let info = crate::hooks::SessionInfo {
+            cwd: cwd.to_owned(),
+            session_id: session.header.id.clone(),
+            transcript_path: file.path().to_owned(),
+            env_remove: self.env_remove.clone(),
+            sandbox,
+            subagent,
+        };
+        Arc::new(crate::hooks::Hooks::new(self.hooks.clone(), info))
     }
 
     /// How a host runs a session in `cwd` with `budget`: the flags, else
@@ -315,9 +342,11 @@ impl Factory {
             .collect();
         prompt_config.append = Some(append.join("\n\n")).filter(|a| !a.is_empty());
         let context = SessionPrompt::start(prompt_config, cwd.clone(), mode);
+        let hooks = self.session_hooks(&cwd, &session, &file, run.backends.sandbox.clone(), true);
         Ok(Parts {
             gate,
             context,
+            hooks,
             commands: Commands::discover(cwd.clone(), None),
             settings: self.settings(
                 cwd,
@@ -390,6 +419,31 @@ impl Factory {
 }
 
 /// `[subagents]` over the defaults.
+/// The hooks files' commands; a bad file stops start-up, naming the file
+/// and the JSON path. `[hooks] file` is relative to the config file (`~`
+/// expands to the home directory).
+fn hook_config(cli: &Cli, config: &Config, cwd: &Path) -> Result<crate::hooks::HookConfig, Coded> {
+    let home = env_nonempty("HOME").map(PathBuf::from);
+    let from_config = config
+        .hooks
+        .file
+        .as_ref()
+        .map(|f| match (f.strip_prefix("~"), &home) {
+            (Ok(rest), Some(home)) => home.join(rest),
+            _ => match &config.path {
+                Some(p) if f.is_relative() => p.parent().unwrap_or(Path::new(".")).join(f),
+                _ => f.clone(),
+            },
+        });
+    crate::hooks::config::load(
+        cli.hooks.as_deref(),
+        from_config.as_deref(),
+        cwd,
+        cli.trust_project_hooks,
+    )
+    .code(ErrorCode::InvalidParams)
+}
+
 fn subagent_limits(config: &Config) -> crate::agents::hub::Limits {
     let defaults = crate::agents::hub::Limits::default();
     let sub = &config.subagents;

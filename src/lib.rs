@@ -63,6 +63,7 @@ pub(crate) mod context;
 pub(crate) mod engine;
 pub(crate) mod error;
 pub(crate) mod factory;
+pub(crate) mod hooks;
 pub(crate) mod host;
 pub(crate) mod mcp;
 pub(crate) mod native;

@@ -74,6 +74,9 @@ pub(crate) struct Inputs<'a> {
     pub config: &'a PromptConfig,
     pub tools: &'a Toolset,
     pub mode: Mode,
+    /// bash runs in an enforced kernel sandbox, which the gate counts as
+    /// a guard (it runs unasked in accept-edits).
+    pub sandboxed: bool,
     pub env: &'a Environment,
     pub files: &'a [ContextFile],
     pub skills: &'a [Skill],
@@ -118,7 +121,7 @@ pub(crate) fn build(i: &Inputs) -> SystemPrompt {
 
 /// The template, filled in.
 fn default_prompt(i: &Inputs) -> String {
-    let (tools, permissions) = tools_and_permissions(i.tools, i.mode);
+    let (tools, permissions) = tools_and_permissions(i.tools, i.mode, i.sandboxed);
     fill(
         TEMPLATE,
         &[
@@ -135,11 +138,16 @@ fn default_prompt(i: &Inputs) -> String {
 /// One line per tool the mode lets run (`- name: when to use it`), and
 /// what the permission gate will do, both asked of the gate's own rule
 /// table so the prompt cannot disagree with it. Nothing is allowed always
-/// yet when a session's prompt is written.
-fn tools_and_permissions(tools: &Toolset, mode: Mode) -> (String, String) {
+/// yet when a session's prompt is written; `sandboxed`: bash runs in an
+/// enforced sandbox (the gate's `Cover::Enforced`).
+fn tools_and_permissions(tools: &Toolset, mode: Mode, sandboxed: bool) -> (String, String) {
     let none = HashSet::new();
     let verdict = |name, access, outside| {
-        let cover = permissions::Cover::None;
+        let cover = if sandboxed && access == Access::Unrestricted {
+            permissions::Cover::Enforced
+        } else {
+            permissions::Cover::None
+        };
         permissions::verdict(mode, name, access, outside, cover, &none)
     };
     let mut lines = Vec::new();
@@ -288,6 +296,8 @@ pub(crate) struct SessionPrompt {
     config: PromptConfig,
     cwd: PathBuf,
     mode: Mode,
+    /// Whether bash runs in an enforced sandbox ([`Inputs::sandboxed`]).
+    sandboxed: bool,
     env: Environment,
     files: Vec<ContextFile>,
     found: Found,
@@ -305,6 +315,7 @@ impl SessionPrompt {
             config: &config,
             tools: Toolset::builtin(),
             mode,
+            sandboxed: false,
             env: &env,
             files: &files,
             skills: &found.skills,
@@ -313,6 +324,7 @@ impl SessionPrompt {
             config,
             cwd,
             mode,
+            sandboxed: false,
             env,
             files,
             found,
@@ -323,23 +335,41 @@ impl SessionPrompt {
     /// A new session: the context files are read again, the date is today's.
     pub(crate) fn restart(&mut self) {
         let config = std::mem::take(&mut self.config);
+        let sandboxed = self.sandboxed;
         *self = SessionPrompt::start(config, std::mem::take(&mut self.cwd), self.mode);
+        self.set_sandboxed(sandboxed);
     }
 
     /// Another session, in `cwd` with `mode`: rebuilt as at start-up.
     pub(crate) fn restart_in(&mut self, cwd: PathBuf, mode: Mode) {
         let config = std::mem::take(&mut self.config);
+        let sandboxed = self.sandboxed;
         *self = SessionPrompt::start(config, cwd, mode);
+        self.set_sandboxed(sandboxed);
     }
 
     /// The tool list and permission notes follow the mode; the files are
     /// not read again.
     pub(crate) fn set_mode(&mut self, mode: Mode) {
         self.mode = mode;
+        self.rebuild();
+    }
+
+    /// What bash asks follows whether the sandbox is enforced (it runs
+    /// unasked in accept-edits when it is); the files are not read again.
+    pub(crate) fn set_sandboxed(&mut self, sandboxed: bool) {
+        if self.sandboxed != sandboxed {
+            self.sandboxed = sandboxed;
+            self.rebuild();
+        }
+    }
+
+    fn rebuild(&mut self) {
         self.prompt = build(&Inputs {
             config: &self.config,
             tools: Toolset::builtin(),
-            mode,
+            mode: self.mode,
+            sandboxed: self.sandboxed,
             env: &self.env,
             files: &self.files,
             skills: &self.found.skills,

@@ -26,6 +26,7 @@ fn with_skills(
         config,
         tools: Toolset::builtin(),
         mode,
+        sandboxed: false,
         env: &env(),
         files,
         skills,
@@ -113,6 +114,26 @@ fn the_tools_and_what_asks_follow_the_mode() {
              reason: do not repeat it unchanged."
         ),
         "{accept}"
+    );
+    // With the sandbox enforced bash runs unasked in accept-edits, as the
+    // gate lets it.
+    let sandboxed = build(&Inputs {
+        config: &PromptConfig::default(),
+        tools: Toolset::builtin(),
+        mode: Mode::AcceptEdits,
+        sandboxed: true,
+        env: &env(),
+        files: &[],
+        skills: &[],
+    })
+    .text;
+    assert!(
+        tools_section(&sandboxed).ends_with(
+            "one step in_progress.\n\nAny call that touches a path outside the working directory \
+             asks the user for approval first. A call the user denies returns an error with their \
+             reason: do not repeat it unchanged."
+        ),
+        "{sandboxed}"
     );
     let all = default_text(Mode::AllowAll);
     assert!(

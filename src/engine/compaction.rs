@@ -291,6 +291,7 @@ impl Compactor<'_> {
     ) -> Result<bool, Stop> {
         let model_id = current_model(self.model)?;
         let prompt_id = Some(self.prompt_id.to_owned());
+        super::hooks::pre_compact(ctx, self.prompt_id).await;
         ctx.host.send(TurnMsg::Compacting(true));
         ctx.out
             .frame(&Frame::CompactionStart(CompactionStartFrame {

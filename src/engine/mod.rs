@@ -13,6 +13,7 @@
 
 pub(crate) mod budget;
 pub(crate) mod compaction;
+mod hooks;
 mod round;
 mod tool_calls;
 
@@ -127,6 +128,8 @@ pub(crate) struct TurnCtx {
     pub cancel: CancellationToken,
     pub steers: mpsc::UnboundedReceiver<String>,
     pub gate: Arc<Gate>,
+    /// The session's policy hooks (`PreToolUse`, `Stop`, ...).
+    pub hooks: Arc<crate::hooks::Hooks>,
     pub cwd: PathBuf,
     /// The folders of the session's Agent Skills (canonical): a read-only
     /// call inside one runs unasked, so the model can open a skill the
@@ -295,6 +298,8 @@ struct Turn<'a> {
     known: Option<Known>,
     /// An overflow was compacted already: a second one fails the turn.
     overflowed: bool,
+    /// How many times `Stop` hooks sent the model back to work.
+    stop_continued: u32,
 }
 
 impl<'a> Turn<'a> {
@@ -320,6 +325,7 @@ impl<'a> Turn<'a> {
             usage,
             known: None,
             overflowed: false,
+            stop_continued: 0,
         }
     }
 
@@ -476,8 +482,22 @@ impl<'a> Turn<'a> {
         if calls.is_empty() {
             let steers = last_steers(&mut self.ctx.steers);
             if steers.is_empty() {
-                keep_answer(self.ctx, builder, &stop_reason, None);
-                return Ok(Some(stop_reason));
+                // A `Stop` hook that blocks sends the model back to work
+                // with its reason as the next user message.
+                let again = hooks::stop(self.ctx, prompt_id, self.stop_continued).await;
+                let Some(again) = again else {
+                    keep_answer(self.ctx, builder, &stop_reason, None);
+                    return Ok(Some(stop_reason));
+                };
+                if self.ctx.cancel.is_cancelled() {
+                    keep_answer(self.ctx, builder, &stop_reason, None);
+                    return Err(Stop::Cancelled);
+                }
+                self.stop_continued += 1;
+                keep_answer(self.ctx, builder, &stop_reason, Some(&mut self.history));
+                let message = Message::user_text(again);
+                self.history.push(self.ctx.host.append(message));
+                return Ok(None);
             }
             // Steers that came during the round start another one.
             keep_answer(self.ctx, builder, &stop_reason, Some(&mut self.history));

@@ -1,4 +1,5 @@
-//! Executing the model's tool calls of one round: the permission gate first,
+//! Executing the model's tool calls of one round: the `PreToolUse` hooks and
+//! the permission gate first,
 //! then the tool with its output streamed as `tool_execution_update`, and a
 //! `tool_result` block for every call, whatever happened to it.
 //!
@@ -218,7 +219,12 @@ async fn one(
         (true, true) => Cover::Leaves,
         (true, false) => Cover::Enforced,
     };
-    match ctx.gate.verdict(name, tool.access(), outside, cover) {
+    let verdict = ctx.gate.verdict(name, tool.access(), outside, cover);
+    let verdict = match super::hooks::pre_tool_use(ctx, prompt_id, id, name, input, verdict).await {
+        Ok(v) => v,
+        Err(denied) => return denied,
+    };
+    match verdict {
         Verdict::Run => {}
         Verdict::Refuse(why) => return ToolOutput::error(why),
         Verdict::Ask => {
@@ -274,7 +280,12 @@ async fn one(
         }
     }
     ctx.out.tool_running(id).await;
-    run(prompt_id, id, tool.as_ref(), input, ctx).await
+    let mut output = run(prompt_id, id, tool.as_ref(), input, ctx).await;
+    if tool.access() == Access::Delegates {
+        super::hooks::subagent_stop(ctx, prompt_id, id, input, &mut output).await;
+    }
+    super::hooks::post_tool_use(ctx, prompt_id, id, name, input, &mut output).await;
+    output
 }
 
 /// Runs the tool, forwarding its incremental output as it comes.

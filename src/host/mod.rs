@@ -22,6 +22,7 @@
 //!   checked through it.
 
 mod handlers;
+mod hooks;
 mod link;
 #[cfg(test)]
 mod memory;
@@ -180,6 +181,11 @@ pub(crate) struct Host {
     /// context files.
     commands: Commands,
     gate: Arc<crate::permissions::Gate>,
+    /// The session's policy hooks (`src/hooks/`).
+    hooks: Arc<crate::hooks::Hooks>,
+    /// What `SessionStart` hooks said for the model, waiting for the
+    /// first prompt to carry it.
+    start_context: Vec<String>,
     out: Sink,
     providers: Arc<Providers>,
     store: Arc<Store>,
@@ -230,6 +236,8 @@ pub(crate) struct Parts {
     pub context: SessionPrompt,
     pub commands: Commands,
     pub gate: Arc<crate::permissions::Gate>,
+    /// The session's policy hooks.
+    pub hooks: Arc<crate::hooks::Hooks>,
     pub providers: Arc<Providers>,
     pub store: Store,
     pub session: Session,
@@ -258,6 +266,7 @@ impl Host {
             context,
             commands,
             gate,
+            hooks,
             providers,
             store,
             session,
@@ -299,6 +308,9 @@ impl Host {
             sources.push(Arc::new(delegation.source(mcp.clone())));
         }
         let tools = Arc::new(crate::tools::ToolSources::new(sources).only(only_tools));
+        // What bash asks in the system prompt depends on the sandbox.
+        let mut context = context;
+        context.set_sandboxed(backends.sandbox_state().enforced);
         let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
         let (model, _) = watch::channel(session.model.clone());
@@ -313,6 +325,8 @@ impl Host {
             context,
             commands,
             gate,
+            hooks,
+            start_context: Vec::new(),
             out,
             providers,
             store: Arc::new(store),
@@ -357,6 +371,7 @@ impl Host {
         mut signals: Signals,
     ) -> i32 {
         self.find_default_model();
+        self.session_start().await;
         let mut stdout_open = true;
         tokio::spawn(model_watch::run(
             self.providers.clone(),

@@ -126,6 +126,12 @@ impl Host {
             }
             _ => None,
         };
+        // The prompt id it will have if it starts, so the hook frames
+        // belong to it.
+        let prompt_id = format!("p{}", self.prompts_started + 1);
+        if let Err(err) = self.prompt_hooks(&prompt_id, &mut params).await {
+            return self.reject(token, err).await;
+        }
         let message = Arc::new(user_message(params));
         let entry = Entry::Message {
             ts: session::now(),
@@ -145,7 +151,6 @@ impl Host {
         }
         self.session.messages.push(message);
         self.prompts_started += 1;
-        let prompt_id = format!("p{}", self.prompts_started);
         self.pending.wait(token, Awaits::Turn);
         self.send(Frame::AgentStart(AgentStartFrame {
             prompt_id: prompt_id.clone(),
@@ -178,6 +183,7 @@ impl Host {
             cancel: cancel.clone(),
             steers: steer_rx,
             gate: self.gate.clone(),
+            hooks: self.hooks.clone(),
             cwd: self.settings.cwd_path.clone(),
             skill_roots: Arc::new(self.context.skill_roots()),
             backends: self.backends.clone(),

@@ -39,6 +39,9 @@ pub enum ErrorCode {
     /// The session reached its budget (`max_turns` or `budget_usd`): the
     /// turn stopped before its next provider round.
     BudgetExceeded,
+    /// A policy hook refused it (`UserPromptSubmit` exiting 2): the message
+    /// names the hook and gives its reason. Nothing was stored or sent.
+    HookBlocked,
     /// The host could not do it; the message names the path and the OS error.
     Internal,
 }
@@ -59,6 +62,7 @@ impl ErrorCode {
             ErrorCode::ToolError => "tool_error",
             ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::NotCompacted => "not_compacted",
+            ErrorCode::HookBlocked => "hook_blocked",
             ErrorCode::Internal => "internal",
         }
     }

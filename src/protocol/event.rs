@@ -72,6 +72,7 @@ pub enum Frame {
     CompactionEnd(CompactionEndFrame),
     McpServerStatus(McpServerStatusFrame),
     Plan(super::PlanFrame),
+    Hook(HookFrame),
 }
 
 impl Frame {
@@ -89,6 +90,32 @@ impl Frame {
         prompt_id.clone_into(prompt);
         *tag = Some(parent.to_owned());
     }
+}
+
+/// One hook command ran (SPEC §9.6): for which event, how it ended, and
+/// what it decided.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct HookFrame {
+    /// The turn it ran in; absent outside a turn (`compact`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_id: Option<String>,
+    /// Claude Code's event name: `PreToolUse`, `Stop`, ...
+    pub event: String,
+    /// The command as the hooks file gives it.
+    pub command: String,
+    /// Absent when it did not exit on its own (timed out, killed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    /// What it decided: `block` (exit 2, or `decision: "block"`),
+    /// `allow`/`deny`/`ask` (`permissionDecision`), `stop`
+    /// (`continue: false`); absent when it only let things go on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// Why it counts as a non-blocking failure: an exit other than 0 and
+    /// 2 (with its stderr), a timeout, a start that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// Where an MCP server is (`get_state.mcp_servers`, `mcp_server_status`).

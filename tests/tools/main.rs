@@ -13,13 +13,14 @@
 //! 1 s, a 300 ms bash timeout reports within ~3 s.
 //!
 //! One test binary, one module per area (`files`, `permissions`, `bash`,
-//! `rounds`, `plan`, `sandbox`); the helpers are below.
+//! `rounds`, `plan`, `sandbox`, `hooks`); the helpers are below.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod bash;
 mod files;
+mod hooks;
 mod permissions;
 mod plan;
 mod rounds;

@@ -277,7 +277,7 @@ Dropped = Union["DroppedFollowUp", "DroppedPrompt", "DroppedSteer"]
 
 
 #: Error codes a client can branch on. The message beside each is for people.
-ErrorCode = Literal["parse_error", "frame_too_large", "invalid_request", "unknown_command", "invalid_params", "busy", "not_streaming", "not_found", "session_locked", "provider_error", "tool_error", "not_compacted", "budget_exceeded", "internal"]
+ErrorCode = Literal["parse_error", "frame_too_large", "invalid_request", "unknown_command", "invalid_params", "busy", "not_streaming", "not_found", "session_locked", "provider_error", "tool_error", "not_compacted", "budget_exceeded", "hook_blocked", "internal"]
 
 
 class _ErrorFrameRequired(TypedDict):
@@ -388,7 +388,7 @@ class ForkResponse(_ForkResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "SetBudgetResponse", "SetSandboxResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "GetCommandsResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "HookFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "SetBudgetResponse", "SetSandboxResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "GetCommandsResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -540,6 +540,33 @@ class GetStateResponse(TypedDict):
     #: Applies from the next turn (`set_thinking_level`).
     thinking_level: ThinkingLevel
     type: Literal["response"]
+
+
+class _HookFrameRequired(TypedDict):
+    #: The command as the hooks file gives it.
+    command: str
+    duration_ms: int
+    #: Claude Code's event name: `PreToolUse`, `Stop`, ...
+    event: str
+    type: Literal["hook"]
+
+
+class HookFrame(_HookFrameRequired, total=False):
+    """One hook command ran (SPEC §9.4): for which event, how it ended, and
+    what it decided.
+    """
+
+    #: What it decided: `block` (exit 2, or `decision: "block"`),
+    #: `allow`/`deny`/`ask` (`permissionDecision`), `stop`
+    #: (`continue: false`); absent when it only let things go on.
+    decision: Optional[str]
+    #: Absent when it did not exit on its own (timed out, killed).
+    exit_code: Optional[int]
+    #: The turn it ran in; absent outside a turn (`compact`).
+    prompt_id: Optional[str]
+    #: Why it counts as a non-blocking failure: an exit other than 0 and
+    #: 2 (with its stderr), a timeout, a start that failed.
+    warning: Optional[str]
 
 
 class _ImageAttachmentRequired(TypedDict):
@@ -1333,6 +1360,7 @@ __all__ = [
     "GetSessionStatsResponse",
     "GetStateCommand",
     "GetStateResponse",
+    "HookFrame",
     "ImageAttachment",
     "ListSessionsCommand",
     "ListSessionsResponse",

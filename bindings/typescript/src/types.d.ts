@@ -205,7 +205,7 @@ export type Dropped = {
 };
 
 /** Error codes a client can branch on. The message beside each is for people. */
-export type ErrorCode = "parse_error" | "frame_too_large" | "invalid_request" | "unknown_command" | "invalid_params" | "busy" | "not_streaming" | "not_found" | "session_locked" | "provider_error" | "tool_error" | "not_compacted" | "budget_exceeded" | "internal";
+export type ErrorCode = "parse_error" | "frame_too_large" | "invalid_request" | "unknown_command" | "invalid_params" | "busy" | "not_streaming" | "not_found" | "session_locked" | "provider_error" | "tool_error" | "not_compacted" | "budget_exceeded" | "hook_blocked" | "internal";
 
 /** `error` frame: a command was rejected and did nothing. */
 export interface ErrorFrame {
@@ -318,6 +318,8 @@ export type Frame = (ReadyFrame & {
   type: "mcp_server_status";
 }) | (PlanFrame & {
   type: "plan";
+}) | (HookFrame & {
+  type: "hook";
 }) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | SetBudgetResponse | SetSandboxResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | GetCommandsResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
@@ -452,6 +454,33 @@ export type GetStateResponse = {
   /** Applies from the next turn (`set_thinking_level`). */
   thinking_level: ThinkingLevel;
 };
+
+/**
+ * One hook command ran (SPEC §9.4): for which event, how it ended, and
+ * what it decided.
+ */
+export interface HookFrame {
+  /** The command as the hooks file gives it. */
+  command: string;
+  /**
+   * What it decided: `block` (exit 2, or `decision: "block"`),
+   * `allow`/`deny`/`ask` (`permissionDecision`), `stop`
+   * (`continue: false`); absent when it only let things go on.
+   */
+  decision?: string | null;
+  duration_ms: number;
+  /** Claude Code's event name: `PreToolUse`, `Stop`, ... */
+  event: string;
+  /** Absent when it did not exit on its own (timed out, killed). */
+  exit_code?: number | null;
+  /** The turn it ran in; absent outside a turn (`compact`). */
+  prompt_id?: string | null;
+  /**
+   * Why it counts as a non-blocking failure: an exit other than 0 and
+   * 2 (with its stderr), a timeout, a start that failed.
+   */
+  warning?: string | null;
+}
 
 /** An image as base64 `data`; `mime_type` is accepted for `media_type`. */
 export type ImageAttachment = {

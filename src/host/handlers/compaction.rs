@@ -64,6 +64,7 @@ impl Host {
             );
             return self.reject(token, nothing).await;
         }
+        self.pre_compact(instructions.as_deref()).await;
         self.pending.wait(token, Awaits::Task);
         let cancel = CancellationToken::new();
         self.compacting = Some(Compacting {

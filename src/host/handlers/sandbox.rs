@@ -10,7 +10,10 @@ impl Host {
         if let Some(sandbox) = &self.backends.sandbox {
             sandbox.set_mode(params.mode);
         }
-        let mode = self.backends.sandbox_state().mode;
+        let state = self.backends.sandbox_state();
+        // The system prompt says what asks, which the sandbox changes.
+        self.context.set_sandboxed(state.enforced);
+        let mode = state.mode;
         // ACP shows it as a config option.
         self.publish_settings();
         let answer = Ok(Response::SetSandbox(SetSandboxResponse { mode }));
