@@ -552,7 +552,7 @@ class _HookFrameRequired(TypedDict):
 
 
 class HookFrame(_HookFrameRequired, total=False):
-    """One hook command ran (SPEC §9.4): for which event, how it ended, and
+    """One hook command ran (SPEC §9.6): for which event, how it ended, and
     what it decided.
     """
 

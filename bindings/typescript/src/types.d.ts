@@ -456,7 +456,7 @@ export type GetStateResponse = {
 };
 
 /**
- * One hook command ran (SPEC §9.4): for which event, how it ended, and
+ * One hook command ran (SPEC §9.6): for which event, how it ended, and
  * what it decided.
  */
 export interface HookFrame {
