@@ -1,15 +1,19 @@
 //! The hooks the host itself fires: `SessionStart` when it starts
 //! (its context waits for the first prompt) and `UserPromptSubmit` before a
-//! prompt's message is stored (a block refuses the prompt; context goes
-//! into the message), and `PreCompact` before a `compact` command. The
+//! prompt's message is stored (in a task; `turn.rs` applies the outcome: a
+//! block refuses the prompt, context goes into the message), and
+//! `PreCompact` before a `compact` command. The
 //! turn's own hooks fire in `engine/hooks.rs`.
 
 use serde_json::Value;
 
-use super::Host;
-use crate::error::Coded;
+use tokio_util::sync::CancellationToken;
+
+use super::pending::Token;
+use super::{Deferred, Hooking, Host};
 use crate::hooks::{fields, Event};
-use crate::protocol::{Attachment, ErrorCode, PromptParams};
+use crate::protocol::PromptParams;
+use crate::session::CommandLine;
 
 impl Host {
     /// `SessionStart`, with source `startup` for a new session and
@@ -36,46 +40,49 @@ impl Host {
         self.start_context.extend(outcome.context);
     }
 
-    /// `UserPromptSubmit` for the prompt about to start as `prompt_id`:
-    /// the context the hooks (and the session's start) add goes into the
-    /// message as extra text; a block is the prompt's error.
-    pub(super) async fn prompt_hooks(
+    /// Runs the prompt's `UserPromptSubmit` hooks in a task: the queue
+    /// waits for them as for a model check (the loop goes on reading
+    /// commands), and `abort` drops the prompt and kills the hooks. They
+    /// come back as `Hooked`.
+    pub(super) fn hook_later(
         &mut self,
-        prompt_id: &str,
-        params: &mut PromptParams,
-    ) -> Result<(), Coded> {
-        let mut context = std::mem::take(&mut self.start_context);
-        if self.hooks.any(Event::UserPromptSubmit) {
-            let outcome = self
-                .hooks
-                .fire(
-                    Event::UserPromptSubmit,
-                    None,
-                    fields([("prompt", Value::from(params.message.clone()))]),
-                    &self.out,
-                    Some(prompt_id),
-                )
-                .await;
-            if let Some(reason) = outcome.block {
-                // What the session start added is still owed to a prompt.
-                self.start_context = context;
-                let hooks = outcome
-                    .blocked_by
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(Coded::new(
-                    ErrorCode::HookBlocked,
-                    format!("the UserPromptSubmit hook {hooks} refused the prompt: {reason}"),
-                ));
+        token: Token,
+        params: PromptParams,
+        typed: Option<CommandLine>,
+    ) {
+        // The id the prompt will have if it starts, so that the hook
+        // frames belong to it (nothing else starts meanwhile).
+        let prompt_id = format!("p{}", self.prompts_started + 1);
+        let fields = fields([("prompt", Value::from(params.message.clone()))]);
+        let (hooks, out, tx) = (
+            self.hooks.clone(),
+            self.out.clone(),
+            self.deferred_tx.clone(),
+        );
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            let fired = hooks.fire(
+                Event::UserPromptSubmit,
+                None,
+                fields,
+                &out,
+                Some(&prompt_id),
+            );
+            // Dropped on abort: the hooks' process groups are killed.
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                outcome = fired => {
+                    let _ = tx.send(Deferred::Hooked { token, outcome });
+                }
             }
-            context.extend(outcome.context);
-        }
-        for text in context.into_iter().rev() {
-            params.attachments.insert(0, Attachment::Text { text });
-        }
-        Ok(())
+        });
+        self.hooking = Some(Hooking {
+            token,
+            params,
+            typed,
+            cancel,
+        });
     }
 
     /// `PreCompact` before the `compact` command's compaction (trigger

@@ -111,6 +111,18 @@ struct Reaching {
     model: Option<String>,
 }
 
+/// A prompt whose `UserPromptSubmit` hooks run in a task, before anything
+/// of it is stored.
+struct Hooking {
+    token: Token,
+    /// Expanded (a slash command's text), without the hooks' context yet.
+    params: PromptParams,
+    /// The slash command as typed, when it was one.
+    typed: Option<crate::session::CommandLine>,
+    /// Stops the hooks (abort, exit).
+    cancel: CancellationToken,
+}
+
 /// The turn in flight.
 struct Running {
     prompt_id: String,
@@ -164,6 +176,11 @@ enum Deferred {
     },
     /// The default model, once the extensions it depends on reported.
     DefaultModel(String),
+    /// A prompt's `UserPromptSubmit` hooks finished.
+    Hooked {
+        token: Token,
+        outcome: crate::hooks::Outcome,
+    },
     /// A `compact` task finished (or was aborted).
     Compacted {
         token: Token,
@@ -202,6 +219,8 @@ pub(crate) struct Host {
     model_checks: VecDeque<ModelCheck>,
     /// The next prompt, while a task checks that its model can be reached.
     reaching: Option<Reaching>,
+    /// The next prompt, while its `UserPromptSubmit` hooks run.
+    hooking: Option<Hooking>,
     prompts_started: u64,
     turn_tx: mpsc::UnboundedSender<(String, TurnMsg)>,
     deferred_tx: mpsc::UnboundedSender<Deferred>,
@@ -339,6 +358,7 @@ impl Host {
             queue: VecDeque::new(),
             model_checks: VecDeque::new(),
             reaching: None,
+            hooking: None,
             prompts_started: 0,
             turn_tx,
             deferred_tx,
@@ -456,6 +476,15 @@ impl Host {
         if let Some(c) = &self.compacting {
             c.cancel.cancel();
         }
+        if let Some(h) = &self.hooking {
+            h.cancel.cancel();
+        }
+    }
+
+    /// A prompt is held before its turn: its model or its hooks are being
+    /// checked in a task.
+    fn holds_a_prompt(&self) -> bool {
+        self.reaching.is_some() || self.hooking.is_some()
     }
 
     /// Persists, answers what is still owed, stops extensions and returns
@@ -563,6 +592,7 @@ impl Host {
             }
             Deferred::Reached { token, result } => self.reached(token, result).await,
             Deferred::DefaultModel(model) => self.adopt_default_model(model).await,
+            Deferred::Hooked { token, outcome } => self.hooked(token, outcome).await,
             Deferred::Compacted {
                 token,
                 result,

@@ -29,7 +29,7 @@ impl Host {
         while self.turn.is_none()
             && self.compacting.is_none()
             && self.model_checks.is_empty()
-            && self.reaching.is_none()
+            && !self.holds_a_prompt()
             && self.exit.is_none()
         {
             let Some(next) = self.queue.pop_front() else {
@@ -103,10 +103,9 @@ impl Host {
             mut params,
             expansion,
         } = next;
-        let Some(open) = self.pending.get(token) else {
+        if self.pending.get(token).is_none() {
             return;
-        };
-        let (id, command) = (open.id(), open.command);
+        }
         // The model chosen for the turn is the session's from now on: a
         // default is recorded like one found at start-up (in the header of
         // a file not yet written), any other change as a model change.
@@ -126,12 +125,49 @@ impl Host {
             }
             _ => None,
         };
-        // The prompt id it will have if it starts, so the hook frames
-        // belong to it.
-        let prompt_id = format!("p{}", self.prompts_started + 1);
-        if let Err(err) = self.prompt_hooks(&prompt_id, &mut params).await {
-            return self.reject(token, err).await;
+        if self.hooks.any(crate::hooks::Event::UserPromptSubmit) {
+            return self.hook_later(token, params, typed);
         }
+        let context = std::mem::take(&mut self.start_context);
+        self.begin_turn(token, with_context(params, context), typed)
+            .await;
+    }
+
+    /// A prompt's `UserPromptSubmit` hooks finished: its turn begins with
+    /// the context they added, or it is refused.
+    pub(super) async fn hooked(&mut self, token: Token, outcome: crate::hooks::Outcome) {
+        let Some(hooking) = self.hooking.take_if(|h| h.token == token) else {
+            return;
+        };
+        let context = std::mem::take(&mut self.start_context);
+        match prompt_refusal(&outcome) {
+            // What the session start added is still owed to a prompt.
+            Some(err) => {
+                self.start_context = context;
+                self.reject(token, err).await;
+            }
+            None if self.exit.is_none() => {
+                let context = context.into_iter().chain(outcome.context).collect();
+                let params = with_context(hooking.params, context);
+                self.begin_turn(token, params, hooking.typed).await;
+            }
+            None => {}
+        }
+        self.start_next().await;
+    }
+
+    /// Stores the user's message and starts its turn.
+    async fn begin_turn(
+        &mut self,
+        token: Token,
+        params: PromptParams,
+        typed: Option<session::CommandLine>,
+    ) {
+        let Some(open) = self.pending.get(token) else {
+            return;
+        };
+        let (id, command) = (open.id(), open.command);
+        let prompt_id = format!("p{}", self.prompts_started + 1);
         let message = Arc::new(user_message(params));
         let entry = Entry::Message {
             ts: session::now(),
@@ -458,4 +494,30 @@ fn user_message(params: PromptParams) -> Message {
         });
     }
     Message::new(Role::User, Content::Blocks(blocks))
+}
+
+/// The prompt with the context hooks added before its own text, as text
+/// attachments.
+fn with_context(mut params: PromptParams, context: Vec<String>) -> PromptParams {
+    for text in context.into_iter().rev() {
+        params.attachments.insert(0, Attachment::Text { text });
+    }
+    params
+}
+
+/// The error refusing a prompt its `UserPromptSubmit` hooks blocked.
+fn prompt_refusal(outcome: &crate::hooks::Outcome) -> Option<Coded> {
+    let reason = outcome.block.as_ref()?;
+    let hooks: Vec<String> = outcome
+        .blocked_by
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect();
+    Some(Coded::new(
+        ErrorCode::HookBlocked,
+        format!(
+            "the UserPromptSubmit hook {} refused the prompt: {reason}",
+            hooks.join(", ")
+        ),
+    ))
 }

@@ -430,3 +430,61 @@ fn subagent_stop_fires_in_the_parent_and_the_child_fires_no_stop() {
     );
     shutdown(rpc);
 }
+
+#[test]
+fn a_slow_prompt_hook_holds_only_its_prompt_and_abort_kills_it() {
+    let dirs = Dirs::new();
+    let hooks = hooks_file(
+        dirs.root.path(),
+        r#"{"hooks": {"UserPromptSubmit": [{"hooks": [
+            {"type": "command", "timeout": 30,
+             "command": "echo $$ > slow.pids; sleep 60 & echo $! >> slow.pids; wait"}]}]}}"#,
+        &[],
+    );
+    let mut rpc = start_hooked(&dirs, "allow-all", &hooks);
+    rpc.send(json!({"type": "prompt", "id": "p1", "message": "hello"}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pids: Vec<u32> = loop {
+        let pids: Vec<u32> = dirs
+            .get("slow.pids")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        if pids.len() == 2 {
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "the hook never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The host still reads commands while the hook runs.
+    let state = call_ok(&mut rpc, json!({"type": "get_state"}), "s");
+    assert_eq!(state["queued"], 1, "{state}");
+    let sent = Instant::now();
+    let abort = call_ok(&mut rpc, json!({"type": "abort"}), "a");
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(abort["dropped"][0]["message"], "hello", "{abort}");
+    // The dropped prompt was answered first.
+    let answer = rpc
+        .seen
+        .iter()
+        .find(|f| f["id"] == "p1" && f["type"] == "response")
+        .expect("the prompt's answer");
+    assert_eq!(answer["cancelled"], true, "{answer}");
+    assert!(
+        wait_gone(&pids, Duration::from_secs(3)).is_empty(),
+        "{pids:?} survived"
+    );
+    // Nothing of the prompt was stored; the next one runs.
+    let messages = call_ok(&mut rpc, json!({"type": "get_messages"}), "m");
+    assert_eq!(
+        messages["messages"].as_array().map(Vec::len),
+        Some(0),
+        "{messages}"
+    );
+    shutdown(rpc);
+}

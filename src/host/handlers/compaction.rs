@@ -20,7 +20,7 @@ impl Host {
     pub(super) async fn compact(&mut self, token: Token, params: CompactParams) {
         // A set_model sent before it applies first, as for prompts.
         if self.turn.is_some()
-            || self.reaching.is_some()
+            || self.holds_a_prompt()
             || !self.queue.is_empty()
             || !self.model_checks.is_empty()
         {

@@ -20,7 +20,7 @@ impl Host {
     pub(super) fn session_change_refused(&self) -> Option<Coded> {
         let busy = self.turn.is_some()
             || self.compacting.is_some()
-            || self.reaching.is_some()
+            || self.holds_a_prompt()
             || !self.queue.is_empty()
             || !self.model_checks.is_empty();
         busy.then(|| Coded::new(ErrorCode::Busy, "another prompt is in flight; abort first"))

@@ -15,7 +15,7 @@ impl Host {
             model: self.session.model.clone(),
             session_id: self.session.header.id.clone(),
             message_count: self.session.messages.len(),
-            queued: self.queue.len() + usize::from(self.reaching.is_some()),
+            queued: self.queue.len() + usize::from(self.holds_a_prompt()),
             cwd: self.settings.cwd.clone(),
             permission_mode: self.gate.mode(),
             thinking_level: self.session.thinking_level,

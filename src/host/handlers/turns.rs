@@ -14,7 +14,7 @@ impl Host {
         // (or send a follow_up, which is made to wait).
         if self.turn.is_some()
             || !self.queue.is_empty()
-            || self.reaching.is_some()
+            || self.holds_a_prompt()
             || self.compacting.is_some()
         {
             let busy = Coded::new(ErrorCode::Busy, "another prompt is in flight; abort first");
@@ -73,7 +73,26 @@ impl Host {
             params: r.params,
             expansion: r.expansion,
         });
-        for q in reaching.into_iter().chain(self.queue.drain(..)) {
+        // A prompt whose hooks run has not started either: its hooks are
+        // killed and it is dropped the same way.
+        let hooking = self.hooking.take().map(|h| {
+            h.cancel.cancel();
+            // Listed as the client typed it, like a queued prompt.
+            let mut params = h.params;
+            if let Some(typed) = h.typed {
+                params.message = typed.text;
+            }
+            Queued {
+                token: h.token,
+                params,
+                expansion: crate::commands::Expansion::Plain,
+            }
+        });
+        for q in reaching
+            .into_iter()
+            .chain(hooking)
+            .chain(self.queue.drain(..))
+        {
             if let Some(open) = self.pending.get(q.token) {
                 let (id, message) = (open.id(), q.params.message);
                 dropped.push(match open.command {
