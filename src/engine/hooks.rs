@@ -46,7 +46,7 @@ pub(super) async fn pre_tool_use(
     }
     let fields = fields([
         ("tool_name", Value::from(name)),
-        ("tool_input", input.clone()),
+        ("tool_input", hook_input(ctx, input)),
         ("tool_use_id", Value::from(id)),
         ("permission_mode", Value::from(ctx.gate.mode().as_str())),
     ]);
@@ -72,6 +72,26 @@ pub(super) async fn pre_tool_use(
     })
 }
 
+/// A call's input as a hook reads it: a file tool's `path` also as
+/// `file_path`, absolute, the name Claude Code's Read, Write and Edit
+/// inputs use, so a script that guards paths works unchanged.
+fn hook_input(ctx: &TurnCtx, input: &Value) -> Value {
+    let mut input = input.clone();
+    if let Some(map) = input.as_object_mut() {
+        let path = map
+            .get("path")
+            .and_then(Value::as_str)
+            .map(|p| ctx.cwd.join(p));
+        if let (Some(path), false) = (path, map.contains_key("file_path")) {
+            map.insert(
+                "file_path".into(),
+                Value::from(path.to_string_lossy().into_owned()),
+            );
+        }
+    }
+    input
+}
+
 /// `PostToolUse` after a call ran: a block's reason and any added
 /// context reach the model after the tool's own result.
 pub(super) async fn post_tool_use(
@@ -87,7 +107,7 @@ pub(super) async fn post_tool_use(
     }
     let fields = fields([
         ("tool_name", Value::from(name)),
-        ("tool_input", input.clone()),
+        ("tool_input", hook_input(ctx, input)),
         ("tool_use_id", Value::from(id)),
         ("tool_response", Value::from(output.content.clone())),
     ]);

@@ -488,3 +488,43 @@ fn a_slow_prompt_hook_holds_only_its_prompt_and_abort_kills_it() {
     );
     shutdown(rpc);
 }
+
+/// A guard written for Claude Code: it reads `tool_input.file_path` and
+/// matches `Edit|Write`.
+const GUARD_ENV: &str = r#"import json, os, sys
+event = json.load(sys.stdin)
+path = event["tool_input"]["file_path"]
+assert os.path.isabs(path), path
+if os.path.basename(path) == ".env":
+    print("secrets stay out of .env", file=sys.stderr)
+    sys.exit(2)
+"#;
+
+#[test]
+fn a_claude_code_path_guard_works_unchanged() {
+    let dirs = Dirs::new();
+    let hooks = hooks_file(
+        dirs.root.path(),
+        r#"{"hooks": {"PreToolUse": [{"matcher": "Edit|Write", "hooks": [
+            {"type": "command", "command": "python3 {root}/guard.py"}]}]}}"#,
+        &[("guard.py", GUARD_ENV)],
+    );
+    let mut rpc = start_hooked(&dirs, "allow-all", &hooks);
+    let write =
+        |path: &str| format!(r#"go [[tool=write input={{"path": "{path}", "content": "x\n"}}]]"#);
+    let frames = run_ok(&mut rpc, "p1", &write(".env"));
+    let end = the_tool_end(&frames);
+    assert_eq!(end["is_error"], true, "{end}");
+    assert!(
+        end["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("secrets stay out of .env"),
+        "{end}"
+    );
+    assert!(!dirs.cwd.join(".env").exists());
+    let frames = run_ok(&mut rpc, "p2", &write("notes.txt"));
+    assert_eq!(the_tool_end(&frames)["is_error"], false);
+    assert!(dirs.cwd.join("notes.txt").exists());
+    shutdown(rpc);
+}
