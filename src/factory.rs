@@ -45,7 +45,9 @@ pub(crate) fn report_startup_failure(e: &Coded) -> i32 {
 
 /// From flags to the host's parts, step by step; each step's error carries
 /// the code the start-up `error` frame shows.
-pub(crate) fn prepare(cli: &Cli) -> Result<Parts, Coded> {
+/// The factory comes back too: its subagents are stopped when the host
+/// ends (`Factory::stop_subagents`).
+pub(crate) fn prepare(cli: &Cli) -> Result<(Arc<Factory>, Parts), Coded> {
     let shared = Factory::new(cli)?;
     let opening = match &cli.continue_session {
         None => Opening::New,
@@ -55,7 +57,8 @@ pub(crate) fn prepare(cli: &Cli) -> Result<Parts, Coded> {
         },
     };
     let cwd = shared.cwd.clone();
-    shared.session(cli, cwd, cli.cwd.is_some(), opening, Vec::new())
+    let parts = shared.session(cli, cwd, cli.cwd.is_some(), opening, Vec::new())?;
+    Ok((shared, parts))
 }
 
 /// Which session a host starts on.
@@ -305,14 +308,16 @@ impl Factory {
 
     /// The agents a session in `cwd` may hand tasks to: the definitions
     /// found for it (and the built-in `general`).
-    fn delegation(self: &Arc<Self>, cwd: &Path) -> crate::agents::Delegation {
-        crate::agents::Delegation {
-            factory: self.clone(),
+    fn delegation(self: &Arc<Self>, cwd: &Path) -> crate::host::Delegate {
+        let delegation = crate::agents::Delegation {
+            children: self.clone(),
+            external: self.external_agents.clone(),
             definitions: crate::agents::definitions::discover(
                 cwd,
                 config::default_dir().as_deref(),
             ),
-        }
+        };
+        Box::new(move |mcp| Arc::new(delegation.source(mcp)))
     }
 
     /// A subagent's session: a new one, or the stored child `spec.resume`
@@ -415,6 +420,23 @@ impl Factory {
             return None;
         }
         Some(model.to_owned())
+    }
+}
+
+impl crate::agents::Children for Factory {
+    fn child_session(
+        &self,
+        spec: &crate::agents::inprocess::ChildSpec<'_>,
+    ) -> Result<Parts, Coded> {
+        Factory::child_session(self, spec)
+    }
+
+    fn hub(&self) -> &Arc<crate::agents::hub::Hub> {
+        &self.hub
+    }
+
+    fn price(&self, model: &str) -> Option<crate::provider::http::catalog::Price> {
+        self.providers.price(model)
     }
 }
 

@@ -27,7 +27,7 @@ pub(crate) fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transpo
     let (out, writer, closed) = transport::spawn_writer(std::io::stdout());
     let code = runtime.block_on(async move {
         match factory::prepare(cli) {
-            Ok(parts) => serve(parts, out, closed, cli.max_frame_bytes).await,
+            Ok((factory, parts)) => serve(factory, parts, out, closed, cli.max_frame_bytes).await,
             Err(e) => {
                 let code = factory::report_startup_failure(&e);
                 let frame = ErrorFrame::new(Value::Null, e.code, e.message);
@@ -42,6 +42,7 @@ pub(crate) fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> (i32, transpo
 /// Writes `ready`, starts extensions in the background and runs the host
 /// to its end.
 async fn serve(
+    factory: std::sync::Arc<factory::Factory>,
     parts: Parts,
     out: Outbox,
     stdout_closed: tokio::sync::oneshot::Receiver<std::io::Error>,
@@ -58,16 +59,13 @@ async fn serve(
     // The one session's host stops; then its providers do (they are the
     // front end's: an ACP connection shares them between sessions).
     let providers = parts.providers.clone();
-    let factory = parts.delegation.as_ref().map(|d| d.factory.clone());
     let (host, channels) = Host::new(parts, Sink::new(NativeSink { out }));
     let code = host
         .run(submissions, channels, stdout_closed, signals)
         .await;
     // Subagents' sessions close (and are saved) before the providers
     // their turns use go.
-    if let Some(factory) = factory {
-        factory.stop_subagents().await;
-    }
+    factory.stop_subagents().await;
     providers.shutdown().await;
     code
 }

@@ -16,7 +16,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::agents::Nested;
 use crate::protocol::{Frame, StreamEvent};
 
 /// A future a sink method returns; boxed so that [`FrameSink`] can be a
@@ -64,6 +63,21 @@ pub(crate) trait FrameSink: Send + Sync + 'static {
     ) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
+}
+
+/// Something a child did, on its way to the parent's client: the frame is
+/// shown there tagged with the parent's `task` call
+/// (`parent_tool_call_id`), in the order the child produced it.
+#[derive(Debug)]
+pub(crate) enum Nested {
+    /// `tool_execution_start` / `_update` / `_end`, `permission_request`,
+    /// `permission_cancelled` of the child.
+    Frame(Box<Frame>),
+    /// A burst of the child's `message_update` events.
+    Events(Vec<StreamEvent>),
+    /// The child's tool call passed its gate and runs now (ACP's
+    /// `in_progress`; see `FrameSink::tool_running`).
+    Running(String),
 }
 
 /// A cheap handle to a front end's sink, cloned into every task that emits.

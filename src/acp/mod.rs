@@ -35,7 +35,9 @@ pub(crate) mod mcp;
 mod options;
 mod permissions;
 mod prompt;
-pub(crate) mod rpc;
+// JSON-RPC lives below the front ends: external ACP agents (a subagent's
+// wire) use it too.
+use crate::jsonrpc as rpc;
 mod sessions;
 mod sink;
 mod start;

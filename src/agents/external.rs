@@ -4,7 +4,7 @@
 //! One process per configured agent, started on first use and shared by
 //! all the child sessions the `task` tool opens with it; a process that
 //! died (crashed, or was stopped as hung) is started again on next use.
-//! The wire is the ACP server's own JSON-RPC code (`acp::rpc`), pointed the
+//! The wire is the ACP server's own JSON-RPC code (`jsonrpc.rs`), pointed the
 //! other way: our requests (`initialize`, `session/new`, `session/load`,
 //! `session/prompt`) wait there for their responses by id, and one reader
 //! task sorts what the agent sends: responses to those waits, each
@@ -32,8 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{ChildAnswer, ChildRun, Nested, Runner};
-use crate::acp::rpc::{decode, Connection, Incoming, RpcError, RpcResult};
 use crate::config::ExternalAgentConfig;
+use crate::jsonrpc::{decode, Connection, Incoming, RpcError, RpcResult};
 use crate::message::Usage;
 use crate::process::{kill_group, ChildBuilder};
 use crate::protocol::{

@@ -16,15 +16,14 @@ use tokio::sync::oneshot;
 use super::definitions::Definition;
 use super::hub::{Child, Hub, Refusal};
 use super::nested::{ChildSink, Target};
-use super::{ChildAnswer, ChildRun, Runner};
-use crate::factory::Factory;
+use super::{ChildAnswer, ChildRun, Children, Runner};
 use crate::host::{self, Host, Parts, Signals};
 use crate::message::Role;
 use crate::protocol::{Command, GetMessagesParams, Mode, PromptParams, Response, TurnResponse};
 use crate::sink::Sink;
 use crate::tools::BoxFuture;
 
-/// What a child session is opened with (`Factory::child_session`).
+/// What a child session is opened with ([`Children::child_session`]).
 pub(crate) struct ChildSpec<'a> {
     pub def: &'a Definition,
     /// Continue this stored child session instead of starting one.
@@ -36,7 +35,7 @@ pub(crate) struct ChildSpec<'a> {
 
 pub(crate) struct InProcess {
     pub def: Definition,
-    pub factory: Arc<Factory>,
+    pub children: Arc<dyn Children>,
     pub mcp: Option<Arc<crate::mcp::Manager>>,
 }
 
@@ -47,7 +46,7 @@ impl Runner for InProcess {
         run: ChildRun<'a>,
     ) -> BoxFuture<'a, Result<ChildAnswer, String>> {
         Box::pin(async move {
-            let hub = self.factory.hub.clone();
+            let hub = self.children.hub().clone();
             let (id, child) = self.child(&hub, session, &run)?;
             child.target.set(Some(run.updates.clone()));
             let answer = drive(&child, &id, &run).await;
@@ -58,9 +57,7 @@ impl Runner for InProcess {
             }
             let (turn, text) = answer?;
             let model = child.settings.borrow().model.clone();
-            let price = model
-                .as_deref()
-                .and_then(|m| self.factory.providers.price(m));
+            let price = model.as_deref().and_then(|m| self.children.price(m));
             Ok(answer_of(&id, turn, text, price))
         })
     }
@@ -97,7 +94,7 @@ impl InProcess {
             run,
             mcp: self.mcp.clone(),
         };
-        let parts = self.factory.child_session(&spec).map_err(|e| e.message)?;
+        let parts = self.children.child_session(&spec).map_err(|e| e.message)?;
         let id = parts.session.header.id.clone();
         let child = Arc::new(start(parts, parent.clone()));
         hub.insert(id.clone(), child.clone());

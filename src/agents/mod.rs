@@ -30,13 +30,32 @@ use tokio_util::sync::CancellationToken;
 
 use crate::message::Usage;
 use crate::permissions::Gate;
-use crate::protocol::{Frame, Mode, StreamEvent};
+use crate::protocol::Mode;
+pub(crate) use crate::sink::Nested;
 use crate::tools::{Backends, BoxFuture, Caller, ToolUpdate};
+
+/// What the agents need of the session factory, which sits above them
+/// (it builds their sessions' parts and cannot be named from here).
+pub(crate) trait Children: Send + Sync {
+    /// A subagent's session (`Factory::child_session`).
+    fn child_session(
+        &self,
+        spec: &inprocess::ChildSpec<'_>,
+    ) -> Result<crate::host::Parts, crate::error::Coded>;
+
+    /// The process's open child sessions.
+    fn hub(&self) -> &Arc<hub::Hub>;
+
+    /// A model's prices, to cost a child's turn.
+    fn price(&self, model: &str) -> Option<crate::provider::http::catalog::Price>;
+}
 
 /// What a session may delegate to: built by the factory for each session
 /// that may (not for the children themselves).
 pub(crate) struct Delegation {
-    pub factory: Arc<crate::factory::Factory>,
+    pub children: Arc<dyn Children>,
+    /// The config's external agents (one process each, for the process).
+    pub external: Vec<Arc<external::ExternalAgent>>,
     /// The in-process agents found for the session's directory.
     pub definitions: Vec<definitions::Definition>,
 }
@@ -46,8 +65,7 @@ impl Delegation {
     /// the session's MCP servers), then the config's external ones, which
     /// win a name (the user's own config over a repository's file).
     pub(crate) fn source(self, mcp: Option<Arc<crate::mcp::Manager>>) -> task::TaskSource {
-        let factory = &self.factory;
-        let external = &factory.external_agents;
+        let external = &self.external;
         let mut agents: Vec<task::Agent> = Vec::new();
         for def in self.definitions {
             if external.iter().any(|e| e.name() == def.name) {
@@ -62,7 +80,7 @@ impl Delegation {
                 description: def.description.clone(),
                 runner: Arc::new(inprocess::InProcess {
                     def,
-                    factory: factory.clone(),
+                    children: self.children.clone(),
                     mcp: mcp.clone(),
                 }),
             });
@@ -74,23 +92,8 @@ impl Delegation {
                 runner: agent.clone(),
             });
         }
-        task::TaskSource::new(agents, factory.hub.limits().max_parallel)
+        task::TaskSource::new(agents, self.children.hub().limits().max_parallel)
     }
-}
-
-/// Something a child did, on its way to the parent's client: the frame is
-/// shown there tagged with the parent's `task` call
-/// (`parent_tool_call_id`), in the order the child produced it.
-#[derive(Debug)]
-pub(crate) enum Nested {
-    /// `tool_execution_start` / `_update` / `_end`, `permission_request`,
-    /// `permission_cancelled` of the child.
-    Frame(Box<Frame>),
-    /// A burst of the child's `message_update` events.
-    Events(Vec<StreamEvent>),
-    /// The child's tool call passed its gate and runs now (ACP's
-    /// `in_progress`; see `FrameSink::tool_running`).
-    Running(String),
 }
 
 /// What one `task` call gives the child that runs it.

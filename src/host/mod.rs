@@ -248,6 +248,12 @@ pub(crate) struct HostChannels {
     deferred_rx: mpsc::UnboundedReceiver<Deferred>,
 }
 
+/// Builds a session's `task` tool source once its MCP servers are known
+/// (the factory's closure over `agents::Delegation`: the agents run hosts,
+/// so the host cannot name them).
+pub(crate) type Delegate =
+    Box<dyn FnOnce(Option<Arc<crate::mcp::Manager>>) -> Arc<dyn crate::tools::ToolSource> + Send>;
+
 /// What the host is started with: the services and the session in use
 /// (built by `factory.rs` for either front end).
 pub(crate) struct Parts {
@@ -268,7 +274,7 @@ pub(crate) struct Parts {
     pub backends: crate::tools::Backends,
     /// What the session may hand tasks to (the `task` tool); `None` for a
     /// subagent's own session.
-    pub delegation: Option<crate::agents::Delegation>,
+    pub delegation: Option<Delegate>,
     /// Only these tools are offered (a subagent's definition); `None`: all.
     pub only_tools: Option<Vec<String>>,
     /// MCP servers already running (a subagent shares its parent's)
@@ -323,8 +329,8 @@ impl Host {
         let mut sources: Vec<Arc<dyn crate::tools::ToolSource>> =
             vec![Arc::new(crate::tools::Builtins)];
         sources.extend(mcp.clone().map(|m| m as Arc<dyn crate::tools::ToolSource>));
-        if let Some(delegation) = delegation {
-            sources.push(Arc::new(delegation.source(mcp.clone())));
+        if let Some(delegate) = delegation {
+            sources.push(delegate(mcp.clone()));
         }
         let tools = Arc::new(crate::tools::ToolSources::new(sources).only(only_tools));
         // What bash asks in the system prompt depends on the sandbox.

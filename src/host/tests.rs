@@ -40,7 +40,7 @@ fn cli(data: &Path, extra: &[&str]) -> Cli {
 }
 
 fn host_on(data: &Path, model: &str) -> MemoryHost {
-    start(prepare(&cli(data, &["--model", model])).expect("parts"))
+    start(prepare(&cli(data, &["--model", model])).expect("parts").1)
 }
 
 fn prompt(message: &str) -> Command {
@@ -210,7 +210,7 @@ async fn a_setting_is_persisted_and_published_by_its_one_owner() {
     host.shutdown().await;
     // A new host on the same session reads both back from disk.
     let again = cli(data.path(), &["--continue", &id, "--model", ECHO]);
-    let parts = prepare(&again).expect("reopened");
+    let (_, parts) = prepare(&again).expect("reopened");
     assert_eq!(parts.session.permission_mode, Some(Mode::ReadOnly));
     assert_eq!(parts.session.thinking_level, ThinkingLevel::High);
 }

@@ -135,7 +135,7 @@ pub(crate) enum ToolUpdate {
         dead_code,
         reason = "the task tool producing it is being written (issue 22)"
     )]
-    Subagent(crate::agents::Nested),
+    Subagent(crate::sink::Nested),
 }
 
 /// A session's backends, shared by its turns; [`Backends::env`] adds the

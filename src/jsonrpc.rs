@@ -1,6 +1,6 @@
 //! JSON-RPC 2.0 for ACP over the host's own stdio transport: the bounded
 //! line reader in, the one stdout writer out. Requests from the client are
-//! dispatched by `mod.rs`; requests we send the client (permission
+//! dispatched by `acp/mod.rs`; requests we send the client (permission
 //! questions, its files and terminals) wait here for their response by id.
 //! What the client said it can do in `initialize` is kept here too, since
 //! it belongs to the connection.
@@ -86,7 +86,7 @@ pub(crate) type RpcResult = Result<Value, RpcError>;
 /// The client's methods we use, as its `initialize` advertised them
 /// (`clientCapabilities`); all off until it says otherwise.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct ClientCapabilities {
+pub(crate) struct ClientCapabilities {
     pub read_text_file: bool,
     pub write_text_file: bool,
     pub terminal: bool,
@@ -94,7 +94,7 @@ pub(super) struct ClientCapabilities {
 
 impl ClientCapabilities {
     /// From `initialize`'s params; anything but `true` is off.
-    pub(super) fn of(params: &Value) -> Self {
+    pub(crate) fn of(params: &Value) -> Self {
         let caps = params.get("clientCapabilities").unwrap_or(&Value::Null);
         let on = |v: &Value| v.as_bool() == Some(true);
         ClientCapabilities {
@@ -135,7 +135,7 @@ impl Connection {
         }
     }
 
-    pub(super) fn client(&self) -> ClientCapabilities {
+    pub(crate) fn client(&self) -> ClientCapabilities {
         *self
             .inner
             .client
@@ -143,7 +143,7 @@ impl Connection {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn set_client(&self, caps: ClientCapabilities) {
+    pub(crate) fn set_client(&self, caps: ClientCapabilities) {
         *self
             .inner
             .client
@@ -156,7 +156,7 @@ impl Connection {
     }
 
     /// Sends complete lines (already encoded messages) as one write.
-    pub(super) async fn lines(&self, lines: Vec<u8>) {
+    pub(crate) async fn lines(&self, lines: Vec<u8>) {
         self.inner.out.lines(lines).await;
     }
 
@@ -195,7 +195,7 @@ impl Connection {
 
     /// Sends a request and waits for its answer, at most `timeout`; a
     /// request not answered by then is withdrawn and is an error saying so.
-    pub(super) async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         params: Value,
@@ -222,7 +222,7 @@ impl Connection {
 
     /// Withdraws a request of ours (`$/cancel_request`); its answer, if one
     /// still comes, is dropped.
-    pub(super) async fn cancel_request(&self, id: u64) {
+    pub(crate) async fn cancel_request(&self, id: u64) {
         self.waiting().remove(&id);
         self.notify("$/cancel_request", json!({"requestId": id}))
             .await;
