@@ -18,14 +18,11 @@ use std::path::{Path, PathBuf};
 
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::commands::{front_matter_value, split_front_matter};
+use crate::commands::{front_matter_value, read_capped, split_front_matter};
 use crate::protocol::Mode;
 
 /// The project folders looked for in each directory, in this order.
 const PROJECT_DIRS: [&str; 2] = [".agents/agents", ".claude/agents"];
-
-/// Largest definition file read.
-const MAX_BYTES: u64 = 256 * 1024;
 
 /// The built-in agent's name.
 pub(crate) const GENERAL: &str = "general";
@@ -101,15 +98,12 @@ pub(crate) fn discover(cwd: &Path, user_dir: Option<&Path>) -> Vec<Definition> {
 /// The agents folders that exist, nearest first.
 fn roots(cwd: &Path, user_dir: Option<&Path>) -> Vec<PathBuf> {
     let mut roots = Vec::new();
-    for dir in cwd.ancestors() {
+    for dir in crate::context::files::chain(cwd).iter().rev() {
         for sub in PROJECT_DIRS {
             let root = dir.join(sub);
             if root.is_dir() {
                 roots.push(root);
             }
-        }
-        if dir.join(".git").symlink_metadata().is_ok() {
-            break;
         }
     }
     if let Some(user) = user_dir.map(|d| d.join("agents")) {
@@ -122,19 +116,13 @@ fn roots(cwd: &Path, user_dir: Option<&Path>) -> Vec<PathBuf> {
 
 /// One file as a definition, or why it cannot be one.
 fn read(path: &Path) -> Result<Definition, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
-    if !meta.is_file() {
-        return Err("it is not a regular file".into());
-    }
-    if meta.len() > MAX_BYTES {
-        return Err(format!("it is larger than {} KiB", MAX_BYTES / 1024));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    // Capped like a command file (which an agent file is much like).
+    let text = read_capped(path)?;
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
         .ok_or("its name is not UTF-8")?;
-    parse(&String::from_utf8_lossy(&bytes), stem).map(|mut def| {
+    parse(&text, stem).map(|mut def| {
         def.path = Some(path.to_owned());
         def
     })

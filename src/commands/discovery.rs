@@ -59,15 +59,12 @@ pub(super) fn discover(cwd: &Path, user_dir: Option<&Path>) -> Vec<Template> {
 /// The commands folders that exist, nearest first.
 fn roots(cwd: &Path, user_dir: Option<&Path>) -> Vec<(PathBuf, CommandSource)> {
     let mut roots = Vec::new();
-    for dir in cwd.ancestors() {
+    for dir in crate::context::files::chain(cwd).iter().rev() {
         for sub in PROJECT_DIRS {
             let root = dir.join(sub);
             if root.is_dir() {
                 roots.push((root, CommandSource::Project));
             }
-        }
-        if dir.join(".git").symlink_metadata().is_ok() {
-            break;
         }
     }
     if let Some(user) = user_dir.map(|d| d.join("commands")) {
@@ -156,7 +153,7 @@ fn read(path: &Path, name: &str, source: CommandSource) -> Option<Template> {
 /// The file's text (invalid UTF-8 replaced), refused past [`MAX_BYTES`].
 /// Only a regular file is opened (a FIFO would block start-up for ever),
 /// and no more than the cap and one byte is read.
-fn read_capped(path: &Path) -> Result<String, String> {
+pub(crate) fn read_capped(path: &Path) -> Result<String, String> {
     use std::io::Read;
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
     if !meta.is_file() {
@@ -169,7 +166,7 @@ fn read_capped(path: &Path) -> Result<String, String> {
         .map_err(|e| format!("cannot read it: {e}"))?;
     if bytes.len() as u64 > MAX_BYTES {
         return Err(format!(
-            "it has {} bytes, more than the {} KiB a command may have",
+            "it has {} bytes, more than the {} KiB such a file may have",
             bytes.len(),
             MAX_BYTES / 1024
         ));

@@ -15,7 +15,7 @@
 //! list the Agent Skills its system prompt names.
 
 mod discovery;
-pub(crate) use discovery::{front_matter_value, split_front_matter};
+pub(crate) use discovery::{front_matter_value, read_capped, split_front_matter};
 mod expand;
 
 use std::path::PathBuf;
