@@ -337,7 +337,7 @@ impl Factory {
         }
         let mode = crate::agents::inprocess::child_mode(run.mode, def.permission_mode);
         session.permission_mode = Some(mode);
-        let gate = Arc::new(run.gate.child(mode, vec![cwd.clone()]));
+        let gate = Arc::new(run.parent.gate.child(mode, vec![cwd.clone()]));
         let mut prompt_config = self.prompt_config.clone();
         let append = [prompt_config.append.take(), Some(def.prompt.clone())];
         let append: Vec<String> = append

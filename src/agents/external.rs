@@ -672,7 +672,7 @@ impl Prompt<'_, '_> {
         // Its own key in the gate: the parent's client allowing this
         // agent's `edit` always must not allow the parent's own `edit`.
         let key = format!("agent:{}:{tool}", self.agent.name);
-        let Ok((request_id, answer)) = self.run.gate.ask(&key) else {
+        let Ok((request_id, answer)) = self.run.parent.gate.ask(&key) else {
             // Nobody can answer (the client closed stdin).
             return Some(Decision::Deny);
         };
@@ -691,7 +691,7 @@ impl Prompt<'_, '_> {
         tokio::select! {
             answer = answer => Some(answer.map_or(Decision::Deny, |a| a.decision)),
             () = self.run.cancel.cancelled() => {
-                self.run.gate.cancel(&request_id);
+                self.run.parent.gate.cancel(&request_id);
                 let withdrawn = PermissionCancelledFrame {
                     request_id,
                     reason: "aborted".into(),
@@ -1312,7 +1312,6 @@ mod tests {
             prompt,
             cwd: parent.cwd.path(),
             mode,
-            gate: &parent.gate,
             cancel: &parent.cancel,
             updates: &tx,
             parent: &caller,
@@ -1575,7 +1574,6 @@ mod tests {
             prompt: "sleep 30",
             cwd: parent.cwd.path(),
             mode: Mode::Ask,
-            gate: &parent.gate,
             cancel: &parent.cancel,
             updates: &tx,
             parent: &caller,

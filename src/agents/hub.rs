@@ -159,11 +159,6 @@ impl Hub {
         self.open().remove(id);
     }
 
-    /// How many children are open now.
-    pub(crate) fn open_count(&self) -> usize {
-        self.open().len()
-    }
-
     /// Closes every child (the process is exiting), each bounded.
     pub(crate) async fn shutdown(&self) {
         let children: Vec<_> = self.open().drain().map(|(_, e)| e.child).collect();

@@ -29,7 +29,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::message::Usage;
-use crate::permissions::Gate;
 use crate::protocol::Mode;
 pub(crate) use crate::sink::Nested;
 use crate::tools::{Backends, BoxFuture, Caller, ToolUpdate};
@@ -105,18 +104,16 @@ pub(crate) struct ChildRun<'a> {
     /// The widest permission mode the child may use: the parent's now, or
     /// narrower when the agent's definition says so.
     pub mode: Mode,
-    /// The parent's gate: a question the child asks is registered there,
-    /// so the parent's client answers it with an ordinary
-    /// `permission_response` (the request's frame goes out as a
-    /// [`Nested::Frame`]).
-    pub gate: &'a Arc<Gate>,
     /// The parent's turn was aborted: stop the child now.
     pub cancel: &'a CancellationToken,
     /// Where [`Nested`] frames go, as `ToolUpdate::Subagent`. Sent with
     /// `send().await` (never dropped): the parent's client sees every one,
     /// in order, and a slow client slows the child.
     pub updates: &'a mpsc::Sender<ToolUpdate>,
-    /// The parent session and its `task` call.
+    /// The parent session and its `task` call. A question the child asks
+    /// is registered in the parent's gate (`parent.gate`), so the parent's
+    /// client answers it with an ordinary `permission_response` (the
+    /// request's frame goes out as a [`Nested::Frame`]).
     pub parent: &'a Caller,
     /// The parent's file system and processes (the editor's, under ACP),
     /// which an in-process child uses too.

@@ -158,7 +158,6 @@ impl Tool for TaskTool {
                 prompt: &input.prompt,
                 cwd: &ctx.cwd,
                 mode: ctx.caller.gate.mode(),
-                gate: &ctx.caller.gate,
                 cancel: &ctx.cancel,
                 updates: &ctx.env.updates,
                 parent: &ctx.caller,
