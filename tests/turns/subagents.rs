@@ -4,6 +4,7 @@
 //! of `[subagents]`; agent definitions' tools and budgets.
 
 use super::*;
+use common::bounded::run_bounded;
 
 /// A `task` call's input, as JSON for a `[[tool=task input=…]]` directive.
 fn task(description: &str, prompt: &str) -> Value {
@@ -140,12 +141,11 @@ fn two_tasks_in_a_round_stream_nested_come_back_and_persist_under_the_parent() {
     assert_eq!(child_id(&result), first);
 
     // `rpc sessions` lists each child under its parent.
-    let out = std::process::Command::new(bin())
-        .args(["sessions", "--all", "--data-dir"])
-        .arg(&rpc.data)
-        .output()
-        .expect("rpc sessions");
-    let table = String::from_utf8_lossy(&out.stdout);
+    let mut list = std::process::Command::new(bin());
+    list.args(["sessions", "--all", "--data-dir"])
+        .arg(&rpc.data);
+    let (status, table, err) = run_bounded(&mut list, b"", Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{err}");
     let lines: Vec<&str> = table.lines().collect();
     let row = |id: &str| lines.iter().position(|l| l.contains(id)).expect("listed");
     assert!(lines[row(&first)].starts_with("└ "), "{table}");
@@ -249,21 +249,19 @@ fn idle_children_are_closed() {
     // Closed when idle: its file is no longer held, so another process can
     // delete it (an open session's file is locked).
     let rm = || {
-        std::process::Command::new(bin())
-            .args(["sessions", "rm", &first, "--data-dir"])
-            .arg(&rpc.data)
-            .output()
-            .expect("rpc sessions rm")
+        let mut rm = std::process::Command::new(bin());
+        rm.args(["sessions", "rm", &first, "--data-dir"])
+            .arg(&rpc.data);
+        run_bounded(&mut rm, b"", Duration::from_secs(10))
     };
-    let held = rm();
-    assert!(!held.status.success(), "deleted while its host had it open");
-    std::thread::sleep(Duration::from_millis(4000));
-    let out = rm();
+    let (held, _, why) = rm();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        held.is_some_and(|s| !s.success()) && why.contains("in use"),
+        "deleted while its host had it open: {why}"
     );
+    std::thread::sleep(Duration::from_millis(4000));
+    let (status, _, err) = rm();
+    assert!(status.is_some_and(|s| s.success()), "{err}");
 }
 
 #[test]
