@@ -126,7 +126,7 @@ impl Factory {
         let sandbox_policy = Arc::new(sandbox_policy(&config, &data_dir));
         let sandbox_mode = crate::sandbox::default_mode(cli.sandbox, config.sandbox.mode);
         let hooks = Arc::new(hook_config(cli, &config, &cwd)?);
-        let hub = crate::agents::hub::Hub::new(subagent_limits(&config));
+        let hub = crate::agents::hub::Hub::new(subagent_limits(&config)?);
         let external_agents = config
             .agents
             .iter()
@@ -466,17 +466,37 @@ fn hook_config(cli: &Cli, config: &Config, cwd: &Path) -> Result<crate::hooks::H
     .code(ErrorCode::InvalidParams)
 }
 
-fn subagent_limits(config: &Config) -> crate::agents::hub::Limits {
+/// A value of 0 (or a timeout that is not a positive number of seconds) is
+/// refused, naming the key, rather than quietly replaced.
+fn subagent_limits(config: &Config) -> Result<crate::agents::hub::Limits, Coded> {
     let defaults = crate::agents::hub::Limits::default();
     let sub = &config.subagents;
-    crate::agents::hub::Limits {
-        max_parallel: sub.max_parallel.unwrap_or(defaults.max_parallel).max(1),
-        max_sessions: sub.max_sessions.unwrap_or(defaults.max_sessions).max(1),
-        idle_timeout: sub
-            .idle_timeout
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .unwrap_or(defaults.idle_timeout),
-    }
+    let refuse = |key: &str, why: &str| {
+        let file = config
+            .path
+            .as_deref()
+            .map_or_else(|| "the config file".to_owned(), |p| p.display().to_string());
+        Coded::new(
+            ErrorCode::InvalidParams,
+            format!("{file}: [subagents] {key} {why}"),
+        )
+    };
+    let count = |value: Option<usize>, default: usize, key: &str| match value {
+        Some(0) => Err(refuse(key, "must be at least 1")),
+        v => Ok(v.unwrap_or(default)),
+    };
+    let idle_timeout = match sub.idle_timeout {
+        None => defaults.idle_timeout,
+        Some(s) => Duration::try_from_secs_f64(s)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| refuse("idle_timeout", "must be a positive number of seconds"))?,
+    };
+    Ok(crate::agents::hub::Limits {
+        max_parallel: count(sub.max_parallel, defaults.max_parallel, "max_parallel")?,
+        max_sessions: count(sub.max_sessions, defaults.max_sessions, "max_sessions")?,
+        idle_timeout,
+    })
 }
 
 /// The configured servers, then the session's own; a session's server of
@@ -733,4 +753,39 @@ fn data_dir(cli: &Cli) -> Result<PathBuf, Coded> {
     std::path::absolute(&dir)
         .with_context(|| format!("data directory {} is not usable", dir.display()))
         .code(ErrorCode::InvalidParams)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(toml: &str) -> Result<crate::agents::hub::Limits, Coded> {
+        let config = Config {
+            subagents: toml::from_str(toml).unwrap(),
+            ..Config::default()
+        };
+        subagent_limits(&config)
+    }
+
+    #[test]
+    fn subagent_limits_refuse_zero_and_bad_timeouts_naming_the_key() {
+        let ok = limits("max_parallel = 2\nidle_timeout = 0.5").unwrap();
+        assert_eq!(ok.max_parallel, 2);
+        assert_eq!(ok.max_sessions, 8);
+        assert_eq!(ok.idle_timeout, Duration::from_millis(500));
+        for (toml, key) in [
+            ("max_parallel = 0", "max_parallel must be at least 1"),
+            ("max_sessions = 0", "max_sessions must be at least 1"),
+            ("idle_timeout = 0", "idle_timeout must be a positive"),
+            ("idle_timeout = -3", "idle_timeout must be a positive"),
+        ] {
+            let err = limits(toml).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidParams);
+            assert!(
+                err.message.contains(&format!("[subagents] {key}")),
+                "{}",
+                err.message
+            );
+        }
+    }
 }
