@@ -63,6 +63,17 @@ impl Endpoint {
         }
     }
 
+    /// The output limit a request to `model` sends: the request's own, else
+    /// a configured model's. A catalogue limit is not sent: it is only a
+    /// guess about a service that knows better (Chat Completions, Responses
+    /// and Gemini; Anthropic requires a limit and picks its own).
+    pub(crate) fn max_output_tokens(&self, model: &str, requested: Option<u64>) -> Option<u64> {
+        requested.or(self
+            .model(model)
+            .and_then(|s| s.max_tokens)
+            .filter(|_| self.configured))
+    }
+
     /// Whether `model` takes a thinking level: as its catalogue or config
     /// entry says, else as its family name suggests.
     pub(crate) fn reasoning(&self, model: &str) -> bool {

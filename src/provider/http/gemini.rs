@@ -64,10 +64,7 @@ impl Api for Gemini {
     }
 
     fn body(&self, endpoint: &Endpoint, model: &str, req: &Request<'_>) -> Value {
-        let max_output_tokens = req.max_tokens.or(endpoint
-            .model(model)
-            .and_then(|s| s.max_tokens)
-            .filter(|_| endpoint.configured));
+        let max_output_tokens = endpoint.max_output_tokens(model, req.max_tokens);
         let options = Options {
             model_id: format!("{}/{model}", endpoint.name),
             thinking: endpoint.reasoning(model),

@@ -41,13 +41,8 @@ impl Api for OpenAi {
         } else {
             "max_tokens"
         };
-        // A configured model's limit is sent; a catalogue one is only a
-        // guess about a server that may know better.
         let mut req = *req;
-        req.max_tokens = req.max_tokens.or(endpoint
-            .model(model)
-            .and_then(|s| s.max_tokens)
-            .filter(|_| endpoint.configured));
+        req.max_tokens = endpoint.max_output_tokens(model, req.max_tokens);
         let effort = req
             .thinking
             .openai_effort()

@@ -45,12 +45,7 @@ impl Api for Responses {
     }
 
     fn body(&self, endpoint: &Endpoint, model: &str, req: &Request<'_>) -> Value {
-        // As for Chat Completions: a configured limit is sent, a catalogue
-        // one is only a guess about a service that knows better.
-        let max_output_tokens = req.max_tokens.or(endpoint
-            .model(model)
-            .and_then(|s| s.max_tokens)
-            .filter(|_| endpoint.configured));
+        let max_output_tokens = endpoint.max_output_tokens(model, req.max_tokens);
         let options = Options {
             model_id: format!("{}/{model}", endpoint.name),
             reasoning: endpoint.reasoning(model),
