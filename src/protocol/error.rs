@@ -28,6 +28,9 @@ pub enum ErrorCode {
     NotFound,
     /// The session is in use by another `rpc` process.
     SessionLocked,
+    /// `import_session`: a session with that id is already stored; pass
+    /// `replace: true` to overwrite it or `new_id: true` for a copy.
+    SessionExists,
     /// The model provider failed (in a failed prompt's response).
     ProviderError,
     /// Reserved for tool execution.
@@ -58,6 +61,7 @@ impl ErrorCode {
             ErrorCode::NotStreaming => "not_streaming",
             ErrorCode::NotFound => "not_found",
             ErrorCode::SessionLocked => "session_locked",
+            ErrorCode::SessionExists => "session_exists",
             ErrorCode::ProviderError => "provider_error",
             ErrorCode::ToolError => "tool_error",
             ErrorCode::BudgetExceeded => "budget_exceeded",

@@ -105,6 +105,22 @@ impl SessionFile {
 /// atomically: written to a temporary name, synced, then renamed, so no
 /// reader ever sees a file without a header or with half a fork.
 pub(super) fn create_file(path: &Path, header: &Header, body: &[u8]) -> Result<(File, u64)> {
+    write_atomically(path, header, body, false)
+}
+
+/// As [`create_file`], but an existing file at `path` is replaced (an
+/// import with `--replace`; the caller holds that file's lock). The rename
+/// swaps the whole file at once: a reader sees the old session or the new.
+pub(super) fn replace_file(path: &Path, header: &Header, body: &[u8]) -> Result<(File, u64)> {
+    write_atomically(path, header, body, true)
+}
+
+fn write_atomically(
+    path: &Path,
+    header: &Header,
+    body: &[u8],
+    replace: bool,
+) -> Result<(File, u64)> {
     let dir = path
         .parent()
         .ok_or_else(|| anyhow!("session path {} has no directory", path.display()))?;
@@ -123,19 +139,30 @@ pub(super) fn create_file(path: &Path, header: &Header, body: &[u8]) -> Result<(
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("cannot create session file {}", tmp.display()))?;
-    file.try_lock()
-        .map_err(|e| anyhow!("cannot lock {}: {e}", tmp.display()))?;
-    file.write_all(&line)
-        .and_then(|()| file.sync_data())
-        .with_context(|| format!("cannot write session file {}", tmp.display()))?;
-    if path.symlink_metadata().is_ok() {
+    let written = file
+        .try_lock()
+        .map_err(|e| anyhow!("cannot lock {}: {e}", tmp.display()))
+        .and_then(|()| {
+            file.write_all(&line)
+                .and_then(|()| file.sync_data())
+                .with_context(|| format!("cannot write session file {}", tmp.display()))
+        });
+    // A failed write (disk full) must not leave a temporary file behind.
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if !replace && path.symlink_metadata().is_ok() {
         let _ = fs::remove_file(&tmp);
         return Err(anyhow!(
             "session file {} already exists; not replacing it",
             path.display()
         ));
     }
-    fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot create {}", path.display()));
+    }
     // The rename must itself be durable before entries are appended.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();

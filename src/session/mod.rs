@@ -1,8 +1,9 @@
 //! JSONL session store: one file per session, one writer per file.
 //!
 //! This file holds the format (header, entries) and loading (`parse`);
-//! `store.rs` finds, lists, opens, forks and deletes session files, and
-//! `file.rs` is the one writer of the session in use.
+//! `store.rs` finds, lists, opens, forks and deletes session files,
+//! `file.rs` is the one writer of the session in use, and `portable.rs`
+//! exports a session as one stream and imports it on another machine.
 //!
 //! `sessions/<id>.jsonl` holds a header line then one entry per line, each
 //! appended with a single `write` as it happens, so a crash loses at most the
@@ -13,6 +14,7 @@
 //! exclusive OS lock (`flock`) for as long as this process uses it.
 
 mod file;
+mod portable;
 mod store;
 
 use std::collections::BTreeMap;
@@ -31,6 +33,9 @@ use crate::message::{Message, Role, Usage};
 use crate::protocol::ThinkingLevel;
 
 pub use file::SessionFile;
+pub use portable::{
+    export_session_id, ImportOptions, EXPORT_FORMAT, EXPORT_TYPE, MAX_IMPORT_BYTES,
+};
 pub use store::Store;
 
 /// Bumped when an incompatible change is made to the file format.

@@ -69,12 +69,28 @@ impl Store {
     /// Opens session `id`'s file (for appending when `write`) and takes its
     /// exclusive lock, with the codes a client sees: a malformed id, no such
     /// session, or (`in_use` words it) held by another process.
-    fn open_locked(
+    pub(super) fn open_locked(
         &self,
         id: &str,
         write: bool,
         in_use: impl FnOnce(&Path) -> String,
     ) -> Result<(PathBuf, File), Coded> {
+        let (path, file) = self.open_file(id, write)?;
+        match file.try_lock() {
+            Ok(()) => Ok((path, file)),
+            Err(TryLockError::WouldBlock) => {
+                Err(Coded::new(ErrorCode::SessionLocked, in_use(&path)))
+            }
+            Err(TryLockError::Error(e)) => {
+                Err(anyhow!(e).context(format!("cannot lock {}", path.display())))
+                    .code(ErrorCode::Internal)
+            }
+        }
+    }
+
+    /// Opens session `id`'s file without locking it: a malformed id or no
+    /// such session is an error with its code.
+    pub(super) fn open_file(&self, id: &str, write: bool) -> Result<(PathBuf, File), Coded> {
         validate_id(id)?;
         let path = self.path_of(id);
         // O_NOFOLLOW: a session file that is a symlink could point anywhere;
@@ -100,16 +116,7 @@ impl Store {
                     .code(ErrorCode::Internal)
             }
         };
-        match file.try_lock() {
-            Ok(()) => Ok((path, file)),
-            Err(TryLockError::WouldBlock) => {
-                Err(Coded::new(ErrorCode::SessionLocked, in_use(&path)))
-            }
-            Err(TryLockError::Error(e)) => {
-                Err(anyhow!(e).context(format!("cannot lock {}", path.display())))
-                    .code(ErrorCode::Internal)
-            }
-        }
+        Ok((path, file))
     }
 
     fn session_files(&self) -> Result<Vec<(String, PathBuf)>> {
