@@ -13,7 +13,8 @@ The protocol (SPEC.md has all of it; schema/agent-rpc.schema.json, or `rpc schem
   Commands: prompt, follow_up, steer, abort, set_model, permission_response,
     set_permission_mode, set_thinking_level, set_budget, set_sandbox, get_state,
     get_session_stats, get_messages, get_available_models, new_session, list_sessions,
-    delete_session, fork, switch_session, compact, set_auto_compaction, shutdown, get_commands
+    delete_session, fork, switch_session, export_session, import_session, compact,
+    set_auto_compaction, shutdown, get_commands
   Read one JSON object per line on stdout: ready first, then a response or an
     error for every command (matched by id), and events while a turn runs:
     agent_start, message_update (text_delta, thinking_delta, toolcall_*),
@@ -173,7 +174,8 @@ pub enum Subcommand {
     /// checked-in copy is schema/agent-rpc.schema.json.
     Schema,
     /// List the stored sessions of the working directory, newest first
-    /// (`rpc sessions rm <ID>...` deletes them).
+    /// (`rpc sessions rm <ID>...` deletes them; `rpc sessions export <ID> >
+    /// s.jsonl` and, on another machine, `rpc sessions import s.jsonl` move one).
     Sessions(SessionsArgs),
 }
 
@@ -195,6 +197,26 @@ pub enum SessionsAction {
     Rm {
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
+    },
+    /// Write a session to stdout as one self-contained JSONL stream (works
+    /// for one in use: a snapshot of its complete entries).
+    Export {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Store an exported session and print its id (exit 1, nothing stored,
+    /// when the stream is torn or foreign or the id exists).
+    Import {
+        /// Store a copy under a fresh id (`forked_from` names the original).
+        #[arg(long)]
+        new_id: bool,
+        /// Overwrite a stored session of the same id (refused while an rpc
+        /// process holds it).
+        #[arg(long)]
+        replace: bool,
+        /// The export to read [default: stdin, also `-`].
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
     },
 }
 
@@ -225,6 +247,7 @@ mod tests {
         use clap::CommandFactory;
         let help = Cli::command().render_help().to_string();
         assert!(help.contains("rpc sessions rm"), "{help}");
+        assert!(help.contains("rpc sessions export"), "{help}");
     }
 
     #[test]

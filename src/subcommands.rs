@@ -1,13 +1,16 @@
 //! The subcommands that do not serve a session: `rpc schema` and
-//! `rpc sessions [rm]`. Each writes to the streams it is given (the binary
+//! `rpc sessions [rm|export|import]` (export and import in `portable`). Each writes to the streams it is given (the binary
 //! passes stdout and stderr; the library itself never prints) and returns
 //! the process exit code.
 
 use std::io::{self, Write};
 
+mod portable;
+
 use crate::cli::{Cli, SessionsAction, SessionsArgs};
 use crate::factory;
 use crate::protocol::SessionSummary;
+use crate::session::ImportOptions;
 
 /// `rpc schema`: the protocol's JSON Schema, pretty-printed.
 pub fn schema(out: &mut impl Write) -> io::Result<()> {
@@ -18,7 +21,8 @@ pub fn schema(out: &mut impl Write) -> io::Result<()> {
 }
 
 /// `rpc sessions`: the stored sessions of the working directory (all of
-/// them with `--all`), newest first; `rpc sessions rm <id>…` deletes.
+/// them with `--all`), newest first; `rpc sessions rm <id>…` deletes,
+/// `export <id>` writes one as a stream, `import [FILE]` stores one.
 pub fn sessions(
     cli: &Cli,
     args: &SessionsArgs,
@@ -32,18 +36,21 @@ pub fn sessions(
             return Ok(2);
         }
     };
-    if let Some(SessionsAction::Rm { ids }) = &args.action {
-        let mut failed = false;
-        for id in ids {
-            match store.delete(id) {
-                Ok(()) => writeln!(out, "deleted {id}")?,
-                Err(e) => {
-                    failed = true;
-                    writeln!(err, "rpc sessions rm: {e}")?;
-                }
-            }
+    match &args.action {
+        Some(SessionsAction::Rm { ids }) => return remove(&store, ids, out, err),
+        Some(SessionsAction::Export { id }) => return portable::export(&store, id, out, err),
+        Some(SessionsAction::Import {
+            new_id,
+            replace,
+            file,
+        }) => {
+            let options = ImportOptions {
+                new_id: *new_id,
+                replace: *replace,
+            };
+            return portable::import(&store, file.as_deref(), options, out, err);
         }
-        return Ok(if failed { 1 } else { 0 });
+        None => {}
     }
     let cwd = if args.all {
         None
@@ -74,6 +81,26 @@ pub fn sessions(
     }
     out.flush()?;
     Ok(0)
+}
+
+/// `rpc sessions rm <id>…`: deletes each; exit 1 when any was refused.
+fn remove(
+    store: &crate::session::Store,
+    ids: &[String],
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> io::Result<i32> {
+    let mut failed = false;
+    for id in ids {
+        match store.delete(id) {
+            Ok(()) => writeln!(out, "deleted {id}")?,
+            Err(e) => {
+                failed = true;
+                writeln!(err, "rpc sessions rm: {e}")?;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
 }
 
 /// The sessions in the table's order: each subagent's session right under
