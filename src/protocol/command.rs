@@ -13,10 +13,11 @@ use serde_json::{Map, Value};
 
 use super::{
     AbortResponse, BudgetResponse, CommandsResponse, CompactOutcome, DeleteSessionResponse, Empty,
-    ErrorCode, ErrorFrame, ForkResponse, MessagesResponse, ModelsResponse, NewSessionResponse,
-    PromptOutcome, SandboxMode, SessionStatsResponse, SessionsResponse, SetAutoCompactionResponse,
-    SetModelResponse, SetPermissionModeResponse, SetSandboxResponse, SetThinkingLevelResponse,
-    StateResponse, SteerResponse, SwitchSessionResponse,
+    ErrorCode, ErrorFrame, ExportSessionResponse, ForkResponse, ImportSessionResponse,
+    MessagesResponse, ModelsResponse, NewSessionResponse, PromptOutcome, SandboxMode,
+    SessionStatsResponse, SessionsResponse, SetAutoCompactionResponse, SetModelResponse,
+    SetPermissionModeResponse, SetSandboxResponse, SetThinkingLevelResponse, StateResponse,
+    SteerResponse, SwitchSessionResponse,
 };
 use super::{Decision, Mode, ThinkingLevel};
 
@@ -165,6 +166,15 @@ commands! {
     /// Switches this process to another stored session, releasing the
     /// current one (`busy` while a turn runs).
     SwitchSession(SwitchSessionParams) => SwitchSessionResponse = "switch_session",
+    /// A stored session (the one in use too: a snapshot of its complete
+    /// entries) as one export stream, the `data` string (SPEC.md,
+    /// "Portable sessions").
+    ExportSession(ExportSessionParams) => ExportSessionResponse = "export_session",
+    /// Stores an export stream: under its own id (`session_exists` when
+    /// that is taken, unless `replace`), or a fresh one with `new_id`. Not
+    /// over the session in use (`busy`) nor one another process holds
+    /// (`session_locked`); a torn or foreign stream is `invalid_params`.
+    ImportSession(ImportSessionParams) => ImportSessionResponse = "import_session",
     /// Summarises the older history so the model sees the summary and the
     /// recent messages (`busy` while a turn runs); `abort` stops it.
     Compact(CompactParams) => CompactOutcome = "compact",
@@ -309,6 +319,23 @@ pub struct ForkParams {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct SwitchSessionParams {
     pub session_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct ExportSessionParams {
+    pub session_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct ImportSessionParams {
+    /// An export stream, as `export_session` or `rpc sessions export` wrote it.
+    pub data: String,
+    /// Store a copy under a fresh id (`forked_from` names the original).
+    #[serde(default)]
+    pub new_id: bool,
+    /// Overwrite a stored session of the same id.
+    #[serde(default)]
+    pub replace: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

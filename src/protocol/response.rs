@@ -51,6 +51,8 @@ pub enum Response {
     DeleteSession(DeleteSessionResponse),
     Fork(ForkResponse),
     SwitchSession(SwitchSessionResponse),
+    ExportSession(ExportSessionResponse),
+    ImportSession(ImportSessionResponse),
     Compact(CompactionResult),
     SetAutoCompaction(SetAutoCompactionResponse),
     GetCommands(CommandsResponse),
@@ -326,6 +328,20 @@ pub struct SkillEntry {
 pub struct SkillError {
     pub path: String,
     pub message: String,
+}
+
+/// `export_session`: the session as one export stream.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ExportSessionResponse {
+    pub session_id: String,
+    /// JSONL: the `agent_rpc_export` header line, then the session's lines.
+    pub data: String,
+}
+
+/// `import_session`: the id the session was stored under.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ImportSessionResponse {
+    pub session_id: String,
 }
 
 /// The session that was deleted.

@@ -33,9 +33,7 @@ use crate::message::{Message, Role, Usage};
 use crate::protocol::ThinkingLevel;
 
 pub use file::SessionFile;
-pub use portable::{
-    export_session_id, ImportOptions, EXPORT_FORMAT, EXPORT_TYPE, MAX_IMPORT_BYTES,
-};
+pub use portable::{ImportOptions, EXPORT_FORMAT, EXPORT_TYPE, MAX_IMPORT_BYTES};
 pub use store::Store;
 
 /// Bumped when an incompatible change is made to the file format.

@@ -67,11 +67,24 @@ impl Store {
 
     /// Checks an export stream and stores its session; returns the id it
     /// was stored under. Nothing is written unless every line checks out.
-    pub fn import(&self, stream: &[u8], options: ImportOptions) -> Result<String, Coded> {
+    /// `in_use`: the session the calling process holds, refused (`busy`)
+    /// since its own writer would go on appending to the replaced file.
+    pub fn import(
+        &self,
+        stream: &[u8],
+        options: ImportOptions,
+        in_use: Option<&str>,
+    ) -> Result<String, Coded> {
         let (mut header, body) = check_stream(stream)?;
         if options.new_id {
             header.forked_from = Some(header.id.clone());
             header.id = new_id();
+        }
+        if in_use == Some(header.id.as_str()) {
+            return Err(Coded::new(
+                ErrorCode::Busy,
+                "that is the session in use by this process; switch to another (new_session) before replacing it, or import it with new_id for a copy",
+            ));
         }
         let path = self.path_of(&header.id);
         let exists = path.symlink_metadata().is_ok();
@@ -102,13 +115,6 @@ impl Store {
         written.code(ErrorCode::Internal)?;
         Ok(header.id)
     }
-}
-
-/// The session id an export stream's header names, when its first line is
-/// one: what an import would store it under (without `new_id`).
-pub fn export_session_id(stream: &[u8]) -> Option<String> {
-    let first = stream.split(|&b| b == b'\n').next()?;
-    export_header(first).ok().map(|h| h.session_id)
 }
 
 /// The export stream of session file `path` (session `id`): its complete
@@ -289,7 +295,7 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let target = Store::new(other.path().join("sessions"));
         assert_eq!(
-            target.import(&stream, ImportOptions::default()),
+            target.import(&stream, ImportOptions::default(), None),
             Ok("a".into())
         );
         assert_eq!(

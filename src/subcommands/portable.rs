@@ -44,7 +44,7 @@ pub(super) fn import(
             return Ok(1);
         }
     };
-    match store.import(&stream, options) {
+    match store.import(&stream, options, None) {
         Ok(id) => {
             writeln!(out, "{id}")?;
             out.flush()?;

@@ -267,6 +267,12 @@ fn frames_and_commands_of_an_extension_session_are_valid() {
         "ac",
     );
     s.ok(json!({"type": "get_messages", "all": true}), "all");
+    let exported = s.ok(
+        json!({"type": "export_session", "session_id": fork["session_id"]}),
+        "ex",
+    );
+    let copy = json!({"type": "import_session", "data": exported["data"], "new_id": true});
+    s.ok(copy, "im");
     let deleted = s.ok(
         json!({"type": "delete_session", "session_id": fork["session_id"]}),
         "d1",

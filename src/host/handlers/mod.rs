@@ -10,6 +10,7 @@
 //!   permission_response,
 //!   list_sessions, delete_session.
 //! - `fork`: fork, switch_session.
+//! - `portable`: export_session, import_session.
 //! - `compaction`: compact, set_auto_compaction.
 //! - `budget`: set_budget.
 //! - `sandbox`: set_sandbox.
@@ -20,6 +21,7 @@ mod budget;
 mod compaction;
 mod fork;
 mod model;
+mod portable;
 mod sandbox;
 mod session;
 mod state;
@@ -62,6 +64,8 @@ impl Host {
             Command::DeleteSession(params) => self.delete_session(token, params.session_id).await,
             Command::Fork(params) => self.fork(token, params.message_index).await,
             Command::SwitchSession(params) => self.switch_session(token, params.session_id).await,
+            Command::ExportSession(params) => self.export_session(token, params.session_id),
+            Command::ImportSession(params) => self.import_session(token, params).await,
             Command::Compact(params) => self.compact(token, params).await,
             Command::SetAutoCompaction(params) => {
                 self.set_auto_compaction(token, params.enabled).await
