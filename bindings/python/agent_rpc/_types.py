@@ -111,7 +111,7 @@ Block = Union["BlockText", "BlockThinking", "BlockToolUse", "BlockToolResult", "
 
 
 #: Every command a client writes on stdin, one per line.
-Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "SetBudgetCommand", "SetSandboxCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "CompactCommand", "SetAutoCompactionCommand", "ShutdownCommand", "GetCommandsCommand"]
+Command = Union["PromptCommand", "AbortCommand", "SteerCommand", "FollowUpCommand", "SetModelCommand", "PermissionResponseCommand", "SetPermissionModeCommand", "SetThinkingLevelCommand", "SetBudgetCommand", "SetSandboxCommand", "GetStateCommand", "GetSessionStatsCommand", "GetMessagesCommand", "GetAvailableModelsCommand", "NewSessionCommand", "ListSessionsCommand", "DeleteSessionCommand", "ForkCommand", "SwitchSessionCommand", "ExportSessionCommand", "ImportSessionCommand", "CompactCommand", "SetAutoCompactionCommand", "ShutdownCommand", "GetCommandsCommand"]
 
 
 class CommandEntry(TypedDict):
@@ -127,7 +127,7 @@ class CommandEntry(TypedDict):
 
 
 #: A command's `type`, echoed as `command` on its answer.
-CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "set_budget", "set_sandbox", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "compact", "set_auto_compaction", "shutdown", "get_commands"]
+CommandName = Literal["prompt", "abort", "steer", "follow_up", "set_model", "permission_response", "set_permission_mode", "set_thinking_level", "set_budget", "set_sandbox", "get_state", "get_session_stats", "get_messages", "get_available_models", "new_session", "list_sessions", "delete_session", "fork", "switch_session", "export_session", "import_session", "compact", "set_auto_compaction", "shutdown", "get_commands"]
 
 
 #: Where a command comes from.
@@ -277,7 +277,7 @@ Dropped = Union["DroppedFollowUp", "DroppedPrompt", "DroppedSteer"]
 
 
 #: Error codes a client can branch on. The message beside each is for people.
-ErrorCode = Literal["parse_error", "frame_too_large", "invalid_request", "unknown_command", "invalid_params", "busy", "not_streaming", "not_found", "session_locked", "provider_error", "tool_error", "not_compacted", "budget_exceeded", "hook_blocked", "internal"]
+ErrorCode = Literal["parse_error", "frame_too_large", "invalid_request", "unknown_command", "invalid_params", "busy", "not_streaming", "not_found", "session_locked", "session_exists", "provider_error", "tool_error", "not_compacted", "budget_exceeded", "hook_blocked", "internal"]
 
 
 class _ErrorFrameRequired(TypedDict):
@@ -294,6 +294,34 @@ class ErrorFrame(_ErrorFrameRequired, total=False):
 
     #: The command's `type`, when it was recognised.
     command: CommandName
+
+
+class _ExportSessionCommandRequired(TypedDict):
+    session_id: str
+    type: Literal["export_session"]
+
+
+class ExportSessionCommand(_ExportSessionCommandRequired, total=False):
+    """A stored session (the one in use too: a snapshot of its complete
+    entries) as one export stream, the `data` string (SPEC.md,
+    "Portable sessions").
+    """
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+
+
+class ExportSessionResponse(TypedDict):
+    """The response to `export_session`."""
+
+    command: Literal["export_session"]
+    #: JSONL: the `agent_rpc_export` header line, then the session's lines.
+    data: str
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    ok: Literal[True]
+    session_id: str
+    type: Literal["response"]
 
 
 class _FollowUpCommandRequired(TypedDict):
@@ -388,7 +416,7 @@ class ForkResponse(_ForkResponseRequired, total=False):
 
 
 #: Every frame the host writes on stdout, one per line.
-Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "HookFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "SetBudgetResponse", "SetSandboxResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "GetCommandsResponse", "MessageUpdateFrame"]
+Frame = Union["ReadyFrame", "ErrorFrame", "AgentStartFrame", "AgentEndFrame", "AutoRetryFrame", "ToolExecutionStartFrame", "ToolExecutionUpdateFrame", "ToolExecutionEndFrame", "PermissionRequestFrame", "PermissionCancelledFrame", "ModelErrorFrame", "ModelChangedFrame", "CompactionStartFrame", "CompactionEndFrame", "McpServerStatusFrame", "PlanFrame", "HookFrame", "PromptResponse", "AbortResponse", "SteerResponse", "FollowUpResponse", "SetModelResponse", "PermissionResponseResponse", "SetPermissionModeResponse", "SetThinkingLevelResponse", "SetBudgetResponse", "SetSandboxResponse", "GetStateResponse", "GetSessionStatsResponse", "GetMessagesResponse", "GetAvailableModelsResponse", "NewSessionResponse", "ListSessionsResponse", "DeleteSessionResponse", "ForkResponse", "SwitchSessionResponse", "ExportSessionResponse", "ImportSessionResponse", "CompactResponse", "SetAutoCompactionResponse", "ShutdownResponse", "GetCommandsResponse", "MessageUpdateFrame"]
 
 
 class _GetAvailableModelsCommandRequired(TypedDict):
@@ -579,6 +607,38 @@ class ImageAttachment(_ImageAttachmentRequired, total=False):
 
     media_type: str
     mime_type: str
+
+
+class _ImportSessionCommandRequired(TypedDict):
+    #: An export stream, as `export_session` or `rpc sessions export` wrote it.
+    data: str
+    type: Literal["import_session"]
+
+
+class ImportSessionCommand(_ImportSessionCommandRequired, total=False):
+    """Stores an export stream: under its own id (`session_exists` when
+    that is taken, unless `replace`), or a fresh one with `new_id`. Not
+    over the session in use (`busy`) nor one another process holds
+    (`session_locked`); a torn or foreign stream is `invalid_params`.
+    """
+
+    #: Optional; echoed verbatim on the answer.
+    id: Optional[Union[str, float]]
+    #: Store a copy under a fresh id (`forked_from` names the original).
+    new_id: bool
+    #: Overwrite a stored session of the same id.
+    replace: bool
+
+
+class ImportSessionResponse(TypedDict):
+    """The response to `import_session`."""
+
+    command: Literal["import_session"]
+    #: The command's id, echoed verbatim; null when none was sent.
+    id: Optional[Union[str, float]]
+    ok: Literal[True]
+    session_id: str
+    type: Literal["response"]
 
 
 class _ListSessionsCommandRequired(TypedDict):
@@ -1345,6 +1405,8 @@ __all__ = [
     "DroppedSteer",
     "ErrorCode",
     "ErrorFrame",
+    "ExportSessionCommand",
+    "ExportSessionResponse",
     "FollowUpCommand",
     "FollowUpResponse",
     "ForkCommand",
@@ -1362,6 +1424,8 @@ __all__ = [
     "GetStateResponse",
     "HookFrame",
     "ImageAttachment",
+    "ImportSessionCommand",
+    "ImportSessionResponse",
     "ListSessionsCommand",
     "ListSessionsResponse",
     "McpServerState",

@@ -25,12 +25,14 @@ from ._types import (
     Attachment,
     Frame,
     DeleteSessionResponse,
+    ExportSessionResponse,
     ForkResponse,
     GetAvailableModelsResponse,
     GetCommandsResponse,
     GetMessagesResponse,
     GetSessionStatsResponse,
     GetStateResponse,
+    ImportSessionResponse,
     ListSessionsResponse,
     Mode,
     SandboxMode,
@@ -457,6 +459,25 @@ class AgentClient:
         """Switch this host to another stored session (its model, mode,
         thinking level and directory follow)."""
         return await self.request("switch_session", session_id=session_id)  # type: ignore[return-value]
+
+    async def export_session(self, session_id: str) -> ExportSessionResponse:
+        """A stored session as one export stream, ``data`` (JSONL: an
+        ``agent_rpc_export`` header line, then the session's lines). The
+        session in use exports too, as a snapshot of its complete entries."""
+        return await self.request("export_session", session_id=session_id)  # type: ignore[return-value]
+
+    async def import_session(
+        self, data: str, *, new_id: bool = False, replace: bool = False
+    ) -> ImportSessionResponse:
+        """Store an export stream; ``session_id`` in the answer is where.
+        ``new_id`` stores a copy under a fresh id; ``replace`` overwrites a
+        stored session of the same id (else ``session_exists``). A torn or
+        foreign stream is ``invalid_params`` naming the line. The stream
+        travels in one command line: raise the host's ``--max-frame-bytes``
+        for sessions larger than its 1 MiB default."""
+        return await self.request(  # type: ignore[return-value]
+            "import_session", data=data, new_id=new_id, replace=replace
+        )
 
     async def compact(self, instructions: Optional[str] = None) -> CompactResponse:
         """Summarise the older history (``busy`` during a turn); an ``abort``

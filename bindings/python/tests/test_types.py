@@ -61,7 +61,11 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertIn("McpServerStatusFrame", frame_names)
         self.assertIn("PlanFrame", frame_names)
         self.assertIn("DeleteSessionCommand", {ref.__forward_arg__ for ref in typing.get_args(types.Command)})
-        self.assertEqual(len(typing.get_args(types.Command)), 23)
+        commands = {ref.__forward_arg__ for ref in typing.get_args(types.Command)}
+        self.assertIn("ImportSessionCommand", commands)
+        self.assertIn("ExportSessionResponse", frame_names)
+        self.assertIn("session_exists", typing.get_args(types.ErrorCode))
+        self.assertEqual(len(commands), 25)
 
 
 if __name__ == "__main__":

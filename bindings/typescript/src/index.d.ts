@@ -17,6 +17,8 @@ import type {
   GetSessionStatsResponse,
   GetStateResponse,
   DeleteSessionResponse,
+  ExportSessionResponse,
+  ImportSessionResponse,
   ListSessionsResponse,
   Mode,
   NewSessionResponse,
@@ -168,6 +170,14 @@ export class AgentClient {
   fork(messageIndex?: number): Promise<ForkResponse>;
   /** Switches this host to another stored session. */
   switchSession(sessionId: string): Promise<SwitchSessionResponse>;
+  /** A stored session (the one in use too: a snapshot) as one export stream, `data`. */
+  exportSession(sessionId: string): Promise<ExportSessionResponse>;
+  /**
+   * Stores an export stream: under its own id (`session_exists` when taken,
+   * unless `replace`), or a fresh one with `newId`. A torn or foreign stream
+   * is `invalid_params` naming the line.
+   */
+  importSession(data: string, options?: { newId?: boolean; replace?: boolean }): Promise<ImportSessionResponse>;
   compact(instructions?: string): Promise<CompactResponse>;
   setAutoCompaction(enabled: boolean): Promise<SetAutoCompactionResponse>;
   /** The slash commands a prompt may start with: the project's, the user's and the built-ins. */

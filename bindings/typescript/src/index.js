@@ -533,6 +533,29 @@ export class AgentClient {
     return this.request("switch_session", { session_id: sessionId });
   }
 
+  /**
+   * A stored session as one export stream, `data` (JSONL); the session in
+   * use exports too, as a snapshot of its complete entries.
+   */
+  exportSession(sessionId) {
+    return this.request("export_session", { session_id: sessionId });
+  }
+
+  /**
+   * Stores an export stream and answers the id it was stored under:
+   * `newId` for a copy under a fresh id, `replace` to overwrite a stored
+   * session of the same id (else `session_exists`). The stream travels in
+   * one command line: raise the host's --max-frame-bytes past 1 MiB for
+   * larger sessions.
+   */
+  importSession(data, options = {}) {
+    return this.request("import_session", {
+      data,
+      new_id: options.newId === true,
+      replace: options.replace === true,
+    });
+  }
+
   /** Summarises the older history (`busy` during a turn); `abort` stops it. */
   compact(instructions) {
     return instructions === undefined

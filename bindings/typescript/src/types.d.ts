@@ -86,7 +86,7 @@ export type Block = {
 };
 
 /** Every command a client writes on stdin, one per line. */
-export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | SetBudgetCommand | SetSandboxCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | CompactCommand | SetAutoCompactionCommand | ShutdownCommand | GetCommandsCommand;
+export type Command = PromptCommand | AbortCommand | SteerCommand | FollowUpCommand | SetModelCommand | PermissionResponseCommand | SetPermissionModeCommand | SetThinkingLevelCommand | SetBudgetCommand | SetSandboxCommand | GetStateCommand | GetSessionStatsCommand | GetMessagesCommand | GetAvailableModelsCommand | NewSessionCommand | ListSessionsCommand | DeleteSessionCommand | ForkCommand | SwitchSessionCommand | ExportSessionCommand | ImportSessionCommand | CompactCommand | SetAutoCompactionCommand | ShutdownCommand | GetCommandsCommand;
 
 /** One slash command, invoked as `/<name> [arguments]`. */
 export interface CommandEntry {
@@ -100,7 +100,7 @@ export interface CommandEntry {
 }
 
 /** A command's `type`, echoed as `command` on its answer. */
-export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "set_budget" | "set_sandbox" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "compact" | "set_auto_compaction" | "shutdown" | "get_commands";
+export type CommandName = "prompt" | "abort" | "steer" | "follow_up" | "set_model" | "permission_response" | "set_permission_mode" | "set_thinking_level" | "set_budget" | "set_sandbox" | "get_state" | "get_session_stats" | "get_messages" | "get_available_models" | "new_session" | "list_sessions" | "delete_session" | "fork" | "switch_session" | "export_session" | "import_session" | "compact" | "set_auto_compaction" | "shutdown" | "get_commands";
 
 /** Where a command comes from. */
 export type CommandSource = "project" | "user" | "builtin";
@@ -205,7 +205,7 @@ export type Dropped = {
 };
 
 /** Error codes a client can branch on. The message beside each is for people. */
-export type ErrorCode = "parse_error" | "frame_too_large" | "invalid_request" | "unknown_command" | "invalid_params" | "busy" | "not_streaming" | "not_found" | "session_locked" | "provider_error" | "tool_error" | "not_compacted" | "budget_exceeded" | "hook_blocked" | "internal";
+export type ErrorCode = "parse_error" | "frame_too_large" | "invalid_request" | "unknown_command" | "invalid_params" | "busy" | "not_streaming" | "not_found" | "session_locked" | "session_exists" | "provider_error" | "tool_error" | "not_compacted" | "budget_exceeded" | "hook_blocked" | "internal";
 
 /** `error` frame: a command was rejected and did nothing. */
 export interface ErrorFrame {
@@ -219,6 +219,31 @@ export interface ErrorFrame {
   id: string | number | null;
   message: string;
 }
+
+/**
+ * A stored session (the one in use too: a snapshot of its complete
+ *  entries) as one export stream, the `data` string (SPEC.md,
+ *  "Portable sessions").
+ */
+export interface ExportSessionCommand {
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  session_id: string;
+  type: "export_session";
+}
+
+/** The response to `export_session`. */
+export type ExportSessionResponse = {
+  command: "export_session";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & {
+  /** JSONL: the `agent_rpc_export` header line, then the session's lines. */
+  data: string;
+  session_id: string;
+};
 
 /**
  * A prompt that runs as the next turn after the current one (at once
@@ -320,7 +345,7 @@ export type Frame = (ReadyFrame & {
   type: "plan";
 }) | (HookFrame & {
   type: "hook";
-}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | SetBudgetResponse | SetSandboxResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | GetCommandsResponse | MessageUpdateFrame;
+}) | PromptResponse | AbortResponse | SteerResponse | FollowUpResponse | SetModelResponse | PermissionResponseResponse | SetPermissionModeResponse | SetThinkingLevelResponse | SetBudgetResponse | SetSandboxResponse | GetStateResponse | GetSessionStatsResponse | GetMessagesResponse | GetAvailableModelsResponse | NewSessionResponse | ListSessionsResponse | DeleteSessionResponse | ForkResponse | SwitchSessionResponse | ExportSessionResponse | ImportSessionResponse | CompactResponse | SetAutoCompactionResponse | ShutdownResponse | GetCommandsResponse | MessageUpdateFrame;
 
 /** Every model the host can use, and whether it is available now. */
 export interface GetAvailableModelsCommand {
@@ -488,6 +513,35 @@ export type ImageAttachment = {
   media_type?: string;
   mime_type?: string;
   type: "image";
+};
+
+/**
+ * Stores an export stream: under its own id (`session_exists` when
+ *  that is taken, unless `replace`), or a fresh one with `new_id`. Not
+ *  over the session in use (`busy`) nor one another process holds
+ *  (`session_locked`); a torn or foreign stream is `invalid_params`.
+ */
+export interface ImportSessionCommand {
+  /** An export stream, as `export_session` or `rpc sessions export` wrote it. */
+  data: string;
+  /** Optional; echoed verbatim on the answer. */
+  id?: string | number | null;
+  /** Store a copy under a fresh id (`forked_from` names the original). */
+  new_id?: boolean;
+  /** Overwrite a stored session of the same id. */
+  replace?: boolean;
+  type: "import_session";
+}
+
+/** The response to `import_session`. */
+export type ImportSessionResponse = {
+  command: "import_session";
+  /** The command's id, echoed verbatim; null when none was sent. */
+  id: string | number | null;
+  ok: true;
+  type: "response";
+} & {
+  session_id: string;
 };
 
 /** The stored sessions, newest first. */

@@ -83,3 +83,9 @@ console.log(answer);
 // @ts-expect-error: not a decision
 const wrong: PermissionAnswer = "maybe";
 console.log(wrong);
+
+// A session moved to another host (its own data dir): export, import, continue.
+const exported = await asking.exportSession(ready.session_id);
+const data: string = exported.data;
+const imported: string = (await client.importSession(data, { newId: true })).session_id;
+await client.switchSession(imported);
