@@ -4,7 +4,8 @@
 //! validation and locking), `new_and_list` (`new_session` /
 //! `list_sessions`), `data_dir` (where the data directory comes from),
 //! `management` (finding, listing and deleting stored sessions; `rpc
-//! sessions`), `fork_switch` (`fork`, `switch_session`, `--continue --fork`).
+//! sessions`), `fork_switch` (`fork`, `switch_session`, `--continue --fork`),
+//! `portable` (`rpc sessions export`/`import`, `export_session`/`import_session`).
 //! The helpers below are shared by the first six.
 
 #[path = "../common/mod.rs"]
@@ -17,6 +18,7 @@ mod fork_switch;
 mod locks;
 mod management;
 mod new_and_list;
+mod portable;
 mod resume;
 
 use std::io::{Read, Write};
