@@ -326,3 +326,32 @@ fn a_hostile_id_in_the_stream_is_refused_and_nothing_is_written_outside() {
     assert!(!a.path().join("x.jsonl").exists() && !b.path().join("x.jsonl").exists());
     assert!(everything_stored(b.path()).is_empty());
 }
+
+#[test]
+fn export_refuses_unknown_ids_and_damaged_files_naming_the_line() {
+    let data = tempfile::tempdir().unwrap();
+    let (code, out, err) = cli(data.path(), &["sessions", "export", "nope"], b"");
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.contains("rpc sessions --all"), "{err}");
+    let (code, _, err) = cli(data.path(), &["sessions", "export", "../x"], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid session id"), "{err}");
+
+    let id = session_with_a_turn(data.path(), "one");
+    let path = session_file(data.path(), &id);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+    bytes.extend_from_slice(b"{\"type\":\"no_such_entry\"}\n");
+    std::fs::write(&path, &bytes).unwrap();
+    let (code, out, err) = cli(data.path(), &["sessions", "export", &id], b"");
+    assert_eq!(
+        (code, out.as_str()),
+        (1, ""),
+        "a damaged file exports nothing"
+    );
+    let line = format!("line {}", lines + 1);
+    assert!(
+        err.contains(&line) && err.contains(&*path.to_string_lossy()),
+        "{err}"
+    );
+}
