@@ -355,3 +355,70 @@ fn export_refuses_unknown_ids_and_damaged_files_naming_the_line() {
         "{err}"
     );
 }
+
+/// An export of session `id` grown to about `bytes` by repeating its user
+/// message: a stream whose import takes long enough to be killed midway.
+fn big_stream(stream: &str, bytes: usize) -> String {
+    let lines: Vec<&str> = stream.lines().collect();
+    let user = lines[2];
+    let copies = bytes / user.len();
+    let mut header: Value = serde_json::from_str(lines[0]).unwrap();
+    header["entries"] = json!(lines.len() - 1 + copies);
+    let mut out = format!("{header}\n");
+    for line in &lines[1..] {
+        out.push_str(line);
+        out.push('\n');
+    }
+    for _ in 0..copies {
+        out.push_str(user);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn an_import_killed_at_any_moment_leaves_the_whole_session_or_nothing() {
+    let source = tempfile::tempdir().unwrap();
+    let id = session_with_a_turn(source.path(), &"x".repeat(4000));
+    let stream = big_stream(&export(source.path(), &id), 24 << 20);
+    let reference = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, err) = cli(reference.path(), &["sessions", "import"], stream.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    let took = started.elapsed();
+    let whole = std::fs::read(session_file(reference.path(), &id)).unwrap();
+    let (mut complete, mut nothing) = (0, 0);
+    // Kill points spread over the whole run, a little past its end.
+    for step in 0..16u32 {
+        let delay = took * step / 12;
+        let target = tempfile::tempdir().unwrap();
+        let mut child = rpc_command(target.path(), None)
+            .args(["sessions", "import"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rpc sessions import");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = stream.clone().into_bytes();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = writer.join();
+        match std::fs::read(session_file(target.path(), &id)) {
+            Ok(bytes) => {
+                assert!(
+                    bytes == whole,
+                    "killed after {delay:?}: a partial session"
+                );
+                complete += 1;
+            }
+            Err(_) => nothing += 1,
+        }
+    }
+    eprintln!(
+        "killed imports ({took:?} whole): {complete} complete, {nothing} with nothing stored"
+    );
+}
