@@ -204,12 +204,14 @@ fn native_export_and_import_move_a_session_and_every_error_keeps_its_id() {
     let mut source = echo_spawn_in(a.path()).model(ECHO).start();
     let id = source.ready()["session_id"].as_str().unwrap().to_owned();
     ok_prompt(&mut source, "1", "remember the walrus");
-    // The session in use exports too.
-    let exported = call_ok(
-        &mut source,
-        json!({"type": "export_session", "session_id": id}),
-        "e",
-    );
+    // The session in use exports too, mid-turn, without waiting for it.
+    let slow = json!({"type": "prompt", "id": "slow", "message": "[[n=30 delay_ms=20]]"});
+    source.send(slow);
+    let export = json!({"type": "export_session", "session_id": id});
+    let exported = call_ok(&mut source, export, "e");
+    let waited = source.seen.iter().any(|f| is_answer_to(f, "slow"));
+    assert!(!waited, "export_session waited for the turn");
+    source.answer(&json!("slow"));
     assert_eq!(exported["session_id"], id.as_str());
     let data = exported["data"].as_str().unwrap().to_owned();
 
@@ -409,10 +411,7 @@ fn an_import_killed_at_any_moment_leaves_the_whole_session_or_nothing() {
         let _ = writer.join();
         match std::fs::read(session_file(target.path(), &id)) {
             Ok(bytes) => {
-                assert!(
-                    bytes == whole,
-                    "killed after {delay:?}: a partial session"
-                );
+                assert!(bytes == whole, "killed after {delay:?}: a partial session");
                 complete += 1;
             }
             Err(_) => nothing += 1,
