@@ -48,6 +48,12 @@ fn the_session_commands_reject_missing_or_mistyped_fields() {
         (r#"{"type":"fork","id":"a8","message_index":"2"}"#, "invalid_params", Some("a8")),
         (r#"{"type":"switch_session","id":"a9"}"#, "invalid_params", Some("a9")),
         (r#"{"type":"set_thinking_level","id":"a10","level":"huge"}"#, "invalid_params", Some("a10")),
+        (r#"{"type":"export_session","id":"a11"}"#, "invalid_params", Some("a11")),
+        (r#"{"type":"export_session","id":"a12","session_id":["x"]}"#, "invalid_params", Some("a12")),
+        (r#"{"type":"import_session","id":"a13"}"#, "invalid_params", Some("a13")),
+        (r#"{"type":"import_session","id":"a14","data":{"type":"agent_rpc_export"}}"#, "invalid_params", Some("a14")),
+        (r#"{"type":"import_session","id":"a15","data":"","new_id":"yes"}"#, "invalid_params", Some("a15")),
+        (r#"{"type":"import_session","id":"a16","data":"x\n"}"#, "invalid_params", Some("a16")),
     ];
     let (mut rpc, before) = primed_host();
     rejects_each(&mut rpc, &before, REJECTED);
