@@ -131,9 +131,14 @@ class Turn:
     follow-up dropped before it ran).
     """
 
-    def __init__(self, command: str, id: str) -> None:
+    def __init__(self, command: str, id: str, limit: Optional[int] = None) -> None:
         self.command = command
         self.id = id
+        self._limit = limit
+        # Cleared while `limit` frames wait unread: the client's reader
+        # stops taking the host's output until the consumer catches up.
+        self._room = asyncio.Event()
+        self._room.set()
         self.prompt_id: Optional[str] = None
         self.response: Optional[Dict[str, Any]] = None
         self._queue: "asyncio.Queue[Tuple[str, Any]]" = asyncio.Queue()
@@ -148,6 +153,8 @@ class Turn:
     def _put(self, frame: Dict[str, Any]) -> None:
         if not self._ended:
             self._queue.put_nowait((_FRAME, frame))
+            if self._limit is not None and self._queue.qsize() >= self._limit:
+                self._room.clear()
 
     def _finish(self, response: Dict[str, Any]) -> None:
         if self._ended:
@@ -163,6 +170,7 @@ class Turn:
         if not self._ended:
             self._ended = True
             self._queue.put_nowait((_END, error))
+            self._room.set()
 
     def __aiter__(self) -> "Turn":
         return self
@@ -173,6 +181,8 @@ class Turn:
                 raise self._error
             raise StopAsyncIteration
         kind, value = await self._queue.get()
+        if self._limit is None or self._queue.qsize() < self._limit:
+            self._room.set()
         if kind == _FRAME:
             return value
         self._finished = True
@@ -218,6 +228,11 @@ class AgentClient:
     requests (see README); without it every request is denied.
     `close_timeout` is how long `close()` waits for the host to finish
     after closing its stdin before it sends SIGTERM (and SIGKILL 2 s later).
+    `max_buffered_frames` bounds the frames a `Turn` holds unread: at the
+    bound the client stops reading the host's stdout until the consumer
+    takes one, so a slow consumer slows the host instead of growing memory
+    (None, the default: unbounded). Replies to other commands wait behind
+    those frames meanwhile.
 
     Use `async with AgentClient(...) as client:` or `await client.start()`
     ... `await client.close()`.
@@ -231,6 +246,7 @@ class AgentClient:
         env: Optional[Mapping[str, str]] = None,
         on_permission: Optional[PermissionHandler] = None,
         close_timeout: float = 5.0,
+        max_buffered_frames: Optional[int] = None,
     ) -> None:
         self.binary = binary
         self.args = [str(a) for a in args]
@@ -238,6 +254,9 @@ class AgentClient:
         self.env = dict(env) if env is not None else None
         self.on_permission = on_permission
         self.close_timeout = close_timeout
+        if max_buffered_frames is not None and max_buffered_frames < 1:
+            raise ValueError("max_buffered_frames must be at least 1 (or None: unbounded)")
+        self.max_buffered_frames = max_buffered_frames
         self.ready: Optional[Ready] = None
         self._max_frame_bytes = _max_frame_bytes(self.args)
         self._proc: Optional[asyncio.subprocess.Process] = None
@@ -554,7 +573,7 @@ class AgentClient:
             )
         waiter: Any
         if turn:
-            waiter = self._turns[id] = Turn(type, id)
+            waiter = self._turns[id] = Turn(type, id, self.max_buffered_frames)
         else:
             waiter = self._futures[id] = asyncio.get_running_loop().create_future()
         assert self._proc.stdin is not None
@@ -606,6 +625,7 @@ class AgentClient:
                     break
                 self._handle_line(bytes(buf[start:nl]))
                 start = scan = nl + 1
+                await self._wait_for_room()
             del buf[:start]
             scan = len(buf)
         if self._failure is not None:
@@ -617,6 +637,15 @@ class AgentClient:
         if self._stderr_task is not None:
             await asyncio.wait({self._stderr_task}, timeout=1.0)
         self._fail_all(self._exited(returncode))
+
+    async def _wait_for_room(self) -> None:
+        """With `max_buffered_frames`: wait while a turn holds that many
+        unread frames, so the host's output waits in its pipe, not here."""
+        if self.max_buffered_frames is None:
+            return
+        for turn in list(self._turns.values()):
+            if not turn._room.is_set():
+                await turn._room.wait()
 
     def _exited(self, returncode: Optional[int]) -> ProcessExited:
         return ProcessExited(returncode, self.stderr_tail)

@@ -268,3 +268,24 @@ class CommandsTest(HostTestCase):
         self.assertTrue(response["ok"])
         messages = (await within(client.get_messages()))["messages"]
         self.assertEqual(messages[0]["content"], "Say hello to Ada.")
+
+
+class BoundedBufferTest(HostTestCase):
+    async def test_a_slow_consumer_holds_the_host_back(self):
+        client = await self.started(max_buffered_frames=4)
+        turn = client.prompt("[[n=20000 delta=x]]")
+        first = await within(turn.__anext__())
+        self.assertEqual(first["type"], "agent_start")
+        await asyncio.sleep(1.0)  # the consumer stalls
+        # At most the bound waits unread; the rest is still in the host
+        # (or its pipe), which the reader stopped draining.
+        self.assertLessEqual(turn._queue.qsize(), 4)
+        rest = await collect(turn)
+        self.assertEqual(text_of(rest), "x" * 20000)
+        self.assertEqual(rest[-1]["type"], "response")
+        # The reader is free again: other commands are answered.
+        self.assertEqual((await within(client.get_state()))["type"], "response")
+
+    def test_the_bound_must_be_positive(self):
+        with self.assertRaises(ValueError):
+            AgentClient(max_buffered_frames=0)
