@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod fleet;
 mod python_binding;
 mod quick_start;
 mod readme;

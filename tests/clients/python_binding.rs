@@ -73,7 +73,7 @@ fn python_binding_unittests_pass() {
 }
 
 /// The `def test_` methods in `dir`'s `test_*.py` files.
-fn declared_python_tests(dir: &Path) -> usize {
+pub(crate) fn declared_python_tests(dir: &Path) -> usize {
     fs::read_dir(dir)
         .expect("read the binding's tests")
         .map(|e| e.expect("directory entry").path())
@@ -96,7 +96,7 @@ fn declared_python_tests(dir: &Path) -> usize {
 }
 
 /// Copies `from` to `to`, leaving out what a local build leaves behind.
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create the copy's directory");
     for entry in fs::read_dir(from).expect("read the binding's directory") {
         let entry = entry.expect("directory entry");

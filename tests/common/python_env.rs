@@ -1,6 +1,7 @@
-//! A Python virtual environment holding the PyPI packages the tests use
-//! (pinned in `tests/requirements.txt`), made on first use under cargo's
-//! test scratch dir so that `cargo test` sets itself up on a fresh machine.
+//! Python virtual environments holding the PyPI packages the tests use
+//! (pinned in `tests/requirements.txt`, and Ray's closure in
+//! `tests/requirements-ray.txt`), made on first use under cargo's test
+//! scratch dir so that `cargo test` sets itself up on a fresh machine.
 #![allow(dead_code)]
 
 use std::fs::{self, File};
@@ -11,13 +12,23 @@ use std::process::Command;
 /// changed since the last install. Several test binaries may ask at once:
 /// a file lock makes one of them install while the others wait.
 pub fn python() -> PathBuf {
+    python_with("tests/requirements.txt", "python")
+}
+
+/// The fleet tests' environment: Ray and its closure, nothing else (so
+/// neither set of pins constrains the other).
+pub fn ray_python() -> PathBuf {
+    python_with("tests/requirements-ray.txt", "python-ray")
+}
+
+fn python_with(requirements: &str, name: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let env = scratch.join("python");
-    let requirements = root.join("tests/requirements.txt");
-    let wanted = fs::read_to_string(&requirements).expect("read tests/requirements.txt");
+    let env = scratch.join(name);
+    let requirements = root.join(requirements);
+    let wanted = fs::read_to_string(&requirements).expect("read the test requirements");
     fs::create_dir_all(scratch).expect("create the test scratch dir");
-    let lock = File::create(scratch.join("python.lock")).expect("create the venv lock");
+    let lock = File::create(scratch.join(format!("{name}.lock"))).expect("create the venv lock");
     lock.lock().expect("lock the venv");
     let stamp = env.join("installed-requirements.txt");
     let python = env.join("bin/python");
