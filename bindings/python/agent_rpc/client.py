@@ -172,6 +172,10 @@ class Turn:
             self._queue.put_nowait((_END, error))
             self._room.set()
 
+    def pending(self) -> int:
+        """Frames received and not yet read (the end counts as one)."""
+        return self._queue.qsize()
+
     def __aiter__(self) -> "Turn":
         return self
 

@@ -129,9 +129,11 @@ class FleetTests(unittest.IsolatedAsyncioTestCase):
         await asyncio.sleep(2.0)  # the consumer stalls
         stats = await within(fleet.stats())
         produced = sum(w["frames"].get(task.key, 0) for w in stats["workers"].values())
-        # Frames in flight: Ray's window, the driver's buffer and the
-        # worker's, plus the ones read: far fewer than the 2000 deltas.
-        self.assertLess(produced, 5 + 4 * buffer + 16, stats)
+        # Frames in flight: Ray's window of `buffer` batches of at most
+        # `buffer` frames, the driver's buffer, the batch in its hand, the
+        # worker's batch and client buffer, plus the 5 read: far fewer than
+        # the 2000 deltas.
+        self.assertLess(produced, 5 + (buffer + 5) * buffer, stats)
         self.assertFalse(task.done())
         deltas = 0
         async for frame in events:

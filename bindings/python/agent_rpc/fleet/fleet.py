@@ -63,8 +63,9 @@ class Fleet:
     keys, base URLs) copied from this process to the workers through Ray's
     `runtime_env`; the `rpc` children inherit them (names not set here are
     skipped, with a warning). `max_retries`: how often
-    a task starts again elsewhere after its node died. `event_buffer`: the
-    most frames in flight per task between the agent and `events()`.
+    a task starts again elsewhere after its node died. `event_buffer`: how
+    far (in frames, and in batches of them inside Ray) a task's agent may
+    run ahead of its `events()` consumer.
 
     Create it inside a running event loop and use `async with`, or call
     `await fleet.close()`, which stops the agents still running. A process
@@ -249,11 +250,11 @@ class Fleet:
             worker.actor.abort.remote(task.key)
         async for ref in gen:
             item = await ref
-            if "frame" in item:
-                frame = item["frame"]
-                if frame.get("type") == "permission_request" and callable(self._policy):
-                    self._loop.create_task(self._ask_policy(task, worker, frame))
-                await task._frame(frame)
+            if "frames" in item:
+                for frame in item["frames"]:
+                    if frame.get("type") == "permission_request" and callable(self._policy):
+                        self._loop.create_task(self._ask_policy(task, worker, frame))
+                    await task._frame(frame)
             elif "result" in item:
                 task._resolve(item["result"])
                 self._keeper.forget.remote(task.key)

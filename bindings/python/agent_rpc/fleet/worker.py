@@ -101,8 +101,9 @@ class FleetWorker:
     # -- the turn -----------------------------------------------------------
 
     async def run(self, spec: Dict[str, Any]) -> AsyncIterator[Dict[str, Any]]:
-        """Yields `{"frame": ...}` for each native frame of the turn, then
-        one `{"result": ...}` or `{"error": ...}`."""
+        """Yields `{"frames": [...]}` with the native frames of the turn as
+        they come (those at hand together, at most `frame_buffer`), then one
+        `{"result": ...}` or `{"error": ...}`."""
         key = spec["key"]
         run = self.running[key] = Running()
         self.peak = max(self.peak, len(self.running))
@@ -119,8 +120,8 @@ class FleetWorker:
                     yield {"error": {"code": "session_import_failed", "message": str(exc)}}
                     return
             outcome: Dict[str, Any] = {}
-            async for frame in self._turn(spec, run, cwd, session_id, outcome):
-                yield {"frame": frame}
+            async for frames in self._turn(spec, run, cwd, session_id, outcome):
+                yield {"frames": frames}
             try:
                 yield await self._finish(key, outcome)
             except RuntimeError as exc:
@@ -144,12 +145,20 @@ class FleetWorker:
                 outcome["response"] = {"stop_reason": "cancelled", "usage": ready.usage, "cancelled": True}
             else:
                 turn = client.prompt(spec["prompt"])
+                batch: List[Dict[str, Any]] = []
                 try:
+                    # One Ray object per batch of the frames at hand, not per
+                    # frame: a streamed reply is many small frames.
                     async for frame in turn:
                         run.frames += 1
-                        yield frame
+                        batch.append(frame)
+                        if turn.pending() == 0 or len(batch) >= self.frame_buffer:
+                            yield batch
+                            batch = []
                 except RpcError as exc:
                     outcome["error"] = {"code": exc.code, "message": str(exc)}
+                if batch:
+                    yield batch
                 outcome["response"] = turn.response
             outcome["text"] = _last_text((await client.get_messages()).get("messages", []))
             after = (await client.get_session_stats()).get("cost_usd")
