@@ -61,6 +61,12 @@ fn the_fleet_runs_tasks_on_a_two_node_ray_cluster() {
         status.is_some_and(|s| s.success()),
         "the fleet suite failed ({status:?}; limit {SUITE_LIMIT:?}):\n{stdout}{stderr}"
     );
+    // The suite's measurements (node death, cancel), for `--nocapture`.
+    for line in stdout.lines().chain(stderr.lines()) {
+        if line.starts_with("node death:") || line.starts_with("cancel -> ") {
+            println!("{line}");
+        }
+    }
     let declared = declared_python_tests(&binding.join("fleet_tests"));
     let ran = stderr
         .lines()
