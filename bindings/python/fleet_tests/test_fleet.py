@@ -13,7 +13,7 @@ import unittest
 
 import ray
 
-from agent_rpc.fleet import Fleet, FleetError, TaskFailed
+from agent_rpc.fleet import Fleet, FleetError, NodeLost, TaskFailed
 
 from .support import (API_KEY, MODEL, RPC, World, environ_of, group_pids, inet_sockets, node_of,
                       on_loopback, rpc_pids, socket_inodes, user_texts, wait_for, within)
@@ -247,9 +247,12 @@ class FleetTests(unittest.IsolatedAsyncioTestCase):
 
         watchers = [asyncio.ensure_future(watch(t)) for t in tasks]
         await within(self._running_on(fleet, second))
+        pinned = fleet.submit("only there", model=MODEL, node_id=second)  # queued: it is full
         killed = time.monotonic()
         WORLD.second.kill()
         results = await within(asyncio.gather(*(t.result() for t in tasks)), 180)
+        with self.assertRaises(NodeLost):
+            await within(pinned.result())
         await within(asyncio.gather(*watchers))
         moved = [t for t in tasks if t.attempts == 2]
         self.assertTrue(moved, "no task was running on the killed node")

@@ -202,6 +202,8 @@ class Fleet:
         while self._queue and any(w.free > 0 for w in self._workers.values()):
             task = self._queue.popleft()
             worker = self._pick(task)
+            if task.done():
+                continue  # failed by _pick: pinned to a node that died
             if worker is None:
                 waiting.append(task)
                 continue
@@ -220,7 +222,7 @@ class Fleet:
         if pinned is not None:
             if pinned in self._lost:
                 task._fail(NodeLost("%s was pinned to node %s, which died" % (task.key, pinned)))
-                return None  # dropped: failed, not queued again
+                return None
             worker = self._workers.get(pinned)
             return worker if worker is not None and worker.free > 0 else None
         free = [w for w in self._workers.values() if w.free > 0]
