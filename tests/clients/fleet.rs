@@ -6,14 +6,14 @@
 //! Ray process the suite leaves behind (it was killed, say) is stopped
 //! here by the scratch dir its command line names.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use crate::common::bounded::run_bounded;
 use crate::common::procfs;
 use crate::common::python_env::ray_python;
-use crate::python_binding::{copy_tree, declared_python_tests};
+use crate::python_binding::{assert_every_test_ran, copy_tree};
 
 const RPC: &str = env!("CARGO_BIN_EXE_rpc");
 /// One Ray cluster at a time: two on a 2-core machine starve each other.
@@ -28,15 +28,8 @@ fn repo() -> &'static Path {
 #[test]
 fn the_fleet_runs_tasks_on_a_two_node_ray_cluster() {
     let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    let python = ray_python();
-    let scratch = tempfile::Builder::new()
-        .prefix("fleet-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("create a scratch dir");
+    let (scratch, python, binding) = installed_binding("fleet-");
     let scratch = scratch.path();
-    let binding = scratch.join("binding");
-    copy_tree(&repo().join("bindings/python"), &binding);
-    install_with_ray_extra(&python, &binding);
     // Short, in /tmp: Ray's socket paths under it must fit AF_UNIX's 107 bytes.
     let cluster_root = tempfile::Builder::new()
         .prefix("fleet-")
@@ -67,29 +60,25 @@ fn the_fleet_runs_tasks_on_a_two_node_ray_cluster() {
             println!("{line}");
         }
     }
-    let declared = declared_python_tests(&binding.join("fleet_tests"));
-    let ran = stderr
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Ran ")?
-                .split(' ')
-                .next()?
-                .parse::<usize>()
-                .ok()
-        })
-        .unwrap_or(0);
-    assert!(
-        declared > 0 && ran == declared,
-        "unittest ran {ran} tests, the files define {declared}:\n{stderr}"
-    );
-    assert!(
-        !stderr.contains("skipped="),
-        "tests were skipped:\n{stderr}"
-    );
+    assert_every_test_ran(&binding.join("fleet_tests"), &stderr);
     assert!(
         leftovers.is_empty(),
         "the suite left Ray processes running: {leftovers:?}"
     );
+}
+
+/// A scratch dir holding a copy of the binding, installed with its `ray`
+/// extra into the Ray venv; returns the dir, the venv's python and the copy.
+fn installed_binding(prefix: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let python = ray_python();
+    let scratch = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("create a scratch dir");
+    let binding = scratch.path().join("binding");
+    copy_tree(&repo().join("bindings/python"), &binding);
+    install_with_ray_extra(&python, &binding);
+    (scratch, python, binding)
 }
 
 /// `pip install <binding>[ray]` with nothing fetched: Ray is already
@@ -162,15 +151,8 @@ fn stop_ray_processes_under(root: &Path) -> Vec<u32> {
 #[test]
 fn the_readme_fleet_example_runs() {
     let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    let python = ray_python();
-    let scratch = tempfile::Builder::new()
-        .prefix("fleet-readme-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("create a scratch dir");
+    let (scratch, python, _) = installed_binding("fleet-readme-");
     let scratch = scratch.path();
-    let binding = scratch.join("binding");
-    copy_tree(&repo().join("bindings/python"), &binding);
-    install_with_ray_extra(&python, &binding);
     let example = scratch.join("example.py");
     std::fs::write(&example, readme_fleet_example()).expect("write example.py");
     let fake = crate::common::fake_http::FakeServer::with_args(&["--api-key", "readme-fleet-key"]);

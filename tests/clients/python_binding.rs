@@ -49,9 +49,13 @@ fn python_binding_unittests_pass() {
         "the Python binding's tests failed ({}):\n{stdout}{stderr}",
         describe(status, limit)
     );
-    // unittest exits 0 when discovery finds nothing (before Python 3.12):
-    // every test the files define must have run, none skipped.
-    let declared = declared_python_tests(&repo().join("bindings/python/tests"));
+    assert_every_test_ran(&repo().join("bindings/python/tests"), &stderr);
+}
+
+/// unittest exits 0 when discovery finds nothing (before Python 3.12):
+/// every test the files in `dir` define must have run, none skipped.
+pub(crate) fn assert_every_test_ran(dir: &Path, stderr: &str) {
+    let declared = declared_python_tests(dir);
     let ran = stderr
         .lines()
         .find_map(|l| {
@@ -73,7 +77,7 @@ fn python_binding_unittests_pass() {
 }
 
 /// The `def test_` methods in `dir`'s `test_*.py` files.
-pub(crate) fn declared_python_tests(dir: &Path) -> usize {
+fn declared_python_tests(dir: &Path) -> usize {
     fs::read_dir(dir)
         .expect("read the binding's tests")
         .map(|e| e.expect("directory entry").path())
