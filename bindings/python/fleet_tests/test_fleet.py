@@ -180,7 +180,7 @@ class FleetTests(unittest.IsolatedAsyncioTestCase):
         self.assertIn("--no-such-flag", caught.exception.stderr)
         self.assertIn("--no-such-flag", str(caught.exception))
 
-    async def test_i_bad_arguments_are_refused(self) -> None:
+    async def test_h2_bad_arguments_are_refused(self) -> None:
         with self.assertLogs("agent_rpc.fleet", "WARNING") as logs:
             await self.fleet(env_vars=SECRETS + ("AGENT_RPC_NO_SUCH_VAR",))
         self.assertIn("AGENT_RPC_NO_SUCH_VAR", logs.output[0])
@@ -191,6 +191,19 @@ class FleetTests(unittest.IsolatedAsyncioTestCase):
             fleet.submit("x", node_id="not-a-node")
         with self.assertRaises(FleetError):
             await self.fleet(resources={"gpu_that_no_node_has": 1})
+
+    async def test_i_ray_resources_choose_the_nodes(self) -> None:
+        # Only the second node has the `second` resource: 2 agents x 0.25.
+        fleet = await self.fleet(agents_per_node=2, resources={"second": 0.25}, num_cpus=0.5)
+        second = node_of("127.0.0.3")
+        self.assertEqual(fleet.nodes, [second])
+        results = await within(asyncio.gather(*(t.result() for t in fleet.map(["a", "b", "c"], model=MODEL))))
+        self.assertEqual({r.node_id for r in results}, {second})
+        stats = await within(fleet.stats())
+        self.assertLessEqual(stats["workers"][second]["peak"], 2)
+        # The worker holds its agents' share in Ray's books.
+        available = ray.available_resources()
+        self.assertAlmostEqual(available.get("second", 0.0), 0.5)
 
     async def test_j_close_stops_the_agents_still_running(self) -> None:
         fleet = Fleet(WORLD.cluster.address, rpc_binary=RPC, env_vars=SECRETS)
