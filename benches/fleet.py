@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,11 +108,12 @@ async def fleet_run(fleet, prompts):
 
 
 async def overhead(fake_url):
-    data = os.path.join("/tmp", "fleet-bench-plain-%d" % os.getpid())
-    os.makedirs(data, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory(prefix="fleet-bench-")
+    data = scratch.name
     prompts = [tool_prompt(i) for i in range(40)]
     rows = {"plain": [], "fleet": []}
-    async with Fleet(rpc_binary=RPC, agents_per_node=6, env_vars=("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")) as fleet:
+    async with Fleet(rpc_binary=RPC, agents_per_node=6, data_dir=os.path.join(data, "fleet"),
+                     env_vars=("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")) as fleet:
         await fleet_run(fleet, prompts[:6])  # warm the worker
         for _ in range(RUNS):
             rows["plain"].append(await plain(prompts, 6, data))
@@ -120,12 +122,14 @@ async def overhead(fake_url):
         wall = statistics.median(s[0] for s in samples)
         per = statistics.median(s[1] for s in samples)
         print("| 40 tasks, %s | %.2f s | %.0f ms per task (submit → result) |" % (name, wall, per * 1000))
+    scratch.cleanup()
     extra = statistics.median(f[0] - p[0] for f, p in zip(rows["fleet"], rows["plain"])) / 40
     print("| fleet overhead | %.1f ms per task (wall, 6 at a time) | |" % (extra * 1000))
 
 
 async def queued(agents):
-    async with Fleet(rpc_binary=RPC, agents_per_node=agents,
+    scratch = tempfile.TemporaryDirectory(prefix="fleet-bench-")
+    async with Fleet(rpc_binary=RPC, agents_per_node=agents, data_dir=scratch.name,
                      env_vars=("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")) as fleet:
         await fleet_run(fleet, ["warm [[n=2]]"])
         busy, idle = cpu_ticks()
@@ -149,6 +153,7 @@ async def queued(agents):
               "%d rpc children %.0f MiB (%.1f MiB each); machine CPU %.0f%% |" % (
                   agents, wall, 200 / wall, peak["driver"] / 1024, peak["worker"] / 1024, peak["count"],
                   peak["children"] / 1024, peak["children"] / 1024 / max(1, peak["count"]), cpu * 100))
+    scratch.cleanup()
 
 
 def main():

@@ -44,6 +44,8 @@ class FleetTests(unittest.IsolatedAsyncioTestCase):
     async def fleet(self, **kwargs) -> Fleet:
         kwargs.setdefault("agents_per_node", 3)
         kwargs.setdefault("env_vars", SECRETS)
+        # Inside the cluster's dir, which the harness removes: not in /tmp.
+        kwargs.setdefault("data_dir", os.path.join(WORLD.cluster.root, "data"))
         fleet = Fleet(WORLD.cluster.address, rpc_binary=RPC, **kwargs)
         self.addAsyncCleanup(fleet.close)
         return fleet
@@ -206,7 +208,8 @@ class FleetTests(unittest.IsolatedAsyncioTestCase):
         self.assertAlmostEqual(available.get("second", 0.0), 0.5)
 
     async def test_j_close_stops_the_agents_still_running(self) -> None:
-        fleet = Fleet(WORLD.cluster.address, rpc_binary=RPC, env_vars=SECRETS)
+        fleet = Fleet(WORLD.cluster.address, rpc_binary=RPC, env_vars=SECRETS,
+                      data_dir=os.path.join(WORLD.cluster.root, "data"))
         task = fleet.submit("[[n=400 delay_ms=50]]", model=MODEL)
         events = task.events()
         self.assertEqual((await within(events.__anext__()))["type"], "agent_start")

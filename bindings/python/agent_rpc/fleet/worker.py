@@ -86,11 +86,19 @@ class FleetWorker:
 
     async def shutdown(self) -> None:
         """Stops every agent this worker runs (SIGTERM, then SIGKILL after
-        2 s): the fleet is closing."""
+        2 s) and tidies its data dir: the fleet is closing."""
         clients = [run.client for run in self.running.values() if run.client is not None]
         for client in clients:
             client.close_timeout = 0.0
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        # Leave the node as found: the scratch cwds go, and the data dir
+        # too unless a session is still in it (a crashed agent's).
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+        for folder in (os.path.join(self.data_dir, "sessions"), self.data_dir):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
 
     def answer(self, key: str, request_id: str, decision: str, message: Optional[str]) -> None:
         run = self.running.get(key)
