@@ -77,7 +77,8 @@ class FleetTests(unittest.IsolatedAsyncioTestCase):
         head, second = node_of("127.0.0.2"), node_of("127.0.0.3")
         first = await within(fleet.submit("remember the word kestrel", model=MODEL, node_id=head).result())
         self.assertEqual(first.node_id, head)
-        again = fleet.submit("what was the word?", model=MODEL, session=first, node_id=second)
+        # The form: the result's reference (README shows the result itself).
+        again = fleet.submit("what was the word?", model=MODEL, session=first.session, node_id=second)
         second_result = await within(again.result())
         self.assertEqual(second_result.node_id, second)
         self.assertEqual(second_result.session_id, first.session_id)
