@@ -15,7 +15,7 @@ import ray
 
 from agent_rpc.fleet import Fleet, FleetError, NodeLost, TaskFailed
 
-from .support import (API_KEY, MODEL, RPC, World, environ_of, group_pids, inet_sockets, node_of,
+from .support import (API_KEY, MODEL, RPC, World, alive_nodes, environ_of, group_pids, inet_sockets, node_of,
                       on_loopback, rpc_pids, socket_inodes, user_texts, wait_for, within)
 
 WORLD = None
@@ -284,6 +284,16 @@ class FleetTests(unittest.IsolatedAsyncioTestCase):
               "%.2f s after that; all %d done %.1f s after the kill" % (
                   len(moved), max(noticed), max(retried_at.values()), len(tasks), recovery))
         self.assertEqual(fleet.nodes, [node_of("127.0.0.2")])
+
+        # A node that joins later gets a worker and takes tasks.
+        WORLD.cluster.add_node("127.0.0.4", num_cpus=2)
+        wait_for(lambda: any(n["NodeManagerAddress"] == "127.0.0.4" for n in alive_nodes()),
+                 "the new node to join")
+        newcomer = node_of("127.0.0.4")
+        await asyncio.sleep(5.5)  # the fleet looks for new nodes at most every 5 s
+        later = await within(asyncio.gather(*(t.result() for t in fleet.map(["x"] * 8, model=MODEL))), 120)
+        self.assertIn(newcomer, fleet.nodes)
+        self.assertIn(newcomer, {r.node_id for r in later})
 
     async def _running_on(self, fleet: Fleet, node: str) -> None:
         while True:
