@@ -390,17 +390,7 @@ mod tests {
     use crate::protocol::StreamEvent;
 
     fn feed(d: &mut AnthropicDecoder, data: Value) -> (Vec<Event>, Option<Completion>) {
-        let mut out = Vec::new();
-        let done = d
-            .event(
-                &sse::Event {
-                    event: String::new(),
-                    data: data.to_string(),
-                },
-                &mut out,
-            )
-            .unwrap();
-        (out, done)
+        super::super::api::feed(d, "", &data.to_string())
     }
 
     #[test]

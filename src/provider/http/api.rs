@@ -50,6 +50,24 @@ pub(crate) trait Decoder: Send {
     fn eof(&mut self, out: &mut Vec<Event>) -> Result<Completion, ApiError>;
 }
 
+/// Tests: hands `decoder` one SSE event named `event` (empty for APIs whose
+/// events are unnamed) and returns what it emitted and, for the terminal
+/// event, the completion. A decoding error fails the test.
+#[cfg(test)]
+pub(crate) fn feed(
+    decoder: &mut dyn Decoder,
+    event: &str,
+    data: &str,
+) -> (Vec<Event>, Option<Completion>) {
+    let mut out = Vec::new();
+    let ev = sse::Event {
+        event: event.into(),
+        data: data.into(),
+    };
+    let done = decoder.event(&ev, &mut out).expect("the event decodes");
+    (out, done)
+}
+
 /// An error reported inside a stream or by a response. Not an
 /// `anyhow::Error`: the retry loop needs to know whether it may retry.
 #[derive(Debug)]

@@ -74,6 +74,16 @@ impl Endpoint {
             .filter(|_| self.configured))
     }
 
+    /// What this endpoint and the catalogue decide about a request for
+    /// `model` (the APIs that carry reasoning between turns need them all).
+    pub(crate) fn request_options(&self, model: &str, requested: Option<u64>) -> RequestOptions {
+        RequestOptions {
+            model_id: format!("{}/{model}", self.name),
+            reasoning: self.reasoning(model),
+            max_output_tokens: self.max_output_tokens(model, requested),
+        }
+    }
+
     /// Whether `model` takes a thinking level: as its catalogue or config
     /// entry says, else as its family name suggests.
     pub(crate) fn reasoning(&self, model: &str) -> bool {
@@ -430,6 +440,17 @@ fn merge_model(models: &mut Vec<ModelSpec>, m: &ModelConfig) {
             cache_write: m.cache_write_price.unwrap_or(input),
         });
     }
+}
+
+/// What the endpoint and the catalogue decide about one request.
+pub(crate) struct RequestOptions {
+    /// `provider/model`: reasoning (items, signatures) made by another model
+    /// is not sent back (it is encrypted or signed for the model that wrote it).
+    pub model_id: String,
+    /// The model reasons: it takes a reasoning or thinking configuration;
+    /// the others reject it.
+    pub reasoning: bool,
+    pub max_output_tokens: Option<u64>,
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::error::{error_chain, redact_url};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use super::api::ApiError;
@@ -373,6 +373,15 @@ pub(super) fn scrub(text: &str, secret: Option<&str>) -> String {
 }
 
 /// A header value that hyper and h2 never print in debug output.
+/// `Authorization: Bearer <key>`, as OpenAI's APIs (and the servers
+/// compatible with them) take the key; nothing without one.
+pub(crate) fn bearer(key: Option<&str>, headers: &mut HeaderMap) -> anyhow::Result<()> {
+    if let Some(k) = key {
+        headers.insert(AUTHORIZATION, secret_header(&format!("Bearer {k}"))?);
+    }
+    Ok(())
+}
+
 pub(crate) fn secret_header(value: &str) -> anyhow::Result<HeaderValue> {
     let mut v = HeaderValue::from_str(value)
         .map_err(|_| anyhow!("the API key contains characters not allowed in a header"))?;

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::api::{Api, ApiError, Decoder};
-use super::endpoints::Endpoint;
+use super::endpoints::{Endpoint, RequestOptions};
 use super::failure::secret_header;
 use super::sse;
 use crate::message::{Block, Content, Message, ReasoningItem, Role, Usage};
@@ -64,27 +64,12 @@ impl Api for Gemini {
     }
 
     fn body(&self, endpoint: &Endpoint, model: &str, req: &Request<'_>) -> Value {
-        let max_output_tokens = endpoint.max_output_tokens(model, req.max_tokens);
-        let options = Options {
-            model_id: format!("{}/{model}", endpoint.name),
-            thinking: endpoint.reasoning(model),
-            max_output_tokens,
-        };
-        body(model, &options, req)
+        body(model, &endpoint.request_options(model, req.max_tokens), req)
     }
 
     fn decoder(&self, model: &str) -> Box<dyn Decoder> {
         Box::new(GeminiDecoder::new(model))
     }
-}
-
-/// What the endpoint and the catalogue decide about a request.
-pub(crate) struct Options {
-    /// `provider/model`: signatures made by another model are not sent.
-    pub model_id: String,
-    /// The model thinks: it takes a `thinkingConfig`.
-    pub thinking: bool,
-    pub max_output_tokens: Option<u64>,
 }
 
 /// Which part a kept signature belongs to, stored as the reasoning item's
@@ -119,7 +104,7 @@ impl Signed {
 }
 
 /// The request body for `model`.
-pub(crate) fn body(model: &str, options: &Options, req: &Request<'_>) -> Value {
+pub(crate) fn body(model: &str, options: &RequestOptions, req: &Request<'_>) -> Value {
     let mut body = Map::new();
     if let Some(system) = req.system_prompt.filter(|s| !s.is_empty()) {
         body.insert(
@@ -156,7 +141,8 @@ pub(crate) fn body(model: &str, options: &Options, req: &Request<'_>) -> Value {
     if let Some(t) = req.temperature {
         config.insert("temperature".into(), json!(t));
     }
-    if options.thinking {
+    // A thinking model takes a `thinkingConfig`.
+    if options.reasoning {
         if let Some(t) = thinking_config(model, req.thinking) {
             config.insert("thinkingConfig".into(), t);
         }

@@ -9,13 +9,13 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use reqwest::header::{HeaderMap, AUTHORIZATION};
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::api::{Api, ApiError, Decoder};
 use super::endpoints::Endpoint;
-use super::failure::secret_header;
+use super::failure::bearer;
 use super::sse;
 use crate::message::{Block, Content, Role, Usage};
 use crate::provider::{Completion, Event, Request};
@@ -29,10 +29,7 @@ impl Api for OpenAi {
     }
 
     fn headers(&self, key: Option<&str>, headers: &mut HeaderMap) -> anyhow::Result<()> {
-        if let Some(k) = key {
-            headers.insert(AUTHORIZATION, secret_header(&format!("Bearer {k}"))?);
-        }
-        Ok(())
+        bearer(key, headers)
     }
 
     fn body(&self, endpoint: &Endpoint, model: &str, req: &Request<'_>) -> Value {
@@ -432,17 +429,7 @@ mod tests {
     use std::sync::Arc;
 
     fn feed(d: &mut OpenAiDecoder, data: &str) -> (Vec<Event>, Option<Completion>) {
-        let mut out = Vec::new();
-        let done = d
-            .event(
-                &sse::Event {
-                    event: String::new(),
-                    data: data.into(),
-                },
-                &mut out,
-            )
-            .unwrap();
-        (out, done)
+        super::super::api::feed(d, "", data)
     }
 
     #[test]

@@ -18,13 +18,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use reqwest::header::{HeaderMap, AUTHORIZATION};
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::api::{Api, ApiError, Decoder};
-use super::endpoints::Endpoint;
-use super::failure::secret_header;
+use super::endpoints::{Endpoint, RequestOptions};
+use super::failure::bearer;
 use super::sse;
 use crate::message::{Block, Content, Message, ReasoningItem, Role, Usage};
 use crate::provider::{Completion, Event, Request};
@@ -38,20 +38,11 @@ impl Api for Responses {
     }
 
     fn headers(&self, key: Option<&str>, headers: &mut HeaderMap) -> anyhow::Result<()> {
-        if let Some(k) = key {
-            headers.insert(AUTHORIZATION, secret_header(&format!("Bearer {k}"))?);
-        }
-        Ok(())
+        bearer(key, headers)
     }
 
     fn body(&self, endpoint: &Endpoint, model: &str, req: &Request<'_>) -> Value {
-        let max_output_tokens = endpoint.max_output_tokens(model, req.max_tokens);
-        let options = Options {
-            model_id: format!("{}/{model}", endpoint.name),
-            reasoning: endpoint.reasoning(model),
-            max_output_tokens,
-        };
-        body(model, &options, req)
+        body(model, &endpoint.request_options(model, req.max_tokens), req)
     }
 
     fn decoder(&self, model: &str) -> Box<dyn Decoder> {
@@ -59,19 +50,8 @@ impl Api for Responses {
     }
 }
 
-/// What the endpoint and the catalogue decide about a request.
-pub(crate) struct Options {
-    /// `provider/model`: reasoning items made by another model are not
-    /// sent (they are encrypted for the model that wrote them).
-    pub model_id: String,
-    /// A reasoning model: it takes `reasoning` and returns reasoning items;
-    /// the others reject both the field and the `include`.
-    pub reasoning: bool,
-    pub max_output_tokens: Option<u64>,
-}
-
 /// The request body for `model`.
-pub(crate) fn body(model: &str, options: &Options, req: &Request<'_>) -> Value {
+pub(crate) fn body(model: &str, options: &RequestOptions, req: &Request<'_>) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
     body.insert("stream".into(), json!(true));
@@ -104,6 +84,8 @@ pub(crate) fn body(model: &str, options: &Options, req: &Request<'_>) -> Value {
             .collect();
         body.insert("tools".into(), Value::Array(tools));
     }
+    // A reasoning model takes `reasoning` and returns reasoning items; the
+    // others reject both the field and the `include`.
     if options.reasoning {
         body.insert("include".into(), json!(["reasoning.encrypted_content"]));
         if let Some(effort) = req.thinking.openai_effort() {
@@ -560,18 +542,13 @@ mod tests {
     use super::*;
     use crate::protocol::{StreamEvent as Wire, ThinkingLevel};
 
+    /// Named like the API names its events: by their `type`.
     fn feed(d: &mut ResponsesDecoder, data: Value) -> (Vec<Event>, Option<Completion>) {
-        let mut out = Vec::new();
-        let done = d
-            .event(
-                &sse::Event {
-                    event: data["type"].as_str().unwrap_or_default().into(),
-                    data: data.to_string(),
-                },
-                &mut out,
-            )
-            .unwrap();
-        (out, done)
+        super::super::api::feed(
+            d,
+            data["type"].as_str().unwrap_or_default(),
+            &data.to_string(),
+        )
     }
 
     fn history(items: &[Value]) -> Vec<Arc<Message>> {
@@ -722,7 +699,7 @@ mod tests {
             thinking: ThinkingLevel::High,
             session_id: Some("s1"),
         };
-        let options = Options {
+        let options = RequestOptions {
             model_id: "openai/o3".into(),
             reasoning: true,
             max_output_tokens: req.max_tokens,
@@ -736,7 +713,7 @@ mod tests {
         assert_eq!(b["max_output_tokens"], 100);
         assert_eq!(b["tools"][0]["strict"], false);
         assert!(b.get("temperature").is_none());
-        let plain = Options {
+        let plain = RequestOptions {
             reasoning: false,
             ..options
         };

@@ -5,16 +5,7 @@ use crate::message::AssistantBuilder;
 use crate::protocol::StreamEvent as Wire;
 
 fn feed(d: &mut GeminiDecoder, data: Value) -> Vec<Event> {
-    let mut out = Vec::new();
-    let done = d
-        .event(
-            &sse::Event {
-                event: String::new(),
-                data: data.to_string(),
-            },
-            &mut out,
-        )
-        .unwrap();
+    let (out, done) = super::super::api::feed(d, "", &data.to_string());
     assert!(done.is_none(), "the end is the end of the body");
     out
 }
@@ -216,9 +207,9 @@ fn body_fields_and_schemas() {
         thinking: ThinkingLevel::High,
         session_id: Some("s1"),
     };
-    let options = Options {
+    let options = RequestOptions {
         model_id: "google/gemini-2.5-flash".into(),
-        thinking: true,
+        reasoning: true,
         max_output_tokens: req.max_tokens,
     };
     let b = body("gemini-2.5-flash", &options, &req);
