@@ -8,6 +8,7 @@ resource of its own). Every wait is bounded.
 import asyncio
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -34,7 +35,8 @@ class FakeModel:
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "fixtures/http/fake_llm.py"), "--api-key", API_KEY],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        line = self.proc.stdout.readline().decode()  # type: ignore[union-attr]
+        ready, _, _ = select.select([self.proc.stdout], [], [], TIMEOUT)
+        line = self.proc.stdout.readline().decode() if ready else ""  # type: ignore[union-attr]
         if not line.startswith("PORT "):
             self.proc.kill()
             raise RuntimeError("fake_llm.py did not start: %r" % line)

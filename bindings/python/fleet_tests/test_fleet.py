@@ -183,6 +183,22 @@ class FleetTests(unittest.IsolatedAsyncioTestCase):
         self.assertIn("--no-such-flag", caught.exception.stderr)
         self.assertIn("--no-such-flag", str(caught.exception))
 
+    async def test_h1_an_rpc_that_never_answers_fails_in_time(self) -> None:
+        hung = os.path.join(WORLD.cluster.root, "hung-rpc")
+        with open(hung, "w") as f:
+            f.write("#!/bin/sh\nexec sleep 600\n")
+        os.chmod(hung, 0o755)
+        fleet = Fleet(WORLD.cluster.address, rpc_binary=hung, env_vars=SECRETS, reply_timeout=2.0,
+                      data_dir=os.path.join(WORLD.cluster.root, "data"))
+        self.addAsyncCleanup(fleet.close)
+        started = time.monotonic()
+        with self.assertRaises(TaskFailed) as caught:
+            await within(fleet.submit("hello", model=MODEL).result())
+        self.assertEqual(caught.exception.code, "rpc_unresponsive")
+        self.assertIn("2 s", str(caught.exception))
+        # The timeout, then close()'s SIGTERM after its 5 s grace.
+        self.assertLess(time.monotonic() - started, 20)
+
     async def test_h2_bad_arguments_are_refused(self) -> None:
         with self.assertLogs("agent_rpc.fleet", "WARNING") as logs:
             await self.fleet(env_vars=SECRETS + ("AGENT_RPC_NO_SUCH_VAR",))

@@ -9,8 +9,9 @@ class FleetError(RuntimeError):
 
 class TaskFailed(FleetError):
     """The turn failed on its host: `code` is the host's (`provider_error`,
-    `budget_exceeded`, ...) or `rpc_crashed` (the child process died; then
-    `stderr` is its stderr's tail). Not retried. `result` holds what the turn
+    `budget_exceeded`, ...), `rpc_crashed` (the child process died) or
+    `rpc_unresponsive` (it did not start or answer within `reply_timeout`);
+    for these two `stderr` is its stderr's tail. Not retried. `result` holds what the turn
     left (its `session` reference, to continue it), when it stored any."""
 
     def __init__(self, key: str, code: str, message: str, stderr: str = "",

@@ -65,7 +65,9 @@ class Fleet:
     skipped, with a warning). `max_retries`: how often
     a task starts again elsewhere after its node died. `event_buffer`: how
     far (in frames, and in batches of them inside Ray) a task's agent may
-    run ahead of its `events()` consumer.
+    run ahead of its `events()` consumer. `reply_timeout`: how long an
+    `rpc` may take to start or to answer between turns before the task
+    fails (`rpc_unresponsive`); a turn itself may take as long as it needs.
 
     Create it inside a running event loop and use `async with`, or call
     `await fleet.close()`, which stops the agents still running. A process
@@ -76,7 +78,7 @@ class Fleet:
                  agents_per_node: int = 4, data_dir: Optional[str] = None,
                  num_cpus: float = 0, resources: Optional[Mapping[str, float]] = None,
                  permission: Policy = "allow-all", env_vars: Sequence[str] = (),
-                 max_retries: int = 2, event_buffer: int = 64) -> None:
+                 max_retries: int = 2, event_buffer: int = 64, reply_timeout: float = 30.0) -> None:
         if agents_per_node < 1:
             raise ValueError("agents_per_node must be at least 1")
         if not (callable(permission) or permission in POLICIES):
@@ -102,6 +104,7 @@ class Fleet:
             "policy": permission if isinstance(permission, str) else "driver",
             "keeper": self._keeper,
             "frame_buffer": self.event_buffer,
+            "reply_timeout": reply_timeout,
             "data_dir": data_dir,
         }
         self._runtime_env = {"env_vars": {n: os.environ[n] for n in env_vars if n in os.environ}}

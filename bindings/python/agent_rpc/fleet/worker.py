@@ -29,8 +29,10 @@ from ..errors import ProcessExited, RpcError
 CLI_TIMEOUT = 60.0
 #: How long a worker waits before reporting an agent killed by a signal.
 SIGNAL_GRACE = 3.0
-#: The policies a worker applies itself; `driver` forwards each request.
-HOST_MODES = {"allow-all": "allow-all", "read-only": "read-only"}
+#: The policies that are also the host's permission mode (`driver`, the
+#: driver's callable, leaves the host asking).
+HOST_MODES = ("allow-all", "read-only")
+
 
 
 class Running:
@@ -49,6 +51,9 @@ class FleetWorker:
         self.policy: str = config["policy"]
         self.keeper = config["keeper"]
         self.frame_buffer: int = config["frame_buffer"]
+        #: How long `rpc` may take to start, and to answer a question
+        #: between turns (a turn itself may take as long as it needs).
+        self.reply_timeout: float = config["reply_timeout"]
         self.node = ray.get_runtime_context().get_node_id()
         root = config.get("data_dir") or os.path.join(tempfile.gettempdir(), "agent-rpc-fleet")
         # Nodes may share a filesystem (several on one machine): one dir each.
@@ -146,9 +151,9 @@ class FleetWorker:
                              max_buffered_frames=self.frame_buffer)
         run.client = client
         try:
-            ready = await client.start()
+            ready = await asyncio.wait_for(client.start(), self.reply_timeout)
             outcome["session_id"] = ready.session_id
-            before = (await client.get_session_stats()).get("cost_usd")
+            before = await self._cost(client)
             if run.cancelled:
                 outcome["response"] = {"stop_reason": "cancelled", "usage": ready.usage, "cancelled": True}
             else:
@@ -168,9 +173,13 @@ class FleetWorker:
                 if batch:
                     yield batch
                 outcome["response"] = turn.response
-            outcome["text"] = _last_text((await client.get_messages()).get("messages", []))
-            after = (await client.get_session_stats()).get("cost_usd")
+            messages = await asyncio.wait_for(client.get_messages(), self.reply_timeout)
+            outcome["text"] = _last_text(messages.get("messages", []))
+            after = await self._cost(client)
             outcome["cost_usd"] = None if after is None else after - (before or 0.0)
+        except asyncio.TimeoutError:
+            outcome["error"] = {"code": "rpc_unresponsive", "stderr": client.stderr_tail,
+                                "message": "rpc did not answer within %g s" % self.reply_timeout}
         except ProcessExited as exc:
             if (client.returncode or 0) < 0:
                 # Killed by a signal: when the whole node is going down, this
@@ -209,6 +218,11 @@ class FleetWorker:
             summary["session"] = None
         return {"error": dict(error, result=summary)} if error is not None else {"result": summary}
 
+    async def _cost(self, client: AgentClient) -> Optional[float]:
+        """The session's cost so far (None while unknown)."""
+        stats = await asyncio.wait_for(client.get_session_stats(), self.reply_timeout)
+        return stats.get("cost_usd")
+
     def _args(self, spec: Dict[str, Any], cwd: str, session_id: Optional[str]) -> List[str]:
         args = ["--data-dir", self.data_dir, "--cwd", cwd]
         if session_id is not None:
@@ -220,7 +234,7 @@ class FleetWorker:
         if spec.get("budget_usd") is not None:
             args += ["--max-budget-usd", repr(float(spec["budget_usd"]))]
         if self.policy in HOST_MODES:
-            args += ["--permission-mode", HOST_MODES[self.policy]]
+            args += ["--permission-mode", self.policy]
         return args + [str(a) for a in spec.get("args", ())]
 
     def _permission_handler(self, run: Running):
