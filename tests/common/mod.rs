@@ -458,6 +458,14 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
     }
 }
 
+/// The first frame of type `kind` among `frames` (failing if there is none).
+pub fn the_frame<'a>(frames: &'a [Value], kind: &str) -> &'a Value {
+    frames
+        .iter()
+        .find(|f| f["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} among {frames:?}"))
+}
+
 /// Concatenated `text_delta`s among `frames`.
 pub fn text_of(frames: &[Value]) -> String {
     frames

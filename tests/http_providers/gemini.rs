@@ -23,24 +23,11 @@ fn gemini_base(srv: &FakeServer) -> String {
     format!("http://127.0.0.1:{}", srv.port)
 }
 
-/// A workspace with a file for `read` to find.
-fn workspace() -> TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("a.txt"), "alpha").expect("write");
-    dir
-}
-
 #[test]
 fn a_tool_loop_streams_thoughts_and_carries_its_signatures_back() {
     let srv = FakeServer::start();
     let work = workspace();
-    let mut rpc = host(&srv, "google/gemini-2.5-pro")
-        .arg("--cwd")
-        .arg(&work.path().to_string_lossy())
-        .arg("--thinking")
-        .arg("medium")
-        .start();
-    rpc.ready();
+    let mut rpc = start_in(host(&srv, "google/gemini-2.5-pro"), &work, "medium");
     let (frames, resp) = run(
         &mut rpc,
         "1",
@@ -131,13 +118,7 @@ fn a_tool_loop_streams_thoughts_and_carries_its_signatures_back() {
 fn ids_gemini_3_sends_are_kept_and_thinking_is_a_level() {
     let srv = FakeServer::start();
     let work = workspace();
-    let mut rpc = host(&srv, "google/gemini-3-pro-preview")
-        .arg("--cwd")
-        .arg(&work.path().to_string_lossy())
-        .arg("--thinking")
-        .arg("low")
-        .start();
-    rpc.ready();
+    let mut rpc = start_in(host(&srv, "google/gemini-3-pro-preview"), &work, "low");
     let (frames, resp) = run(
         &mut rpc,
         "1",
@@ -166,51 +147,21 @@ fn ids_gemini_3_sends_are_kept_and_thinking_is_a_level() {
 #[test]
 fn max_tokens_errors_and_a_429_end_or_retry_as_the_api_says() {
     let srv = FakeServer::start();
-    let (_dir, path) = config_file(RETRY_CONFIG);
-    let mut rpc = host(&srv, "google/gemini-2.5-flash")
-        .arg("--config")
-        .arg(&path)
-        .start();
-    rpc.ready();
+    let (mut rpc, _dir) = start_with_config(host(&srv, "google/gemini-2.5-flash"), RETRY_CONFIG);
 
-    let (frames, resp) = run(&mut rpc, "1", "long [[n=3 stop=max_tokens]]");
-    assert_ok(&resp, &rpc);
-    assert_eq!(text_of(&frames), "tok tok tok ");
-    let stored = messages(&mut rpc, "m");
-    assert_eq!(stored.last().unwrap()["stop_reason"], "max_tokens");
-
+    stops_at_max_tokens(&mut rpc, "1", "long [[n=3 stop=max_tokens]]");
     // An error chunk after a delta: the API's message, not retried.
-    let (_, resp) = run(&mut rpc, "2", "[[n=3 error_after=1 id=e1]]");
-    let err = failure(&resp);
-    assert!(
-        err.contains("UNAVAILABLE: The model is overloaded"),
-        "{err}"
+    an_error_after_a_delta_is_not_retried(
+        &mut rpc,
+        &srv,
+        "2",
+        "UNAVAILABLE: The model is overloaded",
     );
-    assert!(err.contains("not retried"), "{err}");
-    assert_eq!(srv.requests_with("id=e1").len(), 1);
-
     // A 429 with RetryInfo in its body (no header) is waited for, retried.
-    let (frames, resp) = run(&mut rpc, "3", "[[fail=429 retry_after=0.2 id=rl]]");
-    assert_ok(&resp, &rpc);
-    let r = retries(&frames);
-    assert_eq!(r.len(), 1, "{frames:?}");
-    assert_eq!(r[0]["delay_ms"], 200);
-    assert!(
-        r[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("429 RESOURCE_EXHAUSTED"),
-        "{r:?}"
-    );
-    assert_eq!(srv.requests_with("id=rl").len(), 2);
-
+    a_429_is_waited_for_and_retried(&mut rpc, &srv, "3", "429 RESOURCE_EXHAUSTED");
     // A body that ends before any chunk is retried (nothing was shown);
     // one cut after a delta but before its finishReason is not.
-    let (_, resp) = run(&mut rpc, "4", "[[cut=0 cut_style=eof id=cut]]");
-    let err = failure(&resp);
-    assert!(err.contains("without any stream event"), "{err}");
-    assert!(err.contains("gave up after 4 attempts"), "{err}");
-    assert_eq!(srv.requests_with("id=cut").len(), 4);
+    a_cut_before_any_event_is_retried(&mut rpc, &srv, "4", "without any stream event");
     let (_, resp) = run(&mut rpc, "5", "[[n=3 cut=2 cut_style=eof id=cut2]]");
     let err = failure(&resp);
     assert!(err.contains("before a finishReason (cut off)"), "{err}");
@@ -223,32 +174,14 @@ fn max_tokens_errors_and_a_429_end_or_retry_as_the_api_says() {
 #[test]
 fn an_overflow_compacts_and_sends_again() {
     let srv = FakeServer::with_args(&["--context-limit", "3000"]);
-    let (_dir, path) = config_file(&format!(
+    let config = format!(
         "[providers.google]\nbase_url = \"{}\"\n[[providers.google.models]]\nid = \"gemini-2.5-flash\"\n\
          context_window = 100000\n[compaction]\nkeep_tokens = 300\nreserve_tokens = 1000\n",
         gemini_base(&srv)
-    ));
-    let mut rpc = host(&srv, "google/gemini-2.5-flash")
-        .arg("--config")
-        .arg(&path)
-        .start();
-    rpc.ready();
-    let words = |tag: &str| format!("{tag} {}", "word ".repeat(200));
-    for i in 0..3 {
-        ok_prompt(&mut rpc, &format!("p{i}"), &words(&format!("OLD{i}")));
-    }
-    let (frames, resp) = run(&mut rpc, "p3", &words("NEWEST"));
-    assert_ok(&resp, &rpc);
-    let start = frames
-        .iter()
-        .find(|f| f["type"] == "compaction_start")
-        .expect("compaction_start");
-    assert_eq!(start["reason"], "overflow");
-    let reqs = srv.api_requests();
+    );
+    let (mut rpc, _dir) = start_with_config(host(&srv, "google/gemini-2.5-flash"), &config);
+    let reqs = an_overflow_compacts_and_is_sent_again(&mut rpc, &srv);
     assert!(reqs.iter().any(|r| r["status"] == 400));
-    let last = reqs.last().unwrap();
-    assert_eq!(last["status"], 200);
-    assert!(last["body"].to_string().contains("FAKE SUMMARY"));
 }
 
 #[test]

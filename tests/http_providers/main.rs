@@ -100,12 +100,37 @@ fn config_file(text: &str) -> (TempDir, String) {
     (dir, path)
 }
 
-/// A host with the short retry config.
-fn start_with_retries(api: Api, srv: &FakeServer) -> (Rpc, TempDir) {
-    let (dir, path) = config_file(RETRY_CONFIG);
-    let mut rpc = spawn(api, srv).arg("--config").arg(&path).start();
+/// Starts `host` with a config file holding `config`; returns it ready, and
+/// the config's dir (keep it alive while the host runs).
+fn start_with_config(host: Spawn, config: &str) -> (Rpc, TempDir) {
+    let (dir, path) = config_file(config);
+    let mut rpc = host.arg("--config").arg(&path).start();
     rpc.ready();
     (rpc, dir)
+}
+
+/// A host with the short retry config.
+fn start_with_retries(api: Api, srv: &FakeServer) -> (Rpc, TempDir) {
+    start_with_config(spawn(api, srv), RETRY_CONFIG)
+}
+
+/// A workspace with a file `a.txt` for `read` and `ls` to find.
+fn workspace() -> TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("a.txt"), "alpha").expect("write");
+    dir
+}
+
+/// Starts `host` in `work` with `--thinking thinking`; returns it ready.
+fn start_in(host: Spawn, work: &TempDir, thinking: &str) -> Rpc {
+    let mut rpc = host
+        .arg("--cwd")
+        .arg(&work.path().to_string_lossy())
+        .arg("--thinking")
+        .arg(thinking)
+        .start();
+    rpc.ready();
+    rpc
 }
 
 fn start(api: Api, srv: &FakeServer) -> Rpc {
@@ -203,6 +228,69 @@ fn usage_tuple(u: &Value) -> (u64, u64, u64, u64) {
         g("cache_read_input_tokens"),
         g("cache_creation_input_tokens"),
     )
+}
+
+// ------------------------------------- scenarios the native APIs share
+
+/// `message` (`long [[n=3 stop=...]]`) stops at the output limit: its text
+/// so far is the answer, stored with `stop_reason` max_tokens.
+fn stops_at_max_tokens(rpc: &mut Rpc, id: &str, message: &str) {
+    let (frames, resp) = run(rpc, id, message);
+    assert_ok(&resp, rpc);
+    assert_eq!(text_of(&frames), "tok tok tok ");
+    let stored = messages(rpc, "m");
+    assert_eq!(stored.last().unwrap()["stop_reason"], "max_tokens");
+}
+
+/// An error after a delta (`[[n=3 error_after=1 id=e1]]`) fails the prompt
+/// with the API's message `says`, not retried: one request.
+fn an_error_after_a_delta_is_not_retried(rpc: &mut Rpc, srv: &FakeServer, id: &str, says: &str) {
+    let (_, resp) = run(rpc, id, "[[n=3 error_after=1 id=e1]]");
+    let err = failure(&resp);
+    assert!(err.contains(says), "{err}");
+    assert!(err.contains("not retried"), "{err}");
+    assert_eq!(srv.requests_with("id=e1").len(), 1);
+}
+
+/// A 429 saying to wait 0.2 s is waited for and retried once; the retry's
+/// reason contains `reason`.
+fn a_429_is_waited_for_and_retried(rpc: &mut Rpc, srv: &FakeServer, id: &str, reason: &str) {
+    let (frames, resp) = run(rpc, id, "[[fail=429 retry_after=0.2 id=rl]]");
+    assert_ok(&resp, rpc);
+    let r = retries(&frames);
+    assert_eq!(r.len(), 1, "{frames:?}");
+    assert_eq!(r[0]["delay_ms"], 200);
+    assert!(r[0]["reason"].as_str().unwrap().contains(reason), "{r:?}");
+    assert_eq!(srv.requests_with("id=rl").len(), 2);
+}
+
+/// A body cut before any event is retried (nothing was shown) until the
+/// short retry config gives up; the error says `why`.
+fn a_cut_before_any_event_is_retried(rpc: &mut Rpc, srv: &FakeServer, id: &str, why: &str) {
+    let (_, resp) = run(rpc, id, "[[cut=0 cut_style=eof id=cut]]");
+    let err = failure(&resp);
+    assert!(err.contains(why), "{err}");
+    assert!(err.contains("gave up after 4 attempts"), "{err}");
+    assert_eq!(srv.requests_with("id=cut").len(), 4);
+}
+
+/// Three long turns, then a fourth over the fake's limit: the host
+/// compacts for the overflow and sends again, the last request (a success)
+/// carrying the summary. Returns the requests the fake saw.
+fn an_overflow_compacts_and_is_sent_again(rpc: &mut Rpc, srv: &FakeServer) -> Vec<Value> {
+    let words = |tag: &str| format!("{tag} {}", "word ".repeat(200));
+    for i in 0..3 {
+        ok_prompt(rpc, &format!("p{i}"), &words(&format!("OLD{i}")));
+    }
+    let (frames, resp) = run(rpc, "p3", &words("NEWEST"));
+    assert_ok(&resp, rpc);
+    let start = the_frame(&frames, "compaction_start");
+    assert_eq!(start["reason"], "overflow");
+    let reqs = srv.api_requests();
+    let last = reqs.last().unwrap();
+    assert_eq!(last["status"], 200);
+    assert!(last["body"].to_string().contains("FAKE SUMMARY"));
+    reqs
 }
 
 /// Every file under `dir`, recursively.

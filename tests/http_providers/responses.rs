@@ -16,13 +16,6 @@ fn host(srv: &FakeServer, model: &str) -> Spawn {
         .model(model)
 }
 
-/// A workspace with a file for `read` and `ls` to find.
-fn workspace() -> TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("a.txt"), "alpha").expect("write");
-    dir
-}
-
 /// The `type`s of a request's input items.
 fn item_types(body: &Value) -> Vec<String> {
     body["input"]
@@ -37,13 +30,7 @@ fn item_types(body: &Value) -> Vec<String> {
 fn a_reasoning_model_runs_a_tool_loop_keeping_its_reasoning() {
     let srv = FakeServer::start();
     let work = workspace();
-    let mut rpc = host(&srv, "openai/o3")
-        .arg("--cwd")
-        .arg(&work.path().to_string_lossy())
-        .arg("--thinking")
-        .arg("high")
-        .start();
-    rpc.ready();
+    let mut rpc = start_in(host(&srv, "openai/o3"), &work, "high");
     let session = get_state(&mut rpc, "s")["session_id"]
         .as_str()
         .expect("session id")
@@ -302,43 +289,22 @@ fn an_image_reaches_the_model_as_input_image() {
 #[test]
 fn incomplete_and_error_events_end_the_turn_as_the_api_says() {
     let srv = FakeServer::start();
-    let (_dir, path) = config_file(RETRY_CONFIG);
-    let mut rpc = host(&srv, "openai/o3").arg("--config").arg(&path).start();
-    rpc.ready();
+    let (mut rpc, _dir) = start_with_config(host(&srv, "openai/o3"), RETRY_CONFIG);
 
     // max_output_tokens reached: the answer so far, stop reason max_tokens.
-    let (frames, resp) = run(&mut rpc, "1", "long [[n=3 stop=length]]");
-    assert_ok(&resp, &rpc);
-    assert_eq!(text_of(&frames), "tok tok tok ");
-    let stored = messages(&mut rpc, "m");
-    assert_eq!(stored.last().unwrap()["stop_reason"], "max_tokens");
-
+    stops_at_max_tokens(&mut rpc, "1", "long [[n=3 stop=length]]");
     // An error event after a delta: the API's message, not retried.
-    let (_, resp) = run(&mut rpc, "2", "[[n=3 error_after=1 id=e1]]");
-    let err = failure(&resp);
-    assert!(
-        err.contains("server_error: The server had an error"),
-        "{err}"
+    an_error_after_a_delta_is_not_retried(
+        &mut rpc,
+        &srv,
+        "2",
+        "server_error: The server had an error",
     );
-    assert!(err.contains("not retried"), "{err}");
-    assert_eq!(srv.requests_with("id=e1").len(), 1);
-
     // A 429 with retry-after is waited for, then retried.
-    let (frames, resp) = run(&mut rpc, "3", "[[fail=429 retry_after=0.2 id=rl]]");
-    assert_ok(&resp, &rpc);
-    let r = retries(&frames);
-    assert_eq!(r.len(), 1, "{frames:?}");
-    assert_eq!(r[0]["delay_ms"], 200);
-    assert!(r[0]["reason"].as_str().unwrap().contains("429"), "{r:?}");
-    assert_eq!(srv.requests_with("id=rl").len(), 2);
-
+    a_429_is_waited_for_and_retried(&mut rpc, &srv, "3", "429");
     // A stream cut before its terminal event is retried while nothing
     // was shown (its reasoning item was not shown, nor kept).
-    let (_, resp) = run(&mut rpc, "4", "[[cut=0 cut_style=eof id=cut]]");
-    let err = failure(&resp);
-    assert!(err.contains("response.completed (cut off)"), "{err}");
-    assert!(err.contains("gave up after 4 attempts"), "{err}");
-    assert_eq!(srv.requests_with("id=cut").len(), 4);
+    a_cut_before_any_event_is_retried(&mut rpc, &srv, "4", "response.completed (cut off)");
     let stored = messages(&mut rpc, "m2");
     assert!(
         !stored.last().unwrap()["content"]
@@ -353,34 +319,19 @@ fn an_overflow_compacts_and_sends_again() {
     // The third turn comes to about 2700 tokens, the fourth to 3300.
     let srv = FakeServer::with_args(&["--context-limit", "3000"]);
     let url = Api::OpenAi.base_url(srv.port);
-    let (_dir, path) = config_file(&format!(
+    let config = format!(
         "[providers.fake]\nkind = \"openai\"\napi = \"responses\"\nbase_url = \"{url}\"\n\
          api_key_env = \"OPENAI_API_KEY\"\n[[providers.fake.models]]\nid = \"m\"\n\
          context_window = 100000\nreasoning = true\n\
          [compaction]\nkeep_tokens = 300\nreserve_tokens = 1000\n"
-    ));
-    let mut rpc = host(&srv, "fake/m").arg("--config").arg(&path).start();
-    rpc.ready();
-    let words = |tag: &str| format!("{tag} {}", "word ".repeat(200));
-    for i in 0..3 {
-        ok_prompt(&mut rpc, &format!("p{i}"), &words(&format!("OLD{i}")));
-    }
-    let (frames, resp) = run(&mut rpc, "p3", &words("NEWEST"));
-    assert_ok(&resp, &rpc);
-    let start = frames
-        .iter()
-        .find(|f| f["type"] == "compaction_start")
-        .expect("compaction_start");
-    assert_eq!(start["reason"], "overflow");
-    let reqs = srv.api_requests();
+    );
+    let (mut rpc, _dir) = start_with_config(host(&srv, "fake/m"), &config);
+    let reqs = an_overflow_compacts_and_is_sent_again(&mut rpc, &srv);
     let rejected = reqs
         .iter()
         .find(|r| r["status"] == 400)
         .expect("a rejected request");
     assert!(rejected["body"].to_string().contains("NEWEST"));
-    let last = reqs.last().unwrap();
-    assert_eq!(last["status"], 200);
-    assert!(last["body"].to_string().contains("FAKE SUMMARY"));
 }
 
 /// The fake's stream, read by the `openai` npm package's own Responses
@@ -427,13 +378,7 @@ fn the_official_sdk_reads_the_fakes_stream() {
 fn a_ten_round_tool_loop_bills_its_reasoning_items_as_input() {
     let srv = FakeServer::start();
     let work = workspace();
-    let mut rpc = host(&srv, "openai/o3")
-        .arg("--cwd")
-        .arg(&work.path().to_string_lossy())
-        .arg("--thinking")
-        .arg("medium")
-        .start();
-    rpc.ready();
+    let mut rpc = start_in(host(&srv, "openai/o3"), &work, "medium");
     let (_, resp) = run(
         &mut rpc,
         "1",

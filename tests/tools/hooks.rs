@@ -23,13 +23,35 @@ fn hooks_file(root: &Path, hooks: &str, files: &[(&str, &str)]) -> PathBuf {
     path
 }
 
-fn start_hooked(dirs: &Dirs, mode: &str, hooks: &Path) -> Rpc {
-    let mut rpc = echo_spawn(&dirs.cwd, mode)
+/// An echo host in `dirs.cwd` with `--hooks hooks`, not yet started.
+fn hooked_spawn(dirs: &Dirs, mode: &str, hooks: &Path) -> Spawn {
+    echo_spawn(&dirs.cwd, mode)
         .arg("--hooks")
         .arg(hooks.to_str().expect("utf-8"))
-        .start();
+}
+
+fn start_hooked(dirs: &Dirs, mode: &str, hooks: &Path) -> Rpc {
+    let mut rpc = hooked_spawn(dirs, mode, hooks).start();
     rpc.ready();
     rpc
+}
+
+/// Fresh `Dirs` and a ready host in `mode` running the hooks file
+/// `hooks` (with `files` beside it, as `hooks_file` writes them).
+fn hooked(mode: &str, hooks: &str, files: &[(&str, &str)]) -> (Dirs, Rpc) {
+    let dirs = Dirs::new();
+    let path = hooks_file(dirs.root.path(), hooks, files);
+    let rpc = start_hooked(&dirs, mode, &path);
+    (dirs, rpc)
+}
+
+/// The process ids a hook wrote, one a line, into `name` in the cwd.
+fn pids_in(dirs: &Dirs, name: &str) -> Vec<u32> {
+    dirs.get(name)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 fn hook_frames<'a>(frames: &'a [Value], event: &str) -> Vec<&'a Value> {
@@ -49,20 +71,15 @@ if "rm -rf" in event["tool_input"].get("command", ""):
 
 #[test]
 fn a_python_pre_tool_use_hook_blocks_rm_rf_and_the_turn_goes_on() {
-    let dirs = Dirs::new();
-    std::fs::create_dir(dirs.cwd.join("precious")).expect("mkdir");
-    let hooks = hooks_file(
-        dirs.root.path(),
+    let (dirs, mut rpc) = hooked(
+        "allow-all",
         r#"{"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [
             {"type": "command", "command": "python3 {root}/block_rm.py"}]}]}}"#,
         &[("block_rm.py", BLOCK_RM)],
     );
-    let mut rpc = start_hooked(&dirs, "allow-all", &hooks);
+    std::fs::create_dir(dirs.cwd.join("precious")).expect("mkdir");
     let frames = run_ok(&mut rpc, "p1", &bash("rm -rf precious"));
-    let end = the_tool_end(&frames);
-    assert_eq!(end["is_error"], true, "{end}");
-    let result = end["result"].as_str().unwrap_or_default();
-    assert!(result.contains("rm -rf is not allowed here"), "{result}");
+    the_tool_failed_with(&frames, "rm -rf is not allowed here");
     assert!(dirs.cwd.join("precious").is_dir(), "the call must not run");
     let hook = hook_frames(&frames, "PreToolUse");
     assert_eq!(hook.len(), 1, "{frames:#?}");
@@ -96,13 +113,7 @@ fn a_hook_allowing_through_json_skips_the_question_but_not_read_only() {
     let frames = run_ok(&mut rpc, "p1", &bash("echo allowed-by-hook"));
     no_permission_request(&frames);
     let end = the_tool_end(&frames);
-    assert!(
-        end["result"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("allowed-by-hook"),
-        "{end}"
-    );
+    assert!(result_of(&end).contains("allowed-by-hook"), "{end}");
     assert_eq!(hook_frames(&frames, "PreToolUse")[0]["decision"], "allow");
     shutdown(rpc);
 
@@ -111,15 +122,7 @@ fn a_hook_allowing_through_json_skips_the_question_but_not_read_only() {
     let write = call("write", &json!({"path": "x.txt", "content": "no"}));
     let frames = run_ok(&mut rpc, "p1", &write);
     no_permission_request(&frames);
-    let end = the_tool_end(&frames);
-    assert_eq!(end["is_error"], true, "{end}");
-    assert!(
-        end["result"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("read-only"),
-        "{end}"
-    );
+    the_tool_failed_with(&frames, "read-only");
     assert_eq!(dirs.get("x.txt"), None);
     shutdown(rpc);
 }
@@ -134,14 +137,12 @@ print("EXTRA-CONTEXT-42 for " + event["session_id"][:4])
 
 #[test]
 fn user_prompt_submit_adds_context_or_refuses_the_prompt() {
-    let dirs = Dirs::new();
-    let hooks = hooks_file(
-        dirs.root.path(),
+    let (_dirs, mut rpc) = hooked(
+        "ask",
         r#"{"hooks": {"UserPromptSubmit": [{"hooks": [
             {"type": "command", "command": "python3 {root}/prompt.py"}]}]}}"#,
         &[("prompt.py", PROMPT_HOOK)],
     );
-    let mut rpc = start_hooked(&dirs, "ask", &hooks);
     // The request the provider got carries the hook's text.
     let frames = run_ok(&mut rpc, "p1", "hello [[show=messages]]");
     assert!(
@@ -180,14 +181,12 @@ if not event["stop_hook_active"]:
 
 #[test]
 fn a_stop_hook_sends_the_model_back_once_and_at_most_three_times() {
-    let dirs = Dirs::new();
-    let hooks = hooks_file(
-        dirs.root.path(),
+    let (dirs, mut rpc) = hooked(
+        "ask",
         r#"{"hooks": {"Stop": [{"hooks": [
             {"type": "command", "command": "python3 {root}/stop.py"}]}]}}"#,
         &[("stop.py", STOP_ONCE)],
     );
-    let mut rpc = start_hooked(&dirs, "ask", &hooks);
     let frames = run_ok(&mut rpc, "p1", "first answer");
     // The echo model answers the hook's message in a second round.
     let text = text_of(&frames);
@@ -217,15 +216,13 @@ fn a_stop_hook_sends_the_model_back_once_and_at_most_three_times() {
 
 #[test]
 fn a_hanging_hook_is_killed_with_its_group_at_its_timeout() {
-    let dirs = Dirs::new();
-    let hooks = hooks_file(
-        dirs.root.path(),
+    let (dirs, mut rpc) = hooked(
+        "allow-all",
         r#"{"hooks": {"PreToolUse": [{"matcher": "bash", "hooks": [
             {"type": "command", "timeout": 1,
              "command": "echo $$ > hang.pids; sleep 60 & echo $! >> hang.pids; wait"}]}]}}"#,
         &[],
     );
-    let mut rpc = start_hooked(&dirs, "allow-all", &hooks);
     let started = Instant::now();
     let frames = run_ok(&mut rpc, "p1", &bash("echo after-the-hook"));
     assert!(
@@ -245,19 +242,8 @@ fn a_hanging_hook_is_killed_with_its_group_at_its_timeout() {
     );
     // Non-blocking: the call ran.
     let end = the_tool_end(&frames);
-    assert!(
-        end["result"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("after-the-hook"),
-        "{end}"
-    );
-    let pids: Vec<u32> = dirs
-        .get("hang.pids")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
+    assert!(result_of(&end).contains("after-the-hook"), "{end}");
+    let pids = pids_in(&dirs, "hang.pids");
     assert_eq!(pids.len(), 2, "{pids:?}");
     assert!(
         wait_gone(&pids, Duration::from_secs(3)).is_empty(),
@@ -302,10 +288,7 @@ fn a_bad_hooks_file_stops_start_up_naming_the_file_and_the_path() {
         r#"{"hooks": {"PreToolUse": [{"matcher": "(", "hooks": []}]}}"#,
         &[],
     );
-    let mut rpc = echo_spawn(&dirs.cwd, "ask")
-        .arg("--hooks")
-        .arg(hooks.to_str().expect("utf-8"))
-        .start();
+    let mut rpc = hooked_spawn(&dirs, "ask", &hooks).start();
     let status = rpc.wait(Duration::from_secs(10)).expect("exits");
     assert!(!status.success());
     let stderr = rpc.stderr();
@@ -320,13 +303,11 @@ fn a_bad_hooks_file_stops_start_up_naming_the_file_and_the_path() {
 /// printed for the record (`cargo test hooks -- --nocapture`).
 #[test]
 fn the_time_a_trivial_hook_run_takes() {
-    let dirs = Dirs::new();
-    let hooks = hooks_file(
-        dirs.root.path(),
+    let (_dirs, mut rpc) = hooked(
+        "allow-all",
         r#"{"hooks": {"PreToolUse": [{"hooks": [{"type": "command", "command": "true"}]}]}}"#,
         &[],
     );
-    let mut rpc = start_hooked(&dirs, "allow-all", &hooks);
     let n = 20;
     let names = vec!["bash"; n].join(",");
     let frames = run_ok(&mut rpc, "p1", &call(&names, &json!({"command": "true"})));
@@ -347,14 +328,12 @@ fn the_time_a_trivial_hook_run_takes() {
 
 #[test]
 fn session_start_context_reaches_the_first_prompt_only() {
-    let dirs = Dirs::new();
-    let hooks = hooks_file(
-        dirs.root.path(),
+    let (_dirs, mut rpc) = hooked(
+        "ask",
         r#"{"hooks": {"SessionStart": [{"matcher": "startup", "hooks": [
             {"type": "command", "command": "echo SESSION-CONTEXT-7"}]}]}}"#,
         &[],
     );
-    let mut rpc = start_hooked(&dirs, "ask", &hooks);
     let frames = run_ok(&mut rpc, "p1", "one [[show=messages]]");
     assert!(
         text_of(&frames).contains("SESSION-CONTEXT-7"),
@@ -372,14 +351,12 @@ fn session_start_context_reaches_the_first_prompt_only() {
 
 #[test]
 fn pre_compact_sees_a_manual_compaction() {
-    let dirs = Dirs::new();
-    let hooks = hooks_file(
-        dirs.root.path(),
+    let (dirs, mut rpc) = hooked(
+        "ask",
         r#"{"hooks": {"PreCompact": [{"matcher": "manual", "hooks": [
             {"type": "command", "command": "cat > \"$CLAUDE_PROJECT_DIR/precompact.json\""}]}]}}"#,
         &[],
     );
-    let mut rpc = start_hooked(&dirs, "ask", &hooks);
     run_ok(&mut rpc, "p1", "something to summarise");
     let answer = rpc.call(
         json!({"type": "compact", "instructions": "keep names"}),
@@ -402,24 +379,21 @@ fn pre_compact_sees_a_manual_compaction() {
 
 #[test]
 fn subagent_stop_fires_in_the_parent_and_the_child_fires_no_stop() {
-    let dirs = Dirs::new();
-    let hooks = hooks_file(
-        dirs.root.path(),
+    let (dirs, mut rpc) = hooked(
+        "allow-all",
         r#"{"hooks": {
             "SubagentStop": [{"hooks": [{"type": "command", "command": "echo checked by hook >&2; exit 2"}]}],
             "Stop": [{"hooks": [{"type": "command", "command": "echo stop >> \"$CLAUDE_PROJECT_DIR/stops.log\""}]}]}}"#,
         &[],
     );
-    let mut rpc = start_hooked(&dirs, "allow-all", &hooks);
     let input = json!({"description": "child", "prompt": "hello from the child"});
     let frames = run_ok(&mut rpc, "p1", &call("task", &input));
     let end = frames
         .iter()
         .find(|f| f["type"] == "tool_execution_end" && f.get("parent_tool_call_id").is_none())
         .expect("the task call's end");
-    let result = end["result"].as_str().unwrap_or_default();
     assert!(
-        result.contains("[SubagentStop hook] checked by hook"),
+        result_of(end).contains("[SubagentStop hook] checked by hook"),
         "{end}"
     );
     assert_eq!(hook_frames(&frames, "SubagentStop").len(), 1, "{frames:#?}");
@@ -433,24 +407,17 @@ fn subagent_stop_fires_in_the_parent_and_the_child_fires_no_stop() {
 
 #[test]
 fn a_slow_prompt_hook_holds_only_its_prompt_and_abort_kills_it() {
-    let dirs = Dirs::new();
-    let hooks = hooks_file(
-        dirs.root.path(),
+    let (dirs, mut rpc) = hooked(
+        "allow-all",
         r#"{"hooks": {"UserPromptSubmit": [{"hooks": [
             {"type": "command", "timeout": 30,
              "command": "echo $$ > slow.pids; sleep 60 & echo $! >> slow.pids; wait"}]}]}}"#,
         &[],
     );
-    let mut rpc = start_hooked(&dirs, "allow-all", &hooks);
     rpc.send(json!({"type": "prompt", "id": "p1", "message": "hello"}));
     let deadline = Instant::now() + Duration::from_secs(10);
     let pids: Vec<u32> = loop {
-        let pids: Vec<u32> = dirs
-            .get("slow.pids")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
+        let pids = pids_in(&dirs, "slow.pids");
         if pids.len() == 2 {
             break pids;
         }
@@ -502,26 +469,16 @@ if os.path.basename(path) == ".env":
 
 #[test]
 fn a_claude_code_path_guard_works_unchanged() {
-    let dirs = Dirs::new();
-    let hooks = hooks_file(
-        dirs.root.path(),
+    let (dirs, mut rpc) = hooked(
+        "allow-all",
         r#"{"hooks": {"PreToolUse": [{"matcher": "Edit|Write", "hooks": [
             {"type": "command", "command": "python3 {root}/guard.py"}]}]}}"#,
         &[("guard.py", GUARD_ENV)],
     );
-    let mut rpc = start_hooked(&dirs, "allow-all", &hooks);
     let write =
         |path: &str| format!(r#"go [[tool=write input={{"path": "{path}", "content": "x\n"}}]]"#);
     let frames = run_ok(&mut rpc, "p1", &write(".env"));
-    let end = the_tool_end(&frames);
-    assert_eq!(end["is_error"], true, "{end}");
-    assert!(
-        end["result"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("secrets stay out of .env"),
-        "{end}"
-    );
+    the_tool_failed_with(&frames, "secrets stay out of .env");
     assert!(!dirs.cwd.join(".env").exists());
     let frames = run_ok(&mut rpc, "p2", &write("notes.txt"));
     assert_eq!(the_tool_end(&frames)["is_error"], false);

@@ -115,6 +115,20 @@ fn the_tool_end(frames: &[Value]) -> Value {
     ends[0].clone()
 }
 
+/// The result text of a `tool_execution_end` ("" when it has none).
+fn result_of(end: &Value) -> &str {
+    end["result"].as_str().unwrap_or_default()
+}
+
+/// The one tool call among `frames` failed, its result saying `text`.
+/// Returns its `tool_execution_end`.
+fn the_tool_failed_with(frames: &[Value], text: &str) -> Value {
+    let end = the_tool_end(frames);
+    assert_eq!(end["is_error"], true, "{end}");
+    assert!(result_of(&end).contains(text), "{end}");
+    end
+}
+
 /// Text streamed after the (last) `tool_execution_end`: the second round.
 fn reply_after_tools(frames: &[Value]) -> String {
     let at = frames

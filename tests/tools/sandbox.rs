@@ -62,6 +62,13 @@ impl Jail {
             .env("SANDBOX_TEST_API_KEY", API_KEY)
     }
 
+    /// A ready host in permission `mode` (its `ready` frame unchecked).
+    fn start_as(&self, sandbox: &str, mode: &str) -> Rpc {
+        let mut rpc = self.spawn(sandbox, mode).start();
+        rpc.ready();
+        rpc
+    }
+
     fn start(&self, sandbox: &str) -> Rpc {
         let mut rpc = self.spawn(sandbox, "allow-all").start();
         let ready = rpc.ready();
@@ -74,10 +81,20 @@ impl Jail {
 fn run_bash(rpc: &mut Rpc, id: &str, command: &str) -> String {
     let frames = run_ok(rpc, id, &bash(command));
     no_permission_request(&frames);
-    the_tool_end(&frames)["result"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    result_of(&the_tool_end(&frames)).to_owned()
+}
+
+/// Has bash write `name` in the directory above the cwd (outside every
+/// writable root); returns that file's path and the tool's result text.
+fn bash_write_outside(rpc: &mut Rpc, id: &str, jail: &Jail, name: &str) -> (PathBuf, String) {
+    let path = jail.outside().join(name);
+    let out = run_bash(rpc, id, &format!("echo x > {}", path.display()));
+    (path, out)
+}
+
+/// The directive that makes the echo model write "x" to `path`.
+fn write_x(path: impl serde::Serialize) -> String {
+    call("write", &json!({"path": path, "content": "x"}))
 }
 
 /// A listener the test holds: whether anything reached it within `wait`.
@@ -290,16 +307,8 @@ fn work_inside_the_rules_goes_on() {
         tcp_reached(&listener, Duration::from_secs(2)),
         "network = true lets TCP out"
     );
-    let o = jail.outside();
-    run_bash(
-        &mut rpc,
-        "2",
-        &format!("echo x > {}/net-write.txt", o.display()),
-    );
-    assert!(
-        !o.join("net-write.txt").exists(),
-        "network does not open writes"
-    );
+    let (net_write, _) = bash_write_outside(&mut rpc, "2", &jail, "net-write.txt");
+    assert!(!net_write.exists(), "network does not open writes");
     shutdown(rpc);
 }
 
@@ -334,10 +343,8 @@ fn set_sandbox_switches_the_next_command() {
         json!({"mode": "workspace-write", "enforced": true}),
         "{state}"
     );
-    let o = jail.outside();
-    let write = format!("echo x > {}/switched.txt", o.display());
-    run_bash(&mut rpc, "1", &write);
-    assert!(!o.join("switched.txt").exists());
+    let (switched, _) = bash_write_outside(&mut rpc, "1", &jail, "switched.txt");
+    assert!(!switched.exists());
     let r = call_ok(
         &mut rpc,
         json!({"type": "set_sandbox", "mode": "off"}),
@@ -350,8 +357,8 @@ fn set_sandbox_switches_the_next_command() {
         json!({"mode": "off", "enforced": false}),
         "{state}"
     );
-    run_bash(&mut rpc, "2", &write);
-    assert!(o.join("switched.txt").exists());
+    bash_write_outside(&mut rpc, "2", &jail, "switched.txt");
+    assert!(switched.exists());
     let bad = rpc.call(json!({"type": "set_sandbox", "mode": "loose"}), "s4");
     assert_eq!(bad["type"], "error", "{bad}");
     shutdown(rpc);
@@ -363,12 +370,7 @@ fn set_sandbox_switches_the_next_command() {
 fn a_blocked_command_is_reported_as_blocked() {
     let jail = Jail::new();
     let mut rpc = jail.start("workspace-write");
-    let o = jail.outside();
-    let out = run_bash(
-        &mut rpc,
-        "1",
-        &format!("echo x > {}/blocked.txt", o.display()),
-    );
+    let (_, out) = bash_write_outside(&mut rpc, "1", &jail, "blocked.txt");
     assert!(out.contains("blocked by the sandbox"), "{out}");
     assert!(out.contains("\"sandbox\": false"), "{out}");
     let other = run_bash(&mut rpc, "2", "ls /no/such/dir");
@@ -382,8 +384,7 @@ fn a_blocked_command_is_reported_as_blocked() {
 #[test]
 fn accept_edits_trusts_the_sandbox_and_leaving_it_asks() {
     let jail = Jail::new();
-    let mut rpc = jail.spawn("workspace-write", "accept-edits").start();
-    rpc.ready();
+    let mut rpc = jail.start_as("workspace-write", "accept-edits");
     let out = run_bash(&mut rpc, "1", "echo unasked");
     assert!(out.contains("unasked"), "{out}");
 
@@ -408,8 +409,7 @@ fn accept_edits_trusts_the_sandbox_and_leaving_it_asks() {
     assert_ok(&resp, &rpc);
     shutdown(rpc);
 
-    let mut rpc = jail.spawn("off", "accept-edits").start();
-    rpc.ready();
+    let mut rpc = jail.start_as("off", "accept-edits");
     let (_, req) = until_permission(&mut rpc, "1", &bash("echo asked"));
     let (_, resp) = decide(&mut rpc, &req, "deny", None, "r1", "1");
     assert_ok(&resp, &rpc);
@@ -421,43 +421,18 @@ fn accept_edits_trusts_the_sandbox_and_leaving_it_asks() {
 #[test]
 fn the_file_tools_keep_to_the_writable_roots() {
     let jail = Jail::new();
-    let o = jail.outside();
     let mut rpc = jail.start("workspace-write");
-    let outside = o.join("tool-write.txt");
-    let frames = run_ok(
-        &mut rpc,
-        "1",
-        &call("write", &json!({"path": outside, "content": "x"})),
-    );
-    let end = the_tool_end(&frames);
-    assert_eq!(end["is_error"], true, "{end}");
-    assert!(
-        end["result"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("outside the writable roots"),
-        "{end}"
-    );
+    let outside = jail.outside().join("tool-write.txt");
+    let frames = run_ok(&mut rpc, "1", &write_x(&outside));
+    the_tool_failed_with(&frames, "outside the writable roots");
     assert!(!outside.exists());
     let hook = jail.cwd.join(".git/hooks/post-checkout");
-    let frames = run_ok(
-        &mut rpc,
-        "2",
-        &call("write", &json!({"path": hook, "content": "x"})),
-    );
+    let frames = run_ok(&mut rpc, "2", &write_x(&hook));
     assert_eq!(the_tool_end(&frames)["is_error"], true, "{frames:#?}");
-    let frames = run_ok(
-        &mut rpc,
-        "3",
-        &call("write", &json!({"path": "inside.txt", "content": "x"})),
-    );
+    let frames = run_ok(&mut rpc, "3", &write_x("inside.txt"));
     assert_eq!(the_tool_end(&frames)["is_error"], false, "{frames:#?}");
     call_ok(&mut rpc, json!({"type": "set_sandbox", "mode": "off"}), "s");
-    let frames = run_ok(
-        &mut rpc,
-        "4",
-        &call("write", &json!({"path": outside, "content": "x"})),
-    );
+    let frames = run_ok(&mut rpc, "4", &write_x(&outside));
     assert_eq!(the_tool_end(&frames)["is_error"], false, "{frames:#?}");
     assert!(outside.exists());
     shutdown(rpc);
@@ -468,25 +443,12 @@ fn the_file_tools_keep_to_the_writable_roots() {
 #[test]
 fn a_refused_write_asks_nobody() {
     let jail = Jail::new();
-    let mut rpc = jail.spawn("workspace-write", "ask").start();
-    rpc.ready();
+    let mut rpc = jail.start_as("workspace-write", "ask");
     let outside = jail.outside().join("asked.txt");
-    let (frames, resp) = prompt(
-        &mut rpc,
-        "1",
-        &call("write", &json!({"path": outside, "content": "x"})),
-    );
+    let (frames, resp) = prompt(&mut rpc, "1", &write_x(&outside));
     assert_ok(&resp, &rpc);
     no_permission_request(&frames);
-    let end = the_tool_end(&frames);
-    assert_eq!(end["is_error"], true, "{end}");
-    assert!(
-        end["result"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("refused by the sandbox"),
-        "{end}"
-    );
+    the_tool_failed_with(&frames, "refused by the sandbox");
     assert!(!outside.exists());
     shutdown(rpc);
 }

@@ -143,16 +143,10 @@ fn overflow_compacts_and_retries(api: Api) {
     long_turns(&mut rpc, "OLD", 3, 200);
     let (frames, resp) = prompt(&mut rpc, "p3", &long_prompt("NEWEST", 300));
     assert_ok(&resp, &rpc);
-    let start = frames
-        .iter()
-        .find(|f| f["type"] == "compaction_start")
-        .expect("compaction_start");
+    let start = the_frame(&frames, "compaction_start");
     assert_eq!(start["reason"], "overflow");
     assert_eq!(start["prompt_id"], resp["prompt_id"]);
-    let end = frames
-        .iter()
-        .find(|f| f["type"] == "compaction_end")
-        .expect("compaction_end");
+    let end = the_frame(&frames, "compaction_end");
     assert_eq!(end["ok"], true, "{end}");
     assert!(end["summary"].as_str().unwrap().starts_with("FAKE SUMMARY"));
     let (after, before) = (end["tokens_after"].as_u64(), end["tokens_before"].as_u64());
@@ -269,10 +263,7 @@ fn manual_compact_then_resume(api: Api) {
         resp["tokens_before"].as_u64(),
     );
     assert!(after.zip(before).is_some_and(|(a, b)| a < b), "{resp}");
-    let start = frames
-        .iter()
-        .find(|f| f["type"] == "compaction_start")
-        .unwrap();
+    let start = the_frame(&frames, "compaction_start");
     assert_eq!(start["reason"], "manual");
     assert!(start.get("prompt_id").is_none());
     let summary_req = srv
@@ -335,10 +326,7 @@ fn abort_mid_compaction_changes_nothing(api: Api) {
     eprintln!("abort stopped the compaction in {:?}", sent.elapsed());
     assert_eq!(compact["ok"], true, "{compact}");
     assert_eq!(compact["cancelled"], true, "{compact}");
-    let end = frames
-        .iter()
-        .find(|f| f["type"] == "compaction_end")
-        .unwrap();
+    let end = the_frame(&frames, "compaction_end");
     assert_eq!(end["ok"], false);
     let abort = rpc.answer(&json!("a"));
     assert_ok(&abort, &rpc);
@@ -497,10 +485,7 @@ fn extension_context_overflow_is_recognised() {
         .find(|f| f["type"] == "compaction_start")
         .unwrap_or_else(|| panic!("no compaction_start: {resp} {frames:?}"));
     assert_eq!(start["reason"], "overflow");
-    let end = frames
-        .iter()
-        .find(|f| f["type"] == "compaction_end")
-        .expect("compaction_end");
+    let end = the_frame(&frames, "compaction_end");
     // The echo extension summarises (offline), so the history is
     // compacted; the prompt itself still asks for the overflow, so the
     // retried round overflows again and the turn fails, saying why.

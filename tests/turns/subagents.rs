@@ -48,6 +48,19 @@ fn child_id(result: &str) -> String {
         .to_owned()
 }
 
+/// A host on the HTTP fake `srv` (Anthropic's API) that may run any tool;
+/// not yet started.
+fn http_host(srv: &common::fake_http::FakeServer) -> Spawn {
+    let api = common::fake_http::Api::Anthropic;
+    Spawn::new()
+        .env("XDG_CONFIG_HOME", "/nonexistent/agent-rpc-subagent-tests")
+        .env(api.base_var(), &api.base_url(srv.port))
+        .env(api.key_var(), "sk-ant-test-subagents")
+        .model(api.model())
+        .arg("--permission-mode")
+        .arg("allow-all")
+}
+
 fn ends_of(frames: &[Value]) -> Vec<&Value> {
     frames
         .iter()
@@ -337,19 +350,8 @@ fn a_bad_task_call_is_an_error_result_the_model_can_fix() {
 
 #[test]
 fn what_a_child_spends_counts_towards_the_parents_budget() {
-    use common::fake_http::{Api, FakeServer};
-    let api = Api::Anthropic;
-    let srv = FakeServer::start();
-    let mut rpc = Spawn::new()
-        .env("XDG_CONFIG_HOME", "/nonexistent/agent-rpc-subagent-tests")
-        .env(api.base_var(), &api.base_url(srv.port))
-        .env(api.key_var(), "sk-ant-test-subagents")
-        .model(api.model())
-        .arg("--permission-mode")
-        .arg("allow-all")
-        .arg("--max-budget-usd")
-        .arg("1")
-        .start();
+    let srv = common::fake_http::FakeServer::start();
+    let mut rpc = http_host(&srv).arg("--max-budget-usd").arg("1").start();
     rpc.ready();
     // The child reports two million input tokens: dollars, where the
     // parent's own rounds cost a fraction of a cent.
@@ -499,24 +501,13 @@ fn an_external_agent_that_cannot_start_is_an_error_result_and_the_turn_goes_on()
 /// given, on the HTTP fake (which serves requests side by side, unlike
 /// the extension fixture).
 fn children_overlap(max_parallel: usize) -> bool {
-    use common::fake_http::{Api, FakeServer};
-    let api = Api::Anthropic;
-    let srv = FakeServer::start();
+    let srv = common::fake_http::FakeServer::start();
     let dir = tempfile::tempdir().expect("dir");
     let config = config(
         dir.path(),
         &format!("[subagents]\nmax_parallel = {max_parallel}\n"),
     );
-    let mut rpc = Spawn::new()
-        .env("XDG_CONFIG_HOME", "/nonexistent/agent-rpc-subagent-tests")
-        .env(api.base_var(), &api.base_url(srv.port))
-        .env(api.key_var(), "sk-ant-test-subagents")
-        .model(api.model())
-        .arg("--permission-mode")
-        .arg("allow-all")
-        .arg("--config")
-        .arg(&config)
-        .start();
+    let mut rpc = http_host(&srv).arg("--config").arg(&config).start();
     rpc.ready();
     let slow = "[[n=8 delay_ms=40]]";
     let (frames, done) = prompt(
