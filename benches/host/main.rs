@@ -37,6 +37,7 @@ mod idle;
 mod latency;
 mod responses;
 mod sandbox;
+mod side_by_side;
 mod skills;
 mod spawn;
 mod stall;
