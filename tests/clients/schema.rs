@@ -106,12 +106,15 @@ impl Session {
 
 #[test]
 fn the_checked_in_schema_is_what_rpc_schema_prints() {
-    let out = Command::new(bin())
-        .arg("schema")
-        .output()
-        .expect("run rpc schema");
-    assert!(out.status.success());
-    let printed = String::from_utf8(out.stdout).expect("utf-8 schema");
+    let (status, printed, stderr) = bounded::run_bounded(
+        Command::new(bin()).arg("schema"),
+        b"",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "rpc schema: {status:?} {stderr}"
+    );
     let checked_in = std::fs::read_to_string(schema_path()).unwrap_or_default();
     assert!(
         printed == checked_in,
