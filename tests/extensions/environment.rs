@@ -7,11 +7,15 @@ use super::*;
 /// version-manager shim (pyenv's is a bash script) adds its own variables
 /// (PYENV_*, PWD, SHLVL) to the extension's environment.
 fn plain_python_path() -> String {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 runs");
-    let exe = String::from_utf8(out.stdout).unwrap();
+    let (status, exe, stderr) = crate::common::bounded::run_bounded(
+        std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]),
+        b"",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "python3 runs: {stderr}"
+    );
     let dir = Path::new(exe.trim())
         .parent()
         .expect("interpreter dir")
